@@ -1,0 +1,103 @@
+/*
+ * bench.h - helpers shared by coscope's benchmarks, private to bench/.
+ *
+ * Every bench takes the same options (--quick, -n N, --reps R), times with
+ * CLOCK_MONOTONIC, keeps the best of several repetitions (the least
+ * disturbed one on a shared machine), and ends with one or more summary
+ * rows that bench/run.sh collects into its table:
+ *
+ *   @row <TAB> figure <TAB> value <TAB> baseline <TAB> ratio <TAB> target
+ *        <TAB> meets|misses
+ *
+ * Benches never fail on a figure: their exit status is 0 unless something
+ * did not work (a call failed, a server died); targets are reported only.
+ */
+#ifndef CS_BENCH_H
+#define CS_BENCH_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Options common to every bench. */
+typedef struct bench_opts {
+    int quick;         /* --quick: few iterations, for the ctest smoke run */
+    long n;            /* -n N: iterations per repetition (0: bench default) */
+    int reps;          /* --reps R: repetitions, best kept (0: default) */
+    const char *extra; /* the one bench-specific option value, if any */
+} bench_opts;
+
+/* Monotonic time in nanoseconds. */
+static inline int64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Prints usage and exits 2 (the exit code for bad arguments). */
+static inline void bench_usage(const char *prog, const char *extra_help)
+{
+    fprintf(stderr,
+            "usage: %s [--quick] [-n N] [--reps R]%s\n"
+            "  --quick    few iterations (smoke test; figures meaningless)\n"
+            "  -n N       iterations per repetition\n"
+            "  --reps R   repetitions; the best one is reported\n",
+            prog, extra_help ? extra_help : "");
+    exit(2);
+}
+
+/*
+ * Parses the common options.  extra_name (e.g. "--peer"), if not NULL, is
+ * one more option taking a value, stored in o->extra.
+ */
+static inline void bench_parse(int argc, char **argv, bench_opts *o,
+                               const char *extra_name, const char *extra_help)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--quick") == 0) {
+            o->quick = 1;
+        } else if (strcmp(a, "-n") == 0 && i + 1 < argc) {
+            o->n = strtol(argv[++i], NULL, 10);
+            if (o->n <= 0)
+                bench_usage(argv[0], extra_help);
+        } else if (strcmp(a, "--reps") == 0 && i + 1 < argc) {
+            o->reps = atoi(argv[++i]);
+            if (o->reps <= 0)
+                bench_usage(argv[0], extra_help);
+        } else if (extra_name && strcmp(a, extra_name) == 0 && i + 1 < argc) {
+            o->extra = argv[++i];
+        } else {
+            bench_usage(argv[0], extra_help);
+        }
+    }
+}
+
+/* Prints a summary row for bench/run.sh (see the top of this file). */
+static inline void bench_row(const char *figure, const char *value,
+                             const char *baseline, const char *ratio,
+                             const char *target, int meets)
+{
+    printf("@row\t%s\t%s\t%s\t%s\t%s\t%s\n", figure, value, baseline, ratio,
+           target, meets ? "meets" : "misses");
+    fflush(stdout);
+}
+
+/* snprintf into a caller's buffer, returning it (for bench_row values). */
+static inline const char *bench_fmt(char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline const char *bench_fmt(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+#endif

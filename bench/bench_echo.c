@@ -1,0 +1,440 @@
+/*
+ * bench_echo.c - echo requests/s of coscope's echo server against a plain
+ * epoll echo server, on loopback.
+ *
+ * Two servers run as child processes of this bench, one thread each:
+ *   coscope  examples/echo_server.c (built as bench_echo_server), started
+ *            with port 0; its "listening on 127.0.0.1:PORT" line is read
+ *            from a pipe; stopped with SIGTERM and expected to exit 0;
+ *   epoll    plain_serve() below: edge-triggered, non-blocking, one
+ *            thread, the textbook loop a C programmer would write.
+ * The load generator is this process: blocking sockets, ping-pong of a
+ * 64-byte message (one request in flight per connection) for a fixed time,
+ * at 1 and 50 connections, driven by at most two threads (a thread sends on
+ * each of its connections, then reads each echo), so that the load
+ * generator does not crowd the server off a two-core machine.  Servers and load alternate (epoll, coscope, epoll, ...) for
+ * --reps rounds and the best round of each is kept.  Everything is bounded:
+ * socket timeouts of 5 s and an alarm() over the whole run.
+ *
+ * Target (issue 3): coscope >= 0.9x the epoll server's requests/s.
+ *
+ * Options: --quick, -n MS (measurement time per point, default 2000),
+ * --reps R (default 2), --server PATH (the coscope echo server binary).
+ */
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef BENCH_ECHO_SERVER
+#define BENCH_ECHO_SERVER "./bench_echo_server"
+#endif
+
+enum { MSG_SIZE = 64, IO_TIMEOUT_S = 5, MAX_CONNS = 256, LOAD_THREADS = 2 };
+
+static const char *prog = "bench_echo";
+static volatile pid_t children[2]; /* for the watchdog */
+
+/* ---- the plain epoll echo server --------------------------------------- */
+
+typedef struct plain_conn {
+    int fd;          /* non-blocking socket */
+    size_t off, len; /* bytes of buf still to write: [off, len) */
+    char buf[16384]; /* last bytes read */
+} plain_conn;
+
+/* Writes what is pending: 0 all written, 1 would block, -1 error. */
+static int plain_flush(plain_conn *c)
+{
+    while (c->off < c->len) {
+        ssize_t n = write(c->fd, c->buf + c->off, c->len - c->off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN ? 1 : -1;
+        c->off += (size_t)n;
+    }
+    c->off = c->len = 0;
+    return 0;
+}
+
+/* Edge-triggered: echo until read or write would block. */
+static void plain_io(plain_conn *c)
+{
+    for (;;) {
+        int f = plain_flush(c);
+        if (f > 0)
+            return; /* EPOLLOUT will call us again */
+        if (f < 0)
+            break;
+        ssize_t n = read(c->fd, c->buf, sizeof c->buf);
+        if (n > 0) {
+            c->len = (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        break; /* EOF or error */
+    }
+    close(c->fd); /* also leaves the epoll set */
+    free(c);
+}
+
+static void plain_accept(int ep, int lfd)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or an aborted connection */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        plain_conn *c = calloc(1, sizeof *c);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
+                                 .data.ptr = c};
+        if (!c || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        plain_io(c); /* data may already be there */
+    }
+}
+
+static _Noreturn void plain_serve(int lfd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) != 0) {
+        perror("bench_echo: epoll server");
+        _exit(1);
+    }
+    struct epoll_event evs[64];
+    for (;;) {
+        int n = epoll_wait(ep, evs, 64, -1);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr)
+                plain_io(evs[i].data.ptr);
+            else
+                plain_accept(ep, lfd);
+        }
+    }
+}
+
+/* ---- starting and stopping the servers --------------------------------- */
+
+typedef struct server {
+    const char *name; /* "epoll" or "coscope" */
+    pid_t pid;        /* child process */
+    int port;         /* where it listens */
+} server;
+
+static int start_plain(server *s)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(lfd, SOMAXCONN) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    s->port = ntohs(a.sin_port);
+    s->pid = fork();
+    if (s->pid == 0)
+        plain_serve(lfd);
+    close(lfd);
+    return s->pid > 0 ? 0 : -1;
+}
+
+static int start_coscope(server *s, const char *path)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -1;
+    s->pid = fork();
+    if (s->pid == 0) {
+        dup2(p[1], STDOUT_FILENO);
+        execl(path, path, "0", (char *)NULL);
+        fprintf(stderr, "%s: cannot run '%s': %s\n", prog, path,
+                strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    if (s->pid < 0) {
+        close(p[0]);
+        return -1;
+    }
+    char line[128];
+    size_t got = 0;
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    while (got < sizeof line - 1 && !memchr(line, '\n', got) &&
+           poll(&pfd, 1, 10000) == 1) {
+        ssize_t n = read(p[0], line + got, sizeof line - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    line[got] = '\0';
+    close(p[0]); /* the server prints nothing more on stdout */
+    if (sscanf(line, "listening on 127.0.0.1:%d", &s->port) != 1) {
+        fprintf(stderr, "%s: '%s' did not say where it listens\n", prog, path);
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGTERMs the server and reaps it; returns 0 if it ended as expected
+ * (coscope: exit 0 after a clean shutdown; epoll: killed by SIGTERM). */
+static int stop_server(server *s)
+{
+    int st = 0;
+    kill(s->pid, SIGTERM);
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            if (strcmp(s->name, "coscope") == 0 && WIFEXITED(st) &&
+                WEXITSTATUS(st) == 0)
+                return 0;
+            if (strcmp(s->name, "epoll") == 0 && WIFSIGNALED(st) &&
+                WTERMSIG(st) == SIGTERM)
+                return 0;
+            fprintf(stderr, "%s: %s server ended with status 0x%x\n", prog,
+                    s->name, st);
+            return -1;
+        }
+        usleep(10000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    fprintf(stderr, "%s: %s server did not stop on SIGTERM\n", prog, s->name);
+    return -1;
+}
+
+static void watchdog(int sig)
+{
+    (void)sig;
+    static const char msg[] = "bench_echo: time bound exceeded\n";
+    for (int i = 0; i < 2; i++)
+        if (children[i] > 0)
+            kill(children[i], SIGKILL);
+    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+        /* nothing more to do */
+    }
+    _exit(1);
+}
+
+/* ---- the load generator ------------------------------------------------ */
+
+typedef struct load {
+    int port;                  /* server port */
+    atomic_int stop;           /* set when the time is up */
+    atomic_int failed;         /* a connection failed */
+    pthread_barrier_t barrier; /* all connected: start */
+} load;
+
+typedef struct load_thread {
+    load *l;      /* shared state */
+    int nfd;      /* connections this thread drives */
+    long count;   /* round trips completed */
+    pthread_t id; /* the thread */
+} load_thread;
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int recv_all(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, buf + got, n - got, 0);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/*
+ * One round on each of the thread's connections: send the message on every
+ * one, then receive every echo.  Each connection has one request in flight
+ * at a time (ping-pong), but a thread drives several, so that 50
+ * connections need not be 50 threads competing with the server for the
+ * machine's two cores.  Returns 0, or -1 on an error or a wrong echo.
+ */
+static int round_trip(const int *fds, int nfd, char *msg, char *back)
+{
+    for (int i = 0; i < nfd; i++)
+        if (send(fds[i], msg, MSG_SIZE, MSG_NOSIGNAL) != MSG_SIZE)
+            return -1;
+    for (int i = 0; i < nfd; i++)
+        if (recv_all(fds[i], back, MSG_SIZE) != 0 ||
+            memcmp(msg, back, MSG_SIZE) != 0)
+            return -1;
+    return 0;
+}
+
+static void *load_run(void *arg)
+{
+    load_thread *t = arg;
+    char msg[MSG_SIZE], back[MSG_SIZE];
+    int fds[MAX_CONNS];
+    int nfd = 0;
+    memset(msg, 'x', sizeof msg);
+    for (; nfd < t->nfd; nfd++) {
+        fds[nfd] = connect_to(t->l->port);
+        if (fds[nfd] < 0) {
+            atomic_store(&t->l->failed, 1);
+            break;
+        }
+    }
+    pthread_barrier_wait(&t->l->barrier);
+    while (nfd == t->nfd &&
+           !atomic_load_explicit(&t->l->stop, memory_order_relaxed)) {
+        if (round_trip(fds, nfd, msg, back) != 0) {
+            atomic_store(&t->l->failed, 1);
+            break;
+        }
+        t->count += nfd;
+    }
+    for (int i = 0; i < nfd; i++)
+        close(fds[i]);
+    return NULL;
+}
+
+/* Drives the server at port with conns connections spread over at most
+ * LOAD_THREADS threads for ms milliseconds; returns requests/s, or -1 if a
+ * connection failed. */
+static double drive(int port, int conns, long ms)
+{
+    load l = {.port = port};
+    load_thread th[LOAD_THREADS];
+    int nth = conns < LOAD_THREADS ? conns : LOAD_THREADS;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_barrier_init(&l.barrier, NULL, (unsigned)nth + 1);
+    for (int i = 0; i < nth; i++) {
+        th[i] = (load_thread){.l = &l,
+                              .nfd = conns / nth + (i < conns % nth)};
+        if (pthread_create(&th[i].id, &attr, load_run, &th[i]) != 0) {
+            fprintf(stderr, "%s: cannot start load threads\n", prog);
+            exit(1); /* cannot happen short of resource exhaustion */
+        }
+    }
+    pthread_barrier_wait(&l.barrier);
+    int64_t t0 = bench_now_ns();
+    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&d, &d) != 0 && errno == EINTR) {
+    }
+    atomic_store(&l.stop, 1);
+    int64_t t1 = bench_now_ns();
+    long total = 0;
+    for (int i = 0; i < nth; i++) {
+        pthread_join(th[i].id, NULL);
+        total += th[i].count;
+    }
+    pthread_barrier_destroy(&l.barrier);
+    pthread_attr_destroy(&attr);
+    if (atomic_load(&l.failed))
+        return -1;
+    return (double)total * 1e9 / (double)(t1 - t0);
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static void report(int conns, double cs, double ep)
+{
+    char fig[64], v[64], b[64], r[64];
+    double ratio = cs / ep;
+    printf("%d conn: coscope %.0f req/s, epoll %.0f req/s, ratio %.2fx\n",
+           conns, cs, ep, ratio);
+    bench_row(bench_fmt(fig, sizeof fig, "echo, %d conn", conns),
+              bench_fmt(v, sizeof v, "%.0f req/s", cs),
+              bench_fmt(b, sizeof b, "epoll %.0f req/s", ep),
+              bench_fmt(r, sizeof r, "%.2fx", ratio), ">= 0.9x", ratio >= 0.9);
+}
+
+int main(int argc, char **argv)
+{
+    bench_opts o;
+    bench_parse(argc, argv, &o, "--server", " [--server PATH]");
+    long ms = o.n ? o.n : o.quick ? 200 : 2000;
+    int reps = o.reps ? o.reps : o.quick ? 1 : 2;
+    const int conn_counts[2] = {1, o.quick ? 4 : 50};
+    const char *path = o.extra ? o.extra : BENCH_ECHO_SERVER;
+
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGALRM, watchdog);
+    alarm((unsigned)(reps * 4 * (ms / 1000 + IO_TIMEOUT_S + 1) + 30));
+
+    server srv[2] = {{.name = "epoll"}, {.name = "coscope"}};
+    if (start_plain(&srv[0]) != 0) {
+        perror("bench_echo: cannot start the epoll server");
+        return 1;
+    }
+    children[0] = srv[0].pid;
+    if (start_coscope(&srv[1], path) != 0) {
+        stop_server(&srv[0]);
+        return 1;
+    }
+    children[1] = srv[1].pid;
+    printf("echo: %d-byte ping-pong, %ld ms per point, best of %d; epoll "
+           "server on port %d, coscope server (%s) on port %d\n",
+           MSG_SIZE, ms, reps, srv[0].port, path, srv[1].port);
+
+    double best[2][2] = {{0}}; /* [conn count][server] */
+    int err = 0;
+    for (int rep = 0; rep < reps && !err; rep++) {
+        for (int c = 0; c < 2 && !err; c++) {
+            for (int s = 0; s < 2 && !err; s++) {
+                double rps = drive(srv[s].port, conn_counts[c], ms);
+                printf("  rep %d, %2d conn, %-7s: %.0f req/s\n", rep + 1,
+                       conn_counts[c], srv[s].name, rps);
+                if (rps < 0) {
+                    fprintf(stderr, "%s: a connection to the %s server "
+                            "failed\n", prog, srv[s].name);
+                    err = 1;
+                }
+                if (rps > best[c][s])
+                    best[c][s] = rps;
+            }
+        }
+    }
+    for (int s = 0; s < 2; s++)
+        err |= stop_server(&srv[s]) != 0;
+    if (err)
+        return 1;
+    for (int c = 0; c < 2; c++)
+        report(conn_counts[c], best[c][1], best[c][0]);
+    return 0;
+}

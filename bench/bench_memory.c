@@ -1,0 +1,218 @@
+/*
+ * bench_memory.c - resident memory of 100,000 tasks parked in cs_sleep().
+ *
+ * Reads /proc/self/statm before spawning and once every task has started
+ * and is parked in a long cs_sleep(); the RSS difference divided by the
+ * number of tasks is the cost of a parked task, stack pages, task struct
+ * and loop bookkeeping included.  The tasks are then cancelled and awaited.
+ *
+ * Each task stack is an mmap with a PROT_NONE guard page, i.e. two VMAs per
+ * task, and vm.max_map_count is often 65530: if it is too low the bench
+ * raises it for the run when it can (root) and restores it afterwards, and
+ * otherwise runs with as many tasks as fit.  It says which in its output.
+ *
+ * Target (issue 3): <= 8 KiB RSS per task.  The baseline is that budget.
+ *
+ * Options: --quick (1,000 tasks), -n N (tasks), --reps is ignored.
+ */
+#include "bench.h"
+
+#include <coscope.h>
+#include <errno.h>
+#include <unistd.h>
+
+static const char *prog = "bench_memory";
+static const char map_count_path[] = "/proc/sys/vm/max_map_count";
+
+enum { MAP_MARGIN = 2000 }; /* VMAs kept free for libc, the loop, ... */
+
+typedef struct mem_run {
+    long n;           /* tasks to park */
+    long spawned;     /* tasks actually spawned */
+    long parked;      /* tasks that reached cs_sleep() */
+    long rss_before;  /* pages */
+    long rss_after;   /* pages */
+    long vsz_before;  /* pages */
+    long vsz_after;   /* pages */
+    long maps_before; /* VMAs */
+    long maps_after;  /* VMAs */
+    int64_t spawn_ns; /* time to spawn and park every task */
+    int error;        /* first unexpected error, or 0 */
+} mem_run;
+
+static int read_statm(long *vsz, long *rss)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    int ok = fscanf(f, "%ld %ld", vsz, rss) == 2;
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+static long count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return -1;
+    long lines = 0;
+    int c;
+    while ((c = getc(f)) != EOF)
+        lines += c == '\n';
+    fclose(f);
+    return lines;
+}
+
+static long read_long_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+static int write_long_file(const char *path, long v)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    int rc = fprintf(f, "%ld\n", v) < 0 ? -EIO : 0;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+static void *sleeper(void *arg)
+{
+    mem_run *r = arg;
+    r->parked++;
+    int rc = cs_sleep(CS_SEC(3600));
+    if (rc != CS_ECANCELLED && r->error == 0)
+        r->error = rc ? rc : CS_EINVAL; /* woke up without being cancelled */
+    return NULL;
+}
+
+static void *memory_main(void *arg)
+{
+    mem_run *r = arg;
+    cs_task **tasks = calloc((size_t)r->n, sizeof *tasks);
+    if (!tasks) {
+        r->error = CS_ENOMEM;
+        return NULL;
+    }
+    memset(tasks, 0xff, (size_t)r->n * sizeof *tasks); /* fault it in now */
+    read_statm(&r->vsz_before, &r->rss_before);
+    r->maps_before = count_maps();
+
+    int64_t t0 = bench_now_ns();
+    for (r->spawned = 0; r->spawned < r->n; r->spawned++) {
+        tasks[r->spawned] = cs_spawn("sleeper", sleeper, r);
+        if (!tasks[r->spawned])
+            break;
+    }
+    for (int i = 0; i < 100 && r->parked < r->spawned; i++)
+        cs_yield();
+    r->spawn_ns = bench_now_ns() - t0;
+
+    read_statm(&r->vsz_after, &r->rss_after);
+    r->maps_after = count_maps();
+
+    for (long i = 0; i < r->spawned; i++)
+        cs_cancel(tasks[i]);
+    for (long i = 0; i < r->spawned; i++) {
+        int rc = cs_await(tasks[i], NULL);
+        if (rc != 0 && rc != CS_ECANCELLED && r->error == 0)
+            r->error = rc;
+    }
+    free(tasks);
+    return NULL;
+}
+
+/*
+ * Makes room for n tasks (two VMAs each) under vm.max_map_count: raises it
+ * if allowed, else lowers n.  Returns the old value to restore, or -1.
+ */
+static long fit_map_count(long *n)
+{
+    long max = read_long_file(map_count_path);
+    long used = count_maps();
+    long need = 2 * *n + used + MAP_MARGIN;
+    if (max < 0 || used < 0 || max >= need) {
+        printf("vm.max_map_count = %ld: enough for %ld tasks\n", max, *n);
+        return -1;
+    }
+    int rc = geteuid() == 0 ? write_long_file(map_count_path, need) : -EPERM;
+    if (rc == 0 && read_long_file(map_count_path) >= need) {
+        printf("raised vm.max_map_count from %ld to %ld for this run "
+               "(restored at exit)\n",
+               max, need);
+        return max;
+    }
+    long fit = (max - used - MAP_MARGIN) / 2;
+    printf("vm.max_map_count = %ld is too low for %ld tasks and cannot be "
+           "raised (%s): running with %ld tasks\n",
+           max, *n, strerror(-rc), fit > 0 ? fit : 1);
+    *n = fit > 0 ? fit : 1;
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    bench_opts o;
+    bench_parse(argc, argv, &o, NULL, NULL);
+    mem_run r = {.n = o.n ? o.n : o.quick ? 1000 : 100000};
+    long page_kib = sysconf(_SC_PAGESIZE) / 1024;
+
+    const char *env = getenv("COSCOPE_STACK_KB");
+    if (env && *env)
+        printf("stack size configured: %s KiB (COSCOPE_STACK_KB)\n", env);
+    else
+        printf("stack size configured: 64 KiB (default; COSCOPE_STACK_KB "
+               "unset)\n");
+    long old_max = fit_map_count(&r.n);
+
+    int rc = cs_run(memory_main, &r, NULL);
+    if (old_max >= 0) {
+        int wrc = write_long_file(map_count_path, old_max);
+        if (wrc != 0)
+            fprintf(stderr, "%s: cannot restore vm.max_map_count to %ld: %s\n",
+                    prog, old_max, strerror(-wrc));
+    }
+    if (rc != 0 || r.error != 0) {
+        fprintf(stderr, "%s: %s\n", prog, cs_strerror(rc ? rc : r.error));
+        return 1;
+    }
+    if (r.spawned < r.n)
+        printf("cs_spawn failed after %ld of %ld tasks (out of memory or "
+               "mappings): measured with %ld\n",
+               r.spawned, r.n, r.spawned);
+    if (r.spawned == 0 || r.parked < r.spawned) {
+        fprintf(stderr, "%s: only %ld of %ld tasks started\n", prog, r.parked,
+                r.spawned);
+        return 1;
+    }
+
+    double n = (double)r.spawned;
+    double rss_kib = (double)(r.rss_after - r.rss_before) * page_kib / n;
+    double vsz_kib = (double)(r.vsz_after - r.vsz_before) * page_kib / n;
+    double vmas = (double)(r.maps_after - r.maps_before) / n;
+    printf("tasks parked in cs_sleep: %ld\n", r.spawned);
+    printf("RSS before %ld KiB, after %ld KiB\n", r.rss_before * page_kib,
+           r.rss_after * page_kib);
+    printf("RSS per task:     %.2f KiB\n", rss_kib);
+    printf("virtual per task: %.2f KiB, VMAs per task: %.2f\n", vsz_kib, vmas);
+    printf("spawn and park:   %.0f ns per task\n", (double)r.spawn_ns / n);
+    printf("ratio to the 8 KiB budget: %.2f\n", rss_kib / 8.0);
+
+    char v[64], x[64], fig[64];
+    bench_row(bench_fmt(fig, sizeof fig, "RSS per parked task (%ld)",
+                        r.spawned),
+              bench_fmt(v, sizeof v, "%.2f KiB", rss_kib), "budget 8 KiB",
+              bench_fmt(x, sizeof x, "%.2f of budget", rss_kib / 8.0),
+              "<= 8 KiB", rss_kib <= 8.0);
+    return 0;
+}

@@ -1,0 +1,149 @@
+/*
+ * bench_switch.c - task switch round trip, against swapcontext().
+ *
+ * coscope: two tasks call cs_yield() in a loop; one round trip is A
+ * yielding to B and B yielding back, so N round trips are 2N yields, timed
+ * in A.  Baseline: the same ping-pong between two ucontexts with
+ * swapcontext() (which also saves and restores the signal mask with a
+ * syscall, DESIGN.md "Switch").  Both in this binary, best of --reps.
+ *
+ * Targets (issue 3): <= 20 ns per round trip and >= 20x swapcontext.
+ *
+ * Options: --quick, -n N (round trips per repetition, default 10 million;
+ * swapcontext runs N/10), --reps R (default 5), --only coscope|ucontext
+ * (to run one side, e.g. under callgrind).
+ */
+#include "bench.h"
+
+#include <coscope.h>
+#include <ucontext.h>
+
+static const char *prog = "bench_switch";
+
+/* ---- coscope: two tasks yielding to each other ------------------------- */
+
+static void *yielder(void *arg)
+{
+    long n = *(const long *)arg;
+    for (long i = 0; i < n; i++)
+        cs_yield();
+    return NULL;
+}
+
+typedef struct switch_run {
+    long n;        /* round trips per repetition */
+    int reps;      /* repetitions */
+    double best;   /* best ns per round trip */
+    int error;     /* first error seen, or 0 */
+} switch_run;
+
+static void *switch_main(void *arg)
+{
+    switch_run *r = arg;
+    r->best = 1e300;
+    for (int rep = 0; rep < r->reps; rep++) {
+        cs_task *b = cs_spawn("yield_b", yielder, &r->n);
+        if (!b) {
+            r->error = CS_ENOMEM;
+            return NULL;
+        }
+        cs_yield(); /* let B start, so both loops run in step */
+        int64_t t0 = bench_now_ns();
+        for (long i = 0; i < r->n; i++)
+            cs_yield();
+        int64_t t1 = bench_now_ns();
+        int rc = cs_await(b, NULL);
+        if (rc != 0) {
+            r->error = rc;
+            return NULL;
+        }
+        double ns = (double)(t1 - t0) / (double)r->n;
+        printf("  coscope rep %d: %.2f ns/round trip\n", rep + 1, ns);
+        if (ns < r->best)
+            r->best = ns;
+    }
+    return NULL;
+}
+
+static double bench_coscope(long n, int reps)
+{
+    switch_run r = {.n = n, .reps = reps};
+    int rc = cs_run(switch_main, &r, NULL);
+    if (rc != 0 || r.error != 0) {
+        fprintf(stderr, "%s: cs_run failed: %s\n", prog,
+                cs_strerror(rc ? rc : r.error));
+        exit(1);
+    }
+    return r.best;
+}
+
+/* ---- baseline: swapcontext ping-pong ----------------------------------- */
+
+static ucontext_t uc_main, uc_peer;
+
+static void uc_peer_fn(void)
+{
+    for (;;)
+        swapcontext(&uc_peer, &uc_main);
+}
+
+static double bench_ucontext(long n, int reps)
+{
+    static char stack[64 * 1024];
+    double best = 1e300;
+
+    if (getcontext(&uc_peer) != 0) {
+        perror("bench_switch: getcontext");
+        exit(1);
+    }
+    uc_peer.uc_stack.ss_sp = stack;
+    uc_peer.uc_stack.ss_size = sizeof stack;
+    uc_peer.uc_link = NULL;
+    makecontext(&uc_peer, uc_peer_fn, 0);
+    swapcontext(&uc_main, &uc_peer); /* start the peer */
+
+    for (int rep = 0; rep < reps; rep++) {
+        int64_t t0 = bench_now_ns();
+        for (long i = 0; i < n; i++)
+            swapcontext(&uc_main, &uc_peer);
+        int64_t t1 = bench_now_ns();
+        double ns = (double)(t1 - t0) / (double)n;
+        printf("  swapcontext rep %d: %.2f ns/round trip\n", rep + 1, ns);
+        if (ns < best)
+            best = ns;
+    }
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    bench_opts o;
+    bench_parse(argc, argv, &o, "--only", " [--only coscope|ucontext]");
+    long n = o.n ? o.n : o.quick ? 10000 : 10000000;
+    int reps = o.reps ? o.reps : o.quick ? 1 : 5;
+    long n_uc = n / 10 > 0 ? n / 10 : 1;
+    int do_cs = !o.extra || strcmp(o.extra, "coscope") == 0;
+    int do_uc = !o.extra || strcmp(o.extra, "ucontext") == 0;
+    if (!do_cs && !do_uc)
+        bench_usage(argv[0], " [--only coscope|ucontext]");
+
+    printf("switch round trip: %ld round trips (swapcontext %ld), best of %d\n",
+           n, n_uc, reps);
+    double cs = do_cs ? bench_coscope(n, reps) : 0;
+    double uc = do_uc ? bench_ucontext(n_uc, reps) : 0;
+    if (do_cs)
+        printf("coscope cs_yield round trip: %.2f ns\n", cs);
+    if (do_uc)
+        printf("swapcontext round trip:      %.2f ns\n", uc);
+    if (!do_cs || !do_uc)
+        return 0;
+
+    double ratio = uc / cs;
+    printf("ratio swapcontext/coscope:   %.1fx\n", ratio);
+    char v[64], b[64], r[64];
+    bench_row("switch round trip", bench_fmt(v, sizeof v, "%.1f ns", cs),
+              bench_fmt(b, sizeof b, "swapcontext %.1f ns", uc),
+              bench_fmt(r, sizeof r, "%.1fx faster", ratio),
+              "<= 20 ns, >= 20x", cs <= 20.0 && ratio >= 20.0);
+    return 0;
+}

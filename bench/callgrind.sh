@@ -1,0 +1,42 @@
+#!/bin/sh
+# bench/callgrind.sh BUILD_DIR - instructions per op of the switch round
+# trip and of spawn+await, counted by valgrind's callgrind.  Unlike times,
+# instruction counts repeat exactly on a shared, noisy machine.
+#
+# Each bench runs twice with different N; (Ir(N2) - Ir(N1)) / (N2 - N1)
+# cancels start-up and loop set-up, leaving the cost of one op.  The
+# per-function profile of the larger run is kept in BUILD_DIR/bench/out/
+# (callgrind_annotate shows where the instructions go).
+set -eu
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+  echo "usage: bench/callgrind.sh BUILD_DIR" >&2
+  exit 2
+fi
+command -v valgrind >/dev/null || { echo "bench/callgrind.sh: valgrind not found" >&2; exit 1; }
+build=$(cd "$1" && pwd)
+out="$build/bench/out"
+mkdir -p "$out"
+
+ir() { # callgrind output file -> total instructions
+  awk '/^(summary|totals):/ { print $2; exit }' "$1"
+}
+
+count() { # name, N1, N2, bench command without -n
+  name=$1 n1=$2 n2=$3
+  shift 3
+  for n in "$n1" "$n2"; do
+    valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.$name.$n" \
+      "$@" -n "$n" --reps 1 >/dev/null 2>"$out/callgrind.$name.$n.log"
+  done
+  i1=$(ir "$out/callgrind.$name.$n1")
+  i2=$(ir "$out/callgrind.$name.$n2")
+  echo "$name $n1 $i1 $n2 $i2" | awk '{ printf "%-8s %12.1f instructions/op   (Ir %s at N=%s, %s at N=%s)\n",
+      $1, ($5 - $3) / ($4 - $2), $3, $2, $5, $4 }'
+  callgrind_annotate --inclusive=no "$out/callgrind.$name.$n2" 2>/dev/null |
+    sed -n '/^-* *$/,$p' | head -40 >"$out/callgrind.$name.top.txt" || true
+}
+
+echo "callgrind, $(valgrind --version), $(date -u '+%Y-%m-%d %H:%M UTC')"
+count switch 100000 200000 "$build/bench/bench_switch" --only coscope
+count spawn 50000 100000 "$build/bench/bench_spawn"
+echo "profiles: $out/callgrind.{switch,spawn}.top.txt"
