@@ -1,0 +1,106 @@
+/*
+ * coro.c - lazy coroutine objects, the analogue of calling an `async def`:
+ * a cs_coro holds what to run and where it was created; nothing runs until
+ * it is awaited in place (cs_await_coro) or scheduled (cs_create_task).
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+const char *cs__coro_name(const cs_coro *c)
+{
+    return c->long_name ? c->long_name : c->name;
+}
+
+CS_EXTERN cs_coro *cs_coro_new_at(const char *name, cs_fn fn, void *arg,
+                                  const char *file, int line)
+{
+    cs_coro *c;
+
+    if (!fn)
+        return NULL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->fn = fn;
+    c->arg = arg;
+    c->file = file;
+    c->line = line;
+    cs__set_name(c->name, sizeof(c->name), &c->long_name, name);
+    return c;
+}
+
+CS_EXTERN cs_coro *cs_coro_new(const char *name, cs_fn fn, void *arg)
+{
+    return cs_coro_new_at(name, fn, arg, NULL, 0);
+}
+
+CS_EXTERN int cs_coro_set_stack_size(cs_coro *c, size_t bytes)
+{
+    if (!c)
+        return CS_EINVAL;
+    c->stack_size = bytes;
+    return 0;
+}
+
+CS_EXTERN void cs_coro_drop(cs_coro *c)
+{
+    if (!c)
+        return;
+    free(c->long_name);
+    free(c);
+}
+
+CS_EXTERN cs_task *cs_create_task(cs_coro *c)
+{
+    cs__loop *loop = cs__tls_loop;
+    cs_task *t = NULL;
+
+    if (!c)
+        return NULL;
+    if (loop)
+        t = cs__task_new(loop, cs__coro_name(c), c->fn, c->arg, c->file,
+                         c->line, c->stack_size);
+    cs_coro_drop(c);
+    return t;
+}
+
+/* Runs c on the caller's stack.  cs_raise inside it lands here through
+ * longjmp and becomes this call's return value, as an exception raised in
+ * `await coro()` propagates to the awaiting coroutine. */
+CS_EXTERN int cs_await_coro(cs_coro *c, void **result)
+{
+    cs_task *self = cs_current_task();
+    cs_coro *volatile coro = c;
+    cs__catch k;
+
+    if (!c)
+        return CS_EINVAL;
+    if (!self) {
+        cs_coro_drop(c);
+        return CS_ENOLOOP;
+    }
+    k.up = self->catcher;
+    self->catcher = &k;
+    if (setjmp(k.env) == 0) {
+        void *r = coro->fn(coro->arg);
+        self->catcher = k.up;
+        cs_coro_drop(coro);
+        if (result)
+            *result = r;
+        cs__set_last_error(&self->last_error, NULL);
+        return 0;
+    } else {
+        int code = self->status;
+        self->catcher = k.up;
+        self->has_status = false;
+        self->status = 0;
+        free(self->last_error);
+        self->last_error = self->errmsg;
+        self->errmsg = NULL;
+        cs_coro_drop(coro);
+        if (result)
+            *result = NULL;
+        return code;
+    }
+}

@@ -1,0 +1,292 @@
+/*
+ * internal.h - private to the coscope runtime; nothing here is API.
+ *
+ * The pieces: a loop per thread (cs__loop), tasks (struct cs_task) that each
+ * own a stack and a saved context, a ready FIFO, a 4-ary timer heap, an
+ * epoll poller behind cs__poll_* (poll_epoll.c is the only file that knows
+ * epoll), and a worker pool for cs_to_thread.
+ *
+ * Scheduling: a task that suspends picks the next ready task and switches
+ * to it directly; only when the ready queue is empty, or after
+ * CS__BUDGET direct hand-offs, does it switch back to the loop's own context
+ * (the thread's stack in cs_run), which runs timers and polls.  This is
+ * tokio's "event interval" idea: I/O and timers are still checked every
+ * few dozen steps, but a yield costs one switch, not two plus a syscall.
+ *
+ * A task and its stack:
+ *
+ *   heap (task pool)                 mmap'ed stack, grows down
+ *   +---------------------+          +-------------------------+ hi
+ *   | struct cs_task      |  stack   | trampoline frame        |
+ *   |  ctx.sp ------------+--------->| ... task frames ...     |
+ *   |  stack.lo/size      |          | saved regs (parked)     |
+ *   +---------------------+          |          ...            |
+ *                                    +-------------------------+
+ *                                    | guard page (PROT_NONE)  | lo
+ *                                    +-------------------------+
+ *
+ * The task struct outlives the stack: the stack goes back to the pool when
+ * the task ends, the struct when its handle is released (awaited or
+ * detached) and it has ended.
+ */
+#ifndef CS_RUNTIME_INTERNAL_H
+#define CS_RUNTIME_INTERNAL_H
+
+#include "coscope.h"
+#include "switch.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define cs_likely(x) __builtin_expect(!!(x), 1)
+#define cs_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Direct task-to-task hand-offs before the loop polls I/O and timers. */
+#define CS__BUDGET 61
+
+typedef struct cs__loop cs__loop;
+
+/* What a waiting task waits on; shared with the trace format later. */
+enum cs__wait {
+    CS__WAIT_NONE = 0,
+    CS__WAIT_SLEEP,
+    CS__WAIT_TASK,
+    CS__WAIT_LOCK,
+    CS__WAIT_EVENT,
+    CS__WAIT_SEMAPHORE,
+    CS__WAIT_QUEUE_PUT,
+    CS__WAIT_QUEUE_GET,
+    CS__WAIT_FD_READ,
+    CS__WAIT_FD_WRITE,
+    CS__WAIT_THREAD,
+    CS__WAIT_YIELD,
+};
+
+enum cs__state {
+    CS__READY = 1, /* in the ready queue */
+    CS__RUNNING,   /* the loop's current task */
+    CS__WAITING,   /* suspended on wait.reason */
+    CS__DONE,      /* ended; status and result are final */
+};
+
+/* A doubly linked list node/head; a waiting task sits in one wait list. */
+typedef struct cs__link {
+    struct cs__link *prev, *next;
+} cs__link;
+
+typedef struct cs__stack {
+    void *lo;        /* lowest usable byte (just above the guard page) */
+    size_t size;     /* usable bytes */
+    bool guarded;    /* a PROT_NONE page lies below lo */
+} cs__stack;
+
+/* A jump target for cs_raise inside cs_await_coro; innermost first. */
+typedef struct cs__catch {
+    jmp_buf env;            /* where cs_raise lands */
+    struct cs__catch *up;   /* enclosing cs_await_coro of the same task */
+} cs__catch;
+
+struct cs_task {
+    cs__ctx ctx;            /* saved registers while not running */
+    cs__loop *loop;         /* loop the task belongs to */
+    struct cs_task *next;   /* ready queue or free-list link */
+    cs__link all;           /* node in loop->all (unfinished tasks) */
+    uint64_t id;            /* unique, never reused */
+    cs_fn fn;               /* body and its argument */
+    void *arg;
+    char name[32];          /* short names live here... */
+    char *long_name;        /* ...longer ones are malloc'ed */
+    const char *file;       /* creation site (static string) or NULL */
+    int line;
+    uint8_t state;          /* enum cs__state */
+    bool cancel_pending;    /* cancel requested, not yet delivered */
+    bool cancelled;         /* cs_cancel was called (sticky) */
+    bool cancel_delivered;  /* a call returned CS_ECANCELLED to the task */
+    bool detached;          /* handle given up: free itself on end */
+    bool shielded;          /* current wait ignores cancellation */
+    bool has_status;        /* ended by cs_raise/cancel, see status */
+    int status;             /* 0, or the error the task ended with */
+    char *errmsg;           /* message of that error (malloc'ed) */
+    void *result;           /* return value of fn */
+    struct cs_task *awaiter;/* task suspended in cs_await on us */
+    /* What the task is suspended on (valid while state == WAITING). */
+    struct {
+        uint8_t reason;     /* enum cs__wait */
+        void *obj;          /* task/lock/event/semaphore/queue waited on */
+        int fd;             /* fd for CS__WAIT_FD_* */
+        int events;         /* CS_READABLE|CS_WRITABLE wanted on fd */
+        cs__link node;      /* node in the object's wait list */
+        int result;         /* what the suspended call returns */
+        void *xfer;         /* item handed over by a queue */
+    } wait;
+    int64_t deadline;       /* timer deadline (ns), valid if heap_index>=0 */
+    int32_t heap_index;     /* position in the timer heap, -1 if none */
+    size_t stack_size;      /* requested stack size (0: default) */
+    cs__stack stack;        /* stack while the task has one */
+    cs__catch *catcher;     /* innermost cs_await_coro */
+    char *last_error;       /* cs_last_error() for this task (malloc'ed) */
+    void *fake_stack;       /* ASan fake-stack handle across switches */
+};
+
+struct cs_coro {
+    cs_fn fn;
+    void *arg;
+    char name[32];
+    char *long_name;
+    const char *file;
+    int line;
+    size_t stack_size;
+};
+
+/* Per-fd state of the poller; fds are registered once, edge-triggered. */
+typedef struct cs__fd {
+    cs_task *reader;        /* task waiting to read, or NULL */
+    cs_task *writer;        /* task waiting to write, or NULL */
+    bool registered;        /* added to epoll */
+    bool readable;          /* an edge said readable since the last EAGAIN */
+    bool writable;
+} cs__fd;
+
+struct cs__loop {
+    cs_task *current;       /* running task, NULL in the loop context */
+    cs__ctx ctx;            /* the loop's own context (cs_run's stack) */
+    cs_task *ready_head;    /* ready FIFO */
+    cs_task *ready_tail;
+    int budget;             /* hand-offs left before the loop must poll */
+    cs_task *reap;          /* ended task whose stack awaits release */
+    cs__link all;           /* every unfinished task */
+    size_t ntasks;          /* unfinished tasks */
+    cs_task *main;          /* cs_run's task */
+    /* timers: 4-ary min-heap of tasks keyed by deadline */
+    cs_task **heap;
+    uint32_t heap_len, heap_cap;
+    /* poller */
+    int epfd;               /* -1 until first needed */
+    cs__fd *fds;            /* indexed by fd */
+    int nfds;               /* size of fds */
+    int fd_waiters;         /* tasks waiting in cs_read/write/wait_fd */
+    /* cs_to_thread completions */
+    int wakefd;             /* eventfd the workers signal, -1 until needed */
+    pthread_mutex_t done_mu;/* guards done_head */
+    struct cs__job *done_head;
+    int jobs_pending;       /* submitted and not yet collected */
+    /* ASan: the thread stack of the loop context */
+    const void *asan_stack_lo;
+    size_t asan_stack_size;
+    void *fake_stack;       /* ASan fake-stack handle of the loop context */
+    /* stacks of ended tasks kept for reuse (default size only) */
+    cs__stack *pool;
+    unsigned pool_len, pool_cap;
+    /* task structs kept for reuse */
+    cs_task *free_tasks;
+    unsigned free_len;
+    /* alternate signal stack for overflow reports, if we installed one */
+    void *altstack;
+    bool stopping;          /* main ended; cancelling the rest */
+};
+
+/* A cs_to_thread job: lives on the heap so a cancelled task can leave it. */
+typedef struct cs__job {
+    cs_fn fn;
+    void *arg;
+    void *result;
+    cs_task *task;          /* waiting task, NULL once abandoned */
+    cs__loop *loop;
+    struct cs__job *next;
+} cs__job;
+
+/* loop.c */
+extern __thread cs__loop *cs__tls_loop
+    __attribute__((tls_model("initial-exec")));
+int cs__loop_run_until(cs__loop *loop, bool (*done)(cs__loop *));
+void cs__loop_dispatch(cs__loop *loop);
+int64_t cs__now(void);
+
+/* task.c */
+cs_task *cs__task_new(cs__loop *loop, const char *name, cs_fn fn, void *arg,
+                      const char *file, int line, size_t stack_size);
+void cs__task_release(cs_task *t);
+void cs__task_reap(cs__loop *loop);
+void cs__make_ready(cs__loop *loop, cs_task *t);
+void cs__suspend(cs__loop *loop, cs_task *self);
+void cs__wait_unlink(cs_task *t);
+void cs__task_end(cs_task *t) __attribute__((noreturn));
+int cs__wait(cs_task *self, enum cs__wait reason, void *obj, int64_t timeout);
+void cs__wake(cs_task *t, int result);
+void cs__set_last_error(char **slot, const char *msg);
+void cs__set_name(char *buf, size_t cap, char **long_name, const char *name);
+const char *cs__coro_name(const cs_coro *c);
+
+/* await.c */
+void cs__set_run_error(const char *msg);
+
+/* timer.c */
+int cs__timer_add(cs__loop *loop, cs_task *t, int64_t deadline);
+void cs__timer_del(cs__loop *loop, cs_task *t);
+int64_t cs__timer_next(cs__loop *loop);
+void cs__timer_fire(cs__loop *loop, int64_t now);
+
+/* poll_epoll.c */
+int cs__poll_init(cs__loop *loop);
+void cs__poll_close(cs__loop *loop);
+int cs__poll_add(cs__loop *loop, int fd);
+void cs__poll_del(cs__loop *loop, int fd);
+int cs__poll(cs__loop *loop, int64_t timeout_ns);
+
+/* io.c */
+void cs__io_close(cs__loop *loop);
+cs__fd *cs__fd_get(cs__loop *loop, int fd);
+
+/* thread_pool.c */
+void cs__jobs_collect(cs__loop *loop);
+void cs__jobs_drain(cs__loop *loop);
+
+/* stack.c */
+size_t cs__stack_default(void);
+int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size);
+void cs__stack_put(cs__loop *loop, cs__stack *s);
+void cs__stack_pool_free(cs__loop *loop);
+int cs__overflow_init(cs__loop *loop);
+void cs__overflow_fini(cs__loop *loop);
+
+/* io.c: forget a task waiting on an fd (cancel/timeout). */
+void cs__fd_unlink(cs_task *t);
+/* thread_pool.c: leave a job behind (cancel). */
+void cs__job_abandon(cs_task *t);
+
+/* Delivers a pending cancellation: the suspending call that checks it
+ * returns CS_ECANCELLED instead of waiting. */
+static inline int cs__cancel_check(cs_task *self)
+{
+    if (__builtin_expect(self->cancel_pending && !self->shielded, 0)) {
+        self->cancel_pending = false;
+        self->cancel_delivered = true;
+        return CS_ECANCELLED;
+    }
+    return 0;
+}
+
+/* Wait lists */
+static inline void cs__list_init(cs__link *h) { h->prev = h->next = h; }
+static inline bool cs__list_empty(const cs__link *h) { return h->next == h; }
+static inline void cs__list_push(cs__link *h, cs__link *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static inline void cs__list_del(cs__link *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+#define cs__container_of(p, type, member) \
+    ((type *)((char *)(p) - offsetof(type, member)))
+#define cs__waiter_of(l) cs__container_of(l, cs_task, wait.node)
+
+#endif

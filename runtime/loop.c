@@ -1,0 +1,185 @@
+/*
+ * loop.c - the event loop and cs_run, the analogue of asyncio.run().
+ *
+ * One iteration: run ready tasks (they hand off to each other directly,
+ * see internal.h) → fire expired timers → poll for I/O and worker
+ * completions, with a zero timeout if tasks became ready, else until the
+ * earliest timer.  The poll syscall is skipped when there is nothing to
+ * poll (no fd waiter, no pending thread job) and nothing to wait for.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+__thread cs__loop *cs__tls_loop __attribute__((tls_model("initial-exec")));
+
+static void cs__loop_timers(cs__loop *loop)
+{
+    if (loop->heap_len)
+        cs__timer_fire(loop, cs__now());
+}
+
+/* Runs the loop until done(loop) holds.  Returns 0, or CS_EDEADLK when
+ * every task is waiting and nothing (timer, fd, thread) can wake one. */
+int cs__loop_run_until(cs__loop *loop, bool (*done)(cs__loop *))
+{
+    for (;;) {
+        int64_t timeout;
+
+        if (loop->ready_head)
+            cs__loop_dispatch(loop);
+        if (done(loop))
+            return 0;
+        cs__loop_timers(loop);
+        if (loop->ready_head)
+            timeout = 0;
+        else if (loop->heap_len)
+            timeout = cs__timer_next(loop) - cs__now();
+        else
+            timeout = -1;
+        if (timeout < 0 && timeout != -1)
+            timeout = 0; /* a deadline just passed */
+        if (timeout == 0 && !loop->fd_waiters && !loop->jobs_pending)
+            continue; /* nothing could arrive: skip the syscall */
+        if (timeout == -1 && !loop->fd_waiters && !loop->jobs_pending)
+            return CS_EDEADLK;
+        cs__poll(loop, timeout);
+        cs__loop_timers(loop);
+    }
+}
+
+static bool cs__main_done(cs__loop *loop)
+{
+    return loop->main->state == CS__DONE;
+}
+
+static bool cs__all_done(cs__loop *loop) { return loop->ntasks == 0; }
+
+/* Cancels every unfinished task. */
+static void cs__cancel_all(cs__loop *loop)
+{
+    for (cs__link *l = loop->all.next; l != &loop->all; l = l->next) {
+        cs_task *t = cs__container_of(l, cs_task, all);
+        if (t->state != CS__DONE)
+            cs_cancel(t);
+    }
+}
+
+static int cs__loop_init(cs__loop *loop)
+{
+    pthread_attr_t at;
+    void *lo;
+    size_t size;
+    int r;
+
+    memset(loop, 0, sizeof(*loop));
+    loop->epfd = loop->wakefd = -1;
+    cs__list_init(&loop->all);
+    pthread_mutex_init(&loop->done_mu, NULL);
+    if (pthread_getattr_np(pthread_self(), &at) == 0) {
+        if (pthread_attr_getstack(&at, &lo, &size) == 0) {
+            loop->asan_stack_lo = lo;
+            loop->asan_stack_size = size;
+        }
+        pthread_attr_destroy(&at);
+    }
+    if ((r = cs__poll_init(loop)) < 0)
+        return r;
+    cs__overflow_init(loop); /* without it overflows are plain SIGSEGVs */
+    return 0;
+}
+
+static void cs__loop_fini(cs__loop *loop)
+{
+    cs__jobs_drain(loop);
+    /* tasks still here were never awaited (or are stuck): free them */
+    while (!cs__list_empty(&loop->all)) {
+        cs_task *t = cs__container_of(loop->all.next, cs_task, all);
+        cs__stack_put(loop, &t->stack);
+        if (t->heap_index >= 0)
+            cs__timer_del(loop, t);
+        cs__task_release(t);
+    }
+    while (loop->free_tasks) {
+        cs_task *t = loop->free_tasks;
+        loop->free_tasks = t->next;
+        free(t);
+    }
+    cs__stack_pool_free(loop);
+    cs__io_close(loop);
+    cs__poll_close(loop);
+    cs__overflow_fini(loop);
+    free(loop->heap);
+    pthread_mutex_destroy(&loop->done_mu);
+}
+
+/* Cancels and finishes every task left once main has ended.  Tasks that
+ * wait again after being cancelled are cancelled again; if they still
+ * cannot finish, they are abandoned. */
+static void cs__loop_shutdown(cs__loop *loop)
+{
+    loop->stopping = true;
+    for (int round = 0; round < 3 && loop->ntasks; round++) {
+        cs__cancel_all(loop);
+        if (cs__loop_run_until(loop, cs__all_done) == 0)
+            break;
+    }
+}
+
+CS_EXTERN int cs_run(cs_fn fn, void *arg, void **result)
+{
+    cs__loop loop;
+    char *msg = NULL;
+    int r, status;
+
+    if (cs__tls_loop) {
+        cs__set_run_error(cs_strerror(CS_ENESTED));
+        return CS_ENESTED;
+    }
+    if (!fn)
+        return CS_EINVAL;
+    if ((r = cs__loop_init(&loop)) < 0) {
+        cs__loop_fini(&loop);
+        cs__set_run_error("cannot create the event loop");
+        return r;
+    }
+    cs__tls_loop = &loop;
+    loop.main = cs__task_new(&loop, "main", fn, arg, NULL, 0, 0);
+    if (!loop.main) {
+        cs__tls_loop = NULL;
+        cs__loop_fini(&loop);
+        cs__set_run_error(cs_strerror(CS_ENOMEM));
+        return CS_ENOMEM;
+    }
+    if (cs__loop_run_until(&loop, cs__main_done) == CS_EDEADLK) {
+        /* nothing can ever wake main: cancel everyone and say why */
+        cs__cancel_all(&loop);
+        cs__loop_run_until(&loop, cs__main_done);
+        if (loop.main->state != CS__DONE || loop.main->status == CS_ECANCELLED) {
+            loop.main->has_status = true;
+            loop.main->status = CS_EDEADLK;
+            free(loop.main->errmsg);
+            loop.main->errmsg = strdup("deadlock: every task is waiting and "
+                                       "nothing can wake any of them");
+        }
+    }
+    status = loop.main->has_status ? loop.main->status : 0;
+    if (result)
+        *result = status == 0 ? loop.main->result : NULL;
+    if (status) {
+        msg = loop.main->errmsg;
+        loop.main->errmsg = NULL;
+        if (!msg && asprintf(&msg, "task 'main' %s", status == CS_ECANCELLED
+                                                         ? "was cancelled"
+                                                         : cs_strerror(status)) < 0)
+            msg = NULL;
+    }
+    cs__loop_shutdown(&loop);
+    cs__tls_loop = NULL;
+    cs__loop_fini(&loop);
+    cs__set_run_error(msg);
+    free(msg);
+    return status;
+}

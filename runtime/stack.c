@@ -1,0 +1,253 @@
+/*
+ * stack.c - task stacks and stack-overflow reports.
+ *
+ * Stacks are mmap'ed with a PROT_NONE guard page below them, as libdill
+ * does, "so a stack overflow will cause a segfault instead of randomly
+ * overwriting the heap".  Ended tasks' stacks of the default size are kept
+ * in a per-loop pool and reused.  Each guarded stack costs two kernel
+ * mappings; when vm.max_map_count is reached the guard's mprotect fails
+ * and the stack is used unguarded rather than failing the spawn.
+ *
+ * A fault in a guard page is reported by a SIGSEGV handler running on an
+ * alternate signal stack (the task's own stack is exhausted), naming the
+ * task; then the previous disposition runs, so the process still dies
+ * with SIGSEGV (or a handler installed before ours still gets it).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CS__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CS__ASAN 1
+#endif
+#endif
+#ifdef CS__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+#define CS__POOL_MAX 64
+#define CS__STACK_MIN (16 * 1024)
+
+static size_t cs__page;
+
+static size_t cs__page_size(void)
+{
+    if (!cs__page) {
+        long p = sysconf(_SC_PAGESIZE);
+        cs__page = p > 0 ? (size_t)p : 4096;
+    }
+    return cs__page;
+}
+
+size_t cs__stack_default(void)
+{
+    static size_t def;
+
+    if (!def) {
+        const char *e = getenv("COSCOPE_STACK_KB");
+        unsigned long kb = e ? strtoul(e, NULL, 10) : 0;
+        size_t sz = kb ? kb * 1024 : 64 * 1024;
+        if (kb > 1024 * 1024) /* 1 GiB: surely a typo */
+            sz = 64 * 1024;
+        def = sz;
+    }
+    return def;
+}
+
+static size_t cs__stack_round(size_t size)
+{
+    size_t pg = cs__page_size();
+
+    if (size == 0)
+        size = cs__stack_default();
+    if (size < CS__STACK_MIN)
+        size = CS__STACK_MIN;
+    return (size + pg - 1) & ~(pg - 1);
+}
+
+int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size)
+{
+    size_t pg = cs__page_size();
+    char *base;
+
+    size = cs__stack_round(size);
+    if (size == cs__stack_round(0) && loop->pool_len > 0) {
+        *s = loop->pool[--loop->pool_len];
+#ifdef CS__ASAN /* frames abandoned by cs_raise stay poisoned */
+        __asan_unpoison_memory_region(s->lo, s->size);
+#endif
+        return 0;
+    }
+    base = mmap(NULL, size + pg, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED)
+        return CS_ENOMEM;
+    s->lo = base + pg;
+    s->size = size;
+    s->guarded = mprotect(base, pg, PROT_NONE) == 0;
+    return 0;
+}
+
+void cs__stack_put(cs__loop *loop, cs__stack *s)
+{
+    size_t pg = cs__page_size();
+
+    if (!s->lo)
+        return;
+    if (s->size == cs__stack_round(0) && loop->pool_len < CS__POOL_MAX) {
+        if (loop->pool_len == loop->pool_cap) {
+            unsigned cap = loop->pool_cap ? loop->pool_cap * 2 : 8;
+            cs__stack *p = realloc(loop->pool, cap * sizeof(*p));
+            if (p) {
+                loop->pool = p;
+                loop->pool_cap = cap;
+            }
+        }
+        if (loop->pool_len < loop->pool_cap) {
+            loop->pool[loop->pool_len++] = *s;
+            s->lo = NULL;
+            return;
+        }
+    }
+    munmap((char *)s->lo - pg, s->size + pg);
+    s->lo = NULL;
+}
+
+void cs__stack_pool_free(cs__loop *loop)
+{
+    size_t pg = cs__page_size();
+
+    for (unsigned i = 0; i < loop->pool_len; i++)
+        munmap((char *)loop->pool[i].lo - pg, loop->pool[i].size + pg);
+    free(loop->pool);
+    loop->pool = NULL;
+    loop->pool_len = loop->pool_cap = 0;
+}
+
+/* ---- overflow reports --------------------------------------------------- */
+
+static struct sigaction cs__old_segv, cs__old_bus;
+static pthread_once_t cs__handler_once = PTHREAD_ONCE_INIT;
+
+/* Async-signal-safe: formats into buf with no locale, no malloc. */
+static size_t cs__fmt_u(char *buf, uint64_t v, int base)
+{
+    char tmp[24];
+    size_t n = 0, i = 0;
+
+    do {
+        tmp[n++] = "0123456789abcdef"[v % (unsigned)base];
+        v /= (unsigned)base;
+    } while (v);
+    while (n)
+        buf[i++] = tmp[--n];
+    return i;
+}
+
+static size_t cs__fmt_s(char *buf, size_t cap, const char *s)
+{
+    size_t n = 0;
+    while (s && s[n] && n < cap)
+        buf[n] = s[n], n++;
+    return n;
+}
+
+/* Async-signal-safe. */
+static void cs__overflow_report(cs_task *t, uintptr_t addr)
+{
+    char buf[512];
+    size_t n = 0;
+
+    n += cs__fmt_s(buf + n, 64, "coscope: stack overflow in task '");
+    n += cs__fmt_s(buf + n, 200, cs_task_name(t));
+    n += cs__fmt_s(buf + n, 16, "' (id ");
+    n += cs__fmt_u(buf + n, t->id, 10);
+    n += cs__fmt_s(buf + n, 32, "): fault at 0x");
+    n += cs__fmt_u(buf + n, addr, 16);
+    n += cs__fmt_s(buf + n, 32, " in its guard page; stack is ");
+    n += cs__fmt_u(buf + n, t->stack.size / 1024, 10);
+    n += cs__fmt_s(buf + n, 100,
+                   " KiB (raise it with cs_coro_set_stack_size or COSCOPE_STACK_KB)\n");
+    (void)!write(2, buf, n);
+}
+
+/* Async-signal-safe: reads only the faulting thread's loop. */
+static void cs__segv_handler(int sig, siginfo_t *si, void *uc)
+{
+    cs__loop *loop = cs__tls_loop;
+    cs_task *t = loop ? loop->current : NULL;
+    struct sigaction *old = sig == SIGBUS ? &cs__old_bus : &cs__old_segv;
+    uintptr_t a = (uintptr_t)si->si_addr;
+
+    if (t && t->stack.guarded && a < (uintptr_t)t->stack.lo &&
+        a >= (uintptr_t)t->stack.lo - cs__page)
+        cs__overflow_report(t, a);
+    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+        old->sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN &&
+        old->sa_handler != NULL) {
+        old->sa_handler(sig);
+        return;
+    }
+    /* back to the default action; returning re-executes the fault */
+    signal(sig, SIG_DFL);
+}
+
+static void cs__install_handlers(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = cs__segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &cs__old_segv);
+    sigaction(SIGBUS, &sa, &cs__old_bus);
+}
+
+int cs__overflow_init(cs__loop *loop)
+{
+    stack_t cur, ss;
+    size_t size = 64 * 1024;
+
+    cs__page_size();
+    pthread_once(&cs__handler_once, cs__install_handlers);
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return 0; /* the thread already has one; use it */
+    loop->altstack = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (loop->altstack == MAP_FAILED) {
+        loop->altstack = NULL;
+        return CS_ENOMEM;
+    }
+    ss.ss_sp = loop->altstack;
+    ss.ss_size = size;
+    ss.ss_flags = 0;
+    if (sigaltstack(&ss, NULL) < 0) {
+        munmap(loop->altstack, size);
+        loop->altstack = NULL;
+        return -errno;
+    }
+    return 0;
+}
+
+void cs__overflow_fini(cs__loop *loop)
+{
+    stack_t ss = {.ss_flags = SS_DISABLE};
+
+    if (!loop->altstack)
+        return;
+    sigaltstack(&ss, NULL);
+    munmap(loop->altstack, 64 * 1024);
+    loop->altstack = NULL;
+}

@@ -1,0 +1,52 @@
+/*
+ * switch.h - the context switch, private to the runtime.
+ *
+ * One function moves the CPU from one task's stack to another's.  The
+ * assembly backends (switch_x86_64.S, switch_aarch64.S) push the SysV
+ * callee-saved registers onto the current stack and keep only the stack
+ * pointer in cs__ctx; no signal mask is touched, so a switch is a few
+ * nanoseconds.  switch_ucontext.c is the portable fallback CMake picks on
+ * other machines.  Which backend is built is decided by CMake, not #ifdef
+ * in the core.
+ *
+ * Saved frame as left on a parked task's stack by the asm backends
+ * (lowest address first, ctx->sp points at the first word):
+ *
+ *   x86-64:  r15 r14 r13 r12 rbx rbp | return address
+ *   aarch64: x19..x28 x29(fp) x30(lr) d8..d15    (160 bytes)
+ *
+ * cs__ctx_regs() reads a parked context's sp/fp/ip from that frame so that
+ * another process can unwind the task (task table in libtrace).
+ */
+#ifndef CS_RUNTIME_SWITCH_H
+#define CS_RUNTIME_SWITCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(CS_SWITCH_UCONTEXT)
+#include <ucontext.h>
+#endif
+
+typedef struct cs__ctx {
+    void *sp; /* saved stack pointer (asm backends) */
+#if defined(CS_SWITCH_UCONTEXT)
+    ucontext_t uc; /* full context (fallback backend) */
+#endif
+} cs__ctx;
+
+/* Saves the running context into from and resumes to.  Returns when some
+ * later cs__switch() names from as its target. */
+void cs__switch(cs__ctx *from, cs__ctx *to);
+
+/* Prepares ctx so that the first cs__switch() to it calls entry(arg) on the
+ * stack [lo, lo+size).  entry must never return. */
+void cs__ctx_make(cs__ctx *ctx, void *lo, size_t size, void (*entry)(void *),
+                  void *arg);
+
+/* Registers of a parked context, for remote unwinding: stack pointer as it
+ * was in the caller of cs__switch, frame pointer and resume address. */
+void cs__ctx_regs(const cs__ctx *ctx, uintptr_t *sp, uintptr_t *fp,
+                  uintptr_t *ip);
+
+#endif

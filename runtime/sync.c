@@ -1,0 +1,272 @@
+/*
+ * sync.c - locks, events, semaphores and queues for tasks of one loop.
+ *
+ * Waiters queue FIFO on the object's list through their wait.node, so
+ * cancellation and timeouts unlink them generically (cs__wait_unlink).
+ * Ownership is handed over on release (lock, semaphore, queue items go
+ * straight to the first waiter), so a task that arrives later cannot barge
+ * past one that was woken but has not run yet.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+struct cs_lock {
+    cs_task *holder;   /* owning task, NULL when free */
+    cs__link waiters;  /* tasks in cs_lock_acquire, FIFO */
+};
+
+struct cs_event {
+    bool set;          /* the flag */
+    cs__link waiters;  /* tasks in cs_event_wait */
+};
+
+struct cs_semaphore {
+    unsigned value;    /* permits available */
+    cs__link waiters;  /* tasks in cs_semaphore_acquire, FIFO */
+};
+
+struct cs_queue {
+    size_t cap;        /* capacity (>= 1) */
+    size_t head, len;  /* ring position and fill */
+    cs__link getters;  /* tasks in cs_queue_get (only while empty) */
+    cs__link putters;  /* tasks in cs_queue_put (only while full) */
+    void **items;      /* ring of cap items */
+};
+
+static cs_task *cs__self_or_null(void) { return cs_current_task(); }
+
+/* Parks self on list until woken; returns what the waker passed. */
+static int cs__park(cs_task *self, cs__link *list, enum cs__wait why, void *obj)
+{
+    int r = cs__cancel_check(self);
+    if (r)
+        return r;
+    cs__list_push(list, &self->wait.node);
+    return cs__wait(self, why, obj, -1);
+}
+
+/* Wakes the first waiter of list with 0, or returns NULL if none. */
+static cs_task *cs__unpark(cs__link *list)
+{
+    cs_task *t;
+
+    if (cs__list_empty(list))
+        return NULL;
+    t = cs__waiter_of(list->next);
+    cs__list_del(&t->wait.node);
+    cs__wake(t, 0);
+    return t;
+}
+
+/* ---- lock --------------------------------------------------------------- */
+
+CS_EXTERN cs_lock *cs_lock_new(void)
+{
+    cs_lock *l = calloc(1, sizeof(*l));
+    if (l)
+        cs__list_init(&l->waiters);
+    return l;
+}
+
+CS_EXTERN void cs_lock_free(cs_lock *l) { free(l); }
+
+CS_EXTERN int cs_lock_try_acquire(cs_lock *l)
+{
+    cs_task *self = cs__self_or_null();
+
+    if (!l || !self)
+        return !l ? CS_EINVAL : CS_ENOLOOP;
+    if (l->holder)
+        return l->holder == self ? CS_EDEADLK : CS_EBUSY;
+    l->holder = self;
+    return 0;
+}
+
+CS_EXTERN int cs_lock_acquire(cs_lock *l)
+{
+    cs_task *self = cs__self_or_null();
+    int r = cs_lock_try_acquire(l);
+
+    if (r != CS_EBUSY)
+        return r;
+    /* on success the releaser has already made us the holder */
+    return cs__park(self, &l->waiters, CS__WAIT_LOCK, l);
+}
+
+CS_EXTERN void cs_lock_release(cs_lock *l)
+{
+    cs_task *next;
+
+    if (!l || !l->holder)
+        return;
+    next = cs__unpark(&l->waiters);
+    l->holder = next;
+}
+
+/* The holder of l, for the deadlock detector and the task dump. */
+cs_task *cs__lock_holder(const cs_lock *l) { return l ? l->holder : NULL; }
+
+/* ---- event -------------------------------------------------------------- */
+
+CS_EXTERN cs_event *cs_event_new(void)
+{
+    cs_event *e = calloc(1, sizeof(*e));
+    if (e)
+        cs__list_init(&e->waiters);
+    return e;
+}
+
+CS_EXTERN void cs_event_free(cs_event *e) { free(e); }
+
+CS_EXTERN void cs_event_set(cs_event *e)
+{
+    if (!e || e->set)
+        return;
+    e->set = true;
+    while (cs__unpark(&e->waiters))
+        ;
+}
+
+CS_EXTERN void cs_event_clear(cs_event *e)
+{
+    if (e)
+        e->set = false;
+}
+
+CS_EXTERN int cs_event_is_set(const cs_event *e) { return e && e->set; }
+
+CS_EXTERN int cs_event_wait(cs_event *e)
+{
+    cs_task *self = cs__self_or_null();
+
+    if (!e)
+        return CS_EINVAL;
+    if (!self)
+        return CS_ENOLOOP;
+    if (e->set)
+        return 0;
+    return cs__park(self, &e->waiters, CS__WAIT_EVENT, e);
+}
+
+/* ---- semaphore ---------------------------------------------------------- */
+
+CS_EXTERN cs_semaphore *cs_semaphore_new(unsigned value)
+{
+    cs_semaphore *s = calloc(1, sizeof(*s));
+    if (s) {
+        s->value = value;
+        cs__list_init(&s->waiters);
+    }
+    return s;
+}
+
+CS_EXTERN void cs_semaphore_free(cs_semaphore *s) { free(s); }
+
+CS_EXTERN int cs_semaphore_acquire(cs_semaphore *s)
+{
+    cs_task *self = cs__self_or_null();
+
+    if (!s)
+        return CS_EINVAL;
+    if (!self)
+        return CS_ENOLOOP;
+    if (s->value > 0 && cs__list_empty(&s->waiters)) {
+        s->value--;
+        return 0;
+    }
+    return cs__park(self, &s->waiters, CS__WAIT_SEMAPHORE, s);
+}
+
+CS_EXTERN void cs_semaphore_release(cs_semaphore *s)
+{
+    if (s && !cs__unpark(&s->waiters)) /* else the permit went to a waiter */
+        s->value++;
+}
+
+/* ---- queue -------------------------------------------------------------- */
+
+CS_EXTERN cs_queue *cs_queue_new(size_t capacity)
+{
+    cs_queue *q;
+
+    if (capacity == 0)
+        return NULL;
+    q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->items = calloc(capacity, sizeof(void *));
+    if (!q->items) {
+        free(q);
+        return NULL;
+    }
+    q->cap = capacity;
+    cs__list_init(&q->getters);
+    cs__list_init(&q->putters);
+    return q;
+}
+
+CS_EXTERN void cs_queue_free(cs_queue *q)
+{
+    if (q)
+        free(q->items);
+    free(q);
+}
+
+CS_EXTERN size_t cs_queue_size(const cs_queue *q) { return q ? q->len : 0; }
+
+static void cs__queue_push(cs_queue *q, void *item)
+{
+    q->items[(q->head + q->len) % q->cap] = item;
+    q->len++;
+}
+
+CS_EXTERN int cs_queue_put(cs_queue *q, void *item)
+{
+    cs_task *self = cs__self_or_null();
+
+    if (!q)
+        return CS_EINVAL;
+    if (!self)
+        return CS_ENOLOOP;
+    if (!cs__list_empty(&q->getters)) { /* empty queue: hand it over */
+        cs_task *g = cs__waiter_of(q->getters.next);
+        g->wait.xfer = item;
+        cs__unpark(&q->getters);
+        return 0;
+    }
+    if (q->len < q->cap) {
+        cs__queue_push(q, item);
+        return 0;
+    }
+    self->wait.xfer = item; /* a getter moves it into the ring */
+    return cs__park(self, &q->putters, CS__WAIT_QUEUE_PUT, q);
+}
+
+CS_EXTERN int cs_queue_get(cs_queue *q, void **item)
+{
+    cs_task *self = cs__self_or_null();
+    int r;
+
+    if (!q)
+        return CS_EINVAL;
+    if (!self)
+        return CS_ENOLOOP;
+    if (q->len > 0) {
+        void *v = q->items[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->len--;
+        if (!cs__list_empty(&q->putters)) { /* full before: admit one */
+            cs_task *p = cs__waiter_of(q->putters.next);
+            cs__queue_push(q, p->wait.xfer);
+            cs__unpark(&q->putters);
+        }
+        if (item)
+            *item = v;
+        return 0;
+    }
+    r = cs__park(self, &q->getters, CS__WAIT_QUEUE_GET, q);
+    if (r == 0 && item)
+        *item = self->wait.xfer;
+    return r;
+}

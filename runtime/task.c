@@ -1,0 +1,440 @@
+/*
+ * task.c - task lifecycle and the scheduler's hand-off.
+ *
+ * A suspending task calls cs__suspend(), which hands the CPU straight to
+ * the next ready task (or to the loop context when the queue is empty or
+ * the budget is spent; see internal.h).  Every point where a context
+ * resumes (after cs__switch, and a new task's first instruction) releases
+ * the stack of a task that just ended: a task cannot unmap the stack it
+ * is running on, so it leaves that to whoever runs next.
+ *
+ * Under AddressSanitizer each switch is announced with
+ * __sanitizer_start/finish_switch_fiber so ASan follows the stack change.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CS__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CS__ASAN 1
+#endif
+#endif
+#ifdef CS__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+/* Task ids are process-wide so that traces of several loops never clash. */
+static uint64_t cs__next_id = 1;
+
+/* Keep this many ended task structs per loop for reuse. */
+#define CS__FREE_TASKS_MAX 1024
+
+static void cs__task_entry(void *arg);
+
+void cs__set_name(char *buf, size_t cap, char **long_name, const char *name)
+{
+    size_t n;
+
+    if (!name)
+        name = "task";
+    n = strlen(name);
+    *long_name = NULL;
+    if (n < cap) {
+        memcpy(buf, name, n + 1);
+        return;
+    }
+    *long_name = strdup(name);
+    if (!*long_name) { /* keep a truncated name rather than fail */
+        memcpy(buf, name, cap - 1);
+        buf[cap - 1] = '\0';
+    } else {
+        buf[0] = '\0';
+    }
+}
+
+void cs__set_last_error(char **slot, const char *msg)
+{
+    free(*slot);
+    *slot = msg ? strdup(msg) : NULL;
+}
+
+/* ---- switching ---------------------------------------------------------- */
+
+/* Moves from the running context (a task, or the loop if self is NULL) to
+ * `to` (a task, or the loop if NULL).  dying: self will never resume. */
+static inline void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
+                            bool dying)
+{
+    cs__ctx *from = self ? &self->ctx : &loop->ctx;
+    cs__ctx *dst = to ? &to->ctx : &loop->ctx;
+
+#ifdef CS__ASAN
+    void **fake = self ? &self->fake_stack : &loop->fake_stack;
+    const void *lo = to ? to->stack.lo : loop->asan_stack_lo;
+    size_t size = to ? to->stack.size : loop->asan_stack_size;
+    __sanitizer_start_switch_fiber(dying ? NULL : fake, lo, size);
+    cs__switch(from, dst);
+    __sanitizer_finish_switch_fiber(*fake, NULL, NULL);
+#else
+    (void)dying;
+    cs__switch(from, dst);
+#endif
+    if (cs_unlikely(loop->reap != NULL))
+        cs__task_reap(loop);
+}
+
+/* Picks what runs next: the head of the ready queue while the budget lasts,
+ * else the loop context (NULL). */
+static inline cs_task *cs__pick(cs__loop *loop)
+{
+    cs_task *t = loop->ready_head;
+
+    if (t && loop->budget > 0) {
+        loop->budget--;
+        loop->ready_head = t->next;
+        if (!t->next)
+            loop->ready_tail = NULL;
+        t->next = NULL;
+        t->state = CS__RUNNING;
+        loop->current = t;
+        return t;
+    }
+    loop->current = NULL;
+    return NULL;
+}
+
+void cs__suspend(cs__loop *loop, cs_task *self)
+{
+    cs_task *next = cs__pick(loop);
+
+    if (next == self) /* yielded with nobody else ready */
+        return;
+    cs__jump(loop, self, next, false);
+}
+
+/* Called from the loop context: runs ready tasks until control comes back. */
+void cs__loop_dispatch(cs__loop *loop)
+{
+    cs_task *next;
+
+    loop->budget = CS__BUDGET;
+    next = cs__pick(loop);
+    if (next)
+        cs__jump(loop, NULL, next, false);
+}
+
+void cs__make_ready(cs__loop *loop, cs_task *t)
+{
+    t->state = CS__READY;
+    t->next = NULL;
+    if (loop->ready_tail)
+        loop->ready_tail->next = t;
+    else
+        loop->ready_head = t;
+    loop->ready_tail = t;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+int cs__wait(cs_task *self, enum cs__wait reason, void *obj, int64_t timeout)
+{
+    cs__loop *loop = self->loop;
+
+    self->state = CS__WAITING;
+    self->wait.reason = (uint8_t)reason;
+    self->wait.obj = obj;
+    self->wait.result = 0;
+    if (timeout >= 0 && cs__timer_add(loop, self, cs__now() + timeout) < 0) {
+        /* no memory for the timer: behave as an immediate timeout */
+        cs__wait_unlink(self);
+        self->state = CS__RUNNING;
+        self->wait.reason = CS__WAIT_NONE;
+        return CS_ENOMEM;
+    }
+    cs__suspend(loop, self);
+    self->wait.reason = CS__WAIT_NONE;
+    return self->wait.result;
+}
+
+void cs__wake(cs_task *t, int result)
+{
+    if (t->heap_index >= 0)
+        cs__timer_del(t->loop, t);
+    t->wait.result = result;
+    cs__make_ready(t->loop, t);
+}
+
+/* Takes a waiting task out of whatever it waits on, before a wake that
+ * the object itself did not cause (cancellation, timeout). */
+void cs__wait_unlink(cs_task *t)
+{
+    switch (t->wait.reason) {
+    case CS__WAIT_TASK:
+        ((cs_task *)t->wait.obj)->awaiter = NULL;
+        break;
+    case CS__WAIT_LOCK:
+    case CS__WAIT_EVENT:
+    case CS__WAIT_SEMAPHORE:
+    case CS__WAIT_QUEUE_PUT:
+    case CS__WAIT_QUEUE_GET:
+        cs__list_del(&t->wait.node);
+        break;
+    case CS__WAIT_FD_READ:
+    case CS__WAIT_FD_WRITE:
+        cs__fd_unlink(t);
+        break;
+    case CS__WAIT_THREAD:
+        cs__job_abandon(t);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- creation and end --------------------------------------------------- */
+
+cs_task *cs__task_new(cs__loop *loop, const char *name, cs_fn fn, void *arg,
+                      const char *file, int line, size_t stack_size)
+{
+    cs_task *t = loop->free_tasks;
+
+    if (t) {
+        loop->free_tasks = t->next;
+        loop->free_len--;
+    } else if (!(t = malloc(sizeof(*t)))) {
+        return NULL;
+    }
+    memset(t, 0, sizeof(*t));
+    if (cs__stack_get(loop, &t->stack, stack_size) < 0) {
+        free(t);
+        return NULL;
+    }
+    cs__set_name(t->name, sizeof(t->name), &t->long_name, name);
+    t->loop = loop;
+    t->id = __atomic_fetch_add(&cs__next_id, 1, __ATOMIC_RELAXED);
+    t->fn = fn;
+    t->arg = arg;
+    t->file = file;
+    t->line = line;
+    t->heap_index = -1;
+    t->stack_size = stack_size;
+    cs__list_init(&t->wait.node);
+    cs__list_push(&loop->all, &t->all);
+    loop->ntasks++;
+    cs__ctx_make(&t->ctx, t->stack.lo, t->stack.size, cs__task_entry, t);
+    cs__make_ready(loop, t);
+    return t;
+}
+
+static void cs__task_entry(void *arg)
+{
+    cs_task *t = arg;
+
+#ifdef CS__ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    if (t->loop->reap)
+        cs__task_reap(t->loop);
+    /* Cancelled before its first step: like asyncio, the body never runs. */
+    if (t->cancel_pending) {
+        t->cancel_pending = false;
+        t->cancel_delivered = true;
+    } else {
+        t->result = t->fn(t->arg);
+    }
+    cs__task_end(t);
+}
+
+/* Ends the running task t: wakes its awaiter and leaves the CPU for good. */
+void cs__task_end(cs_task *t)
+{
+    cs__loop *loop = t->loop;
+
+    if (!t->has_status && t->cancel_delivered) {
+        t->has_status = true;
+        t->status = CS_ECANCELLED;
+    }
+    t->state = CS__DONE;
+    loop->ntasks--;
+    if (t->awaiter) {
+        cs_task *a = t->awaiter;
+        t->awaiter = NULL;
+        cs__wake(a, 0);
+    }
+    loop->reap = t;
+    cs__jump(loop, t, cs__pick(loop), true);
+    __builtin_unreachable();
+}
+
+/* Frees the struct of an ended task whose handle is gone. */
+void cs__task_release(cs_task *t)
+{
+    cs__loop *loop = t->loop;
+
+    cs__list_del(&t->all);
+    free(t->long_name);
+    free(t->errmsg);
+    free(t->last_error);
+    if (loop->free_len < CS__FREE_TASKS_MAX) {
+        t->next = loop->free_tasks;
+        loop->free_tasks = t;
+        loop->free_len++;
+    } else {
+        free(t);
+    }
+}
+
+void cs__task_reap(cs__loop *loop)
+{
+    cs_task *t = loop->reap;
+
+    loop->reap = NULL;
+    cs__stack_put(loop, &t->stack);
+    if (t->detached)
+        cs__task_release(t);
+}
+
+/* ---- public: identity --------------------------------------------------- */
+
+CS_EXTERN cs_task *cs_current_task(void)
+{
+    cs__loop *loop = cs__tls_loop;
+    return loop ? loop->current : NULL;
+}
+
+CS_EXTERN const char *cs_task_name(const cs_task *t)
+{
+    if (!t)
+        return NULL;
+    return t->long_name ? t->long_name : t->name;
+}
+
+CS_EXTERN uint64_t cs_task_id(const cs_task *t) { return t ? t->id : 0; }
+
+CS_EXTERN int cs_task_done(const cs_task *t)
+{
+    return t && t->state == CS__DONE;
+}
+
+CS_EXTERN size_t cs_all_tasks(cs_task **out, size_t cap)
+{
+    cs__loop *loop = cs__tls_loop;
+    size_t n = 0;
+
+    if (!loop)
+        return 0;
+    for (cs__link *l = loop->all.next; l != &loop->all; l = l->next) {
+        cs_task *t = cs__container_of(l, cs_task, all);
+        if (t->state == CS__DONE)
+            continue;
+        if (n < cap && out)
+            out[n] = t;
+        n++;
+    }
+    return n;
+}
+
+CS_EXTERN cs_task *cs_spawn_at(const char *name, cs_fn fn, void *arg,
+                               const char *file, int line)
+{
+    cs__loop *loop = cs__tls_loop;
+
+    if (!loop || !fn)
+        return NULL;
+    return cs__task_new(loop, name, fn, arg, file, line, 0);
+}
+
+CS_EXTERN cs_task *cs_spawn(const char *name, cs_fn fn, void *arg)
+{
+    return cs_spawn_at(name, fn, arg, NULL, 0);
+}
+
+/* ---- public: suspension ------------------------------------------------- */
+
+CS_EXTERN void cs_yield(void)
+{
+    cs__loop *loop = cs__tls_loop;
+    cs_task *self = loop ? loop->current : NULL;
+
+    if (!self)
+        return;
+    cs__make_ready(loop, self);
+    cs__suspend(loop, self);
+    self->state = CS__RUNNING;
+}
+
+CS_EXTERN int cs_sleep(int64_t ns)
+{
+    cs__loop *loop = cs__tls_loop;
+    cs_task *self = loop ? loop->current : NULL;
+    int r;
+
+    if (!self)
+        return CS_ENOLOOP;
+    if ((r = cs__cancel_check(self)) != 0)
+        return r;
+    if (ns <= 0) {
+        cs_yield();
+        return cs__cancel_check(self);
+    }
+    return cs__wait(self, CS__WAIT_SLEEP, NULL, ns);
+}
+
+CS_EXTERN int cs_cancel(cs_task *t)
+{
+    if (!t)
+        return CS_EINVAL;
+    if (t->state == CS__DONE)
+        return 0;
+    t->cancelled = true;
+    if (t->state == CS__WAITING && !t->shielded) {
+        cs__wait_unlink(t);
+        t->cancel_delivered = true;
+        cs__wake(t, CS_ECANCELLED);
+    } else {
+        t->cancel_pending = true;
+    }
+    return 0;
+}
+
+CS_EXTERN int cs_cancelled(void)
+{
+    cs_task *self = cs_current_task();
+    return self ? self->cancelled : 0;
+}
+
+/* ---- public: raise ------------------------------------------------------ */
+
+CS_EXTERN _Noreturn void cs_raise(int code, const char *fmt, ...)
+{
+    cs_task *self = cs_current_task();
+    char *msg = NULL;
+    va_list ap;
+
+    if (code > 0)
+        code = -code;
+    if (code == 0)
+        code = CS_ERAISED;
+    va_start(ap, fmt);
+    if (!fmt || vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    if (!self) {
+        fprintf(stderr, "coscope: cs_raise outside a task: %s (%s)\n",
+                msg ? msg : "", cs_strerror(code));
+        abort();
+    }
+    free(self->errmsg);
+    self->errmsg = msg;
+    self->status = code;
+    self->has_status = true;
+    if (self->catcher)
+        longjmp(self->catcher->env, 1);
+    cs__task_end(self);
+}
