@@ -357,16 +357,33 @@ CS_EXTERN cs_task *cs_spawn(const char *name, cs_fn fn, void *arg)
 
 /* ---- public: suspension ------------------------------------------------- */
 
-CS_EXTERN void cs_yield(void)
+/* The yield round trip is the figure we compete on; dropping the frame
+ * pointer here saves 3 of its ~55 instructions.  Unwinders still step
+ * through it with the DWARF CFI (libunwind, gdb). */
+__attribute__((optimize("omit-frame-pointer"))) CS_EXTERN void cs_yield(void)
 {
     cs__loop *loop = cs__tls_loop;
-    cs_task *self = loop ? loop->current : NULL;
+    cs_task *self, *next;
 
-    if (!self)
+    if (cs_unlikely(!loop) || cs_unlikely(!(self = loop->current)))
         return;
+    next = loop->ready_head;
+    if (cs_likely(next != NULL && loop->budget > 0)) {
+        /* hot path: rotate the queue, self to the tail, next off the head */
+        loop->budget--;
+        self->state = CS__READY;
+        self->next = NULL;
+        loop->ready_head = next->next ? next->next : self;
+        if (next->next)
+            loop->ready_tail->next = self;
+        loop->ready_tail = self;
+        next->state = CS__RUNNING;
+        loop->current = next;
+        cs__jump(loop, self, next, false);
+        return;
+    }
     cs__make_ready(loop, self);
     cs__suspend(loop, self);
-    self->state = CS__RUNNING;
 }
 
 CS_EXTERN int cs_sleep(int64_t ns)
