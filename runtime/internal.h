@@ -120,7 +120,6 @@ struct cs_task {
         int events;         /* CS_READABLE|CS_WRITABLE wanted on fd */
         cs__link node;      /* node in the object's wait list */
         int result;         /* what the suspended call returns */
-        void *xfer;         /* item handed over by a queue */
     } wait;
     int64_t deadline;       /* timer deadline (ns), valid if heap_index>=0 */
     int32_t heap_index;     /* position in the timer heap, -1 if none */

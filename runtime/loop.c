@@ -135,7 +135,11 @@ CS_EXTERN int cs_run(cs_fn fn, void *arg, void **result)
     int r, status;
 
     if (cs__tls_loop) {
-        cs__set_run_error(cs_strerror(CS_ENESTED));
+        cs_task *self = cs__tls_loop->current;
+        if (self) /* cs_last_error() in the calling task must say why */
+            cs__set_last_error(&self->last_error, cs_strerror(CS_ENESTED));
+        else
+            cs__set_run_error(cs_strerror(CS_ENESTED));
         return CS_ENESTED;
     }
     if (!fn)

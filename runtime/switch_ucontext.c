@@ -19,6 +19,10 @@
 
 #include <stdlib.h>
 
+#if !defined(CS_SWITCH_UCONTEXT)
+#error "switch_ucontext.c needs CS_SWITCH_UCONTEXT, which gives cs__ctx its uc"
+#endif
+
 /* What cs__ctx_regs() returns; lives on the parked context's stack. */
 struct parked {
     uintptr_t sp; /* caller's sp as after cs__switch returns */

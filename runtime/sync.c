@@ -3,9 +3,9 @@
  *
  * Waiters queue FIFO on the object's list through their wait.node, so
  * cancellation and timeouts unlink them generically (cs__wait_unlink).
- * Ownership is handed over on release (lock, semaphore, queue items go
- * straight to the first waiter), so a task that arrives later cannot barge
- * past one that was woken but has not run yet.
+ * Locks and semaphores hand ownership to the first waiter on release, so
+ * a task that arrives later cannot barge past one that was woken but has
+ * not run yet.  Queues follow asyncio.Queue (see cs_queue_put).
  */
 #include "internal.h"
 
@@ -29,8 +29,8 @@ struct cs_semaphore {
 struct cs_queue {
     size_t cap;        /* capacity (>= 1) */
     size_t head, len;  /* ring position and fill */
-    cs__link getters;  /* tasks in cs_queue_get (only while empty) */
-    cs__link putters;  /* tasks in cs_queue_put (only while full) */
+    cs__link getters;  /* tasks waiting in cs_queue_get for an item */
+    cs__link putters;  /* tasks waiting in cs_queue_put for room */
     void **items;      /* ring of cap items */
 };
 
@@ -78,7 +78,7 @@ CS_EXTERN int cs_lock_try_acquire(cs_lock *l)
     if (!l || !self)
         return !l ? CS_EINVAL : CS_ENOLOOP;
     if (l->holder)
-        return l->holder == self ? CS_EDEADLK : CS_EBUSY;
+        return CS_EBUSY;
     l->holder = self;
     return 0;
 }
@@ -90,6 +90,8 @@ CS_EXTERN int cs_lock_acquire(cs_lock *l)
 
     if (r != CS_EBUSY)
         return r;
+    if (l->holder == self)
+        return CS_EDEADLK;
     /* on success the releaser has already made us the holder */
     return cs__park(self, &l->waiters, CS__WAIT_LOCK, l);
 }
@@ -221,6 +223,9 @@ static void cs__queue_push(cs_queue *q, void *item)
     q->len++;
 }
 
+/* put and get follow asyncio.Queue exactly: a woken waiter re-checks the
+ * queue rather than being handed an item, so the interleaving of producers
+ * and consumers is the one asyncio users expect. */
 CS_EXTERN int cs_queue_put(cs_queue *q, void *item)
 {
     cs_task *self = cs__self_or_null();
@@ -229,44 +234,35 @@ CS_EXTERN int cs_queue_put(cs_queue *q, void *item)
         return CS_EINVAL;
     if (!self)
         return CS_ENOLOOP;
-    if (!cs__list_empty(&q->getters)) { /* empty queue: hand it over */
-        cs_task *g = cs__waiter_of(q->getters.next);
-        g->wait.xfer = item;
-        cs__unpark(&q->getters);
-        return 0;
+    while (q->len == q->cap) {
+        int r = cs__park(self, &q->putters, CS__WAIT_QUEUE_PUT, q);
+        if (r)
+            return r;
     }
-    if (q->len < q->cap) {
-        cs__queue_push(q, item);
-        return 0;
-    }
-    self->wait.xfer = item; /* a getter moves it into the ring */
-    return cs__park(self, &q->putters, CS__WAIT_QUEUE_PUT, q);
+    cs__queue_push(q, item);
+    cs__unpark(&q->getters);
+    return 0;
 }
 
 CS_EXTERN int cs_queue_get(cs_queue *q, void **item)
 {
     cs_task *self = cs__self_or_null();
-    int r;
+    void *v;
 
     if (!q)
         return CS_EINVAL;
     if (!self)
         return CS_ENOLOOP;
-    if (q->len > 0) {
-        void *v = q->items[q->head];
-        q->head = (q->head + 1) % q->cap;
-        q->len--;
-        if (!cs__list_empty(&q->putters)) { /* full before: admit one */
-            cs_task *p = cs__waiter_of(q->putters.next);
-            cs__queue_push(q, p->wait.xfer);
-            cs__unpark(&q->putters);
-        }
-        if (item)
-            *item = v;
-        return 0;
+    while (q->len == 0) {
+        int r = cs__park(self, &q->getters, CS__WAIT_QUEUE_GET, q);
+        if (r)
+            return r;
     }
-    r = cs__park(self, &q->getters, CS__WAIT_QUEUE_GET, q);
-    if (r == 0 && item)
-        *item = self->wait.xfer;
-    return r;
+    v = q->items[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+    cs__unpark(&q->putters);
+    if (item)
+        *item = v;
+    return 0;
 }
