@@ -135,7 +135,7 @@ void cs__stack_pool_free(cs__loop *loop)
 /* ---- overflow reports --------------------------------------------------- */
 
 static struct sigaction cs__old_segv, cs__old_bus;
-static pthread_once_t cs__handler_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t cs__handler_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Async-signal-safe: formats into buf with no locale, no malloc. */
 static size_t cs__fmt_u(char *buf, uint64_t v, int base)
@@ -203,16 +203,22 @@ static void cs__segv_handler(int sig, siginfo_t *si, void *uc)
     signal(sig, SIG_DFL);
 }
 
-static void cs__install_handlers(void)
+/* Puts our handler in front of whatever handles the signal now.  Checked
+ * at every cs_run, so a handler installed after an earlier run (a crash
+ * reporter, a test framework, a forked child resetting to SIG_DFL) is
+ * chained to rather than lost or left in front of ours. */
+static void cs__install_handler(int sig, struct sigaction *old)
 {
-    struct sigaction sa;
+    struct sigaction sa, cur;
 
+    if (sigaction(sig, NULL, &cur) < 0 ||
+        ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == cs__segv_handler))
+        return;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = cs__segv_handler;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &cs__old_segv);
-    sigaction(SIGBUS, &sa, &cs__old_bus);
+    sigaction(sig, &sa, old);
 }
 
 int cs__overflow_init(cs__loop *loop)
@@ -221,7 +227,10 @@ int cs__overflow_init(cs__loop *loop)
     size_t size = 64 * 1024;
 
     cs__page_size();
-    pthread_once(&cs__handler_once, cs__install_handlers);
+    pthread_mutex_lock(&cs__handler_mu);
+    cs__install_handler(SIGSEGV, &cs__old_segv);
+    cs__install_handler(SIGBUS, &cs__old_bus);
+    pthread_mutex_unlock(&cs__handler_mu);
     if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
         return 0; /* the thread already has one; use it */
     loop->altstack = mmap(NULL, size, PROT_READ | PROT_WRITE,
