@@ -1,0 +1,414 @@
+/*
+ * test_io.c - fd I/O that suspends the task, not the loop: cs_read,
+ * cs_write and cs_write_all over a socketpair and a pipe (payload larger
+ * than the pipe buffer), cs_wait_fd readiness and timeout, cs_accept and
+ * cs_connect over loopback TCP, and the error paths.
+ */
+#include "cs_test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int setup(void **state)
+{
+    (void)state;
+    cs_test_reset();
+    return 0;
+}
+
+static void run_main(cs_fn fn, void *arg)
+{
+    int rc = cs_run(fn, arg, NULL);
+    cs_test_assert_clean();
+    assert_rc(rc, 0);
+}
+
+/* Closes an fd the loop may know about. */
+static void close_fd(int fd)
+{
+    cs_forget_fd(fd);
+    close(fd);
+}
+
+/* ---- socketpair --------------------------------------------------------- */
+
+struct ping {
+    int fd;
+    int rounds;
+};
+
+static void *ping_side(void *arg)
+{
+    struct ping *p = arg;
+    for (int i = 0; i < p->rounds; i++) {
+        unsigned char b = (unsigned char)i;
+        CS_CHECK_INT_EQ(cs_write(p->fd, &b, 1), 1);
+        unsigned char r = 0xFF;
+        CS_CHECK_INT_EQ(cs_read(p->fd, &r, 1), 1);
+        CS_CHECK_INT_EQ(r, (unsigned char)(i + 1));
+    }
+    return NULL;
+}
+
+static void *pong_side(void *arg)
+{
+    struct ping *p = arg;
+    for (int i = 0; i < p->rounds; i++) {
+        unsigned char b = 0xFF;
+        CS_CHECK_INT_EQ(cs_read(p->fd, &b, 1), 1);
+        CS_CHECK_INT_EQ(b, (unsigned char)i);
+        b++;
+        CS_CHECK_INT_EQ(cs_write(p->fd, &b, 1), 1);
+    }
+    /* The peer closes: the next read sees end of file. */
+    char c;
+    CS_CHECK_INT_EQ(cs_read(p->fd, &c, 1), 0);
+    return NULL;
+}
+
+static void *ping_then_close(void *arg)
+{
+    struct ping *p = arg;
+    ping_side(p);
+    close_fd(p->fd);
+    return NULL;
+}
+
+static void *socketpair_main(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    CS_CHECK_INT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct ping a = {sv[0], 200}, b = {sv[1], 200};
+    cs_task *t[2] = {cs_spawn("ping", ping_then_close, &a),
+                     cs_spawn("pong", pong_side, &b)};
+    CS_CHECK_RC(cs_gather(t, 2, NULL), 0);
+    close_fd(sv[1]);
+    return NULL;
+}
+
+static void test_io_socketpair_ping_pong(void **state)
+{
+    (void)state;
+    run_main(socketpair_main, NULL);
+}
+
+/* ---- pipe, payload larger than the pipe buffer -------------------------- */
+
+#define PAYLOAD (1024 * 1024 + 123)
+
+struct bulk {
+    int fd;
+    unsigned char *buf;
+    size_t got;
+    ssize_t wrote;
+};
+
+static void *bulk_writer(void *arg)
+{
+    struct bulk *b = arg;
+    b->wrote = cs_write_all(b->fd, b->buf, PAYLOAD);
+    close_fd(b->fd);
+    return NULL;
+}
+
+static void *bulk_reader(void *arg)
+{
+    struct bulk *b = arg;
+    for (;;) {
+        ssize_t n = cs_read(b->fd, b->buf + b->got, 7000);
+        if (n <= 0) {
+            CS_CHECK_INT_EQ(n, 0);
+            break;
+        }
+        b->got += (size_t)n;
+        if (b->got + 7000 > PAYLOAD + 7000)
+            break;
+    }
+    return NULL;
+}
+
+static void *pipe_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    unsigned char *src = malloc(PAYLOAD);
+    unsigned char *dst = calloc(1, PAYLOAD + 7000);
+    CS_CHECK(src != NULL && dst != NULL);
+    if (src == NULL || dst == NULL) {
+        free(src);
+        free(dst);
+        return NULL;
+    }
+    uint32_t x = 12345;
+    for (size_t i = 0; i < PAYLOAD; i++) {
+        x = x * 1103515245u + 12345u;
+        src[i] = (unsigned char)(x >> 16);
+    }
+    struct bulk w = {p[1], src, 0, 0}, r = {p[0], dst, 0, 0};
+    /* One loop thread: if cs_write_all blocked the thread instead of the
+     * task, the reader could never drain the pipe and this would hang. */
+    cs_task *t[2] = {cs_spawn("writer", bulk_writer, &w),
+                     cs_spawn("reader", bulk_reader, &r)};
+    CS_CHECK_RC(cs_gather(t, 2, NULL), 0);
+    CS_CHECK_INT_EQ(w.wrote, PAYLOAD);
+    CS_CHECK_INT_EQ(r.got, PAYLOAD);
+    CS_CHECK(memcmp(src, dst, PAYLOAD) == 0);
+    close_fd(p[0]);
+    free(src);
+    free(dst);
+    return NULL;
+}
+
+static void test_io_pipe_round_trip_larger_than_buffer(void **state)
+{
+    (void)state;
+    run_main(pipe_main, NULL);
+}
+
+/* ---- cs_wait_fd --------------------------------------------------------- */
+
+static void *wait_fd_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    int64_t t0 = cs_now_ns();
+    CS_CHECK_RC(cs_wait_fd(p[0], CS_READABLE, CS_MSEC(20)), CS_ETIMEDOUT);
+    CS_CHECK(cs_now_ns() - t0 >= CS_MSEC(20));
+    CS_CHECK_INT_EQ(cs_wait_fd(p[1], CS_WRITABLE, CS_SEC(10)), CS_WRITABLE);
+    CS_CHECK_INT_EQ(cs_wait_fd(p[1], CS_WRITABLE, -1), CS_WRITABLE);
+    CS_CHECK_INT_EQ(write(p[1], "x", 1), 1);
+    CS_CHECK_INT_EQ(cs_wait_fd(p[0], CS_READABLE, CS_SEC(10)), CS_READABLE);
+    /* The ready subset: a socket with data is readable and writable. */
+    int sv[2];
+    CS_CHECK_INT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CS_CHECK_INT_EQ(write(sv[1], "y", 1), 1);
+    CS_CHECK_INT_EQ(cs_wait_fd(sv[0], CS_READABLE | CS_WRITABLE, CS_SEC(10)),
+                    CS_READABLE | CS_WRITABLE);
+    close_fd(sv[0]);
+    close_fd(sv[1]);
+    close_fd(p[0]);
+    close_fd(p[1]);
+    return NULL;
+}
+
+static void test_io_wait_fd_ready_and_timeout(void **state)
+{
+    (void)state;
+    run_main(wait_fd_main, NULL);
+}
+
+struct delayed_write {
+    int fd;
+    cs_event *go;
+};
+
+static void *write_when_told(void *arg)
+{
+    struct delayed_write *d = arg;
+    CS_CHECK_RC(cs_event_wait(d->go), 0);
+    CS_CHECK_INT_EQ(cs_write(d->fd, "w", 1), 1);
+    return NULL;
+}
+
+static void *wait_fd_wakes_main(void *arg)
+{
+    (void)arg;
+    /* A waiter on an fd is woken by data written by another task. */
+    int p[2];
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    struct delayed_write d = {p[1], cs_event_new()};
+    cs_task *w = cs_spawn("writer", write_when_told, &d);
+    cs_yield();
+    cs_event_set(d.go);
+    CS_CHECK_INT_EQ(cs_wait_fd(p[0], CS_READABLE, -1), CS_READABLE);
+    char c = 0;
+    CS_CHECK_INT_EQ(cs_read(p[0], &c, 1), 1);
+    CS_CHECK_INT_EQ(c, 'w');
+    CS_CHECK_RC(cs_await(w, NULL), 0);
+    cs_event_free(d.go);
+    close_fd(p[0]);
+    close_fd(p[1]);
+    return NULL;
+}
+
+static void test_io_wait_fd_woken_by_other_task(void **state)
+{
+    (void)state;
+    run_main(wait_fd_wakes_main, NULL);
+}
+
+/* ---- TCP over loopback -------------------------------------------------- */
+
+struct tcp {
+    int listener;
+    struct sockaddr_in addr;
+    int accepted_nonblock;
+    int accepted_cloexec;
+    char echoed[64];
+};
+
+static void *tcp_server(void *arg)
+{
+    struct tcp *t = arg;
+    struct sockaddr_in peer;
+    socklen_t len = sizeof(peer);
+    int fd = cs_accept(t->listener, (struct sockaddr *)&peer, &len);
+    CS_CHECK(fd >= 0);
+    if (fd < 0)
+        return NULL;
+    CS_CHECK_INT_EQ(peer.sin_family, AF_INET);
+    CS_CHECK_INT_EQ(peer.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+    t->accepted_nonblock = (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
+    t->accepted_cloexec = (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
+    char buf[64];
+    ssize_t n;
+    while ((n = cs_read(fd, buf, sizeof(buf))) > 0)
+        CS_CHECK_INT_EQ(cs_write_all(fd, buf, (size_t)n), n);
+    CS_CHECK_INT_EQ(n, 0);
+    close_fd(fd);
+    return NULL;
+}
+
+static void *tcp_client(void *arg)
+{
+    struct tcp *t = arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CS_CHECK(fd >= 0);
+    CS_CHECK_INT_EQ(
+        cs_connect(fd, (struct sockaddr *)&t->addr, sizeof(t->addr)), 0);
+    static const char msg[] = "hello over loopback";
+    CS_CHECK_INT_EQ(cs_write_all(fd, msg, sizeof(msg)), sizeof(msg));
+    size_t got = 0;
+    while (got < sizeof(msg)) {
+        ssize_t n = cs_read(fd, t->echoed + got, sizeof(t->echoed) - got);
+        CS_CHECK(n > 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    CS_CHECK_INT_EQ(got, sizeof(msg));
+    CS_CHECK(memcmp(t->echoed, msg, sizeof(msg)) == 0);
+    close_fd(fd); /* the server sees end of file */
+    return NULL;
+}
+
+static int listen_loopback(struct sockaddr_in *addr, int do_listen)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    memset(addr, 0, sizeof(*addr));
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr->sin_port = 0;
+    socklen_t len = sizeof(*addr);
+    if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)) != 0 ||
+        getsockname(fd, (struct sockaddr *)addr, &len) != 0 ||
+        (do_listen && listen(fd, 16) != 0)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *tcp_main(void *arg)
+{
+    struct tcp *t = arg;
+    t->listener = listen_loopback(&t->addr, 1);
+    CS_CHECK(t->listener >= 0);
+    if (t->listener < 0)
+        return NULL;
+    cs_task *tasks[2] = {cs_spawn("server", tcp_server, t),
+                         cs_spawn("client", tcp_client, t)};
+    CS_CHECK_RC(cs_gather(tasks, 2, NULL), 0);
+    close_fd(t->listener);
+    return NULL;
+}
+
+static void test_io_accept_connect_loopback(void **state)
+{
+    (void)state;
+    struct tcp t;
+    memset(&t, 0, sizeof(t));
+    run_main(tcp_main, &t);
+    assert_true(t.accepted_nonblock);
+    assert_true(t.accepted_cloexec);
+}
+
+static void *refused_main(void *arg)
+{
+    (void)arg;
+    /* Bound but not listening: a connection attempt is refused. */
+    struct sockaddr_in addr;
+    int bound = listen_loopback(&addr, 0);
+    CS_CHECK(bound >= 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CS_CHECK_INT_EQ(cs_connect(fd, (struct sockaddr *)&addr, sizeof(addr)),
+                    -ECONNREFUSED);
+    close_fd(fd);
+    close(bound);
+    return NULL;
+}
+
+static void test_io_connect_refused(void **state)
+{
+    (void)state;
+    run_main(refused_main, NULL);
+}
+
+/* ---- error paths -------------------------------------------------------- */
+
+static void *errors_main(void *arg)
+{
+    (void)arg;
+    char c;
+    CS_CHECK_INT_EQ(cs_read(-1, &c, 1), CS_EBADF);
+    CS_CHECK_INT_EQ(cs_write(-1, "x", 1), CS_EBADF);
+    CS_CHECK_INT_EQ(cs_write_all(-1, "x", 1), CS_EBADF);
+
+    /* Writing to a pipe whose reader is gone fails with EPIPE (SIGPIPE is
+     * ignored by the test main). */
+    int p[2];
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    close(p[0]);
+    CS_CHECK_INT_EQ(cs_write(p[1], "x", 1), -EPIPE);
+    CS_CHECK_INT_EQ(cs_write_all(p[1], "xyz", 3), -EPIPE);
+    close_fd(p[1]);
+
+    /* cs_read and cs_write make the fd non-blocking. */
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    CS_CHECK_INT_EQ(cs_write(p[1], "a", 1), 1);
+    CS_CHECK_INT_EQ(cs_read(p[0], &c, 1), 1);
+    CS_CHECK((fcntl(p[0], F_GETFL) & O_NONBLOCK) != 0);
+    CS_CHECK((fcntl(p[1], F_GETFL) & O_NONBLOCK) != 0);
+    close_fd(p[0]);
+    close_fd(p[1]);
+    return NULL;
+}
+
+static void test_io_error_paths(void **state)
+{
+    (void)state;
+    run_main(errors_main, NULL);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup(test_io_socketpair_ping_pong, setup),
+    cmocka_unit_test_setup(test_io_pipe_round_trip_larger_than_buffer, setup),
+    cmocka_unit_test_setup(test_io_wait_fd_ready_and_timeout, setup),
+    cmocka_unit_test_setup(test_io_wait_fd_woken_by_other_task, setup),
+    cmocka_unit_test_setup(test_io_accept_connect_loopback, setup),
+    cmocka_unit_test_setup(test_io_connect_refused, setup),
+    cmocka_unit_test_setup(test_io_error_paths, setup),
+};
+
+CS_TEST_MAIN("runtime_io", tests)

@@ -1,0 +1,240 @@
+/*
+ * test_stack.c - task stacks: a task that recurses without bound hits the
+ * guard page and the process dies of SIGSEGV after the runtime names the
+ * task on stderr; sizes set per coroutine and by COSCOPE_STACK_KB are
+ * honoured; deep but bounded use of the default stack is fine.
+ *
+ * Each victim runs in a child that re-executes this binary with --victim,
+ * so that it starts with no cmocka signal handlers and no runtime state
+ * inherited from the test process.  Under AddressSanitizer the child runs
+ * with handle_segv=0, so that the fault reaches the runtime's handler and
+ * then the default action, as it does in a normal build.
+ */
+#include "cs_test.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int setup(void **state)
+{
+    (void)state;
+    cs_test_reset();
+    return 0;
+}
+
+/* Uses a few hundred bytes of stack per level until depth reaches 0,
+ * touching each frame so that the guard page is met first. */
+static int __attribute__((noinline)) recurse(volatile char *prev, long depth)
+{
+    volatile char frame[256];
+    frame[0] = (char)(prev != NULL ? prev[0] + 1 : 0);
+    frame[255] = frame[0];
+    if (depth <= 0)
+        return frame[255];
+    return recurse(frame, depth - 1) + frame[255];
+}
+
+/* ---- the child ---------------------------------------------------------- */
+
+struct victim {
+    const char *name; /* task name */
+    size_t stack;     /* bytes; 0: the default */
+    long depth;       /* recursion depth; < 0: without bound */
+};
+
+static void *victim_body(void *arg)
+{
+    const struct victim *v = arg;
+    recurse(NULL, v->depth < 0 ? (1L << 40) : v->depth);
+    return CS_P(1);
+}
+
+static void *victim_main(void *arg)
+{
+    struct victim *v = arg;
+    cs_coro *c = cs_coro_new(v->name, victim_body, v);
+    if (c == NULL)
+        return NULL;
+    if (v->stack != 0 && cs_coro_set_stack_size(c, v->stack) != 0) {
+        cs_coro_drop(c);
+        return NULL;
+    }
+    cs_task *t = cs_create_task(c);
+    void *r = NULL;
+    if (t == NULL || cs_await(t, &r) != 0)
+        return NULL;
+    return r;
+}
+
+/* argv: --victim NAME STACK_BYTES DEPTH; exits 0 if the task returned. */
+static int victim_child(char **argv)
+{
+    struct victim v = {argv[2], strtoul(argv[3], NULL, 10),
+                       strtol(argv[4], NULL, 10)};
+    void *r = NULL;
+    int rc = cs_run(victim_main, &v, &r);
+    return rc == 0 && r == CS_P(1) ? 0 : 3;
+}
+
+/* ---- the parent --------------------------------------------------------- */
+
+/*
+ * Runs v in a fresh child (env_kb, if not NULL, as COSCOPE_STACK_KB);
+ * returns its wait status and stores what it wrote to stderr in err.
+ */
+static int run_victim(const struct victim *v, const char *env_kb, char *err,
+                      size_t cap)
+{
+    char stack[32], depth[32];
+    snprintf(stack, sizeof(stack), "%zu", v->stack);
+    snprintf(depth, sizeof(depth), "%ld", v->depth);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        close(p[0]);
+        dup2(p[1], 2);
+        close(p[1]);
+        char asan[512];
+        const char *old = getenv("ASAN_OPTIONS");
+        snprintf(asan, sizeof(asan), "%s%shandle_segv=0:handle_sigbus=0",
+                 old ? old : "", old ? ":" : "");
+        setenv("ASAN_OPTIONS", asan, 1);
+        if (env_kb != NULL)
+            setenv("COSCOPE_STACK_KB", env_kb, 1);
+        else
+            unsetenv("COSCOPE_STACK_KB");
+        char *args[] = {"test_stack", "--victim", (char *)v->name, stack,
+                        depth, NULL};
+        execv("/proc/self/exe", args);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(p[0], err + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == cap - 1)
+            break;
+    }
+    err[len] = '\0';
+    close(p[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void expect_overflow_report(int status, const char *err,
+                                   const char *name)
+{
+    if (!WIFSIGNALED(status))
+        fail_msg("child exited with %d instead of dying; stderr: %s",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1, err);
+    if (WTERMSIG(status) != SIGSEGV)
+        fail_msg("child died of signal %d, not SIGSEGV; stderr: %s",
+                 WTERMSIG(status), err);
+    char quoted[128];
+    snprintf(quoted, sizeof(quoted), "'%s'", name);
+    if (strstr(err, "stack overflow") == NULL || strstr(err, quoted) == NULL)
+        fail_msg("stderr does not report a stack overflow in %s: %s", quoted,
+                 err);
+}
+
+static void expect_clean_exit(int status, const char *err)
+{
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("child status %#x; stderr: %s", status, err);
+}
+
+static void test_stack_overflow_hits_guard_page(void **state)
+{
+    (void)state;
+    char err[4096];
+    struct victim v = {"runaway_recursion", 16 * 1024, -1};
+    expect_overflow_report(run_victim(&v, NULL, err, sizeof(err)), err,
+                           v.name);
+}
+
+static void test_stack_overflow_with_default_size(void **state)
+{
+    (void)state;
+    char err[4096];
+    struct victim v = {"deep_default", 0, -1};
+    expect_overflow_report(run_victim(&v, NULL, err, sizeof(err)), err,
+                           v.name);
+}
+
+/* About 110 frames of a few hundred bytes: ~32 KiB, more with ASan. */
+#define DEPTH_32K 110
+
+static void test_stack_default_fits_32k(void **state)
+{
+    (void)state;
+    char err[4096];
+    struct victim v = {"uses_32k", 0, DEPTH_32K};
+    expect_clean_exit(run_victim(&v, NULL, err, sizeof(err)), err);
+}
+
+static void test_stack_env_sets_default_size(void **state)
+{
+    (void)state;
+    char err[4096];
+    struct victim v = {"env_sized", 0, DEPTH_32K};
+    expect_overflow_report(run_victim(&v, "16", err, sizeof(err)), err,
+                           v.name);
+    /* A larger value lets the same task finish. */
+    expect_clean_exit(run_victim(&v, "256", err, sizeof(err)), err);
+}
+
+static void *per_coro_main(void *arg)
+{
+    (void)arg;
+    struct victim v = {"big", 0, DEPTH_32K};
+    /* Stacks are pooled and reused: many tasks in a row stay correct,
+     * whatever size each asked for. */
+    for (int i = 0; i < 200; i++) {
+        cs_coro *c = cs_coro_new("big", victim_body, &v);
+        CS_CHECK_RC(cs_coro_set_stack_size(c, (i % 2 ? 128 : 256) * 1024), 0);
+        void *r = NULL;
+        CS_CHECK_RC(cs_await(cs_create_task(c), &r), 0);
+        CS_CHECK_PTR_EQ(r, CS_P(1));
+    }
+    return NULL;
+}
+
+static void test_stack_size_per_coroutine(void **state)
+{
+    (void)state;
+    int rc = cs_run(per_coro_main, NULL, NULL);
+    cs_test_assert_clean();
+    assert_rc(rc, 0);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup(test_stack_overflow_hits_guard_page, setup),
+    cmocka_unit_test_setup(test_stack_overflow_with_default_size, setup),
+    cmocka_unit_test_setup(test_stack_default_fits_32k, setup),
+    cmocka_unit_test_setup(test_stack_env_sets_default_size, setup),
+    cmocka_unit_test_setup(test_stack_size_per_coroutine, setup),
+};
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "--victim") == 0)
+        return victim_child(argv);
+    return cs_test_run("runtime_stack", tests,
+                       sizeof(tests) / sizeof(tests[0]), argc, argv);
+}

@@ -1,0 +1,160 @@
+/*
+ * test_timer.c - cs_sleep(): waits at least as long as asked, wakes
+ * sleepers in deadline order, lets sleepers overlap, and treats <= 0 as a
+ * plain yield.
+ */
+#include "cs_test.h"
+
+static cs_trace trace;
+
+static int setup(void **state)
+{
+    (void)state;
+    cs_test_reset();
+    cs_trace_init(&trace);
+    return 0;
+}
+
+static void run_main(cs_fn fn, void *arg)
+{
+    int rc = cs_run(fn, arg, NULL);
+    cs_test_assert_clean();
+    assert_rc(rc, 0);
+}
+
+static void *duration_main(void *arg)
+{
+    (void)arg;
+    static const int64_t waits[] = {CS_MSEC(1), CS_MSEC(20), 1, 1000};
+    for (size_t i = 0; i < sizeof(waits) / sizeof(waits[0]); i++) {
+        int64_t t0 = cs_now_ns();
+        CS_CHECK_RC(cs_sleep(waits[i]), 0);
+        int64_t took = cs_now_ns() - t0;
+        if (took < waits[i])
+            cs_test_fail_at(__FILE__, __LINE__,
+                            "sleep of %lld ns took %lld ns",
+                            (long long)waits[i], (long long)took);
+    }
+    return NULL;
+}
+
+static void test_timer_sleep_lasts_at_least_duration(void **state)
+{
+    (void)state;
+    run_main(duration_main, NULL);
+}
+
+static void test_timer_now_is_monotonic(void **state)
+{
+    (void)state;
+    int64_t prev = cs_now_ns();
+    assert_true(prev > 0);
+    for (int i = 0; i < 1000; i++) {
+        int64_t now = cs_now_ns();
+        assert_true(now >= prev);
+        prev = now;
+    }
+}
+
+static void *sleep_and_log(void *arg)
+{
+    int ms = (int)CS_I(arg);
+    cs_trace_add(&trace, "s%d", ms);
+    CS_CHECK_RC(cs_sleep(CS_MSEC(ms)), 0);
+    cs_trace_add(&trace, "e%d", ms);
+    return NULL;
+}
+
+static void *deadline_order_main(void *arg)
+{
+    (void)arg;
+    /* Spawned in one order, deadlines 20 ms apart in another. */
+    static const int ms[] = {60, 20, 40, 0};
+    cs_task *t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = cs_spawn("sleeper", sleep_and_log, CS_P(ms[i]));
+    CS_CHECK_RC(cs_gather(t, 4, NULL), 0);
+    return NULL;
+}
+
+static void test_timer_wakes_in_deadline_order(void **state)
+{
+    (void)state;
+    run_main(deadline_order_main, NULL);
+    /* All started before any long sleep ended: the sleeps overlapped. */
+    assert_string_equal(trace.buf, "s60 s20 s40 s0 e0 e20 e40 e60");
+}
+
+static void *zero_sleeper(void *arg)
+{
+    for (int i = 0; i < 3; i++) {
+        cs_trace_add(&trace, "%s%d", (const char *)arg, i);
+        CS_CHECK_RC(cs_sleep(i % 2 == 0 ? 0 : -5), 0);
+    }
+    return NULL;
+}
+
+static void *yielder(void *arg)
+{
+    for (int i = 0; i < 3; i++) {
+        cs_trace_add(&trace, "%s%d", (const char *)arg, i);
+        cs_yield();
+    }
+    return NULL;
+}
+
+static void *zero_main(void *arg)
+{
+    (void)arg;
+    cs_task *t[2] = {cs_spawn("A", zero_sleeper, "A"),
+                     cs_spawn("B", yielder, "B")};
+    CS_CHECK_RC(cs_gather(t, 2, NULL), 0);
+    return NULL;
+}
+
+static void test_timer_zero_sleep_yields(void **state)
+{
+    (void)state;
+    run_main(zero_main, NULL);
+    assert_string_equal(trace.buf, "A0 B0 A1 B1 A2 B2");
+}
+
+enum { MANY = 1000 };
+static int woken[MANY]; /* times each sleeper woke */
+
+static void *sleep_us(void *arg)
+{
+    uintptr_t i = CS_I(arg);
+    CS_CHECK_RC(cs_sleep((int64_t)(MANY - i) * 1000), 0);
+    woken[i]++;
+    return NULL;
+}
+
+static void *sleeping_many(void *arg)
+{
+    (void)arg;
+    /* 1000 tasks sleeping 1000..1 us all wake, each once. */
+    cs_task *t[MANY];
+    for (uintptr_t i = 0; i < MANY; i++)
+        t[i] = cs_spawn("s", sleep_us, CS_P(i));
+    CS_CHECK_RC(cs_gather(t, MANY, NULL), 0);
+    for (int i = 0; i < MANY; i++)
+        CS_CHECK_INT_EQ(woken[i], 1);
+    return NULL;
+}
+
+static void test_timer_many_sleepers_all_wake(void **state)
+{
+    (void)state;
+    run_main(sleeping_many, NULL);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup(test_timer_sleep_lasts_at_least_duration, setup),
+    cmocka_unit_test_setup(test_timer_now_is_monotonic, setup),
+    cmocka_unit_test_setup(test_timer_wakes_in_deadline_order, setup),
+    cmocka_unit_test_setup(test_timer_zero_sleep_yields, setup),
+    cmocka_unit_test_setup(test_timer_many_sleepers_all_wake, setup),
+};
+
+CS_TEST_MAIN("runtime_timer", tests)
