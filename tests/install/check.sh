@@ -1,0 +1,24 @@
+#!/bin/sh
+# tests/install/check.sh BUILD_DIR - installs the build into a scratch
+# prefix, then builds and runs a consumer through pkg-config and through
+# find_package(coscope), shared and static.
+set -eu
+build=$1
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+libdir=$(ls -d "$tmp"/prefix/lib*/pkgconfig | head -n1)
+libdir=${libdir%/pkgconfig}
+test -f "$tmp/prefix/include/coscope.h"
+
+PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --exists coscope
+cc -o "$tmp/pc" "$here/consumer.c" $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs coscope)
+LD_LIBRARY_PATH="$libdir" "$tmp/pc"
+echo "pkg-config consumer: ok"
+
+cmake -S "$here" -B "$tmp/cb" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+cmake --build "$tmp/cb" >/dev/null
+LD_LIBRARY_PATH="$libdir" "$tmp/cb/consumer_shared"
+"$tmp/cb/consumer_static"
+echo "find_package consumer (shared, static): ok"
