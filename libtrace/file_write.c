@@ -1,0 +1,184 @@
+/*
+ * file_write.c - writing trace files: header, chunks, and the flight
+ * recorder dump of the whole segment.
+ *
+ * Everything here is async-signal-safe: open/write/close, no allocation
+ * (callers pass a staging buffer; the flight recorder uses a static one
+ * guarded by a flag), no locks.  Chunks are self-describing and checksummed
+ * (trace_format.h), so a file cut short is readable up to its last whole
+ * chunk.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define STAGE_SIZE (64 * 1024)
+
+static uint8_t stage[STAGE_SIZE] __attribute__((aligned(64)));
+static int dumping; /* 1 while a flight dump uses stage */
+
+int cs__write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int cs__fw_header(int fd, const cs_seg_header *live, uint32_t flags)
+{
+    cs_seg_header h;
+    memcpy(&h, live, sizeof h);
+    memcpy(h.magic, CS_FILE_MAGIC, CS_MAGIC_LEN);
+    h.segment_size = 0;
+    memset(h.regions, 0, sizeof h.regions);
+    h.flags = (h.flags & CS_SEG_F_READY) | flags;
+    return cs__write_all(fd, &h, sizeof h);
+}
+
+int cs__fw_chunk(int fd, unsigned kind, unsigned ring, uint64_t base,
+                 uint32_t count, const void *payload, uint32_t len)
+{
+    cs_chunk_header c;
+    memset(&c, 0, sizeof c);
+    c.magic = CS_CHUNK_MAGIC;
+    c.kind = (uint16_t)kind;
+    c.ring = (uint16_t)ring;
+    c.length = len;
+    c.count = count;
+    c.base = base;
+    c.crc = cs__crc32(0, payload, len);
+    c.header_crc = cs__crc32(0, &c, offsetof(cs_chunk_header, header_crc));
+    int err = cs__write_all(fd, &c, sizeof c);
+    return err ? err : cs__write_all(fd, payload, len);
+}
+
+int cs__fw_table(int fd, unsigned kind, const uint8_t *table, uint64_t from,
+                 uint64_t to, uint8_t *buf, size_t cap)
+{
+    while (from < to) {
+        size_t n = to - from < cap ? (size_t)(to - from) : cap;
+        memcpy(buf, table + from, n);
+        int err = cs__fw_chunk(fd, kind, 0, from, 0, buf, (uint32_t)n);
+        if (err)
+            return err;
+        from += n;
+    }
+    return 0;
+}
+
+int cs__fw_tasks(int fd, const cs_task_slot *tasks, uint64_t n, uint8_t *buf,
+                 size_t cap)
+{
+    cs_task_slot *out = (cs_task_slot *)buf;
+    size_t max = cap / sizeof *out, k = 0;
+    for (uint64_t i = 0; i <= n; i++) {
+        if (k == max || (i == n && k > 0)) {
+            int err = cs__fw_chunk(fd, CS_CHUNK_TASKS, 0, 0, (uint32_t)k, buf,
+                                   (uint32_t)(k * sizeof *out));
+            if (err)
+                return err;
+            k = 0;
+        }
+        if (i < n && cs__task_read(&tasks[i], &out[k]) == 0 && out[k].id != 0)
+            k++;
+    }
+    return 0;
+}
+
+int cs__fw_ring(int fd, uint32_t index, const cs_ring_header *hdr,
+                const cs_record *slot, uint64_t nslots, uint64_t *cursor,
+                uint8_t *buf, size_t cap)
+{
+    cs_record *out = (cs_record *)buf;
+    size_t max = cap / sizeof *out;
+    uint64_t lost = 0;
+    /* Stop at the head seen now, or a busy writer would keep us here. */
+    uint64_t limit = __atomic_load_n(&hdr->head, __ATOMIC_ACQUIRE);
+    for (;;) {
+        size_t n = cs__ring_read(hdr, slot, nslots, cursor, out, max, &lost);
+        if (n == 0)
+            return 0;
+        int err = cs__fw_chunk(fd, CS_CHUNK_RECORDS, index, 0, (uint32_t)n,
+                               buf, (uint32_t)(n * sizeof *out));
+        if (err || n < max || *cursor >= limit)
+            return err;
+    }
+}
+
+/* The committed prefix of a table: stops at the first entry not yet
+ * written, so a file never holds a half-written entry as if whole. */
+static uint64_t committed(const uint8_t *table, uint64_t size, uint64_t used,
+                          int strings)
+{
+    uint64_t end = used < size ? used : size, off = CS_TABLE_FIRST;
+    while (off < end) {
+        uint64_t sz = strings ? cs__string_entry_size(table, end, off)
+                              : cs__stack_entry_size(table, end, off);
+        if (sz == 0)
+            break;
+        off += sz;
+    }
+    return off < end ? off : end;
+}
+
+int cs__trace_flight_dump_fd(int fd, uint32_t flags)
+{
+    cs__seg *g = &cs__seg_g;
+    if (g->base == NULL)
+        return -ENODEV;
+    if (__atomic_exchange_n(&dumping, 1, __ATOMIC_ACQUIRE))
+        return -EBUSY;
+    cs_seg_header *h = g->hdr;
+    uint64_t su = __atomic_load_n(&h->strings_used, __ATOMIC_ACQUIRE);
+    uint64_t ku = __atomic_load_n(&h->stacks_used, __ATOMIC_ACQUIRE);
+    uint64_t hwm = __atomic_load_n(&h->tasks_hwm, __ATOMIC_ACQUIRE);
+    if (hwm > h->task_slots)
+        hwm = h->task_slots;
+    int err = cs__fw_header(fd, h, flags);
+    if (!err)
+        err = cs__fw_table(fd, CS_CHUNK_STRINGS, g->strings, 0,
+                           committed(g->strings, g->strings_size, su, 1),
+                           stage, STAGE_SIZE);
+    if (!err)
+        err = cs__fw_table(fd, CS_CHUNK_STACKS, g->stacks, 0,
+                           committed(g->stacks, g->stacks_size, ku, 0), stage,
+                           STAGE_SIZE);
+    if (!err)
+        err = cs__fw_tasks(fd, cs__trace_g.tasks, hwm, stage, STAGE_SIZE);
+    for (uint32_t i = 0; !err && i < h->ring_count; i++) {
+        const cs_ring_header *rh =
+            (const cs_ring_header *)(g->rings + i * g->ring_stride);
+        uint64_t cursor = 0;
+        err = cs__fw_ring(fd, i, rh, (const cs_record *)(rh + 1),
+                          h->ring_slots, &cursor, stage, STAGE_SIZE);
+    }
+    if (!err)
+        err = cs__fw_chunk(fd, CS_CHUNK_END, 0, 0, 0, stage, 0);
+    __atomic_store_n(&dumping, 0, __ATOMIC_RELEASE);
+    return err;
+}
+
+int cs__trace_flight_dump(const char *path, uint32_t flags)
+{
+    if (cs__seg_g.base == NULL)
+        return -ENODEV;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                  0600);
+    if (fd < 0)
+        return -errno;
+    int err = cs__trace_flight_dump_fd(fd, flags | CS_SEG_F_FLIGHT);
+    if (close(fd) != 0 && err == 0)
+        err = -errno;
+    return err;
+}

@@ -1,0 +1,174 @@
+/*
+ * internal.h - private to libtrace.  Nothing outside libtrace/ includes it.
+ *
+ * Files: segment.c (segment lifecycle, rings), tables.c (task slots,
+ * strings, stacks), clock.c (trace clock), ring_read.c (the lock-free ring
+ * reading protocol, shared by the reader, the recorder and the dump),
+ * file_write.c (trace file chunks, flight recorder), recorder.c (streaming
+ * recorder thread), reader.c / reader_file.c (the public reader API),
+ * names.c (enum names, error strings), crc32.c.
+ */
+#ifndef CS_LIBTRACE_INTERNAL_H
+#define CS_LIBTRACE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coscope/trace.h"
+#include "coscope/trace_format.h"
+#include "writer.h"
+
+#define CS__ALIGN(x, a) (((x) + ((a) - 1)) & ~(uint64_t)((a) - 1))
+
+/* ---- crc32.c -------------------------------------------------------------- */
+/* CRC-32 of n bytes continuing from crc (start with 0).  Signal-safe. */
+uint32_t cs__crc32(uint32_t crc, const void *data, size_t n);
+
+/* ---- clock.c -------------------------------------------------------------- */
+typedef struct cs__clock_cal {
+    int tsc;                  /* 1 if the TSC is the trace clock */
+    uint64_t tsc_anchor;      /* clock value at the anchor */
+    uint64_t ns_anchor;       /* CLOCK_MONOTONIC ns at the anchor */
+    uint64_t realtime_anchor; /* CLOCK_REALTIME ns at the anchor */
+    uint64_t ns_mult;         /* ns per tick, 32.32 */
+    uint64_t tick_hz;         /* ticks per second */
+} cs__clock_cal;
+/* Picks the clock (TSC when invariant, unless force_monotonic) and
+ * calibrates it against CLOCK_MONOTONIC (takes a few milliseconds). */
+void cs__clock_calibrate(cs__clock_cal *cal, int force_monotonic);
+/* ticks -> ns with a 32.32 multiplier, without overflow for any input
+ * that fits the result. */
+uint64_t cs__ticks_scale(uint64_t ticks, uint64_t mult);
+
+/* ---- ring_read.c ---------------------------------------------------------- */
+/*
+ * Copies records with index >= *cursor out of one ring, in order, up to cap
+ * of them, following the protocol in trace_format.h.  Overwritten records
+ * are added to *lost; *cursor advances past everything received or lost.
+ * Stops early at a record still being written.  nslots must be the trusted
+ * slot count (power of two).  Returns the number copied.  Works on hostile
+ * memory: only slot[0..nslots) and hdr are touched.
+ */
+size_t cs__ring_read(const cs_ring_header *hdr, const cs_record *slot,
+                     uint64_t nslots, uint64_t *cursor, cs_record *out,
+                     size_t cap, uint64_t *lost);
+/* Consistent copy of a task slot (seqlock), bounded retries.  Returns 0, or
+ * -EAGAIN if the slot kept changing. */
+int cs__task_read(const cs_task_slot *s, cs_task_slot *out);
+
+/* ---- tables.c ------------------------------------------------------------- */
+/* Size of the string table entry at off (0 if not committed or invalid).
+ * Used to find the committed prefix of a table. */
+uint64_t cs__string_entry_size(const uint8_t *table, uint64_t size,
+                               uint64_t off);
+uint64_t cs__stack_entry_size(const uint8_t *table, uint64_t size,
+                              uint64_t off);
+/* Resets the allocators when a segment is created (size in slots). */
+int cs__tables_init(uint32_t task_slots, uint64_t strings_size);
+void cs__tables_fini(void);
+
+/* ---- segment.c ------------------------------------------------------------ */
+/* The writer's view of its own segment. */
+typedef struct cs__seg {
+    uint8_t *base;          /* mapping, NULL when off */
+    size_t size;            /* mapping size */
+    cs_seg_header *hdr;     /* == base */
+    uint8_t *strings;       /* string table */
+    uint64_t strings_size;
+    uint8_t *stacks;        /* stack table */
+    uint64_t stacks_size;
+    uint8_t *rings;         /* first ring */
+    uint64_t ring_stride;
+    char path[64];          /* /dev/shm/coscope.<pid> */
+} cs__seg;
+extern cs__seg cs__seg_g;
+
+/* ---- file_write.c --------------------------------------------------------- */
+/* write() all of it, retrying on EINTR; 0 or -errno.  Signal-safe. */
+int cs__write_all(int fd, const void *p, size_t n);
+/* Writes a trace file header made from the live segment header. */
+int cs__fw_header(int fd, const cs_seg_header *live, uint32_t flags);
+/* Writes one chunk. */
+int cs__fw_chunk(int fd, unsigned kind, unsigned ring, uint64_t base,
+                 uint32_t count, const void *payload, uint32_t len);
+/* Writes table bytes [from, to) as chunks through buf. */
+int cs__fw_table(int fd, unsigned kind, const uint8_t *table, uint64_t from,
+                 uint64_t to, uint8_t *buf, size_t cap);
+/* Writes consistent copies of the used task slots as chunks through buf. */
+int cs__fw_tasks(int fd, const cs_task_slot *tasks, uint64_t n, uint8_t *buf,
+                 size_t cap);
+/* Drains one ring from *cursor into record chunks through buf. */
+int cs__fw_ring(int fd, uint32_t index, const cs_ring_header *hdr,
+                const cs_record *slot, uint64_t nslots, uint64_t *cursor,
+                uint8_t *buf, size_t cap);
+
+/* ---- recorder.c ----------------------------------------------------------- */
+/* Starts the COSCOPE_RECORD thread writing to path. */
+int cs__recorder_start(const char *path);
+/* Final drain, END chunk, close; joins the thread. */
+void cs__recorder_stop(void);
+
+/* ---- reader ---------------------------------------------------------------- */
+
+/* One records chunk of a trace file. */
+typedef struct cs__chunk_ref {
+    uint64_t offset;    /* of the chunk header in the file */
+    uint64_t first_seq; /* seq of its first record */
+    uint64_t last_seq;  /* seq of its last record */
+    uint32_t count;     /* records */
+    uint32_t ring;      /* ring index */
+} cs__chunk_ref;
+
+struct cs_trace {
+    int is_file;             /* trace file (1) or live segment (0) */
+    cs_seg_header hdr;       /* validated copy of the header */
+    /* live segment */
+    const uint8_t *map;      /* read-only mapping */
+    uint64_t map_size;
+    uint64_t rings_off, ring_stride;
+    uint64_t tasks_off;
+    uint64_t strings_off, strings_size;
+    uint64_t stacks_off, stacks_size;
+    /* trace file: tables copied into memory, records indexed */
+    int fd;
+    uint8_t *strings;        /* file: string table bytes */
+    uint64_t strings_len;
+    uint8_t *stacks;         /* file: stack table bytes */
+    uint64_t stacks_len;
+    cs_task_slot *tasks;     /* file: task snapshot */
+    uint32_t ntasks;
+    cs__chunk_ref *chunks;   /* file: records chunks in file order */
+    size_t nchunks, chunks_cap;
+    uint8_t *scratch;        /* file: one chunk payload */
+    size_t scratch_cap;
+    int complete;            /* file: END chunk reached */
+    uint64_t valid_bytes;    /* file: bytes up to the last whole chunk */
+    /* diagnostics */
+    int corrupt_line;        /* line of the first corruption seen */
+    char corrupt_what[96];   /* what it was */
+    uint64_t tasks_skipped;  /* slots that never read consistently */
+};
+
+/* Records a corruption (first one wins) and returns CS_TRACE_ECORRUPT. */
+int cs__corrupt(cs_trace *t, int line, const char *what);
+#define CS__CORRUPT(t, what) cs__corrupt((t), __LINE__, (what))
+/* Sets the calling thread's error detail (cs_trace_error_detail). */
+void cs__set_detail(int line, const char *what);
+
+/* Validates a header copy against the input size; 0 or a negative code. */
+int cs__header_check(cs_trace *t, const cs_seg_header *h, uint64_t size,
+                     int is_file);
+int cs__file_open(const char *path, cs_trace **out);
+int cs__file_read(cs_trace *t, uint32_t ring, uint64_t *cursor,
+                  cs_trace_event *ev, size_t cap, size_t *n, uint64_t *lost);
+void cs__file_close(cs_trace *t);
+/* Converts a record into the public event form. */
+void cs__event_from_record(const cs_record *r, uint32_t ring,
+                           cs_trace_event *ev);
+/* Resolves a string / stack id in a table of len bytes (hostile). */
+int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id,
+                    char *buf, size_t cap);
+int cs__stack_copy(const uint8_t *table, uint64_t len, uint32_t id,
+                   uint64_t *ips, size_t cap);
+
+#endif /* CS_LIBTRACE_INTERNAL_H */

@@ -1,0 +1,496 @@
+/*
+ * reader.c - the public reader API over a live segment (and the dispatch to
+ * reader_file.c for trace files).
+ *
+ * The segment is opened O_RDONLY|O_NOFOLLOW, checked with fstat (regular
+ * file, our uid unless we are root, mode 0600, size), mapped PROT_READ, and
+ * its header copied and validated once (cs__header_check): from then on
+ * the geometry comes from the copy, never from the mapping.  Live counters
+ * and records are re-read on every call and clamped.  Every access to the
+ * mapping goes through at() (after LTTng-UST's shm accessors), which
+ * returns NULL for anything outside it; every corruption goes through
+ * CS__CORRUPT, which records the line (after SQLite's SQLITE_CORRUPT_BKPT).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define SEG_SIZE_MAX ((uint64_t)1 << 40)
+
+/* The only way to reach the mapping: [off, off + len) or NULL. */
+static const void *at(const cs_trace *t, uint64_t off, uint64_t len)
+{
+    if (off > t->map_size || len > t->map_size - off)
+        return NULL;
+    return t->map + off;
+}
+
+static int is_pow2(uint64_t v)
+{
+    return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* Region r of h lies inside [header_size, size) and holds at least need
+ * bytes. */
+static int region_ok(const cs_seg_header *h, int r, uint64_t size,
+                     uint64_t need)
+{
+    const cs_region_ref *g = &h->regions[r];
+    return g->offset >= h->header_size && g->offset <= size &&
+           g->size <= size - g->offset && g->size >= need;
+}
+
+int cs__header_check(cs_trace *t, const cs_seg_header *h, uint64_t size,
+                     int is_file)
+{
+    if (memcmp(h->magic, is_file ? CS_FILE_MAGIC : CS_SEG_MAGIC,
+               CS_MAGIC_LEN) != 0)
+        return CS__CORRUPT(t, "bad magic: not a coscope trace");
+    if (h->endian != CS_ENDIAN_MARK) {
+        cs__set_detail(__LINE__, "written with the other byte order");
+        return CS_TRACE_EVERSION;
+    }
+    if (h->version_major != CS_FORMAT_MAJOR) {
+        cs__set_detail(__LINE__, "unsupported major version");
+        return CS_TRACE_EVERSION;
+    }
+    if (h->header_size < sizeof(cs_seg_header) || h->header_size > 65536 ||
+        (!is_file && h->header_size > size))
+        return CS__CORRUPT(t, "header size out of range");
+    if (h->record_size != sizeof(cs_record) ||
+        h->task_slot_size != sizeof(cs_task_slot) ||
+        h->ring_header_size != sizeof(cs_ring_header))
+        return CS__CORRUPT(t, "record, slot or ring header size unknown");
+    if (h->clock != CS_CLOCK_TSC && h->clock != CS_CLOCK_MONOTONIC)
+        return CS__CORRUPT(t, "unknown clock");
+    if (h->ns_mult == 0 || h->build_id_len > CS_BUILD_ID_MAX)
+        return CS__CORRUPT(t, "bad clock multiplier or build id length");
+    if (h->ring_count > CS_RING_MAX || h->task_slots > CS_TASK_SLOTS_MAX)
+        return CS__CORRUPT(t, "ring or task count out of range");
+    if (!is_pow2(h->ring_slots) || h->ring_slots < CS_RING_SLOTS_MIN ||
+        h->ring_slots > CS_RING_SLOTS_MAX)
+        return CS__CORRUPT(t, "ring slot count not a power of two in range");
+    if (is_file)
+        return 0;
+    if (h->segment_size != size)
+        return CS__CORRUPT(t, "segment size differs from the file size");
+    uint64_t stride = CS_RING_STRIDE(h->ring_slots);
+    if (!region_ok(h, CS_REGION_RINGS, size, stride * h->ring_count) ||
+        !region_ok(h, CS_REGION_TASKS, size,
+                   (uint64_t)h->task_slots * sizeof(cs_task_slot)) ||
+        !region_ok(h, CS_REGION_STRINGS, size, CS_TABLE_FIRST) ||
+        !region_ok(h, CS_REGION_STACKS, size, CS_TABLE_FIRST))
+        return CS__CORRUPT(t, "region outside the segment");
+    if (h->regions[CS_REGION_RINGS].offset % 64 != 0 ||
+        h->regions[CS_REGION_TASKS].offset % 64 != 0 ||
+        h->regions[CS_REGION_STRINGS].offset % 8 != 0 ||
+        h->regions[CS_REGION_STACKS].offset % 8 != 0)
+        return CS__CORRUPT(t, "misaligned region");
+    return 0;
+}
+
+/* Checks the open file before mapping it. */
+static int check_file(int fd, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode)) {
+        cs__set_detail(__LINE__, "not a regular file");
+        return -EINVAL;
+    }
+    uid_t me = geteuid();
+    if ((me != 0 && st.st_uid != me) || (st.st_mode & 077) != 0) {
+        cs__set_detail(__LINE__, "segment not owned by us or not mode 0600");
+        return -EACCES;
+    }
+    if ((uint64_t)st.st_size < sizeof(cs_seg_header) ||
+        (uint64_t)st.st_size > SEG_SIZE_MAX) {
+        cs__set_detail(__LINE__, "segment size out of range");
+        return CS_TRACE_ECORRUPT;
+    }
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int cs_trace_open_segment(const char *path, cs_trace **out)
+{
+    *out = NULL;
+    cs__set_detail(0, "");
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int err = -errno;
+        cs__set_detail(__LINE__, err == -ELOOP ? "segment is a symlink"
+                                               : "cannot open segment");
+        return err;
+    }
+    uint64_t size = 0;
+    int err = check_file(fd, &size);
+    cs_trace *t = err ? NULL : calloc(1, sizeof *t);
+    if (!err && t == NULL)
+        err = -ENOMEM;
+    void *map = MAP_FAILED;
+    if (!err) {
+        map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED)
+            err = -errno;
+    }
+    close(fd);
+    if (!err) {
+        t->map = map;
+        t->map_size = size;
+        t->fd = -1;
+        /* READY is set last with release: read it first, then the rest. */
+        const uint32_t *flags = at(t, offsetof(cs_seg_header, flags), 4);
+        uint32_t f = flags ? __atomic_load_n(flags, __ATOMIC_ACQUIRE) : 0;
+        memcpy(&t->hdr, map, sizeof t->hdr);
+        err = cs__header_check(t, &t->hdr, size, 0);
+        if (!err && !(f & CS_SEG_F_READY)) {
+            cs__set_detail(__LINE__, "segment is still being initialised");
+            err = -EAGAIN;
+        }
+    }
+    if (err) {
+        if (map != MAP_FAILED)
+            munmap(map, size);
+        free(t);
+        return err;
+    }
+    const cs_seg_header *h = &t->hdr;
+    t->rings_off = h->regions[CS_REGION_RINGS].offset;
+    t->ring_stride = CS_RING_STRIDE(h->ring_slots);
+    t->tasks_off = h->regions[CS_REGION_TASKS].offset;
+    t->strings_off = h->regions[CS_REGION_STRINGS].offset;
+    t->strings_size = h->regions[CS_REGION_STRINGS].size;
+    t->stacks_off = h->regions[CS_REGION_STACKS].offset;
+    t->stacks_size = h->regions[CS_REGION_STACKS].size;
+    *out = t;
+    return 0;
+}
+
+int cs_trace_open_pid(int pid, cs_trace **out)
+{
+    char path[64];
+    *out = NULL;
+    if (pid <= 0)
+        return -EINVAL;
+    snprintf(path, sizeof path, "%s/%s%d", CS_SEG_DIR, CS_SEG_PREFIX, pid);
+    int err = cs_trace_open_segment(path, out);
+    if (err == 0 && (int)(*out)->hdr.pid != pid) {
+        cs_trace_close(*out);
+        *out = NULL;
+        cs__set_detail(__LINE__, "segment names another pid");
+        return CS_TRACE_ECORRUPT;
+    }
+    return err;
+}
+
+int cs_trace_open_file(const char *path, cs_trace **out)
+{
+    *out = NULL;
+    cs__set_detail(0, "");
+    return cs__file_open(path, out);
+}
+
+void cs_trace_close(cs_trace *t)
+{
+    if (t == NULL)
+        return;
+    if (t->is_file)
+        cs__file_close(t);
+    else if (t->map != NULL)
+        munmap((void *)t->map, t->map_size);
+    free(t);
+}
+
+/* A live counter of the header, read now. */
+static uint64_t live(const cs_trace *t, size_t off)
+{
+    const uint64_t *p = at(t, off, 8);
+    return p ? __atomic_load_n(p, __ATOMIC_RELAXED) : 0;
+}
+
+int cs_trace_info_get(cs_trace *t, cs_trace_info *info)
+{
+    const cs_seg_header *h = &t->hdr;
+    memset(info, 0, sizeof *info);
+    info->is_file = t->is_file;
+    info->pid = (int)h->pid;
+    info->start_time = h->start_time;
+    info->version_major = h->version_major;
+    info->version_minor = h->version_minor;
+    info->clock = h->clock;
+    info->flags = h->flags;
+    info->tick_hz = h->tick_hz;
+    info->realtime_anchor = h->realtime_anchor;
+    info->ring_count = h->ring_count;
+    info->ring_slots = h->ring_slots;
+    info->task_slots = t->is_file ? t->ntasks : h->task_slots;
+    memcpy(info->exe_path, h->exe_path, CS_EXE_PATH_MAX);
+    info->exe_path[CS_EXE_PATH_MAX - 1] = '\0';
+    memcpy(info->build_id, h->build_id, h->build_id_len);
+    info->build_id_len = h->build_id_len;
+    if (t->is_file) {
+        info->tasks_hwm = h->tasks_hwm;
+        info->tasks_dropped = h->tasks_dropped;
+        info->strings_dropped = h->strings_dropped;
+        info->stacks_dropped = h->stacks_dropped;
+        info->warnings = h->warnings;
+        info->rings_dropped = h->rings_dropped;
+        info->complete = t->complete;
+        info->valid_bytes = t->valid_bytes;
+        return 0;
+    }
+    info->tasks_hwm = live(t, offsetof(cs_seg_header, tasks_hwm));
+    info->tasks_dropped = live(t, offsetof(cs_seg_header, tasks_dropped));
+    info->strings_dropped = live(t, offsetof(cs_seg_header, strings_dropped));
+    info->stacks_dropped = live(t, offsetof(cs_seg_header, stacks_dropped));
+    info->warnings = live(t, offsetof(cs_seg_header, warnings));
+    info->rings_dropped = live(t, offsetof(cs_seg_header, rings_dropped));
+    return 0;
+}
+
+/* Ring r's header in the mapping, with its slot count checked. */
+static const cs_ring_header *ring_at(cs_trace *t, uint32_t r, int *err)
+{
+    const cs_ring_header *rh =
+        at(t, t->rings_off + (uint64_t)r * t->ring_stride, t->ring_stride);
+    *err = 0;
+    if (rh == NULL)
+        *err = CS__CORRUPT(t, "ring outside the segment");
+    else if (__atomic_load_n(&rh->slots, __ATOMIC_RELAXED) != t->hdr.ring_slots)
+        *err = CS__CORRUPT(t, "ring slot count differs from the header's");
+    return *err ? NULL : rh;
+}
+
+int cs_trace_ring_get(cs_trace *t, uint32_t r, cs_trace_ring *out)
+{
+    int err;
+    memset(out, 0, sizeof *out);
+    if (r >= t->hdr.ring_count)
+        return -EINVAL;
+    if (t->is_file) {
+        for (size_t i = 0; i < t->nchunks; i++)
+            if (t->chunks[i].ring == r)
+                out->head = t->chunks[i].last_seq;
+        out->state = out->head ? CS_RING_RELEASED : CS_RING_FREE;
+        return 0;
+    }
+    const cs_ring_header *rh = ring_at(t, r, &err);
+    if (rh == NULL)
+        return err;
+    out->tid = __atomic_load_n(&rh->tid, __ATOMIC_RELAXED);
+    out->state = __atomic_load_n(&rh->state, __ATOMIC_RELAXED);
+    out->head = __atomic_load_n(&rh->head, __ATOMIC_ACQUIRE);
+    out->step_start = __atomic_load_n(&rh->step_start, __ATOMIC_ACQUIRE);
+    out->step_task = __atomic_load_n(&rh->step_task, __ATOMIC_RELAXED);
+    out->iterations = __atomic_load_n(&rh->iterations, __ATOMIC_RELAXED);
+    return 0;
+}
+
+uint64_t cs_trace_ticks_ns(const cs_trace *t, uint64_t ticks)
+{
+    return cs__ticks_scale(ticks, t->hdr.ns_mult);
+}
+
+uint64_t cs_trace_ns(const cs_trace *t, uint64_t ts)
+{
+    const cs_seg_header *h = &t->hdr;
+    if (ts >= h->tsc_anchor)
+        return h->ns_anchor + cs__ticks_scale(ts - h->tsc_anchor, h->ns_mult);
+    uint64_t back = cs__ticks_scale(h->tsc_anchor - ts, h->ns_mult);
+    return back < h->ns_anchor ? h->ns_anchor - back : 0;
+}
+
+uint64_t cs_trace_event_ticks(const cs_trace_event *ev)
+{
+    return ev->flags & CS_RECF_ARG_SHIFT16 ? (uint64_t)ev->arg << 16
+                                           : (uint64_t)ev->arg;
+}
+
+void cs__event_from_record(const cs_record *r, uint32_t ring,
+                           cs_trace_event *ev)
+{
+    ev->seq = r->seq;
+    ev->ts = r->ts;
+    ev->task_id = r->task_id;
+    ev->arg = r->arg;
+    ev->type = (uint8_t)CS_REC_TYPE(r->info);
+    ev->reason = (uint8_t)CS_REC_REASON(r->info);
+    ev->flags = (uint16_t)CS_REC_FLAGS(r->info);
+    ev->ring = ring;
+}
+
+int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
+                  cs_trace_event *ev, size_t cap, size_t *n, uint64_t *lost)
+{
+    int err;
+    *n = 0;
+    if (r >= t->hdr.ring_count)
+        return -EINVAL;
+    if (t->is_file)
+        return cs__file_read(t, r, cursor, ev, cap, n, lost);
+    const cs_ring_header *rh = ring_at(t, r, &err);
+    if (rh == NULL)
+        return err;
+    const cs_record *slots = (const cs_record *)(rh + 1);
+    cs_record buf[256];
+    while (*n < cap) {
+        size_t want = cap - *n < 256 ? cap - *n : 256;
+        size_t got = cs__ring_read(rh, slots, t->hdr.ring_slots, cursor, buf,
+                                   want, lost);
+        for (size_t i = 0; i < got; i++)
+            cs__event_from_record(&buf[i], r, &ev[*n + i]);
+        *n += got;
+        if (got < want)
+            break;
+    }
+    return 0;
+}
+
+int cs_trace_task_next(cs_trace *t, uint32_t *iter, cs_trace_task *out)
+{
+    cs_task_slot s;
+    for (;;) {
+        uint32_t i = *iter;
+        if (t->is_file) {
+            if (i >= t->ntasks)
+                return 0;
+            s = t->tasks[i];
+        } else {
+            uint64_t hwm = live(t, offsetof(cs_seg_header, tasks_hwm));
+            if (i >= t->hdr.task_slots || i >= hwm)
+                return 0;
+            const cs_task_slot *p =
+                at(t, t->tasks_off + (uint64_t)i * sizeof s, sizeof s);
+            if (p == NULL)
+                return CS__CORRUPT(t, "task slot outside the segment");
+            if (cs__task_read(p, &s) != 0) {
+                t->tasks_skipped++;
+                (*iter)++;
+                continue;
+            }
+        }
+        (*iter)++;
+        if (s.id == 0)
+            continue;
+        out->slot = i;
+        out->gen = s.gen;
+        out->id = s.id;
+        out->name = s.name;
+        out->site = s.site;
+        out->state = s.state;
+        out->wait = s.wait;
+        out->flags = s.flags;
+        out->wait_target = s.wait_target;
+        out->wait_aux = s.wait_aux;
+        out->awaiter = s.awaiter;
+        out->parent = s.parent;
+        out->created = s.created;
+        out->last_run = s.last_run;
+        out->steps = s.steps;
+        out->run_ticks = s.run_ticks;
+        out->sp = s.sp;
+        out->fp = s.fp;
+        out->ip = s.ip;
+        out->ring = s.ring;
+        return 1;
+    }
+}
+
+uint64_t cs_trace_tasks_skipped(const cs_trace *t)
+{
+    return t->tasks_skipped;
+}
+
+int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id,
+                    char *buf, size_t cap)
+{
+    if (cap > 0)
+        buf[0] = '\0';
+    if (id == 0)
+        return -ENOENT;
+    if (id < CS_TABLE_FIRST || id % 4 != 0 || id >= len)
+        return CS_TRACE_ECORRUPT;
+    uint64_t sz = cs__string_entry_size(table, len, id);
+    if (sz == 0) /* not committed, or runs off the table */
+        return __atomic_load_n((const uint32_t *)(table + id),
+                               __ATOMIC_ACQUIRE) == 0 ? -ENOENT
+                                                      : CS_TRACE_ECORRUPT;
+    uint32_t slen;
+    memcpy(&slen, table + id, 4);
+    slen -= 1;
+    if (cap > 0) {
+        size_t k = slen < cap - 1 ? slen : cap - 1;
+        memcpy(buf, table + id + 4, k);
+        buf[k] = '\0';
+    }
+    return (int)slen;
+}
+
+int cs__stack_copy(const uint8_t *table, uint64_t len, uint32_t id,
+                   uint64_t *ips, size_t cap)
+{
+    if (id == 0)
+        return -ENOENT;
+    if (id < CS_TABLE_FIRST || id % 8 != 0 || id >= len)
+        return CS_TRACE_ECORRUPT;
+    uint64_t sz = cs__stack_entry_size(table, len, id);
+    if (sz == 0)
+        return __atomic_load_n((const uint32_t *)(table + id),
+                               __ATOMIC_ACQUIRE) == 0 ? -ENOENT
+                                                      : CS_TRACE_ECORRUPT;
+    uint32_t n = (uint32_t)((sz - 8) / 8);
+    memcpy(ips, table + id + 8, 8 * (n < cap ? n : cap));
+    return (int)n;
+}
+
+/* The used part of a live table, clamped to its region. */
+static const uint8_t *live_table(cs_trace *t, uint64_t off, uint64_t size,
+                                 size_t used_field, uint64_t *len)
+{
+    uint64_t used = live(t, used_field);
+    *len = used < size ? used : size;
+    return at(t, off, size);
+}
+
+int cs_trace_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
+{
+    uint64_t len;
+    const uint8_t *tab;
+    if (t->is_file) {
+        tab = t->strings;
+        len = t->strings_len;
+    } else {
+        tab = live_table(t, t->strings_off, t->strings_size,
+                         offsetof(cs_seg_header, strings_used), &len);
+    }
+    if (tab == NULL)
+        return cap > 0 ? (buf[0] = '\0', -ENOENT) : -ENOENT;
+    int r = cs__string_copy(tab, len, id, buf, cap);
+    return r == CS_TRACE_ECORRUPT ? CS__CORRUPT(t, "bad string id") : r;
+}
+
+int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
+{
+    uint64_t len;
+    const uint8_t *tab;
+    if (t->is_file) {
+        tab = t->stacks;
+        len = t->stacks_len;
+    } else {
+        tab = live_table(t, t->stacks_off, t->stacks_size,
+                         offsetof(cs_seg_header, stacks_used), &len);
+    }
+    if (tab == NULL)
+        return -ENOENT;
+    int r = cs__stack_copy(tab, len, id, ips, cap);
+    return r == CS_TRACE_ECORRUPT ? CS__CORRUPT(t, "bad stack id") : r;
+}
