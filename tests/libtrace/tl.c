@@ -58,10 +58,13 @@ cs_trace_event *tl_read_all(cs_trace *t, uint32_t r, uint64_t *cursor,
 
 static char dir[64];
 static char path[160];
+static pid_t dir_owner; /* forked children must not remove it at exit */
 
 static void rm_dir(void)
 {
     char cmd[128];
+    if (getpid() != dir_owner)
+        return;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "tl: cannot remove %s\n", dir);
@@ -73,6 +76,7 @@ const char *tl_tmpdir(void)
         strcpy(dir, "/tmp/coscope-tl.XXXXXX");
         if (mkdtemp(dir) == NULL)
             fail_msg("mkdtemp failed");
+        dir_owner = getpid();
         atexit(rm_dir);
     }
     return dir;
