@@ -1,0 +1,275 @@
+/*
+ * test_trace_corrupt.c - hostile segments: a valid segment is copied, one
+ * field is damaged, and the reader must refuse it with the right code at
+ * open, or, for data it reads later, return CS_TRACE_ECORRUPT or clamp:
+ * never read outside the mapping (run under ASan to see that).
+ */
+#include "tl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct seg_copy {
+    uint8_t *bytes;
+    size_t len;
+    uint32_t name, stack;
+} seg_copy;
+
+static int setup(void **state)
+{
+    seg_copy *s = calloc(1, sizeof *s);
+    tl_start(4, 2);
+    cs__trace_ring *r = cs__trace_ring_acquire();
+    s->name = cs__trace_intern("victim");
+    uint64_t ips[3] = {1, 2, 3};
+    s->stack = cs__trace_stack_put(ips, 3);
+    cs__trace_task_alloc(1, s->name, 0, 0, 0, 0);
+    for (uint64_t i = 1; i <= 40; i++)
+        cs__trace_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), s->name);
+    s->bytes = tl_slurp(cs__trace_segment_path(), &s->len);
+    cs__trace_stop();
+    *state = s;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    seg_copy *s = *state;
+    free(s->bytes);
+    free(s);
+    return 0;
+}
+
+static cs_seg_header *hdr(seg_copy *s)
+{
+    return (cs_seg_header *)s->bytes;
+}
+
+/* Writes the (damaged) copy and opens it; restores nothing. */
+static int open_copy(seg_copy *s, size_t len, cs_trace **t)
+{
+    const char *p = tl_path("seg");
+    tl_spit(p, s->bytes, len);
+    *t = NULL;
+    return cs_trace_open_segment(p, t);
+}
+
+/* Damages one header field, checks the open result, undoes the damage. */
+#define EXPECT_OPEN(s, field, value, code)                                  \
+    do {                                                                    \
+        __typeof__(hdr(s)->field) saved = hdr(s)->field;                    \
+        hdr(s)->field = (value);                                            \
+        cs_trace *t_;                                                       \
+        assert_code(open_copy((s), (s)->len, &t_), (code));                 \
+        if (t_ == NULL)                                                     \
+            assert_true((code) != 0);                                       \
+        cs_trace_close(t_);                                                 \
+        hdr(s)->field = saved;                                              \
+    } while (0)
+
+static void test_trace_corrupt_header_fields_refused(void **state)
+{
+    seg_copy *s = *state;
+    EXPECT_OPEN(s, magic[0], 'X', CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, endian, 0x04030201u, CS_TRACE_EVERSION);
+    EXPECT_OPEN(s, version_major, CS_FORMAT_MAJOR + 1, CS_TRACE_EVERSION);
+    EXPECT_OPEN(s, version_minor, 99, 0); /* minor versions are compatible */
+    EXPECT_OPEN(s, header_size, 12, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, header_size, 0xffffffffu, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, record_size, 64, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, task_slot_size, 64, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, clock, 0, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, ns_mult, 0, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, build_id_len, 33, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, ring_count, 0xffffffffu, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, ring_count, 1000, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, ring_slots, 100, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, ring_slots, 1u << 31, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, ring_slots, 0, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, ring_slots, 1u << 20, CS_TRACE_ECORRUPT); /* too big */
+    EXPECT_OPEN(s, task_slots, 0xffffffffu, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, task_slots, 100000, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, segment_size, 1u << 30, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, regions[CS_REGION_RINGS].offset, UINT64_MAX - 8,
+                CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, regions[CS_REGION_RINGS].size, UINT64_MAX,
+                CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, regions[CS_REGION_TASKS].offset, 64, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, regions[CS_REGION_TASKS].offset,
+                hdr(s)->regions[CS_REGION_TASKS].offset + 8,
+                CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, regions[CS_REGION_STRINGS].size, (uint64_t)s->len,
+                CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, regions[CS_REGION_STACKS].offset, (uint64_t)s->len,
+                CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, flags, 0, -EAGAIN); /* not initialised yet */
+    /* The undamaged copy opens. */
+    EXPECT_OPEN(s, pid, hdr(s)->pid, 0);
+}
+
+static void test_trace_corrupt_truncated_segment_refused(void **state)
+{
+    seg_copy *s = *state;
+    cs_trace *t;
+    size_t cuts[] = {0, 1, 100, sizeof(cs_seg_header) - 1,
+                     sizeof(cs_seg_header), s->len / 2, s->len - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        assert_code(open_copy(s, cuts[i], &t), CS_TRACE_ECORRUPT);
+        assert_null(t);
+    }
+}
+
+static const cs_ring_header *ring0(seg_copy *s)
+{
+    return (const cs_ring_header *)(s->bytes +
+                                    hdr(s)->regions[CS_REGION_RINGS].offset);
+}
+
+static void test_trace_corrupt_ring_headers(void **state)
+{
+    seg_copy *s = *state;
+    cs_ring_header *rh = (cs_ring_header *)ring0(s);
+    cs_trace *t;
+    cs_trace_event ev[512];
+    size_t n;
+    uint64_t cursor = 0, lost = 0;
+
+    /* Slot count disagreeing with the header: the ring is refused. */
+    rh->slots = 1u << 20;
+    assert_code(open_copy(s, s->len, &t), 0);
+    assert_code(cs_trace_read(t, 0, &cursor, ev, 512, &n, &lost),
+                CS_TRACE_ECORRUPT);
+    assert_int_equal(n, 0);
+    cs_trace_close(t);
+    rh->slots = hdr(s)->ring_slots;
+
+    /* A head far ahead: everything is "lost", reads stay in the ring. */
+    uint64_t saved = rh->head;
+    rh->head = UINT64_MAX - 3;
+    assert_code(open_copy(s, s->len, &t), 0);
+    assert_code(cs_trace_read(t, 0, &cursor, ev, 512, &n, &lost), 0);
+    assert_true(n <= hdr(s)->ring_slots);
+    cs_trace_close(t);
+
+    /* Seq numbers that lie: never out of bounds, accounting still adds up. */
+    rh->head = saved;
+    cs_record *slot = (cs_record *)(rh + 1);
+    slot[3].seq = 999999;
+    slot[4].seq = 0;
+    assert_code(open_copy(s, s->len, &t), 0);
+    cursor = lost = 0;
+    assert_code(cs_trace_read(t, 0, &cursor, ev, 512, &n, &lost), 0);
+    assert_int_equal(n, 3); /* 4 is counted lost, 5 looks unfinished */
+    assert_int_equal(lost, 1);
+    cs_trace_close(t);
+    slot[3].seq = 4;
+    slot[4].seq = 5;
+
+    assert_code(open_copy(s, s->len, &t), 0);
+    cs_trace_ring info;
+    assert_code(cs_trace_ring_get(t, 2, &info), -EINVAL);
+    assert_code(cs_trace_read(t, 7, &cursor, ev, 512, &n, &lost), -EINVAL);
+    cs_trace_close(t);
+}
+
+static void test_trace_corrupt_tables(void **state)
+{
+    seg_copy *s = *state;
+    cs_seg_header *h = hdr(s);
+    uint8_t *strings = s->bytes + h->regions[CS_REGION_STRINGS].offset;
+    uint8_t *stacks = s->bytes + h->regions[CS_REGION_STACKS].offset;
+    cs_trace *t;
+    char buf[32];
+    uint64_t ips[8];
+
+    /* Used counters beyond the region are clamped to it. */
+    uint64_t su = h->strings_used, ku = h->stacks_used;
+    h->strings_used = UINT64_MAX;
+    h->stacks_used = UINT64_MAX;
+    assert_code(open_copy(s, s->len, &t), 0);
+    assert_int_equal(cs_trace_string(t, s->name, buf, sizeof buf), 6);
+    assert_code(cs_trace_string(t, 0xfffffffc, buf, sizeof buf),
+                CS_TRACE_ECORRUPT);
+    assert_code(cs_trace_stack(t, 0xfffffff8, ips, 8), CS_TRACE_ECORRUPT);
+    cs_trace_close(t);
+    h->strings_used = su;
+    h->stacks_used = ku;
+
+    /* A string length running past the table. */
+    uint32_t saved;
+    memcpy(&saved, strings + s->name, 4);
+    uint32_t huge = 0x7fffffff;
+    memcpy(strings + s->name, &huge, 4);
+    assert_code(open_copy(s, s->len, &t), 0);
+    assert_code(cs_trace_string(t, s->name, buf, sizeof buf),
+                CS_TRACE_ECORRUPT);
+    assert_string_equal(buf, "");
+    cs_trace_close(t);
+    huge = CS_STRING_MAX; /* within the limit but past the used bytes */
+    memcpy(strings + s->name, &huge, 4);
+    assert_code(open_copy(s, s->len, &t), 0);
+    assert_code(cs_trace_string(t, s->name, buf, sizeof buf),
+                CS_TRACE_ECORRUPT);
+    cs_trace_close(t);
+    memcpy(strings + s->name, &saved, 4);
+
+    /* A stack depth past the table or the limit. */
+    memcpy(&saved, stacks + s->stack, 4);
+    uint32_t deep = CS_STACK_MAX + 1;
+    memcpy(stacks + s->stack, &deep, 4);
+    assert_code(open_copy(s, s->len, &t), 0);
+    assert_code(cs_trace_stack(t, s->stack, ips, 8), CS_TRACE_ECORRUPT);
+    cs_trace_close(t);
+    memcpy(stacks + s->stack, &saved, 4);
+
+    /* A task high-water mark past the table is bounded by task_slots. */
+    uint64_t hwm = h->tasks_hwm;
+    h->tasks_hwm = UINT64_MAX;
+    assert_code(open_copy(s, s->len, &t), 0);
+    cs_trace_task task;
+    uint32_t it = 0;
+    int found = 0;
+    while (cs_trace_task_next(t, &it, &task) == 1)
+        found++;
+    assert_int_equal(found, 1);
+    assert_int_equal(it, h->task_slots);
+    cs_trace_close(t);
+    h->tasks_hwm = hwm;
+}
+
+static void test_trace_corrupt_names_are_total(void **state)
+{
+    (void)state;
+    for (unsigned v = 0; v < 300; v++) {
+        assert_non_null(cs_trace_event_name(v));
+        assert_non_null(cs_trace_wait_name(v));
+        assert_non_null(cs_trace_state_name(v));
+        assert_non_null(cs_trace_warning_name(v));
+    }
+    assert_string_equal(cs_trace_wait_name(CS_WAIT_QUEUE_GET), "queue-get");
+    assert_string_equal(cs_trace_wait_name(CS_STOP_CANCELLED), "cancelled");
+    assert_string_equal(cs_trace_wait_name(13), "?");
+    assert_string_equal(cs_trace_state_name(CS_TASK_WAITING), "waiting");
+    assert_string_equal(cs_trace_event_name(CS_EV_TYPE_COUNT), "?");
+    assert_string_equal(cs_trace_strerror(CS_TRACE_ECORRUPT),
+                        "data is corrupt");
+    assert_string_equal(cs_trace_strerror(CS_TRACE_EVERSION),
+                        "unsupported format version");
+    assert_string_equal(cs_trace_strerror(-ENOENT), strerror(ENOENT));
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_trace_corrupt_header_fields_refused,
+                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(
+        test_trace_corrupt_truncated_segment_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_trace_corrupt_ring_headers, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_trace_corrupt_tables, setup,
+                                    teardown),
+    cmocka_unit_test(test_trace_corrupt_names_are_total),
+};
+
+TL_MAIN("libtrace_corrupt", tests)
