@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -282,7 +283,6 @@ static void test_trace_file_recorder_keeps_exact_losses(void **state)
 }
 
 static const char *crash_path;
-static volatile int *volatile null_ptr;
 
 static void on_segv(int sig)
 {
@@ -306,7 +306,10 @@ static void test_trace_file_crash_leaves_flight_record(void **state)
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_segv;
         sigaction(SIGSEGV, &sa, NULL);
-        *null_ptr = 1; /* crash */
+        /* A real fault (not UB a sanitizer would stop first). */
+        volatile int *guard = mmap(NULL, 4096, PROT_NONE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        *guard = 1;
         _exit(3);
     }
     int status;

@@ -445,10 +445,12 @@ static void test_trace_segment_killed_mid_stream_still_parses(void **state)
     /* Everything up to the head is accounted for, except at most the one
      * record the writer was killed in the middle of. */
     assert_true(total + lost == ring.head || total + lost + 1 == ring.head);
-    assert_true(n > 0);
-    for (size_t i = 1; i < n; i++)
-        assert_int_equal(ev[i].seq, ev[i - 1].seq + 1);
-    assert_int_equal(ev[n - 1].task_id, ev[n - 1].seq - 1);
+    assert_true(total >= 128); /* the first read found a full ring */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(ev[i].task_id, ev[i].seq - 1);
+        if (i > 0)
+            assert_int_equal(ev[i].seq, ev[i - 1].seq + 1);
+    }
     cs_trace_task task;
     uint32_t it = 0;
     assert_int_equal(cs_trace_task_next(t, &it, &task), 1);
