@@ -23,7 +23,7 @@
  *   +--------------------+ 0
  *   | cs_seg_header      |   1024 bytes; regions[] locates the rest
  *   +--------------------+ regions[CS_REGION_STRINGS].offset
- *   | string table       |   append-only entries {u32 len; bytes; NUL; pad}
+ *   | string table       |   append-only entries {u32 len+1; bytes; NUL; pad}
  *   +--------------------+ regions[CS_REGION_STACKS].offset
  *   | stack table        |   append-only entries {u32 n; u32 0; u64 ip[n]}
  *   +--------------------+ regions[CS_REGION_TASKS].offset
@@ -148,14 +148,15 @@
  *
  * ---------------------------------------------------------------------------
  * String table: id = offset of the entry within the region; id 0 means "no
- * string" (the first 8 bytes are a reserved empty entry).  Entry: u32 len
- * (written last, with release: 0 means "not yet committed"), then len bytes,
- * a NUL, zero padding to a multiple of 4.  len <= CS_STRING_MAX.
+ * string" (the first 8 bytes are reserved).  Entry: u32 size = string
+ * length + 1 (written last, with release: 0 means "not yet committed"),
+ * then the bytes, a NUL, padding to a multiple of 4.  length <=
+ * CS_STRING_MAX.  Ids are multiples of 4.
  *
  * Stack table: id = offset of the entry within the region, id 0 is "no
  * stack" (first 8 bytes reserved).  Entry: u32 n (written last, with
  * release; 0 = not committed), u32 zero, then n u64 instruction pointers,
- * innermost first.  n <= CS_STACK_MAX.
+ * innermost first.  n <= CS_STACK_MAX.  Ids are multiples of 8.
  *
  * ---------------------------------------------------------------------------
  * Trace file
