@@ -355,6 +355,54 @@ static void test_cancel_during_await_cancels_awaited(void **state)
     run_main(cancel_await_main, NULL);
 }
 
+/* ---- gather ------------------------------------------------------------- */
+
+struct gathering {
+    struct target in[3]; /* the gathered tasks */
+    int gather_rc;
+};
+
+static void *gatherer(void *arg)
+{
+    struct gathering *g = arg;
+    cs_task *t[3];
+    for (int i = 0; i < 3; i++)
+        t[i] = cs_spawn("gathered", sleep_target, &g->in[i]);
+    g->gather_rc = cs_gather(t, 3, NULL);
+    if (g->gather_rc < 0)
+        cs_raise(g->gather_rc, "gather cancelled");
+    return NULL;
+}
+
+static void *cancel_gather_main(void *arg)
+{
+    (void)arg;
+    struct gathering g;
+    memset(&g, 0, sizeof(g));
+    for (int i = 0; i < 3; i++)
+        g.in[i].rc = 1;
+    cs_task *t = cs_spawn("gatherer", gatherer, &g);
+    while (!(g.in[0].entered && g.in[1].entered && g.in[2].entered))
+        cs_yield();
+    CS_CHECK_RC(cs_cancel(t), 0);
+    CS_CHECK_RC(cs_await(t, NULL), CS_ECANCELLED);
+    CS_CHECK_RC(g.gather_rc, CS_ECANCELLED);
+    /* Like asyncio.gather: cancelling the gatherer cancels every child,
+     * and all of them have finished when the gather returns. */
+    for (int i = 0; i < 3; i++) {
+        CS_CHECK_RC(g.in[i].rc, CS_ECANCELLED);
+        CS_CHECK(g.in[i].finished);
+    }
+    CS_CHECK_INT_EQ(cs_all_tasks(NULL, 0), 1);
+    return NULL;
+}
+
+static void test_cancel_during_gather_cancels_all(void **state)
+{
+    (void)state;
+    run_main(cancel_gather_main, NULL);
+}
+
 /* ---- no-op and deferred cases ------------------------------------------ */
 
 static void *return_seven(void *arg)
@@ -422,6 +470,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_cancel_during_semaphore_acquire, setup),
     cmocka_unit_test_setup(test_cancel_during_queue_get_and_put, setup),
     cmocka_unit_test_setup(test_cancel_during_await_cancels_awaited, setup),
+    cmocka_unit_test_setup(test_cancel_during_gather_cancels_all, setup),
     cmocka_unit_test_setup(test_cancel_finished_task_is_noop, setup),
     cmocka_unit_test_setup(test_cancel_hits_next_suspending_call, setup),
 };

@@ -246,6 +246,51 @@ static void test_io_wait_fd_woken_by_other_task(void **state)
     run_main(wait_fd_wakes_main, NULL);
 }
 
+struct one_byte {
+    int fd;
+    cs_event *go;
+};
+
+static void *write_one_when_told(void *arg)
+{
+    struct one_byte *o = arg;
+    CS_CHECK_RC(cs_event_wait(o->go), 0);
+    CS_CHECK_INT_EQ(cs_write(o->fd, "1", 1), 1);
+    return NULL;
+}
+
+static void *wait_fd_after_drain_main(void *arg)
+{
+    (void)arg;
+    /* Readiness reported by cs_wait_fd is current: once a task has read
+     * everything there was, the fd is not readable until more arrives. */
+    int p[2];
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    struct one_byte o = {p[1], cs_event_new()};
+    cs_task *w = cs_spawn("writer", write_one_when_told, &o);
+    cs_event_set(o.go);
+    char c = 0;
+    CS_CHECK_INT_EQ(cs_read(p[0], &c, 1), 1); /* waits for the writer */
+    CS_CHECK_RC(cs_await(w, NULL), 0);
+    CS_CHECK_RC(cs_wait_fd(p[0], CS_READABLE, CS_MSEC(20)), CS_ETIMEDOUT);
+    /* The same for writability: a full pipe is not writable. */
+    char block[4096];
+    memset(block, 'b', sizeof(block));
+    while (write(p[1], block, sizeof(block)) > 0)
+        ;
+    CS_CHECK_RC(cs_wait_fd(p[1], CS_WRITABLE, CS_MSEC(20)), CS_ETIMEDOUT);
+    cs_event_free(o.go);
+    close_fd(p[0]);
+    close_fd(p[1]);
+    return NULL;
+}
+
+static void test_io_wait_fd_not_ready_after_drain(void **state)
+{
+    (void)state;
+    run_main(wait_fd_after_drain_main, NULL);
+}
+
 /* ---- TCP over loopback -------------------------------------------------- */
 
 struct tcp {
@@ -406,6 +451,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_io_pipe_round_trip_larger_than_buffer, setup),
     cmocka_unit_test_setup(test_io_wait_fd_ready_and_timeout, setup),
     cmocka_unit_test_setup(test_io_wait_fd_woken_by_other_task, setup),
+    cmocka_unit_test_setup(test_io_wait_fd_not_ready_after_drain, setup),
     cmocka_unit_test_setup(test_io_accept_connect_loopback, setup),
     cmocka_unit_test_setup(test_io_connect_refused, setup),
     cmocka_unit_test_setup(test_io_error_paths, setup),

@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int setup(void **state)
@@ -38,6 +40,113 @@ static int sem_wait_10s(sem_t *s)
     while ((rc = sem_timedwait(s, &ts)) != 0 && errno == EINTR)
         ;
     return rc;
+}
+
+/* ---- fault injection: holding a worker before it wakes the loop --------- */
+
+/*
+ * This definition of write() preempts libc's for libcoscope as well, so a
+ * test can hold a pool worker just before it signals the loop that a job
+ * is done (the runtime's only 8-byte write from a worker thread).
+ */
+static struct {
+    atomic_int armed;       /* hold the next 8-byte write from a worker */
+    pthread_t loop_thread;  /* never held */
+    sem_t held;             /* the worker is being held */
+    sem_t release;          /* lets it go (it gives up after 3 s) */
+    sem_t written;          /* its write() has returned */
+    ssize_t rc;             /* what that write() returned */
+    int err;                /* and errno */
+} hold;
+
+ssize_t write(int fd, const void *buf, size_t n)
+{
+    if (n == sizeof(uint64_t) && atomic_load(&hold.armed) &&
+        !pthread_equal(pthread_self(), hold.loop_thread) &&
+        atomic_exchange(&hold.armed, 0)) {
+        sem_post(&hold.held);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 3;
+        while (sem_timedwait(&hold.release, &ts) != 0 && errno == EINTR)
+            ;
+        hold.rc = syscall(SYS_write, fd, buf, n);
+        hold.err = errno;
+        sem_post(&hold.written);
+        return hold.rc;
+    }
+    return syscall(SYS_write, fd, buf, n);
+}
+
+static void *job_done_at_once(void *arg)
+{
+    (void)arg;
+    return CS_P(1);
+}
+
+static void *job_after_first_is_held(void *arg)
+{
+    (void)arg;
+    return CS_P(sem_wait_10s(&hold.held) == 0 ? 1 : 2);
+}
+
+static void *to_thread_job(void *arg)
+{
+    void *r = NULL;
+    CS_CHECK_RC(cs_to_thread((cs_fn)arg, NULL, &r), 0);
+    CS_CHECK_PTR_EQ(r, CS_P(1));
+    return NULL;
+}
+
+static void *two_jobs_main(void *arg)
+{
+    (void)arg;
+    cs_task *t[2] = {cs_spawn("first", to_thread_job, (void *)job_done_at_once),
+                     cs_spawn("second", to_thread_job,
+                              (void *)job_after_first_is_held)};
+    CS_CHECK_RC(cs_gather(t, 2, NULL), 0);
+    return NULL;
+}
+
+/*
+ * The first job's worker is held just before it signals the loop; the
+ * second job's completion wakes the loop, which collects both.  cs_run may
+ * return then, but the held worker must not signal a loop that is gone:
+ * its eventfd is closed and its number reused (here by a pipe).  Must run
+ * first in this binary, while the pool has no idle worker (see
+ * test_thread_pool_runs_jobs_concurrently).
+ */
+static void test_thread_pool_no_wakeup_after_run_returns(void **state)
+{
+    (void)state;
+    memset(&hold, 0, sizeof(hold));
+    assert_int_equal(sem_init(&hold.held, 0, 0), 0);
+    assert_int_equal(sem_init(&hold.release, 0, 0), 0);
+    assert_int_equal(sem_init(&hold.written, 0, 0), 0);
+    hold.loop_thread = pthread_self();
+    atomic_store(&hold.armed, 1);
+    int rc = cs_run(two_jobs_main, NULL, NULL);
+    int p[2];
+    assert_int_equal(pipe(p), 0); /* takes the lowest free fd numbers */
+    sem_post(&hold.release);
+    assert_int_equal(sem_wait_10s(&hold.written), 0);
+    char buf[16];
+    assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    ssize_t stray = read(p[0], buf, sizeof(buf));
+    close(p[0]);
+    close(p[1]);
+    sem_destroy(&hold.held);
+    sem_destroy(&hold.release);
+    sem_destroy(&hold.written);
+    cs_test_assert_clean();
+    assert_rc(rc, 0);
+    if (stray > 0)
+        fail_msg("%zd bytes that nobody wrote arrived in a pipe opened "
+                 "after cs_run returned (the worker signalled a closed, "
+                 "reused eventfd number)", stray);
+    if (hold.rc != (ssize_t)sizeof(uint64_t))
+        fail_msg("the worker's wake-up write returned %zd (%s) after "
+                 "cs_run returned", hold.rc, strerror(hold.err));
 }
 
 /* ---- runs elsewhere, returns the value ---------------------------------- */
@@ -245,12 +354,90 @@ static void test_thread_pool_cancel_drops_result(void **state)
     sem_destroy(&cc.release);
 }
 
+/* ---- pool growth -------------------------------------------------------- */
+
+/*
+ * n jobs that each wait until all n have started: correct only if the pool
+ * runs them at once, which it must while n is below its thread limit
+ * (min(32, cpus + 4), like asyncio's executor; n <= 5 here).  Rounds of
+ * growing n catch a pool that counts a just-signalled idle worker as still
+ * idle and so neither starts a thread nor wakes one for the next job.
+ */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int arrived; /* jobs of this round that have started */
+    int n;       /* jobs in this round */
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void *meet_all(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 5;
+    int ok = 1, seen;
+    pthread_mutex_lock(&gate.mu);
+    if (++gate.arrived == gate.n)
+        pthread_cond_broadcast(&gate.cv);
+    while (gate.arrived < gate.n && ok)
+        ok = pthread_cond_timedwait(&gate.cv, &gate.mu, &ts) != ETIMEDOUT;
+    seen = gate.arrived;
+    pthread_mutex_unlock(&gate.mu);
+    return CS_P(ok ? 1 : 100 + seen); /* timed out: how many had started */
+}
+
+static void *run_meet_all(void *arg)
+{
+    (void)arg;
+    void *r = NULL;
+    CS_CHECK_RC(cs_to_thread(meet_all, NULL, &r), 0);
+    return r;
+}
+
+static void *growth_main(void *arg)
+{
+    (void)arg;
+    /* Leave an idle worker behind first. */
+    CS_CHECK_RC(cs_to_thread(square, CS_P(2), NULL), 0);
+    for (int rep = 0; rep < 3; rep++) {
+        for (int n = 2; n <= 5; n++) {
+            cs_task *t[5];
+            void *res[5];
+            gate.arrived = 0;
+            gate.n = n;
+            for (int i = 0; i < n; i++)
+                t[i] = cs_spawn("meet_all", run_meet_all, NULL);
+            CS_CHECK_RC(cs_gather(t, (size_t)n, res), 0);
+            for (int i = 0; i < n; i++)
+                if (res[i] != CS_P(1)) {
+                    cs_test_fail_at(__FILE__, __LINE__,
+                                    "only %d of %d jobs had started after "
+                                    "5 s; the rest sat in the queue (rep %d)",
+                                    (int)CS_I(res[i]) - 100, n, rep);
+                    return NULL;
+                }
+        }
+    }
+    return NULL;
+}
+
+static void test_thread_pool_runs_jobs_concurrently(void **state)
+{
+    (void)state;
+    run_main(growth_main, NULL);
+}
+
 static const struct CMUnitTest tests[] = {
+    /* first: needs a pool with no idle worker */
+    cmocka_unit_test_setup(test_thread_pool_no_wakeup_after_run_returns,
+                           setup),
     cmocka_unit_test_setup(test_thread_pool_runs_on_another_thread, setup),
     cmocka_unit_test_setup(test_thread_pool_loop_runs_while_worker_blocks,
                            setup),
     cmocka_unit_test_setup(test_thread_pool_concurrent_calls, setup),
     cmocka_unit_test_setup(test_thread_pool_cancel_drops_result, setup),
+    cmocka_unit_test_setup(test_thread_pool_runs_jobs_concurrently, setup),
 };
 
 CS_TEST_MAIN("runtime_thread_pool", tests)

@@ -5,6 +5,8 @@
  */
 #include "cs_test.h"
 
+#include <unistd.h>
+
 static cs_trace trace;
 
 static int setup(void **state)
@@ -149,12 +151,61 @@ static void test_timer_many_sleepers_all_wake(void **state)
     run_main(sleeping_many, NULL);
 }
 
+/* ---- far deadlines ----------------------------------------------------- */
+
+static void *quick(void *arg)
+{
+    CS_CHECK_RC(cs_sleep(CS_MSEC(5)), 0);
+    return arg;
+}
+
+static void *sleep_forever(void *arg)
+{
+    int *rc = arg;
+    *rc = cs_sleep(INT64_MAX);
+    return NULL;
+}
+
+static void *far_deadline_main(void *arg)
+{
+    (void)arg;
+    /* INT64_MAX is the natural "no deadline": now + INT64_MAX must not
+     * wrap into the past. */
+    void *r = NULL;
+    CS_CHECK_RC(cs_wait_for(cs_spawn("quick", quick, CS_P(3)), INT64_MAX, &r),
+                0);
+    CS_CHECK_PTR_EQ(r, CS_P(3));
+    int rc = 1;
+    cs_task *t = cs_spawn("forever", sleep_forever, &rc);
+    CS_CHECK_RC(cs_sleep(CS_MSEC(5)), 0);
+    CS_CHECK(!cs_task_done(t)); /* still asleep */
+    cs_cancel(t);
+    CS_CHECK_RC(cs_await(t, NULL), CS_ECANCELLED);
+    CS_CHECK_RC(rc, CS_ECANCELLED);
+    int p[2];
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    CS_CHECK_INT_EQ(write(p[1], "x", 1), 1);
+    CS_CHECK_INT_EQ(cs_wait_fd(p[0], CS_READABLE, INT64_MAX), CS_READABLE);
+    cs_forget_fd(p[0]);
+    close(p[0]);
+    close(p[1]);
+    return NULL;
+}
+
+/* Last in the table: under UBSan the overflow aborts the binary. */
+static void test_timer_far_deadline_does_not_wrap(void **state)
+{
+    (void)state;
+    run_main(far_deadline_main, NULL);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_timer_sleep_lasts_at_least_duration, setup),
     cmocka_unit_test_setup(test_timer_now_is_monotonic, setup),
     cmocka_unit_test_setup(test_timer_wakes_in_deadline_order, setup),
     cmocka_unit_test_setup(test_timer_zero_sleep_yields, setup),
     cmocka_unit_test_setup(test_timer_many_sleepers_all_wake, setup),
+    cmocka_unit_test_setup(test_timer_far_deadline_does_not_wrap, setup),
 };
 
 CS_TEST_MAIN("runtime_timer", tests)

@@ -58,6 +58,11 @@ void cs_test_assert_clean_at(const char *file, int line)
     }
 }
 
+const char *cs_test_code_name(int code)
+{
+    return code == 0 ? "0" : cs_err_name(code);
+}
+
 void cs_trace_init(cs_trace *t)
 {
     t->buf[0] = '\0';

@@ -34,6 +34,9 @@ int cs_test_failures(void);
 #define cs_test_assert_clean() cs_test_assert_clean_at(__FILE__, __LINE__)
 void cs_test_assert_clean_at(const char *file, int line);
 
+/* cs_err_name(), but "0" for success. */
+const char *cs_test_code_name(int code);
+
 #define CS_CHECK(cond)                                                      \
     do {                                                                    \
         if (!(cond))                                                        \
@@ -62,8 +65,8 @@ void cs_test_assert_clean_at(const char *file, int line);
         int cs__r = (int)(rc), cs__e = (int)(expected);                     \
         if (cs__r != cs__e)                                                 \
             cs_test_fail_at(__FILE__, __LINE__, "%s: got %d (%s), want %s", \
-                            #rc, cs__r, cs_err_name(cs__r),                 \
-                            cs_err_name(cs__e));                            \
+                            #rc, cs__r, cs_test_code_name(cs__r),           \
+                            cs_test_code_name(cs__e));                      \
     } while (0)
 
 /* Main-stack counterpart of CS_CHECK_RC, for cmocka tests. */
@@ -72,7 +75,8 @@ void cs_test_assert_clean_at(const char *file, int line);
         int cs__r = (int)(rc), cs__e = (int)(expected);                     \
         if (cs__r != cs__e)                                                 \
             fail_msg("%s: got %d (%s), want %d (%s)", #rc, cs__r,           \
-                     cs_err_name(cs__r), cs__e, cs_err_name(cs__e));        \
+                     cs_test_code_name(cs__r), cs__e,                       \
+                     cs_test_code_name(cs__e));                             \
     } while (0)
 
 /* An ordered log of tokens, shared by the tasks of one loop. */
