@@ -187,6 +187,58 @@ static void test_errors_raise_in_awaited_coro_returns_to_awaiter(void **state)
     assert_int_equal(after_raise, 0);
 }
 
+/* ---- stacks abandoned by a raise are clean when reused ----------------- */
+
+static void *raise_deep(void *arg)
+{
+    (void)arg;
+    descend(60);
+    return NULL;
+}
+
+static int __attribute__((noinline)) fill_stack(int depth)
+{
+    volatile char frame[200];
+    for (size_t i = 0; i < sizeof(frame); i++)
+        frame[i] = (char)(depth + (int)i);
+    if (depth == 0)
+        return frame[10];
+    return fill_stack(depth - 1) + frame[199];
+}
+
+static void *use_stack(void *arg)
+{
+    (void)arg;
+    return CS_P((uintptr_t)fill_stack(80) & 0xff);
+}
+
+/* arg: stack size for every task (0: the default). */
+static void *raise_then_reuse_main(void *arg)
+{
+    size_t stack = (size_t)CS_I(arg);
+    for (int round = 0; round < 20; round++) {
+        cs_coro *c = cs_coro_new("raiser", raise_deep, NULL);
+        CS_CHECK_RC(cs_coro_set_stack_size(c, stack), 0);
+        CS_CHECK_RC(cs_await(cs_create_task(c), NULL), CS_EBUSY);
+        c = cs_coro_new("user", use_stack, NULL);
+        CS_CHECK_RC(cs_coro_set_stack_size(c, stack), 0);
+        CS_CHECK_RC(cs_await(cs_create_task(c), NULL), 0);
+    }
+    return NULL;
+}
+
+/* Under ASan, the frames a raise abandons must not leave stale poison for
+ * the next task that gets that memory, pooled or freshly mapped, in this
+ * loop or the next one. */
+static void test_errors_raise_leaves_reusable_stack(void **state)
+{
+    (void)state;
+    for (int run = 0; run < 3; run++) {
+        run_main(raise_then_reuse_main, CS_P(0));
+        run_main(raise_then_reuse_main, CS_P(96 * 1024));
+    }
+}
+
 /* ---- last error is per task -------------------------------------------- */
 
 struct per_task {
@@ -315,6 +367,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_errors_raise_from_nested_calls, setup),
     cmocka_unit_test_setup(test_errors_raise_in_awaited_coro_returns_to_awaiter,
                            setup),
+    cmocka_unit_test_setup(test_errors_raise_leaves_reusable_stack, setup),
     cmocka_unit_test_setup(test_errors_last_error_is_per_task, setup),
     cmocka_unit_test_setup(test_errors_long_message_is_kept_or_truncated,
                            setup),

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -410,6 +411,76 @@ static void test_io_connect_refused(void **state)
     run_main(refused_main, NULL);
 }
 
+/* ---- regular files and forgotten fds ------------------------------------ */
+
+static void *regular_file_main(void *arg)
+{
+    (void)arg;
+    /* A regular file cannot be polled but never blocks: the calls just
+     * proceed. */
+    FILE *f = tmpfile();
+    CS_CHECK(f != NULL);
+    if (f == NULL)
+        return NULL;
+    int fd = fileno(f);
+    CS_CHECK_INT_EQ(cs_write_all(fd, "file data", 9), 9);
+    CS_CHECK_INT_EQ(lseek(fd, 0, SEEK_SET), 0);
+    char buf[16] = {0};
+    CS_CHECK_INT_EQ(cs_read(fd, buf, sizeof(buf)), 9);
+    CS_CHECK(memcmp(buf, "file data", 9) == 0);
+    CS_CHECK_INT_EQ(cs_read(fd, buf, sizeof(buf)), 0);
+    CS_CHECK_INT_EQ(cs_wait_fd(fd, CS_READABLE, CS_SEC(10)), CS_READABLE);
+    cs_forget_fd(fd);
+    fclose(f);
+    return NULL;
+}
+
+static void test_io_regular_file(void **state)
+{
+    (void)state;
+    run_main(regular_file_main, NULL);
+}
+
+struct forgotten {
+    int fd;
+    int entered;
+    ssize_t rc;
+};
+
+static void *read_forgotten(void *arg)
+{
+    struct forgotten *f = arg;
+    char c;
+    f->entered = 1;
+    f->rc = cs_read(f->fd, &c, 1);
+    return NULL;
+}
+
+static void *forget_waiter_main(void *arg)
+{
+    (void)arg;
+    /* Forgetting an fd a task waits on ends that wait with an error
+     * instead of leaving the task parked forever. */
+    int p[2];
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    struct forgotten f = {p[0], 0, 1};
+    cs_task *t = cs_spawn("reader", read_forgotten, &f);
+    cs_yield();
+    CS_CHECK(f.entered);
+    cs_forget_fd(p[0]);
+    CS_CHECK_RC(cs_await(t, NULL), 0);
+    CS_CHECK(f.rc < 0 && f.rc != -EAGAIN);
+    close(p[0]);
+    close_fd(p[1]);
+    return NULL;
+}
+
+static void test_io_forget_fd_ends_its_waits(void **state)
+{
+    (void)state;
+    run_main(forget_waiter_main, NULL);
+}
+
 /* ---- error paths -------------------------------------------------------- */
 
 static void *errors_main(void *arg)
@@ -454,6 +525,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_io_wait_fd_not_ready_after_drain, setup),
     cmocka_unit_test_setup(test_io_accept_connect_loopback, setup),
     cmocka_unit_test_setup(test_io_connect_refused, setup),
+    cmocka_unit_test_setup(test_io_regular_file, setup),
+    cmocka_unit_test_setup(test_io_forget_fd_ends_its_waits, setup),
     cmocka_unit_test_setup(test_io_error_paths, setup),
 };
 

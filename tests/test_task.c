@@ -180,6 +180,34 @@ static void test_task_names_and_ids(void **state)
     run_main(identity_main, NULL);
 }
 
+static void *long_name_main(void *arg)
+{
+    (void)arg;
+    char name[200];
+    for (size_t i = 0; i + 1 < sizeof(name); i++)
+        name[i] = (char)('a' + i % 26);
+    name[sizeof(name) - 1] = '\0';
+    cs_task *t = cs_spawn(name, return_arg, NULL);
+    cs_coro *c = cs_coro_new(name, return_arg, NULL);
+    cs_task *u = cs_create_task(c);
+    CS_CHECK(t != NULL && u != NULL);
+    CS_CHECK_INT_EQ(strcmp(cs_task_name(t), name), 0);
+    CS_CHECK_INT_EQ(strcmp(cs_task_name(u), name), 0);
+    CS_CHECK_RC(cs_await(t, NULL), 0);
+    CS_CHECK_RC(cs_await(u, NULL), 0);
+    /* NULL handles are tolerated by the accessors. */
+    CS_CHECK(cs_task_name(NULL) == NULL);
+    CS_CHECK_INT_EQ(cs_task_id(NULL), 0);
+    CS_CHECK(!cs_task_done(NULL));
+    return NULL;
+}
+
+static void test_task_long_names_are_kept(void **state)
+{
+    (void)state;
+    run_main(long_name_main, NULL);
+}
+
 /* ---- await -------------------------------------------------------------- */
 
 static void *await_main(void *arg)
@@ -359,6 +387,38 @@ static void test_task_wait_for_success(void **state)
     run_main(wait_for_success_main, NULL);
 }
 
+static void *wait_for_zero_main(void *arg)
+{
+    (void)arg;
+    /* A zero timeout still collects a task that has already finished... */
+    cs_task *t = cs_spawn("done", return_arg, CS_P(8));
+    while (!cs_task_done(t))
+        cs_yield();
+    void *r = NULL;
+    CS_CHECK_RC(cs_wait_for(t, 0, &r), 0);
+    CS_CHECK_PTR_EQ(r, CS_P(8));
+    /* ...and times out at once on one that has not, after ending it
+     * (here before its first step, so its body may never run). */
+    struct slow s = {1, 0};
+    CS_CHECK_RC(cs_wait_for(cs_spawn("slow", slow_inner, &s), 0, &r),
+                CS_ETIMEDOUT);
+    CS_CHECK(s.finished || s.sleep_rc == 1);
+    CS_CHECK_INT_EQ(cs_all_tasks(NULL, 0), 1);
+    /* The same once it is parked in its sleep. */
+    cs_task *t2 = cs_spawn("slow", slow_inner, &s);
+    cs_yield();
+    CS_CHECK_RC(cs_wait_for(t2, 0, &r), CS_ETIMEDOUT);
+    CS_CHECK_RC(s.sleep_rc, CS_ECANCELLED);
+    CS_CHECK(s.finished);
+    return NULL;
+}
+
+static void test_task_wait_for_zero_timeout(void **state)
+{
+    (void)state;
+    run_main(wait_for_zero_main, NULL);
+}
+
 /* ---- detach ------------------------------------------------------------- */
 
 struct detached {
@@ -401,12 +461,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_task_yield_round_robins_three_tasks, setup),
     cmocka_unit_test_setup(test_task_yield_runs_every_ready_task, setup),
     cmocka_unit_test_setup(test_task_names_and_ids, setup),
+    cmocka_unit_test_setup(test_task_long_names_are_kept, setup),
     cmocka_unit_test_setup(test_task_await_returns_value, setup),
     cmocka_unit_test_setup(test_task_gather_results_in_argument_order, setup),
     cmocka_unit_test_setup(test_task_gather_first_error_awaits_all, setup),
     cmocka_unit_test_setup(test_task_wait_for_timeout_cancels_and_waits,
                            setup),
     cmocka_unit_test_setup(test_task_wait_for_success, setup),
+    cmocka_unit_test_setup(test_task_wait_for_zero_timeout, setup),
     cmocka_unit_test_setup(test_task_detach_runs_to_completion, setup),
 };
 

@@ -428,6 +428,91 @@ static void test_thread_pool_runs_jobs_concurrently(void **state)
     run_main(growth_main, NULL);
 }
 
+/* ---- jobs left behind at the end of cs_run ------------------------------ */
+
+static atomic_int left_behind_done;
+
+static void *blocking_work(void *arg)
+{
+    (void)arg;
+    usleep(20000); /* stands for a blocking call */
+    atomic_store(&left_behind_done, 1);
+    return NULL;
+}
+
+static void *left_behind_task(void *arg)
+{
+    int *rc = arg;
+    *rc = cs_to_thread(blocking_work, NULL, NULL);
+    return NULL;
+}
+
+static void *leave_job_main(void *arg)
+{
+    cs_detach(cs_spawn("left_behind", left_behind_task, arg));
+    cs_yield(); /* the job is submitted; main ends while it runs */
+    return NULL;
+}
+
+/* cs_run cancels the waiting task but returns only once the worker is done
+ * with the job, which refers to the loop. */
+static void test_thread_pool_run_waits_for_jobs_left_behind(void **state)
+{
+    (void)state;
+    int rc = 1;
+    atomic_store(&left_behind_done, 0);
+    run_main(leave_job_main, &rc);
+    assert_rc(rc, CS_ECANCELLED);
+    assert_int_equal(atomic_load(&left_behind_done), 1);
+}
+
+/* ---- one pool, two loops ------------------------------------------------ */
+
+struct pool_loop {
+    pthread_t thread;
+    uintptr_t base;
+    int rc;
+};
+
+static void *pool_loop_main(void *arg)
+{
+    struct pool_loop *pl = arg;
+    cs_task *t[4];
+    void *res[4];
+    for (uintptr_t i = 0; i < 4; i++)
+        t[i] = cs_spawn("to_thread", to_thread_task, CS_P(pl->base + i * 100));
+    CS_CHECK_RC(cs_gather(t, 4, res), 0);
+    for (uintptr_t i = 0; i < 4; i++) {
+        uintptr_t b = pl->base + i * 100, want = 0;
+        for (uintptr_t k = 0; k < 20; k++)
+            want += (b + k) * (b + k);
+        CS_CHECK_INT_EQ(CS_I(res[i]), want);
+    }
+    return NULL;
+}
+
+static void *pool_loop_thread(void *arg)
+{
+    struct pool_loop *pl = arg;
+    pl->rc = cs_run(pool_loop_main, pl, NULL);
+    return NULL;
+}
+
+/* Completions go back to the loop that submitted each job. */
+static void test_thread_pool_shared_by_two_loops(void **state)
+{
+    (void)state;
+    struct pool_loop pl[2] = {{.base = 1000, .rc = 1}, {.base = 5000, .rc = 1}};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(
+            pthread_create(&pl[i].thread, NULL, pool_loop_thread, &pl[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(pl[i].thread, NULL), 0);
+    cs_test_assert_clean();
+    assert_rc(pl[0].rc, 0);
+    assert_rc(pl[1].rc, 0);
+}
+
 static const struct CMUnitTest tests[] = {
     /* first: needs a pool with no idle worker */
     cmocka_unit_test_setup(test_thread_pool_no_wakeup_after_run_returns,
@@ -437,6 +522,9 @@ static const struct CMUnitTest tests[] = {
                            setup),
     cmocka_unit_test_setup(test_thread_pool_concurrent_calls, setup),
     cmocka_unit_test_setup(test_thread_pool_cancel_drops_result, setup),
+    cmocka_unit_test_setup(test_thread_pool_run_waits_for_jobs_left_behind,
+                           setup),
+    cmocka_unit_test_setup(test_thread_pool_shared_by_two_loops, setup),
     cmocka_unit_test_setup(test_thread_pool_runs_jobs_concurrently, setup),
 };
 
