@@ -256,6 +256,13 @@ void cs__fd_unlink(cs_task *t);
 /* thread_pool.c: leave a job behind (cancel). */
 void cs__job_abandon(cs_task *t);
 
+/* now + timeout, saturated so that a huge timeout means "far away". */
+static inline int64_t cs__deadline(int64_t timeout)
+{
+    int64_t now = cs__now();
+    return timeout > INT64_MAX - now ? INT64_MAX : now + timeout;
+}
+
 /* Delivers a pending cancellation: the suspending call that checks it
  * returns CS_ECANCELLED instead of waiting. */
 static inline int cs__cancel_check(cs_task *self)

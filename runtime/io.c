@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -81,6 +82,30 @@ static cs__fd *cs__fd_prepare(cs__loop *loop, int fd, int *err)
     return f;
 }
 
+/* The flags only say an edge came since our last EAGAIN; the program may
+ * have drained the fd with plain read() since.  Ask the kernel before
+ * reporting ready, and forget a flag that is no longer true. */
+static int cs__fd_ready_now(int fd, cs__fd *f, int events)
+{
+    struct pollfd p = {.fd = fd};
+    int ready = 0;
+
+    p.events = (short)((events & CS_READABLE ? POLLIN : 0) |
+                       (events & CS_WRITABLE ? POLLOUT : 0));
+    if (poll(&p, 1, 0) < 0)
+        return events; /* cannot tell: let the caller try */
+    if (p.revents & (POLLIN | POLLHUP | POLLERR))
+        ready |= CS_READABLE;
+    if (p.revents & (POLLOUT | POLLHUP | POLLERR))
+        ready |= CS_WRITABLE;
+    ready &= events;
+    if ((events & CS_READABLE) && !(ready & CS_READABLE))
+        f->readable = false;
+    if ((events & CS_WRITABLE) && !(ready & CS_WRITABLE))
+        f->writable = false;
+    return ready;
+}
+
 /* Waits for events on fd; returns the ready subset or a negative code. */
 static int cs__fd_wait(cs_task *self, int fd, int events, int64_t timeout)
 {
@@ -95,7 +120,7 @@ static int cs__fd_wait(cs_task *self, int fd, int events, int64_t timeout)
         return err ? err : events; /* unpollable: always ready */
     ready = ((events & CS_READABLE) && f->readable ? CS_READABLE : 0) |
             ((events & CS_WRITABLE) && f->writable ? CS_WRITABLE : 0);
-    if (ready)
+    if (ready && (ready = cs__fd_ready_now(fd, f, ready)) != 0)
         return ready;
     if (((events & CS_READABLE) && f->reader) ||
         ((events & CS_WRITABLE) && f->writer))

@@ -150,7 +150,7 @@ int cs__wait(cs_task *self, enum cs__wait reason, void *obj, int64_t timeout)
     self->wait.reason = (uint8_t)reason;
     self->wait.obj = obj;
     self->wait.result = 0;
-    if (timeout >= 0 && cs__timer_add(loop, self, cs__now() + timeout) < 0) {
+    if (timeout >= 0 && cs__timer_add(loop, self, cs__deadline(timeout)) < 0) {
         /* no memory for the timer: behave as an immediate timeout */
         cs__wait_unlink(self);
         self->state = CS__RUNNING;

@@ -23,9 +23,10 @@ static struct {
     cs__job *head, *tail; /* queued jobs, FIFO */
     int threads;          /* started workers */
     int idle;             /* workers waiting for a job */
+    int queued;           /* jobs in the queue, not yet taken */
     int max;              /* upper bound on threads */
 } cs__pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-              NULL, NULL, 0, 0, 0};
+              NULL, NULL, 0, 0, 0, 0};
 
 /* Tells the worker's thread it is a pool worker (the agent's interposer
  * will not report blocking calls made here). */
@@ -47,17 +48,21 @@ static void *cs__worker(void *unused)
         cs__pool.head = j->next;
         if (!cs__pool.head)
             cs__pool.tail = NULL;
+        cs__pool.queued--;
         pthread_mutex_unlock(&cs__pool.mu);
 
         j->result = j->fn(j->arg);
 
+        /* Push and signal under done_mu: once the loop has seen its last
+         * job it takes done_mu before closing wakefd, so no worker can be
+         * between the two and write to a closed (maybe reused) fd. */
         cs__loop *loop = j->loop;
         pthread_mutex_lock(&loop->done_mu);
         j->next = loop->done_head;
         loop->done_head = j;
-        pthread_mutex_unlock(&loop->done_mu);
         while (write(loop->wakefd, &one, sizeof(one)) < 0 && errno == EINTR)
             ;
+        pthread_mutex_unlock(&loop->done_mu);
         pthread_mutex_lock(&cs__pool.mu);
     }
     return NULL;
@@ -78,7 +83,10 @@ static int cs__pool_submit(cs__job *j)
     else
         cs__pool.head = j;
     cs__pool.tail = j;
-    if (cs__pool.idle == 0 && cs__pool.threads < cs__pool.max) {
+    cs__pool.queued++;
+    /* A signalled worker stays counted as idle until it runs, so compare
+     * with the queue length, not with zero. */
+    if (cs__pool.queued > cs__pool.idle && cs__pool.threads < cs__pool.max) {
         pthread_t th;
         pthread_attr_t at;
         pthread_attr_init(&at);
@@ -88,11 +96,11 @@ static int cs__pool_submit(cs__job *j)
         else if (cs__pool.threads == 0)
             r = CS_ENOMEM; /* nobody would ever run the job */
         pthread_attr_destroy(&at);
-    } else {
-        pthread_cond_signal(&cs__pool.cv);
     }
+    pthread_cond_signal(&cs__pool.cv);
     if (r) { /* unqueue: it is the tail and, with no threads, the head */
         cs__pool.head = cs__pool.tail = NULL;
+        cs__pool.queued = 0;
     }
     pthread_mutex_unlock(&cs__pool.mu);
     return r;
@@ -154,6 +162,8 @@ void cs__jobs_drain(cs__loop *loop)
         if (epoll_wait(loop->epfd, &ev, 1, -1) > 0 && ev.data.fd == loop->wakefd)
             cs__jobs_collect(loop);
     }
+    pthread_mutex_lock(&loop->done_mu); /* no worker is mid-signal now */
+    pthread_mutex_unlock(&loop->done_mu);
     if (loop->wakefd >= 0)
         close(loop->wakefd);
     loop->wakefd = -1;
