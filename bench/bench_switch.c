@@ -90,7 +90,7 @@ static void uc_peer_fn(void)
 static double bench_ucontext(long n, int reps)
 {
     static char stack[64 * 1024];
-    double best = 1e300;
+    volatile double best = 1e300; /* swapcontext returns twice, like setjmp */
 
     if (getcontext(&uc_peer) != 0) {
         perror("bench_switch: getcontext");
