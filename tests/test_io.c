@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,63 @@ static void test_io_connect_refused(void **state)
     run_main(refused_main, NULL);
 }
 
+/* ---- no starvation ------------------------------------------------------ */
+
+struct spin_io {
+    int stop;
+    int fd;
+};
+
+static void *io_spinner(void *arg)
+{
+    struct spin_io *s = arg;
+    while (!s->stop)
+        cs_yield();
+    return NULL;
+}
+
+static void *io_stopper(void *arg)
+{
+    struct spin_io *s = arg;
+    char c;
+    CS_CHECK_INT_EQ(cs_read(s->fd, &c, 1), 1);
+    s->stop = 1;
+    return NULL;
+}
+
+static void *write_from_thread(void *arg)
+{
+    int fd = *(int *)arg;
+    CS_CHECK_INT_EQ(write(fd, "s", 1), 1);
+    return NULL;
+}
+
+static void *io_starve_main(void *arg)
+{
+    (void)arg;
+    /* A task that only yields never lets the ready queue empty; fds must
+     * still be polled.  The data comes from another thread. */
+    int p[2];
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    struct spin_io s = {0, p[0]};
+    cs_task *t[2] = {cs_spawn("spinner", io_spinner, &s),
+                     cs_spawn("stopper", io_stopper, &s)};
+    cs_yield();
+    pthread_t th;
+    CS_CHECK_INT_EQ(pthread_create(&th, NULL, write_from_thread, &p[1]), 0);
+    CS_CHECK_RC(cs_gather(t, 2, NULL), 0);
+    pthread_join(th, NULL);
+    close_fd(p[0]);
+    close_fd(p[1]);
+    return NULL;
+}
+
+static void test_io_polled_while_tasks_keep_yielding(void **state)
+{
+    (void)state;
+    run_main(io_starve_main, NULL);
+}
+
 /* ---- regular files and forgotten fds ------------------------------------ */
 
 static void *regular_file_main(void *arg)
@@ -525,6 +583,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_io_wait_fd_not_ready_after_drain, setup),
     cmocka_unit_test_setup(test_io_accept_connect_loopback, setup),
     cmocka_unit_test_setup(test_io_connect_refused, setup),
+    cmocka_unit_test_setup(test_io_polled_while_tasks_keep_yielding, setup),
     cmocka_unit_test_setup(test_io_regular_file, setup),
     cmocka_unit_test_setup(test_io_forget_fd_ends_its_waits, setup),
     cmocka_unit_test_setup(test_io_error_paths, setup),

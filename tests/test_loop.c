@@ -172,6 +172,51 @@ static void test_loop_run_cancels_pending_tasks(void **state)
     cs_event_free(p.never);
 }
 
+/* ---- deadlock and calls outside a loop ---------------------------------- */
+
+static void *wait_forever(void *arg)
+{
+    int rc = cs_event_wait(arg);
+    if (rc < 0)
+        cs_raise(rc, "main stopped waiting");
+    return CS_P(1);
+}
+
+/* Nothing can ever set the event: rather than hang, cs_run ends main with
+ * an error and says why. */
+static void test_loop_run_reports_deadlock(void **state)
+{
+    (void)state;
+    cs_event *e = cs_event_new();
+    void *result = CS_P(5);
+    int rc = cs_run(wait_forever, e, &result);
+    cs_event_free(e);
+    assert_true(rc < 0);
+    assert_null(result);
+    assert_non_null(cs_last_error());
+}
+
+static void test_loop_calls_outside_a_loop_fail(void **state)
+{
+    (void)state;
+    assert_null(cs_current_task());
+    assert_null(cs_spawn("nowhere", return_arg, NULL));
+    assert_rc(cs_sleep(CS_MSEC(1)), CS_ENOLOOP);
+    cs_yield(); /* harmless */
+    cs_lock *l = cs_lock_new();
+    cs_event *e = cs_event_new();
+    cs_queue *q = cs_queue_new(1);
+    void *item;
+    assert_rc(cs_lock_acquire(l), CS_ENOLOOP);
+    assert_rc(cs_event_wait(e), CS_ENOLOOP);
+    assert_rc(cs_queue_get(q, &item), CS_ENOLOOP);
+    assert_rc(cs_wait_fd(0, CS_READABLE, 0), CS_ENOLOOP);
+    assert_int_equal(cs_all_tasks(NULL, 0), 0);
+    cs_lock_free(l);
+    cs_event_free(e);
+    cs_queue_free(q);
+}
+
 /* ---- cs_all_tasks ------------------------------------------------------- */
 
 struct census {
@@ -405,6 +450,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_loop_run_sequentially_on_one_thread, setup),
     cmocka_unit_test_setup(test_loop_nested_run_refused, setup),
     cmocka_unit_test_setup(test_loop_run_cancels_pending_tasks, setup),
+    cmocka_unit_test_setup(test_loop_run_reports_deadlock, setup),
+    cmocka_unit_test_setup(test_loop_calls_outside_a_loop_fail, setup),
     cmocka_unit_test_setup(test_loop_all_tasks_counts_unfinished, setup),
     cmocka_unit_test_setup(test_loop_ten_thousand_tasks, setup),
     cmocka_unit_test_setup(test_loop_two_loops_on_two_threads, setup),

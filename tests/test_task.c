@@ -107,6 +107,43 @@ static void test_task_yield_round_robins_three_tasks(void **state)
     expect_round_robin(3);
 }
 
+/* Long enough to cross the scheduler's internal batches many times. */
+#define LONG_ROUNDS 500
+
+static int long_log[3 * LONG_ROUNDS];
+static int long_len;
+
+static void *long_yielder(void *arg)
+{
+    for (int i = 0; i < LONG_ROUNDS; i++) {
+        long_log[long_len++] = (int)CS_I(arg);
+        cs_yield();
+    }
+    return NULL;
+}
+
+static void *long_interleave_main(void *arg)
+{
+    (void)arg;
+    cs_task *t[3];
+    for (uintptr_t i = 0; i < 3; i++)
+        t[i] = cs_spawn("long", long_yielder, CS_P(i));
+    CS_CHECK_RC(cs_gather(t, 3, NULL), 0);
+    return NULL;
+}
+
+static void test_task_yield_round_robin_holds_over_many_rounds(void **state)
+{
+    (void)state;
+    long_len = 0;
+    run_main(long_interleave_main, NULL);
+    assert_int_equal(long_len, 3 * LONG_ROUNDS);
+    for (int i = 0; i < long_len; i++)
+        if (long_log[i] != i % 3)
+            fail_msg("step %d ran task %d, expected %d", i, long_log[i],
+                     i % 3);
+}
+
 static void *yield_main(void *arg)
 {
     (void)arg;
@@ -442,6 +479,11 @@ static void *detach_main(void *arg)
     cs_detach(cs_spawn("detached", detached_body, &d));
     CS_CHECK_RC(cs_event_wait(d.done), 0);
     CS_CHECK(d.ran);
+    /* Detaching a task that already ended releases it at once. */
+    cs_task *t = cs_spawn("ended", return_arg, NULL);
+    while (!cs_task_done(t))
+        cs_yield();
+    cs_detach(t);
     /* The detached task frees itself once it ends. */
     while (cs_all_tasks(NULL, 0) > 1)
         cs_yield();
@@ -459,6 +501,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_task_start_order_is_fifo, setup),
     cmocka_unit_test_setup(test_task_yield_alternates_two_tasks, setup),
     cmocka_unit_test_setup(test_task_yield_round_robins_three_tasks, setup),
+    cmocka_unit_test_setup(test_task_yield_round_robin_holds_over_many_rounds,
+                           setup),
     cmocka_unit_test_setup(test_task_yield_runs_every_ready_task, setup),
     cmocka_unit_test_setup(test_task_names_and_ids, setup),
     cmocka_unit_test_setup(test_task_long_names_are_kept, setup),

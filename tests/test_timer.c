@@ -151,6 +151,50 @@ static void test_timer_many_sleepers_all_wake(void **state)
     run_main(sleeping_many, NULL);
 }
 
+/* ---- no starvation ------------------------------------------------------ */
+
+struct spin {
+    int stop;     /* set by the task the spinner must not starve */
+    long spins;   /* yields the spinner made meanwhile */
+};
+
+static void *spinner(void *arg)
+{
+    struct spin *s = arg;
+    while (!s->stop) {
+        cs_yield();
+        s->spins++;
+    }
+    return NULL;
+}
+
+static void *timed_stopper(void *arg)
+{
+    struct spin *s = arg;
+    CS_CHECK_RC(cs_sleep(CS_MSEC(2)), 0);
+    s->stop = 1;
+    return NULL;
+}
+
+static void *starve_main(void *arg)
+{
+    (void)arg;
+    /* A task that only yields never lets the ready queue empty; timers
+     * must still fire. */
+    struct spin s = {0, 0};
+    cs_task *t[2] = {cs_spawn("spinner", spinner, &s),
+                     cs_spawn("stopper", timed_stopper, &s)};
+    CS_CHECK_RC(cs_gather(t, 2, NULL), 0);
+    CS_CHECK(s.spins > 0);
+    return NULL;
+}
+
+static void test_timer_fires_while_tasks_keep_yielding(void **state)
+{
+    (void)state;
+    run_main(starve_main, NULL);
+}
+
 /* ---- far deadlines ----------------------------------------------------- */
 
 static void *quick(void *arg)
@@ -205,6 +249,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_timer_wakes_in_deadline_order, setup),
     cmocka_unit_test_setup(test_timer_zero_sleep_yields, setup),
     cmocka_unit_test_setup(test_timer_many_sleepers_all_wake, setup),
+    cmocka_unit_test_setup(test_timer_fires_while_tasks_keep_yielding, setup),
     cmocka_unit_test_setup(test_timer_far_deadline_does_not_wrap, setup),
 };
 
