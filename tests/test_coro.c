@@ -208,6 +208,28 @@ static void test_coro_stack_size_is_honoured(void **state)
     run_main(stack_size_main, NULL);
 }
 
+static void *null_args_main(void *arg)
+{
+    (void)arg;
+    CS_CHECK_RC(cs_await_coro(NULL, NULL), CS_EINVAL);
+    CS_CHECK(cs_create_task(NULL) == NULL);
+    return NULL;
+}
+
+static void test_coro_null_arguments(void **state)
+{
+    (void)state;
+    assert_null(cs_coro_new("nofn", NULL, NULL));
+    assert_rc(cs_coro_set_stack_size(NULL, 4096), CS_EINVAL);
+    cs_coro_drop(NULL);
+    /* Awaiting outside a loop consumes the coroutine without running it. */
+    struct body b = {0, NULL};
+    assert_rc(cs_await_coro(cs_coro_new("out", body_fn, &b), NULL),
+              CS_ENOLOOP);
+    assert_int_equal(b.ran, 0);
+    run_main(null_args_main, NULL);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_coro_new_outside_loop_runs_nothing, setup),
     cmocka_unit_test_setup(test_coro_create_task_outside_loop_fails, setup),
@@ -215,6 +237,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_coro_create_task_runs_in_new_task, setup),
     cmocka_unit_test_setup(test_coro_await_nests, setup),
     cmocka_unit_test_setup(test_coro_stack_size_is_honoured, setup),
+    cmocka_unit_test_setup(test_coro_null_arguments, setup),
 };
 
 CS_TEST_MAIN("runtime_coro", tests)

@@ -386,6 +386,189 @@ static void test_sync_queue_put_blocks_when_full(void **state)
     assert_string_equal(trace.buf, "P1 P2 get P3");
 }
 
+/* ---- stress with cancellation ------------------------------------------- */
+
+/* A fixed-seed generator, so that a failure replays. */
+static uint32_t rng_state;
+
+static uint32_t rng(void)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return rng_state >> 8;
+}
+
+#define STRESS_TASKS 40
+
+struct lock_stress {
+    cs_lock *l;
+    int holders;        /* tasks inside the critical section */
+    int entries;        /* critical sections completed */
+    int cancelled;      /* tasks whose acquire was cancelled */
+    int live;           /* workers still running */
+};
+
+static void *lock_stress_worker(void *arg)
+{
+    struct lock_stress *st = arg;
+    for (int i = 0; i < 20; i++) {
+        int rc = cs_lock_acquire(st->l);
+        if (rc == CS_ECANCELLED) {
+            st->cancelled++;
+            break;
+        }
+        CS_CHECK_RC(rc, 0);
+        CS_CHECK_INT_EQ(++st->holders, 1);
+        for (uint32_t k = rng() % 3; k > 0; k--)
+            cs_yield();
+        CS_CHECK_INT_EQ(--st->holders, 0);
+        st->entries++;
+        cs_lock_release(st->l);
+        if (rng() % 2)
+            cs_yield();
+    }
+    st->live--;
+    return NULL;
+}
+
+static void *lock_stress_main(void *arg)
+{
+    (void)arg;
+    struct lock_stress st = {cs_lock_new(), 0, 0, 0, STRESS_TASKS};
+    cs_task *t[STRESS_TASKS];
+    for (int i = 0; i < STRESS_TASKS; i++)
+        t[i] = cs_spawn("locker", lock_stress_worker, &st);
+    while (st.live > 0) {
+        cs_yield();
+        if (rng() % 4 == 0)
+            cs_cancel(t[rng() % STRESS_TASKS]);
+    }
+    /* Tasks that saw a cancellation end cancelled. */
+    int rc = cs_gather(t, STRESS_TASKS, NULL);
+    CS_CHECK(rc == 0 || rc == CS_ECANCELLED);
+    CS_CHECK(st.entries > 0);
+    CS_CHECK(st.cancelled > 0);
+    CS_CHECK_RC(cs_lock_try_acquire(st.l), 0); /* nobody kept it */
+    cs_lock_release(st.l);
+    cs_lock_free(st.l);
+    return NULL;
+}
+
+static void test_sync_lock_survives_random_cancellation(void **state)
+{
+    (void)state;
+    for (uint32_t seed = 1; seed <= 5; seed++) {
+        rng_state = seed;
+        run_main(lock_stress_main, NULL);
+    }
+}
+
+#define ITEMS_PER_PRODUCER 200
+#define PRODUCERS 4
+#define CONSUMERS 4
+
+struct queue_stress {
+    cs_queue *q;
+    /* per item (producer p, sequence i): how it fared */
+    int put_ok[PRODUCERS][ITEMS_PER_PRODUCER];
+    int got[PRODUCERS][ITEMS_PER_PRODUCER];
+    int last_seq[CONSUMERS][PRODUCERS]; /* per-producer order per consumer */
+    int live;
+};
+
+static struct queue_stress qs;
+
+static void *qs_producer(void *arg)
+{
+    uintptr_t p = CS_I(arg);
+    for (uintptr_t i = 0; i < ITEMS_PER_PRODUCER; i++) {
+        int rc = cs_queue_put(qs.q, CS_P(p * 100000 + i + 1));
+        if (rc == CS_ECANCELLED)
+            break;
+        CS_CHECK_RC(rc, 0);
+        qs.put_ok[p][i] = 1;
+    }
+    qs.live--;
+    return NULL;
+}
+
+static void *qs_consumer(void *arg)
+{
+    uintptr_t c = CS_I(arg);
+    for (int p = 0; p < PRODUCERS; p++)
+        qs.last_seq[c][p] = -1;
+    for (;;) {
+        void *item = NULL;
+        int rc = cs_queue_get(qs.q, &item);
+        if (rc == CS_ECANCELLED)
+            break;
+        CS_CHECK_RC(rc, 0);
+        uintptr_t v = CS_I(item) - 1, p = v / 100000, i = v % 100000;
+        if (p >= PRODUCERS || i >= ITEMS_PER_PRODUCER) {
+            CS_CHECK(!"item out of range");
+            break;
+        }
+        qs.got[p][i]++;
+        CS_CHECK((int)i > qs.last_seq[c][p]); /* FIFO per producer */
+        qs.last_seq[c][p] = (int)i;
+        if (rng() % 3 == 0)
+            cs_yield();
+    }
+    qs.live--;
+    return NULL;
+}
+
+static void *queue_stress_main(void *arg)
+{
+    (void)arg;
+    qs.q = cs_queue_new(3);
+    qs.live = PRODUCERS + CONSUMERS;
+    cs_task *t[PRODUCERS + CONSUMERS];
+    for (uintptr_t i = 0; i < PRODUCERS; i++)
+        t[i] = cs_spawn("producer", qs_producer, CS_P(i));
+    for (uintptr_t i = 0; i < CONSUMERS; i++)
+        t[PRODUCERS + i] = cs_spawn("consumer", qs_consumer, CS_P(i));
+    /* Cancel a few at random while items flow, then the rest. */
+    for (int step = 0; step < 400; step++) {
+        cs_yield();
+        if (rng() % 50 == 0)
+            cs_cancel(t[rng() % (PRODUCERS + CONSUMERS)]);
+    }
+    for (int i = 0; i < PRODUCERS + CONSUMERS; i++)
+        cs_cancel(t[i]);
+    int rc = cs_gather(t, PRODUCERS + CONSUMERS, NULL);
+    CS_CHECK(rc == 0 || rc == CS_ECANCELLED);
+    CS_CHECK_INT_EQ(qs.live, 0);
+    /* Every item whose put succeeded was got once or is still queued;
+     * no other item was got. */
+    int queued = 0, got = 0;
+    for (int p = 0; p < PRODUCERS; p++)
+        for (int i = 0; i < ITEMS_PER_PRODUCER; i++) {
+            CS_CHECK(qs.got[p][i] <= qs.put_ok[p][i]);
+            queued += qs.put_ok[p][i] - qs.got[p][i];
+            got += qs.got[p][i];
+        }
+    CS_CHECK_INT_EQ(cs_queue_size(qs.q), queued);
+    CS_CHECK(got > 0);
+    while (cs_queue_size(qs.q) > 0) {
+        void *item;
+        CS_CHECK_RC(cs_queue_get(qs.q, &item), 0);
+        uintptr_t v = CS_I(item) - 1;
+        CS_CHECK_INT_EQ(qs.got[v / 100000][v % 100000]++, 0);
+    }
+    cs_queue_free(qs.q);
+    return NULL;
+}
+
+static void test_sync_queue_loses_no_item_under_cancellation(void **state)
+{
+    (void)state;
+    for (uint32_t seed = 1; seed <= 5; seed++) {
+        memset(&qs, 0, sizeof(qs));
+        rng_state = seed;
+        run_main(queue_stress_main, NULL);
+    }
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_sync_lock_deadlock_on_reacquire, setup),
     cmocka_unit_test_setup(test_sync_lock_try_acquire_busy_when_held, setup),
@@ -398,6 +581,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_sync_queue_backpressure, setup),
     cmocka_unit_test_setup(test_sync_queue_capacity_one_alternates, setup),
     cmocka_unit_test_setup(test_sync_queue_put_blocks_when_full, setup),
+    cmocka_unit_test_setup(test_sync_lock_survives_random_cancellation,
+                           setup),
+    cmocka_unit_test_setup(test_sync_queue_loses_no_item_under_cancellation,
+                           setup),
 };
 
 CS_TEST_MAIN("runtime_sync", tests)

@@ -275,6 +275,54 @@ static void test_task_await_returns_value(void **state)
     run_main(await_main, NULL);
 }
 
+struct second_awaiter {
+    cs_task *target;
+    int rc;
+};
+
+static void *await_other(void *arg)
+{
+    struct second_awaiter *s = arg;
+    s->rc = cs_await(s->target, NULL);
+    return NULL;
+}
+
+static void *wait_event(void *arg)
+{
+    CS_CHECK_RC(cs_event_wait(arg), 0);
+    return NULL;
+}
+
+static void *bad_await_main(void *arg)
+{
+    (void)arg;
+    /* A task cannot await itself... */
+    CS_CHECK_RC(cs_await(cs_current_task(), NULL), CS_EINVAL);
+    CS_CHECK_RC(cs_wait_for(cs_current_task(), CS_MSEC(1), NULL), CS_EINVAL);
+    /* ...and a handle has one awaiter: a second is refused while the first
+     * waits, and the first still gets the result. */
+    cs_event *go = cs_event_new();
+    cs_task *t = cs_spawn("target", wait_event, go);
+    struct second_awaiter first = {t, 1}, second = {t, 1};
+    cs_task *a = cs_spawn("first", await_other, &first);
+    cs_yield();
+    cs_task *b = cs_spawn("second", await_other, &second);
+    cs_yield();
+    CS_CHECK_RC(second.rc, CS_EINVAL);
+    cs_event_set(go);
+    CS_CHECK_RC(cs_await(a, NULL), 0);
+    CS_CHECK_RC(cs_await(b, NULL), 0);
+    CS_CHECK_RC(first.rc, 0);
+    cs_event_free(go);
+    return NULL;
+}
+
+static void test_task_bad_awaits_are_refused(void **state)
+{
+    (void)state;
+    run_main(bad_await_main, NULL);
+}
+
 /* ---- gather ------------------------------------------------------------- */
 
 struct job {
@@ -507,6 +555,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_task_names_and_ids, setup),
     cmocka_unit_test_setup(test_task_long_names_are_kept, setup),
     cmocka_unit_test_setup(test_task_await_returns_value, setup),
+    cmocka_unit_test_setup(test_task_bad_awaits_are_refused, setup),
     cmocka_unit_test_setup(test_task_gather_results_in_argument_order, setup),
     cmocka_unit_test_setup(test_task_gather_first_error_awaits_all, setup),
     cmocka_unit_test_setup(test_task_wait_for_timeout_cancels_and_waits,

@@ -53,7 +53,7 @@ static struct {
     atomic_int armed;       /* hold the next 8-byte write from a worker */
     pthread_t loop_thread;  /* never held */
     sem_t held;             /* the worker is being held */
-    sem_t release;          /* lets it go (it gives up after 3 s) */
+    sem_t release;          /* lets it go (it gives up after 1 s) */
     sem_t written;          /* its write() has returned */
     ssize_t rc;             /* what that write() returned */
     int err;                /* and errno */
@@ -67,7 +67,7 @@ ssize_t write(int fd, const void *buf, size_t n)
         sem_post(&hold.held);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 3;
+        ts.tv_sec += 1;
         while (sem_timedwait(&hold.release, &ts) != 0 && errno == EINTR)
             ;
         hold.rc = syscall(SYS_write, fd, buf, n);
@@ -513,6 +513,51 @@ static void test_thread_pool_shared_by_two_loops(void **state)
     assert_rc(pl[1].rc, 0);
 }
 
+/* ---- a loop inside a worker -------------------------------------------- */
+
+static void *inner_loop_main(void *arg)
+{
+    uintptr_t n = CS_I(arg);
+    cs_task *t[3];
+    void *res[3];
+    for (uintptr_t i = 0; i < 3; i++)
+        t[i] = cs_spawn("inner", to_thread_task, CS_P(n + i));
+    CS_CHECK_RC(cs_gather(t, 3, res), 0);
+    uintptr_t sum = 0;
+    for (int i = 0; i < 3; i++)
+        sum += CS_I(res[i]);
+    return CS_P(sum);
+}
+
+/* fn of cs_to_thread: runs a whole loop on the worker thread. */
+static void *run_loop_in_worker(void *arg)
+{
+    void *r = NULL;
+    int rc = cs_run(inner_loop_main, arg, &r);
+    return rc == 0 ? r : NULL;
+}
+
+static void *worker_loop_main(void *arg)
+{
+    (void)arg;
+    /* One loop per thread: a worker has none, so it may run one, and
+     * that loop may use the pool too. */
+    void *r = NULL;
+    CS_CHECK_RC(cs_to_thread(run_loop_in_worker, CS_P(7), &r), 0);
+    uintptr_t want = 0;
+    for (uintptr_t i = 0; i < 3; i++)
+        for (uintptr_t k = 0; k < 20; k++)
+            want += (7 + i + k) * (7 + i + k);
+    CS_CHECK_INT_EQ(CS_I(r), want);
+    return NULL;
+}
+
+static void test_thread_pool_worker_can_run_a_loop(void **state)
+{
+    (void)state;
+    run_main(worker_loop_main, NULL);
+}
+
 static const struct CMUnitTest tests[] = {
     /* first: needs a pool with no idle worker */
     cmocka_unit_test_setup(test_thread_pool_no_wakeup_after_run_returns,
@@ -525,6 +570,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_thread_pool_run_waits_for_jobs_left_behind,
                            setup),
     cmocka_unit_test_setup(test_thread_pool_shared_by_two_loops, setup),
+    cmocka_unit_test_setup(test_thread_pool_worker_can_run_a_loop, setup),
     cmocka_unit_test_setup(test_thread_pool_runs_jobs_concurrently, setup),
 };
 
