@@ -7,7 +7,10 @@
  */
 #include "cs_test.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -129,6 +132,50 @@ static void test_cancel_during_io_wait(void **state)
 {
     (void)state;
     run_main(cancel_io_main, NULL);
+}
+
+static void *accept_target(void *arg)
+{
+    struct target *t = arg;
+    t->entered = 1;
+    int fd = cs_accept(t->fd, NULL, NULL);
+    if (fd >= 0) {
+        cs_forget_fd(fd);
+        close(fd);
+    }
+    return target_end(t, fd < 0 ? fd : 0);
+}
+
+static void *cancel_accept_main(void *arg)
+{
+    (void)arg;
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(addr);
+    CS_CHECK_INT_EQ(bind(ls, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    CS_CHECK_INT_EQ(listen(ls, 4), 0);
+    CS_CHECK_INT_EQ(getsockname(ls, (struct sockaddr *)&addr, &len), 0);
+    struct target t = {.fd = ls};
+    cancel_in_wait("acceptor", accept_target, &t);
+    /* The listener still accepts after the cancelled wait. */
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    CS_CHECK_INT_EQ(cs_connect(c, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    int a = cs_accept(ls, NULL, NULL);
+    CS_CHECK(a >= 0);
+    cs_forget_fd(a);
+    close(a);
+    cs_forget_fd(c);
+    close(c);
+    cs_forget_fd(ls);
+    close(ls);
+    return NULL;
+}
+
+static void test_cancel_during_accept(void **state)
+{
+    (void)state;
+    run_main(cancel_accept_main, NULL);
 }
 
 /* ---- lock --------------------------------------------------------------- */
@@ -464,6 +511,7 @@ static void test_cancel_hits_next_suspending_call(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_cancel_during_sleep, setup),
     cmocka_unit_test_setup(test_cancel_during_io_wait, setup),
+    cmocka_unit_test_setup(test_cancel_during_accept, setup),
     cmocka_unit_test_setup(test_cancel_during_lock_acquire, setup),
     cmocka_unit_test_setup(test_cancel_after_lock_handed_over, setup),
     cmocka_unit_test_setup(test_cancel_during_event_wait, setup),

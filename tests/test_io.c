@@ -195,6 +195,12 @@ static void *wait_fd_main(void *arg)
     CS_CHECK_INT_EQ(write(sv[1], "y", 1), 1);
     CS_CHECK_INT_EQ(cs_wait_fd(sv[0], CS_READABLE | CS_WRITABLE, CS_SEC(10)),
                     CS_READABLE | CS_WRITABLE);
+    /* Without data the other end is only writable. */
+    CS_CHECK_INT_EQ(cs_wait_fd(sv[1], CS_READABLE | CS_WRITABLE, CS_SEC(10)),
+                    CS_WRITABLE);
+    /* Bad arguments. */
+    CS_CHECK_RC(cs_wait_fd(sv[0], 0, 0), CS_EINVAL);
+    CS_CHECK_RC(cs_wait_fd(-1, CS_READABLE, 0), CS_EINVAL);
     close_fd(sv[0]);
     close_fd(sv[1]);
     close_fd(p[0]);

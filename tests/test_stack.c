@@ -13,6 +13,7 @@
 #include "cs_test.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,15 @@ struct victim {
     const char *name; /* task name */
     size_t stack;     /* bytes; 0: the default */
     long depth;       /* recursion depth; < 0: without bound */
+    int in_thread;    /* run the loop on a second thread */
+};
+
+/* Exit codes of the victim child. */
+enum {
+    VICTIM_OK = 0,          /* the task returned */
+    VICTIM_FAILED = 3,      /* something else went wrong */
+    VICTIM_NO_TASK = 4,     /* cs_create_task refused the coroutine */
+    VICTIM_BAD_SIZE = 5,    /* cs_coro_set_stack_size refused the size */
 };
 
 static void *victim_body(void *arg)
@@ -60,26 +70,43 @@ static void *victim_main(void *arg)
     struct victim *v = arg;
     cs_coro *c = cs_coro_new(v->name, victim_body, v);
     if (c == NULL)
-        return NULL;
+        return CS_P(VICTIM_FAILED);
     if (v->stack != 0 && cs_coro_set_stack_size(c, v->stack) != 0) {
         cs_coro_drop(c);
-        return NULL;
+        return CS_P(VICTIM_BAD_SIZE);
     }
     cs_task *t = cs_create_task(c);
     void *r = NULL;
-    if (t == NULL || cs_await(t, &r) != 0)
-        return NULL;
+    if (t == NULL)
+        return CS_P(VICTIM_NO_TASK);
+    if (cs_await(t, &r) != 0 || r != CS_P(1))
+        return CS_P(VICTIM_FAILED);
+    return CS_P(VICTIM_OK);
+}
+
+static void *victim_thread(void *arg)
+{
+    void *r = CS_P(VICTIM_FAILED);
+    if (cs_run(victim_main, arg, &r) != 0)
+        r = CS_P(VICTIM_FAILED);
     return r;
 }
 
-/* argv: --victim NAME STACK_BYTES DEPTH; exits 0 if the task returned. */
+/* argv: --victim NAME STACK_BYTES DEPTH IN_THREAD; exits VICTIM_*. */
 static int victim_child(char **argv)
 {
     struct victim v = {argv[2], strtoul(argv[3], NULL, 10),
-                       strtol(argv[4], NULL, 10)};
-    void *r = NULL;
-    int rc = cs_run(victim_main, &v, &r);
-    return rc == 0 && r == CS_P(1) ? 0 : 3;
+                       strtol(argv[4], NULL, 10), atoi(argv[5])};
+    void *r = CS_P(VICTIM_FAILED);
+    if (v.in_thread) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, victim_thread, &v) != 0 ||
+            pthread_join(th, &r) != 0)
+            return VICTIM_FAILED;
+    } else {
+        r = victim_thread(&v);
+    }
+    return (int)CS_I(r);
 }
 
 /* ---- the parent --------------------------------------------------------- */
@@ -91,9 +118,10 @@ static int victim_child(char **argv)
 static int run_victim(const struct victim *v, const char *env_kb, char *err,
                       size_t cap)
 {
-    char stack[32], depth[32];
+    char stack[32], depth[32], thread[8];
     snprintf(stack, sizeof(stack), "%zu", v->stack);
     snprintf(depth, sizeof(depth), "%ld", v->depth);
+    snprintf(thread, sizeof(thread), "%d", v->in_thread);
     int p[2];
     assert_int_equal(pipe(p), 0);
     pid_t pid = fork();
@@ -114,7 +142,7 @@ static int run_victim(const struct victim *v, const char *env_kb, char *err,
         else
             unsetenv("COSCOPE_STACK_KB");
         char *args[] = {"test_stack", "--victim", (char *)v->name, stack,
-                        depth, NULL};
+                        depth, thread, NULL};
         execv("/proc/self/exe", args);
         _exit(127);
     }
@@ -163,7 +191,7 @@ static void test_stack_overflow_hits_guard_page(void **state)
 {
     (void)state;
     char err[4096];
-    struct victim v = {"runaway_recursion", 16 * 1024, -1};
+    struct victim v = {"runaway_recursion", 16 * 1024, -1, 0};
     expect_overflow_report(run_victim(&v, NULL, err, sizeof(err)), err,
                            v.name);
 }
@@ -172,7 +200,7 @@ static void test_stack_overflow_with_default_size(void **state)
 {
     (void)state;
     char err[4096];
-    struct victim v = {"deep_default", 0, -1};
+    struct victim v = {"deep_default", 0, -1, 0};
     expect_overflow_report(run_victim(&v, NULL, err, sizeof(err)), err,
                            v.name);
 }
@@ -180,11 +208,39 @@ static void test_stack_overflow_with_default_size(void **state)
 /* About 110 frames of a few hundred bytes: ~32 KiB, more with ASan. */
 #define DEPTH_32K 110
 
+static void test_stack_overflow_on_second_thread(void **state)
+{
+    (void)state;
+    char err[4096];
+    struct victim v = {"threaded_runaway", 32 * 1024, -1, 1};
+    expect_overflow_report(run_victim(&v, NULL, err, sizeof(err)), err,
+                           v.name);
+}
+
+static void test_stack_absurd_size_is_refused(void **state)
+{
+    (void)state;
+    /* No stack can be this large: the coroutine is refused (at
+     * cs_coro_set_stack_size or cs_create_task), never run on a stack
+     * of some other size. */
+    static const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 4095,
+                                   SIZE_MAX / 2 + 1};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char err[4096];
+        struct victim v = {"absurd", sizes[i], DEPTH_32K, 0};
+        int status = run_victim(&v, NULL, err, sizeof(err));
+        if (!WIFEXITED(status) || (WEXITSTATUS(status) != VICTIM_NO_TASK &&
+                                   WEXITSTATUS(status) != VICTIM_BAD_SIZE))
+            fail_msg("stack size %zu: child status %#x; stderr: %s",
+                     sizes[i], status, err);
+    }
+}
+
 static void test_stack_default_fits_32k(void **state)
 {
     (void)state;
     char err[4096];
-    struct victim v = {"uses_32k", 0, DEPTH_32K};
+    struct victim v = {"uses_32k", 0, DEPTH_32K, 0};
     expect_clean_exit(run_victim(&v, NULL, err, sizeof(err)), err);
 }
 
@@ -192,7 +248,7 @@ static void test_stack_env_sets_default_size(void **state)
 {
     (void)state;
     char err[4096];
-    struct victim v = {"env_sized", 0, DEPTH_32K};
+    struct victim v = {"env_sized", 0, DEPTH_32K, 0};
     expect_overflow_report(run_victim(&v, "16", err, sizeof(err)), err,
                            v.name);
     /* A larger value lets the same task finish. */
@@ -202,7 +258,7 @@ static void test_stack_env_sets_default_size(void **state)
 static void *per_coro_main(void *arg)
 {
     (void)arg;
-    struct victim v = {"big", 0, DEPTH_32K};
+    struct victim v = {"big", 0, DEPTH_32K, 0};
     /* Stacks are pooled and reused: many tasks in a row stay correct,
      * whatever size each asked for. */
     for (int i = 0; i < 200; i++) {
@@ -226,6 +282,8 @@ static void test_stack_size_per_coroutine(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_stack_overflow_hits_guard_page, setup),
     cmocka_unit_test_setup(test_stack_overflow_with_default_size, setup),
+    cmocka_unit_test_setup(test_stack_overflow_on_second_thread, setup),
+    cmocka_unit_test_setup(test_stack_absurd_size_is_refused, setup),
     cmocka_unit_test_setup(test_stack_default_fits_32k, setup),
     cmocka_unit_test_setup(test_stack_env_sets_default_size, setup),
     cmocka_unit_test_setup(test_stack_size_per_coroutine, setup),
@@ -233,7 +291,7 @@ static const struct CMUnitTest tests[] = {
 
 int main(int argc, char **argv)
 {
-    if (argc == 5 && strcmp(argv[1], "--victim") == 0)
+    if (argc == 6 && strcmp(argv[1], "--victim") == 0)
         return victim_child(argv);
     return cs_test_run("runtime_stack", tests,
                        sizeof(tests) / sizeof(tests[0]), argc, argv);
