@@ -499,6 +499,32 @@ static void *regular_file_main(void *arg)
     return NULL;
 }
 
+static void *high_fd_main(void *arg)
+{
+    (void)arg;
+    /* fds far above the first ones the loop saw grow its table. */
+    int p[2];
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    int hi_r = dup2(p[0], 900), hi_w = dup2(p[1], 901);
+    CS_CHECK(hi_r == 900 && hi_w == 901);
+    close(p[0]);
+    close(p[1]);
+    CS_CHECK_INT_EQ(cs_write(hi_w, "h", 1), 1);
+    char c = 0;
+    CS_CHECK_INT_EQ(cs_read(hi_r, &c, 1), 1);
+    CS_CHECK_INT_EQ(c, 'h');
+    CS_CHECK_RC(cs_wait_fd(hi_r, CS_READABLE, CS_MSEC(5)), CS_ETIMEDOUT);
+    close_fd(hi_r);
+    close_fd(hi_w);
+    return NULL;
+}
+
+static void test_io_high_fd_numbers(void **state)
+{
+    (void)state;
+    run_main(high_fd_main, NULL);
+}
+
 static void test_io_regular_file(void **state)
 {
     (void)state;
@@ -590,6 +616,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_io_accept_connect_loopback, setup),
     cmocka_unit_test_setup(test_io_connect_refused, setup),
     cmocka_unit_test_setup(test_io_polled_while_tasks_keep_yielding, setup),
+    cmocka_unit_test_setup(test_io_high_fd_numbers, setup),
     cmocka_unit_test_setup(test_io_regular_file, setup),
     cmocka_unit_test_setup(test_io_forget_fd_ends_its_waits, setup),
     cmocka_unit_test_setup(test_io_error_paths, setup),

@@ -5,6 +5,11 @@
  */
 #include "cs_test.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static cs_trace trace;
@@ -195,6 +200,67 @@ static void test_timer_fires_while_tasks_keep_yielding(void **state)
     run_main(starve_main, NULL);
 }
 
+/* ---- signals ------------------------------------------------------------ */
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+}
+
+struct pester {
+    pthread_t target;
+    atomic_int stop;
+};
+
+static void *pester_thread(void *arg)
+{
+    struct pester *p = arg;
+    while (!atomic_load(&p->stop)) {
+        pthread_kill(p->target, SIGUSR1);
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void *signalled_main(void *arg)
+{
+    struct pester *p = arg;
+    /* Interrupted polls (EINTR) neither end a sleep early nor fail it. */
+    int64_t t0 = cs_now_ns();
+    CS_CHECK_RC(cs_sleep(CS_MSEC(30)), 0);
+    CS_CHECK(cs_now_ns() - t0 >= CS_MSEC(30));
+    t0 = cs_now_ns();
+    int fds[2];
+    CS_CHECK_INT_EQ(pipe(fds), 0);
+    CS_CHECK_RC(cs_wait_fd(fds[0], CS_READABLE, CS_MSEC(30)), CS_ETIMEDOUT);
+    CS_CHECK(cs_now_ns() - t0 >= CS_MSEC(30));
+    cs_forget_fd(fds[0]);
+    close(fds[0]);
+    close(fds[1]);
+    atomic_store(&p->stop, 1);
+    return NULL;
+}
+
+static void test_timer_sleep_survives_signals(void **state)
+{
+    (void)state;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr1; /* no SA_RESTART: epoll_wait sees EINTR */
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    struct pester p = {pthread_self(), 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pester_thread, &p), 0);
+    int rc = cs_run(signalled_main, &p, NULL);
+    atomic_store(&p.stop, 1);
+    pthread_join(th, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    cs_test_assert_clean();
+    assert_rc(rc, 0);
+}
+
 /* ---- far deadlines ----------------------------------------------------- */
 
 static void *quick(void *arg)
@@ -250,6 +316,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_timer_zero_sleep_yields, setup),
     cmocka_unit_test_setup(test_timer_many_sleepers_all_wake, setup),
     cmocka_unit_test_setup(test_timer_fires_while_tasks_keep_yielding, setup),
+    cmocka_unit_test_setup(test_timer_sleep_survives_signals, setup),
     cmocka_unit_test_setup(test_timer_far_deadline_does_not_wrap, setup),
 };
 
