@@ -549,7 +549,7 @@ static void *read_forgotten(void *arg)
 static void *forget_waiter_main(void *arg)
 {
     (void)arg;
-    /* Forgetting an fd a task waits on ends that wait with an error
+    /* Forgetting an fd a task waits on ends that wait with CS_EBADF
      * instead of leaving the task parked forever. */
     int p[2];
     CS_CHECK_INT_EQ(pipe(p), 0);
@@ -559,8 +559,22 @@ static void *forget_waiter_main(void *arg)
     CS_CHECK(f.entered);
     cs_forget_fd(p[0]);
     CS_CHECK_RC(cs_await(t, NULL), 0);
-    CS_CHECK(f.rc < 0 && f.rc != -EAGAIN);
+    CS_CHECK_RC(f.rc, CS_EBADF);
     close(p[0]);
+    /* cs_close forgets and closes in one call, waking waiters the same
+     * way; a bad fd is reported. */
+    int q[2];
+    CS_CHECK_INT_EQ(pipe(q), 0);
+    f = (struct forgotten){q[0], 0, 1};
+    t = cs_spawn("reader", read_forgotten, &f);
+    cs_yield();
+    CS_CHECK(f.entered);
+    CS_CHECK_RC(cs_close(q[0]), 0);
+    CS_CHECK_RC(cs_await(t, NULL), 0);
+    CS_CHECK_RC(f.rc, CS_EBADF);
+    CS_CHECK(fcntl(q[0], F_GETFD) < 0); /* closed */
+    CS_CHECK_RC(cs_close(q[1]), 0);
+    CS_CHECK_RC(cs_close(q[1]), -EBADF);
     close_fd(p[1]);
     return NULL;
 }
