@@ -29,16 +29,23 @@ static int setup(void **state)
     return 0;
 }
 
-/* Uses a few hundred bytes of stack per level until depth reaches 0,
- * touching each frame so that the guard page is met first. */
-static int __attribute__((noinline)) recurse(volatile char *prev, long depth)
+/*
+ * Recurses until `bytes` of the real stack are used below the first
+ * frame (SIZE_MAX: without bound), touching each frame so that a stack too
+ * small meets the guard page first.  Measured with frame addresses, so it
+ * holds whatever frame sizes the compiler and sanitizers choose.
+ */
+static int __attribute__((noinline)) recurse(uintptr_t base, size_t bytes)
 {
     volatile char frame[256];
-    frame[0] = (char)(prev != NULL ? prev[0] + 1 : 0);
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    frame[0] = (char)here;
     frame[255] = frame[0];
-    if (depth <= 0)
+    if (base == 0)
+        base = here;
+    if (bytes != SIZE_MAX && base - here >= bytes)
         return frame[255];
-    return recurse(frame, depth - 1) + frame[255];
+    return recurse(base, bytes) + frame[255];
 }
 
 /* ---- the child ---------------------------------------------------------- */
@@ -46,7 +53,7 @@ static int __attribute__((noinline)) recurse(volatile char *prev, long depth)
 struct victim {
     const char *name; /* task name */
     size_t stack;     /* bytes; 0: the default */
-    long depth;       /* recursion depth; < 0: without bound */
+    long depth;       /* stack bytes to use; < 0: without bound */
     int in_thread;    /* run the loop on a second thread */
 };
 
@@ -61,7 +68,7 @@ enum {
 static void *victim_body(void *arg)
 {
     const struct victim *v = arg;
-    recurse(NULL, v->depth < 0 ? (1L << 40) : v->depth);
+    recurse(0, v->depth < 0 ? SIZE_MAX : (size_t)v->depth);
     return CS_P(1);
 }
 
@@ -205,8 +212,8 @@ static void test_stack_overflow_with_default_size(void **state)
                            v.name);
 }
 
-/* About 110 frames of a few hundred bytes: ~32 KiB, more with ASan. */
-#define DEPTH_32K 110
+/* 32 KiB of stack: fits the 64 KiB default, not a 16 KiB stack. */
+#define DEPTH_32K (32 * 1024)
 
 static void test_stack_overflow_on_second_thread(void **state)
 {
