@@ -175,6 +175,79 @@ static void test_io_pipe_round_trip_larger_than_buffer(void **state)
     run_main(pipe_main, NULL);
 }
 
+/* ---- one fd, a reader and a writer at once ----------------------------- */
+
+#define DUPLEX_BYTES (512 * 1024)
+
+struct duplex {
+    int fd[2];           /* socketpair */
+    unsigned char *out;  /* what side 0 sends */
+    unsigned char *in;   /* what side 1 received */
+    ssize_t sent;
+    char reply;
+};
+
+static void *duplex_sender(void *arg)
+{
+    struct duplex *d = arg;
+    d->sent = cs_write_all(d->fd[0], d->out, DUPLEX_BYTES); /* fills up */
+    return NULL;
+}
+
+static void *duplex_reply_reader(void *arg)
+{
+    struct duplex *d = arg;
+    /* Waits to read on the fd the sender is blocked writing to. */
+    CS_CHECK_INT_EQ(cs_read(d->fd[0], &d->reply, 1), 1);
+    return NULL;
+}
+
+static void *duplex_peer(void *arg)
+{
+    struct duplex *d = arg;
+    size_t got = 0;
+    while (got < DUPLEX_BYTES) {
+        ssize_t n = cs_read(d->fd[1], d->in + got, DUPLEX_BYTES - got);
+        CS_CHECK(n > 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    CS_CHECK_INT_EQ(cs_write(d->fd[1], "R", 1), 1);
+    return NULL;
+}
+
+static void *duplex_main(void *arg)
+{
+    (void)arg;
+    struct duplex d = {{-1, -1}, malloc(DUPLEX_BYTES), malloc(DUPLEX_BYTES),
+                       0, 0};
+    CS_CHECK(d.out != NULL && d.in != NULL);
+    CS_CHECK_INT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, d.fd), 0);
+    for (size_t i = 0; i < DUPLEX_BYTES; i++)
+        d.out[i] = (unsigned char)(i * 7 + i / 251);
+    cs_task *t[3] = {cs_spawn("sender", duplex_sender, &d),
+                     cs_spawn("reply_reader", duplex_reply_reader, &d),
+                     NULL};
+    cs_yield(); /* both park on fd[0], one per direction */
+    t[2] = cs_spawn("peer", duplex_peer, &d);
+    CS_CHECK_RC(cs_gather(t, 3, NULL), 0);
+    CS_CHECK_INT_EQ(d.sent, DUPLEX_BYTES);
+    CS_CHECK(memcmp(d.out, d.in, DUPLEX_BYTES) == 0);
+    CS_CHECK_INT_EQ(d.reply, 'R');
+    close_fd(d.fd[0]);
+    close_fd(d.fd[1]);
+    free(d.out);
+    free(d.in);
+    return NULL;
+}
+
+static void test_io_reader_and_writer_on_one_fd(void **state)
+{
+    (void)state;
+    run_main(duplex_main, NULL);
+}
+
 /* ---- cs_wait_fd --------------------------------------------------------- */
 
 static void *wait_fd_main(void *arg)
@@ -281,6 +354,14 @@ static void *wait_fd_after_drain_main(void *arg)
     CS_CHECK_INT_EQ(cs_read(p[0], &c, 1), 1); /* waits for the writer */
     CS_CHECK_RC(cs_await(w, NULL), 0);
     CS_CHECK_RC(cs_wait_fd(p[0], CS_READABLE, CS_MSEC(20)), CS_ETIMEDOUT);
+    /* And it still wakes when data does come. */
+    cs_event_clear(o.go);
+    w = cs_spawn("writer", write_one_when_told, &o);
+    cs_yield();
+    cs_event_set(o.go);
+    CS_CHECK_INT_EQ(cs_wait_fd(p[0], CS_READABLE, -1), CS_READABLE);
+    CS_CHECK_RC(cs_await(w, NULL), 0);
+    CS_CHECK_INT_EQ(cs_read(p[0], &c, 1), 1);
     /* The same for writability: a full pipe is not writable. */
     char block[4096];
     memset(block, 'b', sizeof(block));
@@ -624,6 +705,7 @@ static void test_io_error_paths(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_io_socketpair_ping_pong, setup),
     cmocka_unit_test_setup(test_io_pipe_round_trip_larger_than_buffer, setup),
+    cmocka_unit_test_setup(test_io_reader_and_writer_on_one_fd, setup),
     cmocka_unit_test_setup(test_io_wait_fd_ready_and_timeout, setup),
     cmocka_unit_test_setup(test_io_wait_fd_woken_by_other_task, setup),
     cmocka_unit_test_setup(test_io_wait_fd_not_ready_after_drain, setup),
