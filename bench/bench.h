@@ -58,6 +58,7 @@ static inline void bench_parse(int argc, char **argv, bench_opts *o,
                                const char *extra_name, const char *extra_help)
 {
     memset(o, 0, sizeof *o);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* keep order with stderr in logs */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--quick") == 0) {

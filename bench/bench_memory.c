@@ -205,6 +205,9 @@ int main(int argc, char **argv)
            r.rss_after * page_kib);
     printf("RSS per task:     %.2f KiB\n", rss_kib);
     printf("virtual per task: %.2f KiB, VMAs per task: %.2f\n", vsz_kib, vmas);
+    if (vmas < 1.9)
+        printf("note: fewer than 2 VMAs per task: some stacks got no guard "
+               "page (the runtime goes unguarded at vm.max_map_count)\n");
     printf("spawn and park:   %.0f ns per task\n", (double)r.spawn_ns / n);
     printf("ratio to the 8 KiB budget: %.2f\n", rss_kib / 8.0);
 
