@@ -450,6 +450,127 @@ static void test_cancel_during_gather_cancels_all(void **state)
     run_main(cancel_gather_main, NULL);
 }
 
+/* ---- wait_for ----------------------------------------------------------- */
+
+struct timed_chain {
+    struct target in;  /* the task waited for */
+    int rc;            /* what the outer's cs_wait_for returned */
+    int inner_done_at_return;
+};
+
+static void *timed_awaiter(void *arg)
+{
+    struct timed_chain *c = arg;
+    cs_task *inner = cs_spawn("awaited", sleep_target, &c->in);
+    c->rc = cs_wait_for(inner, CS_SEC(3600), NULL);
+    c->inner_done_at_return = c->in.finished;
+    if (c->rc < 0)
+        cs_raise(c->rc, "wait_for cancelled");
+    return NULL;
+}
+
+static void *cancel_wait_for_main(void *arg)
+{
+    (void)arg;
+    struct timed_chain c;
+    memset(&c, 0, sizeof(c));
+    c.in.rc = 1;
+    c.rc = 1;
+    cs_task *outer = cs_spawn("timed_awaiter", timed_awaiter, &c);
+    while (!c.in.entered)
+        cs_yield();
+    CS_CHECK_RC(cs_cancel(outer), 0);
+    CS_CHECK_RC(cs_await(outer, NULL), CS_ECANCELLED);
+    CS_CHECK_RC(c.rc, CS_ECANCELLED); /* cancelled, not timed out */
+    CS_CHECK_RC(c.in.rc, CS_ECANCELLED);
+    CS_CHECK(c.inner_done_at_return);
+    CS_CHECK_INT_EQ(cs_all_tasks(NULL, 0), 1);
+    return NULL;
+}
+
+static void test_cancel_during_wait_for_cancels_awaited(void **state)
+{
+    (void)state;
+    run_main(cancel_wait_for_main, NULL);
+}
+
+/* ---- before the first step, and cleanup after -------------------------- */
+
+static int never_ran;
+
+static void *must_not_run(void *arg)
+{
+    (void)arg;
+    never_ran = 0;
+    return CS_P(1);
+}
+
+static void *cancel_before_start_main(void *arg)
+{
+    (void)arg;
+    never_ran = 1;
+    cs_task *t = cs_spawn("unstarted", must_not_run, NULL);
+    CS_CHECK_RC(cs_cancel(t), 0);
+    void *r = CS_P(0x77);
+    CS_CHECK_RC(cs_await(t, &r), CS_ECANCELLED);
+    CS_CHECK(r == NULL);
+    CS_CHECK_INT_EQ(never_ran, 1);
+    return NULL;
+}
+
+static void test_cancel_before_first_step_never_runs(void **state)
+{
+    (void)state;
+    run_main(cancel_before_start_main, NULL);
+}
+
+struct cleanup {
+    int sleep_rc;
+    int helper_rc;
+    void *helper_result;
+    int second_sleep_rc;
+};
+
+static void *helper_value(void *arg)
+{
+    CS_CHECK_RC(cs_sleep(CS_MSEC(1)), 0);
+    return arg;
+}
+
+static void *cleaning_target(void *arg)
+{
+    struct cleanup *c = arg;
+    c->sleep_rc = cs_sleep(CS_SEC(3600));
+    /* Cancellation is delivered once: cleanup may suspend and await. */
+    c->second_sleep_rc = cs_sleep(CS_MSEC(1));
+    c->helper_rc = cs_await(cs_spawn("helper", helper_value, CS_P(42)),
+                            &c->helper_result);
+    return CS_P(1); /* swallowed the cancellation */
+}
+
+static void *cleanup_main(void *arg)
+{
+    (void)arg;
+    struct cleanup c = {1, 1, NULL, 1};
+    cs_task *t = cs_spawn("cleaner", cleaning_target, &c);
+    cs_yield();
+    cs_cancel(t);
+    /* A task whose cancellation was delivered ends cancelled, even if it
+     * returned normally afterwards. */
+    CS_CHECK_RC(cs_await(t, NULL), CS_ECANCELLED);
+    CS_CHECK_RC(c.sleep_rc, CS_ECANCELLED);
+    CS_CHECK_RC(c.second_sleep_rc, 0);
+    CS_CHECK_RC(c.helper_rc, 0);
+    CS_CHECK_PTR_EQ(c.helper_result, CS_P(42));
+    return NULL;
+}
+
+static void test_cancel_cleanup_may_suspend_and_await(void **state)
+{
+    (void)state;
+    run_main(cleanup_main, NULL);
+}
+
 /* ---- no-op and deferred cases ------------------------------------------ */
 
 static void *return_seven(void *arg)
@@ -519,6 +640,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_cancel_during_queue_get_and_put, setup),
     cmocka_unit_test_setup(test_cancel_during_await_cancels_awaited, setup),
     cmocka_unit_test_setup(test_cancel_during_gather_cancels_all, setup),
+    cmocka_unit_test_setup(test_cancel_during_wait_for_cancels_awaited, setup),
+    cmocka_unit_test_setup(test_cancel_before_first_step_never_runs, setup),
+    cmocka_unit_test_setup(test_cancel_cleanup_may_suspend_and_await, setup),
     cmocka_unit_test_setup(test_cancel_finished_task_is_noop, setup),
     cmocka_unit_test_setup(test_cancel_hits_next_suspending_call, setup),
 };

@@ -248,6 +248,40 @@ static void test_io_reader_and_writer_on_one_fd(void **state)
     run_main(duplex_main, NULL);
 }
 
+static void *second_reader(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    return CS_P((intptr_t)cs_read(fd, &c, 1));
+}
+
+static void *two_readers_main(void *arg)
+{
+    (void)arg;
+    /* One task may wait to read an fd at a time; a second is refused. */
+    int p[2];
+    CS_CHECK_INT_EQ(pipe(p), 0);
+    cs_task *a = cs_spawn("reader_a", second_reader, &p[0]);
+    cs_yield();
+    cs_task *b = cs_spawn("reader_b", second_reader, &p[0]);
+    void *rb = NULL;
+    CS_CHECK_RC(cs_await(b, &rb), 0);
+    CS_CHECK_INT_EQ((intptr_t)rb, CS_EBUSY);
+    CS_CHECK_INT_EQ(cs_write(p[1], "x", 1), 1);
+    void *ra = NULL;
+    CS_CHECK_RC(cs_await(a, &ra), 0);
+    CS_CHECK_INT_EQ((intptr_t)ra, 1);
+    close_fd(p[0]);
+    close_fd(p[1]);
+    return NULL;
+}
+
+static void test_io_second_reader_is_refused(void **state)
+{
+    (void)state;
+    run_main(two_readers_main, NULL);
+}
+
 /* ---- cs_wait_fd --------------------------------------------------------- */
 
 static void *wait_fd_main(void *arg)
@@ -706,6 +740,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_io_socketpair_ping_pong, setup),
     cmocka_unit_test_setup(test_io_pipe_round_trip_larger_than_buffer, setup),
     cmocka_unit_test_setup(test_io_reader_and_writer_on_one_fd, setup),
+    cmocka_unit_test_setup(test_io_second_reader_is_refused, setup),
     cmocka_unit_test_setup(test_io_wait_fd_ready_and_timeout, setup),
     cmocka_unit_test_setup(test_io_wait_fd_woken_by_other_task, setup),
     cmocka_unit_test_setup(test_io_wait_fd_not_ready_after_drain, setup),

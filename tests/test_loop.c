@@ -191,9 +191,11 @@ static void test_loop_run_reports_deadlock(void **state)
     void *result = CS_P(5);
     int rc = cs_run(wait_forever, e, &result);
     cs_event_free(e);
-    assert_true(rc < 0);
+    assert_rc(rc, CS_EDEADLK);
     assert_null(result);
-    assert_non_null(cs_last_error());
+    const char *msg = cs_last_error();
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "deadlock"));
 }
 
 static void test_loop_calls_outside_a_loop_fail(void **state)

@@ -265,6 +265,16 @@ static void test_sync_semaphore_limits_concurrency(void **state)
     run_main(sem_main, CS_P(1));
 }
 
+/* Acquires one unit, notes it, gives it back. */
+static void *sem_worker_noted(void *arg)
+{
+    struct sem_state *st = arg;
+    CS_CHECK_RC(cs_semaphore_acquire(st->s), 0);
+    cs_trace_add(&trace, "semgot");
+    cs_semaphore_release(st->s);
+    return NULL;
+}
+
 static void *sem_zero_main(void *arg)
 {
     (void)arg;
@@ -284,6 +294,57 @@ static void test_sync_semaphore_zero_blocks_until_release(void **state)
 {
     (void)state;
     run_main(sem_zero_main, NULL);
+}
+
+/* ---- hand-over ---------------------------------------------------------- */
+
+static void *take_and_note(void *arg)
+{
+    struct locker *w = arg;
+    CS_CHECK_RC(cs_lock_acquire(w->l), 0);
+    cs_trace_add(&trace, "got%d", w->id);
+    cs_lock_release(w->l);
+    return NULL;
+}
+
+static void *no_barging_main(void *arg)
+{
+    (void)arg;
+    /* Release hands the lock to the first waiter: the releaser cannot take
+     * it back before that waiter has run. */
+    int inside = 0;
+    cs_lock *l = cs_lock_new();
+    CS_CHECK_RC(cs_lock_acquire(l), 0);
+    struct locker w = {l, 1, &inside};
+    cs_task *t = cs_spawn("waiter", take_and_note, &w);
+    cs_yield();
+    cs_lock_release(l);
+    CS_CHECK_RC(cs_lock_try_acquire(l), CS_EBUSY);
+    CS_CHECK_RC(cs_lock_acquire(l), 0); /* queues behind the waiter */
+    cs_trace_add(&trace, "main");
+    cs_lock_release(l);
+    CS_CHECK_RC(cs_await(t, NULL), 0);
+
+    /* The same for a semaphore's unit. */
+    cs_semaphore *s = cs_semaphore_new(0);
+    struct sem_state st = {s, 0, 0, 0};
+    cs_task *u = cs_spawn("sem", sem_worker_noted, &st);
+    cs_yield();
+    cs_semaphore_release(s);
+    CS_CHECK_RC(cs_semaphore_acquire(s), 0); /* waits: the unit went on */
+    cs_trace_add(&trace, "main");
+    cs_semaphore_release(s);
+    CS_CHECK_RC(cs_await(u, NULL), 0);
+    cs_semaphore_free(s);
+    cs_lock_free(l);
+    return NULL;
+}
+
+static void test_sync_release_hands_over_without_barging(void **state)
+{
+    (void)state;
+    run_main(no_barging_main, NULL);
+    assert_string_equal(trace.buf, "got1 main semgot main");
 }
 
 /* ---- queue -------------------------------------------------------------- */
@@ -573,6 +634,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_sync_lock_deadlock_on_reacquire, setup),
     cmocka_unit_test_setup(test_sync_lock_try_acquire_busy_when_held, setup),
     cmocka_unit_test_setup(test_sync_lock_serves_waiters_fifo, setup),
+    cmocka_unit_test_setup(test_sync_release_hands_over_without_barging,
+                           setup),
     cmocka_unit_test_setup(test_sync_event_wakes_all_waiters, setup),
     cmocka_unit_test_setup(test_sync_event_set_then_clear_still_wakes, setup),
     cmocka_unit_test_setup(test_sync_semaphore_limits_concurrency, setup),
