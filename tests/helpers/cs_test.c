@@ -4,10 +4,13 @@
  */
 #include "cs_test.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static pthread_mutex_t fail_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int fail_count;       /* failures since the last reset */
@@ -85,12 +88,52 @@ void cs_trace_add(cs_trace *t, const char *fmt, ...)
         t->len += (size_t)n < room ? (size_t)n : room - 1;
 }
 
+/* Marks in open[] which fds below cap are open; returns how many are. */
+static int open_fds(unsigned char *open, int cap)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    int self = dirfd(d);
+    struct dirent *e;
+    memset(open, 0, (size_t)cap);
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end != '\0' || fd == self || fd < 0 || fd >= cap)
+            continue;
+        open[fd] = 1;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
 int cs_test_run(const char *group, const struct CMUnitTest *tests, size_t n,
                 int argc, char **argv)
 {
+    enum { FD_CAP = 4096 };
+    static unsigned char before[FD_CAP], after[FD_CAP];
+
     /* A write to a closed pipe must fail with EPIPE, not kill the runner. */
     signal(SIGPIPE, SIG_IGN);
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
-    return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+    int nbefore = open_fds(before, FD_CAP);
+    int rc = _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+    /* Neither the runtime nor the tests may leave fds open. */
+    if (nbefore >= 0 && open_fds(after, FD_CAP) > nbefore) {
+        for (int fd = 0; fd < FD_CAP; fd++) {
+            if (!after[fd] || before[fd])
+                continue;
+            char link[64], target[256];
+            snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+            ssize_t len = readlink(link, target, sizeof(target) - 1);
+            target[len > 0 ? len : 0] = '\0';
+            fprintf(stderr, "%s: fd %d left open: %s\n", group, fd, target);
+        }
+        rc = rc ? rc : 1;
+    }
+    return rc;
 }
