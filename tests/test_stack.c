@@ -54,8 +54,18 @@ struct victim {
     const char *name; /* task name */
     size_t stack;     /* bytes; 0: the default */
     long depth;       /* stack bytes to use; < 0: without bound */
-    int in_thread;    /* run the loop on a second thread */
+    int mode;         /* VICTIM_IN_* flags */
 };
+
+/* Where and how the victim runs. */
+enum {
+    VICTIM_IN_THREAD = 1,   /* the loop runs on a second thread */
+    VICTIM_IN_HANDLER = 2,  /* the program has its own SIGSEGV handler */
+    VICTIM_IN_MAIN = 4,     /* main itself recurses, no extra task */
+};
+
+/* Exit status of the program's own SIGSEGV handler. */
+#define VICTIM_HANDLED 42
 
 /* Exit codes of the victim child. */
 enum {
@@ -75,6 +85,10 @@ static void *victim_body(void *arg)
 static void *victim_main(void *arg)
 {
     struct victim *v = arg;
+    if (v->mode & VICTIM_IN_MAIN) {
+        victim_body(v);
+        return CS_P(VICTIM_OK);
+    }
     cs_coro *c = cs_coro_new(v->name, victim_body, v);
     if (c == NULL)
         return CS_P(VICTIM_FAILED);
@@ -99,13 +113,30 @@ static void *victim_thread(void *arg)
     return r;
 }
 
-/* argv: --victim NAME STACK_BYTES DEPTH IN_THREAD; exits VICTIM_*. */
+/* A program's own handler, installed before cs_run: async-signal-safe. */
+static void program_segv_handler(int sig)
+{
+    static const char msg[] = "program handler ran\n";
+    (void)sig;
+    (void)!write(2, msg, sizeof(msg) - 1);
+    _exit(VICTIM_HANDLED);
+}
+
+/* argv: --victim NAME STACK_BYTES DEPTH MODE; exits VICTIM_*. */
 static int victim_child(char **argv)
 {
     struct victim v = {argv[2], strtoul(argv[3], NULL, 10),
                        strtol(argv[4], NULL, 10), atoi(argv[5])};
     void *r = CS_P(VICTIM_FAILED);
-    if (v.in_thread) {
+    if (v.mode & VICTIM_IN_HANDLER) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = program_segv_handler;
+        sa.sa_flags = SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, NULL);
+    }
+    if (v.mode & VICTIM_IN_THREAD) {
         pthread_t th;
         if (pthread_create(&th, NULL, victim_thread, &v) != 0 ||
             pthread_join(th, &r) != 0)
@@ -125,10 +156,10 @@ static int victim_child(char **argv)
 static int run_victim(const struct victim *v, const char *env_kb, char *err,
                       size_t cap)
 {
-    char stack[32], depth[32], thread[8];
+    char stack[32], depth[32], mode[8];
     snprintf(stack, sizeof(stack), "%zu", v->stack);
     snprintf(depth, sizeof(depth), "%ld", v->depth);
-    snprintf(thread, sizeof(thread), "%d", v->in_thread);
+    snprintf(mode, sizeof(mode), "%d", v->mode);
     int p[2];
     assert_int_equal(pipe(p), 0);
     pid_t pid = fork();
@@ -149,7 +180,7 @@ static int run_victim(const struct victim *v, const char *env_kb, char *err,
         else
             unsetenv("COSCOPE_STACK_KB");
         char *args[] = {"test_stack", "--victim", (char *)v->name, stack,
-                        depth, thread, NULL};
+                        depth, mode, NULL};
         execv("/proc/self/exe", args);
         _exit(127);
     }
@@ -219,9 +250,37 @@ static void test_stack_overflow_on_second_thread(void **state)
 {
     (void)state;
     char err[4096];
-    struct victim v = {"threaded_runaway", 32 * 1024, -1, 1};
+    struct victim v = {"threaded_runaway", 32 * 1024, -1, VICTIM_IN_THREAD};
     expect_overflow_report(run_victim(&v, NULL, err, sizeof(err)), err,
                            v.name);
+}
+
+static void test_stack_overflow_in_main_task(void **state)
+{
+    (void)state;
+    /* cs_run's own task is named "main". */
+    char err[4096];
+    struct victim v = {"main", 0, -1, VICTIM_IN_MAIN};
+    expect_overflow_report(run_victim(&v, NULL, err, sizeof(err)), err,
+                           v.name);
+}
+
+static void test_stack_overflow_chains_to_program_handler(void **state)
+{
+    (void)state;
+    /* A SIGSEGV handler the program installed first still runs, after the
+     * report. */
+    char err[4096];
+    struct victim v = {"handled_runaway", 32 * 1024, -1, VICTIM_IN_HANDLER};
+    int status = run_victim(&v, NULL, err, sizeof(err));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != VICTIM_HANDLED)
+        fail_msg("child status %#x, not the program handler's exit; "
+                 "stderr: %s", status, err);
+    const char *report = strstr(err, "stack overflow");
+    const char *handler = strstr(err, "program handler ran");
+    if (report == NULL || strstr(err, "'handled_runaway'") == NULL ||
+        handler == NULL || handler < report)
+        fail_msg("expected the report, then the program handler: %s", err);
 }
 
 static void test_stack_absurd_size_is_refused(void **state)
@@ -290,6 +349,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_stack_overflow_hits_guard_page, setup),
     cmocka_unit_test_setup(test_stack_overflow_with_default_size, setup),
     cmocka_unit_test_setup(test_stack_overflow_on_second_thread, setup),
+    cmocka_unit_test_setup(test_stack_overflow_in_main_task, setup),
+    cmocka_unit_test_setup(test_stack_overflow_chains_to_program_handler,
+                           setup),
     cmocka_unit_test_setup(test_stack_absurd_size_is_refused, setup),
     cmocka_unit_test_setup(test_stack_default_fits_32k, setup),
     cmocka_unit_test_setup(test_stack_env_sets_default_size, setup),
