@@ -1,7 +1,8 @@
 /*
- * test_cancel.c - cs_cancel() in every kind of wait: sleep, fd I/O, lock,
- * event, semaphore, queue get and put, cs_await (which cancels the awaited
- * task too, as asyncio does), plus the no-op and "next suspending call"
+ * test_cancel.c - cs_cancel() in every kind of wait: sleep, fd I/O and
+ * accept, lock, event, semaphore, queue get and put, cs_await, cs_gather
+ * and cs_wait_for (which cancel the awaited tasks too, as asyncio does),
+ * plus the no-op, before-first-step, cleanup and "next suspending call"
  * cases.  In each the target must see CS_ECANCELLED from the call it is
  * suspended in and leave the object it waited on usable.
  */

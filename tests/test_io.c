@@ -1,8 +1,10 @@
 /*
  * test_io.c - fd I/O that suspends the task, not the loop: cs_read,
  * cs_write and cs_write_all over a socketpair and a pipe (payload larger
- * than the pipe buffer), cs_wait_fd readiness and timeout, cs_accept and
- * cs_connect over loopback TCP, and the error paths.
+ * than the pipe buffer), a reader and a writer on one fd, cs_wait_fd
+ * readiness (current, not cached) and timeout, cs_accept and cs_connect
+ * over loopback TCP, polling while tasks keep yielding, regular files,
+ * forgotten fds, and the error paths.
  */
 #include "cs_test.h"
 

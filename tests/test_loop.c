@@ -1,6 +1,7 @@
 /*
  * test_loop.c - cs_run(): return values, nesting, teardown of pending
- * tasks, cs_all_tasks(), 10,000 concurrent tasks and one loop per thread.
+ * tasks, the deadlock report, calls outside a loop, cs_all_tasks(),
+ * 10,000 concurrent tasks and one loop per thread.
  */
 #include "cs_test.h"
 

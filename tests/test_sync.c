@@ -1,7 +1,9 @@
 /*
  * test_sync.c - locks (FIFO fairness, CS_EDEADLK, try_acquire), events
- * (wake all waiters, clear), semaphores (limit concurrency) and bounded
- * queues (FIFO order, backpressure with the exact asyncio interleaving).
+ * (wake all waiters, clear), semaphores (limit concurrency), hand-over
+ * without barging, bounded queues (FIFO order, backpressure with the exact
+ * asyncio interleaving), and lock/queue invariants under random
+ * cancellation.
  */
 #include "cs_test.h"
 

@@ -1,18 +1,20 @@
 /*
  * test_thread_pool.c - cs_to_thread(): runs on another thread, keeps the
- * loop running while the worker blocks, returns results, and drops the
- * result of a cancelled call after the worker finishes.
+ * loop running while the worker blocks, returns results, drops the result
+ * of a cancelled call after the worker finishes, runs jobs concurrently,
+ * serves several loops, and never signals a loop after cs_run returned
+ * (checked by holding a worker through an interposed write()).
  */
 #include "cs_test.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
-#include <fcntl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static int setup(void **state)

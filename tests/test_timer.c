@@ -1,7 +1,8 @@
 /*
  * test_timer.c - cs_sleep(): waits at least as long as asked, wakes
- * sleepers in deadline order, lets sleepers overlap, and treats <= 0 as a
- * plain yield.
+ * sleepers in deadline order, lets sleepers overlap, treats <= 0 as a
+ * plain yield, fires while other tasks keep yielding, survives EINTR, and
+ * takes INT64_MAX as "no deadline" without wrapping.
  */
 #include "cs_test.h"
 
