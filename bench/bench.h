@@ -7,7 +7,7 @@
  * rows that bench/run.sh collects into its table:
  *
  *   @row <TAB> figure <TAB> value <TAB> baseline <TAB> ratio <TAB> target
- *        <TAB> meets|misses
+ *        <TAB> meets|misses|info
  *
  * Benches never fail on a figure: their exit status is 0 unless something
  * did not work (a call failed, a server died); targets are reported only.
@@ -79,13 +79,14 @@ static inline void bench_parse(int argc, char **argv, bench_opts *o,
     }
 }
 
-/* Prints a summary row for bench/run.sh (see the top of this file). */
+/* Prints a summary row for bench/run.sh (see the top of this file); meets
+ * is 1 or 0, or -1 for a figure that has no target. */
 static inline void bench_row(const char *figure, const char *value,
                              const char *baseline, const char *ratio,
                              const char *target, int meets)
 {
     printf("@row\t%s\t%s\t%s\t%s\t%s\t%s\n", figure, value, baseline, ratio,
-           target, meets ? "meets" : "misses");
+           target, meets < 0 ? "info" : meets ? "meets" : "misses");
     fflush(stdout);
 }
 

@@ -16,10 +16,16 @@
  * --reps rounds and the best round of each is kept.  Everything is bounded:
  * socket timeouts of 5 s and an alarm() over the whole run.
  *
- * Target (issue 3): coscope >= 0.9x the epoll server's requests/s.
+ * Target (issue 3): coscope >= 0.9x the epoll server's requests/s.  Also
+ * printed: each server's CPU time per request (from /proc/PID/schedstat),
+ * which depends less than requests/s on how fast the kernel wakes threads
+ * on a busy machine.
  *
  * Options: --quick, -n MS (measurement time per point, default 2000),
- * --reps R (default 2), --server PATH (the coscope echo server binary).
+ * --reps R (default 3), --server PATH (the coscope echo server binary),
+ * --no-pin (by default, with two CPUs or more, the servers run on CPU 0 and
+ * the load threads on CPU 1: the same placement for both servers, where
+ * unpinned runs swing by 4x at one connection as the kernel moves threads).
  */
 #include "bench.h"
 
@@ -30,6 +36,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
@@ -45,6 +52,18 @@ enum { MSG_SIZE = 64, IO_TIMEOUT_S = 5, MAX_CONNS = 256, LOAD_THREADS = 2 };
 
 static const char *prog = "bench_echo";
 static volatile pid_t children[2]; /* for the watchdog */
+
+static int pin = 1; /* servers on CPU 0, load on CPU 1 (if 2+ CPUs) */
+
+/* Pins the calling thread (and what it forks or execs) to one CPU. */
+static void pin_to(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (pin)
+        sched_setaffinity(0, sizeof set, &set);
+}
 
 /* ---- the plain epoll echo server --------------------------------------- */
 
@@ -154,8 +173,10 @@ static int start_plain(server *s)
         return -1;
     s->port = ntohs(a.sin_port);
     s->pid = fork();
-    if (s->pid == 0)
+    if (s->pid == 0) {
+        pin_to(0);
         plain_serve(lfd);
+    }
     close(lfd);
     return s->pid > 0 ? 0 : -1;
 }
@@ -167,6 +188,7 @@ static int start_coscope(server *s, const char *path)
         return -1;
     s->pid = fork();
     if (s->pid == 0) {
+        pin_to(0);
         dup2(p[1], STDOUT_FILENO);
         execl(path, path, "0", (char *)NULL);
         fprintf(stderr, "%s: cannot run '%s': %s\n", prog, path,
@@ -221,6 +243,21 @@ static int stop_server(server *s)
     waitpid(s->pid, &st, 0);
     fprintf(stderr, "%s: %s server did not stop on SIGTERM\n", prog, s->name);
     return -1;
+}
+
+/* CPU time the server's (only) thread has run, in ns, from schedstat. */
+static int64_t server_cpu_ns(pid_t pid)
+{
+    char path[64];
+    long long ns = -1;
+    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%lld", &ns) != 1)
+            ns = -1;
+        fclose(f);
+    }
+    return ns;
 }
 
 static void watchdog(int sig)
@@ -333,8 +370,8 @@ static void *load_run(void *arg)
 
 /* Drives the server at port with conns connections spread over at most
  * LOAD_THREADS threads for ms milliseconds; returns requests/s, or -1 if a
- * connection failed. */
-static double drive(int port, int conns, long ms)
+ * connection failed, and the number of requests in *requests. */
+static double drive(int port, int conns, long ms, long *requests)
 {
     load l = {.port = port};
     load_thread th[LOAD_THREADS];
@@ -342,6 +379,12 @@ static double drive(int port, int conns, long ms)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
+    if (pin) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(1, &set);
+        pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+    }
     pthread_barrier_init(&l.barrier, NULL, (unsigned)nth + 1);
     for (int i = 0; i < nth; i++) {
         th[i] = (load_thread){.l = &l,
@@ -365,6 +408,7 @@ static double drive(int port, int conns, long ms)
     }
     pthread_barrier_destroy(&l.barrier);
     pthread_attr_destroy(&attr);
+    *requests = total;
     if (atomic_load(&l.failed))
         return -1;
     return (double)total * 1e9 / (double)(t1 - t0);
@@ -372,24 +416,50 @@ static double drive(int port, int conns, long ms)
 
 /* ---- main -------------------------------------------------------------- */
 
-static void report(int conns, double cs, double ep)
+/* Best figures of one server at one connection count. */
+typedef struct best {
+    double rps;    /* requests/s, highest seen */
+    double cpu_ns; /* server CPU time per request, lowest seen */
+} best;
+
+static void report(int conns, const best *cs, const best *ep)
 {
     char fig[64], v[64], b[64], r[64];
-    double ratio = cs / ep;
+    double ratio = cs->rps / ep->rps;
     printf("%d conn: coscope %.0f req/s, epoll %.0f req/s, ratio %.2fx\n",
-           conns, cs, ep, ratio);
+           conns, cs->rps, ep->rps, ratio);
     bench_row(bench_fmt(fig, sizeof fig, "echo, %d conn", conns),
-              bench_fmt(v, sizeof v, "%.0f req/s", cs),
-              bench_fmt(b, sizeof b, "epoll %.0f req/s", ep),
+              bench_fmt(v, sizeof v, "%.0f req/s", cs->rps),
+              bench_fmt(b, sizeof b, "epoll %.0f req/s", ep->rps),
               bench_fmt(r, sizeof r, "%.2fx", ratio), ">= 0.9x", ratio >= 0.9);
+    if (cs->cpu_ns <= 0 || ep->cpu_ns <= 0)
+        return;
+    printf("%d conn: server CPU per request: coscope %.0f ns, epoll %.0f ns, "
+           "ratio %.2fx\n",
+           conns, cs->cpu_ns, ep->cpu_ns, cs->cpu_ns / ep->cpu_ns);
+    bench_row(bench_fmt(fig, sizeof fig, "echo CPU/req, %d conn", conns),
+              bench_fmt(v, sizeof v, "%.0f ns", cs->cpu_ns),
+              bench_fmt(b, sizeof b, "epoll %.0f ns", ep->cpu_ns),
+              bench_fmt(r, sizeof r, "%.2fx", cs->cpu_ns / ep->cpu_ns),
+              "(none)", -1);
 }
 
 int main(int argc, char **argv)
 {
     bench_opts o;
-    bench_parse(argc, argv, &o, "--server", " [--server PATH]");
+    int nargs = 0;
+    for (int i = 0; i < argc; i++) /* --no-pin is ours alone */
+        if (strcmp(argv[i], "--no-pin") == 0)
+            pin = 0;
+        else
+            argv[nargs++] = argv[i];
+    bench_parse(nargs, argv, &o, "--server", " [--server PATH] [--no-pin]");
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof cpus, &cpus) != 0 || !CPU_ISSET(0, &cpus) ||
+        !CPU_ISSET(1, &cpus))
+        pin = 0;
     long ms = o.n ? o.n : o.quick ? 200 : 2000;
-    int reps = o.reps ? o.reps : o.quick ? 1 : 2;
+    int reps = o.reps ? o.reps : o.quick ? 1 : 3;
     const int conn_counts[2] = {1, o.quick ? 4 : 50};
     const char *path = o.extra ? o.extra : BENCH_ECHO_SERVER;
 
@@ -409,24 +479,35 @@ int main(int argc, char **argv)
     }
     children[1] = srv[1].pid;
     printf("echo: %d-byte ping-pong, %ld ms per point, best of %d; epoll "
-           "server on port %d, coscope server (%s) on port %d\n",
-           MSG_SIZE, ms, reps, srv[0].port, path, srv[1].port);
+           "server on port %d, coscope server (%s) on port %d; %s\n",
+           MSG_SIZE, ms, reps, srv[0].port, path, srv[1].port,
+           pin ? "servers pinned to CPU 0, load to CPU 1" : "not pinned");
 
-    double best[2][2] = {{0}}; /* [conn count][server] */
+    best bests[2][2] = {{{0}}}; /* [conn count][server] */
     int err = 0;
     for (int rep = 0; rep < reps && !err; rep++) {
         for (int c = 0; c < 2 && !err; c++) {
             for (int s = 0; s < 2 && !err; s++) {
-                double rps = drive(srv[s].port, conn_counts[c], ms);
-                printf("  rep %d, %2d conn, %-7s: %.0f req/s\n", rep + 1,
-                       conn_counts[c], srv[s].name, rps);
+                long requests = 0;
+                int64_t cpu0 = server_cpu_ns(srv[s].pid);
+                double rps = drive(srv[s].port, conn_counts[c], ms, &requests);
+                int64_t cpu1 = server_cpu_ns(srv[s].pid);
+                double cpu = cpu0 >= 0 && cpu1 >= 0 && requests > 0
+                                 ? (double)(cpu1 - cpu0) / (double)requests
+                                 : -1;
+                printf("  rep %d, %2d conn, %-7s: %.0f req/s, server CPU "
+                       "%.0f ns/req\n",
+                       rep + 1, conn_counts[c], srv[s].name, rps, cpu);
                 if (rps < 0) {
                     fprintf(stderr, "%s: a connection to the %s server "
                             "failed\n", prog, srv[s].name);
                     err = 1;
                 }
-                if (rps > best[c][s])
-                    best[c][s] = rps;
+                best *b = &bests[c][s];
+                if (rps > b->rps)
+                    b->rps = rps;
+                if (cpu > 0 && (b->cpu_ns <= 0 || cpu < b->cpu_ns))
+                    b->cpu_ns = cpu;
             }
         }
     }
@@ -435,6 +516,6 @@ int main(int argc, char **argv)
     if (err)
         return 1;
     for (int c = 0; c < 2; c++)
-        report(conn_counts[c], best[c][1], best[c][0]);
+        report(conn_counts[c], &bests[c][1], &bests[c][0]);
     return 0;
 }
