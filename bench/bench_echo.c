@@ -12,17 +12,21 @@
  * 64-byte message (one request in flight per connection) for a fixed time,
  * at 1 and 50 connections, driven by at most two threads (a thread sends on
  * each of its connections, then reads each echo), so that the load
- * generator does not crowd the server off a two-core machine.  Servers and load alternate (epoll, coscope, epoll, ...) for
- * --reps rounds and the best round of each is kept.  Everything is bounded:
- * socket timeouts of 5 s and an alarm() over the whole run.
+ * generator does not crowd the server off a two-core machine.
+ *
+ * Each point's time is cut into slices run in pairs, epoll then coscope,
+ * then coscope then epoll, and so on: requests/s is each server's total
+ * over its slices, and the ratio is the median of the pairs' ratios, which
+ * holds when the machine's speed drifts during the run.  Everything is
+ * bounded: socket timeouts of 5 s and an alarm() over the whole run.
  *
  * Target (issue 3): coscope >= 0.9x the epoll server's requests/s.  Also
  * printed: each server's CPU time per request (from /proc/PID/schedstat),
  * which depends less than requests/s on how fast the kernel wakes threads
  * on a busy machine.
  *
- * Options: --quick, -n MS (measurement time per point, default 2000),
- * --reps R (default 3), --server PATH (the coscope echo server binary),
+ * Options: --quick, -n MS (measurement time per point and server, default
+ * 2000), --reps R (slices per point, default 5), --server PATH (the coscope echo server binary),
  * --no-pin (by default, with two CPUs or more, the servers run on CPU 0 and
  * the load threads on CPU 1: the same placement for both servers, where
  * unpinned runs swing by 4x at one connection as the kernel moves threads).
@@ -48,7 +52,8 @@
 #define BENCH_ECHO_SERVER "./bench_echo_server"
 #endif
 
-enum { MSG_SIZE = 64, IO_TIMEOUT_S = 5, MAX_CONNS = 256, LOAD_THREADS = 2 };
+enum { MSG_SIZE = 64, IO_TIMEOUT_S = 5, MAX_CONNS = 256, LOAD_THREADS = 2,
+       MAX_SLICES = 100 };
 
 static const char *prog = "bench_echo";
 static volatile pid_t children[2]; /* for the watchdog */
@@ -369,9 +374,10 @@ static void *load_run(void *arg)
 }
 
 /* Drives the server at port with conns connections spread over at most
- * LOAD_THREADS threads for ms milliseconds; returns requests/s, or -1 if a
- * connection failed, and the number of requests in *requests. */
-static double drive(int port, int conns, long ms, long *requests)
+ * LOAD_THREADS threads for ms milliseconds; stores the requests completed
+ * and the time taken.  Returns 0, or -1 if a connection failed. */
+static int drive(int port, int conns, long ms, long *requests,
+                 int64_t *elapsed_ns)
 {
     load l = {.port = port};
     load_thread th[LOAD_THREADS];
@@ -409,39 +415,82 @@ static double drive(int port, int conns, long ms, long *requests)
     pthread_barrier_destroy(&l.barrier);
     pthread_attr_destroy(&attr);
     *requests = total;
-    if (atomic_load(&l.failed))
-        return -1;
-    return (double)total * 1e9 / (double)(t1 - t0);
+    *elapsed_ns = t1 - t0;
+    return atomic_load(&l.failed) ? -1 : 0;
 }
 
 /* ---- main -------------------------------------------------------------- */
 
-/* Best figures of one server at one connection count. */
-typedef struct best {
-    double rps;    /* requests/s, highest seen */
-    double cpu_ns; /* server CPU time per request, lowest seen */
-} best;
+/* What one server did at one connection count, summed over the slices. */
+typedef struct tally {
+    long requests;   /* requests completed */
+    int64_t ns;      /* time the load ran */
+    int64_t cpu_ns;  /* server CPU time, or -1 if unknown */
+} tally;
 
-static void report(int conns, const best *cs, const best *ep)
+static double rps_of(const tally *t)
+{
+    return t->ns > 0 ? (double)t->requests * 1e9 / (double)t->ns : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Reports coscope (cs) against epoll (ep); ratios[] holds the coscope/epoll
+ * ratio of each slice pair, whose median is the ratio reported. */
+static void report(int conns, const tally *cs, const tally *ep,
+                   double *ratios, int n)
 {
     char fig[64], v[64], b[64], r[64];
-    double ratio = cs->rps / ep->rps;
-    printf("%d conn: coscope %.0f req/s, epoll %.0f req/s, ratio %.2fx\n",
-           conns, cs->rps, ep->rps, ratio);
+    qsort(ratios, (size_t)n, sizeof *ratios, cmp_double);
+    double ratio = n % 2 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
+    printf("%d conn: coscope %.0f req/s, epoll %.0f req/s, median pair "
+           "ratio %.2fx (range %.2f-%.2f)\n",
+           conns, rps_of(cs), rps_of(ep), ratio, ratios[0], ratios[n - 1]);
     bench_row(bench_fmt(fig, sizeof fig, "echo, %d conn", conns),
-              bench_fmt(v, sizeof v, "%.0f req/s", cs->rps),
-              bench_fmt(b, sizeof b, "epoll %.0f req/s", ep->rps),
+              bench_fmt(v, sizeof v, "%.0f req/s", rps_of(cs)),
+              bench_fmt(b, sizeof b, "epoll %.0f req/s", rps_of(ep)),
               bench_fmt(r, sizeof r, "%.2fx", ratio), ">= 0.9x", ratio >= 0.9);
-    if (cs->cpu_ns <= 0 || ep->cpu_ns <= 0)
+    if (cs->cpu_ns < 0 || ep->cpu_ns < 0 || !cs->requests || !ep->requests)
         return;
+    double cs_cpu = (double)cs->cpu_ns / (double)cs->requests;
+    double ep_cpu = (double)ep->cpu_ns / (double)ep->requests;
     printf("%d conn: server CPU per request: coscope %.0f ns, epoll %.0f ns, "
            "ratio %.2fx\n",
-           conns, cs->cpu_ns, ep->cpu_ns, cs->cpu_ns / ep->cpu_ns);
+           conns, cs_cpu, ep_cpu, cs_cpu / ep_cpu);
     bench_row(bench_fmt(fig, sizeof fig, "echo CPU/req, %d conn", conns),
-              bench_fmt(v, sizeof v, "%.0f ns", cs->cpu_ns),
-              bench_fmt(b, sizeof b, "epoll %.0f ns", ep->cpu_ns),
-              bench_fmt(r, sizeof r, "%.2fx", cs->cpu_ns / ep->cpu_ns),
-              "(none)", -1);
+              bench_fmt(v, sizeof v, "%.0f ns", cs_cpu),
+              bench_fmt(b, sizeof b, "epoll %.0f ns", ep_cpu),
+              bench_fmt(r, sizeof r, "%.2fx", cs_cpu / ep_cpu), "(none)", -1);
+}
+
+/* One slice: drives server s and adds to its tally; returns req/s or -1. */
+static double slice(const server *srv, int conns, long ms, tally *t)
+{
+    long requests = 0;
+    int64_t ns = 0;
+    int64_t cpu0 = server_cpu_ns(srv->pid);
+    int rc = drive(srv->port, conns, ms, &requests, &ns);
+    int64_t cpu1 = server_cpu_ns(srv->pid);
+    if (rc != 0) {
+        fprintf(stderr, "%s: a connection to the %s server failed\n", prog,
+                srv->name);
+        return -1;
+    }
+    t->requests += requests;
+    t->ns += ns;
+    if (cpu0 < 0 || cpu1 < 0 || t->cpu_ns < 0)
+        t->cpu_ns = -1;
+    else
+        t->cpu_ns += cpu1 - cpu0;
+    double rps = (double)requests * 1e9 / (double)ns;
+    printf("  %2d conn, %-7s: %.0f req/s, server CPU %.0f ns/req\n", conns,
+           srv->name, rps,
+           requests && cpu0 >= 0 ? (double)(cpu1 - cpu0) / requests : -1.0);
+    return rps;
 }
 
 int main(int argc, char **argv)
@@ -459,13 +508,15 @@ int main(int argc, char **argv)
         !CPU_ISSET(1, &cpus))
         pin = 0;
     long ms = o.n ? o.n : o.quick ? 200 : 2000;
-    int reps = o.reps ? o.reps : o.quick ? 1 : 3;
+    int slices = o.reps ? o.reps : o.quick ? 1 : 5;
+    if (slices > MAX_SLICES)
+        slices = MAX_SLICES;
     const int conn_counts[2] = {1, o.quick ? 4 : 50};
     const char *path = o.extra ? o.extra : BENCH_ECHO_SERVER;
 
     signal(SIGPIPE, SIG_IGN);
     signal(SIGALRM, watchdog);
-    alarm((unsigned)(reps * 4 * (ms / 1000 + IO_TIMEOUT_S + 1) + 30));
+    alarm((unsigned)(4 * (ms / 1000 + slices * (IO_TIMEOUT_S + 1)) + 30));
 
     server srv[2] = {{.name = "epoll"}, {.name = "coscope"}};
     if (start_plain(&srv[0]) != 0) {
@@ -478,37 +529,26 @@ int main(int argc, char **argv)
         return 1;
     }
     children[1] = srv[1].pid;
-    printf("echo: %d-byte ping-pong, %ld ms per point, best of %d; epoll "
+    printf("echo: %d-byte ping-pong, %ld ms per point in %d slices; epoll "
            "server on port %d, coscope server (%s) on port %d; %s\n",
-           MSG_SIZE, ms, reps, srv[0].port, path, srv[1].port,
+           MSG_SIZE, ms, slices, srv[0].port, path, srv[1].port,
            pin ? "servers pinned to CPU 0, load to CPU 1" : "not pinned");
 
-    best bests[2][2] = {{{0}}}; /* [conn count][server] */
     int err = 0;
-    for (int rep = 0; rep < reps && !err; rep++) {
-        for (int c = 0; c < 2 && !err; c++) {
-            for (int s = 0; s < 2 && !err; s++) {
-                long requests = 0;
-                int64_t cpu0 = server_cpu_ns(srv[s].pid);
-                double rps = drive(srv[s].port, conn_counts[c], ms, &requests);
-                int64_t cpu1 = server_cpu_ns(srv[s].pid);
-                double cpu = cpu0 >= 0 && cpu1 >= 0 && requests > 0
-                                 ? (double)(cpu1 - cpu0) / (double)requests
-                                 : -1;
-                printf("  rep %d, %2d conn, %-7s: %.0f req/s, server CPU "
-                       "%.0f ns/req\n",
-                       rep + 1, conn_counts[c], srv[s].name, rps, cpu);
-                if (rps < 0) {
-                    fprintf(stderr, "%s: a connection to the %s server "
-                            "failed\n", prog, srv[s].name);
-                    err = 1;
-                }
-                best *b = &bests[c][s];
-                if (rps > b->rps)
-                    b->rps = rps;
-                if (cpu > 0 && (b->cpu_ns <= 0 || cpu < b->cpu_ns))
-                    b->cpu_ns = cpu;
+    double ratios[2][MAX_SLICES];
+    tally tallies[2][2]; /* [conn count][server] */
+    memset(tallies, 0, sizeof tallies);
+    for (int c = 0; c < 2 && !err; c++) {
+        for (int k = 0; k < slices && !err; k++) {
+            double rps[2];
+            for (int i = 0; i < 2 && !err; i++) {
+                int s = (i + k) % 2; /* alternate which server goes first */
+                rps[s] = slice(&srv[s], conn_counts[c], ms / slices,
+                               &tallies[c][s]);
+                err = rps[s] < 0;
             }
+            if (!err)
+                ratios[c][k] = rps[1] / rps[0];
         }
     }
     for (int s = 0; s < 2; s++)
@@ -516,6 +556,7 @@ int main(int argc, char **argv)
     if (err)
         return 1;
     for (int c = 0; c < 2; c++)
-        report(conn_counts[c], &bests[c][1], &bests[c][0]);
+        report(conn_counts[c], &tallies[c][1], &tallies[c][0], ratios[c],
+               slices);
     return 0;
 }
