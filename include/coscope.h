@@ -93,7 +93,8 @@ CS_EXTERN cs_coro *cs_coro_new_at(const char *name, cs_fn fn, void *arg,
 #define CS_CORO(fn, arg) cs_coro_new_at(#fn, (fn), (arg), __FILE__, __LINE__)
 
 /* Sets the stack size of the task the coroutine will run in (before it is
- * scheduled); 0 means the default (64 KiB, or COSCOPE_STACK_KB). */
+ * scheduled); 0 means the default (64 KiB, or COSCOPE_STACK_KB).  Sizes
+ * are rounded up to whole pages, at least 16 KiB; over 1 GiB: CS_EINVAL. */
 CS_EXTERN int cs_coro_set_stack_size(cs_coro *c, size_t bytes);
 
 /* Runs c inside the calling task, like `await coro()`; consumes c.

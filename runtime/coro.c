@@ -37,7 +37,7 @@ CS_EXTERN cs_coro *cs_coro_new(const char *name, cs_fn fn, void *arg)
 
 CS_EXTERN int cs_coro_set_stack_size(cs_coro *c, size_t bytes)
 {
-    if (!c)
+    if (!c || bytes > CS__STACK_MAX)
         return CS_EINVAL;
     c->stack_size = bytes;
     return 0;

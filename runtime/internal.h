@@ -44,6 +44,9 @@
 #define cs_likely(x) __builtin_expect(!!(x), 1)
 #define cs_unlikely(x) __builtin_expect(!!(x), 0)
 
+/* Largest stack a task may ask for (1 GiB). */
+#define CS__STACK_MAX ((size_t)1 << 30)
+
 /* Direct task-to-task hand-offs before the loop polls I/O and timers. */
 #define CS__BUDGET 61
 

@@ -78,6 +78,8 @@ int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size)
     size_t pg = cs__page_size();
     char *base;
 
+    if (size > CS__STACK_MAX)
+        return CS_EINVAL; /* rounding it would wrap */
     size = cs__stack_round(size);
     if (size == cs__stack_round(0) && loop->pool_len > 0) {
         *s = loop->pool[--loop->pool_len];
