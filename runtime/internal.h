@@ -41,6 +41,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* AddressSanitizer is told about stack switches (task.c) and about stacks
+ * reused after cs_raise abandoned frames on them (stack.c). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CS__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CS__ASAN 1
+#endif
+#endif
+#ifdef CS__ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #define cs_likely(x) __builtin_expect(!!(x), 1)
 #define cs_unlikely(x) __builtin_expect(!!(x), 0)
 

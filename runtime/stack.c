@@ -22,17 +22,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CS__ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CS__ASAN 1
-#endif
-#endif
-#ifdef CS__ASAN
-#include <sanitizer/asan_interface.h>
-#endif
-
 #define CS__POOL_MAX 64
 #define CS__STACK_MIN (16 * 1024)
 

@@ -18,17 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CS__ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CS__ASAN 1
-#endif
-#endif
-#ifdef CS__ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
-
 /* Task ids are process-wide so that traces of several loops never clash. */
 static uint64_t cs__next_id = 1;
 
