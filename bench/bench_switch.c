@@ -7,6 +7,9 @@
  * swapcontext() (which also saves and restores the signal mask with a
  * syscall, DESIGN.md "Switch").  Both in this binary, best of --reps.
  *
+ * Also measured, as the floor under both: a round trip of a bare
+ * 6-register switch with no scheduler (x86-64).
+ *
  * Targets (issue 3): <= 20 ns per round trip and >= 20x swapcontext.
  *
  * Options: --quick, -n N (round trips per repetition, default 10 million;
@@ -77,6 +80,62 @@ static double bench_coscope(long n, int reps)
     return r.best;
 }
 
+/* ---- floor: a bare 6-register switch, no scheduler ---------------------- */
+
+/*
+ * The least a stackful switch can cost on this CPU: push the SysV
+ * callee-saved registers, swap stack pointers, pop, return; the same
+ * instructions as runtime/switch_x86_64.S, without picking a task.  A
+ * round trip of two of these is the floor under cs_yield()'s figure, so a
+ * miss can be told apart from slow hardware.  x86-64 only.
+ */
+#if defined(__x86_64__)
+#define HAVE_FLOOR 1
+void floor_switch(void **save_sp, void *load_sp);
+__asm__(".text\n"
+        ".p2align 4\n"
+        "floor_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n"
+        "  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n"
+        "  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n");
+
+static void *floor_main_sp, *floor_peer_sp;
+
+static void floor_peer(void)
+{
+    for (;;)
+        floor_switch(&floor_peer_sp, floor_main_sp);
+}
+
+static double bench_floor(long n, int reps)
+{
+    static uintptr_t stack[8192] __attribute__((aligned(16)));
+    uintptr_t *sp = stack + 8192;
+    double best = 1e300;
+
+    *--sp = 0;                      /* keeps the peer's frame 16-aligned */
+    *--sp = (uintptr_t)floor_peer;  /* floor_switch returns here */
+    for (int i = 0; i < 6; i++)
+        *--sp = 0;                  /* rbp rbx r12 r13 r14 r15 */
+    floor_peer_sp = sp;
+    for (int rep = 0; rep < reps; rep++) {
+        int64_t t0 = bench_now_ns();
+        for (long i = 0; i < n; i++)
+            floor_switch(&floor_main_sp, floor_peer_sp);
+        int64_t t1 = bench_now_ns();
+        double ns = (double)(t1 - t0) / (double)n;
+        printf("  bare switch rep %d: %.2f ns/round trip\n", rep + 1, ns);
+        if (ns < best)
+            best = ns;
+    }
+    return best;
+}
+#endif
+
 /* ---- baseline: swapcontext ping-pong ----------------------------------- */
 
 static ucontext_t uc_main, uc_peer;
@@ -131,16 +190,28 @@ int main(int argc, char **argv)
            n, n_uc, reps);
     double cs = do_cs ? bench_coscope(n, reps) : 0;
     double uc = do_uc ? bench_ucontext(n_uc, reps) : 0;
+#ifdef HAVE_FLOOR
+    double fl = do_cs && do_uc ? bench_floor(n, reps) : 0;
+#endif
     if (do_cs)
         printf("coscope cs_yield round trip: %.2f ns\n", cs);
     if (do_uc)
         printf("swapcontext round trip:      %.2f ns\n", uc);
     if (!do_cs || !do_uc)
         return 0;
+    char v[64], b[64], r[64];
 
     double ratio = uc / cs;
     printf("ratio swapcontext/coscope:   %.1fx\n", ratio);
-    char v[64], b[64], r[64];
+#ifdef HAVE_FLOOR
+    printf("bare 6-register switch round trip (floor, no scheduler): %.2f ns; "
+           "cs_yield adds %.2f ns\n",
+           fl, cs - fl);
+    char f[64], fr[64];
+    bench_row("bare switch (floor, info)", bench_fmt(f, sizeof f, "%.1f ns", fl),
+              bench_fmt(b, sizeof b, "swapcontext %.1f ns", uc),
+              bench_fmt(fr, sizeof fr, "%.1fx faster", uc / fl), "(none)", -1);
+#endif
     bench_row("switch round trip", bench_fmt(v, sizeof v, "%.1f ns", cs),
               bench_fmt(b, sizeof b, "swapcontext %.1f ns", uc),
               bench_fmt(r, sizeof r, "%.1fx faster", ratio),
