@@ -26,7 +26,8 @@
  * on a busy machine.
  *
  * Options: --quick, -n MS (measurement time per point and server, default
- * 2000), --reps R (slices per point, default 5), --server PATH (the coscope echo server binary),
+ * 2000), --reps R (slices per point, default 10), --server PATH (the
+ * coscope echo server binary),
  * --no-pin (by default, with two CPUs or more, the servers run on CPU 0 and
  * the load threads on CPU 1: the same placement for both servers, where
  * unpinned runs swing by 4x at one connection as the kernel moves threads).
@@ -508,7 +509,7 @@ int main(int argc, char **argv)
         !CPU_ISSET(1, &cpus))
         pin = 0;
     long ms = o.n ? o.n : o.quick ? 200 : 2000;
-    int slices = o.reps ? o.reps : o.quick ? 1 : 5;
+    int slices = o.reps ? o.reps : o.quick ? 1 : 10;
     if (slices > MAX_SLICES)
         slices = MAX_SLICES;
     const int conn_counts[2] = {1, o.quick ? 4 : 50};
