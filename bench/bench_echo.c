@@ -447,7 +447,8 @@ static void report(int conns, const tally *cs, const tally *ep,
 {
     char fig[64], v[64], b[64], r[64];
     qsort(ratios, (size_t)n, sizeof *ratios, cmp_double);
-    double ratio = n % 2 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
+    double ratio = n % 2 ? ratios[n / 2]
+                         : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
     printf("%d conn: coscope %.0f req/s, epoll %.0f req/s, median pair "
            "ratio %.2fx (range %.2f-%.2f)\n",
            conns, rps_of(cs), rps_of(ep), ratio, ratios[0], ratios[n - 1]);

@@ -208,7 +208,8 @@ int main(int argc, char **argv)
            "cs_yield adds %.2f ns\n",
            fl, cs - fl);
     char f[64], fr[64];
-    bench_row("bare switch (floor, info)", bench_fmt(f, sizeof f, "%.1f ns", fl),
+    bench_row("bare switch (floor, info)",
+              bench_fmt(f, sizeof f, "%.1f ns", fl),
               bench_fmt(b, sizeof b, "swapcontext %.1f ns", uc),
               bench_fmt(fr, sizeof fr, "%.1fx faster", uc / fl), "(none)", -1);
 #endif
