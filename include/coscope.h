@@ -117,7 +117,8 @@ CS_EXTERN cs_task *cs_spawn_at(const char *name, cs_fn fn, void *arg,
  * Waits for t to finish and releases the handle (t is invalid afterwards).
  * Returns 0 with t's return value in *result, t's error if it raised, or
  * CS_ECANCELLED if t was cancelled.  If the caller itself is cancelled
- * while waiting, returns CS_ECANCELLED and t stays valid (as if not awaited).
+ * while waiting, t is cancelled too (as in asyncio), and cs_await returns
+ * CS_ECANCELLED once t has ended; the handle is released either way.
  */
 CS_EXTERN int cs_await(cs_task *t, void **result);
 /* Awaits every task; results[i] gets each value (results may be NULL).

@@ -98,6 +98,7 @@ typedef struct cs__stack {
     void *lo;        /* lowest usable byte (just above the guard page) */
     size_t size;     /* usable bytes */
     bool guarded;    /* a PROT_NONE page lies below lo */
+    unsigned vg_id;  /* valgrind's id for the stack, if registered */
 } cs__stack;
 
 /* A jump target for cs_raise inside cs_await_coro; innermost first. */

@@ -22,6 +22,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* valgrind cannot tell a stack switch from a wild stack-pointer move
+ * unless told where the stacks are; the client requests cost a few
+ * instructions when not under valgrind. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define CS__VALGRIND 1
+#endif
+#endif
+
 #define CS__POOL_MAX 64
 #define CS__STACK_MIN (16 * 1024)
 
@@ -84,13 +94,23 @@ int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size)
     s->lo = base + pg;
     s->size = size;
     s->guarded = mprotect(base, pg, PROT_NONE) == 0;
+#ifdef CS__VALGRIND
+    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s->lo + size);
+#endif
     return 0;
+}
+
+static void cs__stack_unmap(cs__stack *s)
+{
+#ifdef CS__VALGRIND
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+    munmap((char *)s->lo - cs__page, s->size + cs__page);
+    s->lo = NULL;
 }
 
 void cs__stack_put(cs__loop *loop, cs__stack *s)
 {
-    size_t pg = cs__page_size();
-
     if (!s->lo)
         return;
     if (s->size == cs__stack_round(0) && loop->pool_len < CS__POOL_MAX) {
@@ -108,16 +128,13 @@ void cs__stack_put(cs__loop *loop, cs__stack *s)
             return;
         }
     }
-    munmap((char *)s->lo - pg, s->size + pg);
-    s->lo = NULL;
+    cs__stack_unmap(s);
 }
 
 void cs__stack_pool_free(cs__loop *loop)
 {
-    size_t pg = cs__page_size();
-
     for (unsigned i = 0; i < loop->pool_len; i++)
-        munmap((char *)loop->pool[i].lo - pg, loop->pool[i].size + pg);
+        cs__stack_unmap(&loop->pool[i]);
     free(loop->pool);
     loop->pool = NULL;
     loop->pool_len = loop->pool_cap = 0;

@@ -349,7 +349,12 @@ CS_EXTERN cs_task *cs_spawn(const char *name, cs_fn fn, void *arg)
 /* The yield round trip is the figure we compete on; dropping the frame
  * pointer here saves 3 of its ~55 instructions.  Unwinders still step
  * through it with the DWARF CFI (libunwind, gdb). */
-__attribute__((optimize("omit-frame-pointer"))) CS_EXTERN void cs_yield(void)
+#if defined(__clang__)
+#define CS__NO_FRAME_POINTER
+#else
+#define CS__NO_FRAME_POINTER __attribute__((optimize("omit-frame-pointer")))
+#endif
+CS__NO_FRAME_POINTER CS_EXTERN void cs_yield(void)
 {
     cs__loop *loop = cs__tls_loop;
     cs_task *self, *next;
