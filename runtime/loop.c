@@ -93,6 +93,7 @@ static int cs__loop_init(cs__loop *loop)
 
 static void cs__loop_fini(cs__loop *loop)
 {
+    cs__task_reap(loop);
     cs__jobs_drain(loop);
     /* tasks still here were never awaited (or are stuck): free them */
     while (!cs__list_empty(&loop->all)) {

@@ -56,7 +56,16 @@ cs__switch:
     popq %rbp
     .cfi_adjust_cfa_offset -8
     .cfi_restore %rbp
-    ret
+    /* pop + indirect jump, not ret: the return stack buffer predicts the
+     * caller of *this* task's cs__switch, which is wrong whenever the two
+     * tasks were parked from different places; the indirect predictor
+     * learns the alternation.  Boost.Context ends jump_fcontext the same
+     * way.  Callers reach this by a tail call, so no ret is left unpaired
+     * on their side either. */
+    popq %rcx
+    .cfi_adjust_cfa_offset -8
+    .cfi_register %rip, %rcx
+    jmp *%rcx
     .cfi_endproc
     .size cs__switch, .-cs__switch
 

@@ -56,7 +56,10 @@ void cs__set_last_error(char **slot, const char *msg)
 /* ---- switching ---------------------------------------------------------- */
 
 /* Moves from the running context (a task, or the loop if self is NULL) to
- * `to` (a task, or the loop if NULL).  dying: self will never resume. */
+ * `to` (a task, or the loop if NULL).  dying: self will never resume.
+ * An ended task's stack is released later, by the next task to end or by
+ * the loop context (cs__task_reap), never by the code after a switch:
+ * that keeps the switch a tail call on the hot path. */
 static inline void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
                             bool dying)
 {
@@ -71,11 +74,12 @@ static inline void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
     cs__switch(from, dst);
     __sanitizer_finish_switch_fiber(*fake, NULL, NULL);
 #else
+    /* A tail call: cs__switch resumes `to` by jumping straight to its
+     * return address, so the switch costs no mispredicted return (see
+     * switch_x86_64.S).  Nothing may follow it here. */
     (void)dying;
     cs__switch(from, dst);
 #endif
-    if (cs_unlikely(loop->reap != NULL))
-        cs__task_reap(loop);
 }
 
 /* Picks what runs next: the head of the ready queue while the budget lasts,
@@ -116,6 +120,7 @@ void cs__loop_dispatch(cs__loop *loop)
     next = cs__pick(loop);
     if (next)
         cs__jump(loop, NULL, next, false);
+    cs__task_reap(loop);
 }
 
 void cs__make_ready(cs__loop *loop, cs_task *t)
@@ -228,8 +233,6 @@ static void cs__task_entry(void *arg)
 #ifdef CS__ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-    if (t->loop->reap)
-        cs__task_reap(t->loop);
     /* Cancelled before its first step: like asyncio, the body never runs. */
     if (t->cancel_pending) {
         t->cancel_pending = false;
@@ -256,6 +259,7 @@ void cs__task_end(cs_task *t)
         t->awaiter = NULL;
         cs__wake(a, 0);
     }
+    cs__task_reap(loop); /* the previous ended task: not running */
     loop->reap = t;
     cs__jump(loop, t, cs__pick(loop), true);
     __builtin_unreachable();
@@ -283,6 +287,8 @@ void cs__task_reap(cs__loop *loop)
 {
     cs_task *t = loop->reap;
 
+    if (!t)
+        return;
     loop->reap = NULL;
     cs__stack_put(loop, &t->stack);
     if (t->detached)
