@@ -37,6 +37,6 @@ count() { # name, N1, N2, bench command without -n
 }
 
 echo "callgrind, $(valgrind --version), $(date -u '+%Y-%m-%d %H:%M UTC')"
-count switch 100000 200000 "$build/bench/bench_switch" --only coscope
+count switch 100000 200000 "$build/bench/bench_switch" --only symmetric
 count spawn 50000 100000 "$build/bench/bench_spawn"
 echo "profiles: $out/callgrind.{switch,spawn}.top.txt"

@@ -195,8 +195,12 @@ struct cs__loop {
     size_t asan_stack_size;
     void *fake_stack;       /* ASan fake-stack handle of the loop context */
     /* stacks of ended tasks kept for reuse (default size only) */
+    size_t stack_default;   /* default stack size, rounded; 0 until known */
     cs__stack *pool;
     unsigned pool_len, pool_cap;
+    /* task ids come from a process-wide counter in blocks, so a spawn
+     * does not pay for a locked add */
+    uint64_t next_id, end_id;
     /* task structs kept for reuse */
     cs_task *free_tasks;
     unsigned free_len;

@@ -79,8 +79,10 @@ int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size)
 
     if (size > CS__STACK_MAX)
         return CS_EINVAL; /* rounding it would wrap */
-    size = cs__stack_round(size);
-    if (size == cs__stack_round(0) && loop->pool_len > 0) {
+    if (!loop->stack_default)
+        loop->stack_default = cs__stack_round(0);
+    size = size ? cs__stack_round(size) : loop->stack_default;
+    if (size == loop->stack_default && loop->pool_len > 0) {
         *s = loop->pool[--loop->pool_len];
 #ifdef CS__ASAN /* frames abandoned by cs_raise stay poisoned */
         __asan_unpoison_memory_region(s->lo, s->size);
@@ -113,7 +115,7 @@ void cs__stack_put(cs__loop *loop, cs__stack *s)
 {
     if (!s->lo)
         return;
-    if (s->size == cs__stack_round(0) && loop->pool_len < CS__POOL_MAX) {
+    if (s->size == loop->stack_default && loop->pool_len < CS__POOL_MAX) {
         if (loop->pool_len == loop->pool_cap) {
             unsigned cap = loop->pool_cap ? loop->pool_cap * 2 : 8;
             cs__stack *p = realloc(loop->pool, cap * sizeof(*p));

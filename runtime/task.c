@@ -18,8 +18,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Task ids are process-wide so that traces of several loops never clash. */
+/* Task ids are process-wide so that traces of several loops never clash;
+ * each loop takes them CS__ID_BLOCK at a time. */
 static uint64_t cs__next_id = 1;
+#define CS__ID_BLOCK 1024
+
+static uint64_t cs__new_id(cs__loop *loop)
+{
+    if (cs_unlikely(loop->next_id == loop->end_id)) {
+        loop->next_id = __atomic_fetch_add(&cs__next_id, CS__ID_BLOCK,
+                                           __ATOMIC_RELAXED);
+        loop->end_id = loop->next_id + CS__ID_BLOCK;
+    }
+    return loop->next_id++;
+}
 
 /* Keep this many ended task structs per loop for reuse. */
 #define CS__FREE_TASKS_MAX 1024
@@ -211,7 +223,7 @@ cs_task *cs__task_new(cs__loop *loop, const char *name, cs_fn fn, void *arg,
     }
     cs__set_name(t->name, sizeof(t->name), &t->long_name, name);
     t->loop = loop;
-    t->id = __atomic_fetch_add(&cs__next_id, 1, __ATOMIC_RELAXED);
+    t->id = cs__new_id(loop);
     t->fn = fn;
     t->arg = arg;
     t->file = file;
