@@ -201,9 +201,12 @@ static void test_trace_ring_task_slots_never_torn(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, slot_writer, NULL), 0);
     uint64_t seen = 0;
-    /* Both sides must have done real work concurrently. */
+    /* Both sides must have done real work concurrently, and the reader
+     * must have seen slots: on a loaded machine the writer can win every
+     * race for a while, so read on until one consistent copy came (ctest's
+     * timeout bounds a reader that never gets one). */
     for (int round = 0;
-         round < 100000 ||
+         round < 100000 || seen == 0 ||
          __atomic_load_n(&writer_cycles, __ATOMIC_RELAXED) < 20000;
          round++) {
         cs_trace_task task;
