@@ -1,0 +1,132 @@
+/*
+ * cli.h - private to the coscope command (cli/).  Nothing else includes it.
+ *
+ * Layout, after git's builtin/: main.c holds the sorted command table and
+ * runs the shared setup and the final stdout check; each subcommand is
+ * cli/cmd_<name>.c exporting cmd_<name>() and its usage text; common.c has
+ * what several commands share (opening a process's segment with one error
+ * message per failure, colour, durations, JSON strings); unwind.c and
+ * symbols.c read another process's stacks without stopping it.
+ *
+ * Exit codes (documented once, in docs/cli.md and coscope(1)):
+ *   0  success
+ *   1  findings: the command worked and found a problem (a deadlock)
+ *   2  usage or input error: bad flag, bad pid, unreadable or corrupt input
+ */
+#ifndef CS_CLI_H
+#define CS_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "coscope/trace.h"
+
+#define CLI_OK 0
+#define CLI_FINDINGS 1
+#define CLI_ERROR 2
+
+/* One subcommand: the table in main.c is sorted by name. */
+struct cli_command {
+    const char *name;                 /* as typed: "tasks" */
+    int (*fn)(int argc, char **argv); /* argv[0] is the command name */
+    const char *usage;                /* full help, from the command's file */
+    const char *summary;              /* one line for `coscope --help` */
+};
+extern const struct cli_command cli_commands[];
+extern const size_t cli_command_count;
+const struct cli_command *cli_command_find(const char *name);
+/* The overview printed by `coscope --help` and `coscope help`. */
+void cli_main_usage(FILE *f);
+
+/* ---- subcommands ---------------------------------------------------------- */
+int cmd_help(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+int cmd_tasks(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+extern const char cmd_help_usage[];
+extern const char cmd_ps_usage[];
+extern const char cmd_tasks_usage[];
+extern const char cmd_watch_usage[];
+
+/* ---- common.c ------------------------------------------------------------- */
+
+/* Prints "coscope: <message>" on stderr and returns CLI_ERROR. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "coscope: warning: <message>" on stderr. */
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The standard answer to a flag getopt refused (argv[optind - 1]). */
+int cli_bad_option(const char *cmd, char **argv, int optind, int optopt);
+
+/* Parses a process id ("4242"); prints the error and returns CLI_ERROR
+ * when s is not one. */
+int cli_parse_pid(const char *s, int *pid);
+/*
+ * Opens the live segment of pid and checks that its writer still runs.
+ * On failure prints one line saying why (no such process, not traced,
+ * another user's, stale, corrupt...) and returns CLI_ERROR.
+ */
+int cli_open_pid(int pid, cs_trace **out);
+/* After reading: CLI_ERROR with a message if the process exited (or its
+ * pid was reused) meanwhile, else CLI_OK. */
+int cli_check_alive(cs_trace *t, int pid);
+/* The command line of pid, arguments joined by spaces, or "" if it cannot
+ * be read.  Returns buf. */
+char *cli_proc_cmdline(int pid, char *buf, size_t cap);
+/* CLOCK_MONOTONIC now, ns. */
+uint64_t cli_now_ns(void);
+/* A duration for people: "850ns", "12.3us", "4.56ms", "1.23s", "2m05s",
+ * "3h02m".  Returns buf. */
+char *cli_fmt_duration(uint64_t ns, char *buf, size_t cap);
+/* Writes s as a JSON string literal (quotes included). */
+void cli_json_str(FILE *f, const char *s);
+
+/* Colour on stdout: only on a terminal, and never with NO_COLOR set. */
+int cli_color(void);
+/* SGR sequences, or "" when colour is off. */
+const char *cli_sgr(const char *code);
+
+/*
+ * Test synchronisation (COSCOPE_TEST_SYNC="<wfd>,<rfd>"): at the named
+ * point, writes the point's name and a newline to wfd, then blocks until a
+ * byte can be read from rfd.  Lets tests change the world (kill the target)
+ * at a known moment without sleeping.  Does nothing when unset.
+ */
+void cli_test_point(const char *name);
+
+/* ---- unwind.c / symbols.c: stacks of another process --------------------- */
+
+#define CLI_STACK_MAX 64
+
+/* One frame, symbolised. */
+struct cli_frame {
+    uint64_t ip;        /* instruction pointer (return address but for #0) */
+    char func[128];     /* function name, "" if unknown */
+    uint64_t offset;    /* ip - function start */
+    char file[256];     /* source file, "" if unknown */
+    int line;           /* source line, 0 if unknown */
+    char module[128];   /* basename of the ELF file, "" if unknown */
+};
+
+struct cli_unwinder;
+/* Prepares to unwind tasks of pid; NULL with *err set (negative errno or
+ * -ENOSYS for an unsupported architecture). */
+struct cli_unwinder *cli_unwind_open(int pid, int *err);
+/* Unwinds from saved registers into ips[0..cap); returns the depth (>= 1)
+ * or a negative errno (-EPERM, -ESRCH...). */
+int cli_unwind(struct cli_unwinder *u, uint64_t sp, uint64_t fp, uint64_t ip,
+               uint64_t *ips, int cap);
+void cli_unwind_close(struct cli_unwinder *u);
+
+struct cli_symbols;
+/* Reads the modules mapped in pid (/proc/PID/maps); NULL on failure. */
+struct cli_symbols *cli_symbols_open(int pid);
+/* Fills *f for ip; is_return says ip is a return address (look up ip - 1). */
+void cli_symbolize(struct cli_symbols *s, uint64_t ip, int is_return,
+                   struct cli_frame *f);
+void cli_symbols_close(struct cli_symbols *s);
+
+/* The message for an error reading another process's memory. */
+int cli_memory_error(int pid, int err);
+
+#endif /* CS_CLI_H */

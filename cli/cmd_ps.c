@@ -1,0 +1,229 @@
+/*
+ * cmd_ps.c - `coscope ps [--clean]`: every coscope segment in /dev/shm, one
+ * line each, with what its header and task table say; segments whose
+ * process is gone (or whose pid now names another process) are marked
+ * stale and, with --clean, removed (cs_trace_clean_pid re-checks first).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+const char cmd_ps_usage[] =
+    "usage: coscope ps [--clean]\n"
+    "\n"
+    "Lists the processes that have a coscope segment (/dev/shm/coscope.PID):\n"
+    "pid, event loops (rings in use), live tasks, warnings so far, status,\n"
+    "command.  Status is 'live', 'stale (exited)' or 'stale (pid reused)'\n"
+    "for a segment whose process is gone, 'other user (uid N)' for a\n"
+    "segment coscope may not read, 'corrupt' or 'starting'.\n"
+    "\n"
+    "    --clean     remove stale segments (their processes are gone)\n"
+    "    -h, --help  show this help\n";
+
+/* What one segment shows. */
+struct ps_row {
+    int pid;
+    int readable;         /* opened and validated */
+    char status[48];      /* "live", "stale (exited)"... */
+    int stale;            /* 1: its process is gone */
+    uint32_t loops;       /* rings in use */
+    uint64_t tasks;       /* live task slots */
+    uint64_t warnings;    /* warning records so far */
+    char command[CS_EXE_PATH_MAX]; /* /proc/PID/cmdline, or the exe path */
+};
+
+static int pid_of(const char *name)
+{
+    size_t n = strlen(CS_SEG_PREFIX);
+    if (strncmp(name, CS_SEG_PREFIX, n) != 0 || name[n] == '\0')
+        return 0;
+    long v = 0;
+    for (const char *p = name + n; *p; p++) {
+        if (*p < '0' || *p > '9' || v > 100000000)
+            return 0;
+        v = v * 10 + (*p - '0');
+    }
+    return (int)v;
+}
+
+static void row_fill_open(struct ps_row *r, cs_trace *t)
+{
+    cs_trace_info info;
+    cs_trace_task task;
+    uint32_t iter = 0;
+    cs_trace_info_get(t, &info);
+    for (uint32_t i = 0; i < info.ring_count; i++) {
+        cs_trace_ring ring;
+        if (cs_trace_ring_get(t, i, &ring) == 0 && ring.state == CS_RING_ACTIVE)
+            r->loops++;
+    }
+    while (cs_trace_task_next(t, &iter, &task) == 1)
+        r->tasks++;
+    r->warnings = info.warnings;
+    r->readable = 1;
+    int stale = cs_trace_stale(t);
+    uint64_t st;
+    if (stale == 1) {
+        r->stale = 1;
+        snprintf(r->status, sizeof r->status, "%s",
+                 cs_trace_pid_start_time(r->pid, &st) == -ESRCH
+                     ? "stale (exited)"
+                     : "stale (pid reused)");
+    } else {
+        snprintf(r->status, sizeof r->status, "live");
+    }
+    if (!r->stale)
+        cli_proc_cmdline(r->pid, r->command, sizeof r->command);
+    if (r->command[0] == '\0')
+        snprintf(r->command, sizeof r->command, "%s", info.exe_path);
+}
+
+static void row_fill(struct ps_row *r, const char *path)
+{
+    cs_trace *t = NULL;
+    struct stat st;
+    uint64_t start;
+    int err = cs_trace_open_segment(path, &t);
+    if (err == 0) {
+        row_fill_open(r, t);
+        cs_trace_close(t);
+        return;
+    }
+    if (cs_trace_pid_start_time(r->pid, &start) == -ESRCH)
+        r->stale = 1;
+    cli_proc_cmdline(r->pid, r->command, sizeof r->command);
+    if ((err == -EACCES || err == -EPERM) && stat(path, &st) == 0 &&
+        st.st_uid != geteuid())
+        snprintf(r->status, sizeof r->status, "other user (uid %u)",
+                 (unsigned)st.st_uid);
+    else if (err == -EAGAIN)
+        snprintf(r->status, sizeof r->status, "starting");
+    else if (err == CS_TRACE_ECORRUPT || err == CS_TRACE_EVERSION)
+        snprintf(r->status, sizeof r->status, "%s",
+                 err == CS_TRACE_EVERSION ? "unsupported version" : "corrupt");
+    else
+        snprintf(r->status, sizeof r->status, "unreadable: %s",
+                 cs_trace_strerror(err));
+    if (r->stale) {
+        size_t n = strlen(r->status);
+        snprintf(r->status + n, sizeof r->status - n, ", stale");
+    }
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+    const struct ps_row *x = a, *y = b;
+    return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* Collects one row per segment into *rows; CLI_ERROR if /dev/shm cannot
+ * be listed. */
+static int collect(struct ps_row **rows, size_t *n)
+{
+    DIR *d = opendir(CS_SEG_DIR);
+    size_t cap = 0;
+    *rows = NULL;
+    *n = 0;
+    if (d == NULL)
+        return cli_error("cannot list '%s': %s", CS_SEG_DIR, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int pid = pid_of(e->d_name);
+        if (pid <= 0)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            struct ps_row *g = realloc(*rows, cap * sizeof **rows);
+            if (g == NULL) {
+                closedir(d);
+                return cli_error("out of memory");
+            }
+            *rows = g;
+        }
+        struct ps_row *r = &(*rows)[(*n)++];
+        char path[300];
+        memset(r, 0, sizeof *r);
+        r->pid = pid;
+        snprintf(path, sizeof path, "%s/%s", CS_SEG_DIR, e->d_name);
+        row_fill(r, path);
+    }
+    closedir(d);
+    qsort(*rows, *n, sizeof **rows, row_cmp);
+    return CLI_OK;
+}
+
+static void print_rows(const struct ps_row *rows, size_t n)
+{
+    const char *b = cli_sgr("\033[1m"), *off = cli_sgr("\033[0m");
+    printf("%s%7s %5s %7s %8s  %-18s %s%s\n", b, "PID", "LOOPS", "TASKS",
+           "WARNINGS", "STATUS", "COMMAND", off);
+    for (size_t i = 0; i < n; i++) {
+        const struct ps_row *r = &rows[i];
+        const char *c = r->stale      ? cli_sgr("\033[2m")
+                        : !r->readable ? cli_sgr("\033[33m")
+                                       : "";
+        if (r->readable)
+            printf("%s%7d %5u %7llu %8llu  %-18s %s%s\n", c, r->pid, r->loops,
+                   (unsigned long long)r->tasks,
+                   (unsigned long long)r->warnings, r->status, r->command,
+                   c[0] ? off : "");
+        else
+            printf("%s%7d %5s %7s %8s  %-18s %s%s\n", c, r->pid, "-", "-", "-",
+                   r->status, r->command, c[0] ? off : "");
+    }
+}
+
+int cmd_ps(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"clean", no_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int clean = 0, c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'c')
+            clean = 1;
+        else if (c == 'h')
+            return fputs(cmd_ps_usage, stdout), CLI_OK;
+        else
+            return cli_bad_option("ps", argv, optind, optopt);
+    }
+    if (optind < argc)
+        return cli_error("ps: unexpected argument '%s' (see 'coscope help "
+                         "ps')",
+                         argv[optind]);
+    struct ps_row *rows;
+    size_t n;
+    if (collect(&rows, &n) != CLI_OK)
+        return CLI_ERROR;
+    int rc = CLI_OK;
+    if (clean) {
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            int r = rows[i].stale ? cs_trace_clean_pid(rows[i].pid) : 0;
+            if (r == 1) {
+                printf("removed %s/%s%d (%s)\n", CS_SEG_DIR, CS_SEG_PREFIX,
+                       rows[i].pid, rows[i].status);
+                continue;
+            }
+            if (r < 0) {
+                cli_error("cannot remove '%s/%s%d': %s", CS_SEG_DIR,
+                          CS_SEG_PREFIX, rows[i].pid, cs_trace_strerror(r));
+                rc = CLI_ERROR;
+            }
+            rows[kept++] = rows[i];
+        }
+        n = kept;
+    }
+    print_rows(rows, n);
+    free(rows);
+    return rc;
+}

@@ -1,0 +1,281 @@
+/*
+ * common.c - what several commands share: error messages in git's form
+ * ("coscope: cannot read '/dev/shm/coscope.42': ..."), opening a process's
+ * segment with one clear line per way it can fail, durations, JSON
+ * strings, colour, and the test synchronisation point.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("coscope: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_ERROR;
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    fputs("coscope: warning: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_bad_option(const char *cmd, char **argv, int optind, int optopt)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    if (optopt != 0 && optopt != '?' && arg[0] == '-' && arg[1] != '-')
+        return cli_error("%s: unknown or incomplete option '-%c' (see "
+                         "'coscope help %s')",
+                         cmd, optopt, cmd);
+    return cli_error("%s: unknown or incomplete option '%s' (see 'coscope "
+                     "help %s')",
+                     cmd, arg, cmd);
+}
+
+int cli_parse_pid(const char *s, int *pid)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v <= 0 ||
+        v > INT_MAX)
+        return cli_error("'%s' is not a process id", s);
+    *pid = (int)v;
+    return CLI_OK;
+}
+
+char *cli_proc_cmdline(int pid, char *buf, size_t cap)
+{
+    char path[64];
+    buf[0] = '\0';
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return buf;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0) {
+        buf[0] = '\0';
+        return buf;
+    }
+    while (n > 0 && buf[n - 1] == '\0')
+        n--;
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\0' || buf[i] == '\n')
+            buf[i] = ' ';
+    buf[n] = '\0';
+    return buf;
+}
+
+static const char *seg_path(int pid, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s%d", CS_SEG_DIR, CS_SEG_PREFIX, pid);
+    return buf;
+}
+
+/* The message for a segment we may not read. */
+static int access_error(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_uid != geteuid())
+        return cli_error("cannot read '%s': it belongs to another user (uid "
+                         "%u); run coscope as that user or as root",
+                         path, (unsigned)st.st_uid);
+    if (stat(path, &st) == 0 && (st.st_mode & 077) != 0)
+        return cli_error("refusing '%s': mode %03o, a coscope segment is "
+                         "0600",
+                         path, (unsigned)(st.st_mode & 0777));
+    return cli_error("cannot read '%s': permission denied", path);
+}
+
+/* The message for a segment whose writer is gone or whose pid was reused. */
+static int stale_error(int pid, const char *path)
+{
+    uint64_t st;
+    if (cs_trace_pid_start_time(pid, &st) == -ESRCH)
+        return cli_error("process %d has exited; '%s' is stale (remove it "
+                         "with 'coscope ps --clean')",
+                         pid, path);
+    return cli_error("'%s' is stale: pid %d now belongs to another process "
+                     "(remove it with 'coscope ps --clean')",
+                     path, pid);
+}
+
+int cli_open_pid(int pid, cs_trace **out)
+{
+    char path[64], cmd[256];
+    uint64_t st;
+    seg_path(pid, path, sizeof path);
+    int err = cs_trace_open_pid(pid, out);
+    if (err == 0) {
+        int stale = cs_trace_stale(*out);
+        if (stale == 0)
+            return CLI_OK;
+        cs_trace_close(*out);
+        *out = NULL;
+        if (stale == 1)
+            return stale_error(pid, path);
+        return cli_error("cannot check that process %d is alive: %s", pid,
+                         cs_trace_strerror(stale));
+    }
+    switch (err) {
+    case -ENOENT:
+        if (cs_trace_pid_start_time(pid, &st) == -ESRCH)
+            return cli_error("no process with pid %d", pid);
+        cli_proc_cmdline(pid, cmd, sizeof cmd);
+        return cli_error("process %d ('%s') is not a coscope process: it has "
+                         "no '%s'",
+                         pid, cmd, path);
+    case -EACCES:
+    case -EPERM:
+        return access_error(path);
+    case -EAGAIN:
+        return cli_error("'%s' is still being initialised; try again", path);
+    case -ELOOP:
+        return cli_error("refusing '%s': it is a symbolic link", path);
+    case CS_TRACE_ECORRUPT:
+        return cli_error("'%s' is not a valid coscope segment: %s", path,
+                         cs_trace_error_detail());
+    case CS_TRACE_EVERSION:
+        return cli_error("'%s' has an unsupported format: %s", path,
+                         cs_trace_error_detail());
+    default:
+        return cli_error("cannot open '%s': %s", path,
+                         cs_trace_strerror(err));
+    }
+}
+
+int cli_check_alive(cs_trace *t, int pid)
+{
+    if (cs_trace_stale(t) == 0)
+        return CLI_OK;
+    return cli_error("process %d exited while it was being read", pid);
+}
+
+int cli_memory_error(int pid, int err)
+{
+    if (err == -EPERM || err == -EACCES)
+        return cli_error("cannot read the memory of process %d: permission "
+                         "denied (coscope must run as the same user as the "
+                         "process, or with CAP_SYS_PTRACE; "
+                         "kernel.yama.ptrace_scope may also forbid it)",
+                         pid);
+    if (err == -ESRCH)
+        return cli_error("process %d exited while it was being read", pid);
+    if (err == -ENOSYS)
+        return cli_error("--stacks is not supported on this architecture");
+    return cli_error("cannot read the memory of process %d: %s", pid,
+                     strerror(-err));
+}
+
+uint64_t cli_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+char *cli_fmt_duration(uint64_t ns, char *buf, size_t cap)
+{
+    if (ns < 1000)
+        snprintf(buf, cap, "%uns", (unsigned)ns);
+    else if (ns < 1000000)
+        snprintf(buf, cap, "%.1fus", (double)ns / 1e3);
+    else if (ns < 1000000000)
+        snprintf(buf, cap, "%.2fms", (double)ns / 1e6);
+    else if (ns < 60 * 1000000000ull)
+        snprintf(buf, cap, "%.2fs", (double)ns / 1e9);
+    else if (ns < 3600 * 1000000000ull)
+        snprintf(buf, cap, "%um%02us", (unsigned)(ns / 60000000000ull),
+                 (unsigned)(ns / 1000000000ull % 60));
+    else
+        snprintf(buf, cap, "%lluh%02um",
+                 (unsigned long long)(ns / 3600000000000ull),
+                 (unsigned)(ns / 60000000000ull % 60));
+    return buf;
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static int utf8_len(const unsigned char *s)
+{
+    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+            : s[0] >= 0xe0                ? 3
+            : s[0] >= 0xc2 && s[0] < 0xe0 ? 2
+                                          : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+void cli_json_str(FILE *f, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    fputc('"', f);
+    while (*s) {
+        int n;
+        if (*s == '"' || *s == '\\') {
+            fputc('\\', f);
+            fputc(*s++, f);
+        } else if (*s < 0x20 || *s == 0x7f) {
+            fprintf(f, "\\u%04x", *s++);
+        } else if (*s < 0x80) {
+            fputc(*s++, f);
+        } else if ((n = utf8_len(s)) > 0) {
+            fwrite(s, 1, (size_t)n, f);
+            s += n;
+        } else { /* not UTF-8: keep the byte as a code point */
+            fprintf(f, "\\u%04x", *s++);
+        }
+    }
+    fputc('"', f);
+}
+
+int cli_color(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        const char *nc = getenv("NO_COLOR");
+        const char *term = getenv("TERM");
+        cached = isatty(STDOUT_FILENO) && (nc == NULL || nc[0] == '\0') &&
+                 !(term != NULL && strcmp(term, "dumb") == 0);
+    }
+    return cached;
+}
+
+const char *cli_sgr(const char *code)
+{
+    return cli_color() ? code : "";
+}
+
+void cli_test_point(const char *name)
+{
+    const char *spec = getenv("COSCOPE_TEST_SYNC");
+    int wfd, rfd;
+    char c;
+    if (spec == NULL || sscanf(spec, "%d,%d", &wfd, &rfd) != 2)
+        return;
+    if (write(wfd, name, strlen(name)) < 0 || write(wfd, "\n", 1) < 0)
+        return;
+    while (read(rfd, &c, 1) < 0 && errno == EINTR)
+        ;
+}

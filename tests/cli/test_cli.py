@@ -1,0 +1,688 @@
+#!/usr/bin/env python3
+"""test_cli.py - the `coscope` command, run as a user runs it.
+
+Each test starts the processes it inspects (fake_target, which publishes a
+segment through libtrace's writer; `sleep` as a process that is not
+coscope's), runs the real binary and asserts what a user reads: names,
+states, wait descriptions, stack frames, exit statuses, one-line errors.
+No sleeps for synchronisation: fake_target says "ready" on a pipe, watch
+says "watching" on stderr, and COSCOPE_TEST_SYNC pauses coscope at named
+points so a test can kill the target at a known moment.
+
+Groups (one ctest each, cli_<group>): Basics, Ps, Tasks, Stacks, Watch,
+Errors.  Needs COSCOPE_BIN and FAKE_TARGET in the environment.
+"""
+import json
+import os
+import pty
+import re
+import signal
+import struct
+import subprocess
+import sys
+import unittest
+
+COSCOPE = os.environ.get("COSCOPE_BIN", "coscope")
+FAKE = os.environ.get("FAKE_TARGET", "fake_target")
+TIMEOUT = 60
+SEG = "/dev/shm/coscope.%d"
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def coscope(*args, env=None, prefix=(), **kw):
+    """Runs coscope; returns the CompletedProcess (text, both captured)."""
+    e = dict(os.environ)
+    e.pop("NO_COLOR", None)
+    e.update(env or {})
+    return subprocess.run(list(prefix) + [COSCOPE] + [str(a) for a in args],
+                          capture_output=True, text=True, timeout=TIMEOUT,
+                          env=e, **kw)
+
+
+class Target:
+    """A fake_target process; `with Target("park") as t:` ... t.pid."""
+
+    def __init__(self, *args, prefix=()):
+        self.p = subprocess.Popen(list(prefix) + [FAKE] + list(args),
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        if not line.startswith("ready "):
+            self.p.kill()
+            self.p.wait()
+            raise RuntimeError("fake_target did not start: %r" % line)
+        self.pid = int(line.split()[1])
+
+    def send(self, cmd):
+        """Sends a command and returns its one-line answer."""
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+        return self.p.stdout.readline().strip()
+
+    def vanish(self):
+        """Exits without removing the segment: it becomes stale."""
+        self.p.stdin.write("vanish\n")
+        self.p.stdin.flush()
+        self.p.wait(TIMEOUT)
+
+    def stop(self):
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.write("exit\n")
+                self.p.stdin.flush()
+            except BrokenPipeError:
+                pass
+            try:
+                self.p.wait(TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        for f in (self.p.stdin, self.p.stdout):
+            try:
+                f.close()
+            except BrokenPipeError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        remove(SEG % self.pid)
+
+
+def remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class Sleeper:
+    """A live process that is not a coscope process."""
+
+    def __enter__(self):
+        self.p = subprocess.Popen(["sleep", "600"])
+        self.pid = self.p.pid
+        return self
+
+    def __exit__(self, *exc):
+        self.p.kill()
+        self.p.wait()
+        remove(SEG % self.pid)
+
+
+def free_pid():
+    """A pid that no process has (one just reaped)."""
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def write_segment(pid, data, mode=0o600):
+    path = SEG % pid
+    remove(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    os.write(fd, data)
+    os.fchmod(fd, mode)
+    os.close(fd)
+    return path
+
+
+def start_time(pid):
+    """Field 22 of /proc/PID/stat (clock ticks since boot)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def forge_reused(src_pid, pid):
+    """Copies src_pid's segment as pid's, with a start time one tick before
+    pid's process: the segment of a process that had this pid before."""
+    with open(SEG % src_pid, "rb") as f:
+        data = bytearray(f.read())
+    struct.pack_into("<I", data, 24, pid)
+    struct.pack_into("<Q", data, 32, start_time(pid) - 1)
+    return write_segment(pid, bytes(data))
+
+
+def rows(out):
+    """Table lines after the header, split on runs of 2+ spaces."""
+    lines = out.splitlines()
+    return [re.split(r"\s{2,}", l.strip()) for l in lines[1:]
+            if l.strip() and not l.startswith(" " * 10)]
+
+
+def row_of(out, name):
+    for r in rows(out):
+        if len(r) > 1 and r[1] == name:
+            return r
+    raise AssertionError("no row for %r in:\n%s" % (name, out))
+
+
+def can_run_as_nobody():
+    if os.geteuid() != 0:
+        return False
+    try:
+        return subprocess.run(NOBODY + [FAKE], capture_output=True,
+                              timeout=TIMEOUT).returncode == 2
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+class Case(unittest.TestCase):
+    def assert_error(self, r, *needles):
+        """Exit 2, nothing on stdout, exactly one line on stderr in git's
+        form, containing each needle."""
+        self.assertEqual(r.returncode, 2, r)
+        self.assertEqual(r.stdout, "", r)
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertTrue(lines[0].startswith("coscope: "), lines[0])
+        self.assertFalse(lines[0].endswith("."), lines[0])
+        for n in needles:
+            self.assertIn(n, lines[0])
+
+
+class Sync:
+    """Runs coscope paused at each COSCOPE_TEST_SYNC point; at(point)
+    waits for it, resume() lets it go on."""
+
+    def __init__(self, *args):
+        self.r1, self.w1 = os.pipe()
+        self.r2, self.w2 = os.pipe()
+        env = dict(os.environ, COSCOPE_TEST_SYNC="%d,%d" % (self.w1, self.r2))
+        self.p = subprocess.Popen([COSCOPE] + [str(a) for a in args],
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env,
+                                  pass_fds=(self.w1, self.r2))
+        os.close(self.w1)
+        os.close(self.r2)
+
+    def at(self, point):
+        got = b""
+        while not got.endswith(b"\n"):
+            c = os.read(self.r1, 1)
+            if not c:
+                raise AssertionError("coscope ended before %r" % point)
+            got += c
+        assert got.decode().strip() == point, got
+
+    def resume(self):
+        os.write(self.w2, b"x")
+
+    def finish(self):
+        out, err = self.p.communicate(timeout=TIMEOUT)
+        os.close(self.r1)
+        os.close(self.w2)
+        return subprocess.CompletedProcess(self.p.args, self.p.returncode,
+                                           out, err)
+
+
+# ---- Basics: help, version, colour ---------------------------------------
+
+class Basics(Case):
+    def test_help_lists_every_command(self):
+        r = coscope("--help")
+        self.assertEqual(r.returncode, 0)
+        for cmd in ("help", "ps", "tasks", "watch"):
+            self.assertRegex(r.stdout, r"\n\s+%s\s" % cmd)
+
+    def test_help_command_shows_its_usage(self):
+        for cmd in ("ps", "tasks", "watch", "help"):
+            r = coscope("help", cmd)
+            self.assertEqual(r.returncode, 0)
+            self.assertTrue(r.stdout.startswith("usage: coscope %s" % cmd))
+            self.assertEqual(coscope(cmd, "--help").stdout, r.stdout)
+
+    def test_version(self):
+        r = coscope("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^coscope \d+\.\d+\.\d+\n$")
+
+    def test_no_colour_on_a_pipe(self):
+        with Target("park") as t:
+            self.assertNotIn("\033[", coscope("tasks", t.pid).stdout)
+
+    def run_on_tty(self, env):
+        master, slave = pty.openpty()
+        e = dict(os.environ, TERM="xterm")
+        e.pop("NO_COLOR", None)
+        e.update(env)
+        p = subprocess.Popen([COSCOPE, "ps"], stdout=slave,
+                             stderr=subprocess.DEVNULL, env=e)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        self.assertEqual(p.wait(TIMEOUT), 0)
+        return out.decode(errors="replace")
+
+    def test_colour_on_a_terminal_unless_no_color(self):
+        self.assertIn("\033[", self.run_on_tty({}))
+        self.assertNotIn("\033[", self.run_on_tty({"NO_COLOR": "1"}))
+
+
+# ---- ps ----------------------------------------------------------------------
+
+class Ps(Case):
+    def ps_row(self, out, pid):
+        for line in out.splitlines()[1:]:
+            if line.split() and line.split()[0] == str(pid):
+                return line
+        return None
+
+    def test_lists_a_live_process(self):
+        with Target("park") as t:
+            r = coscope("ps")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            line = self.ps_row(r.stdout, t.pid)
+            self.assertIsNotNone(line, r.stdout)
+            f = line.split()
+            self.assertEqual(f[1], "1")   # one loop (ring in use)
+            self.assertEqual(f[2], "12")  # tasks in the table
+            self.assertEqual(f[3], "0")   # no warnings yet
+            self.assertEqual(f[4], "live")
+            self.assertIn("fake_target park", line)
+
+    def test_counts_warnings(self):
+        with Target("park") as t:
+            self.assertEqual(t.send("warn"), "warned")
+            f = self.ps_row(coscope("ps").stdout, t.pid).split()
+            self.assertEqual(f[3], "1")
+
+    def test_marks_and_cleans_stale_segments(self):
+        with Target("park") as live, Target("park") as gone:
+            gone.vanish()
+            self.assertTrue(os.path.exists(SEG % gone.pid))
+            line = self.ps_row(coscope("ps").stdout, gone.pid)
+            self.assertIn("stale (exited)", line)
+            self.assertIn("fake_target", line)  # exe path from the header
+            r = coscope("ps", "--clean")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("removed %s" % (SEG % gone.pid), r.stdout)
+            self.assertFalse(os.path.exists(SEG % gone.pid))
+            self.assertTrue(os.path.exists(SEG % live.pid))
+            self.assertIn("live", self.ps_row(r.stdout, live.pid))
+            self.assertIsNone(self.ps_row(r.stdout, gone.pid))
+
+    def test_marks_a_reused_pid(self):
+        with Target("park") as t, Sleeper() as s:
+            forge_reused(t.pid, s.pid)
+            line = self.ps_row(coscope("ps").stdout, s.pid)
+            self.assertIn("stale (pid reused)", line)
+            coscope("ps", "--clean")
+            self.assertFalse(os.path.exists(SEG % s.pid))
+
+    def test_corrupt_segment_is_one_line(self):
+        with Sleeper() as s:
+            write_segment(s.pid, b"\xff" * 4096)
+            r = coscope("ps")
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("corrupt", self.ps_row(r.stdout, s.pid))
+            # the process lives: --clean keeps it
+            coscope("ps", "--clean")
+            self.assertTrue(os.path.exists(SEG % s.pid))
+
+    @unittest.skipUnless(can_run_as_nobody(), "needs root and setpriv")
+    def test_another_users_segment_is_one_line(self):
+        with Target("park") as t:
+            r = coscope("ps", prefix=NOBODY)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("other user (uid 0)", self.ps_row(r.stdout, t.pid))
+
+    def test_rejects_arguments(self):
+        self.assert_error(coscope("ps", "--bogus"), "'--bogus'")
+        self.assert_error(coscope("ps", "42"), "'42'")
+
+
+# ---- tasks -------------------------------------------------------------------
+
+class Tasks(Case):
+    def test_table_says_what_each_task_waits_on(self):
+        with Target("park") as t:
+            r = coscope("tasks", t.pid)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stderr, "")
+            out = r.stdout
+            self.assertEqual(len(rows(out)), 12)
+            main = row_of(out, "main")
+            self.assertEqual(main[2], "waiting")
+            self.assertEqual(main[3], "task 2 'fetch_user'")
+            self.assertEqual(main[-1], "app.c:10")
+            fetch = row_of(out, "fetch_user")
+            self.assertRegex(fetch[3], r"^fd 7 \(read\), (9m5\d|10m00)s left$")
+            self.assertEqual(fetch[5], "3")  # steps
+            self.assertEqual(row_of(out, "db-writer")[3],
+                             "lock 100 held by task 4 'lock-holder'")
+            self.assertRegex(row_of(out, "lock-holder")[3],
+                             r"^timer \(sleep\), (4m5\d|5m00)s left$")
+            self.assertEqual(row_of(out, "consumer")[3], "queue 200 (empty)")
+            self.assertEqual(row_of(out, "producer")[3], "queue 200 (full)")
+            self.assertEqual(row_of(out, "notifier")[3], "event 300")
+            self.assertEqual(row_of(out, "limiter")[3], "semaphore 400")
+            self.assertEqual(row_of(out, "hasher")[3], "worker thread")
+            self.assertEqual(row_of(out, "yielder")[2], "ready")
+            spin = row_of(out, "spinner")
+            self.assertEqual(spin[2], "running")
+            self.assertTrue(spin[3].startswith("on cpu for "), spin)
+            self.assertEqual(row_of(out, "finished")[2], "done")
+
+    def test_json_is_valid_and_complete(self):
+        with Target("park") as t:
+            r = coscope("tasks", t.pid, "--format", "json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            check = subprocess.run(
+                [sys.executable, "-c",
+                 "import json,sys; json.load(sys.stdin)"],
+                input=r.stdout, text=True, timeout=TIMEOUT)
+            self.assertEqual(check.returncode, 0)
+            doc = json.loads(r.stdout)
+            self.assertEqual(doc["pid"], t.pid)
+            self.assertIn("fake_target", doc["command"])
+            by = {x["name"]: x for x in doc["tasks"]}
+            self.assertEqual(len(by), 12)
+            self.assertEqual(by["main"]["waits_on"],
+                             {"reason": "task", "task": 2})
+            self.assertEqual(by["fetch_user"]["awaiter"], 1)
+            self.assertEqual(by["db-writer"]["waits_on"],
+                             {"reason": "lock", "lock": 100, "holder": 4})
+            sleep = by["lock-holder"]["waits_on"]
+            self.assertEqual(sleep["reason"], "sleep")
+            self.assertGreater(sleep["remaining_ns"], 200 * 10**9)
+            self.assertEqual(by["fetch_user"]["waits_on"]["fd"], 7)
+            self.assertEqual(by["consumer"]["waits_on"],
+                             {"reason": "queue-get", "queue": 200})
+            self.assertEqual(by["spinner"]["state"], "running")
+            self.assertIsNone(by["spinner"]["waits_on"])
+            self.assertEqual(by["lock-holder"]["steps"], 5)
+            self.assertEqual(by["lock-holder"]["site"], "db.c:40")
+            self.assertEqual(doc["deadlocks"], [])
+
+    def test_tree_puts_each_task_above_what_it_waits_on(self):
+        with Target("park") as t:
+            r = coscope("tasks", t.pid, "--format", "tree")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            lines = r.stdout.splitlines()
+            i = next(k for k, l in enumerate(lines)
+                     if l.startswith("task 1 'main'"))
+            self.assertTrue(lines[i + 1].startswith(
+                "└── task 2 'fetch_user': waiting on fd 7"), lines[i + 1])
+            i = next(k for k, l in enumerate(lines)
+                     if l.startswith("task 3 'db-writer'"))
+            self.assertTrue(lines[i + 1].startswith(
+                "└── task 4 'lock-holder': waiting on timer"), lines[i + 1])
+            self.assertNotIn("deadlock", r.stdout)
+            # every task once
+            self.assertEqual(len(lines), 12)
+
+    def test_deadlock_is_printed_and_exits_1(self):
+        with Target("deadlock") as t:
+            for fmt in ("tree", "table", "json"):
+                r = coscope("tasks", t.pid, "--format", fmt)
+                self.assertEqual(r.returncode, 1, (fmt, r))
+                if fmt == "json":
+                    cyc = json.loads(r.stdout)["deadlocks"]
+                    self.assertEqual(len(cyc), 1)
+                    self.assertEqual(sorted(cyc[0]), [2, 3, 4])
+                    continue
+                dl = [l for l in r.stdout.splitlines()
+                      if l.startswith("deadlock:")]
+                self.assertEqual(len(dl), 1, r.stdout)
+                for name in ("worker-a", "worker-b", "worker-c"):
+                    self.assertIn("'%s'" % name, dl[0])
+                self.assertNotIn("bystander", dl[0])
+                self.assertNotIn("'main'", dl[0])
+            tree = coscope("tasks", t.pid, "--format", "tree").stdout
+            self.assertIn("task 1 'main': waiting on task 2 'worker-a'", tree)
+            self.assertIn("(shown above)", tree)
+
+    def test_many_tasks(self):
+        with Target("many", "20000") as t:
+            r = coscope("tasks", t.pid, "--format", "json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            names = {x["name"] for x in json.loads(r.stdout)["tasks"]}
+            self.assertEqual(len(names), 20000)
+            self.assertIn("sleeper-20000", names)
+
+
+# ---- --stacks ----------------------------------------------------------------
+
+class Stacks(Case):
+    def frames_under(self, out, name):
+        """The frame lines printed under a task's row."""
+        lines = out.splitlines()
+        i = next(k for k, l in enumerate(lines)
+                 if re.match(r"\s*\d+\s+%s\s" % re.escape(name), l))
+        got = []
+        for l in lines[i + 1:]:
+            if not l.startswith(" " * 10):
+                break
+            got.append(l.strip())
+        return got
+
+    def test_table_shows_the_culprit_function_and_line(self):
+        with Target("park") as t:
+            r = coscope("tasks", t.pid, "--stacks")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            holder = self.frames_under(r.stdout, "lock-holder")
+            funcs = [f.split()[2] for f in holder]
+            self.assertEqual(funcs[:3],
+                             ["park_task", "holder_naps", "holder_entry"])
+            self.assertRegex(holder[1], r"\(fake_target\.c:\d+\)$")
+            writer = self.frames_under(r.stdout, "db-writer")
+            self.assertEqual(writer[1].split()[2], "writer_waits_for_lock")
+            self.assertTrue(self.frames_under(r.stdout, "spinner")[0]
+                            .startswith("(no stack: running"))
+            # the target was not stopped: it still answers
+            self.assertEqual(t.send("emit 1").split()[0], "emitted")
+
+    def test_json_stacks(self):
+        with Target("park") as t:
+            r = coscope("tasks", t.pid, "--stacks", "--format=json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            by = {x["name"]: x for x in json.loads(r.stdout)["tasks"]}
+            st = by["lock-holder"]["stack"]
+            self.assertEqual(st[1]["function"], "holder_naps")
+            self.assertTrue(st[1]["file"].endswith("fake_target.c"))
+            self.assertGreater(st[1]["line"], 0)
+            self.assertIsNone(by["main"]["stack"])
+
+    def test_tree_stacks(self):
+        with Target("park") as t:
+            r = coscope("tasks", t.pid, "-s", "-f", "tree")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout, r"\n\s+#1\s+0x[0-9a-f]+ holder_naps ")
+
+    @unittest.skipUnless(can_run_as_nobody(), "needs root and setpriv")
+    def test_permission_error_says_what_is_needed(self):
+        with Target("nodump", prefix=NOBODY) as t:
+            ok = coscope("tasks", t.pid, prefix=NOBODY)
+            self.assertEqual(ok.returncode, 0, ok.stderr)
+            r = coscope("tasks", t.pid, "--stacks", prefix=NOBODY)
+            self.assert_error(r, "process %d" % t.pid, "permission denied",
+                              "same user", "CAP_SYS_PTRACE")
+
+    def test_process_exits_while_unwinding(self):
+        with Target("park") as t:
+            s = Sync("tasks", t.pid, "--stacks")
+            s.at("opened")
+            s.resume()
+            s.at("stacks")
+            t.vanish()
+            s.resume()
+            r = s.finish()
+            self.assert_error(r, "process %d exited while it was being read"
+                              % t.pid)
+
+
+# ---- watch -------------------------------------------------------------------
+
+class Watcher:
+    def __init__(self, *args):
+        self.p = subprocess.Popen([COSCOPE, "watch"] + [str(a) for a in args],
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        self.ready = self.p.stderr.readline()
+
+    def finish(self):
+        out, err = self.p.communicate(timeout=TIMEOUT)
+        return self.p.returncode, out, self.ready + err
+
+
+class Watch(Case):
+    def test_streams_steps_until_the_process_exits(self):
+        with Target("park") as t:
+            w = Watcher(t.pid)
+            self.assertIn("watching process %d" % t.pid, w.ready)
+            self.assertTrue(t.send("emit 3").startswith("emitted"))
+            lines = [w.p.stdout.readline() for _ in range(3)]
+            for l in lines:
+                self.assertIn("task 2 'fetch_user'  ran ", l)
+                self.assertIn("waits on fd-read", l)
+            t.stop()
+            rc, out, err = w.finish()
+            self.assertEqual(rc, 0)
+            self.assertIn("process %d exited" % t.pid, err)
+
+    def test_ctrl_c_ends_cleanly(self):
+        with Target("park") as t:
+            w = Watcher(t.pid)
+            self.assertIn("watching", w.ready)
+            w.p.send_signal(signal.SIGINT)
+            rc, out, err = w.finish()
+            self.assertEqual(rc, 0, err)
+
+    def test_reports_losses_exactly(self):
+        with Target("park") as t:
+            head = int(t.send("emit 5000").split()[1])
+            w = Watcher(t.pid, "--all", "--format", "json")
+            t.stop()
+            rc, out, err = w.finish()
+            self.assertEqual(rc, 0, err)
+            evs = [json.loads(l) for l in out.splitlines()]
+            steps = sum(1 for e in evs if e["type"] == "step")
+            lost = sum(e["count"] for e in evs if e["type"] == "lost")
+            self.assertGreater(lost, 0)
+            # every record of ring 0 was either shown or counted lost
+            # (the park scenario wrote no records itself)
+            self.assertEqual(steps + lost, head)
+            self.assertEqual(evs[-1], {"type": "exited", "pid": t.pid})
+
+    def test_text_loss_line(self):
+        with Target("park") as t:
+            t.send("emit 5000")
+            w = Watcher(t.pid, "--all")
+            t.stop()
+            rc, out, err = w.finish()
+            self.assertRegex(out, r"lost \d+ events of loop 0")
+
+    def test_warning_with_its_stack(self):
+        with Target("park") as t:
+            w = Watcher(t.pid)
+            self.assertEqual(t.send("warn"), "warned")
+            first = w.p.stdout.readline()
+            second = w.p.stdout.readline()
+            t.stop()
+            w.finish()
+            self.assertIn("task 4 'lock-holder'  warning: slow", first)
+            self.assertIn(" slow_handler", second)
+
+    def test_bad_input(self):
+        self.assert_error(coscope("watch"), "missing process id")
+        self.assert_error(coscope("watch", "1", "--format", "xml"), "'xml'")
+        self.assert_error(coscope("watch", free_pid()), "no process")
+
+
+# ---- bad input everywhere ---------------------------------------------------
+
+class Errors(Case):
+    def test_usage_errors(self):
+        self.assert_error(coscope(), "no command")
+        self.assert_error(coscope("frobnicate"), "'frobnicate'",
+                          "not a coscope command")
+        self.assert_error(coscope("--frob"), "'--frob'")
+        self.assert_error(coscope("tasks"), "missing process id")
+        self.assert_error(coscope("tasks", "1", "2"), "'2'")
+        self.assert_error(coscope("tasks", "--frob", "1"), "'--frob'")
+        self.assert_error(coscope("tasks", "-q", "1"), "'-q'")
+        self.assert_error(coscope("tasks", "1", "--format"), "'--format'")
+        self.assert_error(coscope("tasks", "1", "--format", "xml"), "'xml'")
+        self.assert_error(coscope("help", "frob"), "'frob'")
+        for bad in ("abc", "-5", "0", "12x", "99999999999"):
+            self.assert_error(coscope("tasks", "--", bad),
+                              "'%s' is not a process id" % bad)
+
+    def test_pid_that_does_not_exist(self):
+        pid = free_pid()
+        self.assert_error(coscope("tasks", pid), "no process with pid %d" % pid)
+
+    def test_not_a_coscope_process(self):
+        with Sleeper() as s:
+            self.assert_error(coscope("tasks", s.pid),
+                              "process %d ('sleep 600')" % s.pid,
+                              "not a coscope process")
+
+    def test_stale_segment(self):
+        with Target("park") as t:
+            t.vanish()
+            self.assert_error(coscope("tasks", t.pid), "process %d has exited"
+                              % t.pid, "stale", "coscope ps --clean")
+
+    def test_reused_pid(self):
+        with Target("park") as t, Sleeper() as s:
+            forge_reused(t.pid, s.pid)
+            self.assert_error(coscope("tasks", s.pid), "stale",
+                              "pid %d now belongs to another process" % s.pid)
+
+    def test_corrupt_segments(self):
+        with Target("park") as t, Sleeper() as s:
+            write_segment(s.pid, b"\x00" * 8192)
+            self.assert_error(coscope("tasks", s.pid),
+                              "'%s' is not a valid coscope segment" %
+                              (SEG % s.pid), "magic")
+            with open(SEG % t.pid, "rb") as f:
+                data = bytearray(f.read())
+            struct.pack_into("<I", data, 24, s.pid)
+            write_segment(s.pid, bytes(data[:3000]))  # truncated
+            self.assert_error(coscope("tasks", s.pid),
+                              "not a valid coscope segment")
+            for cmd in ("tasks", "watch"):
+                write_segment(s.pid, os.urandom(100))
+                self.assert_error(coscope(cmd, s.pid), "not a valid")
+
+    def test_segment_with_wrong_mode_or_a_symlink(self):
+        with Target("park") as t, Sleeper() as s:
+            write_segment(s.pid, b"\x00" * 4096, mode=0o644)
+            self.assert_error(coscope("tasks", s.pid), "mode 644")
+            remove(SEG % s.pid)
+            os.symlink(SEG % t.pid, SEG % s.pid)
+            self.assert_error(coscope("tasks", s.pid), "symbolic link")
+
+    @unittest.skipUnless(can_run_as_nobody(), "needs root and setpriv")
+    def test_another_users_process(self):
+        with Target("park") as t:
+            self.assert_error(coscope("tasks", t.pid, prefix=NOBODY),
+                              "belongs to another user (uid 0)")
+            self.assert_error(coscope("watch", t.pid, prefix=NOBODY),
+                              "belongs to another user (uid 0)")
+
+    def test_process_exits_mid_read(self):
+        with Target("park") as t:
+            s = Sync("tasks", t.pid)
+            s.at("opened")
+            t.vanish()
+            s.resume()
+            r = s.finish()
+            self.assert_error(r, "process %d exited while it was being read"
+                              % t.pid)
+
+
+if __name__ == "__main__":
+    unittest.main()
