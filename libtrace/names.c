@@ -142,6 +142,10 @@ int cs_trace_pid_start_time(int pid, uint64_t *out)
     char *p = strrchr(buf, ')');
     if (p == NULL)
         return CS_TRACE_ECORRUPT;
+    /* A zombie (or a dying task) has exited: it has no live memory and
+     * no segment writer any more, whatever its start time says. */
+    if (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
+        return -ESRCH;
     p++;
     for (int field = 3; field < 22; field++) {
         p = strchr(p + 1, ' ');
@@ -163,7 +167,7 @@ int cs_trace_stale(cs_trace *t)
         return 1;
     if (err)
         return err;
-    /* A zombie keeps its start time; it is gone for our purposes too. */
+    /* (A zombie gave -ESRCH above: it is gone for our purposes too.) */
     return st != t->hdr.start_time;
 }
 

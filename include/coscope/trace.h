@@ -170,7 +170,8 @@ CS_TRACE_EXTERN int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips,
  * error; trace files give -EINVAL.
  */
 CS_TRACE_EXTERN int cs_trace_stale(cs_trace *t);
-/* Start time (/proc/PID/stat field 22) of pid into *out; -ESRCH if none. */
+/* Start time (/proc/PID/stat field 22) of pid into *out; -ESRCH if there
+ * is no such process or it has exited (a zombie). */
 CS_TRACE_EXTERN int cs_trace_pid_start_time(int pid, uint64_t *out);
 /* Removes /dev/shm/coscope.<pid> if its writer is gone; returns 1 if
  * removed, 0 if the writer is alive, or a negative code. */
