@@ -73,6 +73,10 @@ int cli_check_alive(cs_trace *t, int pid);
 /* The command line of pid, arguments joined by spaces, or "" if it cannot
  * be read.  Returns buf. */
 char *cli_proc_cmdline(int pid, char *buf, size_t cap);
+/* State letter of thread tid of pid ('R' running, 'S' sleeping, 'D'...),
+ * or 0 if unknown; when not running, the system call it is in goes to
+ * syscall ("nanosleep"), or "" if that cannot be read. */
+int cli_thread_state(int pid, int tid, char *syscall, size_t cap);
 /* CLOCK_MONOTONIC now, ns. */
 uint64_t cli_now_ns(void);
 /* A duration for people: "850ns", "12.3us", "4.56ms", "1.23s", "2m05s",

@@ -259,15 +259,28 @@ static void time_left(const struct tasks *x, uint64_t deadline, char *buf,
                  cli_fmt_duration(deadline - x->now, d, sizeof d));
 }
 
-/* How long the running task r has been on the CPU, or 0 if unknown. */
-static uint64_t on_cpu_ns(struct tasks *x, const struct row *r)
+/* What the running task r is doing: on the CPU, or blocking its loop's
+ * thread in a system call, and for how long its step has lasted. */
+static void running_text(struct tasks *x, const struct row *r, char *buf,
+                         size_t cap)
 {
     cs_trace_ring ring;
-    if (cs_trace_ring_get(x->t, r->t.ring, &ring) != 0 ||
-        ring.step_task != r->t.id || ring.step_start == 0)
-        return 0;
-    uint64_t start = cs_trace_ns(x->t, ring.step_start);
-    return x->now > start ? x->now - start : 0;
+    char d[32] = "", sc[48];
+    if (cs_trace_ring_get(x->t, r->t.ring, &ring) != 0) {
+        snprintf(buf, cap, "running");
+        return;
+    }
+    if (ring.step_task == r->t.id && ring.step_start != 0) {
+        uint64_t start = cs_trace_ns(x->t, ring.step_start);
+        cli_fmt_duration(x->now > start ? x->now - start : 0, d, sizeof d);
+    }
+    int st = ring.tid ? cli_thread_state(x->pid, (int)ring.tid, sc, sizeof sc)
+                      : 0;
+    if (st != 0 && st != 'R')
+        snprintf(buf, cap, "blocking the loop%s%s%s%s", sc[0] ? " in " : "",
+                 sc, d[0] ? " for " : "", d);
+    else
+        snprintf(buf, cap, "on cpu%s%s", d[0] ? " for " : "", d);
 }
 
 /* What r waits on, in words ("lock 3 held by task 4 'holder'"). */
@@ -278,12 +291,7 @@ static void wait_text(struct tasks *x, const struct row *r, char *buf,
     char a[160], b[48];
     unsigned long long tg = (unsigned long long)t->wait_target;
     if (t->state == CS_TASK_RUNNING) {
-        uint64_t ns = on_cpu_ns(x, r);
-        if (ns)
-            snprintf(buf, cap, "on cpu for %s",
-                     cli_fmt_duration(ns, b, sizeof b));
-        else
-            snprintf(buf, cap, "on cpu");
+        running_text(x, r, buf, cap);
         return;
     }
     if (t->state != CS_TASK_WAITING && t->wait != CS_WAIT_YIELD) {
@@ -481,7 +489,7 @@ static void print_table(struct tasks *x)
                (unsigned long long)r->t.steps,
                cli_fmt_duration(cs_trace_ticks_ns(x->t, r->t.run_ticks), run,
                                 sizeof run),
-               str(x, r->t.site));
+               r->t.site ? str(x, r->t.site) : "-");
         if (x->stacks)
             print_frames(r, "          ");
     }

@@ -187,6 +187,71 @@ int cli_memory_error(int pid, int err)
                      strerror(-err));
 }
 
+/* Names of the system calls a blocked loop thread is most often in. */
+static const char *syscall_name(long nr)
+{
+#if defined(__x86_64__)
+    static const struct {
+        long nr;
+        const char *name;
+    } names[] = {
+        {0, "read"},         {1, "write"},         {7, "poll"},
+        {23, "select"},      {35, "nanosleep"},    {42, "connect"},
+        {43, "accept"},      {44, "sendto"},       {45, "recvfrom"},
+        {46, "sendmsg"},     {47, "recvmsg"},      {61, "wait4"},
+        {72, "fcntl"},       {74, "fsync"},        {202, "futex"},
+        {230, "clock_nanosleep"}, {232, "epoll_wait"}, {257, "openat"},
+        {270, "pselect6"},   {271, "ppoll"},       {281, "epoll_pwait"},
+        {288, "accept4"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].nr == nr)
+            return names[i].name;
+#else
+    (void)nr;
+#endif
+    return NULL;
+}
+
+int cli_thread_state(int pid, int tid, char *syscall, size_t cap)
+{
+    char path[96], buf[512];
+    syscall[0] = '\0';
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ')
+        return 0;
+    int state = (unsigned char)p[2];
+    if (state == 'R')
+        return state;
+    /* Which system call (needs ptrace rights; silently absent without). */
+    snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", pid, tid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n > 0) {
+            buf[n] = '\0';
+            char *end;
+            long nr = strtol(buf, &end, 10);
+            const char *name = end != buf ? syscall_name(nr) : NULL;
+            if (name)
+                snprintf(syscall, cap, "%s", name);
+            else if (end != buf && nr >= 0)
+                snprintf(syscall, cap, "system call %ld", nr);
+        }
+    }
+    return state;
+}
+
 uint64_t cli_now_ns(void)
 {
     struct timespec ts;

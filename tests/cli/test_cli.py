@@ -10,7 +10,9 @@ says "watching" on stderr, and COSCOPE_TEST_SYNC pauses coscope at named
 points so a test can kill the target at a known moment.
 
 Groups (one ctest each, cli_<group>): Basics, Ps, Tasks, Stacks, Watch,
-Errors.  Needs COSCOPE_BIN and FAKE_TARGET in the environment.
+Real, Errors.  Needs COSCOPE_BIN and FAKE_TARGET in the environment;
+Real uses REAL_TARGET and FETCH_DATA (real coscope programs) and skips
+while the runtime publishes no segment.
 """
 import json
 import os
@@ -371,7 +373,9 @@ class Tasks(Case):
             self.assertEqual(row_of(out, "yielder")[2], "ready")
             spin = row_of(out, "spinner")
             self.assertEqual(spin[2], "running")
-            self.assertTrue(spin[3].startswith("on cpu for "), spin)
+            # its loop thread (fake_target's main) is parked in read()
+            self.assertTrue(spin[3].startswith("blocking the loop in read "),
+                            spin)
             self.assertEqual(row_of(out, "finished")[2], "done")
 
     def test_json_is_valid_and_complete(self):
@@ -551,6 +555,15 @@ class Watch(Case):
             self.assertEqual(rc, 0)
             self.assertIn("process %d exited" % t.pid, err)
 
+    def test_ends_when_the_process_is_killed_and_not_reaped(self):
+        with Target("park") as t:
+            w = Watcher(t.pid)
+            self.assertIn("watching", w.ready)
+            t.p.kill()  # a zombie until Target's exit reaps it
+            rc, out, err = w.finish()
+            self.assertEqual(rc, 0, err)
+            self.assertIn("process %d exited" % t.pid, err)
+
     def test_ctrl_c_ends_cleanly(self):
         with Target("park") as t:
             w = Watcher(t.pid)
@@ -598,6 +611,119 @@ class Watch(Case):
         self.assert_error(coscope("watch"), "missing process id")
         self.assert_error(coscope("watch", "1", "--format", "xml"), "'xml'")
         self.assert_error(coscope("watch", free_pid()), "no process")
+
+
+# ---- real coscope programs (the runtime publishes the segment) -------------
+
+class Program:
+    """A real coscope program; waits for its n-th line of output."""
+
+    def __init__(self, argv, lines=1):
+        self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.pid = self.p.pid
+        self.out = [self.p.stdout.readline() for _ in range(lines)]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+        self.p.stdout.close()
+        remove(SEG % self.pid)  # killed: its atexit did not run
+
+
+REAL = os.environ.get("REAL_TARGET")
+FETCH = os.environ.get("FETCH_DATA")
+
+
+class Real(Case):
+    def need_segment(self, prog):
+        if not os.path.exists(SEG % prog.pid):
+            self.skipTest("this runtime does not publish a segment yet")
+
+    def tasks(self, pid, *args):
+        r = coscope("tasks", pid, *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    @unittest.skipUnless(REAL, "REAL_TARGET not built")
+    def test_spinning_task_and_the_lock_it_holds(self):
+        with Program([REAL, "spin"]) as p:
+            self.need_segment(p)
+            out = self.tasks(p.pid)
+            spin = row_of(out, "spinner")
+            self.assertEqual(spin[2], "running")
+            self.assertTrue(spin[3].startswith("on cpu for "), spin)
+            lock = row_of(out, "locker")
+            self.assertEqual(lock[2], "waiting")
+            self.assertRegex(lock[3],
+                             r"^lock \d+ held by task %s 'spinner'$" % spin[0])
+            self.assertTrue(row_of(out, "waiter")[3].startswith("timer"))
+            tree = self.tasks(p.pid, "--format", "tree")
+            self.assertRegex(tree, r"task \d+ 'locker': waiting on lock \d+ "
+                             r"held by task \d+ 'spinner'\n└── task \d+ "
+                             r"'spinner': running, on cpu")
+            st = Stacks.frames_under(self, self.tasks(p.pid, "--stacks"),
+                                     "locker")
+            funcs = [f.split()[2] for f in st]
+            self.assertIn("locker_wants_lock", funcs)
+
+    @unittest.skipUnless(REAL, "REAL_TARGET not built")
+    def test_task_blocked_in_sleep(self):
+        with Program([REAL, "sleep"]) as p:
+            self.need_segment(p)
+            out = self.tasks(p.pid, "--stacks")
+            b = row_of(out, "blocker")
+            self.assertEqual(b[2], "running")
+            self.assertRegex(b[3], r"^blocking the loop in (clock_)?nanosleep "
+                             r"for ")
+            waiter = [f.split()[2] for f in Stacks.frames_under(self, out,
+                                                                "waiter")]
+            self.assertIn("waiter_naps", waiter)
+            line = [l for l in coscope("ps").stdout.splitlines()
+                    if l.split() and l.split()[0] == str(p.pid)]
+            self.assertEqual(len(line), 1)
+            self.assertEqual(line[0].split()[1:5], ["1", "3", "0", "live"])
+
+    @unittest.skipUnless(FETCH, "examples not built")
+    def test_fetch_data(self):
+        with Program([FETCH, "100"], lines=3) as p:
+            self.need_segment(p)
+            for _ in range(100):  # the last task prints, then parks
+                doc = json.loads(coscope("tasks", p.pid, "-f", "json",
+                                         "--stacks").stdout)
+                fetch = [x for x in doc["tasks"] if x["name"] == "fetch_data"]
+                if all(x["state"] == "waiting" for x in fetch):
+                    break
+            self.assertEqual(len(fetch), 3)
+            left = sorted(x["waits_on"]["remaining_ns"] // 10**9 for x in fetch)
+            self.assertEqual([x["waits_on"]["reason"] for x in fetch],
+                             ["sleep"] * 3)
+            self.assertTrue(90 <= left[0] <= 100 and 290 <= left[2] <= 300,
+                            left)
+            for x in fetch:
+                self.assertIn("fetch_data",
+                              [f["function"] for f in x["stack"]])
+            main = [x for x in doc["tasks"] if x["name"] == "main"][0]
+            self.assertEqual(main["waits_on"]["reason"], "task")
+            self.assertIn("amain", [f["function"] for f in main["stack"]])
+
+    @unittest.skipUnless(FETCH, "examples not built")
+    def test_watch_fetch_data_until_it_is_killed(self):
+        with Program([FETCH, "100"], lines=3) as p:
+            self.need_segment(p)
+            w = Watcher(p.pid, "--all")
+            self.assertIn("watching", w.ready)
+            p.p.kill()
+            rc, out, err = w.finish()
+            self.assertEqual(rc, 0, err)
+            self.assertIn("process %d exited" % p.pid, err)
+            self.assertRegex(out, r"task \d+ 'fetch_data'  created at "
+                             r".*fetch_data\.c:\d+")
+            self.assertRegex(out, r"task \d+ 'fetch_data'  ran \S+, waits on "
+                             r"sleep")
 
 
 # ---- bad input everywhere ---------------------------------------------------
