@@ -165,6 +165,8 @@ CS_EXTERN void cs_detach(cs_task *t)
     if (!t || t->detached)
         return;
     t->detached = true;
+    if (t->state == CS__DONE && cs__task_failed(t))
+        CS__HOOK(task_unretrieved, t);
     if (t->state == CS__DONE && t->loop->reap != t)
         cs__task_release(t);
 }

@@ -27,6 +27,8 @@ CS_EXTERN cs_coro *cs_coro_new_at(const char *name, cs_fn fn, void *arg,
     c->file = file;
     c->line = line;
     cs__set_name(c->name, sizeof(c->name), &c->long_name, name);
+    cs__list_init(&c->live);
+    cs__agent_coro_created(c);
     return c;
 }
 
@@ -43,12 +45,26 @@ CS_EXTERN int cs_coro_set_stack_size(cs_coro *c, size_t bytes)
     return 0;
 }
 
+static void cs__coro_free(cs_coro *c)
+{
+    cs__agent_coro_forget(c);
+    free(c->long_name);
+    free(c);
+}
+
+/* c is about to run: it no longer counts as unstarted. */
+static void cs__coro_started(cs_coro *c)
+{
+    CS__HOOK(coro_started, c);
+    cs__agent_coro_forget(c);
+}
+
 CS_EXTERN void cs_coro_drop(cs_coro *c)
 {
     if (!c)
         return;
-    free(c->long_name);
-    free(c);
+    CS__HOOK(coro_unstarted, c, 0);
+    cs__coro_free(c);
 }
 
 CS_EXTERN cs_task *cs_create_task(cs_coro *c)
@@ -61,7 +77,12 @@ CS_EXTERN cs_task *cs_create_task(cs_coro *c)
     if (loop)
         t = cs__task_new(loop, cs__coro_name(c), c->fn, c->arg, c->file,
                          c->line, c->stack_size);
-    cs_coro_drop(c);
+    if (!t) {
+        cs_coro_drop(c);
+        return NULL;
+    }
+    cs__coro_started(c);
+    cs__coro_free(c);
     return t;
 }
 
@@ -80,12 +101,13 @@ CS_EXTERN int cs_await_coro(cs_coro *c, void **result)
         cs_coro_drop(c);
         return CS_ENOLOOP;
     }
+    cs__coro_started(c);
     k.up = self->catcher;
     self->catcher = &k;
     if (setjmp(k.env) == 0) {
         void *r = coro->fn(coro->arg);
         self->catcher = k.up;
-        cs_coro_drop(coro);
+        cs__coro_free(coro);
         if (result)
             *result = r;
         cs__set_last_error(&self->last_error, NULL);
@@ -98,7 +120,7 @@ CS_EXTERN int cs_await_coro(cs_coro *c, void **result)
         free(self->last_error);
         self->last_error = self->errmsg;
         self->errmsg = NULL;
-        cs_coro_drop(coro);
+        cs__coro_free(coro);
         if (result)
             *result = NULL;
         return code;

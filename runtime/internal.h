@@ -33,6 +33,7 @@
 #define CS_RUNTIME_INTERNAL_H
 
 #include "coscope.h"
+#include "coscope/agent.h"
 #include "switch.h"
 
 #include <pthread.h>
@@ -146,6 +147,7 @@ struct cs_task {
     cs__catch *catcher;     /* innermost cs_await_coro */
     char *last_error;       /* cs_last_error() for this task (malloc'ed) */
     void *fake_stack;       /* ASan fake-stack handle across switches */
+    void *agent;            /* the agent's slot (cs_agent_task_slot) */
 };
 
 struct cs_coro {
@@ -156,6 +158,8 @@ struct cs_coro {
     const char *file;
     int line;
     size_t stack_size;
+    void *agent;            /* the agent's slot (cs_agent_coro_slot) */
+    cs__link live;          /* in the thread's unstarted list (agent on) */
 };
 
 /* Per-fd state of the poller; fds are registered once, edge-triggered. */
@@ -218,6 +222,20 @@ typedef struct cs__job {
     cs__loop *loop;
     struct cs__job *next;
 } cs__job;
+
+/* agent_hooks.c: the installed hooks, NULL when no agent is loaded. */
+extern const cs_agent_hooks *cs__agent;
+#define CS__HOOK(name, ...)                                 \
+    do {                                                    \
+        const cs_agent_hooks *h_ = cs__agent;               \
+        if (cs_unlikely(h_ != NULL) && h_->name != NULL)    \
+            h_->name(__VA_ARGS__);                          \
+    } while (0)
+void cs__agent_coro_created(cs_coro *c);
+void cs__agent_coro_forget(cs_coro *c);
+void cs__agent_loop_end(cs__loop *loop, bool outermost);
+bool cs__task_failed(const cs_task *t);
+cs_task *cs__lock_holder(const cs_lock *l);
 
 /* loop.c */
 extern __thread cs__loop *cs__tls_loop

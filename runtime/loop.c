@@ -116,6 +116,19 @@ static void cs__loop_fini(cs__loop *loop)
     pthread_mutex_destroy(&loop->done_mu);
 }
 
+/* Tells the agent about tasks nobody awaits or detached that are still
+ * unfinished when main ends ("Task was destroyed but it is pending!"). */
+static void cs__report_pending(cs__loop *loop)
+{
+    if (!cs__agent)
+        return;
+    for (cs__link *l = loop->all.next; l != &loop->all; l = l->next) {
+        cs_task *t = cs__container_of(l, cs_task, all);
+        if (t->state != CS__DONE && !t->detached && !t->awaiter)
+            CS__HOOK(task_pending_at_exit, t);
+    }
+}
+
 /* Cancels and finishes every task left once main has ended.  Tasks that
  * wait again after being cancelled are cancelled again; if they still
  * cannot finish, they are abandoned. */
@@ -160,6 +173,7 @@ CS_EXTERN int cs_run(cs_fn fn, void *arg, void **result)
     }
     if (cs__loop_run_until(&loop, cs__main_done) == CS_EDEADLK) {
         /* nothing can ever wake main: cancel everyone and say why */
+        CS__HOOK(loop_stuck);
         cs__cancel_all(&loop);
         cs__loop_run_until(&loop, cs__main_done);
         if (loop.main->state != CS__DONE || loop.main->status == CS_ECANCELLED) {
@@ -181,7 +195,9 @@ CS_EXTERN int cs_run(cs_fn fn, void *arg, void **result)
                                                          : cs_strerror(status)) < 0)
             msg = NULL;
     }
+    cs__report_pending(&loop);
     cs__loop_shutdown(&loop);
+    cs__agent_loop_end(&loop, true);
     cs__tls_loop = NULL;
     cs__loop_fini(&loop);
     cs__set_run_error(msg);

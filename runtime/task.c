@@ -156,6 +156,9 @@ int cs__wait(cs_task *self, enum cs__wait reason, void *obj, int64_t timeout)
     self->wait.reason = (uint8_t)reason;
     self->wait.obj = obj;
     self->wait.result = 0;
+    if (cs_unlikely(cs__agent != NULL) &&
+        (reason == CS__WAIT_LOCK || reason == CS__WAIT_TASK))
+        CS__HOOK(task_blocking, self);
     if (timeout >= 0 && cs__timer_add(loop, self, cs__deadline(timeout)) < 0) {
         /* no memory for the timer: behave as an immediate timeout */
         cs__wait_unlink(self);
@@ -266,6 +269,8 @@ void cs__task_end(cs_task *t)
     }
     t->state = CS__DONE;
     loop->ntasks--;
+    if (t->detached && cs__task_failed(t))
+        CS__HOOK(task_unretrieved, t);
     if (t->awaiter) {
         cs_task *a = t->awaiter;
         t->awaiter = NULL;
@@ -459,6 +464,7 @@ CS_EXTERN _Noreturn void cs_raise(int code, const char *fmt, ...)
                 msg ? msg : "", cs_strerror(code));
         abort();
     }
+    CS__HOOK(task_raised, self, code, msg);
     free(self->errmsg);
     self->errmsg = msg;
     self->status = code;

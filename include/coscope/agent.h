@@ -1,0 +1,92 @@
+/*
+ * coscope/agent.h - what the runtime tells an in-process agent.
+ *
+ * The agent (agent/, libcoscope-agent and the LD_PRELOAD library) detects
+ * async bugs; the runtime only reports the moments it cannot see from the
+ * outside: a coroutine created, dropped unstarted or left unstarted, a task
+ * raising, a failure nobody will retrieve, a task destroyed while pending,
+ * a wait that blocks on a lock or a task, every task stuck.  Not for
+ * applications.  Hooks run on the loop's thread, synchronously; a hook
+ * must not suspend (no cs_* call that waits) and must be cheap.
+ */
+#ifndef COSCOPE_AGENT_H
+#define COSCOPE_AGENT_H
+
+#include <coscope.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Task states and wait reasons, as in include/coscope/trace_format.h. */
+enum {
+    CS_AGENT_READY = 1,
+    CS_AGENT_RUNNING,
+    CS_AGENT_WAITING,
+    CS_AGENT_DONE,
+};
+
+/* A snapshot of a task, valid until the task next runs. */
+typedef struct cs_agent_task_info {
+    uint64_t id;          /* cs_task_id() */
+    const char *name;     /* cs_task_name() */
+    const char *file;     /* creation site, or NULL */
+    int line;
+    int state;            /* CS_AGENT_* */
+    int wait_reason;      /* CS_WAIT_* of trace_format.h (0: none) */
+    const void *wait_obj; /* lock/event/semaphore/queue/task waited on */
+    uint64_t wait_task;   /* id of the awaited task (CS_WAIT_TASK) */
+    uint64_t lock_holder; /* id of the holder of the awaited lock */
+    int wait_fd;          /* fd for CS_WAIT_FD_*, else -1 */
+    int64_t deadline_ns;  /* timer deadline (CLOCK_MONOTONIC), or -1 */
+    int status;           /* 0, or the error it ended with */
+    const char *errmsg;   /* that error's message, or NULL */
+    int detached;         /* handle given up */
+    int awaited;          /* another task is suspended awaiting it */
+    uintptr_t sp, fp, ip; /* registers while parked, else 0 */
+} cs_agent_task_info;
+
+typedef struct cs_agent_hooks {
+    /* a coroutine object was made (cs_coro_new and CS_CORO) */
+    void (*coro_created)(cs_coro *c, const char *name, const char *file,
+                         int line);
+    /* it was consumed by cs_create_task or cs_await_coro */
+    void (*coro_started)(cs_coro *c);
+    /* it was dropped without running (cs_coro_drop), or (leaked != 0) its
+     * creating thread's cs_run ended while it was still unstarted */
+    void (*coro_unstarted)(cs_coro *c, int leaked);
+    /* the running task calls cs_raise; its stack is still intact */
+    void (*task_raised)(cs_task *t, int code, const char *msg);
+    /* t failed and nobody will ever retrieve its error: detached, or not
+     * awaited when its loop ended */
+    void (*task_unretrieved)(cs_task *t);
+    /* the loop's main ended while t (neither awaited nor detached) was
+     * unfinished; t is cancelled next */
+    void (*task_pending_at_exit)(cs_task *t);
+    /* t is about to suspend on a lock or on another task */
+    void (*task_blocking)(cs_task *t);
+    /* every task of the loop is waiting and nothing can wake one; called
+     * in the loop context (cs_all_tasks lists them) before they are
+     * cancelled */
+    void (*loop_stuck)(void);
+} cs_agent_hooks;
+
+/* Installs hooks (NULL removes them); the struct must outlive the runtime.
+ * Call before the first cs_run. */
+CS_EXTERN void cs_agent_set_hooks(const cs_agent_hooks *h);
+
+/* Fills info for t; 0, or CS_EINVAL. */
+CS_EXTERN int cs_agent_task_get(const cs_task *t, cs_agent_task_info *info);
+
+/* Name and creation site of a coroutine object. */
+CS_EXTERN const char *cs_agent_coro_name(const cs_coro *c, const char **file,
+                                         int *line);
+
+/* A pointer-sized slot the agent may use for its own data per object. */
+CS_EXTERN void **cs_agent_coro_slot(cs_coro *c);
+CS_EXTERN void **cs_agent_task_slot(cs_task *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
