@@ -154,7 +154,8 @@ static int collect(struct ps_row **rows, size_t *n)
         row_fill(r, path);
     }
     closedir(d);
-    qsort(*rows, *n, sizeof **rows, row_cmp);
+    if (*n > 1)
+        qsort(*rows, *n, sizeof **rows, row_cmp);
     return CLI_OK;
 }
 

@@ -177,7 +177,8 @@ static int read_tasks(struct tasks *x)
                          x->pid, cs_trace_strerror(r),
                          cs_trace_error_detail());
     x->now = cli_now_ns();
-    qsort(x->v, x->n, sizeof *x->v, cmp_id);
+    if (x->n > 1)
+        qsort(x->v, x->n, sizeof *x->v, cmp_id);
     if (index_tasks(x) != 0)
         return cli_error("out of memory");
     return CLI_OK;
