@@ -6,6 +6,7 @@
  * reading protocol, shared by the reader, the recorder and the dump),
  * file_write.c (trace file chunks, flight recorder), recorder.c (streaming
  * recorder thread), reader.c / reader_file.c (the public reader API),
+ * reader_record.c (recording a live segment from another process),
  * names.c (enum names, error strings), crc32.c.
  */
 #ifndef CS_LIBTRACE_INTERNAL_H

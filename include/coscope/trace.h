@@ -177,6 +177,22 @@ CS_TRACE_EXTERN int cs_trace_pid_start_time(int pid, uint64_t *out);
  * removed, 0 if the writer is alive, or a negative code. */
 CS_TRACE_EXTERN int cs_trace_clean_pid(int pid);
 
+/*
+ * Recording a live segment into a trace file from another process.
+ * cs_trace_rec_start creates path (0600, replaced if it exists) and writes
+ * the header; each cs_trace_rec_poll appends what was written since the
+ * last call (new strings and stacks, every ring's records; records the
+ * process overwrote first appear as seq gaps, so losses stay exact);
+ * cs_trace_rec_finish does a last poll, adds the live tasks and the END
+ * chunk, closes the file and frees rec.  t must stay open until then.
+ * All return 0 or a negative code.
+ */
+typedef struct cs_trace_rec cs_trace_rec;
+CS_TRACE_EXTERN int cs_trace_rec_start(cs_trace *t, const char *path,
+                                       cs_trace_rec **out);
+CS_TRACE_EXTERN int cs_trace_rec_poll(cs_trace_rec *rec);
+CS_TRACE_EXTERN int cs_trace_rec_finish(cs_trace_rec *rec);
+
 /* Text for a code returned by this library (or any negative errno). */
 CS_TRACE_EXTERN const char *cs_trace_strerror(int code);
 /* Details of the calling thread's last failure ("ring 2: head beyond ...
