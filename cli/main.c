@@ -18,6 +18,9 @@
 const struct cli_command cli_commands[] = {
     {"help", cmd_help, cmd_help_usage, "show help for coscope or a command"},
     {"ps", cmd_ps, cmd_ps_usage, "list processes with a coscope segment"},
+    {"record", cmd_record, cmd_record_usage,
+     "write a trace file of a process or a command"},
+    {"report", cmd_report, cmd_report_usage, "summarise a trace file"},
     {"tasks", cmd_tasks, cmd_tasks_usage,
      "dump every task of a process: state, wait, stack"},
     {"watch", cmd_watch, cmd_watch_usage, "stream a process's events live"},

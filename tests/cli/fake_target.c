@@ -221,8 +221,7 @@ int main(int argc, char **argv)
     cfg.rings = 2;
     cfg.task_slots = strcmp(argv[1], "many") == 0 ? 131072 : 256;
     cfg.strings_kb = strcmp(argv[1], "many") == 0 ? 8192 : 64;
-    cfg.record = NULL;
-    cfg.flight = NULL;
+    cfg.flight = NULL; /* cfg.record: COSCOPE_RECORD, for coscope record */
     if (strcmp(argv[1], "nodump") == 0)
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     int rc = cs__trace_start_with(&cfg);

@@ -10,7 +10,7 @@ says "watching" on stderr, and COSCOPE_TEST_SYNC pauses coscope at named
 points so a test can kill the target at a known moment.
 
 Groups (one ctest each, cli_<group>): Basics, Ps, Tasks, Stacks, Watch,
-Real, Errors.  Needs COSCOPE_BIN and FAKE_TARGET in the environment;
+Record, Real, Errors.  Needs COSCOPE_BIN and FAKE_TARGET in the environment;
 Real uses REAL_TARGET and FETCH_DATA (real coscope programs) and skips
 while the runtime publishes no segment.
 """
@@ -18,10 +18,12 @@ import json
 import os
 import pty
 import re
+import shutil
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import unittest
 
 COSCOPE = os.environ.get("COSCOPE_BIN", "coscope")
@@ -226,11 +228,11 @@ class Basics(Case):
     def test_help_lists_every_command(self):
         r = coscope("--help")
         self.assertEqual(r.returncode, 0)
-        for cmd in ("help", "ps", "tasks", "watch"):
+        for cmd in ("help", "ps", "record", "report", "tasks", "watch"):
             self.assertRegex(r.stdout, r"\n\s+%s\s" % cmd)
 
     def test_help_command_shows_its_usage(self):
-        for cmd in ("ps", "tasks", "watch", "help"):
+        for cmd in ("ps", "tasks", "watch", "help", "record", "report"):
             r = coscope("help", cmd)
             self.assertEqual(r.returncode, 0)
             self.assertTrue(r.stdout.startswith("usage: coscope %s" % cmd))
@@ -627,6 +629,120 @@ class Watch(Case):
         self.assert_error(coscope("watch"), "missing process id")
         self.assert_error(coscope("watch", "1", "--format", "xml"), "'xml'")
         self.assert_error(coscope("watch", free_pid()), "no process")
+
+
+# ---- record and report --------------------------------------------------------
+
+class Record(Case):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="coscope-cli-")
+        self.file = os.path.join(self.dir, "t.cst")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def report(self, path=None):
+        r = coscope("report", path or self.file)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def counts(self, out):
+        m = re.search(r"^events: (\d+) recorded, (\d+) lost$", out, re.M)
+        self.assertIsNotNone(m, out)
+        return int(m.group(1)), int(m.group(2))
+
+    def test_record_a_process_for_a_while(self):
+        with Target("park") as t:
+            t.send("emit 300")
+            self.assertEqual(t.send("warn"), "warned")
+            head = int(t.send("emit 0").split()[1])
+            r = coscope("record", t.pid, "-o", self.file, "--duration", "0.1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("recorded process %d" % t.pid, r.stderr)
+            self.assertIn("duration reached", r.stderr)
+            out = self.report()
+            got, lost = self.counts(out)
+            self.assertEqual(got + lost, head)  # what the rings had
+            self.assertGreater(lost, 0)         # 301 records, 256 slots
+            self.assertIn("process %d" % t.pid, out)
+            self.assertIn(", complete", out)
+            self.assertRegex(out, r"tasks: 12 at the end \(")
+            self.assertIn("warnings: 1 (slow 1)", out)
+            self.assertIn("slow: task 4 'lock-holder'", out)
+            self.assertRegex(out, r"#0 +0x[0-9a-f]+ slow_handler ")
+            self.assertIn("task 2 'fetch_user', then fd-read", out)
+
+    def test_record_until_the_process_exits(self):
+        with Target("park") as t:
+            s = Sync("record", t.pid, "-o", self.file)
+            s.at("recording")
+            s.resume()
+            t.send("emit 100")
+            t.stop()
+            r = s.finish()
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("process exited", r.stderr)
+            self.assertEqual(self.counts(self.report()), (100, 0))
+
+    def test_ctrl_c_stops_recording(self):
+        with Target("park") as t:
+            s = Sync("record", t.pid, "-o", self.file)
+            s.at("recording")
+            s.p.send_signal(signal.SIGINT)
+            s.resume()
+            r = s.finish()
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("interrupted", r.stderr)
+            self.assertIn(", complete", self.report())
+
+    def test_record_a_command(self):
+        r = coscope("record", "-o", self.file, "--", FAKE, "park",
+                    input="emit 40\nwarn\nexit\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("recorded '%s'" % FAKE, r.stderr)
+        out = self.report()
+        self.assertEqual(self.counts(out), (41, 0))
+        self.assertIn("warnings: 1 (slow 1)", out)
+
+    def test_truncated_file_reads_up_to_its_last_chunk(self):
+        with Target("park") as t:
+            t.send("emit 100")
+            coscope("record", t.pid, "-o", self.file, "--duration", "0.05")
+        with open(self.file, "rb") as f:
+            data = f.read()
+        cut = os.path.join(self.dir, "cut.cst")
+        with open(cut, "wb") as f:
+            f.write(data[:len(data) - 200])
+        out = self.report(cut)
+        self.assertIn("truncated", out)
+        got, lost = self.counts(out)
+        self.assertLessEqual(got, 100)
+
+    def test_bad_input(self):
+        self.assert_error(coscope("report"), "missing trace file")
+        self.assert_error(coscope("report", os.path.join(self.dir, "none")),
+                          "cannot read", "none'")
+        junk = os.path.join(self.dir, "junk")
+        with open(junk, "wb") as f:
+            f.write(os.urandom(4096))
+        self.assert_error(coscope("report", junk),
+                          "'%s' is not a valid coscope trace file" % junk)
+        self.assert_error(coscope("report", self.dir), "cannot read")
+        self.assert_error(coscope("record", "1"), "missing '-o <file>'")
+        self.assert_error(coscope("record", "-o", self.file), "missing")
+        self.assert_error(coscope("record", "1", "-o", self.file, "-d", "x"),
+                          "'x' is not a duration")
+        self.assert_error(coscope("record", "-o", self.file, "--",
+                                  "/nonexistent/cmd"),
+                          "cannot run '/nonexistent/cmd'")
+        self.assert_error(coscope("record", "-o", self.file, "--", "true"),
+                          "'true' wrote no trace")
+        self.assert_error(coscope("record", free_pid(), "-o", self.file),
+                          "no process")
+        with Target("park") as t:
+            self.assert_error(coscope("record", t.pid, "-o",
+                                      "/nonexistent/dir/t.cst"),
+                              "cannot write '/nonexistent/dir/t.cst'")
 
 
 # ---- real coscope programs (the runtime publishes the segment) -------------
