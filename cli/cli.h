@@ -86,6 +86,10 @@ uint64_t cli_now_ns(void);
 /* A duration for people: "850ns", "12.3us", "4.56ms", "1.23s", "2m05s",
  * "3h02m".  Returns buf. */
 char *cli_fmt_duration(uint64_t ns, char *buf, size_t cap);
+/* Replaces, in place, every control character and every byte that is not
+ * part of valid UTF-8 with '?': text from another process is shown, never
+ * obeyed by the terminal.  Returns s. */
+char *cli_sanitize(char *s);
 /* Writes s as a JSON string literal (quotes included). */
 void cli_json_str(FILE *f, const char *s);
 

@@ -82,6 +82,7 @@ static void row_fill_open(struct ps_row *r, cs_trace *t)
         cli_proc_cmdline(r->pid, r->command, sizeof r->command);
     if (r->command[0] == '\0')
         snprintf(r->command, sizeof r->command, "%s", info.exe_path);
+    cli_sanitize(r->command);
 }
 
 static void row_fill(struct ps_row *r, const char *path)
@@ -97,7 +98,7 @@ static void row_fill(struct ps_row *r, const char *path)
     }
     if (cs_trace_pid_start_time(r->pid, &start) == -ESRCH)
         r->stale = 1;
-    cli_proc_cmdline(r->pid, r->command, sizeof r->command);
+    cli_sanitize(cli_proc_cmdline(r->pid, r->command, sizeof r->command));
     if ((err == -EACCES || err == -EPERM) && stat(path, &st) == 0 &&
         st.st_uid != geteuid())
         snprintf(r->status, sizeof r->status, "other user (uid %u)",

@@ -75,7 +75,7 @@ static const char *name_of(struct report *r, uint64_t id, char *buf,
     buf[0] = '\0';
     if (r->names[h].id == id && r->names[h].name != 0)
         cs_trace_string(r->t, r->names[h].name, buf, cap);
-    return buf;
+    return cli_sanitize(buf);
 }
 
 static void keep_step(struct report *r, const cs_trace_event *e)
@@ -238,7 +238,7 @@ static void print_report(struct report *r, const char *path)
 {
     char d[32], n[256];
     printf("trace '%s': process %d ('%s'), %s of events, %s\n", path,
-           r->info.pid, r->info.exe_path,
+           r->info.pid, cli_sanitize(r->info.exe_path),
            cli_fmt_duration(cs_trace_ticks_ns(r->t, r->last_ts - r->first_ts),
                             d, sizeof d),
            r->info.complete ? "complete" : "truncated (no end marker)");

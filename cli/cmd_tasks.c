@@ -138,7 +138,7 @@ static const char *str(struct tasks *x, uint32_t id)
         return x->strs[h].s;
     char buf[CS_STRING_MAX + 1];
     int r = cs_trace_string(x->t, id, buf, sizeof buf);
-    char *s = strdup(r >= 0 ? buf : r == -ENOENT ? "" : "?");
+    char *s = strdup(r >= 0 ? cli_sanitize(buf) : r == -ENOENT ? "" : "?");
     if (s == NULL)
         return "";
     x->strs[h].id = id;
@@ -631,7 +631,8 @@ static void print_json(struct tasks *x)
 {
     char cmd[512], w[256];
     printf("{\"pid\":%d,\"command\":", x->pid);
-    cli_json_str(stdout, cli_proc_cmdline(x->pid, cmd, sizeof cmd));
+    cli_json_str(stdout,
+                 cli_sanitize(cli_proc_cmdline(x->pid, cmd, sizeof cmd)));
     printf(",\"tasks\":[");
     for (size_t i = 0; i < x->n; i++) {
         struct row *r = &x->v[i];

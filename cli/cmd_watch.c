@@ -99,7 +99,7 @@ static const char *task_name(struct watch *w, uint64_t id, char *buf,
     buf[0] = '\0';
     if (w->names[h].name != 0)
         cs_trace_string(w->t, w->names[h].name, buf, cap);
-    return buf;
+    return cli_sanitize(buf);
 }
 
 /* ---- printing ---------------------------------------------------------------- */
@@ -168,7 +168,7 @@ static void print_warning_stack(struct watch *w, uint32_t stack)
 static void event_text(struct watch *w, const cs_trace_event *e,
                        const struct pending_wait *pw, char *buf, size_t cap)
 {
-    char d[32], s[256];
+    char d[32], s[256] = "";
     switch (e->type) {
     case CS_EV_TASK_CREATED:
         cs_trace_string(w->t, e->arg, s, sizeof s);
@@ -229,6 +229,7 @@ static void event_text(struct watch *w, const cs_trace_event *e,
     default:
         snprintf(buf, cap, "event type %u", e->type);
     }
+    cli_sanitize(buf); /* strings from the process */
 }
 
 /* Who an event is about: "task 5 'fetch'", "coroutine 7", "" (loop). */
@@ -363,7 +364,7 @@ static long drain(struct watch *w)
 static int follow(struct watch *w)
 {
     char cmd[256];
-    cli_proc_cmdline(w->pid, cmd, sizeof cmd);
+    cli_sanitize(cli_proc_cmdline(w->pid, cmd, sizeof cmd));
     fprintf(stderr, "coscope: watching process %d ('%s'); press Ctrl-C to "
                     "stop\n",
             w->pid, cmd);

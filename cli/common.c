@@ -141,7 +141,7 @@ int cli_open_pid(int pid, cs_trace **out)
     case -ENOENT:
         if (cs_trace_pid_start_time(pid, &st) == -ESRCH)
             return cli_error("no process with pid %d", pid);
-        cli_proc_cmdline(pid, cmd, sizeof cmd);
+        cli_sanitize(cli_proc_cmdline(pid, cmd, sizeof cmd));
         return cli_error("process %d ('%s') is not a coscope process: it has "
                          "no '%s'",
                          pid, cmd, path);
@@ -290,6 +290,20 @@ static int utf8_len(const unsigned char *s)
         if ((s[i] & 0xc0) != 0x80)
             return 0;
     return n;
+}
+
+char *cli_sanitize(char *str)
+{
+    unsigned char *s = (unsigned char *)str;
+    while (*s) {
+        int n = *s < 0x80 ? 1 : utf8_len(s);
+        if (n == 0 || *s < 0x20 || *s == 0x7f) {
+            *s++ = '?';
+            continue;
+        }
+        s += n;
+    }
+    return str;
 }
 
 void cli_json_str(FILE *f, const char *str)

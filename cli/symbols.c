@@ -43,9 +43,11 @@ struct cli_symbols *cli_symbols_open(int pid)
     return s;
 }
 
+/* Names come from the target's files: shown, never obeyed. */
 static void copy(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "");
+    cli_sanitize(dst);
 }
 
 void cli_symbolize(struct cli_symbols *s, uint64_t ip, int is_return,

@@ -11,6 +11,8 @@
  *                         (lock, task, lock) and one outside waiting on it
  *   fake_target many N    N sleeping tasks
  *   fake_target nodump    "park", after prctl(PR_SET_DUMPABLE, 0)
+ *   fake_target evil      a task whose name and site hold terminal escape
+ *                         sequences, a newline and bytes that are not UTF-8
  *
  * When ready it prints "ready <pid>" on stdout.  Then it reads commands on
  * stdin, one a line, and answers each on stdout:
@@ -184,6 +186,12 @@ static void scenario_many(long n)
     }
 }
 
+static void scenario_evil(void)
+{
+    task(1, "\033]0;pwned\007bad\nname\xff", "x\033[2Jy.c:1",
+         CS_TASK_WAITING, CS_WAIT_TASK, 1, 0, 1);
+}
+
 /* ---- commands -------------------------------------------------------------- */
 
 static __attribute__((noinline)) void slow_handler(void)
@@ -234,6 +242,8 @@ int main(int argc, char **argv)
         scenario_park();
     else if (strcmp(argv[1], "deadlock") == 0)
         scenario_deadlock();
+    else if (strcmp(argv[1], "evil") == 0)
+        scenario_evil();
     else if (strcmp(argv[1], "many") == 0 && argc > 2)
         scenario_many(atol(argv[2]));
     else

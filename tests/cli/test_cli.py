@@ -17,6 +17,7 @@ while the runtime publishes no segment.
 import json
 import os
 import pty
+import random
 import re
 import shutil
 import signal
@@ -460,6 +461,17 @@ class Tasks(Case):
             self.assertEqual(json.loads(r.stdout)["tasks"], [])
             r = coscope("tasks", t.pid, "--format", "tree", "--stacks")
             self.assertEqual((r.returncode, r.stdout), (0, ""))
+
+    def test_hostile_names_are_shown_not_obeyed(self):
+        with Target("evil") as t:
+            for fmt in ("table", "tree", "json"):
+                r = coscope("tasks", t.pid, "-f", fmt)
+                self.assertNotIn("\033", r.stdout)
+                self.assertNotIn("\007", r.stdout)
+                self.assertIn("?]0;pwned?bad?name?", r.stdout)
+            self.assertIn("x?[2Jy.c:1", coscope("tasks", t.pid).stdout)
+            # it waits on itself: a deadlock of one
+            self.assertEqual(coscope("tasks", t.pid).returncode, 1)
 
     def test_many_tasks(self):
         with Target("many", "20000") as t:
@@ -914,6 +926,42 @@ class Errors(Case):
             for cmd in ("tasks", "watch"):
                 write_segment(s.pid, os.urandom(100))
                 self.assert_error(coscope(cmd, s.pid), "not a valid")
+
+    def test_garbage_tables_never_crash(self):
+        """A valid header over random tables (task slots, strings, stacks,
+        rings): every command ends with 0, 1 or 2, never a signal."""
+        with Target("park") as t, Sleeper() as s:
+            t.send("emit 50")
+            t.send("warn")
+            with open(SEG % t.pid, "rb") as f:
+                seg = bytearray(f.read())
+            rnd = random.Random(6)
+            for _ in range(8):
+                data = bytearray(seg)
+                struct.pack_into("<I", data, 24, s.pid)
+                struct.pack_into("<Q", data, 32, start_time(s.pid))
+                for _ in range(len(data) // 16):  # scribble on the tables
+                    data[rnd.randrange(1024, len(data))] = rnd.randrange(256)
+                write_segment(s.pid, bytes(data))
+                for args in (["tasks"], ["tasks", "-f", "json"],
+                             ["tasks", "-f", "tree", "--stacks"], ["ps"],
+                             ["record", s.pid, "-o", os.devnull, "-d",
+                              "0.02"]):
+                    if args[0] == "tasks":
+                        args = args + [s.pid]
+                    r = coscope(*args)
+                    self.assertIn(r.returncode, (0, 1, 2), (args, r))
+                    if r.returncode == 2:
+                        self.assertEqual(len(r.stderr.splitlines()), 1, r)
+                    if "json" in args and r.returncode != 2:
+                        json.loads(r.stdout)
+                w = Watcher(s.pid, "--all", "--format", "json")
+                self.assertIn("watching", w.ready)
+                w.p.send_signal(signal.SIGINT)
+                rc, out, err = w.finish()
+                self.assertIn(rc, (0, 2), err)
+                for line in out.splitlines():
+                    json.loads(line)
 
     def test_segment_with_wrong_mode_or_a_symlink(self):
         with Target("park") as t, Sleeper() as s:
