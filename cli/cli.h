@@ -39,7 +39,8 @@ const struct cli_command *cli_command_find(const char *name);
 /* The overview printed by `coscope --help` and `coscope help`. */
 void cli_main_usage(FILE *f);
 
-/* ---- subcommands ---------------------------------------------------------- */
+/* ---- subcommands ----------------------------------------------------------
+ */
 int cmd_help(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_record(int argc, char **argv);
@@ -53,7 +54,8 @@ extern const char cmd_report_usage[];
 extern const char cmd_tasks_usage[];
 extern const char cmd_watch_usage[];
 
-/* ---- common.c ------------------------------------------------------------- */
+/* ---- common.c -------------------------------------------------------------
+ */
 
 /* Prints "coscope: <message>" on stderr and returns CLI_ERROR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -106,18 +108,77 @@ const char *cli_sgr(const char *code);
  */
 void cli_test_point(const char *name);
 
-/* ---- unwind.c / symbols.c: stacks of another process --------------------- */
+/* ---- taskset.c: a snapshot of a process's tasks (tasks, top) --------------
+ */
+
+/* One task and what we learned about it. */
+struct cli_task {
+    cs_trace_task t;          /* the slot copy */
+    long target;              /* index of the task it waits on, -1 none */
+    int indeg;                /* tasks waiting on this one */
+    int mark;                 /* cycle search: 0 new, 1 on path, 2 done */
+    int printed;              /* tree: already drawn */
+    int depth;                /* stack frames, or a negative errno */
+    struct cli_frame *frames; /* depth frames when depth > 0 */
+    const char *stack_note;   /* why there is no stack */
+};
+
+/* A string id and its text (the process interns names and sites). */
+struct cli_str_entry {
+    uint32_t id; /* 0: empty */
+    char *s;     /* sanitised copy */
+};
+
+/* The tasks of one process, sorted by id.  Zero it, set t and pid, then
+ * cli_ts_read(); cli_ts_release() frees everything, t included. */
+struct cli_taskset {
+    cs_trace *t; /* the open segment */
+    int pid;
+    int stacks;         /* 1 once cli_ts_stacks() ran */
+    uint64_t now;       /* CLOCK_MONOTONIC ns when read */
+    struct cli_task *v; /* tasks, by id */
+    size_t n;
+    long *by_id; /* open addressing: id -> index, -1 empty */
+    size_t by_id_cap;
+    struct cli_str_entry *strs; /* open addressing on id */
+    size_t strs_cap, strs_n;
+    long **cycles; /* each: indices, -1 terminated */
+    size_t ncycles;
+};
+
+/* Reads the task table; prints the error and returns CLI_ERROR on one. */
+int cli_ts_read(struct cli_taskset *x);
+/* Index of task id, or -1. */
+long cli_ts_find(const struct cli_taskset *x, uint64_t id);
+/* The text of string id, "" if none ("?" if unreadable); cached. */
+const char *cli_ts_str(struct cli_taskset *x, uint32_t id);
+/* Fills target/indeg and the list of cycles (deadlocks). */
+int cli_ts_graph(struct cli_taskset *x);
+/* "task 4 'holder'" (or "task 4 (gone)"). */
+void cli_ts_ref(struct cli_taskset *x, uint64_t id, char *buf, size_t cap);
+/* What r waits on, in words: "lock 3 held by task 4 'holder'". */
+void cli_ts_wait_text(struct cli_taskset *x, const struct cli_task *r,
+                      char *buf, size_t cap);
+/* Time since r was created, ns. */
+uint64_t cli_ts_age(const struct cli_taskset *x, const struct cli_task *r);
+/* Unwinds every parked task; CLI_ERROR (printed) when the process's
+ * memory cannot be read at all. */
+int cli_ts_stacks(struct cli_taskset *x);
+void cli_ts_release(struct cli_taskset *x);
+
+/* ---- unwind.c / symbols.c: stacks of another process ---------------------
+ */
 
 #define CLI_STACK_MAX 64
 
 /* One frame, symbolised. */
 struct cli_frame {
-    uint64_t ip;        /* instruction pointer (return address but for #0) */
-    char func[128];     /* function name, "" if unknown */
-    uint64_t offset;    /* ip - function start */
-    char file[256];     /* source file, "" if unknown */
-    int line;           /* source line, 0 if unknown */
-    char module[128];   /* basename of the ELF file, "" if unknown */
+    uint64_t ip;      /* instruction pointer (return address but for #0) */
+    char func[128];   /* function name, "" if unknown */
+    uint64_t offset;  /* ip - function start */
+    char file[256];   /* source file, "" if unknown */
+    int line;         /* source line, 0 if unknown */
+    char module[128]; /* basename of the ELF file, "" if unknown */
 };
 
 struct cli_unwinder;

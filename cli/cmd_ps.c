@@ -29,12 +29,12 @@ const char cmd_ps_usage[] =
 /* What one segment shows. */
 struct ps_row {
     int pid;
-    int readable;         /* opened and validated */
-    char status[48];      /* "live", "stale (exited)"... */
-    int stale;            /* 1: its process is gone */
-    uint32_t loops;       /* rings in use */
-    uint64_t tasks;       /* live task slots */
-    uint64_t warnings;    /* warning records so far */
+    int readable;                  /* opened and validated */
+    char status[48];               /* "live", "stale (exited)"... */
+    int stale;                     /* 1: its process is gone */
+    uint32_t loops;                /* rings in use */
+    uint64_t tasks;                /* live task slots */
+    uint64_t warnings;             /* warning records so far */
     char command[CS_EXE_PATH_MAX]; /* /proc/PID/cmdline, or the exe path */
 };
 
@@ -60,7 +60,8 @@ static void row_fill_open(struct ps_row *r, cs_trace *t)
     cs_trace_info_get(t, &info);
     for (uint32_t i = 0; i < info.ring_count; i++) {
         cs_trace_ring ring;
-        if (cs_trace_ring_get(t, i, &ring) == 0 && ring.state == CS_RING_ACTIVE)
+        if (cs_trace_ring_get(t, i, &ring) == 0 &&
+            ring.state == CS_RING_ACTIVE)
             r->loops++;
     }
     while (cs_trace_task_next(t, &iter, &task) == 1)
@@ -167,7 +168,7 @@ static void print_rows(const struct ps_row *rows, size_t n)
            "WARNINGS", "STATUS", "COMMAND", off);
     for (size_t i = 0; i < n; i++) {
         const struct ps_row *r = &rows[i];
-        const char *c = r->stale      ? cli_sgr("\033[2m")
+        const char *c = r->stale       ? cli_sgr("\033[2m")
                         : !r->readable ? cli_sgr("\033[33m")
                                        : "";
         if (r->readable)

@@ -113,8 +113,8 @@ static int record_pid(int pid, const char *path, double duration)
  * any) has passed; polls because waitpid has no timeout. */
 static int wait_timed(pid_t child, double duration, int *status)
 {
-    uint64_t until = duration > 0 ? cli_now_ns() + (uint64_t)(duration * 1e9)
-                                  : UINT64_MAX;
+    uint64_t until =
+        duration > 0 ? cli_now_ns() + (uint64_t)(duration * 1e9) : UINT64_MAX;
     int sent = 0;
     for (;;) {
         pid_t r = waitpid(child, status, WNOHANG);
@@ -130,8 +130,7 @@ static int wait_timed(pid_t child, double duration, int *status)
     }
 }
 
-static int record_command(char **argv, const char *path,
-                                double duration)
+static int record_command(char **argv, const char *path, double duration)
 {
     struct stat st;
     if (unlink(path) != 0 && errno != ENOENT)

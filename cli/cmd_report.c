@@ -29,9 +29,9 @@ const char cmd_report_usage[] =
 #define NAMES 8192
 
 struct step {
-    uint64_t ns;      /* how long it ran */
+    uint64_t ns; /* how long it ran */
     uint64_t task;
-    unsigned reason;  /* what it waited on next */
+    unsigned reason; /* what it waited on next */
 };
 
 struct warning {
@@ -57,7 +57,10 @@ struct report {
     struct warning warnings[TOP_WARNINGS];
     int nwarnings;
     struct loop *loops;
-    struct { uint64_t id; uint32_t name; } names[NAMES];
+    struct {
+        uint64_t id;
+        uint32_t name;
+    } names[NAMES];
     cs_trace_event ev[1024];
 };
 
@@ -171,7 +174,8 @@ static void print_tasks(struct report *r)
     }
     printf("%s; while recorded: %llu created, %llu done, %llu raised, %llu "
            "cancelled\n",
-           total ? ")" : "", (unsigned long long)r->by_type[CS_EV_TASK_CREATED],
+           total ? ")" : "",
+           (unsigned long long)r->by_type[CS_EV_TASK_CREATED],
            (unsigned long long)r->by_type[CS_EV_TASK_DONE],
            (unsigned long long)r->by_type[CS_EV_TASK_RAISED],
            (unsigned long long)r->by_type[CS_EV_TASK_CANCELLED]);
@@ -189,8 +193,9 @@ static void print_loops(struct report *r)
         uint64_t poll = cs_trace_ticks_ns(r->t, l->poll_ticks);
         if (l->iterations > 1 && span > 0)
             printf(", busy %.1f%%",
-                   poll >= span ? 0.0 : 100.0 * (double)(span - poll) /
-                                            (double)span);
+                   poll >= span
+                       ? 0.0
+                       : 100.0 * (double)(span - poll) / (double)span);
         putchar('\n');
     }
 }
@@ -202,9 +207,8 @@ static void print_warnings(struct report *r)
         return;
     uint64_t st;
     struct cli_symbols *sym = NULL;
-    if (!r->info.is_file ||
-        (cs_trace_pid_start_time(r->info.pid, &st) == 0 &&
-         st == r->info.start_time))
+    if (!r->info.is_file || (cs_trace_pid_start_time(r->info.pid, &st) == 0 &&
+                             st == r->info.start_time))
         sym = cli_symbols_open(r->info.pid);
     printf("warnings:\n");
     for (int i = 0; i < r->nwarnings; i++) {
@@ -215,8 +219,8 @@ static void print_warnings(struct report *r)
                    name_of(r, w->task, n, sizeof n));
         putchar('\n');
         uint64_t ips[CS_STACK_MAX];
-        int d = w->stack ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX)
-                         : 0;
+        int d =
+            w->stack ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX) : 0;
         for (int k = 0; k < d && k < CS_STACK_MAX; k++) {
             struct cli_frame f;
             cli_symbolize(sym, ips[k], k > 0, &f);
@@ -242,8 +246,8 @@ static void print_report(struct report *r, const char *path)
            cli_fmt_duration(cs_trace_ticks_ns(r->t, r->last_ts - r->first_ts),
                             d, sizeof d),
            r->info.complete ? "complete" : "truncated (no end marker)");
-    printf("events: %llu recorded, %llu lost\n",
-           (unsigned long long)r->events, (unsigned long long)r->lost);
+    printf("events: %llu recorded, %llu lost\n", (unsigned long long)r->events,
+           (unsigned long long)r->lost);
     print_tasks(r);
     print_loops(r);
     printf("warnings: %llu", (unsigned long long)r->by_type[CS_EV_WARNING]);

@@ -49,12 +49,15 @@ struct watch {
     int pid;
     int json, all, iterations;
     uint32_t rings;
-    uint64_t *cursor;           /* per ring: last seq consumed or lost */
-    uint64_t *lost;             /* per ring: lost so far */
-    struct pending_wait *wait;  /* per ring: CS_EV_WAIT before its step */
-    struct { uint64_t id; uint32_t name; } names[NAMES_CAP];
-    uint64_t wall_minus_mono;   /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
-    struct cli_symbols *sym;    /* for warning stacks, opened lazily */
+    uint64_t *cursor;          /* per ring: last seq consumed or lost */
+    uint64_t *lost;            /* per ring: lost so far */
+    struct pending_wait *wait; /* per ring: CS_EV_WAIT before its step */
+    struct {
+        uint64_t id;
+        uint32_t name;
+    } names[NAMES_CAP];
+    uint64_t wall_minus_mono; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+    struct cli_symbols *sym;  /* for warning stacks, opened lazily */
     int sym_tried;
     cs_trace_event ev[BATCH];
 };
@@ -67,7 +70,8 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-/* ---- names ------------------------------------------------------------------ */
+/* ---- names
+ * ------------------------------------------------------------------ */
 
 static void name_put(struct watch *w, uint64_t id, uint32_t name)
 {
@@ -102,7 +106,8 @@ static const char *task_name(struct watch *w, uint64_t id, char *buf,
     return cli_sanitize(buf);
 }
 
-/* ---- printing ---------------------------------------------------------------- */
+/* ---- printing
+ * ---------------------------------------------------------------- */
 
 static void clock_text(struct watch *w, uint64_t ts, char *buf, size_t cap)
 {
@@ -110,12 +115,11 @@ static void clock_text(struct watch *w, uint64_t ts, char *buf, size_t cap)
     time_t s = (time_t)(wall / 1000000000u);
     struct tm tm;
     localtime_r(&s, &tm);
-    snprintf(buf, cap, "%02d:%02d:%02d.%06u", tm.tm_hour, tm.tm_min,
-             tm.tm_sec, (unsigned)(wall % 1000000000u / 1000u));
+    snprintf(buf, cap, "%02d:%02d:%02d.%06u", tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(wall % 1000000000u / 1000u));
 }
 
-static void wait_words(unsigned reason, uint64_t target, char *buf,
-                       size_t cap)
+static void wait_words(unsigned reason, uint64_t target, char *buf, size_t cap)
 {
     unsigned long long tg = (unsigned long long)target;
     switch (reason) {
@@ -270,9 +274,8 @@ static void print_json_event(struct watch *w, const cs_trace_event *e,
     if (e->type == CS_EV_STEP) {
         printf(",\"reason\":");
         cli_json_str(stdout, cs_trace_wait_name(e->reason));
-        printf(",\"ran_ns\":%llu",
-               (unsigned long long)cs_trace_ticks_ns(w->t,
-                                                     cs_trace_event_ticks(e)));
+        printf(",\"ran_ns\":%llu", (unsigned long long)cs_trace_ticks_ns(
+                                       w->t, cs_trace_event_ticks(e)));
         if (pw && pw->valid)
             printf(",\"wait_target\":%llu", (unsigned long long)pw->target);
     } else if (e->type == CS_EV_WARNING) {
@@ -297,8 +300,8 @@ static void print_event(struct watch *w, const cs_trace_event *e)
     }
     if (e->type == CS_EV_LOOP_ITER && !w->iterations)
         return;
-    int use_wait = e->type == CS_EV_STEP && pw->valid &&
-                   pw->reason == e->reason;
+    int use_wait =
+        e->type == CS_EV_STEP && pw->valid && pw->reason == e->reason;
     if (w->json) {
         print_json_event(w, e, use_wait ? pw : NULL);
     } else {
@@ -326,7 +329,8 @@ static void print_lost(struct watch *w, uint32_t ring, uint64_t n)
                (unsigned long long)n, ring);
 }
 
-/* ---- following ---------------------------------------------------------------- */
+/* ---- following
+ * ---------------------------------------------------------------- */
 
 /* Reads every ring once; returns events seen (or lost), or -1 on error. */
 static long drain(struct watch *w)
@@ -336,8 +340,8 @@ static long drain(struct watch *w)
         for (;;) {
             size_t n = 0;
             uint64_t lost = 0;
-            int err = cs_trace_read(w->t, r, &w->cursor[r], w->ev, BATCH, &n,
-                                    &lost);
+            int err =
+                cs_trace_read(w->t, r, &w->cursor[r], w->ev, BATCH, &n, &lost);
             if (err != 0) {
                 cli_error("cannot read the events of process %d: %s (%s)",
                           w->pid, cs_trace_strerror(err),
@@ -365,8 +369,9 @@ static int follow(struct watch *w)
 {
     char cmd[256];
     cli_sanitize(cli_proc_cmdline(w->pid, cmd, sizeof cmd));
-    fprintf(stderr, "coscope: watching process %d ('%s'); press Ctrl-C to "
-                    "stop\n",
+    fprintf(stderr,
+            "coscope: watching process %d ('%s'); press Ctrl-C to "
+            "stop\n",
             w->pid, cmd);
     for (;;) {
         long seen = drain(w);
@@ -452,9 +457,9 @@ static int watch_init(struct watch *w)
     }
     clock_gettime(CLOCK_REALTIME, &rt);
     clock_gettime(CLOCK_MONOTONIC, &mono);
-    w->wall_minus_mono = ((uint64_t)rt.tv_sec - (uint64_t)mono.tv_sec) *
-                             1000000000u +
-                         (uint64_t)rt.tv_nsec - (uint64_t)mono.tv_nsec;
+    w->wall_minus_mono =
+        ((uint64_t)rt.tv_sec - (uint64_t)mono.tv_sec) * 1000000000u +
+        (uint64_t)rt.tv_nsec - (uint64_t)mono.tv_nsec;
     names_refresh(w);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -159,8 +159,7 @@ int cli_open_pid(int pid, cs_trace **out)
         return cli_error("'%s' has an unsupported format: %s", path,
                          cs_trace_error_detail());
     default:
-        return cli_error("cannot open '%s': %s", path,
-                         cs_trace_strerror(err));
+        return cli_error("cannot open '%s': %s", path, cs_trace_strerror(err));
     }
 }
 
@@ -195,14 +194,17 @@ static const char *syscall_name(long nr)
         long nr;
         const char *name;
     } names[] = {
-        {0, "read"},         {1, "write"},         {7, "poll"},
-        {23, "select"},      {35, "nanosleep"},    {42, "connect"},
-        {43, "accept"},      {44, "sendto"},       {45, "recvfrom"},
-        {46, "sendmsg"},     {47, "recvmsg"},      {61, "wait4"},
-        {72, "fcntl"},       {74, "fsync"},        {202, "futex"},
-        {230, "clock_nanosleep"}, {232, "epoll_wait"}, {257, "openat"},
-        {270, "pselect6"},   {271, "ppoll"},       {281, "epoll_pwait"},
-        {288, "accept4"},
+        {0, "read"},          {1, "write"},
+        {7, "poll"},          {23, "select"},
+        {35, "nanosleep"},    {42, "connect"},
+        {43, "accept"},       {44, "sendto"},
+        {45, "recvfrom"},     {46, "sendmsg"},
+        {47, "recvmsg"},      {61, "wait4"},
+        {72, "fcntl"},        {74, "fsync"},
+        {202, "futex"},       {230, "clock_nanosleep"},
+        {232, "epoll_wait"},  {257, "openat"},
+        {270, "pselect6"},    {271, "ppoll"},
+        {281, "epoll_pwait"}, {288, "accept4"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (names[i].nr == nr)
@@ -282,7 +284,7 @@ char *cli_fmt_duration(uint64_t ns, char *buf, size_t cap)
 /* Length of the valid UTF-8 sequence at s, or 0. */
 static int utf8_len(const unsigned char *s)
 {
-    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+    int n = s[0] >= 0xf0 && s[0] <= 0xf4  ? 4
             : s[0] >= 0xe0                ? 3
             : s[0] >= 0xc2 && s[0] < 0xe0 ? 2
                                           : 0;

@@ -37,12 +37,11 @@ const struct cli_command *cli_command_find(const char *name)
 
 void cli_main_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: coscope [--version] [--help] <command> [<args>]\n"
-            "\n"
-            "Look inside running coscope programs without stopping them.\n"
-            "\n"
-            "Commands:\n");
+    fprintf(f, "usage: coscope [--version] [--help] <command> [<args>]\n"
+               "\n"
+               "Look inside running coscope programs without stopping them.\n"
+               "\n"
+               "Commands:\n");
     for (size_t i = 0; i < cli_command_count; i++)
         fprintf(f, "   %-8s %s\n", cli_commands[i].name,
                 cli_commands[i].summary);

@@ -63,8 +63,8 @@ void cli_symbolize(struct cli_symbols *s, uint64_t ip, int is_return,
     Dwfl_Module *m = dwfl_addrmodule(s->dwfl, a);
     if (m == NULL)
         return;
-    const char *mod = dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL,
-                                       NULL);
+    const char *mod =
+        dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     if (mod != NULL) {
         const char *slash = strrchr(mod, '/');
         copy(f->module, sizeof f->module, slash ? slash + 1 : mod);

@@ -38,12 +38,12 @@ struct cache_page {
 
 struct cli_unwinder {
     int pid;
-    void *upt;                 /* _UPT_create(pid) */
+    void *upt; /* _UPT_create(pid) */
     unw_addr_space_t as;
     unw_accessors_t acc;
-    uint64_t sp, fp, ip;       /* registers of the frame being unwound */
-    int err;                   /* first fatal read error, negative errno */
-    struct cache_page *cache;  /* CACHE_PAGES entries */
+    uint64_t sp, fp, ip;      /* registers of the frame being unwound */
+    int err;                  /* first fatal read error, negative errno */
+    struct cache_page *cache; /* CACHE_PAGES entries */
 };
 
 static struct cli_unwinder *cur;

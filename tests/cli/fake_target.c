@@ -37,7 +37,8 @@ static cs__trace_ring *ring;
 static ucontext_t main_ctx;
 static volatile int sink;
 
-/* ---- tasks with real stacks ------------------------------------------------ */
+/* ---- tasks with real stacks ------------------------------------------------
+ */
 
 struct fake_task {
     ucontext_t ctx;
@@ -142,8 +143,8 @@ static void scenario_park(void)
     uint32_t fetch = task(2, "fetch_user", "app.c:20", CS_TASK_WAITING,
                           CS_WAIT_FD_READ, 7, now + 600000000000ull, 3);
     set_awaiter(fetch, 1);
-    writer.ref = task(3, "db-writer", "db.c:30", CS_TASK_WAITING,
-                      CS_WAIT_LOCK, 100, 4, 2);
+    writer.ref = task(3, "db-writer", "db.c:30", CS_TASK_WAITING, CS_WAIT_LOCK,
+                      100, 4, 2);
     holder.ref = task(4, "lock-holder", "db.c:40", CS_TASK_WAITING,
                       CS_WAIT_SLEEP, now + 300000000000ull, 0, 5);
     task(5, "consumer", "queue.c:50", CS_TASK_WAITING, CS_WAIT_QUEUE_GET, 200,
@@ -188,11 +189,12 @@ static void scenario_many(long n)
 
 static void scenario_evil(void)
 {
-    task(1, "\033]0;pwned\007bad\nname\xff", "x\033[2Jy.c:1",
-         CS_TASK_WAITING, CS_WAIT_TASK, 1, 0, 1);
+    task(1, "\033]0;pwned\007bad\nname\xff", "x\033[2Jy.c:1", CS_TASK_WAITING,
+         CS_WAIT_TASK, 1, 0, 1);
 }
 
-/* ---- commands -------------------------------------------------------------- */
+/* ---- commands --------------------------------------------------------------
+ */
 
 static __attribute__((noinline)) void slow_handler(void)
 {

@@ -1,0 +1,373 @@
+/*
+ * taskset.c - a snapshot of a live process's tasks (cli.h: struct
+ * cli_taskset), shared by `tasks` and `top`: reading the task table, the
+ * await graph and its cycles, what each task waits on in words, and the
+ * stacks of parked tasks.
+ *
+ * The await graph has one edge per waiting task: to the task it awaits
+ * (CS_WAIT_TASK) or to the holder of the lock it wants (CS_WAIT_LOCK).  A
+ * task waits on one thing at a time, so each node has at most one outgoing
+ * edge and a cycle is found by walking each chain once (white/grey/black
+ * marking).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* ---- lookups
+ * ---------------------------------------------------------------- */
+
+static size_t hash64(uint64_t v, size_t cap)
+{
+    v ^= v >> 33;
+    v *= 0xff51afd7ed558ccdull;
+    v ^= v >> 33;
+    return (size_t)v & (cap - 1);
+}
+
+long cli_ts_find(const struct cli_taskset *x, uint64_t id)
+{
+    if (id == 0 || x->by_id_cap == 0)
+        return -1;
+    for (size_t h = hash64(id, x->by_id_cap);;
+         h = (h + 1) & (x->by_id_cap - 1))
+        if (x->by_id[h] < 0 || x->v[x->by_id[h]].t.id == id)
+            return x->by_id[h];
+}
+
+static int index_tasks(struct cli_taskset *x)
+{
+    x->by_id_cap = 16;
+    while (x->by_id_cap < 2 * x->n + 2)
+        x->by_id_cap *= 2;
+    x->by_id = malloc(x->by_id_cap * sizeof *x->by_id);
+    if (x->by_id == NULL)
+        return -ENOMEM;
+    memset(x->by_id, 0xff, x->by_id_cap * sizeof *x->by_id);
+    for (size_t i = 0; i < x->n; i++) {
+        size_t h = hash64(x->v[i].t.id, x->by_id_cap);
+        while (x->by_id[h] >= 0)
+            h = (h + 1) & (x->by_id_cap - 1);
+        x->by_id[h] = (long)i;
+    }
+    return 0;
+}
+
+/* The text of string id ("" if none); cached, so each id is read once. */
+const char *cli_ts_str(struct cli_taskset *x, uint32_t id)
+{
+    if (id == 0)
+        return "";
+    if (x->strs_n * 2 >= x->strs_cap) {
+        size_t cap = x->strs_cap ? 2 * x->strs_cap : 64;
+        struct cli_str_entry *g = calloc(cap, sizeof *g);
+        if (g == NULL)
+            return "";
+        for (size_t i = 0; i < x->strs_cap; i++) {
+            if (x->strs[i].id == 0)
+                continue;
+            size_t h = hash64(x->strs[i].id, cap);
+            while (g[h].id != 0)
+                h = (h + 1) & (cap - 1);
+            g[h] = x->strs[i];
+        }
+        free(x->strs);
+        x->strs = g;
+        x->strs_cap = cap;
+    }
+    size_t h = hash64(id, x->strs_cap);
+    while (x->strs[h].id != 0 && x->strs[h].id != id)
+        h = (h + 1) & (x->strs_cap - 1);
+    if (x->strs[h].id == id)
+        return x->strs[h].s;
+    char buf[CS_STRING_MAX + 1];
+    int r = cs_trace_string(x->t, id, buf, sizeof buf);
+    char *s = strdup(r >= 0 ? cli_sanitize(buf) : r == -ENOENT ? "" : "?");
+    if (s == NULL)
+        return "";
+    x->strs[h].id = id;
+    x->strs[h].s = s;
+    x->strs_n++;
+    return s;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    const struct cli_task *x = a, *y = b;
+    return (x->t.id > y->t.id) - (x->t.id < y->t.id);
+}
+
+/* ---- reading
+ * ------------------------------------------------------------------ */
+
+int cli_ts_read(struct cli_taskset *x)
+{
+    size_t cap = 0;
+    uint32_t iter = 0;
+    cs_trace_task task;
+    int r;
+    while ((r = cs_trace_task_next(x->t, &iter, &task)) == 1) {
+        if (x->n == cap) {
+            cap = cap ? 2 * cap : 256;
+            struct cli_task *g = realloc(x->v, cap * sizeof *g);
+            if (g == NULL)
+                return cli_error("out of memory");
+            x->v = g;
+        }
+        memset(&x->v[x->n], 0, sizeof x->v[0]);
+        x->v[x->n++].t = task;
+    }
+    if (r < 0)
+        return cli_error("cannot read the task table of process %d: %s (%s)",
+                         x->pid, cs_trace_strerror(r),
+                         cs_trace_error_detail());
+    x->now = cli_now_ns();
+    if (x->n > 1)
+        qsort(x->v, x->n, sizeof *x->v, cmp_id);
+    if (index_tasks(x) != 0)
+        return cli_error("out of memory");
+    return CLI_OK;
+}
+
+/* Index of the task that r waits on, or -1. */
+static long wait_edge(const struct cli_taskset *x, const struct cli_task *r)
+{
+    if (r->t.state != CS_TASK_WAITING)
+        return -1;
+    if (r->t.wait == CS_WAIT_TASK)
+        return cli_ts_find(x, r->t.wait_target);
+    if (r->t.wait == CS_WAIT_LOCK)
+        return cli_ts_find(x, r->t.wait_aux);
+    return -1;
+}
+
+/* Fills target/indeg and finds every cycle. */
+int cli_ts_graph(struct cli_taskset *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        x->v[i].target = wait_edge(x, &x->v[i]);
+        if (x->v[i].target >= 0)
+            x->v[x->v[i].target].indeg++;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        long j = (long)i;
+        while (j >= 0 && x->v[j].mark == 0) {
+            x->v[j].mark = 1;
+            j = x->v[j].target;
+        }
+        if (j >= 0 && x->v[j].mark == 1) { /* back on this path: a cycle */
+            size_t len = 1;
+            for (long k = x->v[j].target; k != j; k = x->v[k].target)
+                len++;
+            long *c = malloc((len + 1) * sizeof *c);
+            long **g = realloc(x->cycles, (x->ncycles + 1) * sizeof *g);
+            if (c == NULL || g == NULL) {
+                free(c);
+                free(g);
+                return cli_error("out of memory");
+            }
+            x->cycles = g;
+            size_t m = 0;
+            for (long k = j; m < len; k = x->v[k].target)
+                c[m++] = k;
+            c[m] = -1;
+            x->cycles[x->ncycles++] = c;
+        }
+        for (j = (long)i; j >= 0 && x->v[j].mark == 1; j = x->v[j].target)
+            x->v[j].mark = 2;
+    }
+    return CLI_OK;
+}
+
+/* ---- describing
+ * ------------------------------------------------------------- */
+
+void cli_ts_ref(struct cli_taskset *x, uint64_t id, char *buf, size_t cap)
+{
+    long k = cli_ts_find(x, id);
+    if (k >= 0)
+        snprintf(buf, cap, "task %llu '%s'", (unsigned long long)id,
+                 cli_ts_str(x, x->v[k].t.name));
+    else
+        snprintf(buf, cap, "task %llu (gone)", (unsigned long long)id);
+}
+
+/* Time left until a CLOCK_MONOTONIC deadline, as ", 1.20s left". */
+static void time_left(const struct cli_taskset *x, uint64_t deadline,
+                      char *buf, size_t cap)
+{
+    char d[32];
+    if (deadline == 0)
+        buf[0] = '\0';
+    else if (deadline <= x->now)
+        snprintf(buf, cap, ", due");
+    else
+        snprintf(buf, cap, ", %s left",
+                 cli_fmt_duration(deadline - x->now, d, sizeof d));
+}
+
+/* What the running task r is doing: on the CPU, or blocking its loop's
+ * thread in a system call, and for how long its step has lasted. */
+static void running_text(struct cli_taskset *x, const struct cli_task *r,
+                         char *buf, size_t cap)
+{
+    cs_trace_ring ring;
+    char d[32] = "", sc[48];
+    if (cs_trace_ring_get(x->t, r->t.ring, &ring) != 0) {
+        snprintf(buf, cap, "running");
+        return;
+    }
+    if (ring.step_task == r->t.id && ring.step_start != 0) {
+        uint64_t start = cs_trace_ns(x->t, ring.step_start);
+        cli_fmt_duration(x->now > start ? x->now - start : 0, d, sizeof d);
+    }
+    int st =
+        ring.tid ? cli_thread_state(x->pid, (int)ring.tid, sc, sizeof sc) : 0;
+    if (st != 0 && st != 'R')
+        snprintf(buf, cap, "blocking the loop%s%s%s%s", sc[0] ? " in " : "",
+                 sc, d[0] ? " for " : "", d);
+    else
+        snprintf(buf, cap, "on cpu%s%s", d[0] ? " for " : "", d);
+}
+
+/* What r waits on, in words ("lock 3 held by task 4 'holder'"). */
+void cli_ts_wait_text(struct cli_taskset *x, const struct cli_task *r,
+                      char *buf, size_t cap)
+{
+    const cs_trace_task *t = &r->t;
+    char a[160], b[48];
+    unsigned long long tg = (unsigned long long)t->wait_target;
+    if (t->state == CS_TASK_RUNNING) {
+        running_text(x, r, buf, cap);
+        return;
+    }
+    if (t->state != CS_TASK_WAITING && t->wait != CS_WAIT_YIELD) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    switch (t->wait) {
+    case CS_WAIT_SLEEP:
+        time_left(x, t->wait_target, b, sizeof b);
+        snprintf(buf, cap, "timer (sleep)%s", b);
+        break;
+    case CS_WAIT_TASK:
+        cli_ts_ref(x, t->wait_target, a, sizeof a);
+        snprintf(buf, cap, "%s", a);
+        break;
+    case CS_WAIT_LOCK:
+        if (t->wait_aux) {
+            cli_ts_ref(x, t->wait_aux, a, sizeof a);
+            snprintf(buf, cap, "lock %llu held by %s", tg, a);
+        } else {
+            snprintf(buf, cap, "lock %llu", tg);
+        }
+        break;
+    case CS_WAIT_EVENT:
+        snprintf(buf, cap, "event %llu", tg);
+        break;
+    case CS_WAIT_SEMAPHORE:
+        snprintf(buf, cap, "semaphore %llu", tg);
+        break;
+    case CS_WAIT_QUEUE_PUT:
+        snprintf(buf, cap, "queue %llu (full)", tg);
+        break;
+    case CS_WAIT_QUEUE_GET:
+        snprintf(buf, cap, "queue %llu (empty)", tg);
+        break;
+    case CS_WAIT_FD_READ:
+    case CS_WAIT_FD_WRITE:
+        time_left(x, t->wait_aux, b, sizeof b);
+        snprintf(buf, cap, "fd %lld (%s)%s", (long long)t->wait_target,
+                 t->wait == CS_WAIT_FD_READ ? "read" : "write", b);
+        break;
+    case CS_WAIT_THREAD:
+        snprintf(buf, cap, "worker thread");
+        break;
+    case CS_WAIT_YIELD:
+        snprintf(buf, cap, "yielded");
+        break;
+    default:
+        snprintf(buf, cap, "%s (%u)", cs_trace_wait_name(t->wait), t->wait);
+    }
+}
+
+uint64_t cli_ts_age(const struct cli_taskset *x, const struct cli_task *r)
+{
+    uint64_t c = cs_trace_ns(x->t, r->t.created);
+    return x->now > c ? x->now - c : 0;
+}
+
+/* ---- stacks ----------------------------------------------------------------
+ */
+
+/* Unwinds every parked task; CLI_ERROR when memory cannot be read at all. */
+int cli_ts_stacks(struct cli_taskset *x)
+{
+    int err = 0;
+    struct cli_unwinder *u = cli_unwind_open(x->pid, &err);
+    if (u == NULL)
+        return cli_memory_error(x->pid, err);
+    struct cli_symbols *sym = cli_symbols_open(x->pid);
+    cli_test_point("stacks");
+    x->stacks = 1;
+    int rc = CLI_OK;
+    for (size_t i = 0; i < x->n && rc == CLI_OK; i++) {
+        struct cli_task *r = &x->v[i];
+        uint64_t ips[CLI_STACK_MAX];
+        if (r->t.state == CS_TASK_RUNNING) {
+            r->stack_note = "running: its registers are live, not saved";
+            continue;
+        }
+        if (!(r->t.flags & CS_TASKF_REGS_VALID) || r->t.sp == 0) {
+            r->stack_note = "no saved registers";
+            continue;
+        }
+        int d = cli_unwind(u, r->t.sp, r->t.fp, r->t.ip, ips, CLI_STACK_MAX);
+        if (d == -EPERM || d == -EACCES || d == -ESRCH) {
+            rc = cli_memory_error(x->pid, d);
+            break;
+        }
+        if (d <= 0) {
+            r->stack_note = "cannot unwind";
+            continue;
+        }
+        /* A task that ran meanwhile has a different stack now. */
+        uint32_t it = r->t.slot;
+        cs_trace_task again;
+        if (cs_trace_task_next(x->t, &it, &again) != 1 ||
+            again.slot != r->t.slot || again.steps != r->t.steps ||
+            again.sp != r->t.sp) {
+            r->stack_note = "it ran while being read";
+            continue;
+        }
+        r->frames = calloc((size_t)d, sizeof *r->frames);
+        if (r->frames == NULL) {
+            rc = cli_error("out of memory");
+            break;
+        }
+        r->depth = d;
+        for (int k = 0; k < d; k++)
+            cli_symbolize(sym, ips[k], k > 0, &r->frames[k]);
+    }
+    cli_symbols_close(sym);
+    cli_unwind_close(u);
+    return rc;
+}
+
+void cli_ts_release(struct cli_taskset *x)
+{
+    for (size_t i = 0; i < x->n; i++)
+        free(x->v[i].frames);
+    for (size_t i = 0; i < x->strs_cap; i++)
+        free(x->strs[i].s);
+    for (size_t c = 0; c < x->ncycles; c++)
+        free(x->cycles[c]);
+    free(x->cycles);
+    free(x->strs);
+    free(x->by_id);
+    free(x->v);
+    cs_trace_close(x->t);
+    memset(x, 0, sizeof *x);
+}
