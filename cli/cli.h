@@ -46,12 +46,14 @@ int cmd_ps(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 extern const char cmd_help_usage[];
 extern const char cmd_ps_usage[];
 extern const char cmd_record_usage[];
 extern const char cmd_report_usage[];
 extern const char cmd_tasks_usage[];
+extern const char cmd_top_usage[];
 extern const char cmd_watch_usage[];
 
 /* ---- common.c -------------------------------------------------------------
@@ -164,6 +166,10 @@ uint64_t cli_ts_age(const struct cli_taskset *x, const struct cli_task *r);
 /* Unwinds every parked task; CLI_ERROR (printed) when the process's
  * memory cannot be read at all. */
 int cli_ts_stacks(struct cli_taskset *x);
+/* Unwinds task x->v[i] only; CLI_ERROR (not printed) on failure. */
+int cli_ts_stack_one(struct cli_taskset *x, size_t i);
+/* Forgets the tasks (to read them again), keeps t and the strings. */
+void cli_ts_clear(struct cli_taskset *x);
 void cli_ts_release(struct cli_taskset *x);
 
 /* ---- unwind.c / symbols.c: stacks of another process ---------------------

@@ -23,6 +23,7 @@ const struct cli_command cli_commands[] = {
     {"report", cmd_report, cmd_report_usage, "summarise a trace file"},
     {"tasks", cmd_tasks, cmd_tasks_usage,
      "dump every task of a process: state, wait, stack"},
+    {"top", cmd_top, cmd_top_usage, "a live view of a process's tasks"},
     {"watch", cmd_watch, cmd_watch_usage, "stream a process's events live"},
 };
 const size_t cli_command_count = sizeof cli_commands / sizeof cli_commands[0];

@@ -303,57 +303,94 @@ uint64_t cli_ts_age(const struct cli_taskset *x, const struct cli_task *r)
  */
 
 /* Unwinds every parked task; CLI_ERROR when memory cannot be read at all. */
-int cli_ts_stacks(struct cli_taskset *x)
+/* Unwinds task r; 0, or a negative errno when the process's memory cannot
+ * be read at all (the caller reports it). */
+static int stack_of(struct cli_taskset *x, struct cli_unwinder *u,
+                    struct cli_symbols *sym, struct cli_task *r)
+{
+    uint64_t ips[CLI_STACK_MAX];
+    if (r->t.state == CS_TASK_RUNNING) {
+        r->stack_note = "running: its registers are live, not saved";
+        return 0;
+    }
+    if (!(r->t.flags & CS_TASKF_REGS_VALID) || r->t.sp == 0) {
+        r->stack_note = "no saved registers";
+        return 0;
+    }
+    int d = cli_unwind(u, r->t.sp, r->t.fp, r->t.ip, ips, CLI_STACK_MAX);
+    if (d == -EPERM || d == -EACCES || d == -ESRCH)
+        return d;
+    if (d <= 0) {
+        r->stack_note = "cannot unwind";
+        return 0;
+    }
+    /* A task that ran meanwhile has a different stack now. */
+    uint32_t it = r->t.slot;
+    cs_trace_task again;
+    if (cs_trace_task_next(x->t, &it, &again) != 1 ||
+        again.slot != r->t.slot || again.steps != r->t.steps ||
+        again.sp != r->t.sp) {
+        r->stack_note = "it ran while being read";
+        return 0;
+    }
+    free(r->frames);
+    r->frames = calloc((size_t)d, sizeof *r->frames);
+    if (r->frames == NULL)
+        return -ENOMEM;
+    r->depth = d;
+    for (int k = 0; k < d; k++)
+        cli_symbolize(sym, ips[k], k > 0, &r->frames[k]);
+    return 0;
+}
+
+/* Unwinds tasks [from, to); CLI_ERROR (printed unless quiet) on failure. */
+static int stacks_of(struct cli_taskset *x, size_t from, size_t to,
+                     int quiet)
 {
     int err = 0;
     struct cli_unwinder *u = cli_unwind_open(x->pid, &err);
     if (u == NULL)
-        return cli_memory_error(x->pid, err);
+        return quiet ? CLI_ERROR : cli_memory_error(x->pid, err);
     struct cli_symbols *sym = cli_symbols_open(x->pid);
     cli_test_point("stacks");
-    x->stacks = 1;
-    int rc = CLI_OK;
-    for (size_t i = 0; i < x->n && rc == CLI_OK; i++) {
-        struct cli_task *r = &x->v[i];
-        uint64_t ips[CLI_STACK_MAX];
-        if (r->t.state == CS_TASK_RUNNING) {
-            r->stack_note = "running: its registers are live, not saved";
-            continue;
-        }
-        if (!(r->t.flags & CS_TASKF_REGS_VALID) || r->t.sp == 0) {
-            r->stack_note = "no saved registers";
-            continue;
-        }
-        int d = cli_unwind(u, r->t.sp, r->t.fp, r->t.ip, ips, CLI_STACK_MAX);
-        if (d == -EPERM || d == -EACCES || d == -ESRCH) {
-            rc = cli_memory_error(x->pid, d);
-            break;
-        }
-        if (d <= 0) {
-            r->stack_note = "cannot unwind";
-            continue;
-        }
-        /* A task that ran meanwhile has a different stack now. */
-        uint32_t it = r->t.slot;
-        cs_trace_task again;
-        if (cs_trace_task_next(x->t, &it, &again) != 1 ||
-            again.slot != r->t.slot || again.steps != r->t.steps ||
-            again.sp != r->t.sp) {
-            r->stack_note = "it ran while being read";
-            continue;
-        }
-        r->frames = calloc((size_t)d, sizeof *r->frames);
-        if (r->frames == NULL) {
-            rc = cli_error("out of memory");
-            break;
-        }
-        r->depth = d;
-        for (int k = 0; k < d; k++)
-            cli_symbolize(sym, ips[k], k > 0, &r->frames[k]);
-    }
+    for (size_t i = from; i < to && err == 0; i++)
+        err = stack_of(x, u, sym, &x->v[i]);
     cli_symbols_close(sym);
     cli_unwind_close(u);
-    return rc;
+    if (err == -ENOMEM)
+        return quiet ? CLI_ERROR : cli_error("out of memory");
+    if (err != 0)
+        return quiet ? CLI_ERROR : cli_memory_error(x->pid, err);
+    return CLI_OK;
+}
+
+int cli_ts_stacks(struct cli_taskset *x)
+{
+    x->stacks = 1;
+    return stacks_of(x, 0, x->n, 0);
+}
+
+int cli_ts_stack_one(struct cli_taskset *x, size_t i)
+{
+    return stacks_of(x, i, i + 1, 1);
+}
+
+void cli_ts_clear(struct cli_taskset *x)
+{
+    for (size_t i = 0; i < x->n; i++)
+        free(x->v[i].frames);
+    for (size_t c = 0; c < x->ncycles; c++)
+        free(x->cycles[c]);
+    free(x->cycles);
+    free(x->by_id);
+    free(x->v);
+    x->v = NULL;
+    x->n = 0;
+    x->by_id = NULL;
+    x->by_id_cap = 0;
+    x->cycles = NULL;
+    x->ncycles = 0;
+    x->stacks = 0;
 }
 
 void cli_ts_release(struct cli_taskset *x)

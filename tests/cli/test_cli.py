@@ -9,8 +9,8 @@ No sleeps for synchronisation: fake_target says "ready" on a pipe, watch
 says "watching" on stderr, and COSCOPE_TEST_SYNC pauses coscope at named
 points so a test can kill the target at a known moment.
 
-Groups (one ctest each, cli_<group>): Basics, Ps, Tasks, Stacks, Watch,
-Record, Real, Errors.  Needs COSCOPE_BIN and FAKE_TARGET in the environment;
+Groups (one ctest each, cli_<group>): Basics, Ps, Tasks, Stacks, Top,
+Watch, Record, Real, Errors.  Needs COSCOPE_BIN and FAKE_TARGET in the environment;
 Real uses REAL_TARGET and FETCH_DATA (real coscope programs) and skips
 while the runtime publishes no segment.
 """
@@ -25,6 +25,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 COSCOPE = os.environ.get("COSCOPE_BIN", "coscope")
@@ -229,11 +230,13 @@ class Basics(Case):
     def test_help_lists_every_command(self):
         r = coscope("--help")
         self.assertEqual(r.returncode, 0)
-        for cmd in ("help", "ps", "record", "report", "tasks", "watch"):
+        for cmd in ("help", "ps", "record", "report", "tasks", "top",
+                    "watch"):
             self.assertRegex(r.stdout, r"\n\s+%s\s" % cmd)
 
     def test_help_command_shows_its_usage(self):
-        for cmd in ("ps", "tasks", "watch", "help", "record", "report"):
+        for cmd in ("ps", "tasks", "watch", "help", "record", "report",
+                    "top"):
             r = coscope("help", cmd)
             self.assertEqual(r.returncode, 0)
             self.assertTrue(r.stdout.startswith("usage: coscope %s" % cmd))
@@ -641,6 +644,129 @@ class Watch(Case):
         self.assert_error(coscope("watch"), "missing process id")
         self.assert_error(coscope("watch", "1", "--format", "xml"), "'xml'")
         self.assert_error(coscope("watch", free_pid()), "no process")
+
+
+# ---- top ---------------------------------------------------------------------
+
+def table_names(snapshot):
+    """Task names of one plain-text top snapshot, in order."""
+    lines = snapshot.splitlines()
+    i = next(k for k, l in enumerate(lines) if l.lstrip().startswith("ID "))
+    return [l.split()[1] for l in lines[i + 1:] if l.strip()]
+
+
+class Top(Case):
+    def test_plain_text_when_not_a_terminal(self):
+        with Target("park") as t:
+            r = coscope("top", t.pid, "--iterations", "2", "--interval",
+                        "0.1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            snaps = r.stdout.strip().split("\n\n")
+            self.assertEqual(len(snaps), 2)
+            self.assertIn("coscope top - process %d" % t.pid, snaps[0])
+            self.assertIn("12 tasks: 1 running, 1 ready, 9 waiting",
+                          snaps[0])
+            names = table_names(snaps[1])
+            self.assertEqual(len(names), 12)
+            # sorted by run time, the default
+            self.assertEqual(names[0], "spinner")
+            self.assertNotIn("\033", r.stdout)
+
+    def test_sort_and_filter(self):
+        with Target("park") as t:
+            r = coscope("top", t.pid, "-n", "1", "--sort", "name")
+            names = table_names(r.stdout)
+            self.assertEqual(names, sorted(names))
+            r = coscope("top", t.pid, "-n", "1", "--filter", "lock")
+            self.assertEqual(table_names(r.stdout), ["lock-holder"])
+            r = coscope("top", t.pid, "-n", "1", "--sort", "id")
+            self.assertEqual(table_names(r.stdout)[:2], ["main",
+                                                         "fetch_user"])
+
+    def test_ends_when_the_process_exits_or_on_ctrl_c(self):
+        with Target("park") as t:
+            p = subprocess.Popen([COSCOPE, "top", str(t.pid), "-d", "0.05"],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            self.assertIn("coscope top", p.stdout.readline())
+            t.stop()
+            out, err = p.communicate(timeout=TIMEOUT)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertIn("process %d exited" % t.pid, err)
+        with Target("park") as t:
+            p = subprocess.Popen([COSCOPE, "top", str(t.pid)],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            self.assertIn("coscope top", p.stdout.readline())
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=TIMEOUT)
+            self.assertEqual(p.returncode, 0, err)
+
+    def test_bad_input(self):
+        self.assert_error(coscope("top"), "missing process id")
+        self.assert_error(coscope("top", "1", "--sort", "size"), "'size'")
+        self.assert_error(coscope("top", "1", "-d", "0"), "'0'")
+        self.assert_error(coscope("top", "1", "-n", "x"), "'x'")
+        self.assert_error(coscope("top", free_pid()), "no process")
+
+    @unittest.skipUnless(shutil.which("tmux"), "needs tmux")
+    def test_full_screen_keys(self):
+        """Driven through tmux: start, sort, filter, a stack, quit."""
+        with Target("park") as t:
+            session = "coscope-test-%d" % os.getpid()
+            status = os.path.join(tempfile.mkdtemp(), "status")
+            cmd = "%s top %d -d 0.2; echo $? > %s" % (COSCOPE, t.pid, status)
+            tmux = ["tmux", "-L", session]
+            subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x",
+                                   "150", "-y", "40", cmd], check=True,
+                           timeout=TIMEOUT)
+            try:
+                def screen():
+                    return subprocess.run(
+                        tmux + ["capture-pane", "-p", "-t", session],
+                        capture_output=True, text=True,
+                        timeout=TIMEOUT).stdout
+
+                def until(pred, what):
+                    for _ in range(500):  # the view redraws every 0.2 s
+                        s = screen()
+                        if pred(s):
+                            return s
+                        time.sleep(0.02)
+                    self.fail("never saw %s in:\n%s" % (what, screen()))
+
+                def keys(*k):
+                    subprocess.run(tmux + ["send-keys", "-t", session] +
+                                   list(k), check=True, timeout=TIMEOUT)
+
+                until(lambda s: "coscope top - process %d" % t.pid in s,
+                      "the view")
+                def rows(s):
+                    return [l.split()[1] for l in s.splitlines()
+                            if re.match(r"\s+\d+\s", l)]
+
+                keys("n")
+                # (a capture may catch a screen half redrawn: wait for it)
+                until(lambda s: "sort: name" in s and rows(s)[:3] ==
+                      ["consumer", "db-writer", "fetch_user"], "by name")
+                keys("/", "holder", "Enter")
+                until(lambda s: "filter: 'holder'" in s, "the filter")
+                keys("Enter")
+                s = until(lambda s: "holder_naps" in s, "the stack")
+                self.assertIn("stack of task 4 'lock-holder'", s)
+                def exit_status():
+                    try:
+                        with open(status) as f:
+                            return f.read().strip()
+                    except FileNotFoundError:
+                        return ""
+
+                keys("q")
+                until(lambda s: exit_status() != "", "the exit")
+                self.assertEqual(exit_status(), "0")
+            finally:
+                subprocess.run(tmux + ["kill-server"], capture_output=True,
+                               timeout=TIMEOUT)
 
 
 # ---- record and report --------------------------------------------------------
