@@ -165,6 +165,17 @@ def row_of(out, name):
     raise AssertionError("no row for %r in:\n%s" % (name, out))
 
 
+def eventually(run, ok, tries=500):
+    """Runs run() until ok(result) or tries are spent; returns the last
+    result.  For states that follow "ready" by a few instructions (a
+    thread about to block in read())."""
+    for _ in range(tries):
+        r = run()
+        if ok(r):
+            break
+    return r
+
+
 def can_run_as_nobody():
     if os.geteuid() != 0:
         return False
@@ -357,7 +368,10 @@ class Ps(Case):
 class Tasks(Case):
     def test_table_says_what_each_task_waits_on(self):
         with Target("park") as t:
-            r = coscope("tasks", t.pid)
+            # fake_target's main thread (the spinner's loop thread) blocks
+            # in read() just after it says ready
+            r = eventually(lambda: coscope("tasks", t.pid),
+                           lambda r: "blocking the loop" in r.stdout)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(r.stderr, "")
             out = r.stdout
@@ -944,7 +958,9 @@ class Real(Case):
     def test_task_blocked_in_sleep(self):
         with Program([REAL, "sleep"]) as p:
             self.need_segment(p)
-            out = self.tasks(p.pid, "--stacks")
+            # the blocker calls sleep() just after it says ready
+            out = eventually(lambda: self.tasks(p.pid, "--stacks"),
+                             lambda out: "blocking the loop" in out)
             b = row_of(out, "blocker")
             self.assertEqual(b[2], "running")
             self.assertRegex(b[3], r"^blocking the loop in (clock_)?nanosleep "
