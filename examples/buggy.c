@@ -7,13 +7,37 @@
  *   buggy overflow   a task recurses until it hits its stack's guard page
  *   buggy raise      a gathered task fails; the error reaches main
  *
+ * and one per bug class the agent reports (docs/agent.md):
+ *
+ *   buggy never-awaited   a coroutine made and forgotten
+ *   buggy unretrieved     a detached task fails; nobody sees its error
+ *   buggy pending         main returns while a task still runs
+ *   buggy blocking-sleep  usleep() in a task freezes the loop (needs
+ *                         LD_PRELOAD=libcoscope-preload.so to be seen)
+ *   buggy blocking-read   read() on a blocking pipe in a task (idem)
+ *   buggy cpu-loop        300 ms of computation in one step (seen by the
+ *                         watchdog, once it exists)
+ *   buggy lock-cycle      a task holding a lock awaits a task that wants it
+ *   buggy crash           a task dereferences NULL
+ *
  * Exit status: what cs_run returned, as a positive number (0 if none), or
- * death by SIGSEGV for "overflow".
+ * death by SIGSEGV for "overflow" and "crash".
  */
 #include <coscope.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The functions a report must name: kept out of line and uncloned, so that
+ * they appear in stacks as written. */
+#if defined(__clang__)
+#define CULPRIT __attribute__((noinline))
+#else
+#define CULPRIT __attribute__((noipa))
+#endif
 
 static void *nothing(void *arg) { return arg; }
 
@@ -103,6 +127,229 @@ static void *raise_main(void *arg)
     return NULL;
 }
 
+/* ---- never-awaited: the coroutine is made, then forgotten ------------ */
+
+static void *send_email(void *arg) { return arg; }
+
+static volatile int notified;
+
+static void CULPRIT notify_user(const char *who)
+{
+    cs_coro *c = CS_CORO(send_email, (void *)who);
+    (void)c; /* the bug: neither awaited nor scheduled */
+    notified++;
+}
+
+static void *never_awaited_main(void *arg)
+{
+    (void)arg;
+    notify_user("ada@example.org");
+    return NULL;
+}
+
+/* ---- unretrieved: a detached task fails -------------------------------- */
+
+static void CULPRIT parse_profile(const char *json)
+{
+    if (json[0] != '{')
+        cs_raise(CS_EINVAL, "profile is not a JSON object: '%s'", json);
+}
+
+static void *fetch_profile(void *arg)
+{
+    cs_sleep(CS_MSEC(1));
+    parse_profile(arg);
+    return NULL;
+}
+
+static void *unretrieved_main(void *arg)
+{
+    (void)arg;
+    cs_detach(cs_spawn("fetch_profile", fetch_profile, "<html>"));
+    cs_sleep(CS_MSEC(20)); /* it fails meanwhile; nobody looks */
+    return NULL;
+}
+
+/* ---- pending: main ends first ------------------------------------------- */
+
+static void *heartbeat(void *arg)
+{
+    (void)arg;
+    for (;;)
+        if (cs_sleep(CS_SEC(1)) < 0)
+            return NULL;
+}
+
+static void *pending_main(void *arg)
+{
+    (void)arg;
+    cs_spawn("heartbeat", heartbeat, NULL); /* the bug: never awaited */
+    cs_sleep(CS_MSEC(10));
+    return NULL;
+}
+
+/* ---- blocking calls in a task -------------------------------------------- */
+
+static int other_ticks;
+
+static void *ticker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        other_ticks++;
+        cs_sleep(CS_MSEC(5));
+    }
+    return NULL;
+}
+
+static volatile int settings_loaded;
+
+static void CULPRIT load_settings(void)
+{
+    if (usleep(200 * 1000) == 0) /* the bug: the whole loop sleeps */
+        settings_loaded = 1;
+}
+
+static void *slow_handler(void *arg)
+{
+    (void)arg;
+    load_settings();
+    return NULL;
+}
+
+static void *blocking_sleep_main(void *arg)
+{
+    (void)arg;
+    cs_task *t[2] = {cs_spawn("ticker", ticker, NULL),
+                     cs_spawn("slow_handler", slow_handler, NULL)};
+    return cs_gather(t, 2, NULL) == 0 ? NULL : NULL;
+}
+
+static void *late_writer(void *arg)
+{
+    struct timespec ts = {0, 150 * 1000000L};
+    nanosleep(&ts, NULL);
+    (void)!write(*(int *)arg, "GET /\n", 6);
+    return NULL;
+}
+
+static size_t bytes_read;
+
+static ssize_t CULPRIT read_request(int fd, char *buf,
+                                                      size_t n)
+{
+    ssize_t r = read(fd, buf, n); /* the bug: a blocking fd, read directly */
+    if (r > 0)
+        bytes_read += (size_t)r;
+    return r;
+}
+
+static void *request_reader(void *arg)
+{
+    char buf[64];
+    return read_request(*(int *)arg, buf, sizeof(buf)) > 0 ? arg : NULL;
+}
+
+static void *blocking_read_main(void *arg)
+{
+    (void)arg;
+    static int p[2];
+    pthread_t th;
+    if (pipe(p) < 0 || pthread_create(&th, NULL, late_writer, &p[1]) != 0)
+        cs_raise(CS_ENOMEM, "no pipe or thread");
+    pthread_detach(th);
+    cs_task *t[2] = {cs_spawn("ticker", ticker, NULL),
+                     cs_spawn("request_reader", request_reader, &p[0])};
+    cs_gather(t, 2, NULL);
+    return NULL; /* the pipe lives until exit: the writer may still run */
+}
+
+/* ---- cpu-loop: one long step ------------------------------------------- */
+
+static unsigned CULPRIT checksum(int64_t ns)
+{
+    int64_t end = cs_now_ns() + ns;
+    volatile unsigned h = 0;
+    while (cs_now_ns() < end)
+        for (int i = 0; i < 1000; i++)
+            h = h * 31 + (unsigned)i;
+    return h;
+}
+
+static void *hasher(void *arg)
+{
+    (void)arg;
+    return (void *)(uintptr_t)checksum(CS_MSEC(300));
+}
+
+static void *cpu_loop_main(void *arg)
+{
+    (void)arg;
+    cs_task *t[2] = {cs_spawn("ticker", ticker, NULL),
+                     cs_spawn("hasher", hasher, NULL)};
+    return cs_gather(t, 2, NULL) == 0 ? NULL : NULL;
+}
+
+/* ---- lock-cycle: a lock holder awaits a task that wants the lock ------- */
+
+static void *flush_cache(void *arg)
+{
+    if (cs_lock_acquire(arg) == 0) /* held by our awaiter: never */
+        cs_lock_release(arg);
+    return NULL;
+}
+
+static void *update_cache(void *arg)
+{
+    cs_lock *l = arg;
+    if (cs_lock_acquire(l) < 0)
+        return NULL;
+    cs_task *t = cs_spawn("flush_cache", flush_cache, l);
+    cs_await(t, NULL); /* the bug: awaited while holding the lock */
+    cs_lock_release(l);
+    return NULL;
+}
+
+static void *lock_cycle_main(void *arg)
+{
+    (void)arg;
+    cs_lock *l = cs_lock_new();
+    cs_task *t = cs_spawn("update_cache", update_cache, l);
+    int r = cs_await(t, NULL);
+    cs_lock_free(l);
+    if (r < 0)
+        cs_raise(r, "%s", cs_last_error());
+    return NULL;
+}
+
+/* ---- crash: NULL dereference in a task ----------------------------------- */
+
+struct record {
+    const char *name;
+};
+
+static size_t CULPRIT parse_record(const struct record *r)
+{
+    return strlen(r->name); /* the bug: r is NULL */
+}
+
+/* A lookup that finds nothing; volatile so that the compiler cannot see
+ * the NULL and turn the faulting load into a trap of its own. */
+static const struct record *volatile found;
+
+static void *parser(void *arg)
+{
+    (void)arg;
+    return (void *)(parse_record(found) + 1);
+}
+
+static void *crash_main(void *arg)
+{
+    (void)arg;
+    cs_task *t = cs_spawn("parser", parser, NULL);
+    return cs_await(t, NULL) == 0 ? NULL : NULL;
+}
+
 static const struct {
     const char *name;
     cs_fn main;
@@ -111,6 +358,14 @@ static const struct {
     {"nested", nested_main},
     {"overflow", overflow_main},
     {"raise", raise_main},
+    {"never-awaited", never_awaited_main},
+    {"unretrieved", unretrieved_main},
+    {"pending", pending_main},
+    {"blocking-sleep", blocking_sleep_main},
+    {"blocking-read", blocking_read_main},
+    {"cpu-loop", cpu_loop_main},
+    {"lock-cycle", lock_cycle_main},
+    {"crash", crash_main},
 };
 
 int main(int argc, char **argv)
@@ -126,6 +381,9 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    fprintf(stderr, "usage: buggy deadlock|nested|overflow|raise\n");
+    fprintf(stderr, "usage: buggy MODE\nmodes:");
+    for (size_t i = 0; i < sizeof(bugs) / sizeof(bugs[0]); i++)
+        fprintf(stderr, " %s", bugs[i].name);
+    fprintf(stderr, "\n");
     return 2;
 }

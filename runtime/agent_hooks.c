@@ -46,7 +46,9 @@ void cs__agent_loop_end(cs__loop *loop, bool outermost)
         return;
     for (cs__link *l = loop->all.next; l != &loop->all; l = l->next) {
         cs_task *t = cs__container_of(l, cs_task, all);
-        if (t->state == CS__DONE && !t->detached && cs__task_failed(t))
+        /* main's error is what cs_run returns: it is retrieved */
+        if (t != loop->main && t->state == CS__DONE && !t->detached &&
+            cs__task_failed(t))
             CS__HOOK(task_unretrieved, t);
     }
     if (!outermost || !cs__unstarted.next)
@@ -73,11 +75,13 @@ CS_EXTERN int cs_agent_task_get(const cs_task *t, cs_agent_task_info *info)
     if (t->state == CS__WAITING) {
         info->wait_reason = t->wait.reason;
         info->wait_obj = t->wait.obj;
-        if (t->wait.reason == CS__WAIT_TASK)
-            info->wait_task = ((const cs_task *)t->wait.obj)->id;
+        if (t->wait.reason == CS__WAIT_TASK) {
+            info->holder = t->wait.obj;
+            info->wait_task = info->holder->id;
+        }
         if (t->wait.reason == CS__WAIT_LOCK) {
-            const cs_task *h = cs__lock_holder(t->wait.obj);
-            info->lock_holder = h ? h->id : 0;
+            info->holder = cs__lock_holder(t->wait.obj);
+            info->lock_holder = info->holder ? info->holder->id : 0;
         }
         if (t->wait.reason == CS__WAIT_FD_READ ||
             t->wait.reason == CS__WAIT_FD_WRITE)

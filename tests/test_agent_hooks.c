@@ -215,6 +215,20 @@ static void test_agent_hooks_unawaited_failure_reported_at_loop_end(void **state
     assert_string_equal(seen.unretrieved_name, "forgotten");
 }
 
+static void *main_raises(void *arg)
+{
+    raiser(arg);
+    return NULL;
+}
+
+static void test_agent_hooks_main_failure_is_retrieved_by_cs_run(void **state)
+{
+    (void)state;
+    assert_int_equal(cs_run(main_raises, "m", NULL), CS_ETIMEDOUT);
+    assert_int_equal(seen.raised, 1);
+    assert_int_equal(seen.unretrieved, 0); /* cs_run returned it */
+}
+
 /* ---- pending at exit ----------------------------------------------------- */
 
 static void *sleeper(void *arg)
@@ -291,9 +305,17 @@ static void *lock_only_main(void *arg)
     CS_CHECK_INT_EQ(seen.blocking, 1);
     CS_CHECK_INT_EQ(seen.block_info.wait_reason, 3 /* CS_WAIT_LOCK */);
     CS_CHECK_INT_EQ(seen.block_info.lock_holder, holder_id);
+    CS_CHECK(seen.block_info.holder == cs_current_task());
     CS_CHECK_INT_EQ(seen.block_info.state, CS_AGENT_WAITING);
     cs_lock_release(l);
+    uint64_t waiter_id = cs_task_id(t);
+    const void *waiter = t;
     CS_CHECK_INT_EQ(cs_await(t, NULL), 0);
+    /* then main blocked awaiting the waiter, which is named */
+    CS_CHECK_INT_EQ(seen.blocking, 2);
+    CS_CHECK_INT_EQ(seen.block_info.wait_reason, 2 /* CS_WAIT_TASK */);
+    CS_CHECK_INT_EQ(seen.block_info.wait_task, waiter_id);
+    CS_CHECK(seen.block_info.holder == waiter);
     cs_lock_free(l);
     return NULL;
 }
@@ -340,6 +362,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(
         test_agent_hooks_unawaited_failure_reported_at_loop_end, setup,
         teardown),
+    cmocka_unit_test_setup_teardown(
+        test_agent_hooks_main_failure_is_retrieved_by_cs_run, setup, teardown),
     cmocka_unit_test_setup_teardown(test_agent_hooks_pending_task_at_exit,
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(

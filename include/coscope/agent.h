@@ -44,6 +44,8 @@ typedef struct cs_agent_task_info {
     int detached;         /* handle given up */
     int awaited;          /* another task is suspended awaiting it */
     uintptr_t sp, fp, ip; /* registers while parked, else 0 */
+    const cs_task *holder; /* the holder of the awaited lock (CS_WAIT_LOCK),
+                            * or the awaited task (CS_WAIT_TASK), or NULL */
 } cs_agent_task_info;
 
 typedef struct cs_agent_hooks {

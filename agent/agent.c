@@ -1,0 +1,33 @@
+/*
+ * agent.c - installs the detectors as the runtime's agent hooks when
+ * libcoscope is loaded, unless COSCOPE_REPORT=off.
+ */
+#define UNW_LOCAL_ONLY
+#include "agent.h"
+
+#include <libunwind.h>
+
+static const cs_agent_hooks cs__hooks = {
+    .coro_created = cs__coro_created,
+    .coro_started = cs__coro_started,
+    .coro_unstarted = cs__coro_unstarted,
+    .task_raised = cs__task_raised,
+    .task_unretrieved = cs__task_unretrieved,
+    .task_pending_at_exit = cs__task_pending_at_exit,
+    .task_blocking = cs__task_blocking,
+    .loop_stuck = cs__loop_stuck,
+};
+
+__attribute__((constructor)) static void cs__agent_init(void)
+{
+    cs__cfg_load();
+    if (!cs__cfg.reports)
+        return;
+    /* libunwind opens a pipe for itself at its first use and keeps it;
+     * make that happen now, before the program counts its fds. */
+    void *ip[1];
+    unw_backtrace(ip, 1);
+    cs_agent_set_hooks(&cs__hooks);
+    if (cs__cfg.reports & CS__R_CRASH)
+        cs__crash_init();
+}

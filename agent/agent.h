@@ -1,0 +1,135 @@
+/*
+ * agent.h - private to agent/: what the detectors share.
+ *
+ * The agent lives inside libcoscope but sees the runtime only through
+ * coscope.h and coscope/agent.h.  Each detector (detect_*.c) turns one
+ * runtime hook into a report; report.c writes reports (headline, details,
+ * a symbolised stack) to stderr; backtrace.c captures raw return
+ * addresses cheaply, symbols.c names them only when a report is written.
+ */
+#ifndef CS_AGENT_PRIVATE_H
+#define CS_AGENT_PRIVATE_H
+
+#include <coscope.h>
+#include <coscope/agent.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CS__BT_MAX 32 /* frames kept per stack */
+
+/* A captured stack: raw instruction pointers, innermost first. */
+typedef struct cs__bt {
+    int n;                    /* frames in ip[] */
+    bool exact0;              /* ip[0] is a faulting pc, not a return address */
+    uintptr_t ip[CS__BT_MAX]; /* innermost first */
+} cs__bt;
+
+/* ---- config.c: environment ------------------------------------------- */
+
+/* Report classes, each one bit of cs__cfg.reports. */
+enum {
+    CS__R_NEVER_AWAITED = 1 << 0,
+    CS__R_UNRETRIEVED = 1 << 1,
+    CS__R_PENDING = 1 << 2,
+    CS__R_BLOCKING = 1 << 3,
+    CS__R_DEADLOCK = 1 << 4,
+    CS__R_CRASH = 1 << 5,
+    CS__R_ALL = (1 << 6) - 1,
+};
+
+struct cs__cfg {
+    unsigned reports;  /* CS__R_* bits on; 0 when COSCOPE_REPORT=off */
+    bool strict;       /* COSCOPE_STRICT=1: abort after the first report */
+    int64_t slow_ns;   /* COSCOPE_SLOW_MS, default 100 ms */
+    char **allow;      /* COSCOPE_ALLOW file: function names, or NULL */
+    size_t nallow;
+};
+extern struct cs__cfg cs__cfg;
+
+/* Reads the environment once; called by the agent's constructor. */
+void cs__cfg_load(void);
+/* True if a frame named func (file:line at site, may be NULL) is allowed
+ * to block by the COSCOPE_ALLOW file. */
+bool cs__cfg_allowed(const char *func, const char *site);
+
+/* ---- backtrace.c ------------------------------------------------------- */
+
+/* The calling thread's stack, skipping `skip` innermost frames. */
+void cs__bt_here(cs__bt *bt, int skip);
+/* The stack of a parked task from its saved registers, by its frame
+ * pointer chain; every read is checked, so a broken chain only ends it. */
+void cs__bt_parked(cs__bt *bt, uintptr_t sp, uintptr_t fp, uintptr_t ip);
+/* The stack interrupted by a signal (uc: the handler's ucontext).
+ * Async-signal-safe. */
+void cs__bt_signal(cs__bt *bt, void *uc);
+/* Drops the frames above the first one equal to ip (a caller's return
+ * address); keeps bt unchanged if ip is not found. */
+void cs__bt_from(cs__bt *bt, uintptr_t ip);
+
+/* Drops the innermost frames that are in libcoscope itself (the hook and
+ * the runtime calls that led to it), so a stack starts in user code. */
+void cs__bt_trim_self(cs__bt *bt);
+
+/* ---- symbols.c --------------------------------------------------------- */
+
+/* One frame's names; strings live until the next cs__sym_lookup. */
+typedef struct cs__sym {
+    const char *func;   /* function, or NULL */
+    uintptr_t offset;   /* ip - function start */
+    const char *module; /* file of the object, or NULL */
+    uintptr_t modoff;   /* ip - module load address */
+    const char *file;   /* source file (debug info), or NULL */
+    int line;
+} cs__sym;
+
+/* Names ip; is_return says ip is a return address (looked up at ip - 1).
+ * Not async-signal-safe.  Serialised by the report lock. */
+void cs__sym_lookup(uintptr_t ip, bool is_return, cs__sym *s);
+/* Closes the session (and its files) until the next lookup. */
+void cs__sym_release(void);
+
+/* ---- report.c ---------------------------------------------------------- */
+
+/* Runs fn(arg) on a thread of its own and waits for it: reports are
+ * written off the task's stack, which is small (64 KiB by default) while
+ * naming frames (libdw) needs far more.  Hooks gather what fn needs first;
+ * the task they run in stays blocked, so its objects stay valid. */
+void cs__report_offstack(void (*fn)(void *), void *arg);
+
+/* A report is begin, any number of lines and stacks, end; the report lock
+ * is held in between so reports from several threads do not interleave.
+ * begin returns false (and takes no lock) if class is off. */
+bool cs__report_begin(unsigned cls, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cs__report_line(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+/* Writes bt symbolised, one frame a line, indented. */
+void cs__report_stack(const cs__bt *bt);
+/* Ends the report; aborts under COSCOPE_STRICT. */
+void cs__report_end(void);
+/* True if any frame of bt is a function of the allow list. */
+bool cs__report_allowed(const cs__bt *bt);
+/* "task 'NAME' (id N)" into buf. */
+const char *cs__task_label(const cs_agent_task_info *i, char *buf,
+                           size_t cap);
+/* What the task waits for, in words ("waits for lock 0x.. held by task
+ * 'w' (id 3)"), into buf. */
+const char *cs__wait_text(const cs_agent_task_info *i, char *buf,
+                          size_t cap);
+
+/* ---- detectors --------------------------------------------------------- */
+
+void cs__coro_created(cs_coro *c, const char *name, const char *file,
+                      int line);
+void cs__coro_started(cs_coro *c);
+void cs__coro_unstarted(cs_coro *c, int leaked);
+void cs__task_raised(cs_task *t, int code, const char *msg);
+void cs__task_unretrieved(cs_task *t);
+void cs__task_pending_at_exit(cs_task *t);
+void cs__task_blocking(cs_task *t);
+void cs__loop_stuck(void);
+void cs__crash_init(void);
+
+#endif

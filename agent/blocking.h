@@ -1,0 +1,20 @@
+/*
+ * blocking.h - the one call between the interposer (interpose.c, in
+ * libcoscope-preload.so) and the agent inside libcoscope.  The interposer
+ * finds it with dlsym(RTLD_DEFAULT, CS_AGENT_BLOCKING_SYM) at run time, so
+ * it works (and stays silent) in programs without coscope.
+ */
+#ifndef CS_AGENT_BLOCKING_H
+#define CS_AGENT_BLOCKING_H
+
+#include <stdint.h>
+
+#define CS_AGENT_BLOCKING_SYM "cs_agent_blocking_report"
+
+/* Reports that the running task called the blocking function `call`,
+ * which took took_ns; caller is the return address into the code that
+ * called it (the report's stack starts there).  Loop thread, in a task. */
+typedef void cs_agent_blocking_fn(const char *call, int64_t took_ns,
+                                  const void *caller);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * config.c - the agent's configuration, from the environment only
+ * (docs/agent.md):
+ *
+ *   COSCOPE_REPORT   off, all (default), or a comma list of classes:
+ *                    never-awaited unretrieved pending blocking deadlock crash
+ *   COSCOPE_STRICT   1: abort after the first report (for tests)
+ *   COSCOPE_SLOW_MS  slow-step threshold, default 100 (asyncio's)
+ *   COSCOPE_ALLOW    a file of function names that may block, one a line
+ *                    (# starts a comment), like blockbuster's can_block_in
+ */
+#include "agent.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cs__cfg cs__cfg = {.reports = CS__R_ALL, .slow_ns = 100000000};
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} cs__classes[] = {
+    {"never-awaited", CS__R_NEVER_AWAITED}, {"unretrieved", CS__R_UNRETRIEVED},
+    {"pending", CS__R_PENDING},             {"blocking", CS__R_BLOCKING},
+    {"deadlock", CS__R_DEADLOCK},           {"crash", CS__R_CRASH},
+};
+
+static unsigned cs__parse_reports(const char *v)
+{
+    unsigned bits = 0;
+    char buf[256], *save = NULL;
+
+    if (!v || !*v || strcmp(v, "all") == 0 || strcmp(v, "on") == 0)
+        return CS__R_ALL;
+    if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
+        return 0;
+    snprintf(buf, sizeof(buf), "%s", v);
+    for (char *w = strtok_r(buf, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+        size_t i;
+        for (i = 0; i < sizeof(cs__classes) / sizeof(cs__classes[0]); i++)
+            if (strcmp(w, cs__classes[i].name) == 0)
+                break;
+        if (i < sizeof(cs__classes) / sizeof(cs__classes[0]))
+            bits |= cs__classes[i].bit;
+        else
+            fprintf(stderr, "coscope: unknown report class '%s' in "
+                            "COSCOPE_REPORT\n", w);
+    }
+    return bits;
+}
+
+static void cs__load_allow(const char *path)
+{
+    char line[512];
+    FILE *f = fopen(path, "re");
+
+    if (!f) {
+        fprintf(stderr, "coscope: cannot open '%s' (COSCOPE_ALLOW)\n", path);
+        return;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char *s = line + strspn(line, " \t");
+        s[strcspn(s, " \t\r\n#")] = '\0';
+        if (!*s)
+            continue;
+        char **a = realloc(cs__cfg.allow, (cs__cfg.nallow + 1) * sizeof(*a));
+        if (!a || !(a[cs__cfg.nallow] = strdup(s))) {
+            if (a)
+                cs__cfg.allow = a;
+            break;
+        }
+        cs__cfg.allow = a;
+        cs__cfg.nallow++;
+    }
+    fclose(f);
+}
+
+void cs__cfg_load(void)
+{
+    const char *v;
+
+    cs__cfg.reports = cs__parse_reports(getenv("COSCOPE_REPORT"));
+    v = getenv("COSCOPE_STRICT");
+    cs__cfg.strict = v && *v && strcmp(v, "0") != 0;
+    v = getenv("COSCOPE_SLOW_MS");
+    if (v && *v) {
+        char *end;
+        double ms = strtod(v, &end);
+        if (*end == '\0' && ms > 0)
+            cs__cfg.slow_ns = (int64_t)(ms * 1e6);
+    }
+    v = getenv("COSCOPE_ALLOW");
+    if (v && *v && cs__cfg.reports)
+        cs__load_allow(v);
+}
+
+bool cs__cfg_allowed(const char *func, const char *site)
+{
+    for (size_t i = 0; i < cs__cfg.nallow; i++) {
+        const char *a = cs__cfg.allow[i];
+        if ((func && strcmp(a, func) == 0) || (site && strcmp(a, site) == 0))
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,87 @@
+/*
+ * detect_blocking.c - "blocking call NAME() on the event loop in task 'T'
+ * (took X ms)": the agent's half of blocking-call detection.  The other
+ * half, interpose.c (libcoscope-preload.so), wraps the blocking functions,
+ * times them, and calls cs_agent_blocking_report (blocking.h) when one was
+ * called from a task.  Each call site is reported once; sites whose stack
+ * holds a function of the COSCOPE_ALLOW file are not reported.
+ */
+#include "agent.h"
+#include "blocking.h"
+
+#include <pthread.h>
+
+#define CS__SITES 256
+
+static pthread_mutex_t cs__sites_mu = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t cs__sites[CS__SITES]; /* open addressing; 0 = empty */
+
+/* True the first time (call, caller) is seen. */
+static bool cs__site_new(const char *call, const void *caller)
+{
+    uintptr_t key = (uintptr_t)caller ^ ((uintptr_t)call << 1), h = key;
+    bool fresh = true;
+
+    if (!key)
+        return true;
+    pthread_mutex_lock(&cs__sites_mu);
+    for (int k = 0; k < CS__SITES; k++) {
+        uintptr_t *s = &cs__sites[(h + (uintptr_t)k) % CS__SITES];
+        if (*s == key) {
+            fresh = false;
+            break;
+        }
+        if (*s == 0) {
+            *s = key;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cs__sites_mu);
+    return fresh;
+}
+
+struct cs__blocking {
+    const char *call;
+    int64_t took_ns;
+    cs_agent_task_info i;
+    cs__bt bt;
+};
+
+static void cs__blocking_report(void *arg)
+{
+    struct cs__blocking *b = arg;
+    char label[160];
+
+    if (cs__report_allowed(&b->bt))
+        return;
+    if (!cs__report_begin(CS__R_BLOCKING,
+                          "blocking call %s() on the event loop in task '%s' "
+                          "(took %.1f ms)", b->call, b->i.name,
+                          (double)b->took_ns / 1e6))
+        return;
+    cs__task_label(&b->i, label, sizeof(label));
+    if (b->i.file)
+        cs__report_line("%s (created at %s:%d) held the loop: no other task "
+                        "ran meanwhile", label, b->i.file, b->i.line);
+    else
+        cs__report_line("%s held the loop: no other task ran meanwhile",
+                        label);
+    cs__report_line("called here:");
+    cs__report_stack(&b->bt);
+    cs__report_end();
+}
+
+CS_EXTERN void cs_agent_blocking_report(const char *call, int64_t took_ns,
+                                        const void *caller)
+{
+    cs_task *t = cs_current_task();
+    struct cs__blocking b = {.call = call, .took_ns = took_ns};
+
+    if (!t || !(cs__cfg.reports & CS__R_BLOCKING) ||
+        cs_agent_task_get(t, &b.i) != 0 || !cs__site_new(call, caller))
+        return;
+    cs__bt_here(&b.bt, 0);
+    cs__bt_from(&b.bt, (uintptr_t)caller);
+    cs__bt_trim_self(&b.bt); /* the task's root */
+    cs__report_offstack(cs__blocking_report, &b);
+}

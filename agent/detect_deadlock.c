@@ -1,0 +1,169 @@
+/*
+ * detect_deadlock.c - "deadlock: ..." from the wait-for graph.
+ *
+ * Edges the runtime names (agent.h): a task awaiting a task, a task
+ * waiting for a lock -> the lock's holder.  Each time a task is about to
+ * block on one of them (task_blocking) the chain of holders/awaited tasks
+ * is followed from it; coming back to it means the edge just added closed
+ * a cycle, which is reported at once, naming every task and what it waits
+ * on.  Each task of a reported cycle is marked in its agent slot, so no
+ * cycle is reported twice.  Chains are short in practice; they are cut at
+ * CS__CHAIN_MAX.  Timers, fds, events, semaphores and queues are no edges,
+ * so waiting on them never looks like a cycle.
+ *
+ * When the whole loop is stuck (loop_stuck: every task waits and nothing -
+ * timer, fd, thread - can wake one) the tasks not already explained by a
+ * reported cycle are listed with what each waits on.
+ */
+#include "agent.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CS__CHAIN_MAX 64
+#define CS__REPORTED ((void *)1) /* agent slot of a task in a reported cycle */
+
+static bool cs__reported(const cs_task *t)
+{
+    return *cs_agent_task_slot((cs_task *)t) == CS__REPORTED;
+}
+
+/* The task t waits on by an edge (lock holder or awaited task), or NULL. */
+static const cs_task *cs__next(const cs_task *t, cs_agent_task_info *i)
+{
+    if (cs_agent_task_get(t, i) != 0 || i->state != CS_AGENT_WAITING)
+        return NULL;
+    if (i->wait_reason != 2 && i->wait_reason != 3)
+        return NULL;
+    return i->holder;
+}
+
+struct cs__cycle {
+    const cs_task *path[CS__CHAIN_MAX]; /* path[k] waits on path[k + 1] */
+    int n;
+    cs__bt here; /* path[0]'s stack: it is running */
+};
+
+static void cs__cycle_report(void *arg)
+{
+    struct cs__cycle *c = arg;
+    char head[1024], what[256], label[160];
+    size_t len = 0;
+    cs_agent_task_info i;
+
+    /* "A waits for lock L held by B, which awaits A" */
+    for (int k = 0; k < c->n && len < sizeof(head) - 1; k++) {
+        cs_agent_task_get(c->path[k], &i);
+        if (k == 0)
+            cs__task_label(&i, label, sizeof(label));
+        len += (size_t)snprintf(head + len, sizeof(head) - len, "%s%s %s",
+                                k ? ", which" : "", k ? "" : label,
+                                cs__wait_text(&i, what, sizeof(what)));
+    }
+    if (!cs__report_begin(CS__R_DEADLOCK, "deadlock: %s", head))
+        return;
+    for (int k = 0; k < c->n; k++) {
+        cs__bt bt = c->here;
+        cs_agent_task_get(c->path[k], &i);
+        cs__report_line("%s %s here:", cs__task_label(&i, label, sizeof(label)),
+                        k == 0 ? "blocks" : "is blocked");
+        if (k > 0)
+            cs__bt_parked(&bt, i.sp, i.fp, i.ip);
+        cs__bt_trim_self(&bt);
+        cs__report_stack(&bt);
+    }
+    cs__report_end();
+}
+
+void cs__task_blocking(cs_task *t)
+{
+    const cs_task *path[CS__CHAIN_MAX];
+    cs_agent_task_info i;
+    int n = 0;
+
+    if (!(cs__cfg.reports & CS__R_DEADLOCK))
+        return;
+    for (const cs_task *cur = t; cur && n < CS__CHAIN_MAX;) {
+        if (cs__reported(cur))
+            return; /* part of a cycle already reported */
+        path[n++] = cur;
+        cur = cs__next(cur, &i);
+        if (cur == t) {
+            struct cs__cycle c = {.n = n};
+            for (int k = 0; k < n; k++) {
+                c.path[k] = path[k];
+                *cs_agent_task_slot((cs_task *)path[k]) = CS__REPORTED;
+            }
+            cs__bt_here(&c.here, 0);
+            cs__report_offstack(cs__cycle_report, &c);
+            return;
+        }
+        for (int k = 1; k < n; k++)
+            if (path[k] == cur)
+                return; /* a cycle not through t: reported when it closed */
+    }
+}
+
+/* True if t's chain of edges reaches a task of a reported cycle. */
+static bool cs__explained(const cs_task *t)
+{
+    cs_agent_task_info i;
+
+    for (int n = 0; t && n < CS__CHAIN_MAX; n++) {
+        if (cs__reported(t))
+            return true;
+        t = cs__next(t, &i);
+    }
+    return false;
+}
+
+struct cs__stuck {
+    cs_task **all;
+    size_t n, unexplained;
+};
+
+static void cs__stuck_report(void *arg)
+{
+    struct cs__stuck *st = arg;
+    char what[256], label[160];
+    size_t shown = 0;
+
+    if (!cs__report_begin(CS__R_DEADLOCK,
+                          "deadlock: every task is waiting and nothing can "
+                          "wake any of them (%zu tasks)", st->n))
+        return;
+    for (size_t k = 0; k < st->n && shown < 16; k++) {
+        cs_agent_task_info i;
+        cs__bt bt;
+        if (cs_agent_task_get(st->all[k], &i) != 0 ||
+            cs__explained(st->all[k]))
+            continue;
+        cs__report_line("%s %s, here:", cs__task_label(&i, label, sizeof(label)),
+                        cs__wait_text(&i, what, sizeof(what)));
+        cs__bt_parked(&bt, i.sp, i.fp, i.ip);
+        cs__bt_trim_self(&bt);
+        cs__report_stack(&bt);
+        shown++;
+    }
+    if (st->unexplained > shown)
+        cs__report_line("... and %zu more", st->unexplained - shown);
+    cs__report_end();
+}
+
+void cs__loop_stuck(void)
+{
+    struct cs__stuck st = {NULL, cs_all_tasks(NULL, 0), 0};
+
+    if (!(cs__cfg.reports & CS__R_DEADLOCK) || st.n == 0)
+        return;
+    if ((st.all = calloc(st.n, sizeof(*st.all))) == NULL)
+        return;
+    size_t got = cs_all_tasks(st.all, st.n);
+    if (got < st.n)
+        st.n = got;
+    for (size_t k = 0; k < st.n; k++)
+        st.unexplained += !cs__explained(st.all[k]);
+    if (st.unexplained)
+        cs__report_offstack(cs__stuck_report, &st);
+    free(st.all);
+}

@@ -1,0 +1,441 @@
+/*
+ * interpose.c - libcoscope-preload.so: blocking calls made on an event
+ * loop, caught by interposition (LD_PRELOAD=libcoscope-preload.so).
+ *
+ * Each wrapper forwards to the real function (dlsym(RTLD_NEXT)) and, only
+ * when it was called from a coscope task, times it and tells the agent,
+ * which reports "blocking call NAME() on the event loop in task 'T' (took
+ * X ms)" with the caller's stack.  Calls are not reported:
+ *   - outside a task: the program has no coscope (cs_current_task is looked
+ *     up with dlsym(RTLD_DEFAULT)), or the thread runs no loop (cs_to_thread
+ *     workers, other threads), or the loop itself runs (between steps);
+ *   - from the runtime or the agent (the caller's address is in the object
+ *     that defines cs_current_task), nor while a report is being made (a
+ *     per-thread guard), nor before anything is resolved;
+ *   - when they cannot block: I/O on an fd with O_NONBLOCK or on a regular
+ *     file, writes to fds 0-2 (logging), poll/select/epoll_wait with a zero
+ *     timeout, an uncontended mutex (trylock first), waitpid(WNOHANG),
+ *     flock(LOCK_NB).
+ * The checks cost nothing outside tasks beyond one call through a pointer.
+ * Real functions are resolved in the constructor, and lazily when a call
+ * comes earlier (another library's constructor); a call made while dlsym
+ * itself runs falls back to the raw system call where there is one.  No
+ * state is shared with a forked child beyond read-only pointers.
+ */
+#include "blocking.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CS_EXPORT __attribute__((visibility("default")))
+#define CS_CALLER __builtin_return_address(0)
+
+/* ---- what the program has ------------------------------------------------ */
+
+static void *(*cs__current_task)(void);      /* NULL: not (yet) known */
+static cs_agent_blocking_fn *cs__report;
+static uintptr_t cs__rt_lo, cs__rt_hi;       /* libcoscope's address range */
+static int cs__resolved;                     /* 1 once looked up */
+static __thread int cs__busy;                /* in a report, or resolving */
+
+static int cs__range_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    uintptr_t a = (uintptr_t)data, lo = UINTPTR_MAX, hi = 0;
+
+    (void)size;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+        if (p->p_type != PT_LOAD)
+            continue;
+        if (info->dlpi_addr + p->p_vaddr < lo)
+            lo = info->dlpi_addr + p->p_vaddr;
+        if (info->dlpi_addr + p->p_vaddr + p->p_memsz > hi)
+            hi = info->dlpi_addr + p->p_vaddr + p->p_memsz;
+    }
+    if (a < lo || a >= hi)
+        return 0;
+    /* the main program (first, unnamed) holds user code too: no range */
+    if (info->dlpi_name && info->dlpi_name[0]) {
+        cs__rt_lo = lo;
+        cs__rt_hi = hi;
+    }
+    return 1;
+}
+
+static void cs__resolve_program(void)
+{
+    cs__busy++;
+    cs__current_task = (void *(*)(void))dlsym(RTLD_DEFAULT, "cs_current_task");
+    cs__report = (cs_agent_blocking_fn *)dlsym(RTLD_DEFAULT,
+                                               CS_AGENT_BLOCKING_SYM);
+    if (cs__current_task)
+        dl_iterate_phdr(cs__range_cb, (void *)cs__current_task);
+    __atomic_store_n(&cs__resolved, 1, __ATOMIC_RELEASE);
+    cs__busy--;
+}
+
+/* True if a call from caller should be watched: it runs in a task. */
+static bool cs__in_task(const void *caller)
+{
+    uintptr_t c = (uintptr_t)caller;
+
+    if (cs__busy)
+        return false;
+    if (!__atomic_load_n(&cs__resolved, __ATOMIC_ACQUIRE))
+        cs__resolve_program();
+    if (!cs__current_task || !cs__current_task())
+        return false;
+    return !(c >= cs__rt_lo && c < cs__rt_hi);
+}
+
+static int64_t cs__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void cs__blocked(const char *call, int64_t t0, const void *caller)
+{
+    int64_t took = cs__now() - t0;
+    int e = errno;
+
+    if (!cs__report)
+        return;
+    cs__busy++;
+    cs__report(call, took, caller);
+    cs__busy--;
+    errno = e;
+}
+
+/* ---- real functions ------------------------------------------------------ */
+
+#define CS_REALS(X)                                                           \
+    X(unsigned, sleep, (unsigned))                                            \
+    X(int, usleep, (useconds_t))                                              \
+    X(int, nanosleep, (const struct timespec *, struct timespec *))           \
+    X(int, clock_nanosleep,                                                   \
+      (clockid_t, int, const struct timespec *, struct timespec *))           \
+    X(ssize_t, read, (int, void *, size_t))                                   \
+    X(ssize_t, write, (int, const void *, size_t))                            \
+    X(ssize_t, recv, (int, void *, size_t, int))                              \
+    X(ssize_t, send, (int, const void *, size_t, int))                        \
+    X(ssize_t, recvfrom,                                                      \
+      (int, void *, size_t, int, struct sockaddr *, socklen_t *))             \
+    X(ssize_t, sendto,                                                        \
+      (int, const void *, size_t, int, const struct sockaddr *, socklen_t))   \
+    X(int, accept, (int, struct sockaddr *, socklen_t *))                     \
+    X(int, connect, (int, const struct sockaddr *, socklen_t))                \
+    X(int, poll, (struct pollfd *, nfds_t, int))                              \
+    X(int, select,                                                            \
+      (int, fd_set *, fd_set *, fd_set *, struct timeval *))                  \
+    X(int, epoll_wait, (int, struct epoll_event *, int, int))                 \
+    X(int, pthread_mutex_lock, (pthread_mutex_t *))                           \
+    X(int, pthread_mutex_trylock, (pthread_mutex_t *))                        \
+    X(int, pthread_join, (pthread_t, void **))                                \
+    X(int, sem_wait, (sem_t *))                                               \
+    X(int, getaddrinfo, (const char *, const char *,                          \
+                         const struct addrinfo *, struct addrinfo **))        \
+    X(struct hostent *, gethostbyname, (const char *))                        \
+    X(int, system, (const char *))                                            \
+    X(FILE *, popen, (const char *, const char *))                            \
+    X(pid_t, waitpid, (pid_t, int *, int))                                    \
+    X(pid_t, wait, (int *))                                                   \
+    X(int, fsync, (int))                                                      \
+    X(int, fdatasync, (int))                                                  \
+    X(int, flock, (int, int))                                                 \
+    X(int, fcntl, (int, int, ...))                                            \
+    X(int, fcntl64, (int, int, ...))
+
+#define CS_REAL_PTR(ret, name, args) static ret(*real_##name) args;
+CS_REALS(CS_REAL_PTR)
+
+/* Looks name up once; NULL while this thread is inside dlsym already. */
+static void *cs__real(void **slot, const char *name)
+{
+    void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+    if (p || cs__busy)
+        return p;
+    cs__busy++;
+    p = dlsym(RTLD_NEXT, name);
+    cs__busy--;
+    __atomic_store_n(slot, p, __ATOMIC_RELEASE);
+    return p;
+}
+#define REAL(name) ((__typeof__(real_##name))cs__real((void **)&real_##name, #name))
+
+__attribute__((constructor)) static void cs__preload_init(void)
+{
+#define CS_RESOLVE(ret, name, args) (void)REAL(name);
+    CS_REALS(CS_RESOLVE)
+    cs__resolve_program();
+}
+
+/* ---- fds ------------------------------------------------------------------ */
+
+/* True if I/O on fd may block the thread: O_NONBLOCK clear, and not a
+ * regular file or block device (those never wait for a peer). */
+static bool cs__fd_blocks(int fd)
+{
+    struct stat st;
+    int fl;
+
+    if (!REAL(fcntl) || (fl = REAL(fcntl)(fd, F_GETFL)) < 0 ||
+        (fl & O_NONBLOCK))
+        return false;
+    return fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+}
+
+/* Wraps the real call `expr` of `name` when `cond` (evaluated in a task
+ * only) says it may block. */
+#define CS_WATCH(type, name, cond, expr, fallback)                            \
+    do {                                                                      \
+        const void *caller_ = CS_CALLER;                                      \
+        if (!REAL(name))                                                      \
+            return fallback;                                                  \
+        if (!cs__in_task(caller_) || !(cond))                                 \
+            return expr;                                                      \
+        int64_t t0_ = cs__now();                                              \
+        type r_ = expr;                                                       \
+        cs__blocked(#name, t0_, caller_);                                     \
+        return r_;                                                            \
+    } while (0)
+
+/* ---- sleeping --------------------------------------------------------------- */
+
+CS_EXPORT unsigned sleep(unsigned s)
+{
+    struct timespec ts = {s, 0};
+    CS_WATCH(unsigned, sleep, true, real_sleep(s),
+             (unsigned)syscall(SYS_nanosleep, &ts, NULL));
+}
+
+CS_EXPORT int usleep(useconds_t us)
+{
+    struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
+    CS_WATCH(int, usleep, us > 0, real_usleep(us),
+             (int)syscall(SYS_nanosleep, &ts, NULL));
+}
+
+CS_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+    CS_WATCH(int, nanosleep, true, real_nanosleep(req, rem),
+             (int)syscall(SYS_nanosleep, req, rem));
+}
+
+CS_EXPORT int clock_nanosleep(clockid_t clk, int flags,
+                              const struct timespec *req, struct timespec *rem)
+{
+    CS_WATCH(int, clock_nanosleep, true,
+             real_clock_nanosleep(clk, flags, req, rem),
+             (int)syscall(SYS_clock_nanosleep, clk, flags, req, rem));
+}
+
+/* ---- fd I/O ---------------------------------------------------------------- */
+
+CS_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+    CS_WATCH(ssize_t, read, cs__fd_blocks(fd), real_read(fd, buf, n),
+             syscall(SYS_read, fd, buf, n));
+}
+
+CS_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    CS_WATCH(ssize_t, write, fd > 2 && cs__fd_blocks(fd),
+             real_write(fd, buf, n), syscall(SYS_write, fd, buf, n));
+}
+
+CS_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+    CS_WATCH(ssize_t, recv, !(flags & MSG_DONTWAIT) && cs__fd_blocks(fd),
+             real_recv(fd, buf, n, flags),
+             syscall(SYS_recvfrom, fd, buf, n, flags, NULL, NULL));
+}
+
+CS_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+    CS_WATCH(ssize_t, send, !(flags & MSG_DONTWAIT) && cs__fd_blocks(fd),
+             real_send(fd, buf, n, flags),
+             syscall(SYS_sendto, fd, buf, n, flags, NULL, 0));
+}
+
+CS_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+                           struct sockaddr *a, socklen_t *alen)
+{
+    CS_WATCH(ssize_t, recvfrom, !(flags & MSG_DONTWAIT) && cs__fd_blocks(fd),
+             real_recvfrom(fd, buf, n, flags, a, alen),
+             syscall(SYS_recvfrom, fd, buf, n, flags, a, alen));
+}
+
+CS_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+                         const struct sockaddr *a, socklen_t alen)
+{
+    CS_WATCH(ssize_t, sendto, !(flags & MSG_DONTWAIT) && cs__fd_blocks(fd),
+             real_sendto(fd, buf, n, flags, a, alen),
+             syscall(SYS_sendto, fd, buf, n, flags, a, alen));
+}
+
+CS_EXPORT int accept(int fd, struct sockaddr *a, socklen_t *alen)
+{
+    CS_WATCH(int, accept, cs__fd_blocks(fd), real_accept(fd, a, alen),
+             (int)syscall(SYS_accept, fd, a, alen));
+}
+
+CS_EXPORT int connect(int fd, const struct sockaddr *a, socklen_t alen)
+{
+    CS_WATCH(int, connect, cs__fd_blocks(fd), real_connect(fd, a, alen),
+             (int)syscall(SYS_connect, fd, a, alen));
+}
+
+/* ---- waiting for fds --------------------------------------------------------- */
+
+CS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    CS_WATCH(int, poll, timeout != 0, real_poll(fds, n, timeout),
+             (int)syscall(SYS_ppoll, fds, n, NULL, NULL, 0));
+}
+
+CS_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e,
+                     struct timeval *tv)
+{
+    CS_WATCH(int, select, !tv || tv->tv_sec || tv->tv_usec,
+             real_select(n, r, w, e, tv), (errno = ENOSYS, -1));
+}
+
+CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max,
+                         int timeout)
+{
+    CS_WATCH(int, epoll_wait, timeout != 0, real_epoll_wait(epfd, ev, max, timeout),
+             (int)syscall(SYS_epoll_pwait, epfd, ev, max, timeout, NULL, 8));
+}
+
+/* ---- threads and processes ------------------------------------------------------ */
+
+/* Only a contended mutex blocks: try first, and time only the wait. */
+CS_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    const void *caller = CS_CALLER;
+    int64_t t0;
+    int r;
+
+    if (!REAL(pthread_mutex_lock))
+        return EINVAL;
+    if (!REAL(pthread_mutex_trylock) || !cs__in_task(caller))
+        return real_pthread_mutex_lock(m);
+    if ((r = real_pthread_mutex_trylock(m)) != EBUSY)
+        return r; /* taken at once (or an error): it did not block */
+    t0 = cs__now();
+    r = real_pthread_mutex_lock(m);
+    cs__blocked("pthread_mutex_lock", t0, caller);
+    return r;
+}
+
+CS_EXPORT int pthread_join(pthread_t th, void **ret)
+{
+    CS_WATCH(int, pthread_join, true, real_pthread_join(th, ret), EINVAL);
+}
+
+CS_EXPORT int sem_wait(sem_t *s)
+{
+    CS_WATCH(int, sem_wait, true, real_sem_wait(s), (errno = ENOSYS, -1));
+}
+
+CS_EXPORT int getaddrinfo(const char *node, const char *service,
+                          const struct addrinfo *hints, struct addrinfo **res)
+{
+    CS_WATCH(int, getaddrinfo, true,
+             real_getaddrinfo(node, service, hints, res), EAI_SYSTEM);
+}
+
+CS_EXPORT struct hostent *gethostbyname(const char *name)
+{
+    CS_WATCH(struct hostent *, gethostbyname, true, real_gethostbyname(name),
+             NULL);
+}
+
+CS_EXPORT int system(const char *cmd)
+{
+    CS_WATCH(int, system, true, real_system(cmd), -1);
+}
+
+CS_EXPORT FILE *popen(const char *cmd, const char *mode)
+{
+    CS_WATCH(FILE *, popen, true, real_popen(cmd, mode), NULL);
+}
+
+CS_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+{
+    CS_WATCH(pid_t, waitpid, !(options & WNOHANG),
+             real_waitpid(pid, status, options),
+             (pid_t)syscall(SYS_wait4, pid, status, options, NULL));
+}
+
+CS_EXPORT pid_t wait(int *status)
+{
+    CS_WATCH(pid_t, wait, true, real_wait(status),
+             (pid_t)syscall(SYS_wait4, -1, status, 0, NULL));
+}
+
+/* ---- files ---------------------------------------------------------------------- */
+
+CS_EXPORT int fsync(int fd)
+{
+    CS_WATCH(int, fsync, true, real_fsync(fd), (int)syscall(SYS_fsync, fd));
+}
+
+CS_EXPORT int fdatasync(int fd)
+{
+    CS_WATCH(int, fdatasync, true, real_fdatasync(fd),
+             (int)syscall(SYS_fdatasync, fd));
+}
+
+CS_EXPORT int flock(int fd, int op)
+{
+    CS_WATCH(int, flock, !(op & LOCK_NB), real_flock(fd, op),
+             (int)syscall(SYS_flock, fd, op));
+}
+
+CS_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    void *arg;
+
+    va_start(ap, cmd);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+    CS_WATCH(int, fcntl, cmd == F_SETLKW || cmd == F_OFD_SETLKW,
+             real_fcntl(fd, cmd, arg), (int)syscall(SYS_fcntl, fd, cmd, arg));
+}
+
+CS_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    void *arg;
+
+    va_start(ap, cmd);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+    CS_WATCH(int, fcntl64, cmd == F_SETLKW || cmd == F_OFD_SETLKW,
+             real_fcntl64(fd, cmd, arg), (int)syscall(SYS_fcntl, fd, cmd, arg));
+}

@@ -1,0 +1,190 @@
+/*
+ * report.c - the agent's one output channel: a headline, detail lines and
+ * symbolised stacks on stderr, under one lock so that reports from several
+ * loop threads do not interleave.  Frames look like gdb's:
+ *
+ *     #1  0x000055d0c1a2b3c4 in fetch_page+0x1c (buggy.c:42)
+ *
+ * (module+offset when the object has no symbol for the address).
+ * COSCOPE_STRICT=1 makes the end of the first report abort the process.
+ */
+#include "agent.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t cs__report_mu = PTHREAD_MUTEX_INITIALIZER;
+
+struct cs__offstack {
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void *cs__offstack_main(void *p)
+{
+    struct cs__offstack *o = p;
+    o->fn(o->arg);
+    return NULL;
+}
+
+void cs__report_offstack(void (*fn)(void *), void *arg)
+{
+    struct cs__offstack o = {fn, arg};
+    pthread_t th;
+
+    if (pthread_create(&th, NULL, cs__offstack_main, &o) != 0)
+        fn(arg); /* no thread: try on this stack */
+    else
+        pthread_join(th, NULL);
+}
+
+static void cs__vline(const char *prefix, const char *fmt, va_list ap)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof(buf), "%s", prefix);
+
+    vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+    fprintf(stderr, "%s\n", buf);
+}
+
+bool cs__report_begin(unsigned cls, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!(cs__cfg.reports & cls))
+        return false;
+    pthread_mutex_lock(&cs__report_mu);
+    va_start(ap, fmt);
+    cs__vline("coscope: ", fmt, ap);
+    va_end(ap);
+    return true;
+}
+
+void cs__report_line(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cs__vline("  ", fmt, ap);
+    va_end(ap);
+}
+
+static const char *cs__basename(const char *path)
+{
+    const char *s = path ? strrchr(path, '/') : NULL;
+    return s ? s + 1 : path;
+}
+
+void cs__report_stack(const cs__bt *bt)
+{
+    for (int i = 0; i < bt->n; i++) {
+        cs__sym s;
+        char where[320] = "";
+        int same = 0;
+
+        while (i > 0 && i + same < bt->n && bt->ip[i + same] == bt->ip[i - 1])
+            same++;
+        if (same > 1) { /* deep recursion: one line for the run */
+            fprintf(stderr, "    ... the frame above %d more times\n", same);
+            i += same - 1;
+            continue;
+        }
+
+        cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
+        if (s.func)
+            snprintf(where, sizeof(where), " in %s+0x%lx", s.func,
+                     (unsigned long)s.offset);
+        else if (s.module)
+            snprintf(where, sizeof(where), " in %s+0x%lx",
+                     cs__basename(s.module), (unsigned long)s.modoff);
+        if (s.file)
+            snprintf(where + strlen(where), sizeof(where) - strlen(where),
+                     " (%s:%d)", cs__basename(s.file), s.line);
+        fprintf(stderr, "    #%-2d 0x%016lx%s\n", i, (unsigned long)bt->ip[i],
+                where);
+    }
+    if (bt->n == 0)
+        fprintf(stderr, "    (no stack)\n");
+}
+
+void cs__report_end(void)
+{
+    cs__sym_release();
+    fflush(stderr);
+    pthread_mutex_unlock(&cs__report_mu);
+    if (cs__cfg.strict) {
+        fprintf(stderr, "coscope: aborting at the first report "
+                        "(COSCOPE_STRICT=1)\n");
+        abort();
+    }
+}
+
+bool cs__report_allowed(const cs__bt *bt)
+{
+    bool allowed = false;
+
+    if (cs__cfg.nallow == 0)
+        return false;
+    pthread_mutex_lock(&cs__report_mu); /* the symboliser is not reentrant */
+    for (int i = 0; i < bt->n && !allowed; i++) {
+        cs__sym s;
+        char site[320] = "";
+        cs__sym_lookup(bt->ip[i], i > 0, &s);
+        if (s.file)
+            snprintf(site, sizeof(site), "%s:%d", cs__basename(s.file),
+                     s.line);
+        allowed = cs__cfg_allowed(s.func, s.file ? site : NULL);
+    }
+    cs__sym_release();
+    pthread_mutex_unlock(&cs__report_mu);
+    return allowed;
+}
+
+const char *cs__task_label(const cs_agent_task_info *i, char *buf,
+                           size_t cap)
+{
+    snprintf(buf, cap, "task '%s' (id %llu)", i->name ? i->name : "?",
+             (unsigned long long)i->id);
+    return buf;
+}
+
+const char *cs__wait_text(const cs_agent_task_info *i, char *buf,
+                          size_t cap)
+{
+    cs_agent_task_info h;
+    char who[160] = "no task";
+
+    if (i->holder && cs_agent_task_get(i->holder, &h) == 0)
+        cs__task_label(&h, who, sizeof(who));
+    switch (i->wait_reason) {
+    case 1:
+        if (i->deadline_ns >= 0)
+            snprintf(buf, cap, "sleeps (%.3f s left)",
+                     (double)(i->deadline_ns - cs_now_ns()) / 1e9);
+        else
+            snprintf(buf, cap, "sleeps");
+        break;
+    case 2: snprintf(buf, cap, "awaits %s", who); break;
+    case 3:
+        snprintf(buf, cap, "waits for lock %p held by %s", i->wait_obj, who);
+        break;
+    case 4: snprintf(buf, cap, "waits for event %p", i->wait_obj); break;
+    case 5: snprintf(buf, cap, "waits for semaphore %p", i->wait_obj); break;
+    case 6:
+        snprintf(buf, cap, "waits to put into full queue %p", i->wait_obj);
+        break;
+    case 7:
+        snprintf(buf, cap, "waits to get from empty queue %p", i->wait_obj);
+        break;
+    case 8: snprintf(buf, cap, "waits for fd %d to be readable", i->wait_fd); break;
+    case 9: snprintf(buf, cap, "waits for fd %d to be writable", i->wait_fd); break;
+    case 10: snprintf(buf, cap, "waits for a cs_to_thread call"); break;
+    default:
+        snprintf(buf, cap, "%s", i->state == CS_AGENT_READY ? "is ready to run"
+                                                            : "is not waiting");
+    }
+    return buf;
+}

@@ -1,0 +1,81 @@
+/*
+ * symbols.c - names for raw addresses, through elfutils: libdwfl maps an
+ * address to its module (from /proc/self/maps, dwfl_linux_proc_report),
+ * the module's ELF symbol tables (.symtab, else .dynsym, read by libelf)
+ * give function+offset, and its DWARF line table, when the object or a
+ * separate debug file has one, gives file:line.  The Dwfl session is made
+ * at the first report; an address in no known module (a library dlopen'ed
+ * since) makes it report the process's modules again.
+ */
+#include "agent.h"
+
+#include <elfutils/libdwfl.h>
+#include <string.h>
+#include <unistd.h>
+
+static const Dwfl_Callbacks cs__dwfl_callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+};
+static Dwfl *cs__dwfl;
+
+static int cs__dwfl_report(void)
+{
+    if (!cs__dwfl && !(cs__dwfl = dwfl_begin(&cs__dwfl_callbacks)))
+        return -1;
+    dwfl_report_begin(cs__dwfl);
+    if (dwfl_linux_proc_report(cs__dwfl, getpid()) != 0) {
+        dwfl_report_end(cs__dwfl, NULL, NULL);
+        return -1;
+    }
+    return dwfl_report_end(cs__dwfl, NULL, NULL);
+}
+
+void cs__sym_release(void)
+{
+    if (cs__dwfl)
+        dwfl_end(cs__dwfl);
+    cs__dwfl = NULL;
+}
+
+static Dwfl_Module *cs__module(Dwarf_Addr a)
+{
+    static bool fresh;
+    Dwfl_Module *m = NULL;
+
+    if (!cs__dwfl) {
+        if (cs__dwfl_report() != 0)
+            return NULL;
+        fresh = true;
+    }
+    m = dwfl_addrmodule(cs__dwfl, a);
+    if (!m && !fresh && cs__dwfl_report() == 0) { /* maps changed? */
+        fresh = true;
+        m = dwfl_addrmodule(cs__dwfl, a);
+    }
+    if (m)
+        fresh = false;
+    return m;
+}
+
+void cs__sym_lookup(uintptr_t ip, bool is_return, cs__sym *s)
+{
+    Dwarf_Addr a = is_return && ip ? ip - 1 : ip, base = 0;
+    Dwfl_Module *m;
+    GElf_Off off = 0;
+    GElf_Sym sym;
+    Dwfl_Line *line;
+
+    memset(s, 0, sizeof(*s));
+    if (!ip || !(m = cs__module(a)))
+        return;
+    s->module = dwfl_module_info(m, NULL, &base, NULL, NULL, NULL, NULL, NULL);
+    s->modoff = ip - base;
+    s->func = dwfl_module_addrinfo(m, a, &off, &sym, NULL, NULL, NULL);
+    s->offset = ip - (a - off);
+    if ((line = dwfl_module_getsrc(m, a)) != NULL) {
+        s->file = dwfl_lineinfo(line, NULL, &s->line, NULL, NULL, NULL);
+        if (s->line <= 0)
+            s->file = NULL;
+    }
+}
