@@ -41,19 +41,23 @@ void cli_main_usage(FILE *f);
 
 /* ---- subcommands ----------------------------------------------------------
  */
+int cmd_export(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+int cmd_view(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+extern const char cmd_export_usage[];
 extern const char cmd_help_usage[];
 extern const char cmd_ps_usage[];
 extern const char cmd_record_usage[];
 extern const char cmd_report_usage[];
 extern const char cmd_tasks_usage[];
 extern const char cmd_top_usage[];
+extern const char cmd_view_usage[];
 extern const char cmd_watch_usage[];
 
 /* ---- common.c -------------------------------------------------------------

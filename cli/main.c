@@ -16,6 +16,8 @@
 
 /* Sorted by name. */
 const struct cli_command cli_commands[] = {
+    {"export", cmd_export, cmd_export_usage,
+     "write a trace file as Chrome/Perfetto JSON"},
     {"help", cmd_help, cmd_help_usage, "show help for coscope or a command"},
     {"ps", cmd_ps, cmd_ps_usage, "list processes with a coscope segment"},
     {"record", cmd_record, cmd_record_usage,
@@ -24,6 +26,8 @@ const struct cli_command cli_commands[] = {
     {"tasks", cmd_tasks, cmd_tasks_usage,
      "dump every task of a process: state, wait, stack"},
     {"top", cmd_top, cmd_top_usage, "a live view of a process's tasks"},
+    {"view", cmd_view, cmd_view_usage,
+     "open a trace file in the web timeline viewer"},
     {"watch", cmd_watch, cmd_watch_usage, "stream a process's events live"},
 };
 const size_t cli_command_count = sizeof cli_commands / sizeof cli_commands[0];

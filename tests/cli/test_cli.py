@@ -309,7 +309,9 @@ class Ps(Case):
             self.assertEqual(f[1], "1")   # one loop (ring in use)
             self.assertEqual(f[2], "12")  # tasks in the table
             self.assertEqual(f[3], "0")   # no warnings yet
-            self.assertEqual(f[4], "live")
+            self.assertRegex(f[4], r"^\d+$")       # records per second
+            self.assertRegex(f[5], r"^\d+\.\d\d%$")  # overhead
+            self.assertEqual(f[6], "live")
             self.assertIn("fake_target park", line)
 
     def test_counts_warnings(self):
@@ -971,7 +973,8 @@ class Real(Case):
             line = [l for l in coscope("ps").stdout.splitlines()
                     if l.split() and l.split()[0] == str(p.pid)]
             self.assertEqual(len(line), 1)
-            self.assertEqual(line[0].split()[1:5], ["1", "3", "0", "live"])
+            f = line[0].split()
+            self.assertEqual(f[1:4] + f[6:7], ["1", "3", "0", "live"])
 
     @unittest.skipUnless(FETCH, "examples not built")
     def test_fetch_data(self):

@@ -1,0 +1,490 @@
+/*
+ * timeline.c - a trace file turned into the timeline that `coscope export`
+ * and `coscope view` show: tasks (lanes, grouped by loop thread), steps
+ * (when each ran and why it stopped), loop idle time, and warnings with
+ * their stacks.  Both commands read files through here, so the Chrome JSON
+ * and the viewer's data always say the same thing.
+ *
+ * One pass over every ring (libtrace's cs_trace_read).  A step record's ts
+ * is its end and its arg how long it ran; the wait record just before it in
+ * the same ring says what it waited on next.  A loop-iteration record's arg
+ * is the time spent in epoll_wait, ending at its ts: that is loop idle.
+ * Task names and creation sites come from the task-created/-name records
+ * and from the task snapshot at the end of the file.  Times are kept in
+ * CLOCK_MONOTONIC ns of the writer and shown relative to the first event.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "timeline.h"
+
+/* Rebuilds the id -> index map of tl->tasks with cap (a power of two)
+ * buckets. */
+static int map_rebuild(struct cli_timeline *tl, size_t cap)
+{
+    long *m = malloc(cap * sizeof *m);
+    if (m == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < cap; i++)
+        m[i] = -1;
+    for (size_t i = 0; i < tl->ntasks; i++) {
+        size_t h = (size_t)(tl->tasks[i].id * 0x9e3779b97f4a7c15ull) &
+                   (cap - 1);
+        while (m[h] >= 0)
+            h = (h + 1) & (cap - 1);
+        m[h] = (long)i;
+    }
+    free(tl->map);
+    tl->map = m;
+    tl->map_cap = cap;
+    return 0;
+}
+
+/* Index of task id in tl->tasks, adding it when add is set; -1 if absent
+ * or out of memory. */
+static long task_index(struct cli_timeline *tl, uint64_t id, int add)
+{
+    if (tl->map_cap == 0 || 2 * (tl->ntasks + 1) > tl->map_cap) {
+        if (!add && tl->map_cap == 0)
+            return -1;
+        if (add && map_rebuild(tl, tl->map_cap ? tl->map_cap * 2 : 1024))
+            return -1;
+    }
+    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull) & (tl->map_cap - 1);
+    while (tl->map[h] >= 0) {
+        if (tl->tasks[tl->map[h]].id == id)
+            return tl->map[h];
+        h = (h + 1) & (tl->map_cap - 1);
+    }
+    if (!add)
+        return -1;
+    if (tl->ntasks == tl->tasks_cap) {
+        size_t cap = tl->tasks_cap ? tl->tasks_cap * 2 : 256;
+        struct cli_tl_task *v = realloc(tl->tasks, cap * sizeof *v);
+        if (v == NULL)
+            return -1;
+        tl->tasks = v;
+        tl->tasks_cap = cap;
+    }
+    struct cli_tl_task *k = &tl->tasks[tl->ntasks];
+    memset(k, 0, sizeof *k);
+    k->id = id;
+    k->ring = UINT32_MAX;
+    tl->map[h] = (long)tl->ntasks;
+    return (long)tl->ntasks++;
+}
+
+/* Appends one element of size bytes to a growing array; NULL when out
+ * of memory. */
+static void *grow(void **v, size_t *n, size_t *cap, size_t size)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 1024;
+        void *p = realloc(*v, c * size);
+        if (p == NULL)
+            return NULL;
+        *v = p;
+        *cap = c;
+    }
+    return (char *)*v + (*n)++ * size;
+}
+
+static void seen(struct cli_timeline *tl, uint64_t ns)
+{
+    if (tl->first_ns == 0 || ns < tl->first_ns)
+        tl->first_ns = ns;
+    if (ns > tl->last_ns)
+        tl->last_ns = ns;
+}
+
+/* The pending wait record of the ring being read. */
+struct pending_wait {
+    int set;
+    unsigned reason;
+    uint64_t target;
+    uint32_t aux;
+};
+
+static int take_step(struct cli_timeline *tl, const cs_trace_event *e,
+                     struct pending_wait *w)
+{
+    long k = task_index(tl, e->task_id, 1);
+    struct cli_tl_step *s =
+        grow((void **)&tl->steps, &tl->nsteps, &tl->steps_cap, sizeof *s);
+    if (k < 0 || s == NULL)
+        return -ENOMEM;
+    uint64_t end = cs_trace_ns(tl->t, e->ts);
+    uint64_t dur = cs_trace_ticks_ns(tl->t, cs_trace_event_ticks(e));
+    memset(s, 0, sizeof *s);
+    s->end = end;
+    s->start = dur < end ? end - dur : 0;
+    s->task = (uint32_t)k;
+    s->reason = e->reason;
+    if (w->set && w->reason == e->reason) {
+        s->target = w->target;
+        s->aux = w->aux;
+        s->has_target = 1;
+    }
+    w->set = 0;
+    if (tl->tasks[k].ring == UINT32_MAX || !tl->tasks[k].ring_from_step)
+        tl->tasks[k].ring = e->ring;
+    tl->tasks[k].ring_from_step = 1;
+    seen(tl, s->start);
+    seen(tl, end);
+    return 0;
+}
+
+static int take_event(struct cli_timeline *tl, const cs_trace_event *e,
+                      struct pending_wait *w)
+{
+    long k;
+    tl->events++;
+    if (e->type != CS_EV_STEP && e->type != CS_EV_LOOP_ITER)
+        seen(tl, cs_trace_ns(tl->t, e->ts));
+    switch (e->type) {
+    case CS_EV_TASK_CREATED:
+    case CS_EV_TASK_NAME:
+        if ((k = task_index(tl, e->task_id, 1)) < 0)
+            return -ENOMEM;
+        if (e->type == CS_EV_TASK_NAME)
+            tl->tasks[k].name = e->arg;
+        else
+            tl->tasks[k].site = e->arg;
+        if (tl->tasks[k].ring == UINT32_MAX)
+            tl->tasks[k].ring = e->ring;
+        break;
+    case CS_EV_WAIT:
+        *w = (struct pending_wait){1, e->reason, e->task_id, e->arg};
+        break;
+    case CS_EV_STEP:
+        return take_step(tl, e, w);
+    case CS_EV_LOOP_ITER: {
+        uint64_t end = cs_trace_ns(tl->t, e->ts);
+        uint64_t dur = cs_trace_ticks_ns(tl->t, cs_trace_event_ticks(e));
+        seen(tl, end);
+        if (dur == 0)
+            break;
+        struct cli_tl_idle *d =
+            grow((void **)&tl->idle, &tl->nidle, &tl->idle_cap, sizeof *d);
+        if (d == NULL)
+            return -ENOMEM;
+        *d = (struct cli_tl_idle){dur < end ? end - dur : 0, end, e->ring};
+        seen(tl, d->start);
+        break;
+    }
+    case CS_EV_WARNING: {
+        struct cli_tl_warning *x = grow((void **)&tl->warnings, &tl->nwarnings,
+                                        &tl->warnings_cap, sizeof *x);
+        if (x == NULL)
+            return -ENOMEM;
+        *x = (struct cli_tl_warning){cs_trace_ns(tl->t, e->ts), e->task_id,
+                                     -1, e->reason, e->arg, e->ring};
+        if (e->task_id != 0 && task_index(tl, e->task_id, 1) < 0)
+            return -ENOMEM;
+        break;
+    }
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int read_rings(struct cli_timeline *tl)
+{
+    size_t cap = 4096;
+    cs_trace_event *ev = malloc(cap * sizeof *ev);
+    if (ev == NULL)
+        return -ENOMEM;
+    int err = 0;
+    for (uint32_t r = 0; r < tl->info.ring_count && err == 0; r++) {
+        uint64_t cursor = 0;
+        struct pending_wait w = {0};
+        for (;;) {
+            size_t n = 0;
+            uint64_t lost = 0;
+            err = cs_trace_read(tl->t, r, &cursor, ev, cap, &n, &lost);
+            tl->lost += lost;
+            for (size_t i = 0; i < n && err == 0; i++)
+                err = take_event(tl, &ev[i], &w);
+            if (err != 0 || n == 0)
+                break;
+        }
+    }
+    free(ev);
+    return err;
+}
+
+/* The task snapshot at the end of the file fills names, sites, parents
+ * and the loop of tasks that never ran while recorded. */
+static int read_tasks(struct cli_timeline *tl)
+{
+    uint32_t iter = 0;
+    cs_trace_task t;
+    int r;
+    while ((r = cs_trace_task_next(tl->t, &iter, &t)) == 1) {
+        long k = task_index(tl, t.id, 1);
+        if (k < 0)
+            return -ENOMEM;
+        struct cli_tl_task *x = &tl->tasks[k];
+        if (x->name == 0)
+            x->name = t.name;
+        if (x->site == 0)
+            x->site = t.site;
+        x->parent = t.parent;
+        x->state = t.state;
+        x->in_snapshot = 1;
+        if (!x->ring_from_step)
+            x->ring = t.ring;
+    }
+    return r;
+}
+
+static int cmp_task_order(const void *a, const void *b)
+{
+    const struct cli_tl_task *x = a, *y = b;
+    if (x->ring != y->ring)
+        return x->ring < y->ring ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int cmp_step(const void *a, const void *b)
+{
+    const struct cli_tl_step *x = a, *y = b;
+    if (x->task != y->task)
+        return x->task < y->task ? -1 : 1;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+static int cmp_idle(const void *a, const void *b)
+{
+    const struct cli_tl_idle *x = a, *y = b;
+    if (x->ring != y->ring)
+        return x->ring < y->ring ? -1 : 1;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static int cmp_warning(const void *a, const void *b)
+{
+    const struct cli_tl_warning *x = a, *y = b;
+    return x->ns < y->ns ? -1 : x->ns > y->ns;
+}
+
+/* Orders tasks by loop then id, renumbers steps and warnings, and sorts
+ * steps by task then start, so each task's steps are one slice. */
+static int arrange(struct cli_timeline *tl)
+{
+    uint32_t *old_to_new = malloc((tl->ntasks + 1) * sizeof *old_to_new);
+    if (old_to_new == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < tl->ntasks; i++)
+        tl->tasks[i].old = (uint32_t)i;
+    qsort(tl->tasks, tl->ntasks, sizeof *tl->tasks, cmp_task_order);
+    for (size_t i = 0; i < tl->ntasks; i++)
+        old_to_new[tl->tasks[i].old] = (uint32_t)i;
+    for (size_t i = 0; i < tl->nsteps; i++)
+        tl->steps[i].task = old_to_new[tl->steps[i].task];
+    free(old_to_new);
+    /* the id map points at old indices */
+    if (map_rebuild(tl, tl->map_cap ? tl->map_cap : 1024) != 0)
+        return -ENOMEM;
+    qsort(tl->steps, tl->nsteps, sizeof *tl->steps, cmp_step);
+    qsort(tl->idle, tl->nidle, sizeof *tl->idle, cmp_idle);
+    qsort(tl->warnings, tl->nwarnings, sizeof *tl->warnings, cmp_warning);
+    for (size_t i = 0; i < tl->nsteps; i++) {
+        struct cli_tl_task *k = &tl->tasks[tl->steps[i].task];
+        if (k->nsteps++ == 0)
+            k->first = (uint32_t)i;
+    }
+    for (size_t i = 0; i < tl->nwarnings; i++)
+        tl->warnings[i].task_index =
+            tl->warnings[i].task ? task_index(tl, tl->warnings[i].task, 0)
+                                 : -1;
+    return 0;
+}
+
+/* The error for a file that libtrace refused or that is cut short. */
+static int load_error(const char *path, int err)
+{
+    if (err == CS_TRACE_ECORRUPT)
+        return cli_error("'%s' is not a valid coscope trace file: %s", path,
+                         cs_trace_error_detail());
+    if (err == CS_TRACE_EVERSION)
+        return cli_error("'%s' has an unsupported format: %s", path,
+                         cs_trace_error_detail());
+    if (err == -ENOMEM)
+        return cli_error("out of memory reading '%s'", path);
+    return cli_error("cannot read '%s': %s", path, cs_trace_strerror(err));
+}
+
+int cli_tl_load(const char *path, int partial, struct cli_timeline **out)
+{
+    struct stat st;
+    *out = NULL;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return cli_error("cannot read '%s': it is a directory", path);
+    struct cli_timeline *tl = calloc(1, sizeof *tl);
+    if (tl == NULL)
+        return cli_error("out of memory");
+    tl->path = path;
+    int err = cs_trace_open_file(path, &tl->t);
+    if (err == 0)
+        err = cs_trace_info_get(tl->t, &tl->info);
+    if (err == 0 && stat(path, &st) == 0 &&
+        tl->info.valid_bytes < (uint64_t)st.st_size && !partial) {
+        cli_error("'%s' is truncated or damaged after byte %llu of %llu "
+                  "(use --partial to read the part before)",
+                  path, (unsigned long long)tl->info.valid_bytes,
+                  (unsigned long long)st.st_size);
+        cli_tl_free(tl);
+        return CLI_ERROR;
+    }
+    if (err == 0)
+        err = read_rings(tl);
+    if (err == 0)
+        err = read_tasks(tl);
+    if (err == 0)
+        err = arrange(tl);
+    if (err != 0) {
+        load_error(path, err);
+        cli_tl_free(tl);
+        return CLI_ERROR;
+    }
+    *out = tl;
+    return CLI_OK;
+}
+
+const char *cli_tl_str(struct cli_timeline *tl, uint32_t id, char *buf,
+                       size_t cap)
+{
+    buf[0] = '\0';
+    if (id != 0 && cs_trace_string(tl->t, id, buf, cap) < 0)
+        buf[0] = '\0';
+    return cli_sanitize(buf);
+}
+
+const char *cli_tl_task_name(struct cli_timeline *tl, long k, char *buf,
+                             size_t cap)
+{
+    if (k < 0 || (size_t)k >= tl->ntasks)
+        return snprintf(buf, cap, "?"), buf;
+    cli_tl_str(tl, tl->tasks[k].name, buf, cap);
+    if (buf[0] == '\0')
+        snprintf(buf, cap, "task %llu", (unsigned long long)tl->tasks[k].id);
+    return buf;
+}
+
+void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
+                      char *buf, size_t cap)
+{
+    char n[128];
+    long k;
+    buf[0] = '\0';
+    if (!s->has_target)
+        return;
+    switch (s->reason) {
+    case CS_WAIT_SLEEP:
+        snprintf(buf, cap, "timer, deadline at %+.6fs",
+                 ((double)s->target - (double)tl->first_ns) / 1e9);
+        break;
+    case CS_WAIT_TASK:
+        k = task_index(tl, s->target, 0);
+        snprintf(buf, cap, "task %llu '%s'", (unsigned long long)s->target,
+                 k >= 0 ? cli_tl_task_name(tl, k, n, sizeof n) : "?");
+        break;
+    case CS_WAIT_LOCK:
+        snprintf(buf, cap, "lock %llu", (unsigned long long)s->target);
+        if (s->aux != 0) {
+            size_t l = strlen(buf);
+            k = task_index(tl, s->aux, 0);
+            snprintf(buf + l, cap - l, " held by task %u '%s'", s->aux,
+                     k >= 0 ? cli_tl_task_name(tl, k, n, sizeof n) : "?");
+        }
+        break;
+    case CS_WAIT_EVENT:
+    case CS_WAIT_SEMAPHORE:
+    case CS_WAIT_QUEUE_PUT:
+    case CS_WAIT_QUEUE_GET:
+        snprintf(buf, cap, "%s %llu", cs_trace_wait_name(s->reason),
+                 (unsigned long long)s->target);
+        break;
+    case CS_WAIT_FD_READ:
+    case CS_WAIT_FD_WRITE:
+        snprintf(buf, cap, "fd %lld (%s)", (long long)s->target,
+                 s->reason == CS_WAIT_FD_READ ? "read" : "write");
+        break;
+    default:
+        break;
+    }
+}
+
+/* Symbolises one address into "0x... func (file:line)". */
+static void frame_text(struct cli_symbols *sym, uint64_t ip, int k, char *buf,
+                       size_t cap)
+{
+    struct cli_frame f;
+    cli_symbolize(sym, ip, k > 0, &f);
+    int n = snprintf(buf, cap, "0x%012llx %s", (unsigned long long)ip,
+                     f.func[0] ? f.func : "??");
+    if (f.file[0] && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " (%s:%d)", f.file, f.line);
+}
+
+int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
+{
+    *frames = NULL;
+    if (id == 0)
+        return 0;
+    if (!tl->sym_tried) {
+        uint64_t st;
+        tl->sym_tried = 1;
+        if (cs_trace_pid_start_time(tl->info.pid, &st) == 0 &&
+            st == tl->info.start_time)
+            tl->sym = cli_symbols_open(tl->info.pid);
+    }
+    uint64_t ips[CS_STACK_MAX];
+    int d = cs_trace_stack(tl->t, id, ips, CS_STACK_MAX);
+    if (d <= 0)
+        return 0;
+    if (d > CS_STACK_MAX)
+        d = CS_STACK_MAX;
+    char **v = calloc((size_t)d, sizeof *v);
+    if (v == NULL)
+        return -ENOMEM;
+    for (int k = 0; k < d; k++) {
+        char line[512];
+        frame_text(tl->sym, ips[k], k, line, sizeof line);
+        v[k] = strdup(line);
+        if (v[k] == NULL) {
+            cli_tl_stack_free(v, k);
+            return -ENOMEM;
+        }
+    }
+    *frames = v;
+    return d;
+}
+
+void cli_tl_stack_free(char **frames, int n)
+{
+    for (int k = 0; k < n; k++)
+        free(frames[k]);
+    free(frames);
+}
+
+void cli_tl_free(struct cli_timeline *tl)
+{
+    if (tl == NULL)
+        return;
+    cs_trace_close(tl->t);
+    cli_symbols_close(tl->sym);
+    free(tl->tasks);
+    free(tl->map);
+    free(tl->steps);
+    free(tl->idle);
+    free(tl->warnings);
+    free(tl);
+}
