@@ -108,7 +108,9 @@ static void row_fill_open(struct ps_row *r, cs_trace *t)
     cli_sanitize(r->command);
 }
 
-static void row_fill(struct ps_row *r, const char *path)
+/* Fills r from the segment at path; 0, or -ENOENT if it went away
+ * meanwhile (its process just exited and removed it). */
+static int row_fill(struct ps_row *r, const char *path)
 {
     cs_trace *t = NULL;
     struct stat st;
@@ -117,8 +119,10 @@ static void row_fill(struct ps_row *r, const char *path)
     if (err == 0) {
         row_fill_open(r, t);
         cs_trace_close(t);
-        return;
+        return 0;
     }
+    if (err == -ENOENT)
+        return err;
     if (cs_trace_pid_start_time(r->pid, &start) == -ESRCH)
         r->stale = 1;
     cli_sanitize(cli_proc_cmdline(r->pid, r->command, sizeof r->command));
@@ -131,6 +135,9 @@ static void row_fill(struct ps_row *r, const char *path)
     else if (err == CS_TRACE_ECORRUPT || err == CS_TRACE_EVERSION)
         snprintf(r->status, sizeof r->status, "%s",
                  err == CS_TRACE_EVERSION ? "unsupported version" : "corrupt");
+    else if (err == -EINVAL || err == -ELOOP)
+        snprintf(r->status, sizeof r->status, "%s",
+                 err == -ELOOP ? "symbolic link" : "not a regular file");
     else
         snprintf(r->status, sizeof r->status, "unreadable: %s",
                  cs_trace_strerror(err));
@@ -138,6 +145,7 @@ static void row_fill(struct ps_row *r, const char *path)
         size_t n = strlen(r->status);
         snprintf(r->status + n, sizeof r->status - n, ", stale");
     }
+    return 0;
 }
 
 static int row_cmp(const void *a, const void *b)
@@ -175,7 +183,8 @@ static int collect(struct ps_row **rows, size_t *n)
         memset(r, 0, sizeof *r);
         r->pid = pid;
         snprintf(path, sizeof path, "%s/%s", CS_SEG_DIR, e->d_name);
-        row_fill(r, path);
+        if (row_fill(r, path) == -ENOENT)
+            (*n)--; /* gone between readdir and open */
     }
     closedir(d);
     if (*n > 1)

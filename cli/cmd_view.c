@@ -367,12 +367,14 @@ int cmd_view(int argc, char **argv)
                          "view')");
     if (optind + 1 < argc)
         return cli_error("view: unexpected argument '%s'", argv[optind + 1]);
-    char dir[PATH_MAX];
-    if (viewer_dir(dir, sizeof dir) != CLI_OK)
-        return CLI_ERROR;
     struct cli_timeline *tl;
+    char dir[PATH_MAX];
     if (cli_tl_load(argv[optind], partial, &tl) != CLI_OK)
         return CLI_ERROR;
+    if (viewer_dir(dir, sizeof dir) != CLI_OK) {
+        cli_tl_free(tl);
+        return CLI_ERROR;
+    }
     char *data = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&data, &len);

@@ -152,6 +152,8 @@ int cli_open_pid(int pid, cs_trace **out)
         return cli_error("'%s' is still being initialised; try again", path);
     case -ELOOP:
         return cli_error("refusing '%s': it is a symbolic link", path);
+    case -EINVAL:
+        return cli_error("refusing '%s': not a regular file", path);
     case CS_TRACE_ECORRUPT:
         return cli_error("'%s' is not a valid coscope segment: %s", path,
                          cs_trace_error_detail());

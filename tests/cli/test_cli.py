@@ -1115,6 +1115,17 @@ class Errors(Case):
             remove(SEG % s.pid)
             os.symlink(SEG % t.pid, SEG % s.pid)
             self.assert_error(coscope("tasks", s.pid), "symbolic link")
+            self.assertIn("symbolic link",
+                          Ps.ps_row(self, coscope("ps").stdout, s.pid))
+            remove(SEG % s.pid)
+            os.mkdir(SEG % s.pid, 0o700)
+            try:
+                self.assert_error(coscope("tasks", s.pid),
+                                  "not a regular file")
+                self.assertIn("not a regular file",
+                              Ps.ps_row(self, coscope("ps").stdout, s.pid))
+            finally:
+                os.rmdir(SEG % s.pid)
 
     @unittest.skipUnless(can_run_as_nobody(), "needs root and setpriv")
     def test_another_users_process(self):
