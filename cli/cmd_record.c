@@ -155,7 +155,13 @@ static int record_command(char **argv, const char *path, double duration)
                    : cli_error("'%s' wrote no trace to '%s' (is it a coscope "
                                "program? is tracing off?)",
                                argv[0], path);
-    fprintf(stderr, "coscope: recorded '%s' into '%s'\n", argv[0], path);
+    if (WIFEXITED(status))
+        fprintf(stderr, "coscope: recorded '%s' into '%s' (exit status %d)\n",
+                argv[0], path, WEXITSTATUS(status));
+    else
+        fprintf(stderr,
+                "coscope: recorded '%s' into '%s' (killed by signal %d)\n",
+                argv[0], path, WTERMSIG(status));
     return CLI_OK;
 }
 

@@ -999,6 +999,41 @@ class Real(Case):
             self.assertEqual(main["waits_on"]["reason"], "task")
             self.assertIn("amain", [f["function"] for f in main["stack"]])
 
+    @unittest.skipUnless(REAL, "REAL_TARGET not built")
+    def test_top_shows_the_spinner_on_the_cpu(self):
+        with Program([REAL, "spin"]) as p:
+            self.need_segment(p)
+            r = coscope("top", p.pid, "-n", "2", "-d", "0.2")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            last = r.stdout.strip().split("\n\n")[-1]
+            self.assertEqual(table_names(last)[0], "spinner")
+            row = [l for l in last.splitlines() if " spinner " in l][0]
+            cpu = float(row.split()[3])
+            self.assertGreater(cpu, 50.0, row)
+            self.assertIn("loop 0: busy 100%", last)
+
+    @unittest.skipUnless(FETCH, "examples not built")
+    def test_record_and_report_fetch_data(self):
+        d = tempfile.mkdtemp(prefix="coscope-cli-")
+        try:
+            path = os.path.join(d, "fetch.cst")
+            r = coscope("record", "-o", path, "--", FETCH, "0.01")
+            if "wrote no trace" in r.stderr:
+                self.skipTest("this runtime does not record yet")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("exit status 0", r.stderr)
+            rep = coscope("report", path)
+            self.assertEqual(rep.returncode, 0, rep.stderr)
+            out = rep.stdout
+            self.assertIn(", complete", out)
+            self.assertRegex(out, r"while recorded: [4-9] created, [4-9] done")
+            self.assertRegex(out, r"loop 0: \d+ iterations, busy \d+\.\d%")
+            self.assertRegex(out, r"task \d+ 'fetch_data', then sleep")
+            got, lost = Record.counts(self, out)
+            self.assertEqual(lost, 0)
+        finally:
+            shutil.rmtree(d)
+
     @unittest.skipUnless(FETCH, "examples not built")
     def test_watch_fetch_data_until_it_is_killed(self):
         with Program([FETCH, "100"], lines=3) as p:
