@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Tests of `coscope export` (Chrome Trace Event Format) and of the bad-input
+errors of `coscope export` and `coscope view`.
+
+usage: test_export.py export|errors COSCOPE GEN_TRACE WORKDIR
+
+Trace files are written by gen_trace (libtrace's own writer).  The JSON is
+checked against the Trace Event Format's required fields: every event has
+ph, pid, tid and (but for metadata) ts in microseconds; complete events a
+non-negative dur; instant events a scope; metadata a name and args.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+COSCOPE, GEN, WORK = sys.argv[2], sys.argv[3], sys.argv[4]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(*args, **kw):
+    return subprocess.run(list(args), capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def gen(tmp, scenario, *extra):
+    path = os.path.join(tmp, scenario + ".cst")
+    r = run(GEN, scenario, path, *extra)
+    assert r.returncode == 0, r.stderr
+    return path
+
+
+def export(path, out):
+    r = run(COSCOPE, "export", path, "--format", "chrome", "-o", out)
+    check(r.returncode == 0, "export %s: exit %d: %s" % (path, r.returncode,
+                                                          r.stderr))
+    with open(out) as f:
+        return json.load(f)
+
+
+def validate(doc, name):
+    """The Trace Event Format's required fields, event by event."""
+    check(isinstance(doc, dict) and isinstance(doc.get("traceEvents"), list),
+          name + ": a JSON object with a traceEvents array")
+    for i, e in enumerate(doc["traceEvents"]):
+        where = "%s: event %d %r" % (name, i, e)
+        ph = e.get("ph")
+        check(ph in ("X", "i", "M"), where + ": ph")
+        check(isinstance(e.get("pid"), int), where + ": pid")
+        check(isinstance(e.get("tid"), int), where + ": tid")
+        check(isinstance(e.get("name"), str) and e["name"], where + ": name")
+        if ph == "M":
+            check(isinstance(e.get("args"), dict) and e["args"],
+                  where + ": metadata args")
+            continue
+        check(isinstance(e.get("ts"), (int, float)) and e["ts"] >= 0,
+              where + ": ts")
+        if ph == "X":
+            check(isinstance(e.get("dur"), (int, float)) and e["dur"] >= 0,
+                  where + ": dur")
+        if ph == "i":
+            check(e.get("s") in ("g", "p", "t"), where + ": scope")
+
+
+def test_export(tmp):
+    # three tasks whose last steps end at 1, 2 and 3 s
+    doc = export(gen(tmp, "three"), os.path.join(tmp, "three.json"))
+    validate(doc, "three")
+    ev = doc["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in ev
+             if e["ph"] == "M" and e["name"] == "thread_name"}
+    for k in (1, 2, 3):
+        tid = [t for t, n in names.items() if n.startswith("fetch-%d " % k)]
+        check(len(tid) == 1, "a track for fetch-%d: %r" % (k, names))
+        steps = [e for e in ev if e["ph"] == "X" and e["tid"] in tid]
+        check(len(steps) == 2, "fetch-%d has two steps" % k)
+        end = max(e["ts"] + e["dur"] for e in steps) / 1e6
+        check(abs(end - k) < 0.01, "fetch-%d ends at %d s, not %f" % (k, k,
+                                                                      end))
+        check(steps[0]["args"]["reason"] == "sleep" and
+              "deadline" in steps[0]["args"]["waited_on"],
+              "fetch-%d sleeps first: %r" % (k, steps[0]["args"]))
+        check(steps[-1]["args"]["reason"] == "done", "fetch-%d ends" % k)
+    warn = [e for e in ev if e["ph"] == "i"]
+    check(len(warn) == 1 and warn[0]["args"]["kind"] == "slow" and
+          len(warn[0]["args"]["stack"]) == 4 and
+          warn[0]["args"]["stack"][0].startswith("0x000000401000"),
+          "one slow-step warning with its stack: %r" % warn)
+    check(names.get(warn[0]["tid"], "").startswith("fetch-2"),
+          "the warning is on fetch-2's track")
+    idle = [e for e in ev if e["ph"] == "X" and e.get("cat") == "loop"]
+    check(len(idle) == 3 and all(e["dur"] > 900000 for e in idle),
+          "three long idle slices on the loop track: %r" % idle)
+
+    # every stop reason, two loops, quotes in a name, a warning with no task
+    doc = export(gen(tmp, "mixed"), os.path.join(tmp, "mixed.json"))
+    validate(doc, "mixed")
+    ev = doc["traceEvents"]
+    reasons = {e["args"]["reason"] for e in ev if e["ph"] == "X" and
+               e.get("cat") == "step"}
+    want = {"sleep", "task", "lock", "event", "semaphore", "queue-put",
+            "queue-get", "fd-read", "fd-write", "thread", "yield", "done",
+            "raised", "cancelled"}
+    check(reasons == want, "every reason: %r" % (want ^ reasons))
+    lock = [e for e in ev if e["ph"] == "X" and e["tid"] == 1 and
+            e["args"]["reason"] == "lock"]
+    check(lock and lock[0]["args"]["waited_on"] ==
+          "lock 3 held by task 2 'worker \"b\"'", "lock holder: %r" % lock)
+    loops = [e for e in ev if e["ph"] == "M" and e["name"] == "thread_name"
+             and e["args"]["name"].startswith("loop ")]
+    check(len(loops) == 2, "two loop tracks")
+    dl = [e for e in ev if e["ph"] == "i" and e["args"]["kind"] == "deadlock"]
+    check(len(dl) == 1 and dl[0]["tid"] == 2000000001 and
+          dl[0]["args"]["stack"] == [], "taskless warning on loop 1: %r" % dl)
+
+    # output to stdout, and a large file
+    r = run(COSCOPE, "export", gen(tmp, "three"))
+    check(r.returncode == 0 and json.loads(r.stdout)["traceEvents"],
+          "export to stdout")
+    big = gen(tmp, "big", "200000")
+    doc = export(big, os.path.join(tmp, "big.json"))
+    validate(doc, "big")
+    steps = sum(1 for e in doc["traceEvents"] if e["ph"] == "X")
+    check(steps > 50000, "big: %d slices" % steps)
+
+
+def test_errors(tmp):
+    good = gen(tmp, "three")
+    data = open(good, "rb").read()
+
+    def bad(name, content):
+        p = os.path.join(tmp, name)
+        with open(p, "wb") as f:
+            f.write(content)
+        return p
+
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xff
+    cases = {
+        "missing": os.path.join(tmp, "no-such.cst"),
+        "empty": bad("empty.cst", b""),
+        "foreign": bad("foreign.cst", b"GIF89a" + bytes(2000)),
+        "text": bad("text.cst", b"hello, world\n" * 200),
+        "header-cut": bad("header-cut.cst", data[:500]),
+        "chunk-cut": bad("chunk-cut.cst", data[:len(data) - 40]),
+        "flipped": bad("flipped.cst", bytes(flipped)),
+        "directory": tmp,
+    }
+    for case, path in cases.items():
+        for cmd in (["export", path, "-o", os.path.join(tmp, "x.json")],
+                    ["view", path, "--html", os.path.join(tmp, "x.html")],
+                    ["view", path, "--port", "0"]):
+            r = run(COSCOPE, *cmd)
+            what = "%s %s" % (cmd[0], case)
+            check(r.returncode == 2, what + ": exit 2, got %d" % r.returncode)
+            lines = r.stderr.strip().splitlines()
+            check(len(lines) == 1 and lines[0].startswith("coscope: ") and
+                  not lines[0].endswith("."),
+                  what + ": one git-style line: %r" % r.stderr)
+            check(r.stdout == "", what + ": nothing on stdout (no server)")
+        check(not os.path.exists(os.path.join(tmp, "x.json")) and
+              not os.path.exists(os.path.join(tmp, "x.html")),
+              case + ": no output file left")
+    # --partial reads what comes before the damage
+    r = run(COSCOPE, "export", cases["chunk-cut"], "--partial")
+    check(r.returncode == 0 and json.loads(r.stdout)["traceEvents"],
+          "--partial: %s" % r.stderr)
+    for args in (["export", good, "--frob"], ["export", good, "--format",
+                                              "perfetto"],
+                 ["export"], ["export", good, good], ["view", good, "--port",
+                                                      "70000"],
+                 ["view", good, "--port", "x"], ["view", "--zap", good]):
+        r = run(COSCOPE, *args)
+        check(r.returncode == 2 and r.stderr.startswith("coscope: ") and
+              len(r.stderr.strip().splitlines()) == 1,
+              "%r: exit 2 with one line, got %d %r" % (args, r.returncode,
+                                                      r.stderr))
+    for cmd in ("export", "view"):
+        r = run(COSCOPE, cmd, "--help")
+        check(r.returncode == 0 and r.stdout.startswith("usage: coscope " +
+                                                        cmd), cmd + " --help")
+        r = run(COSCOPE, "help", cmd)
+        check(r.returncode == 0 and "usage: coscope " + cmd in r.stdout,
+              "help " + cmd)
+
+
+def main():
+    group = sys.argv[1]
+    os.makedirs(WORK, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="viewer-" + group + "-", dir=WORK)
+    try:
+        {"export": test_export, "errors": test_errors}[group](tmp)
+    finally:
+        if not failures:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        print("%d failure(s); files kept in %s" % (len(failures), tmp))
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
