@@ -7,6 +7,10 @@
 
 #include <libunwind.h>
 
+/* Defined here, next to the constructor, so that a static link that pulls
+ * any detector (they all read it) pulls the constructor too. */
+struct cs__cfg cs__cfg = {.reports = CS__R_ALL, .slow_ns = 100000000};
+
 static const cs_agent_hooks cs__hooks = {
     .coro_created = cs__coro_created,
     .coro_started = cs__coro_started,

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct cs__cfg cs__cfg = {.reports = CS__R_ALL, .slow_ns = 100000000};
 
 static const struct {
     const char *name;

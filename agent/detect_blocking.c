@@ -10,6 +10,7 @@
 #include "blocking.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #define CS__SITES 256
 
@@ -40,6 +41,24 @@ static bool cs__site_new(const char *call, const void *caller)
     return fresh;
 }
 
+/* Drops the leading frames of a sanitizer's interceptor: with
+ * LD_PRELOAD=libasan.so:libcoscope-preload.so ours is called by ASan's.
+ * Inside a report (the report lock serialises the symboliser). */
+static void cs__drop_interceptors(cs__bt *bt)
+{
+    int i = 0;
+    cs__sym s;
+
+    while (i < bt->n - 1) {
+        cs__sym_lookup(bt->ip[i], true, &s);
+        if (!s.func || strncmp(s.func, "__interceptor_", 14) != 0)
+            break;
+        i++;
+    }
+    memmove(bt->ip, bt->ip + i, (size_t)(bt->n - i) * sizeof(bt->ip[0]));
+    bt->n -= i;
+}
+
 struct cs__blocking {
     const char *call;
     int64_t took_ns;
@@ -59,6 +78,7 @@ static void cs__blocking_report(void *arg)
                           "(took %.1f ms)", b->call, b->i.name,
                           (double)b->took_ns / 1e6))
         return;
+    cs__drop_interceptors(&b->bt);
     cs__task_label(&b->i, label, sizeof(label));
     if (b->i.file)
         cs__report_line("%s (created at %s:%d) held the loop: no other task "

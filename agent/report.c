@@ -116,8 +116,7 @@ void cs__report_end(void)
     fflush(stderr);
     pthread_mutex_unlock(&cs__report_mu);
     if (cs__cfg.strict) {
-        fprintf(stderr, "coscope: aborting at the first report "
-                        "(COSCOPE_STRICT=1)\n");
+        fprintf(stderr, "  COSCOPE_STRICT=1: aborting at the first report\n");
         abort();
     }
 }

@@ -91,7 +91,10 @@ CS_EXTERN int cs_agent_task_get(const cs_task *t, cs_agent_task_info *info)
     info->errmsg = t->errmsg;
     info->detached = t->detached;
     info->awaited = t->awaiter != NULL;
-    if (t->state != CS__RUNNING && t->state != CS__DONE && t->ctx.sp)
+    /* a task blocking right now (task_blocking) is WAITING but still on
+     * its stack: its saved registers are stale until it switches */
+    if (t->state != CS__RUNNING && t->state != CS__DONE && t->ctx.sp &&
+        t->loop->current != t)
         cs__ctx_regs(&t->ctx, &info->sp, &info->fp, &info->ip);
     return 0;
 }

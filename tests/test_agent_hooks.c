@@ -22,7 +22,7 @@ static struct seen {
     int pending;
     char pending_name[64];
     int pending_state, pending_has_ip;
-    int blocking;
+    int blocking, block_regs_stale;
     cs_agent_task_info block_info;
     int stuck;
     size_t stuck_tasks;
@@ -82,6 +82,9 @@ static void h_task_blocking(cs_task *t)
 {
     seen.blocking++;
     cs_agent_task_get(t, &seen.block_info);
+    /* it is still on its own stack: no stale parked registers */
+    if (seen.block_info.sp || seen.block_info.ip)
+        seen.block_regs_stale++;
 }
 static void h_loop_stuck(void)
 {
@@ -290,6 +293,7 @@ static void test_agent_hooks_blocking_on_lock_names_holder(void **state)
     cs_test_assert_clean();
     /* the waiter on the lock, then main awaiting the waiter */
     assert_true(seen.blocking >= 1);
+    assert_int_equal(seen.block_regs_stale, 0);
     assert_int_equal(seen.stuck, 0);
 }
 
