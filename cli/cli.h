@@ -39,8 +39,7 @@ const struct cli_command *cli_command_find(const char *name);
 /* The overview printed by `coscope --help` and `coscope help`. */
 void cli_main_usage(FILE *f);
 
-/* ---- subcommands ----------------------------------------------------------
- */
+/* ---- subcommands -------------------------------------------------------- */
 int cmd_export(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
@@ -60,8 +59,7 @@ extern const char cmd_top_usage[];
 extern const char cmd_view_usage[];
 extern const char cmd_watch_usage[];
 
-/* ---- common.c -------------------------------------------------------------
- */
+/* ---- common.c ----------------------------------------------------------- */
 
 /* Prints "coscope: <message>" on stderr and returns CLI_ERROR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -114,8 +112,7 @@ const char *cli_sgr(const char *code);
  */
 void cli_test_point(const char *name);
 
-/* ---- taskset.c: a snapshot of a process's tasks (tasks, top) --------------
- */
+/* ---- taskset.c: a snapshot of a process's tasks (tasks, top) ------------ */
 
 /* One task and what we learned about it. */
 struct cli_task {
@@ -176,8 +173,7 @@ int cli_ts_stack_one(struct cli_taskset *x, size_t i);
 void cli_ts_clear(struct cli_taskset *x);
 void cli_ts_release(struct cli_taskset *x);
 
-/* ---- unwind.c / symbols.c: stacks of another process ---------------------
- */
+/* ---- unwind.c / symbols.c: stacks of another process -------------------- */
 
 #define CLI_STACK_MAX 64
 

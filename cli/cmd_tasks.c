@@ -77,8 +77,7 @@ static void print_frames(const struct cli_task *r, const char *indent)
     }
 }
 
-/* ---- output
- * ------------------------------------------------------------------ */
+/* ---- output ------------------------------------------------------------- */
 
 static void print_cycles(struct cli_taskset *x)
 {

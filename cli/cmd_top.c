@@ -93,7 +93,7 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-/* ---- sampling --------------------------------------------------------------- */
+/* ---- sampling ----------------------------------------------------------- */
 
 static size_t prev_slot(const struct top *p, uint64_t id)
 {
@@ -333,7 +333,7 @@ static void row_line(struct top *p, const struct top_row *row, char *buf,
              waited, w);
 }
 
-/* ---- plain text -------------------------------------------------------------- */
+/* ---- plain text --------------------------------------------------------- */
 
 static int run_text(struct top *p)
 {
@@ -367,7 +367,7 @@ static int run_text(struct top *p)
     }
 }
 
-/* ---- full screen ------------------------------------------------------------- */
+/* ---- full screen -------------------------------------------------------- */
 
 static long selected_row(struct top *p)
 {
@@ -560,7 +560,7 @@ static int run_screen(struct top *p)
     return rc;
 }
 
-/* ---- the command --------------------------------------------------------------- */
+/* ---- the command -------------------------------------------------------- */
 
 static int parse_args(struct top *p, int argc, char **argv)
 {

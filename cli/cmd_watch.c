@@ -57,6 +57,7 @@ struct watch {
         uint32_t name;
     } names[NAMES_CAP];
     uint64_t wall_minus_mono; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+    int names_fresh;          /* the task table was re-read this pass */
     struct cli_symbols *sym;  /* for warning stacks, opened lazily */
     int sym_tried;
     cs_trace_event ev[BATCH];
@@ -70,8 +71,7 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-/* ---- names
- * ------------------------------------------------------------------ */
+/* ---- names -------------------------------------------------------------- */
 
 static void name_put(struct watch *w, uint64_t id, uint32_t name)
 {
@@ -95,10 +95,12 @@ static const char *task_name(struct watch *w, uint64_t id, char *buf,
 {
     size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull >> 52) % NAMES_CAP;
     if (w->names[h].id != id) {
-        names_refresh(w);
-        if (w->names[h].id != id) {
-            name_put(w, id, 0);
+        if (!w->names_fresh) { /* at most once a pass: it reads every slot */
+            names_refresh(w);
+            w->names_fresh = 1;
         }
+        if (w->names[h].id != id)
+            name_put(w, id, 0);
     }
     buf[0] = '\0';
     if (w->names[h].name != 0)
@@ -106,8 +108,7 @@ static const char *task_name(struct watch *w, uint64_t id, char *buf,
     return cli_sanitize(buf);
 }
 
-/* ---- printing
- * ---------------------------------------------------------------- */
+/* ---- printing ----------------------------------------------------------- */
 
 static void clock_text(struct watch *w, uint64_t ts, char *buf, size_t cap)
 {
@@ -298,6 +299,8 @@ static void print_event(struct watch *w, const cs_trace_event *e)
         pw->target = e->task_id;
         return;
     }
+    if (e->type == CS_EV_TASK_NAME)
+        name_put(w, e->task_id, e->arg);
     if (e->type == CS_EV_LOOP_ITER && !w->iterations)
         return;
     int use_wait =
@@ -329,13 +332,13 @@ static void print_lost(struct watch *w, uint32_t ring, uint64_t n)
                (unsigned long long)n, ring);
 }
 
-/* ---- following
- * ---------------------------------------------------------------- */
+/* ---- following ---------------------------------------------------------- */
 
 /* Reads every ring once; returns events seen (or lost), or -1 on error. */
 static long drain(struct watch *w)
 {
     long seen = 0;
+    w->names_fresh = 0;
     for (uint32_t r = 0; r < w->rings; r++) {
         for (;;) {
             size_t n = 0;

@@ -16,8 +16,7 @@
 
 #include "cli.h"
 
-/* ---- lookups
- * ---------------------------------------------------------------- */
+/* ---- lookups ------------------------------------------------------------ */
 
 static size_t hash64(uint64_t v, size_t cap)
 {
@@ -99,8 +98,7 @@ static int cmp_id(const void *a, const void *b)
     return (x->t.id > y->t.id) - (x->t.id < y->t.id);
 }
 
-/* ---- reading
- * ------------------------------------------------------------------ */
+/* ---- reading ------------------------------------------------------------ */
 
 int cli_ts_read(struct cli_taskset *x)
 {
@@ -181,8 +179,7 @@ int cli_ts_graph(struct cli_taskset *x)
     return CLI_OK;
 }
 
-/* ---- describing
- * ------------------------------------------------------------- */
+/* ---- describing --------------------------------------------------------- */
 
 void cli_ts_ref(struct cli_taskset *x, uint64_t id, char *buf, size_t cap)
 {

@@ -37,8 +37,7 @@ static cs__trace_ring *ring;
 static ucontext_t main_ctx;
 static volatile int sink;
 
-/* ---- tasks with real stacks ------------------------------------------------
- */
+/* ---- tasks with real stacks --------------------------------------------- */
 
 struct fake_task {
     ucontext_t ctx;
@@ -193,8 +192,7 @@ static void scenario_evil(void)
          CS_WAIT_TASK, 1, 0, 1);
 }
 
-/* ---- commands --------------------------------------------------------------
- */
+/* ---- commands ----------------------------------------------------------- */
 
 static __attribute__((noinline)) void slow_handler(void)
 {
