@@ -10,6 +10,7 @@
  */
 #include "agent.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 
 static pthread_mutex_t cs__report_mu = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool cs__raw; /* reporting on a task's stack: no libdw */
 
 struct cs__offstack {
     void (*fn)(void *);
@@ -35,10 +37,30 @@ void cs__report_offstack(void (*fn)(void *), void *arg)
     struct cs__offstack o = {fn, arg};
     pthread_t th;
 
-    if (pthread_create(&th, NULL, cs__offstack_main, &o) != 0)
-        fn(arg); /* no thread: try on this stack */
-    else
+    if (pthread_create(&th, NULL, cs__offstack_main, &o) == 0) {
         pthread_join(th, NULL);
+        return;
+    }
+    cs__raw = true; /* no thread: report here, without the symboliser */
+    fn(arg);
+    cs__raw = false;
+}
+
+/* Names ip with what dladdr knows (exported symbols, the object), which
+ * needs little stack. */
+static void cs__sym_raw(uintptr_t ip, cs__sym *s)
+{
+    Dl_info di;
+
+    memset(s, 0, sizeof(*s));
+    if (!dladdr((void *)ip, &di))
+        return;
+    s->module = di.dli_fname;
+    s->modoff = ip - (uintptr_t)di.dli_fbase;
+    if (di.dli_sname) {
+        s->func = di.dli_sname;
+        s->offset = ip - (uintptr_t)di.dli_saddr;
+    }
 }
 
 static void cs__vline(const char *prefix, const char *fmt, va_list ap)
@@ -93,7 +115,10 @@ void cs__report_stack(const cs__bt *bt)
             continue;
         }
 
-        cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
+        if (cs__raw)
+            cs__sym_raw(bt->ip[i], &s);
+        else
+            cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
         if (s.func)
             snprintf(where, sizeof(where), " in %s+0x%lx", s.func,
                      (unsigned long)s.offset);
@@ -125,7 +150,7 @@ bool cs__report_allowed(const cs__bt *bt)
 {
     bool allowed = false;
 
-    if (cs__cfg.nallow == 0)
+    if (cs__cfg.nallow == 0 || cs__raw)
         return false;
     pthread_mutex_lock(&cs__report_mu); /* the symboliser is not reentrant */
     for (int i = 0; i < bt->n && !allowed; i++) {
