@@ -92,11 +92,15 @@ void cs__sym_release(void);
 
 /* ---- report.c ---------------------------------------------------------- */
 
-/* Runs fn(arg) on a thread of its own and waits for it: reports are
- * written off the task's stack, which is small (64 KiB by default) while
- * naming frames (libdw) needs far more.  Hooks gather what fn needs first;
- * the task they run in stays blocked, so its objects stay valid. */
-void cs__report_offstack(void (*fn)(void *), void *arg);
+#define CS__REPORTS_MAX 20 /* reports per class; later ones are counted */
+
+/* Runs fn(arg), which writes one report of class cls, on a thread of its
+ * own and waits for it: reports are written off the task's stack, which is
+ * small (64 KiB by default) while naming frames (libdw) needs far more.
+ * Hooks gather what fn needs first; the task they run in stays blocked, so
+ * its objects stay valid.  Past CS__REPORTS_MAX reports of the class, fn
+ * is not run; the number left out is said once, at exit. */
+void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg);
 
 /* A report is begin, any number of lines and stacks, end; the report lock
  * is held in between so reports from several threads do not interleave.

@@ -67,6 +67,6 @@ void cs__coro_unstarted(cs_coro *c, int leaked)
 
     *slot = NULL;
     if (cs__cfg.reports & CS__R_NEVER_AWAITED)
-        cs__report_offstack(cs__unstarted_report, &u);
+        cs__report_offstack(CS__R_NEVER_AWAITED, cs__unstarted_report, &u);
     free(u.bt);
 }

@@ -95,7 +95,7 @@ void cs__task_blocking(cs_task *t)
                 *cs_agent_task_slot((cs_task *)path[k]) = CS__REPORTED;
             }
             cs__bt_here(&c.here, 0);
-            cs__report_offstack(cs__cycle_report, &c);
+            cs__report_offstack(CS__R_DEADLOCK, cs__cycle_report, &c);
             return;
         }
         for (int k = 1; k < n; k++)
@@ -164,6 +164,6 @@ void cs__loop_stuck(void)
     for (size_t k = 0; k < st.n; k++)
         st.unexplained += !cs__explained(st.all[k]);
     if (st.unexplained)
-        cs__report_offstack(cs__stuck_report, &st);
+        cs__report_offstack(CS__R_DEADLOCK, cs__stuck_report, &st);
     free(st.all);
 }

@@ -32,10 +32,47 @@ static void *cs__offstack_main(void *p)
     return NULL;
 }
 
-void cs__report_offstack(void (*fn)(void *), void *arg)
+static unsigned cs__made[8], cs__left_out[8]; /* per class bit */
+
+static int cs__class_index(unsigned cls)
+{
+    return __builtin_ctz(cls) & 7;
+}
+
+static void cs__say_left_out(void)
+{
+    static const char *names[] = {"never-awaited", "unretrieved", "pending",
+                                  "blocking", "deadlock", "crash"};
+
+    for (int k = 0; k < 6; k++)
+        if (__atomic_load_n(&cs__left_out[k], __ATOMIC_RELAXED))
+            fprintf(stderr, "coscope: %u more '%s' reports were left out "
+                            "(after the first %d)\n",
+                    cs__left_out[k], names[k], CS__REPORTS_MAX);
+}
+
+/* True while class cls is under its report budget. */
+static bool cs__budget(unsigned cls)
+{
+    static int said;
+    int k = cs__class_index(cls);
+
+    if (__atomic_add_fetch(&cs__made[k], 1, __ATOMIC_RELAXED) <=
+        CS__REPORTS_MAX)
+        return true;
+    __atomic_add_fetch(&cs__left_out[k], 1, __ATOMIC_RELAXED);
+    if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+        atexit(cs__say_left_out);
+    return false;
+}
+
+void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg)
 {
     struct cs__offstack o = {fn, arg};
     pthread_t th;
+
+    if (!(cs__cfg.reports & cls) || !cs__budget(cls))
+        return;
 
     if (pthread_create(&th, NULL, cs__offstack_main, &o) == 0) {
         pthread_join(th, NULL);

@@ -1,10 +1,10 @@
 #!/bin/sh
-# tests/agent/check.sh CASE BUGGY CLEAN PRELOAD FORWARD - runs one program
+# tests/agent/check.sh CASE BUGGY CLEAN PRELOAD FORWARD MANY - runs one program
 # as a user would and checks what the agent writes to stderr: the headline
 # (asyncio's wording), the task's name, the culprit function in the stack,
 # the exit status, and silence where nothing is wrong.
 set -u
-case=$1 buggy=$2 clean=$3 preload=$4 forward=$5
+case=$1 buggy=$2 clean=$3 preload=$4 forward=$5 many=$6
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $case: $*" >&2; echo "--- stderr:" >&2; cat "$tmp/err" >&2; exit 1; }
@@ -130,6 +130,13 @@ forward_contended)
   with_preload run "$forward" contended; status 0; one
   has "coscope: blocking call pthread_mutex_lock() on the event loop in task 'main'"
   hasE "in contended\+"
+  ;;
+budget)
+  # 20 reports of a class, then a count at exit instead of 980 more
+  run "$many" 1000; status 0
+  n=$(grep -c "was never awaited" "$tmp/err")
+  [ "$n" -eq 20 ] || fail "$n never-awaited reports, want 20"
+  has "coscope: 980 more 'never-awaited' reports were left out (after the first 20)"
   ;;
 *) fail "unknown case" ;;
 esac
