@@ -13,7 +13,9 @@
 #include <coscope.h>
 #include <coscope/agent.h>
 
+#include <signal.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +73,23 @@ void cs__bt_from(cs__bt *bt, uintptr_t ip);
 /* Drops the innermost frames that are in libcoscope itself (the hook and
  * the runtime calls that led to it), so a stack starts in user code. */
 void cs__bt_trim_self(cs__bt *bt);
+
+/* ---- sample.c: another thread's stack, through a signal --------------- */
+
+#define CS__SAMPLE_SIG (SIGRTMIN + 3)
+
+/* A sampled stack, and the task that was running on that thread. */
+typedef struct cs__sample {
+    cs__bt bt;       /* from the interrupted context, innermost first */
+    uint64_t task_id; /* 0 if no task was running */
+    char task[64];   /* its name */
+} cs__sample;
+
+/* Interrupts thread tid of this process with CS__SAMPLE_SIG and takes its
+ * stack.  0, or -ETIMEDOUT (no answer in timeout_ms), or -errno (no such
+ * thread).  One sample at a time; the handler is installed on first use.
+ * Not from a signal handler. */
+int cs__sample_thread(pid_t tid, cs__sample *out, int timeout_ms);
 
 /* ---- symbols.c --------------------------------------------------------- */
 

@@ -1,0 +1,104 @@
+/*
+ * sample.c - the stack of another thread of this process, taken by a
+ * signal: the watchdog's way of seeing where a long step is (DESIGN.md,
+ * Agent).  The sampling thread sends CS__SAMPLE_SIG to the target with
+ * tgkill and waits; the target's handler unwinds from the signal context
+ * into the request (libunwind's local unwinding and plain stores only:
+ * async-signal-safe), copies the running task's name, and marks the
+ * request done.  One request at a time; a target that does not answer in
+ * time (blocked signal, gone) fails the request, and a late answer is
+ * ignored by its state word.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { CS__IDLE, CS__ASKED, CS__ANSWERED };
+
+static pthread_mutex_t cs__sample_mu = PTHREAD_MUTEX_INITIALIZER;
+static cs__sample *cs__req;   /* the request in flight */
+static pid_t cs__req_tid;     /* the thread that must answer it */
+static int cs__req_state;     /* CS__*, atomic */
+
+static void cs__sample_handler(int sig, siginfo_t *si, void *uc)
+{
+    cs__sample *s = __atomic_load_n(&cs__req, __ATOMIC_ACQUIRE);
+    cs_task *t;
+    int e = errno;
+
+    (void)sig, (void)si;
+    if (__atomic_load_n(&cs__req_state, __ATOMIC_ACQUIRE) != CS__ASKED ||
+        !s || (pid_t)syscall(SYS_gettid) != cs__req_tid) {
+        errno = e;
+        return;
+    }
+    cs__bt_signal(&s->bt, uc);
+    s->task_id = 0;
+    s->task[0] = '\0';
+    if ((t = cs_current_task()) != NULL) {
+        const char *name = cs_task_name(t);
+        size_t n = 0;
+        while (name && name[n] && n + 1 < sizeof(s->task))
+            s->task[n] = name[n], n++;
+        s->task[n] = '\0';
+        s->task_id = cs_task_id(t);
+    }
+    __atomic_store_n(&cs__req_state, CS__ANSWERED, __ATOMIC_RELEASE);
+    errno = e;
+}
+
+static int cs__sample_install(void)
+{
+    static int done;
+    struct sigaction sa;
+
+    if (__atomic_load_n(&done, __ATOMIC_ACQUIRE))
+        return 0;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = cs__sample_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(CS__SAMPLE_SIG, &sa, NULL) < 0)
+        return -errno;
+    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+int cs__sample_thread(pid_t tid, cs__sample *out, int timeout_ms)
+{
+    struct timespec nap = {0, 100000}; /* 0.1 ms */
+    int r = 0;
+
+    pthread_mutex_lock(&cs__sample_mu);
+    if ((r = cs__sample_install()) < 0)
+        goto out;
+    memset(out, 0, sizeof(*out));
+    __atomic_store_n(&cs__req, out, __ATOMIC_RELEASE);
+    cs__req_tid = tid;
+    __atomic_store_n(&cs__req_state, CS__ASKED, __ATOMIC_RELEASE);
+    if (syscall(SYS_tgkill, getpid(), tid, CS__SAMPLE_SIG) < 0) {
+        r = -errno;
+    } else {
+        r = -ETIMEDOUT;
+        for (int waited = 0; waited < timeout_ms * 10; waited++) {
+            if (__atomic_load_n(&cs__req_state, __ATOMIC_ACQUIRE) ==
+                CS__ANSWERED) {
+                r = 0;
+                break;
+            }
+            nanosleep(&nap, NULL);
+        }
+    }
+    /* from here a late handler sees IDLE and leaves *out alone */
+    __atomic_store_n(&cs__req_state, CS__IDLE, __ATOMIC_RELEASE);
+    __atomic_store_n(&cs__req, NULL, __ATOMIC_RELEASE);
+out:
+    pthread_mutex_unlock(&cs__sample_mu);
+    return r;
+}
