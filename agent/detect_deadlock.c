@@ -29,13 +29,9 @@ static bool cs__reported(const cs_task *t)
 }
 
 /* The task t waits on by an edge (lock holder or awaited task), or NULL. */
-static const cs_task *cs__next(const cs_task *t, cs_agent_task_info *i)
+static const cs_task *cs__next(const cs_task *t)
 {
-    if (cs_agent_task_get(t, i) != 0 || i->state != CS_AGENT_WAITING)
-        return NULL;
-    if (i->wait_reason != 2 && i->wait_reason != 3)
-        return NULL;
-    return i->holder;
+    return cs_agent_task_edge(t);
 }
 
 struct cs__cycle {
@@ -78,7 +74,6 @@ static void cs__cycle_report(void *arg)
 void cs__task_blocking(cs_task *t)
 {
     const cs_task *path[CS__CHAIN_MAX];
-    cs_agent_task_info i;
     int n = 0;
 
     if (!(cs__cfg.reports & CS__R_DEADLOCK))
@@ -87,7 +82,7 @@ void cs__task_blocking(cs_task *t)
         if (cs__reported(cur))
             return; /* part of a cycle already reported */
         path[n++] = cur;
-        cur = cs__next(cur, &i);
+        cur = cs__next(cur);
         if (cur == t) {
             struct cs__cycle c = {.n = n};
             for (int k = 0; k < n; k++) {
@@ -107,12 +102,11 @@ void cs__task_blocking(cs_task *t)
 /* True if t's chain of edges reaches a task of a reported cycle. */
 static bool cs__explained(const cs_task *t)
 {
-    cs_agent_task_info i;
 
     for (int n = 0; t && n < CS__CHAIN_MAX; n++) {
         if (cs__reported(t))
             return true;
-        t = cs__next(t, &i);
+        t = cs__next(t);
     }
     return false;
 }

@@ -99,6 +99,17 @@ CS_EXTERN int cs_agent_task_get(const cs_task *t, cs_agent_task_info *info)
     return 0;
 }
 
+CS_EXTERN const cs_task *cs_agent_task_edge(const cs_task *t)
+{
+    if (!t || t->state != CS__WAITING)
+        return NULL;
+    if (t->wait.reason == CS__WAIT_TASK)
+        return t->wait.obj;
+    if (t->wait.reason == CS__WAIT_LOCK)
+        return cs__lock_holder(t->wait.obj);
+    return NULL;
+}
+
 CS_EXTERN const char *cs_agent_coro_name(const cs_coro *c, const char **file,
                                          int *line)
 {

@@ -310,6 +310,8 @@ static void *lock_only_main(void *arg)
     CS_CHECK_INT_EQ(seen.block_info.wait_reason, 3 /* CS_WAIT_LOCK */);
     CS_CHECK_INT_EQ(seen.block_info.lock_holder, holder_id);
     CS_CHECK(seen.block_info.holder == cs_current_task());
+    CS_CHECK(cs_agent_task_edge(t) == cs_current_task());
+    CS_CHECK(cs_agent_task_edge(cs_current_task()) == NULL); /* running */
     CS_CHECK_INT_EQ(seen.block_info.state, CS_AGENT_WAITING);
     cs_lock_release(l);
     uint64_t waiter_id = cs_task_id(t);

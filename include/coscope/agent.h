@@ -80,6 +80,10 @@ CS_EXTERN void cs_agent_set_hooks(const cs_agent_hooks *h);
 /* Fills info for t; 0, or CS_EINVAL. */
 CS_EXTERN int cs_agent_task_get(const cs_task *t, cs_agent_task_info *info);
 
+/* The task t waits on, if it waits on a lock (its holder) or awaits a
+ * task; else NULL.  Cheap: for following wait-for chains on every wait. */
+CS_EXTERN const cs_task *cs_agent_task_edge(const cs_task *t);
+
 /* Name and creation site of a coroutine object. */
 CS_EXTERN const char *cs_agent_coro_name(const cs_coro *c, const char **file,
                                          int *line);
