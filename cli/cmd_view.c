@@ -54,6 +54,11 @@ const char cmd_view_usage[] =
     "\n"
     "    -p, --port N     listen on port N of 127.0.0.1 (default: any free)\n"
     "    --html F         write the viewer and the trace into the page F\n"
+    "    --from S         show the steps from S seconds after the first\n"
+    "                     event on (default 0)\n"
+    "    --max-steps N    hand the browser at most N steps (default\n"
+    "                     8000000); a longer trace is shown in part, with\n"
+    "                     a note saying which\n"
     "    --partial        read a file that is cut or damaged up to the\n"
     "                     damage instead of refusing it\n"
     "    -h, --help       show this help\n"
@@ -93,6 +98,12 @@ static void write_meta(struct cli_timeline *tl, FILE *j)
             (unsigned long long)(tl->last_ns - tl->first_ns),
             tl->info.clock == CS_CLOCK_TSC ? "tsc" : "monotonic",
             tl->sym ? "true" : "false");
+    if (tl->windowed)
+        fprintf(j, "\"window\":{\"from_ns\":%llu,\"to_ns\":%llu,"
+                   "\"steps_total\":%zu,\"steps_shown\":%zu},\n",
+                (unsigned long long)(tl->window_from - tl->first_ns),
+                (unsigned long long)(tl->window_to - tl->first_ns),
+                tl->steps_total, tl->nsteps);
     fputs("\"loops\":[", j);
     size_t d = 0;
     for (uint32_t r = 0; r < tl->info.ring_count; r++) {
@@ -327,6 +338,19 @@ static int viewer_dir(char *dir, size_t cap)
 /* ---- the command ---------------------------------------------------------
  */
 
+/* A non-negative decimal number up to max; CLI_ERROR (not printed) if s
+ * is not one. */
+static int parse_number(const char *s, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno || !(v >= 0 && v <= max))
+        return CLI_ERROR;
+    *out = v;
+    return CLI_OK;
+}
+
 static int parse_port(const char *s, int *port)
 {
     char *end;
@@ -344,11 +368,15 @@ int cmd_view(int argc, char **argv)
         {"port", required_argument, NULL, 'p'},
         {"html", required_argument, NULL, 'H'},
         {"partial", no_argument, NULL, 'P'},
+        {"from", required_argument, NULL, 'f'},
+        {"max-steps", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *html = NULL;
     int c, port = 0, partial = 0;
+    double from = 0, steps = 0;
+    size_t max_steps = 8000000;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
         if (c == 'h')
@@ -359,7 +387,14 @@ int cmd_view(int argc, char **argv)
             html = optarg;
         else if (c == 'P')
             partial = 1;
-        else if (c != 'p')
+        else if (c == 'f' && parse_number(optarg, 1e6, &from) != CLI_OK)
+            return cli_error("view: '%s' is not a number of seconds", optarg);
+        else if (c == 'm' && (parse_number(optarg, 1e12, &steps) != CLI_OK ||
+                              steps < 1))
+            return cli_error("view: '%s' is not a number of steps", optarg);
+        else if (c == 'm')
+            max_steps = (size_t)steps;
+        else if (c != 'p' && c != 'f')
             return cli_bad_option("view", argv, optind, optopt);
     }
     if (optind >= argc)
@@ -377,8 +412,16 @@ int cmd_view(int argc, char **argv)
     }
     char *data = NULL;
     size_t len = 0;
-    FILE *m = open_memstream(&data, &len);
-    int err = m ? cli_tl_write_view(tl, m) : -ENOMEM;
+    int err = cli_tl_window(tl, (uint64_t)(from * 1e9), max_steps);
+    if (err == 0 && tl->windowed)
+        cli_warn("view: showing %zu of the %zu steps of '%s', from %.6fs "
+                 "to %.6fs (see --from and --max-steps)",
+                 tl->nsteps, tl->steps_total, argv[optind],
+                 (double)(tl->window_from - tl->first_ns) / 1e9,
+                 (double)(tl->window_to - tl->first_ns) / 1e9);
+    FILE *m = err == 0 ? open_memstream(&data, &len) : NULL;
+    if (err == 0)
+        err = m ? cli_tl_write_view(tl, m) : -ENOMEM;
     if (m && fclose(m) != 0)
         err = -ENOMEM;
     cli_tl_free(tl);

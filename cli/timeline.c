@@ -488,3 +488,68 @@ void cli_tl_free(struct cli_timeline *tl)
     free(tl->warnings);
     free(tl);
 }
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The end of the window from `from` that holds at most max steps: the
+ * start of the (max+1)-th step starting at or after from, or UINT64_MAX. */
+static int window_end(struct cli_timeline *tl, uint64_t from, size_t max,
+                      uint64_t *to)
+{
+    uint64_t *v = malloc((tl->nsteps + 1) * sizeof *v);
+    if (v == NULL)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < tl->nsteps; i++)
+        if (tl->steps[i].start >= from)
+            v[n++] = tl->steps[i].start;
+    *to = UINT64_MAX;
+    if (n > max) {
+        qsort(v, n, sizeof *v, cmp_u64);
+        *to = v[max]; /* steps starting with it are left out too */
+    }
+    free(v);
+    return 0;
+}
+
+int cli_tl_window(struct cli_timeline *tl, uint64_t from_rel, size_t max)
+{
+    uint64_t from = tl->first_ns + from_rel, to;
+    tl->steps_total = tl->nsteps;
+    if (from_rel == 0 && tl->nsteps <= max)
+        return 0;
+    int err = window_end(tl, from, max, &to);
+    if (err != 0)
+        return err;
+    size_t n = 0;
+    for (size_t k = 0; k < tl->ntasks; k++)
+        tl->tasks[k].nsteps = 0;
+    for (size_t i = 0; i < tl->nsteps; i++) {
+        struct cli_tl_step *s = &tl->steps[i];
+        if (s->start < from || s->start >= to)
+            continue;
+        struct cli_tl_task *k = &tl->tasks[s->task];
+        if (k->nsteps++ == 0)
+            k->first = (uint32_t)n;
+        tl->steps[n++] = *s;
+    }
+    tl->nsteps = n;
+    n = 0;
+    for (size_t i = 0; i < tl->nidle; i++)
+        if (tl->idle[i].end > from && tl->idle[i].start < to)
+            tl->idle[n++] = tl->idle[i];
+    tl->nidle = n;
+    n = 0;
+    for (size_t i = 0; i < tl->nwarnings; i++)
+        if (tl->warnings[i].ns >= from && tl->warnings[i].ns < to)
+            tl->warnings[n++] = tl->warnings[i];
+    tl->nwarnings = n;
+    tl->window_from = from;
+    tl->window_to = to == UINT64_MAX ? tl->last_ns : to;
+    tl->windowed = 1;
+    return 0;
+}

@@ -74,6 +74,10 @@ struct cli_timeline {
     size_t nwarnings, warnings_cap;
     struct cli_symbols *sym;   /* the writer's modules while it runs */
     int sym_tried;
+    /* after cli_tl_window: what part is kept */
+    int windowed;              /* 1 if steps were left out */
+    size_t steps_total;        /* steps in the file */
+    uint64_t window_from, window_to; /* ns kept: [from, to) */
 };
 
 /*
@@ -83,6 +87,11 @@ struct cli_timeline {
  */
 int cli_tl_load(const char *path, int partial, struct cli_timeline **out);
 void cli_tl_free(struct cli_timeline *tl);
+/* Keeps only the steps that start in a window from from_rel ns after the
+ * first event and at most max of them (the loop idle time and warnings of
+ * that window too), so that a browser is never handed more than it can
+ * hold.  Returns 0 or -ENOMEM. */
+int cli_tl_window(struct cli_timeline *tl, uint64_t from_rel, size_t max);
 /* String id's text, sanitised, "" if none.  Returns buf. */
 const char *cli_tl_str(struct cli_timeline *tl, uint32_t id, char *buf,
                        size_t cap);

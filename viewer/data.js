@@ -137,6 +137,12 @@ export function parseTrace(buf) {
   let end = model.meta.duration_ns || 0;
   for (let i = 0; i < steps.length; i++) if (steps.end[i] > end) end = steps.end[i];
   model.duration = Math.max(end, 1000);
+  // A trace too long for the browser comes in part (coscope view --from,
+  // --max-steps): the window kept, in ns since the first event.
+  const w = desc.window;
+  model.window = w && Number.isFinite(w.from_ns) && Number.isFinite(w.to_ns) ? w : null;
+  model.viewFrom = model.window ? model.window.from_ns : 0;
+  if (model.window) model.duration = Math.max(model.window.to_ns, model.viewFrom + 1000);
   model.events = model.meta.events;
   return model;
 }

@@ -75,7 +75,13 @@ async function start() {
   $('fit').onclick = () => tl.fit();
   $('help-button').onclick = () => { $('help').hidden = false; };
   bindKeys(tl, search, $('help'));
-  if (!model.steps.length && !model.warnings.length) {
+  const w = model.window;
+  if (w) {
+    $('note').textContent = 'Showing ' + w.steps_shown + ' of the ' + w.steps_total + ' steps, from ' +
+      fmtDuration(w.from_ns) + ' to ' + fmtDuration(w.to_ns) + ' (too many for one page). ' +
+      'For what follows: coscope view ' + model.meta.source + ' --from ' + (w.to_ns / 1e9).toFixed(6);
+    $('note').hidden = false;
+  } else if (!model.steps.length && !model.warnings.length) {
     $('note').textContent = 'This trace holds no steps and no warnings.';
     $('note').hidden = false;
   }

@@ -81,9 +81,9 @@ export class Timeline {
   }
 
   fit() {
-    const span = this.model.duration;
+    const from = this.model.viewFrom, span = this.model.duration - from;
     this.scale = span * 1.02 / this.plotW;
-    this.t0 = -span * 0.01;
+    this.t0 = from - span * 0.01;
     this.draw();
   }
 

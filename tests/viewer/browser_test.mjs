@@ -212,6 +212,21 @@ async function testBig(browser) {
   await page.close();
   await stop(proc);
 
+  // a part of it, as for a trace too long for the browser
+  const part = path.join(WORK, 'big-part.html');
+  execFileSync(COSCOPE, ['view', file, '--from', '1', '--max-steps', '100000', '--html', part], { stdio: 'ignore' });
+  const p1 = await open(browser, 'file://' + part, 'big-part.html');
+  const w = await p1.evaluate(() => {
+    const m = coscopeViewer.model, note = document.getElementById('note');
+    let minStart = Infinity;
+    for (let i = 0; i < m.steps.length; i++) minStart = Math.min(minStart, m.steps.start[i]);
+    return { steps: m.steps.length, minStart, note: note.hidden ? '' : note.textContent };
+  });
+  check(w.steps <= 100000 && w.steps > 90000 && w.minStart >= 1e9 && /^Showing \d+ of the \d+ steps/.test(w.note) &&
+    /--from /.test(w.note), 'big-part.html: a window of the trace with a note saying which: ' + JSON.stringify(w));
+  await p1.screenshot({ path: path.join(SHOTS, 'big-part.png') });
+  await p1.close();
+
   const html = path.join(WORK, 'big.html');
   execFileSync(COSCOPE, ['view', file, '--html', html]);
   const p2 = await open(browser, 'file://' + html, 'big.html');

@@ -181,7 +181,9 @@ def test_errors(tmp):
                                               "perfetto"],
                  ["export"], ["export", good, good], ["view", good, "--port",
                                                       "70000"],
-                 ["view", good, "--port", "x"], ["view", "--zap", good]):
+                 ["view", good, "--port", "x"], ["view", "--zap", good],
+                 ["view", good, "--from", "x"], ["view", good, "--from", "-1"],
+                 ["view", good, "--max-steps", "0"]):
         r = run(COSCOPE, *args)
         check(r.returncode == 2 and r.stderr.startswith("coscope: ") and
               len(r.stderr.strip().splitlines()) == 1,
