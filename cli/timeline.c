@@ -283,7 +283,8 @@ static int arrange(struct cli_timeline *tl)
         return -ENOMEM;
     for (size_t i = 0; i < tl->ntasks; i++)
         tl->tasks[i].old = (uint32_t)i;
-    qsort(tl->tasks, tl->ntasks, sizeof *tl->tasks, cmp_task_order);
+    if (tl->ntasks > 1)
+        qsort(tl->tasks, tl->ntasks, sizeof *tl->tasks, cmp_task_order);
     for (size_t i = 0; i < tl->ntasks; i++)
         old_to_new[tl->tasks[i].old] = (uint32_t)i;
     for (size_t i = 0; i < tl->nsteps; i++)
@@ -292,9 +293,14 @@ static int arrange(struct cli_timeline *tl)
     /* the id map points at old indices */
     if (map_rebuild(tl, tl->map_cap ? tl->map_cap : 1024) != 0)
         return -ENOMEM;
-    qsort(tl->steps, tl->nsteps, sizeof *tl->steps, cmp_step);
-    qsort(tl->idle, tl->nidle, sizeof *tl->idle, cmp_idle);
-    qsort(tl->warnings, tl->nwarnings, sizeof *tl->warnings, cmp_warning);
+    /* (qsort must not be handed NULL, even for no elements) */
+    if (tl->nsteps > 1)
+        qsort(tl->steps, tl->nsteps, sizeof *tl->steps, cmp_step);
+    if (tl->nidle > 1)
+        qsort(tl->idle, tl->nidle, sizeof *tl->idle, cmp_idle);
+    if (tl->nwarnings > 1)
+        qsort(tl->warnings, tl->nwarnings, sizeof *tl->warnings,
+              cmp_warning);
     for (size_t i = 0; i < tl->nsteps; i++) {
         struct cli_tl_task *k = &tl->tasks[tl->steps[i].task];
         if (k->nsteps++ == 0)

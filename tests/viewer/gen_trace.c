@@ -12,6 +12,7 @@
  *                          kinds (one without a task)
  *   gen_trace big OUT N    N records: 200 tasks on two loops, steps with
  *                          wait records, loop iterations, a few warnings
+ *   gen_trace empty OUT    no records at all
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,13 +203,15 @@ static void gen_big(uint64_t n)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: gen_trace three|mixed|big OUT [N]\n");
+        fprintf(stderr, "usage: gen_trace three|mixed|empty|big OUT [N]\n");
         return 2;
     }
     if (strcmp(argv[1], "three") == 0)
         gen_three();
     else if (strcmp(argv[1], "mixed") == 0)
         gen_mixed();
+    else if (strcmp(argv[1], "empty") == 0)
+        start(4, 1);
     else if (strcmp(argv[1], "big") == 0 && argc > 3)
         gen_big(strtoull(argv[3], NULL, 10));
     else {

@@ -2,7 +2,10 @@
 """Tests of `coscope export` (Chrome Trace Event Format) and of the bad-input
 errors of `coscope export` and `coscope view`.
 
-usage: test_export.py export|errors|real COSCOPE GEN_TRACE WORKDIR
+usage: test_export.py export|errors|serve|real COSCOPE GEN_TRACE WORKDIR
+
+`serve` talks HTTP to `coscope view`: the page, its files and the data
+are served to 127.0.0.1 only, nothing else is, Ctrl-C ends it with 0.
 
 `real` records examples/fetch_data ($COSCOPE_FETCH_DATA) with
 COSCOPE_RECORD and checks its three fetch_data tracks end at about 1, 2
@@ -125,6 +128,14 @@ def test_export(tmp):
     check(len(dl) == 1 and dl[0]["tid"] == 2000000001 and
           dl[0]["args"]["stack"] == [], "taskless warning on loop 1: %r" % dl)
 
+    # a trace with no events: tracks of nothing, still valid
+    empty = gen(tmp, "empty")
+    doc = export(empty, os.path.join(tmp, "empty.json"))
+    validate(doc, "empty")
+    check(all(e["ph"] == "M" for e in doc["traceEvents"]), "empty: only metadata")
+    r = run(COSCOPE, "view", empty, "--html", os.path.join(tmp, "empty.html"))
+    check(r.returncode == 0, "view of an empty trace: %s" % r.stderr)
+
     # output to stdout, and a large file
     r = run(COSCOPE, "export", gen(tmp, "three"))
     check(r.returncode == 0 and json.loads(r.stdout)["traceEvents"],
@@ -198,6 +209,71 @@ def test_errors(tmp):
               "help " + cmd)
 
 
+def http(port, path, host=None):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.putrequest("GET", path, skip_host=True)
+    c.putheader("Host", host or "127.0.0.1:%d" % port)
+    c.endheaders()
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, r.getheader("Content-Type", ""), body
+
+
+def test_serve(tmp):
+    import re
+    import signal
+    p = subprocess.Popen([COSCOPE, "view", gen(tmp, "three"), "--port", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        line = p.stdout.readline()
+        m = re.match(r"viewing '.*three.cst' at http://127\.0\.0\.1:(\d+)/ "
+                     r"\(press Ctrl-C to stop\)$", line)
+        check(m is not None, "the URL is printed: %r" % line)
+        port = int(m.group(1))
+        st, ct, body = http(port, "/")
+        check(st == 200 and ct.startswith("text/html") and
+              b'src="main.js"' in body, "/ is the viewer's page")
+        for name, ctype in (("main.js", "text/javascript"),
+                            ("viewer.css", "text/css")):
+            st, ct, body = http(port, "/" + name)
+            check(st == 200 and ct.startswith(ctype), "/%s served" % name)
+        st, ct, body = http(port, "/trace.bin?x=1")
+        check(st == 200 and body[:8] == b"CSVIEW01", "/trace.bin is the data")
+        st, _, _ = http(port, "/", host="localhost:%d" % port)
+        check(st == 200, "localhost is this host too")
+        for path in ("/../../etc/passwd", "/%2e%2e/etc/passwd", "/CMakeLists.txt",
+                     "/README.md", "/nope.js", "/sub/main.js"):
+            st, _, _ = http(port, path)
+            check(st == 404, "%s is not served (%d)" % (path, st))
+        st, _, _ = http(port, "/trace.bin", host="evil.example:%d" % port)
+        check(st == 403, "another Host is refused (DNS rebinding): %d" % st)
+        # a client that connects and says nothing does not stop the server
+        import socket
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GARBAGE\r\n\r\n")
+        check(s.recv(100).startswith(b"HTTP/1.0 400"), "garbage gets 400")
+        s.close()
+        st, _, _ = http(port, "/")
+        check(st == 200, "still serving after a bad request")
+    finally:
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=30)
+    check(rc == 0, "Ctrl-C ends coscope view with 0, got %d" % rc)
+    # a port in use is an error before anything else
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    r = run(COSCOPE, "view", gen(tmp, "three"), "--port",
+            str(s.getsockname()[1]))
+    s.close()
+    check(r.returncode == 2 and "cannot listen on 127.0.0.1:" in r.stderr,
+          "a port in use: %r" % r.stderr)
+
+
 def test_real(tmp):
     exe = os.environ.get("COSCOPE_FETCH_DATA", "")
     if not os.access(exe, os.X_OK):
@@ -231,7 +307,7 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="viewer-" + group + "-", dir=WORK)
     try:
-        {"export": test_export, "errors": test_errors,
+        {"export": test_export, "errors": test_errors, "serve": test_serve,
          "real": test_real}[group](tmp)
     finally:
         if not failures:
