@@ -38,7 +38,8 @@ enum {
     CS__R_BLOCKING = 1 << 3,
     CS__R_DEADLOCK = 1 << 4,
     CS__R_CRASH = 1 << 5,
-    CS__R_ALL = (1 << 6) - 1,
+    CS__R_SLOW = 1 << 6,
+    CS__R_ALL = (1 << 7) - 1,
 };
 
 struct cs__cfg {
@@ -90,6 +91,24 @@ typedef struct cs__sample {
  * thread).  One sample at a time; the handler is installed on first use.
  * Not from a signal handler. */
 int cs__sample_thread(pid_t tid, cs__sample *out, int timeout_ms);
+
+/* ---- watchdog.c: slow steps ---------------------------------------------- */
+
+/* One loop thread's current step. */
+typedef struct cs__step {
+    pid_t tid;        /* the loop's thread */
+    int64_t start_ns; /* CLOCK_MONOTONIC start of the running step, 0 idle */
+    uint64_t task_id; /* the task running it (0: unknown) */
+} cs__step;
+
+/* Lists up to cap loop threads' steps into out; returns how many. */
+typedef size_t cs__step_source(cs__step *out, size_t cap, void *arg);
+
+/* Starts the watchdog thread over src (once; no-op if the slow class is
+ * off).  0 or CS_ENOMEM. */
+int cs__watchdog_start(cs__step_source *src, void *arg);
+/* Stops and joins it (tests). */
+void cs__watchdog_stop(void);
 
 /* ---- symbols.c --------------------------------------------------------- */
 

@@ -4,6 +4,7 @@
  *
  *   COSCOPE_REPORT   off, all (default), or a comma list of classes:
  *                    never-awaited unretrieved pending blocking deadlock crash
+ *                    slow
  *   COSCOPE_STRICT   1: abort after the first report (for tests)
  *   COSCOPE_SLOW_MS  slow-step threshold, default 100 (asyncio's)
  *   COSCOPE_ALLOW    a file of function names that may block, one a line
@@ -23,6 +24,7 @@ static const struct {
     {"never-awaited", CS__R_NEVER_AWAITED}, {"unretrieved", CS__R_UNRETRIEVED},
     {"pending", CS__R_PENDING},             {"blocking", CS__R_BLOCKING},
     {"deadlock", CS__R_DEADLOCK},           {"crash", CS__R_CRASH},
+    {"slow", CS__R_SLOW},
 };
 
 static unsigned cs__parse_reports(const char *v)

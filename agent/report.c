@@ -42,9 +42,9 @@ static int cs__class_index(unsigned cls)
 static void cs__say_left_out(void)
 {
     static const char *names[] = {"never-awaited", "unretrieved", "pending",
-                                  "blocking", "deadlock", "crash"};
+                                  "blocking", "deadlock", "crash", "slow"};
 
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 7; k++)
         if (__atomic_load_n(&cs__left_out[k], __ATOMIC_RELAXED))
             fprintf(stderr, "coscope: %u more '%s' reports were left out "
                             "(after the first %d)\n",

@@ -1,10 +1,10 @@
 #!/bin/sh
-# tests/agent/check.sh CASE BUGGY CLEAN PRELOAD FORWARD MANY - runs one program
-# as a user would and checks what the agent writes to stderr: the headline
-# (asyncio's wording), the task's name, the culprit function in the stack,
-# the exit status, and silence where nothing is wrong.
+# tests/agent/check.sh CASE BUGGY CLEAN PRELOAD FORWARD MANY WATCHDOG - runs
+# one program as a user would and checks what the agent writes to stderr:
+# the headline (asyncio's wording), the task's name, the culprit function in
+# the stack, the exit status, and silence where nothing is wrong.
 set -u
-case=$1 buggy=$2 clean=$3 preload=$4 forward=$5 many=$6
+case=$1 buggy=$2 clean=$3 preload=$4 forward=$5 many=$6 watchdog=$7
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $case: $*" >&2; echo "--- stderr:" >&2; cat "$tmp/err" >&2; exit 1; }
@@ -137,6 +137,13 @@ budget)
   n=$(grep -c "was never awaited" "$tmp/err")
   [ "$n" -eq 20 ] || fail "$n never-awaited reports, want 20"
   has "coscope: 980 more 'never-awaited' reports were left out (after the first 20)"
+  ;;
+slow)
+  # the 300 ms step once, with its task and where it spun; not the 20 ms one
+  run "$watchdog"; status 0; one
+  hasE "coscope: Executing task 'cruncher' took 0\.[3-9][0-9]* seconds"
+  hasE "#[0-9]+ +0x[0-9a-f]+ in crunch[+.]"
+  COSCOPE_REPORT=pending run "$watchdog"; status 0; silent
   ;;
 *) fail "unknown case" ;;
 esac

@@ -1,0 +1,147 @@
+/*
+ * watchdog.c - "Executing task 'T' took X seconds" (asyncio's slow-callback
+ * warning, with a stack): a thread that watches every loop's current step
+ * and, when one has run past COSCOPE_SLOW_MS, samples the loop thread's
+ * stack through a signal (sample.c) while the step still runs; when the
+ * step ends it reports the step's duration with that stack.  It sees
+ * CPU-bound loops and blocking calls nobody interposed.
+ *
+ * Where steps come from is a step source: a function listing each loop
+ * thread's current step (thread id, start time, task id).  The runtime's
+ * trace segment has these words (ring header: tid, step_start, step_task);
+ * until the agent reads them there is no source and no watchdog thread.
+ * Durations are measured by the watchdog's polls: to within one period.
+ */
+#include "agent.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CS__WATCH_MAX 64 /* loop threads watched */
+
+/* What the watchdog knows of one loop thread. */
+struct cs__watched {
+    pid_t tid;          /* 0: unused entry */
+    int64_t start_ns;   /* start of the step being watched, 0 none */
+    uint64_t task_id;   /* its task */
+    bool sampled;       /* sample holds this step's stack */
+    cs__sample sample;
+};
+
+static struct {
+    cs__step_source *src;
+    void *arg;
+    pthread_t th;
+    bool running;
+    int stop; /* atomic */
+    struct cs__watched w[CS__WATCH_MAX];
+} cs__wd;
+
+struct cs__slow {
+    const struct cs__watched *w;
+    int64_t took_ns;
+};
+
+static void cs__slow_report(void *arg)
+{
+    struct cs__slow *s = arg;
+    cs__bt bt = s->w->sample.bt;
+
+    if (!cs__report_begin(CS__R_SLOW, "Executing task '%s' took %.3f seconds",
+                          s->w->sample.task, (double)s->took_ns / 1e9))
+        return;
+    cs__report_line("task id %llu; one step held its loop (thread %d) past "
+                    "the %.0f ms threshold (COSCOPE_SLOW_MS); sampled while "
+                    "it ran:", (unsigned long long)s->w->task_id, (int)s->w->tid,
+                    (double)cs__cfg.slow_ns / 1e6);
+    cs__bt_trim_self(&bt);
+    cs__report_stack(&bt);
+    cs__report_end();
+}
+
+static struct cs__watched *cs__watched_for(pid_t tid)
+{
+    struct cs__watched *free_w = NULL;
+
+    for (int k = 0; k < CS__WATCH_MAX; k++) {
+        if (cs__wd.w[k].tid == tid)
+            return &cs__wd.w[k];
+        if (!cs__wd.w[k].tid && !free_w)
+            free_w = &cs__wd.w[k];
+    }
+    if (free_w) {
+        memset(free_w, 0, sizeof(*free_w));
+        free_w->tid = tid;
+    }
+    return free_w;
+}
+
+/* One step of one loop thread, as seen at `now`. */
+static void cs__watch_step(const cs__step *st, int64_t now)
+{
+    struct cs__watched *w = cs__watched_for(st->tid);
+
+    if (!w)
+        return;
+    if (w->start_ns && w->start_ns != st->start_ns) { /* the step ended */
+        if (w->sampled) {
+            struct cs__slow s = {w, now - w->start_ns};
+            cs__report_offstack(CS__R_SLOW, cs__slow_report, &s);
+        }
+        w->start_ns = 0;
+        w->sampled = false;
+    }
+    if (!st->start_ns)
+        return;
+    if (!w->start_ns) {
+        w->start_ns = st->start_ns;
+        w->task_id = st->task_id;
+    }
+    if (!w->sampled && now - w->start_ns >= cs__cfg.slow_ns &&
+        cs__sample_thread(st->tid, &w->sample, 100) == 0 &&
+        (w->sample.task_id == st->task_id || !st->task_id))
+        w->sampled = true;
+}
+
+static void *cs__watchdog_main(void *arg)
+{
+    cs__step steps[CS__WATCH_MAX];
+    int64_t period = cs__cfg.slow_ns / 4 < 10000000 ? cs__cfg.slow_ns / 4
+                                                     : 10000000;
+    struct timespec nap = {0, (long)(period > 1000000 ? period : 1000000)};
+
+    (void)arg;
+    while (!__atomic_load_n(&cs__wd.stop, __ATOMIC_ACQUIRE)) {
+        size_t n = cs__wd.src(steps, CS__WATCH_MAX, cs__wd.arg);
+        int64_t now = cs_now_ns();
+        for (size_t k = 0; k < n; k++)
+            cs__watch_step(&steps[k], now);
+        nanosleep(&nap, NULL);
+    }
+    return NULL;
+}
+
+int cs__watchdog_start(cs__step_source *src, void *arg)
+{
+    if (cs__wd.running || !src || !(cs__cfg.reports & CS__R_SLOW))
+        return 0;
+    cs__wd.src = src;
+    cs__wd.arg = arg;
+    __atomic_store_n(&cs__wd.stop, 0, __ATOMIC_RELEASE);
+    if (pthread_create(&cs__wd.th, NULL, cs__watchdog_main, NULL) != 0)
+        return CS_ENOMEM;
+    cs__wd.running = true;
+    return 0;
+}
+
+void cs__watchdog_stop(void)
+{
+    if (!cs__wd.running)
+        return;
+    __atomic_store_n(&cs__wd.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(cs__wd.th, NULL);
+    cs__wd.running = false;
+    memset(cs__wd.w, 0, sizeof(cs__wd.w));
+}
