@@ -11,16 +11,18 @@
  * `import {a, b} from './x.js';`, exports are `export function|const|class`,
  * and top-level names are unique across files.
  *
- * The server answers one connection at a time (the page makes a handful of
- * requests), closes each after the response, serves only the viewer's own
+ * The server answers each connection on its own thread (a browser may open
+ * a connection and send nothing on it for a while; it must not hold up the
+ * others), closes it after the response, serves only the viewer's own
  * files by plain names and /trace.bin, and refuses requests whose Host is
  * not this address (a web page elsewhere cannot read the trace through DNS
- * rebinding).
+ * rebinding).  Everything the threads share is read-only.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +318,60 @@ static int serve_one(struct server *s, int fd)
     return 0;
 }
 
+/* One connection, on its own detached thread. */
+struct conn {
+    struct server *s;
+    int fd;
+};
+
+static void finish(struct server *s, int fd)
+{
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    serve_one(s, fd);
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+static int active; /* connection threads running (atomic) */
+
+static void *conn_main(void *arg)
+{
+    struct conn *c = arg;
+    finish(c->s, c->fd);
+    free(c);
+    __atomic_fetch_sub(&active, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Serves fd on a new thread, or on this one when none can be made.  The
+ * thread blocks SIGINT and SIGTERM, so that Ctrl-C interrupts accept(). */
+static void dispatch(struct server *s, int fd)
+{
+    struct conn *c = malloc(sizeof *c);
+    pthread_t th;
+    pthread_attr_t attr;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    if (c != NULL && pthread_attr_init(&attr) == 0) {
+        *c = (struct conn){s, fd};
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        __atomic_fetch_add(&active, 1, __ATOMIC_RELAXED);
+        int err = pthread_create(&th, &attr, conn_main, c);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+        if (err == 0)
+            return;
+        __atomic_fetch_sub(&active, 1, __ATOMIC_RELAXED);
+    }
+    free(c);
+    finish(s, fd);
+}
+
 static int listen_on(int port, int *out_port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -362,13 +418,13 @@ int cli_view_serve(const char *dir, const char *data, size_t len, int port,
             close(lfd);
             return cli_error("view: accept failed: %s", strerror(e));
         }
-        struct timeval tv = {5, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        serve_one(&s, fd);
-        shutdown(fd, SHUT_WR);
-        close(fd);
+        dispatch(&s, fd);
     }
     close(lfd);
+    /* Responses under way read s and the data: let them end (each send
+     * gives up after 5 s without progress). */
+    for (int i = 0; i < 2000 && __atomic_load_n(&active, __ATOMIC_ACQUIRE);
+         i++)
+        usleep(10000);
     return CLI_OK;
 }

@@ -250,7 +250,6 @@ def test_serve(tmp):
             check(st == 404, "%s is not served (%d)" % (path, st))
         st, _, _ = http(port, "/trace.bin", host="evil.example:%d" % port)
         check(st == 403, "another Host is refused (DNS rebinding): %d" % st)
-        # a client that connects and says nothing does not stop the server
         import socket
         s = socket.create_connection(("127.0.0.1", port))
         s.sendall(b"GARBAGE\r\n\r\n")
@@ -258,6 +257,15 @@ def test_serve(tmp):
         s.close()
         st, _, _ = http(port, "/")
         check(st == 200, "still serving after a bad request")
+        # a connection that says nothing (a browser's preconnect) does not
+        # hold up the others
+        import time
+        idle = socket.create_connection(("127.0.0.1", port))
+        t = time.monotonic()
+        st, _, _ = http(port, "/trace.bin")
+        check(st == 200 and time.monotonic() - t < 2,
+              "served at once next to an idle connection")
+        idle.close()
     finally:
         p.send_signal(signal.SIGINT)
         rc = p.wait(timeout=30)
