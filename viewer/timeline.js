@@ -11,7 +11,7 @@
 // many events the trace holds.
 
 import { lowerBound } from './data.js';
-import { reasonColour, IDLE_COLOUR, WARNING_COLOUR, niceStep, fmtTime } from './format.js';
+import { reasonColour, reasonName, fmtDuration, IDLE_COLOUR, WARNING_COLOUR, niceStep, fmtTime } from './format.js';
 
 const AXIS_H = 26;   // px: the time axis
 const LABEL_W = 180; // px: lane names
@@ -281,6 +281,18 @@ export class Timeline {
     return best >= 0 ? { kind: 'step', index: best } : null;
   }
 
+  // One line about what is under the pointer, for its tooltip.
+  hoverText(h) {
+    const m = this.model;
+    if (!h) return '';
+    if (h.kind === 'warning') {
+      const w = m.warnings[h.index];
+      return 'warning: ' + w.kind + (w.task >= 0 ? ' in ' + m.tasks[w.task].label : '') + ' at ' + fmtDuration(w.t);
+    }
+    const s = m.steps, i = h.index, t = m.tasks[s.task[i]];
+    return t.label + ' #' + t.id + ': ran ' + fmtDuration(s.end[i] - s.start[i]) + ', then ' + reasonName(s.reason[i]);
+  }
+
   select(sel, jump) {
     this.selected = sel;
     if (sel && jump) {
@@ -317,6 +329,11 @@ export class Timeline {
     cv.addEventListener('mousedown', e => {
       drag = { x: e.clientX, y: e.clientY, moved: false };
       cv.classList.add('dragging');
+    });
+    cv.addEventListener('mousemove', e => {
+      if (drag) return;
+      const r = cv.getBoundingClientRect();
+      cv.title = this.hoverText(this.hit(e.clientX - r.left, e.clientY - r.top));
     });
     window.addEventListener('mousemove', e => {
       if (!drag) return;

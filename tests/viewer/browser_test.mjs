@@ -138,6 +138,32 @@ async function testThree(browser) {
   await page.keyboard.press('Escape');
   check((await lanes(page)).length === ls.length, 'three: Esc clears the filter');
 
+  // the wheel zooms around the pointer, a drag pans, hovering names the step
+  const view = () => page.evaluate(() => ({ t0: coscopeViewer.timeline.t0, scale: coscopeViewer.timeline.scale }));
+  await page.evaluate(() => coscopeViewer.timeline.fit());
+  const box = await page.locator('#timeline').boundingBox();
+  const v0 = await view();
+  await page.mouse.move(box.x + 600, box.y + 150);
+  await page.mouse.wheel(0, -400);
+  await page.waitForTimeout(50);
+  const v1 = await view();
+  check(v1.scale < v0.scale, 'three: the wheel zooms in (' + v0.scale.toFixed(0) + ' -> ' + v1.scale.toFixed(0) + ' ns/px)');
+  await page.mouse.down();
+  await page.mouse.move(box.x + 400, box.y + 150, { steps: 5 });
+  await page.mouse.up();
+  const v2 = await view();
+  check(Math.abs((v2.t0 - v1.t0) / v1.scale - 200) < 2, 'three: a 200 px drag pans by 200 px of time');
+  const tip = await page.evaluate(() => {
+    const tl = coscopeViewer.timeline, k = tl.lanes.findIndex(l => l.label === 'fetch-3');
+    const end = tl.lanes[k].task.lastEnd;
+    tl.show(end - 60000, end + 60000); tl.render();
+    const r = tl.canvas.getBoundingClientRect();
+    return { x: r.left + tl.timeX(end - 10000), y: r.top + tl.laneY(k) };
+  });
+  await page.mouse.move(tip.x, tip.y);
+  const title = await page.getAttribute('#timeline', 'title');
+  check(/^fetch-3 #4: ran 25\.0µs, then done$/.test(title), 'three: hovering a bar names it: ' + title);
+
   // keyboard: zoom in with w, fit with 0
   const s0 = await page.evaluate(() => coscopeViewer.timeline.scale);
   await page.focus('#timeline');
