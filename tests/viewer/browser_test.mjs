@@ -204,6 +204,15 @@ async function testHtml(browser) {
     'bad.html: the viewer says it cannot read the data: ' + JSON.stringify(err));
   await p2.screenshot({ path: path.join(SHOTS, 'bad-data.png') });
   await p2.close();
+
+  // the bare viewer opened from disk cannot load its modules: it says so
+  const dir = process.env.COSCOPE_VIEWER_DIR;
+  if (dir) {
+    const p3 = await open(browser, 'file://' + path.join(dir, 'index.html'), 'index.html from disk');
+    const e3 = await p3.evaluate(() => ({ state: document.body.dataset.state, text: document.getElementById('error').textContent }));
+    check(e3.state === 'error' && /coscope view FILE/.test(e3.text), 'index.html from disk explains itself: ' + JSON.stringify(e3));
+    await p3.close();
+  }
 }
 
 async function testBig(browser) {
