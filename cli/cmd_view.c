@@ -91,13 +91,16 @@ static void write_meta(struct cli_timeline *tl, FILE *j)
     cli_json_str(j, cli_sanitize(buf));
     fprintf(j, ",\"complete\":%s,\"events\":%llu,\"lost\":%llu,"
                "\"first_ns\":%llu,\"duration_ns\":%llu,\"clock\":\"%s\","
-               "\"symbolised\":%s},\n",
+               "\"symbolised\":%s,\"kind\":\"%s\"},\n",
             tl->info.complete ? "true" : "false",
             (unsigned long long)tl->events, (unsigned long long)tl->lost,
             (unsigned long long)tl->first_ns,
             (unsigned long long)(tl->last_ns - tl->first_ns),
             tl->info.clock == CS_CLOCK_TSC ? "tsc" : "monotonic",
-            tl->sym ? "true" : "false");
+            tl->sym ? "true" : "false",
+            tl->info.flags & CS_SEG_F_CRASH    ? "crash dump"
+            : tl->info.flags & CS_SEG_F_FLIGHT ? "flight recorder dump"
+                                               : "recording");
     if (tl->windowed)
         fprintf(j, "\"window\":{\"from_ns\":%llu,\"to_ns\":%llu,"
                    "\"steps_total\":%zu,\"steps_shown\":%zu},\n",

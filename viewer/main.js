@@ -8,7 +8,7 @@
 
 import { parseTrace, TraceError } from './data.js';
 import { Timeline } from './timeline.js';
-import { showLegend, detailsHtml, fillWarnings, fillSlowest, bindKeys } from './panels.js';
+import { showLegend, detailsHtml, fillWarnings, fillSlowest, bindKeys, stepOfTaskAfter } from './panels.js';
 import { fmtDuration } from './format.js';
 
 const $ = id => document.getElementById(id);
@@ -37,6 +37,7 @@ async function loadData() {
 function describe(m) {
   const parts = [m.meta.exe + ' (pid ' + m.meta.pid + ')', fmtDuration(m.duration),
     m.tasks.length + ' tasks', m.steps.length + ' steps', m.events + ' events'];
+  if (m.meta.kind && m.meta.kind !== 'recording') parts.push(m.meta.kind);
   if (m.meta.lost) parts.push(m.meta.lost + ' lost');
   if (!m.meta.complete) parts.push('no end marker (cut short)');
   return parts.join(' · ');
@@ -67,6 +68,14 @@ async function start() {
   const details = $('details-body');
   const tl = new Timeline($('timeline'), model, sel => { details.innerHTML = detailsHtml(model, sel); });
   api.timeline = tl;
+  // "waited on task N": go to what that task did next
+  details.addEventListener('click', e => {
+    const a = e.target.closest('a[data-task]');
+    if (!a) return;
+    e.preventDefault();
+    const step = stepOfTaskAfter(model, +a.dataset.task, +a.dataset.after);
+    if (step >= 0) tl.select({ kind: 'step', index: step }, true);
+  });
   const pick = sel => tl.select(sel, true);
   fillWarnings(model, document.querySelector('#warnings tbody'), $('warn-count'), pick);
   fillSlowest(model, document.querySelector('#slowest tbody'), pick);

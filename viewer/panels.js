@@ -27,6 +27,26 @@ function taskRows(model, t) {
   ];
 }
 
+// What step i waited on, as HTML: the task it awaited, or the holder of
+// the lock it wanted, is a link to that task's next step.
+function waitLink(model, i) {
+  const s = model.steps, text = waitText(model, i);
+  if (!text) return '-';
+  const r = s.reason[i];
+  const other = r === 2 ? s.target[i] : r === 3 ? s.aux[i] : 0;
+  if (!other || !model.taskById(other)) return esc(text);
+  return '<a href="#" data-task="' + other + '" data-after="' + s.end[i] + '">' + esc(text) + '</a>';
+}
+
+// The first step of task id that ends after ns (else its last), or -1.
+export function stepOfTaskAfter(model, id, ns) {
+  const t = model.taskById(id);
+  if (!t || !t.count) return -1;
+  const end = model.steps.end;
+  for (let i = t.first; i < t.first + t.count; i++) if (end[i] > ns) return i;
+  return t.first + t.count - 1;
+}
+
 // The details of sel ({kind, index}) as HTML.
 export function detailsHtml(model, sel) {
   if (!sel) return '<span class="muted">Click a step or a warning.</span>';
@@ -36,7 +56,7 @@ export function detailsHtml(model, sel) {
     rows = [['step', 'ran ' + fmtDuration(s.end[i] - s.start[i])],
       ['from', fmtDuration(s.start[i]) + ' to ' + fmtDuration(s.end[i])],
       ['stopped for', esc(reasonName(s.reason[i]))],
-      ['waited on', esc(waitText(model, i) || '-')], ...taskRows(model, t)];
+      ['waited on', waitLink(model, i)], ...taskRows(model, t)];
   } else {
     const w = model.warnings[sel.index];
     const frames = model.stacks[w.stack] || [];

@@ -190,6 +190,20 @@ async function testHtml(browser) {
     'mixed.html: the offline page shows 4 tasks, 2 loops, 3 warnings ' + JSON.stringify(st));
   await page.click('#warnings tbody tr[data-warning="0"]');
   check(/#0\s+0x000000402000/.test(await page.textContent('#details-body')), 'mixed.html: a warning row shows its stack');
+  // "waited on ... held by task 2": the link goes to that task's next step
+  await page.evaluate(() => {
+    const m = coscopeViewer.model, main = m.tasks.find(t => t.label === 'main');
+    let i = main.first;
+    while (m.steps.reason[i] !== 3) i++;
+    coscopeViewer.timeline.select({ kind: 'step', index: i }, true);
+  });
+  const link = await page.textContent('#details-body a[data-task]');
+  await page.click('#details-body a[data-task]');
+  const next = await page.textContent('#details-body');
+  check(/held by task 2/.test(link) && /worker "b"\s*#2/.test(next),
+    'mixed.html: the lock holder link shows its step: ' + link + ' -> ' + next.slice(0, 120));
+  const title = await page.textContent('#title');
+  check(/flight recorder dump/.test(title), 'mixed.html: the title says what the file is: ' + title);
   await page.screenshot({ path: path.join(SHOTS, 'mixed-offline.png') });
   await page.close();
 
