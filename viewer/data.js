@@ -85,21 +85,36 @@ function prefix(start, end) {
   return p;
 }
 
+const isIndex = (v, max) => Number.isSafeInteger(v) && v >= 0 && v <= max;
+
+// Every index and count the description gives is checked before use.
 function checkSlices(model) {
   const n = model.steps.length;
+  for (const k of ['tasks', 'loops', 'warnings'])
+    if (!Array.isArray(model[k]) || model[k].some(x => !x || typeof x !== 'object'))
+      fail("'" + k + "' is not a list of objects");
   model.tasks.forEach((t, k) => {
-    if (!Number.isSafeInteger(t.first) || !Number.isSafeInteger(t.count) ||
-        t.first < 0 || t.count < 0 || t.first + t.count > n)
+    if (!isIndex(t.first, n) || !isIndex(t.count, n - t.first))
       fail('task ' + k + "'s steps lie outside the step arrays");
+    if (!Number.isSafeInteger(t.id) || !Number.isSafeInteger(t.loop))
+      fail('task ' + k + ' has no id or loop');
     t.index = k;
+    t.name = typeof t.name === 'string' ? t.name : '';
+    t.site = typeof t.site === 'string' ? t.site : '';
     t.label = t.name || 'task ' + t.id;
     t.lastEnd = t.count ? model.steps.end[t.first + t.count - 1] : null;
   });
+  const task = model.steps.task, ntasks = model.tasks.length;
+  for (let i = 0; i < n; i++)
+    if (task[i] >= ntasks) fail('step ' + i + ' names task ' + task[i] + ' of ' + ntasks);
   for (const l of model.loops)
-    if (l.idle_first < 0 || l.idle_first + l.idle_count > model.idle.length)
+    if (!Number.isSafeInteger(l.loop) || !isIndex(l.idle_first, model.idle.length) ||
+        !isIndex(l.idle_count, model.idle.length - l.idle_first))
       fail("loop " + l.loop + "'s idle time lies outside the idle arrays");
   for (const w of model.warnings)
-    if (w.task >= model.tasks.length) fail('a warning names an unknown task');
+    if (!Number.isSafeInteger(w.task) || w.task < -1 || w.task >= ntasks ||
+        !Number.isFinite(w.t) || typeof w.kind !== 'string')
+      fail('a warning names an unknown task, time or kind');
 }
 
 // Lanes, top to bottom: per loop a lane of its idle time, then its tasks.

@@ -6,6 +6,8 @@ usage: test_export.py export|errors|serve|real COSCOPE GEN_TRACE WORKDIR
 
 `serve` talks HTTP to `coscope view`: the page, its files and the data
 are served to 127.0.0.1 only, nothing else is, Ctrl-C ends it with 0.
+`data` hands damaged copies of the viewer's data to viewer/data.js in node
+(data_test.mjs): each is read or refused in words, nothing else.
 
 `real` records examples/fetch_data ($COSCOPE_FETCH_DATA) with
 COSCOPE_RECORD and checks its three fetch_data tracks end at about 1, 2
@@ -282,6 +284,33 @@ def test_serve(tmp):
           "a port in use: %r" % r.stderr)
 
 
+def test_data(tmp):
+    import re
+    import signal
+    node = shutil.which("node")
+    if node is None:
+        print("SKIPPED: no node to run viewer/data.js")
+        sys.exit(77)
+    here = os.path.dirname(os.path.abspath(__file__))
+    viewer = os.path.join(os.path.dirname(os.path.dirname(here)), "viewer")
+    for scenario in ("mixed", "three"):
+        p = subprocess.Popen([COSCOPE, "view", gen(tmp, scenario), "--port",
+                              "0"], stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(re.search(r":(\d+)/", p.stdout.readline()).group(1))
+            _, _, body = http(port, "/trace.bin")
+        finally:
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=30)
+        data = os.path.join(tmp, scenario + ".bin")
+        with open(data, "wb") as f:
+            f.write(body)
+        r = run(node, os.path.join(here, "data_test.mjs"), viewer, data)
+        print(r.stdout.strip().splitlines()[-1] if r.stdout else r.stderr)
+        check(r.returncode == 0, "%s: damaged data is read or refused: %s"
+              % (scenario, r.stdout[-2000:] + r.stderr[-2000:]))
+
+
 def test_real(tmp):
     exe = os.environ.get("COSCOPE_FETCH_DATA", "")
     if not os.access(exe, os.X_OK):
@@ -316,7 +345,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="viewer-" + group + "-", dir=WORK)
     try:
         {"export": test_export, "errors": test_errors, "serve": test_serve,
-         "real": test_real}[group](tmp)
+         "data": test_data, "real": test_real}[group](tmp)
     finally:
         if not failures:
             shutil.rmtree(tmp, ignore_errors=True)
