@@ -34,4 +34,5 @@ __attribute__((constructor)) static void cs__agent_init(void)
     cs_agent_set_hooks(&cs__hooks);
     if (cs__cfg.reports & CS__R_CRASH)
         cs__crash_init();
+    cs__watch_trace_start();
 }

@@ -141,8 +141,11 @@ static void *amain(void *arg)
     cs_task *cons = cs_spawn("consumer", consumer, (void *)n);
     cs_task *peer = cs_spawn("echo_peer", echo_peer, &sv[0]);
     cs_task *client = cs_spawn("echo_client", echo_client, &sv[1]);
-    for (long k = 0; k < n; k++)
+    for (long k = 0; k < n; k++) {
         t[k] = cs_create_task(CS_CORO(worker, (void *)k));
+        if (k % 256 == 255)
+            cs_yield(); /* 10,000 stacks in one step would be a slow step */
+    }
     int r = cs_gather(t, (size_t)n, NULL);
     cs_event_set(go);
     r = r ? r : cs_gather(w, (size_t)nwait, NULL);

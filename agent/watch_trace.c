@@ -1,0 +1,76 @@
+/*
+ * watch_trace.c - the watchdog's step source: the loop threads' "current
+ * step" words that the runtime publishes in its trace segment (each ring
+ * header holds its loop thread's tid, step_start and step_task), read in
+ * our own process through libtrace's reader (cs_trace_open_pid(getpid())).
+ *
+ * The reader's functions are weak references: a libcoscope built without
+ * libtrace has none, and then no watchdog runs.  The segment appears at
+ * the first cs_run (not at all under COSCOPE=off), so opening it is
+ * retried, less and less often, up to once a second.
+ */
+#include "agent.h"
+
+#include <coscope/trace.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#pragma weak cs_trace_open_pid
+#pragma weak cs_trace_info_get
+#pragma weak cs_trace_ring_get
+#pragma weak cs_trace_ns
+
+static cs_trace *cs__self;      /* our segment, once open */
+static pid_t cs__self_pid;      /* the process it belongs to (fork) */
+static unsigned cs__wait, cs__waited; /* polls between open attempts */
+
+static bool cs__self_open(void)
+{
+    if (cs__self && cs__self_pid == getpid())
+        return true;
+    cs__self = NULL; /* a forked child: the parent's segment is not ours */
+    if (cs__waited++ < cs__wait)
+        return false;
+    cs__waited = 0;
+    if (cs_trace_open_pid(getpid(), &cs__self) != 0) {
+        cs__self = NULL;
+        cs__wait = cs__wait < 100 ? cs__wait * 2 + 1 : cs__wait;
+        return false;
+    }
+    cs__self_pid = getpid();
+    return true;
+}
+
+static size_t cs__trace_steps(cs__step *out, size_t cap, void *arg)
+{
+    cs_trace_info info;
+    size_t n = 0;
+
+    (void)arg;
+    if (!cs__self_open() || cs_trace_info_get(cs__self, &info) != 0)
+        return 0;
+    for (uint32_t r = 0; r < info.ring_count && n < cap; r++) {
+        cs_trace_ring ring;
+        if (cs_trace_ring_get(cs__self, r, &ring) != 0 ||
+            ring.state != CS_RING_ACTIVE || ring.tid == 0)
+            continue;
+        out[n].tid = (pid_t)ring.tid;
+        out[n].task_id = ring.step_task;
+        out[n].start_ns =
+            ring.step_start ? (int64_t)cs_trace_ns(cs__self, ring.step_start)
+                            : 0;
+        n++;
+    }
+    return n;
+}
+
+void cs__watch_trace_start(void)
+{
+    static int started;
+
+    if (__atomic_load_n(&started, __ATOMIC_RELAXED) || !cs_trace_open_pid ||
+        !cs_trace_info_get || !cs_trace_ring_get || !cs_trace_ns ||
+        __atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
+        return;
+    cs__watchdog_start(cs__trace_steps, NULL);
+}
