@@ -51,8 +51,9 @@ static void us(FILE *f, const struct cli_timeline *tl, uint64_t ns)
 static void meta(FILE *f, unsigned pid, const char *what, uint64_t tid,
                  const char *key, const char *name, long long sort)
 {
-    fprintf(f, ",\n{\"ph\":\"M\",\"pid\":%u,\"tid\":%llu,\"name\":\"%s\","
-               "\"args\":{\"%s\":",
+    fprintf(f,
+            ",\n{\"ph\":\"M\",\"pid\":%u,\"tid\":%llu,\"name\":\"%s\","
+            "\"args\":{\"%s\":",
             pid, (unsigned long long)tid, what, key);
     if (name)
         cli_json_str(f, name);
@@ -66,8 +67,9 @@ static void write_tracks(struct cli_timeline *tl, FILE *f, unsigned pid)
     char n[512], label[640];
     snprintf(n, sizeof n, "%s", tl->info.exe_path);
     snprintf(label, sizeof label, "%s (pid %u)", cli_sanitize(n), pid);
-    fprintf(f, "{\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"name\":\"process_name\","
-               "\"args\":{\"name\":",
+    fprintf(f,
+            "{\"ph\":\"M\",\"pid\":%u,\"tid\":0,\"name\":\"process_name\","
+            "\"args\":{\"name\":",
             pid);
     cli_json_str(f, label);
     fputs("}}", f);
@@ -99,8 +101,9 @@ static void write_steps(struct cli_timeline *tl, FILE *f, unsigned pid)
             cached = (long)s->task;
             cli_tl_task_name(tl, cached, n, sizeof n);
         }
-        fprintf(f, ",\n{\"ph\":\"X\",\"cat\":\"step\",\"pid\":%u,\"tid\":%llu,"
-                   "\"name\":",
+        fprintf(f,
+                ",\n{\"ph\":\"X\",\"cat\":\"step\",\"pid\":%u,\"tid\":%llu,"
+                "\"name\":",
                 pid, (unsigned long long)tl->tasks[s->task].id);
         cli_json_str(f, n);
         fputs(",\"ts\":", f);
@@ -122,8 +125,9 @@ static void write_idle(struct cli_timeline *tl, FILE *f, unsigned pid)
 {
     for (size_t i = 0; i < tl->nidle; i++) {
         const struct cli_tl_idle *d = &tl->idle[i];
-        fprintf(f, ",\n{\"ph\":\"X\",\"cat\":\"loop\",\"name\":\"idle\","
-                   "\"pid\":%u,\"tid\":%u,\"ts\":",
+        fprintf(f,
+                ",\n{\"ph\":\"X\",\"cat\":\"loop\",\"name\":\"idle\","
+                "\"pid\":%u,\"tid\":%u,\"ts\":",
                 pid, CLI_TL_LOOP_TID + d->ring);
         us(f, tl, d->start);
         fprintf(f, ",\"dur\":%llu.%03llu,\"args\":{\"in\":\"epoll_wait\"}}",
@@ -136,9 +140,11 @@ static int write_warnings(struct cli_timeline *tl, FILE *f, unsigned pid)
 {
     for (size_t i = 0; i < tl->nwarnings; i++) {
         const struct cli_tl_warning *x = &tl->warnings[i];
-        uint64_t tid = x->task_index >= 0 ? x->task : CLI_TL_LOOP_TID + x->ring;
-        fprintf(f, ",\n{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"warning\","
-                   "\"name\":\"warning: %s\",\"pid\":%u,\"tid\":%llu,\"ts\":",
+        uint64_t tid =
+            x->task_index >= 0 ? x->task : CLI_TL_LOOP_TID + x->ring;
+        fprintf(f,
+                ",\n{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"warning\","
+                "\"name\":\"warning: %s\",\"pid\":%u,\"tid\":%llu,\"ts\":",
                 cs_trace_warning_name(x->kind), pid, (unsigned long long)tid);
         us(f, tl, x->ns);
         fprintf(f, ",\"args\":{\"kind\":\"%s\",\"task\":%llu,\"stack\":[",
@@ -163,8 +169,9 @@ int cli_tl_write_chrome(struct cli_timeline *tl, FILE *f)
     unsigned pid = (unsigned)tl->info.pid;
     fputs("{\"displayTimeUnit\":\"ns\",\"otherData\":{\"source\":", f);
     cli_json_str(f, tl->path);
-    fprintf(f, ",\"events\":%llu,\"lost\":%llu,\"complete\":%s},\n"
-               "\"traceEvents\":[\n",
+    fprintf(f,
+            ",\"events\":%llu,\"lost\":%llu,\"complete\":%s},\n"
+            "\"traceEvents\":[\n",
             (unsigned long long)tl->events, (unsigned long long)tl->lost,
             tl->info.complete ? "true" : "false");
     write_tracks(tl, f, pid);
@@ -212,7 +219,8 @@ int cmd_export(int argc, char **argv)
     if (cli_tl_load(argv[optind], partial, &tl) != CLI_OK)
         return CLI_ERROR;
     FILE *f = stdout;
-    if (out != NULL && strcmp(out, "-") != 0 && (f = fopen(out, "w")) == NULL) {
+    if (out != NULL && strcmp(out, "-") != 0 &&
+        (f = fopen(out, "w")) == NULL) {
         int e = errno;
         cli_tl_free(tl);
         return cli_error("cannot create '%s': %s", out, strerror(e));

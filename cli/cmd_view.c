@@ -84,14 +84,16 @@ struct array {
 static void write_meta(struct cli_timeline *tl, FILE *j)
 {
     char buf[CS_EXE_PATH_MAX];
-    fputs("{\"format\":\"coscope-view\",\"version\":1,\"meta\":{\"source\":", j);
+    fputs("{\"format\":\"coscope-view\",\"version\":1,\"meta\":{\"source\":",
+          j);
     cli_json_str(j, tl->path);
     snprintf(buf, sizeof buf, "%s", tl->info.exe_path);
     fprintf(j, ",\"pid\":%d,\"exe\":", tl->info.pid);
     cli_json_str(j, cli_sanitize(buf));
-    fprintf(j, ",\"complete\":%s,\"events\":%llu,\"lost\":%llu,"
-               "\"first_ns\":%llu,\"duration_ns\":%llu,\"clock\":\"%s\","
-               "\"symbolised\":%s,\"kind\":\"%s\"},\n",
+    fprintf(j,
+            ",\"complete\":%s,\"events\":%llu,\"lost\":%llu,"
+            "\"first_ns\":%llu,\"duration_ns\":%llu,\"clock\":\"%s\","
+            "\"symbolised\":%s,\"kind\":\"%s\"},\n",
             tl->info.complete ? "true" : "false",
             (unsigned long long)tl->events, (unsigned long long)tl->lost,
             (unsigned long long)tl->first_ns,
@@ -102,8 +104,9 @@ static void write_meta(struct cli_timeline *tl, FILE *j)
             : tl->info.flags & CS_SEG_F_FLIGHT ? "flight recorder dump"
                                                : "recording");
     if (tl->windowed)
-        fprintf(j, "\"window\":{\"from_ns\":%llu,\"to_ns\":%llu,"
-                   "\"steps_total\":%zu,\"steps_shown\":%zu},\n",
+        fprintf(j,
+                "\"window\":{\"from_ns\":%llu,\"to_ns\":%llu,"
+                "\"steps_total\":%zu,\"steps_shown\":%zu},\n",
                 (unsigned long long)(tl->window_from - tl->first_ns),
                 (unsigned long long)(tl->window_to - tl->first_ns),
                 tl->steps_total, tl->nsteps);
@@ -115,8 +118,9 @@ static void write_meta(struct cli_timeline *tl, FILE *j)
         size_t first = d;
         while (d < tl->nidle && tl->idle[d].ring == r)
             d++;
-        fprintf(j, "%s{\"loop\":%u,\"tid\":%u,\"idle_first\":%zu,"
-                   "\"idle_count\":%zu}",
+        fprintf(j,
+                "%s{\"loop\":%u,\"tid\":%u,\"idle_first\":%zu,"
+                "\"idle_count\":%zu}",
                 r ? "," : "", r, ring.tid, first, d - first);
     }
     fputs("],\n", j);
@@ -133,8 +137,9 @@ static void write_tasks(struct cli_timeline *tl, FILE *j)
         cli_json_str(j, cli_tl_str(tl, t->name, n, sizeof n));
         fputs(",\"site\":", j);
         cli_json_str(j, cli_tl_str(tl, t->site, n, sizeof n));
-        fprintf(j, ",\"loop\":%d,\"parent\":%llu,\"first\":%u,\"count\":%u,"
-                   "\"state\":",
+        fprintf(j,
+                ",\"loop\":%d,\"parent\":%llu,\"first\":%u,\"count\":%u,"
+                "\"state\":",
                 t->ring == UINT32_MAX ? -1 : (int)t->ring,
                 (unsigned long long)t->parent, t->first, t->nsteps);
         if (t->in_snapshot)
@@ -159,8 +164,9 @@ static int write_warnings(struct cli_timeline *tl, FILE *j)
     fputs("\"warnings\":[", j);
     for (size_t i = 0; i < tl->nwarnings; i++) {
         const struct cli_tl_warning *x = &tl->warnings[i];
-        fprintf(j, "%s\n{\"t\":%llu,\"task\":%ld,\"task_id\":%llu,"
-                   "\"loop\":%u,\"kind\":\"%s\",\"stack\":%u}",
+        fprintf(j,
+                "%s\n{\"t\":%llu,\"task\":%ld,\"task_id\":%llu,"
+                "\"loop\":%u,\"kind\":\"%s\",\"stack\":%u}",
                 i ? "," : "", (unsigned long long)(x->ns - tl->first_ns),
                 x->task_index, (unsigned long long)x->task, x->ring,
                 cs_trace_warning_name(x->kind), x->stack);
@@ -213,15 +219,33 @@ static void array_elem(struct cli_timeline *tl, size_t a, size_t i, void *p)
     uint32_t u = 0;
     uint8_t b = 0;
     switch (a) {
-    case 0: f = (double)(s->start - tl->first_ns); break;
-    case 1: f = (double)(s->end - tl->first_ns); break;
-    case 2: f = (double)s->target; break;
-    case 3: u = s->aux; break;
-    case 4: u = s->task; break;
-    case 5: b = s->reason; break;
-    case 6: b = s->has_target; break;
-    case 7: f = (double)(d->start - tl->first_ns); break;
-    default: f = (double)(d->end - tl->first_ns); break;
+    case 0:
+        f = (double)(s->start - tl->first_ns);
+        break;
+    case 1:
+        f = (double)(s->end - tl->first_ns);
+        break;
+    case 2:
+        f = (double)s->target;
+        break;
+    case 3:
+        u = s->aux;
+        break;
+    case 4:
+        u = s->task;
+        break;
+    case 5:
+        b = s->reason;
+        break;
+    case 6:
+        b = s->has_target;
+        break;
+    case 7:
+        f = (double)(d->start - tl->first_ns);
+        break;
+    default:
+        f = (double)(d->end - tl->first_ns);
+        break;
     }
     if (arrays[a].elem == 8)
         memcpy(p, &f, 8);
@@ -261,8 +285,9 @@ int cli_tl_write_view(struct cli_timeline *tl, FILE *f)
         if (m == NULL)
             return free(json), -ENOMEM;
         for (size_t a = 0; a < NARRAYS; a++)
-            fprintf(m, "%s\"%s\":{\"offset\":%zu,\"type\":\"%s\","
-                       "\"length\":%zu}",
+            fprintf(m,
+                    "%s\"%s\":{\"offset\":%zu,\"type\":\"%s\","
+                    "\"length\":%zu}",
                     a ? "," : "", arrays[a].name, base + at[a], arrays[a].type,
                     arrays[a].count ? tl->nidle : tl->nsteps);
         fputs("}}\n", m);
@@ -392,8 +417,8 @@ int cmd_view(int argc, char **argv)
             partial = 1;
         else if (c == 'f' && parse_number(optarg, 1e6, &from) != CLI_OK)
             return cli_error("view: '%s' is not a number of seconds", optarg);
-        else if (c == 'm' && (parse_number(optarg, 1e12, &steps) != CLI_OK ||
-                              steps < 1))
+        else if (c == 'm' &&
+                 (parse_number(optarg, 1e12, &steps) != CLI_OK || steps < 1))
             return cli_error("view: '%s' is not a number of steps", optarg);
         else if (c == 'm')
             max_steps = (size_t)steps;

@@ -31,8 +31,8 @@ static int map_rebuild(struct cli_timeline *tl, size_t cap)
     for (size_t i = 0; i < cap; i++)
         m[i] = -1;
     for (size_t i = 0; i < tl->ntasks; i++) {
-        size_t h = (size_t)(tl->tasks[i].id * 0x9e3779b97f4a7c15ull) &
-                   (cap - 1);
+        size_t h =
+            (size_t)(tl->tasks[i].id * 0x9e3779b97f4a7c15ull) & (cap - 1);
         while (m[h] >= 0)
             h = (h + 1) & (cap - 1);
         m[h] = (long)i;
@@ -180,8 +180,12 @@ static int take_event(struct cli_timeline *tl, const cs_trace_event *e,
                                         &tl->warnings_cap, sizeof *x);
         if (x == NULL)
             return -ENOMEM;
-        *x = (struct cli_tl_warning){cs_trace_ns(tl->t, e->ts), e->task_id,
-                                     -1, e->reason, e->arg, e->ring};
+        *x = (struct cli_tl_warning){cs_trace_ns(tl->t, e->ts),
+                                     e->task_id,
+                                     -1,
+                                     e->reason,
+                                     e->arg,
+                                     e->ring};
         if (e->task_id != 0 && task_index(tl, e->task_id, 1) < 0)
             return -ENOMEM;
         break;
@@ -299,8 +303,7 @@ static int arrange(struct cli_timeline *tl)
     if (tl->nidle > 1)
         qsort(tl->idle, tl->nidle, sizeof *tl->idle, cmp_idle);
     if (tl->nwarnings > 1)
-        qsort(tl->warnings, tl->nwarnings, sizeof *tl->warnings,
-              cmp_warning);
+        qsort(tl->warnings, tl->nwarnings, sizeof *tl->warnings, cmp_warning);
     for (size_t i = 0; i < tl->nsteps; i++) {
         struct cli_tl_task *k = &tl->tasks[tl->steps[i].task];
         if (k->nsteps++ == 0)

@@ -17,16 +17,16 @@
 
 /* One task: a lane of the timeline. */
 struct cli_tl_task {
-    uint64_t id;        /* task id */
-    uint64_t parent;    /* creating task id (from the snapshot), 0 unknown */
-    uint32_t name;      /* string id, 0 unknown */
-    uint32_t site;      /* creation site string id, 0 unknown */
-    uint32_t ring;      /* loop (ring) that ran it; UINT32_MAX unknown */
-    uint32_t first;     /* index of its first step in steps[] */
-    uint32_t nsteps;    /* its steps: steps[first .. first + nsteps) */
-    uint32_t old;       /* index before sorting (timeline.c only) */
-    uint8_t state;      /* CS_TASK_* in the end snapshot, if in_snapshot */
-    uint8_t in_snapshot;    /* the file's task snapshot lists it */
+    uint64_t id;         /* task id */
+    uint64_t parent;     /* creating task id (from the snapshot), 0 unknown */
+    uint32_t name;       /* string id, 0 unknown */
+    uint32_t site;       /* creation site string id, 0 unknown */
+    uint32_t ring;       /* loop (ring) that ran it; UINT32_MAX unknown */
+    uint32_t first;      /* index of its first step in steps[] */
+    uint32_t nsteps;     /* its steps: steps[first .. first + nsteps) */
+    uint32_t old;        /* index before sorting (timeline.c only) */
+    uint8_t state;       /* CS_TASK_* in the end snapshot, if in_snapshot */
+    uint8_t in_snapshot; /* the file's task snapshot lists it */
     uint8_t ring_from_step; /* ring was taken from a step record */
 };
 
@@ -57,26 +57,26 @@ struct cli_tl_warning {
 };
 
 struct cli_timeline {
-    const char *path;          /* as given */
-    cs_trace *t;               /* the open file */
-    cs_trace_info info;        /* its header */
-    uint64_t events, lost;     /* records read; records lost in gaps */
+    const char *path;           /* as given */
+    cs_trace *t;                /* the open file */
+    cs_trace_info info;         /* its header */
+    uint64_t events, lost;      /* records read; records lost in gaps */
     uint64_t first_ns, last_ns; /* span of all events */
-    struct cli_tl_task *tasks; /* sorted by ring, then id */
+    struct cli_tl_task *tasks;  /* sorted by ring, then id */
     size_t ntasks, tasks_cap;
-    long *map;                 /* open addressing: task id -> index */
+    long *map; /* open addressing: task id -> index */
     size_t map_cap;
     struct cli_tl_step *steps; /* sorted by task, then start */
     size_t nsteps, steps_cap;
-    struct cli_tl_idle *idle;  /* sorted by ring, then start */
+    struct cli_tl_idle *idle; /* sorted by ring, then start */
     size_t nidle, idle_cap;
     struct cli_tl_warning *warnings; /* sorted by time */
     size_t nwarnings, warnings_cap;
-    struct cli_symbols *sym;   /* the writer's modules while it runs */
+    struct cli_symbols *sym; /* the writer's modules while it runs */
     int sym_tried;
     /* after cli_tl_window: what part is kept */
-    int windowed;              /* 1 if steps were left out */
-    size_t steps_total;        /* steps in the file */
+    int windowed;                    /* 1 if steps were left out */
+    size_t steps_total;              /* steps in the file */
     uint64_t window_from, window_to; /* ns kept: [from, to) */
 };
 
@@ -112,7 +112,8 @@ int cli_tl_write_chrome(struct cli_timeline *tl, FILE *f);
 /* The viewer's data: a JSON description and typed arrays (cmd_view.c). */
 int cli_tl_write_view(struct cli_timeline *tl, FILE *f);
 
-/* ---- view_serve.c: handing the viewer and its data to a browser ---------- */
+/* ---- view_serve.c: handing the viewer and its data to a browser ----------
+ */
 
 /* Writes one self-contained page to out: the viewer's files in dir with
  * data (from cli_tl_write_view) inline.  Prints errors; CLI_OK or

@@ -112,7 +112,8 @@ static int bundle_module(struct bundle *b, const char *name, int depth)
                          name);
     }
     /* imports first */
-    for (char *l = src; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : 0) {
+    for (char *l = src; l && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : 0) {
         char dep[64];
         if (strncmp(l, "import ", 7) == 0 &&
             sscanf(strstr(l, "from './") ? strstr(l, "from './") : "",
@@ -172,7 +173,8 @@ int cli_view_html(const char *dir, const char *data, size_t len,
     if (css == NULL || at_css == NULL || at_js == NULL || at_js < at_css) {
         free(page);
         free(css);
-        return cli_error("view: '%s/index.html' is not the viewer's page", dir);
+        return cli_error("view: '%s/index.html' is not the viewer's page",
+                         dir);
     }
     FILE *f = fopen(out, "w");
     if (f == NULL) {
@@ -229,7 +231,7 @@ static void send_all(int fd, const void *p, size_t n)
 }
 
 static int respond(int fd, int code, const char *type, const void *body,
-                    size_t len, int head)
+                   size_t len, int head)
 {
     char h[512];
     const char *what = code == 200   ? "OK"

@@ -49,8 +49,8 @@ static void start(uint32_t ring_kb, uint32_t rings)
     t0 = cs__trace_now();
 }
 
-static void emit(cs__trace_ring *r, uint64_t at, uint64_t task,
-                 unsigned type, unsigned reason, uint32_t arg)
+static void emit(cs__trace_ring *r, uint64_t at, uint64_t task, unsigned type,
+                 unsigned reason, uint32_t arg)
 {
     cs__trace_emit(r, t0 + at, task, CS_REC_INFO(type, reason, 0), arg);
     nrecords++;
@@ -145,7 +145,7 @@ static void gen_mixed(void)
     task_new(a, 0, 4, "cancelled one", "mixed.c:13", 1);
     uint64_t t = 1000;
     for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
-        uint64_t target = reasons[i] == CS_WAIT_SLEEP ? t0 + t + 5 * MS
+        uint64_t target = reasons[i] == CS_WAIT_SLEEP     ? t0 + t + 5 * MS
                           : reasons[i] == CS_WAIT_FD_READ ? 7
                                                           : 3;
         step(a, 1, t, t + 200000, reasons[i], target,
@@ -182,14 +182,14 @@ static void gen_big(uint64_t n)
     for (uint64_t i = 0; nrecords + 4 < n; i++) {
         int l = (int)(i % LOOPS);
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        uint64_t task = 1 + (uint64_t)l + LOOPS * ((seed >> 33) % (TASKS / LOOPS));
+        uint64_t task =
+            1 + (uint64_t)l + LOOPS * ((seed >> 33) % (TASKS / LOOPS));
         uint64_t ran = 2000 + (seed >> 20) % 50000;
         if ((seed >> 40) % 1000 == 0)
             ran *= 200; /* now and then a slow step */
         unsigned reason = 1 + (unsigned)((seed >> 45) % 11);
         step(r[l], task, now[l], now[l] + ran, reason,
-             reason == CS_WAIT_SLEEP ? t0 + now[l] + 3 * MS : 1 + task % 7,
-             0);
+             reason == CS_WAIT_SLEEP ? t0 + now[l] + 3 * MS : 1 + task % 7, 0);
         now[l] += ran;
         if ((seed >> 50) % 4 == 0) {
             idle(r[l], now[l], now[l] + 20000);
