@@ -125,7 +125,10 @@ function makeLanes(model) {
     byLoop.get(t.loop).push(t);
   }
   const lanes = [];
-  const loops = [...model.loops.map(l => l.loop)];
+  // loops that did something: ran a task, sat idle, or warned
+  const warned = new Set(model.warnings.map(w => w.loop));
+  const loops = model.loops.filter(l => byLoop.has(l.loop) || l.idle_count > 0 || warned.has(l.loop))
+    .map(l => l.loop);
   for (const k of byLoop.keys()) if (!loops.includes(k)) loops.push(k);
   for (const l of loops) {
     const info = model.loops.find(x => x.loop === l);

@@ -1,12 +1,13 @@
 // timeline.js - the canvas timeline: a time axis on top, task names on the
 // left, one lane per task grouped under a lane per loop (its idle time),
-// steps as bars coloured by why they stopped, warnings as red markers.
+// steps as bars coloured by why they stopped, the wait until a task's next
+// step as a thin line of the same colour, warnings as red markers.
 //
 // Level of detail: a lane is drawn left to right; a step at least a pixel
 // wide is a bar, and where steps are narrower than a pixel the whole pixel
-// column is one bar whose opacity is the share of that column the task ran
-// (prefix sums of busy time make that one subtraction), after which the
-// scan jumps by binary search to the next column.  A frame therefore costs
+// column is one bar whose opacity grows with the share of that column the
+// task ran (prefix sums of busy time make that one subtraction), after
+// which the scan jumps by binary search to the next column.  A frame therefore costs
 // at most a few binary searches per pixel column and visible lane, however
 // many events the trace holds.
 
@@ -169,13 +170,22 @@ export class Timeline {
 
   // Queues a bar; bars of one colour and opacity are filled together, and
   // touching bars in a row become one (thousands of 1 px columns a frame).
-  bar(colour, alpha, x, y, w) {
+  bar(colour, alpha, x, y, w, h = BAR_H) {
     const key = colour + '|' + alpha;
     let v = this.bars.get(key);
     if (!v) this.bars.set(key, v = []);
     const n = v.length;
-    if (n && v[n - 3] + v[n - 2] === x && v[n - 1] === y) v[n - 2] += w;
-    else v.push(x, w, y);
+    if (n && v[n - 4] + v[n - 3] === x && v[n - 2] === y && v[n - 1] === h) v[n - 3] += w;
+    else v.push(x, w, y, h);
+  }
+
+  // The wait after step i of a task lane (until its next step, at least a
+  // pixel long) as a thin line in the colour of why it stopped.
+  gap(set, reasons, i, hi, y) {
+    if (!reasons || i < 0 || i + 1 >= hi) return;
+    const x0 = Math.max((set.end[i] - this.t0) / this.scale, 0);
+    const x1 = Math.min((set.start[i + 1] - this.t0) / this.scale, this.plotW);
+    if (x1 - x0 >= 1) this.bar(reasonColour(reasons[i]), 0.5, LABEL_W + x0, y + LANE_H / 2 - 1, x1 - x0, 2);
   }
 
   flushBars() {
@@ -185,7 +195,7 @@ export class Timeline {
       c.fillStyle = colour;
       c.globalAlpha = +alpha;
       c.beginPath();
-      for (let i = 0; i < v.length; i += 3) c.rect(v[i], v[i + 2], v[i + 1], BAR_H);
+      for (let i = 0; i < v.length; i += 4) c.rect(v[i], v[i + 2], v[i + 1], v[i + 3]);
       c.fill();
     }
     c.globalAlpha = 1;
@@ -199,6 +209,7 @@ export class Timeline {
     let i = lowerBound(set.end, t0, lo, hi);
     const top = y + (LANE_H - BAR_H) / 2;
     const sel = this.selected && this.selected.kind === 'step' && reasons ? this.selected.index : -1;
+    if (i > lo) this.gap(set, reasons, i - 1, hi, y);
     while (i < hi && set.start[i] < tEnd) {
       const x0 = (set.start[i] - t0) / s, x1 = (set.end[i] - t0) / s;
       const colour = reasons ? reasonColour(reasons[i]) : IDLE_COLOUR;
@@ -206,6 +217,7 @@ export class Timeline {
         const a = Math.max(x0, 0), b = Math.min(x1, W);
         this.bar(colour, 1, LABEL_W + a, top, b - a);
         if (i === sel) this.marks.push([LABEL_W + a, top, b - a]);
+        this.gap(set, reasons, i, hi, y);
         i++;
         continue;
       }
@@ -213,8 +225,9 @@ export class Timeline {
       const colEnd = t0 + (col + 1) * s;
       const j = Math.max(i + 1, lowerBound(set.start, colEnd, i, hi));
       const share = Math.min(1, (set.busy[j] - set.busy[i]) / s);
-      this.bar(colour, (Math.round(share * 4) + 2) / 6, LABEL_W + Math.max(col, 0), top, 1);
+      this.bar(colour, (Math.round(share * 3) + 3) / 6, LABEL_W + Math.max(col, 0), top, 1);
       if (sel >= i && sel < j) this.marks.push([LABEL_W + col - 1, top, 3]);
+      this.gap(set, reasons, j - 1, hi, y);
       i = j;
     }
   }
@@ -278,7 +291,10 @@ export class Timeline {
     let best = -1;
     for (; i < hi && s.start[i] <= t + slack; i++)
       if (best < 0 || s.end[i] - s.start[i] > s.end[best] - s.start[best]) best = i;
-    return best >= 0 ? { kind: 'step', index: best } : null;
+    if (best >= 0) return { kind: 'step', index: best };
+    // on the wait line after a step: that step (it says what it waited on)
+    const before = lowerBound(s.end, t, lo, hi) - 1;
+    return before >= lo && before + 1 < hi && s.start[before + 1] > t ? { kind: 'step', index: before } : null;
   }
 
   // One line about what is under the pointer, for its tooltip.

@@ -163,6 +163,16 @@ async function testThree(browser) {
   await page.mouse.move(tip.x, tip.y);
   const title = await page.getAttribute('#timeline', 'title');
   check(/^fetch-3 #4: ran 25\.0µs, then done$/.test(title), 'three: hovering a bar names it: ' + title);
+  // the line between two steps is the wait: clicking it shows what for
+  const wait = await page.evaluate(() => {
+    const tl = coscopeViewer.timeline, k = tl.lanes.findIndex(l => l.label === 'fetch-1');
+    tl.fit(); tl.render();
+    const r = tl.canvas.getBoundingClientRect();
+    return { x: r.left + tl.timeX(0.5e9), y: r.top + tl.laneY(k) };
+  });
+  await page.mouse.click(wait.x, wait.y);
+  const wd = await page.textContent('#details-body');
+  check(/stopped forsleep/.test(wd) && /deadline at \+1\.0/.test(wd), 'three: clicking the wait line of fetch-1 shows its timer: ' + wd.slice(0, 120));
 
   // keyboard: zoom in with w, fit with 0
   const s0 = await page.evaluate(() => coscopeViewer.timeline.scale);
