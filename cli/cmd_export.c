@@ -24,7 +24,8 @@
 #include "timeline.h"
 
 const char cmd_export_usage[] =
-    "usage: coscope export <file> [--format chrome] [-o <out.json>]\n"
+    "usage: coscope export <file> [--format chrome] [-o <out.json>] "
+    "[--partial]\n"
     "\n"
     "Writes a trace file as Chrome Trace Event Format JSON, for Perfetto UI\n"
     "(ui.perfetto.dev, 'Open trace file') or chrome://tracing: tasks as\n"

@@ -45,6 +45,7 @@
 
 const char cmd_view_usage[] =
     "usage: coscope view <file> [--port <n>] [--html <out.html>]\n"
+    "                    [--from <s>] [--max-steps <n>] [--partial]\n"
     "\n"
     "Opens a trace file in the web timeline: one lane per task grouped by\n"
     "loop, steps coloured by why they stopped, loop idle time, warnings\n"
