@@ -49,4 +49,19 @@ void cs__ctx_make(cs__ctx *ctx, void *lo, size_t size, void (*entry)(void *),
 void cs__ctx_regs(const cs__ctx *ctx, uintptr_t *sp, uintptr_t *fp,
                   uintptr_t *ip);
 
+/* The same, inline where the frame layout above is fixed (x86-64 asm
+ * backend): the tracer reads it at every switch. */
+#if !defined(CS_SWITCH_UCONTEXT) && defined(__x86_64__)
+static inline void cs__ctx_regs_inline(const cs__ctx *ctx, uintptr_t *sp,
+                                       uintptr_t *fp, uintptr_t *ip)
+{
+    const uintptr_t *w = ctx->sp; /* r15 r14 r13 r12 rbx rbp | ret */
+    *fp = w[5];
+    *ip = w[6];
+    *sp = (uintptr_t)(w + 7);
+}
+#else
+#define cs__ctx_regs_inline cs__ctx_regs
+#endif
+
 #endif

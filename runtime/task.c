@@ -78,6 +78,11 @@ static inline void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
     cs__ctx *from = self ? &self->ctx : &loop->ctx;
     cs__ctx *dst = to ? &to->ctx : &loop->ctx;
 
+    /* The switch's one timestamp and its records, written before the
+     * switch: nothing runs after it on the hot path (trace.h). */
+    if (loop->tr_ring)
+        cs__trace_switch(loop, self, to);
+
 #ifdef CS__ASAN
     void **fake = self ? &self->fake_stack : &loop->fake_stack;
     const void *lo = to ? to->stack.lo : loop->asan_stack_lo;
@@ -132,6 +137,8 @@ void cs__loop_dispatch(cs__loop *loop)
     next = cs__pick(loop);
     if (next)
         cs__jump(loop, NULL, next, false);
+    if (loop->tr_ring)
+        cs__trace_settle(loop);
     cs__task_reap(loop);
 }
 
@@ -167,6 +174,8 @@ int cs__wait(cs_task *self, enum cs__wait reason, void *obj, int64_t timeout)
         return CS_ENOMEM;
     }
     cs__suspend(loop, self);
+    if (loop->tr_ring)
+        cs__trace_settle(loop);
     self->wait.reason = CS__WAIT_NONE;
     return self->wait.result;
 }
@@ -177,6 +186,8 @@ void cs__wake(cs_task *t, int result)
         cs__timer_del(t->loop, t);
     t->wait.result = result;
     cs__make_ready(t->loop, t);
+    if (t->tr_ref)
+        cs__trace_task_woken(t);
 }
 
 /* Takes a waiting task out of whatever it waits on, before a wake that
@@ -238,6 +249,8 @@ cs_task *cs__task_new(cs__loop *loop, const char *name, cs_fn fn, void *arg,
     loop->ntasks++;
     cs__ctx_make(&t->ctx, t->stack.lo, t->stack.size, cs__task_entry, t);
     cs__make_ready(loop, t);
+    if (loop->tr_ring)
+        cs__trace_task_new(loop, t);
     return t;
 }
 
@@ -248,6 +261,8 @@ static void cs__task_entry(void *arg)
 #ifdef CS__ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
+    if (t->loop->tr_ring)
+        cs__trace_settle(t->loop);
     /* Cancelled before its first step: like asyncio, the body never runs. */
     if (t->cancel_pending) {
         t->cancel_pending = false;
@@ -288,6 +303,8 @@ void cs__task_release(cs_task *t)
     cs__loop *loop = t->loop;
 
     cs__list_del(&t->all);
+    if (t->tr_ref)
+        cs__trace_task_gone(t);
     free(t->long_name);
     free(t->errmsg);
     free(t->last_error);
@@ -426,6 +443,8 @@ CS_EXTERN int cs_cancel(cs_task *t)
         return CS_EINVAL;
     if (t->state == CS__DONE)
         return 0;
+    if (t->tr_ref && !t->cancelled)
+        cs__trace_task_flag(t, CS_TASKF_CANCEL_REQUESTED);
     t->cancelled = true;
     if (t->state == CS__WAITING && !t->shielded) {
         cs__wait_unlink(t);
