@@ -67,34 +67,51 @@ void cs__set_last_error(char **slot, const char *msg)
 
 /* ---- switching ---------------------------------------------------------- */
 
+#ifndef CS__ASAN
+/* The traced switch, out of line so that the untraced one stays a few
+ * instructions and a tail call: records the switch (trace.h), then
+ * switches, itself by a tail call, so the parked frame is the same. */
+static __attribute__((noinline)) void cs__jump_traced(cs__loop *loop,
+                                                      cs_task *self,
+                                                      cs_task *to,
+                                                      cs__ctx *from,
+                                                      cs__ctx *dst)
+{
+    cs__trace_switch(loop, self, to);
+    cs__switch(from, dst);
+}
+#endif
+
 /* Moves from the running context (a task, or the loop if self is NULL) to
  * `to` (a task, or the loop if NULL).  dying: self will never resume.
  * An ended task's stack is released later, by the next task to end or by
  * the loop context (cs__task_reap), never by the code after a switch:
  * that keeps the switch a tail call on the hot path. */
-static inline void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
-                            bool dying)
+static inline __attribute__((always_inline)) void
+cs__jump(cs__loop *loop, cs_task *self, cs_task *to, bool dying)
 {
     cs__ctx *from = self ? &self->ctx : &loop->ctx;
     cs__ctx *dst = to ? &to->ctx : &loop->ctx;
-
-    /* The switch's one timestamp and its records, written before the
-     * switch: nothing runs after it on the hot path (trace.h). */
-    if (loop->tr_ring)
-        cs__trace_switch(loop, self, to);
 
 #ifdef CS__ASAN
     void **fake = self ? &self->fake_stack : &loop->fake_stack;
     const void *lo = to ? to->stack.lo : loop->asan_stack_lo;
     size_t size = to ? to->stack.size : loop->asan_stack_size;
+    if (loop->tr_ring)
+        cs__trace_switch(loop, self, to);
     __sanitizer_start_switch_fiber(dying ? NULL : fake, lo, size);
     cs__switch(from, dst);
     __sanitizer_finish_switch_fiber(*fake, NULL, NULL);
 #else
     /* A tail call: cs__switch resumes `to` by jumping straight to its
      * return address, so the switch costs no mispredicted return (see
-     * switch_x86_64.S).  Nothing may follow it here. */
+     * switch_x86_64.S).  Nothing may follow it here.  Traced: the one
+     * timestamp and the records are written before the switch (trace.h). */
     (void)dying;
+    if (loop->tr_ring) {
+        cs__jump_traced(loop, self, to, from, dst);
+        return;
+    }
     cs__switch(from, dst);
 #endif
 }
