@@ -58,6 +58,14 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+/* Forced inlining on the switch path; not under ASan, whose Debug builds
+ * must keep the switch in a frame of its own (stack poisoning). */
+#ifdef CS__ASAN
+#define CS__HOT_INLINE inline
+#else
+#define CS__HOT_INLINE inline __attribute__((always_inline))
+#endif
+
 #define cs_likely(x) __builtin_expect(!!(x), 1)
 #define cs_unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -375,7 +383,7 @@ static inline void cs__trace_settle(cs__loop *loop)
  * 32-bit store of state/wait/flags outside the seqlock: a reader sees the
  * word before or after it, and either goes with the rest of the slot
  * (running: no wait, registers not valid). */
-static inline __attribute__((always_inline)) void
+static CS__HOT_INLINE void
 cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to)
 {
     cs__trace_ring *r = loop->tr_ring;

@@ -87,7 +87,7 @@ static __attribute__((noinline)) void cs__jump_traced(cs__loop *loop,
  * An ended task's stack is released later, by the next task to end or by
  * the loop context (cs__task_reap), never by the code after a switch:
  * that keeps the switch a tail call on the hot path. */
-static inline __attribute__((always_inline)) void
+static CS__HOT_INLINE void
 cs__jump(cs__loop *loop, cs_task *self, cs_task *to, bool dying)
 {
     cs__ctx *from = self ? &self->ctx : &loop->ctx;
