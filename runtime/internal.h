@@ -339,8 +339,14 @@ static inline void cs__trace_slot_word(cs_task_slot *s, unsigned state,
     __atomic_store_n((cs__u32_alias *)&s->state, v, __ATOMIC_RELAXED);
 }
 
+/* Whether parked registers are predicted before the switch (see
+ * cs__trace_park_predicted): 0 not yet checked, 1 checked right, -1
+ * wrong in this build (registers are then recorded after the switch). */
+extern int cs__trace_predict;
+
 /* Records the saved registers of p, parked by an earlier switch (its
- * context is stored by now), for remote unwinding. */
+ * context is stored by now), for remote unwinding; while the prediction
+ * is unchecked, checks it against them. */
 static inline void cs__trace_regs(cs_task *p)
 {
     cs_task_slot *s = cs__trace_task_begin(p->tr_ref);
@@ -349,6 +355,8 @@ static inline void cs__trace_regs(cs_task *p)
     if (!s)
         return;
     cs__ctx_regs_inline(&p->ctx, &sp, &fp, &ip);
+    if (cs__trace_predict == 0 && (s->flags & CS_TASKF_REGS_VALID))
+        cs__trace_predict = s->sp == sp && s->fp == fp && s->ip == ip ? 1 : -1;
     CS__TRACE_SET(s->sp, (uint64_t)sp);
     CS__TRACE_SET(s->fp, (uint64_t)fp);
     CS__TRACE_SET(s->ip, (uint64_t)ip);
@@ -358,7 +366,8 @@ static inline void cs__trace_regs(cs_task *p)
 
 /* Where a switched-to context runs runtime code again (a new task, the
  * loop, a task back from cs__wait): the task parked by the switch that
- * got us here has its context saved, so its registers can be recorded. */
+ * got us here has its context saved, so its registers can be recorded
+ * (unless they were predicted right before the switch). */
 static inline void cs__trace_settle(cs__loop *loop)
 {
     cs_task *p = loop->tr_prev;
@@ -374,8 +383,9 @@ static inline void cs__trace_settle(cs__loop *loop)
  * step and the start of to's.  Writes self's step record and slot (a yield
  * inline, anything else in cs__trace_parked) and marks `to` running.
  * self's registers exist only once cs__switch has saved them: they are
- * recorded by the next switch or the next settle point (cs__trace_settle),
- * whichever comes first.
+ * predicted just before the switch (cs__jump_traced), and until one
+ * prediction has been checked, or if it proved wrong, recorded by the next
+ * switch or the next settle point (cs__trace_settle) as well.
  *
  * Two more shortcuts keep the switch cheap.  The slot's last_run is
  * written when a step ends (it is that step's start); while a task runs,
@@ -406,10 +416,11 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to)
             CS__TRACE_SET(s->run_ticks, s->run_ticks + (t1 - t0));
             cs__trace_task_end(s);
         }
-        loop->tr_prev = self;
+        if (cs__trace_predict <= 0)
+            loop->tr_prev = self;
     } else if (self) {
         cs__trace_parked(loop, self, t0, t1);
-        if (self->state != CS__DONE)
+        if (self->state != CS__DONE && cs__trace_predict <= 0)
             loop->tr_prev = self;
     }
     __atomic_store_n(&r->hdr->step_task, to ? to->id : 0, __ATOMIC_RELAXED);

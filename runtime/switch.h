@@ -60,8 +60,31 @@ static inline void cs__ctx_regs_inline(const cs__ctx *ctx, uintptr_t *sp,
     *ip = w[6];
     *sp = (uintptr_t)(w + 7);
 }
+
+/* What cs__ctx_regs() will give for a context that a function with a
+ * standard frame (frame pointer `frame`) is about to park by tail-calling
+ * cs__switch: the switch then finds that function's return address and
+ * caller's frame pointer exactly where the function had them.  Returns 1,
+ * or 0 where this backend cannot tell.  Callers check the guess against
+ * cs__ctx_regs() once the context is saved (a build without the tail call
+ * gets it wrong). */
+static inline int cs__ctx_regs_predict(void *frame, uintptr_t *sp,
+                                       uintptr_t *fp, uintptr_t *ip)
+{
+    const uintptr_t *f = frame; /* saved rbp | return address */
+    *fp = f[0];
+    *ip = f[1];
+    *sp = (uintptr_t)(f + 2);
+    return 1;
+}
 #else
 #define cs__ctx_regs_inline cs__ctx_regs
+static inline int cs__ctx_regs_predict(void *frame, uintptr_t *sp,
+                                       uintptr_t *fp, uintptr_t *ip)
+{
+    (void)frame, (void)sp, (void)fp, (void)ip;
+    return 0;
+}
 #endif
 
 #endif

@@ -77,7 +77,16 @@ static __attribute__((noinline)) void cs__jump_traced(cs__loop *loop,
                                                       cs__ctx *from,
                                                       cs__ctx *dst)
 {
+    uintptr_t sp, fp, ip;
+
     cs__trace_switch(loop, self, to);
+    /* Parked registers, known before the switch: with cs__switch
+     * tail-called below, the parked frame's return address and frame
+     * pointer are this function's (switch.h); checked once after a switch
+     * (cs__trace_regs), and not used again if wrong. */
+    if (self && self->state != CS__DONE && cs__trace_predict >= 0 &&
+        cs__ctx_regs_predict(__builtin_frame_address(0), &sp, &fp, &ip))
+        cs__trace_task_park(self->tr_ref, sp, fp, ip);
     cs__switch(from, dst);
 }
 #endif
@@ -102,6 +111,8 @@ cs__jump(cs__loop *loop, cs_task *self, cs_task *to, bool dying)
     __sanitizer_start_switch_fiber(dying ? NULL : fake, lo, size);
     cs__switch(from, dst);
     __sanitizer_finish_switch_fiber(*fake, NULL, NULL);
+    if (loop->tr_ring) /* not a tail call here: record at once */
+        cs__trace_settle(loop);
 #else
     /* A tail call: cs__switch resumes `to` by jumping straight to its
      * return address, so the switch costs no mispredicted return (see

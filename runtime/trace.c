@@ -29,6 +29,7 @@ _Static_assert((int)CS__WAIT_THREAD == (int)CS_WAIT_THREAD, "wait thread");
 _Static_assert((int)CS__WAIT_YIELD == (int)CS_WAIT_YIELD, "wait yield");
 
 int cs__trace_rt_disabled;
+int cs__trace_predict;
 
 static uint64_t cs__next_obj_id = 1;
 static uint64_t cs__next_coro_id = 1;
