@@ -88,6 +88,11 @@ static __attribute__((noinline)) void cs__jump_traced(cs__loop *loop,
         cs__ctx_regs_predict(__builtin_frame_address(0), &sp, &fp, &ip))
         cs__trace_task_park(self->tr_ref, sp, fp, ip);
     cs__switch(from, dst);
+#ifndef __OPTIMIZE__
+    /* -O0 makes no tail calls: the guess above is wrong there, and this
+     * runs when we are resumed, right after the switch. */
+    cs__trace_settle(loop);
+#endif
 }
 #endif
 
