@@ -2,8 +2,9 @@
  * bench_trace.c - what always-on tracing costs (issue 4, point 8), each
  * figure against its baseline in the same run:
  *
- *   switch   cs_yield ping-pong round trip with tracing on, against the same
- *            ping-pong in the same process with the loop untraced (the
+ *   switch   cs_yield ping-pong round trip (two tasks yielding to each
+ *            other, as bench_switch's symmetric figure) with tracing on,
+ *            against the same ping-pong in the same process untraced (the
  *            runtime's internal switch cs__trace_rt_disabled: every hook is
  *            compiled in, the loop takes no ring).  Reps alternate off/on,
  *            best of each.  Target <= 1.5x.
@@ -57,18 +58,18 @@ typedef struct switch_run {
     double ns;  /* ns per round trip */
 } switch_run;
 
+/* Symmetric, as bench_switch's headline figure: two identical yielders,
+ * main waits in cs_gather; N round trips are 2N yields. */
 static void *switch_main(void *arg)
 {
     switch_run *r = arg;
-    cs_task *b = cs_spawn("yield_b", yielder, &r->n);
-    if (!b)
+    cs_task *t[2] = {cs_spawn("yield_a", yielder, &r->n),
+                     cs_spawn("yield_b", yielder, &r->n)};
+    if (!t[0] || !t[1])
         cs_raise(CS_ENOMEM, "spawn");
-    cs_yield();
     int64_t t0 = bench_now_ns();
-    for (long i = 0; i < r->n; i++)
-        cs_yield();
+    cs_gather(t, 2, NULL);
     int64_t t1 = bench_now_ns();
-    cs_await(b, NULL);
     r->ns = (double)(t1 - t0) / (double)r->n;
     return NULL;
 }
@@ -267,12 +268,13 @@ int main(int argc, char **argv)
     long n = o.n ? o.n : o.quick ? 20000 : 5000000;
     int reps = o.reps ? o.reps : o.quick ? 1 : 5;
     long ms = o.quick ? 100 : 1000;
+    int echo_reps = o.quick ? 1 : 5;
     const char *path = o.extra ? o.extra : BENCH_ECHO_SERVER;
     char v[64], b[64], r[64], fig[64];
 
     signal(SIGPIPE, SIG_IGN);
     signal(SIGALRM, watchdog);
-    alarm((unsigned)(60 + reps * 10));
+    alarm((unsigned)(90 + reps * 10));
 
     /* switch: alternate untraced and traced runs, best of each */
     double off = 1e300, on = 1e300;
@@ -307,10 +309,10 @@ int main(int argc, char **argv)
         return 1;
     const int conn_counts[2] = {1, 8};
     double best[2][2] = {{0}}; /* [conns][traced] */
-    int echo_reps = o.quick ? 1 : 3;
     for (int rep = 0; rep < echo_reps; rep++)
         for (int c = 0; c < 2; c++)
-            for (int s = 0; s < 2; s++) {
+            for (int k = 0; k < 2; k++) {
+                int s = (k + rep) % 2; /* alternate which goes first */
                 double rps = drive(port[s], conn_counts[c], ms);
                 printf("  echo rep %d, %d conn, %s: %.0f req/s\n", rep + 1,
                        conn_counts[c], s ? "traced" : "COSCOPE=off", rps);
