@@ -394,7 +394,8 @@ static inline void cs__trace_settle(cs__loop *loop)
  * word before or after it, and either goes with the rest of the slot
  * (running: no wait, registers not valid). */
 static CS__HOT_INLINE void
-cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to)
+cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
+                 uintptr_t sp, uintptr_t fp, uintptr_t ip)
 {
     cs__trace_ring *r = loop->tr_ring;
     uint64_t t0 = loop->tr_t0, t1 = cs__trace_now();
@@ -410,18 +411,29 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to)
         cs__trace_emit(r, t1, self->id,
                        CS_REC_INFO(CS_EV_STEP, CS_WAIT_YIELD, flags), arg);
         if ((s = cs__trace_task_begin(self->tr_ref)) != NULL) {
-            cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_YIELD, s->flags);
+            cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_YIELD,
+                                have_regs ? s->flags | CS_TASKF_REGS_VALID
+                                          : s->flags);
             CS__TRACE_SET(s->last_run, t0);
             CS__TRACE_SET(s->steps, s->steps + 1);
             CS__TRACE_SET(s->run_ticks, s->run_ticks + (t1 - t0));
+            if (have_regs) {
+                CS__TRACE_SET(s->sp, (uint64_t)sp);
+                CS__TRACE_SET(s->fp, (uint64_t)fp);
+                CS__TRACE_SET(s->ip, (uint64_t)ip);
+            }
             cs__trace_task_end(s);
         }
-        if (cs__trace_predict <= 0)
+        if (!have_regs || cs__trace_predict == 0)
             loop->tr_prev = self;
     } else if (self) {
         cs__trace_parked(loop, self, t0, t1);
-        if (self->state != CS__DONE && cs__trace_predict <= 0)
-            loop->tr_prev = self;
+        if (self->state != CS__DONE) {
+            if (have_regs)
+                cs__trace_task_park(self->tr_ref, sp, fp, ip);
+            if (!have_regs || cs__trace_predict == 0)
+                loop->tr_prev = self;
+        }
     }
     __atomic_store_n(&r->hdr->step_task, to ? to->id : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->hdr->step_start, to ? t1 : 0, __ATOMIC_RELEASE);

@@ -77,16 +77,16 @@ static __attribute__((noinline)) void cs__jump_traced(cs__loop *loop,
                                                       cs__ctx *from,
                                                       cs__ctx *dst)
 {
-    uintptr_t sp, fp, ip;
-
-    cs__trace_switch(loop, self, to);
+    uintptr_t sp = 0, fp = 0, ip = 0;
     /* Parked registers, known before the switch: with cs__switch
      * tail-called below, the parked frame's return address and frame
      * pointer are this function's (switch.h); checked once after a switch
      * (cs__trace_regs), and not used again if wrong. */
-    if (self && self->state != CS__DONE && cs__trace_predict >= 0 &&
-        cs__ctx_regs_predict(__builtin_frame_address(0), &sp, &fp, &ip))
-        cs__trace_task_park(self->tr_ref, sp, fp, ip);
+    int have = self && cs__trace_predict >= 0 &&
+               cs__ctx_regs_predict(__builtin_frame_address(0), &sp, &fp,
+                                    &ip);
+
+    cs__trace_switch(loop, self, to, have, sp, fp, ip);
     cs__switch(from, dst);
 #ifndef __OPTIMIZE__
     /* -O0 makes no tail calls: the guess above is wrong there, and this
@@ -112,7 +112,7 @@ cs__jump(cs__loop *loop, cs_task *self, cs_task *to, bool dying)
     const void *lo = to ? to->stack.lo : loop->asan_stack_lo;
     size_t size = to ? to->stack.size : loop->asan_stack_size;
     if (loop->tr_ring)
-        cs__trace_switch(loop, self, to);
+        cs__trace_switch(loop, self, to, 0, 0, 0, 0);
     __sanitizer_start_switch_fiber(dying ? NULL : fake, lo, size);
     cs__switch(from, dst);
     __sanitizer_finish_switch_fiber(*fake, NULL, NULL);
