@@ -356,7 +356,9 @@ static inline void cs__trace_regs(cs_task *p)
         return;
     cs__ctx_regs_inline(&p->ctx, &sp, &fp, &ip);
     if (cs__trace_predict == 0 && (s->flags & CS_TASKF_REGS_VALID))
-        cs__trace_predict = s->sp == sp && s->fp == fp && s->ip == ip ? 1 : -1;
+        __atomic_store_n(&cs__trace_predict,
+                         s->sp == sp && s->fp == fp && s->ip == ip ? 1 : -1,
+                         __ATOMIC_RELAXED); /* any loop thread: same verdict */
     CS__TRACE_SET(s->sp, (uint64_t)sp);
     CS__TRACE_SET(s->fp, (uint64_t)fp);
     CS__TRACE_SET(s->ip, (uint64_t)ip);
