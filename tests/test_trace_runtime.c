@@ -109,6 +109,7 @@ typedef struct table_world {
     uint64_t main_id;
     cs_task *holder;
     int64_t before_sleep;   /* cs_now_ns() before the sleeper slept */
+    int ring_running;       /* a ring's header named the checker running */
     snapshot snap;
 } table_world;
 
@@ -162,8 +163,19 @@ static void *checker_body(void *arg)
     cs_trace *tr = NULL;
     tw.checker_id = cs_task_id(cs_current_task());
     tw.snap.rc = cs_trace_open_pid((int)getpid(), &tr);
-    if (tw.snap.rc == 0)
+    if (tw.snap.rc == 0) {
+        cs_trace_info info;
         snap_tasks(tr, &tw.snap);
+        /* the ring header's "running now" words (for watchdogs) */
+        if (cs_trace_info_get(tr, &info) == 0)
+            for (uint32_t r = 0; r < info.ring_count; r++) {
+                cs_trace_ring rg;
+                if (cs_trace_ring_get(tr, r, &rg) == 0 &&
+                    rg.step_task == tw.checker_id && rg.step_start != 0 &&
+                    rg.state == CS_RING_ACTIVE)
+                    tw.ring_running = 1;
+            }
+    }
     cs_trace_close(tr);
     return NULL;
 }
@@ -255,6 +267,7 @@ static void test_trace_runtime_task_table_states(void **state)
     assert_int_equal(maint->wait_target, tw.checker_id);
 
     assert_int_equal(checker->state, CS_TASK_RUNNING);
+    assert_true(tw.ring_running);
     assert_int_equal(checker->wait, CS_WAIT_NONE);
     assert_false(checker->flags & CS_TASKF_REGS_VALID);
 
