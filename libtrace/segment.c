@@ -329,8 +329,6 @@ void cs__trace_stop(void)
         cs__trace_flight_dump(flight_path, CS_SEG_F_FLIGHT);
     have_flight = 0;
     unlink(cs__seg_g.path);
-    cs__trace_g.tasks = NULL;
-    cs__trace_g.task_slots = 0;
     uint32_t self = (uint32_t)syscall(SYS_gettid);
     int busy = 0;
     for (uint32_t i = 0; i < ring_count; i++)
@@ -338,17 +336,21 @@ void cs__trace_stop(void)
                     CS_RING_ACTIVE &&
                 __atomic_load_n(&rings[i].hdr->tid, __ATOMIC_RELAXED) != self;
     if (busy) {
-        /* exit() while other threads' loops still run: their handles stay
-         * valid and write into private memory instead of faulting, as
-         * after fork. */
+        /* exit() while other threads' loops still run: they may be between
+         * any check and any store, so nothing they read may change.  The
+         * mapping becomes private memory at the same address (as after
+         * fork) and every pointer, table and ring handle stays as it is;
+         * the process is ending. */
         mmap(cs__seg_g.base, cs__seg_g.size, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-        stale_rings = rings;
-    } else {
-        cs__tables_fini();
-        munmap(cs__seg_g.base, cs__seg_g.size);
-        free(rings);
+        cs__seg_g.path[0] = '\0';
+        return;
     }
+    cs__trace_g.tasks = NULL;
+    cs__trace_g.task_slots = 0;
+    cs__tables_fini();
+    munmap(cs__seg_g.base, cs__seg_g.size);
+    free(rings);
     memset(&cs__seg_g, 0, sizeof cs__seg_g);
     rings = NULL;
     ring_count = 0;
