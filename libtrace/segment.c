@@ -29,6 +29,7 @@ cs__trace_state cs__trace_g;
 cs__seg cs__seg_g;
 
 static cs__trace_ring *rings;    /* writer handles, one per ring */
+static cs__trace_ring *stale_rings; /* a forked child's parent's handles */
 static uint32_t ring_count;
 static char flight_path[4096];   /* COSCOPE_FLIGHT, copied at start */
 static int have_flight;
@@ -228,8 +229,12 @@ static void atfork_child(void)
     cs__seg_g.path[0] = '\0';
     recording = 0;
     have_flight = 0;
-    rings = NULL; /* still referenced by stale handles: leaked on purpose */
+    /* Still referenced by stale handles: kept (reachable, so that leak
+     * checkers in the child stay quiet), never reused. */
+    stale_rings = rings;
+    rings = NULL;
     ring_count = 0;
+    cs__tables_fini(); /* private; every user checks base/tasks first */
 }
 
 static void atexit_stop(void)
@@ -324,12 +329,29 @@ void cs__trace_stop(void)
         cs__trace_flight_dump(flight_path, CS_SEG_F_FLIGHT);
     have_flight = 0;
     unlink(cs__seg_g.path);
+    uint32_t self = (uint32_t)syscall(SYS_gettid);
+    int busy = 0;
+    for (uint32_t i = 0; i < ring_count; i++)
+        busy |= __atomic_load_n(&rings[i].hdr->state, __ATOMIC_RELAXED) ==
+                    CS_RING_ACTIVE &&
+                __atomic_load_n(&rings[i].hdr->tid, __ATOMIC_RELAXED) != self;
+    if (busy) {
+        /* exit() while other threads' loops still run: they may be between
+         * any check and any store, so nothing they read may change.  The
+         * mapping becomes private memory at the same address (as after
+         * fork) and every pointer, table and ring handle stays as it is;
+         * the process is ending. */
+        mmap(cs__seg_g.base, cs__seg_g.size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        cs__seg_g.path[0] = '\0';
+        return;
+    }
     cs__trace_g.tasks = NULL;
     cs__trace_g.task_slots = 0;
     cs__tables_fini();
     munmap(cs__seg_g.base, cs__seg_g.size);
-    memset(&cs__seg_g, 0, sizeof cs__seg_g);
     free(rings);
+    memset(&cs__seg_g, 0, sizeof cs__seg_g);
     rings = NULL;
     ring_count = 0;
 }

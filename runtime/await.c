@@ -167,6 +167,8 @@ CS_EXTERN void cs_detach(cs_task *t)
     t->detached = true;
     if (t->state == CS__DONE && cs__task_failed(t))
         CS__HOOK(task_unretrieved, t);
+    if (t->tr_ref)
+        cs__trace_task_flag(t, CS_TASKF_DETACHED);
     if (t->state == CS__DONE && t->loop->reap != t)
         cs__task_release(t);
 }

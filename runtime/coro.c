@@ -26,6 +26,7 @@ CS_EXTERN cs_coro *cs_coro_new_at(const char *name, cs_fn fn, void *arg,
     c->arg = arg;
     c->file = file;
     c->line = line;
+    c->id = cs__trace_coro_new(file, line);
     cs__set_name(c->name, sizeof(c->name), &c->long_name, name);
     cs__list_init(&c->live);
     cs__agent_coro_created(c);
@@ -45,8 +46,12 @@ CS_EXTERN int cs_coro_set_stack_size(cs_coro *c, size_t bytes)
     return 0;
 }
 
-static void cs__coro_free(cs_coro *c)
+/* Frees c; never_ran: it is discarded without having run (the trace
+ * flags it, as asyncio warns about a coroutine never awaited). */
+static void cs__coro_free(cs_coro *c, int never_ran)
 {
+    if (c->id)
+        cs__trace_coro_dropped(c->id, never_ran);
     cs__agent_coro_forget(c);
     free(c->long_name);
     free(c);
@@ -64,7 +69,7 @@ CS_EXTERN void cs_coro_drop(cs_coro *c)
     if (!c)
         return;
     CS__HOOK(coro_unstarted, c, 0);
-    cs__coro_free(c);
+    cs__coro_free(c, 1);
 }
 
 CS_EXTERN cs_task *cs_create_task(cs_coro *c)
@@ -82,7 +87,7 @@ CS_EXTERN cs_task *cs_create_task(cs_coro *c)
         return NULL;
     }
     cs__coro_started(c);
-    cs__coro_free(c);
+    cs__coro_free(c, 0);
     return t;
 }
 
@@ -107,7 +112,7 @@ CS_EXTERN int cs_await_coro(cs_coro *c, void **result)
     if (setjmp(k.env) == 0) {
         void *r = coro->fn(coro->arg);
         self->catcher = k.up;
-        cs__coro_free(coro);
+        cs__coro_free(coro, 0);
         if (result)
             *result = r;
         cs__set_last_error(&self->last_error, NULL);
@@ -120,7 +125,7 @@ CS_EXTERN int cs_await_coro(cs_coro *c, void **result)
         free(self->last_error);
         self->last_error = self->errmsg;
         self->errmsg = NULL;
-        cs__coro_free(coro);
+        cs__coro_free(coro, 0);
         if (result)
             *result = NULL;
         return code;

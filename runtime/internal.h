@@ -35,12 +35,14 @@
 #include "coscope.h"
 #include "coscope/agent.h"
 #include "switch.h"
+#include "trace.h"
 
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* AddressSanitizer is told about stack switches (task.c) and about stacks
  * reused after cs_raise abandoned frames on them (stack.c). */
@@ -54,6 +56,14 @@
 #ifdef CS__ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#endif
+
+/* Forced inlining on the switch path; not under ASan, whose Debug builds
+ * must keep the switch in a frame of its own (stack poisoning). */
+#ifdef CS__ASAN
+#define CS__HOT_INLINE inline
+#else
+#define CS__HOT_INLINE inline __attribute__((always_inline))
 #endif
 
 #define cs_likely(x) __builtin_expect(!!(x), 1)
@@ -148,9 +158,11 @@ struct cs_task {
     char *last_error;       /* cs_last_error() for this task (malloc'ed) */
     void *fake_stack;       /* ASan fake-stack handle across switches */
     void *agent;            /* the agent's slot (cs_agent_task_slot) */
+    uint32_t tr_ref;        /* slot in the trace task table, 0 if none */
 };
 
 struct cs_coro {
+    uint64_t id;            /* trace id, never reused */
     cs_fn fn;
     void *arg;
     char name[32];
@@ -177,6 +189,12 @@ struct cs__loop {
     cs_task *ready_head;    /* ready FIFO */
     cs_task *ready_tail;
     int budget;             /* hand-offs left before the loop must poll */
+    /* tracing (trace.h): ring of this loop's thread, NULL when untraced */
+    cs__trace_ring *tr_ring;
+    cs_task *tr_prev;       /* parked by the last switch, registers not
+                               recorded yet (trace.h), or NULL */
+    uint64_t tr_t0;         /* trace clock when the current step began */
+    cs__trace_cache *tr_cache; /* interned names and sites */
     cs_task *reap;          /* ended task whose stack awaits release */
     cs__link all;           /* every unfinished task */
     size_t ntasks;          /* unfinished tasks */
@@ -212,6 +230,13 @@ struct cs__loop {
     void *altstack;
     bool stopping;          /* main ended; cancelling the rest */
 };
+
+/* Waitable objects (lock, event, semaphore, queue) start with their trace
+ * id, so that a task's wait target can be named from wait.obj. */
+typedef struct cs__obj {
+    uint64_t id;
+} cs__obj;
+uint64_t cs__obj_id_next(void);
 
 /* A cs_to_thread job: lives on the heap so a cancelled task can leave it. */
 typedef struct cs__job {
@@ -293,8 +318,133 @@ void cs__overflow_fini(cs__loop *loop);
 
 /* io.c: forget a task waiting on an fd (cancel/timeout). */
 void cs__fd_unlink(cs_task *t);
+/* sync.c: the task holding a lock (NULL if free). */
+cs_task *cs__lock_holder(const cs_lock *l);
 /* thread_pool.c: leave a job behind (cancel). */
 void cs__job_abandon(cs_task *t);
+
+/* A task slot's state, wait and flags are adjacent (bytes 24..27): one
+ * 32-bit store sets all three. */
+typedef uint32_t cs__u32_alias __attribute__((may_alias));
+_Static_assert(offsetof(cs_task_slot, state) == 24 &&
+               offsetof(cs_task_slot, wait) == 25 &&
+               offsetof(cs_task_slot, flags) == 26, "slot state word");
+static inline void cs__trace_slot_word(cs_task_slot *s, unsigned state,
+                                       unsigned wait, unsigned flags)
+{
+    struct { uint8_t state, wait; uint16_t flags; } w = {
+        (uint8_t)state, (uint8_t)wait, (uint16_t)flags};
+    cs__u32_alias v;
+    memcpy(&v, &w, sizeof(v));
+    __atomic_store_n((cs__u32_alias *)&s->state, v, __ATOMIC_RELAXED);
+}
+
+/* Whether parked registers are predicted before the switch (see
+ * cs__trace_park_predicted): 0 not yet checked, 1 checked right, -1
+ * wrong in this build (registers are then recorded after the switch). */
+extern int cs__trace_predict;
+
+/* Records the saved registers of p, parked by an earlier switch (its
+ * context is stored by now), for remote unwinding; while the prediction
+ * is unchecked, checks it against them. */
+static inline void cs__trace_regs(cs_task *p)
+{
+    cs_task_slot *s = cs__trace_task_begin(p->tr_ref);
+    uintptr_t sp, fp, ip;
+
+    if (!s)
+        return;
+    cs__ctx_regs_inline(&p->ctx, &sp, &fp, &ip);
+    if (cs__trace_predict == 0 && (s->flags & CS_TASKF_REGS_VALID))
+        __atomic_store_n(&cs__trace_predict,
+                         s->sp == sp && s->fp == fp && s->ip == ip ? 1 : -1,
+                         __ATOMIC_RELAXED); /* any loop thread: same verdict */
+    CS__TRACE_SET(s->sp, (uint64_t)sp);
+    CS__TRACE_SET(s->fp, (uint64_t)fp);
+    CS__TRACE_SET(s->ip, (uint64_t)ip);
+    CS__TRACE_SET(s->flags, (uint16_t)(s->flags | CS_TASKF_REGS_VALID));
+    cs__trace_task_end(s);
+}
+
+/* Where a switched-to context runs runtime code again (a new task, the
+ * loop, a task back from cs__wait): the task parked by the switch that
+ * got us here has its context saved, so its registers can be recorded
+ * (unless they were predicted right before the switch). */
+static inline void cs__trace_settle(cs__loop *loop)
+{
+    cs_task *p = loop->tr_prev;
+
+    loop->tr_prev = NULL;
+    if (p && p != loop->current)
+        cs__trace_regs(p);
+}
+
+/* Tracing at a switch from self to `to` (NULL: the loop context), before
+ * cs__switch, which is a tail call on the hot path: nothing runs after it
+ * until the resumed task's own code.  One timestamp: the end of self's
+ * step and the start of to's.  Writes self's step record and slot (a yield
+ * inline, anything else in cs__trace_parked) and marks `to` running.
+ * self's registers exist only once cs__switch has saved them: they are
+ * predicted just before the switch (cs__jump_traced), and until one
+ * prediction has been checked, or if it proved wrong, recorded by the next
+ * switch or the next settle point (cs__trace_settle) as well.
+ *
+ * Two more shortcuts keep the switch cheap.  The slot's last_run is
+ * written when a step ends (it is that step's start); while a task runs,
+ * its ring's step_start says since when.  Marking a task running is one
+ * 32-bit store of state/wait/flags outside the seqlock: a reader sees the
+ * word before or after it, and either goes with the rest of the slot
+ * (running: no wait, registers not valid). */
+static CS__HOT_INLINE void
+cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
+                 uintptr_t sp, uintptr_t fp, uintptr_t ip)
+{
+    cs__trace_ring *r = loop->tr_ring;
+    uint64_t t0 = loop->tr_t0, t1 = cs__trace_now();
+    cs_task *p = loop->tr_prev;
+    cs_task_slot *s;
+
+    loop->tr_t0 = t1;
+    loop->tr_prev = NULL;
+    if (p && p != to)
+        cs__trace_regs(p);
+    if (self && cs_likely(self->state == CS__READY)) { /* yielded */
+        uint32_t flags = 0, arg = cs__trace_dur_arg(t1 - t0, &flags);
+        cs__trace_emit(r, t1, self->id,
+                       CS_REC_INFO(CS_EV_STEP, CS_WAIT_YIELD, flags), arg);
+        if ((s = cs__trace_task_begin(self->tr_ref)) != NULL) {
+            cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_YIELD,
+                                have_regs ? s->flags | CS_TASKF_REGS_VALID
+                                          : s->flags);
+            CS__TRACE_SET(s->last_run, t0);
+            CS__TRACE_SET(s->steps, s->steps + 1);
+            CS__TRACE_SET(s->run_ticks, s->run_ticks + (t1 - t0));
+            if (have_regs) {
+                CS__TRACE_SET(s->sp, (uint64_t)sp);
+                CS__TRACE_SET(s->fp, (uint64_t)fp);
+                CS__TRACE_SET(s->ip, (uint64_t)ip);
+            }
+            cs__trace_task_end(s);
+        }
+        if (!have_regs || cs__trace_predict == 0)
+            loop->tr_prev = self;
+    } else if (self) {
+        cs__trace_parked(loop, self, t0, t1);
+        if (self->state != CS__DONE) {
+            if (have_regs)
+                cs__trace_task_park(self->tr_ref, sp, fp, ip);
+            if (!have_regs || cs__trace_predict == 0)
+                loop->tr_prev = self;
+        }
+    }
+    __atomic_store_n(&r->hdr->step_task, to ? to->id : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->hdr->step_start, to ? t1 : 0, __ATOMIC_RELEASE);
+    if (to && to->tr_ref && to->tr_ref <= cs__trace_g.task_slots) {
+        s = &cs__trace_g.tasks[to->tr_ref - 1];
+        cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
+                            s->flags & ~CS_TASKF_REGS_VALID);
+    }
+}
 
 /* now + timeout, saturated so that a huge timeout means "far away". */
 static inline int64_t cs__deadline(int64_t timeout)

@@ -23,10 +23,19 @@ static void cs__loop_timers(cs__loop *loop)
 
 /* Runs the loop until done(loop) holds.  Returns 0, or CS_EDEADLK when
  * every task is waiting and nothing (timer, fd, thread) can wake one. */
+/* One loop iteration ended, having spent t1 - t0 in the poller. */
+static inline void cs__loop_iter_trace(cs__loop *loop, uint64_t t0,
+                                       uint64_t t1)
+{
+    if (loop->tr_ring)
+        cs__trace_loop_iter(loop->tr_ring, t1, t1 - t0);
+}
+
 int cs__loop_run_until(cs__loop *loop, bool (*done)(cs__loop *))
 {
     for (;;) {
         int64_t timeout;
+        uint64_t t0 = 0, t1 = 0;
 
         if (loop->ready_head)
             cs__loop_dispatch(loop);
@@ -41,11 +50,18 @@ int cs__loop_run_until(cs__loop *loop, bool (*done)(cs__loop *))
             timeout = -1;
         if (timeout < 0 && timeout != -1)
             timeout = 0; /* a deadline just passed */
-        if (timeout == 0 && !loop->fd_waiters && !loop->jobs_pending)
+        if (timeout == 0 && !loop->fd_waiters && !loop->jobs_pending) {
+            cs__loop_iter_trace(loop, loop->tr_t0, loop->tr_t0);
             continue; /* nothing could arrive: skip the syscall */
+        }
         if (timeout == -1 && !loop->fd_waiters && !loop->jobs_pending)
             return CS_EDEADLK;
+        if (loop->tr_ring)
+            t0 = cs__trace_now();
         cs__poll(loop, timeout);
+        if (loop->tr_ring)
+            loop->tr_t0 = t1 = cs__trace_now(); /* later records follow */
+        cs__loop_iter_trace(loop, t0, t1);
         cs__loop_timers(loop);
     }
 }
@@ -158,16 +174,19 @@ CS_EXTERN int cs_run(cs_fn fn, void *arg, void **result)
     }
     if (!fn)
         return CS_EINVAL;
+    cs__trace_process_start();
     if ((r = cs__loop_init(&loop)) < 0) {
         cs__loop_fini(&loop);
         cs__set_run_error("cannot create the event loop");
         return r;
     }
+    cs__trace_loop_start(&loop);
     cs__tls_loop = &loop;
     loop.main = cs__task_new(&loop, "main", fn, arg, NULL, 0, 0);
     if (!loop.main) {
         cs__tls_loop = NULL;
         cs__loop_fini(&loop);
+        cs__trace_loop_stop(&loop);
         cs__set_run_error(cs_strerror(CS_ENOMEM));
         return CS_ENOMEM;
     }
@@ -200,6 +219,7 @@ CS_EXTERN int cs_run(cs_fn fn, void *arg, void **result)
     cs__agent_loop_end(&loop, true);
     cs__tls_loop = NULL;
     cs__loop_fini(&loop);
+    cs__trace_loop_stop(&loop);
     cs__set_run_error(msg);
     free(msg);
     return status;

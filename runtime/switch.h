@@ -49,4 +49,42 @@ void cs__ctx_make(cs__ctx *ctx, void *lo, size_t size, void (*entry)(void *),
 void cs__ctx_regs(const cs__ctx *ctx, uintptr_t *sp, uintptr_t *fp,
                   uintptr_t *ip);
 
+/* The same, inline where the frame layout above is fixed (x86-64 asm
+ * backend): the tracer reads it at every switch. */
+#if !defined(CS_SWITCH_UCONTEXT) && defined(__x86_64__)
+static inline void cs__ctx_regs_inline(const cs__ctx *ctx, uintptr_t *sp,
+                                       uintptr_t *fp, uintptr_t *ip)
+{
+    const uintptr_t *w = ctx->sp; /* r15 r14 r13 r12 rbx rbp | ret */
+    *fp = w[5];
+    *ip = w[6];
+    *sp = (uintptr_t)(w + 7);
+}
+
+/* What cs__ctx_regs() will give for a context that a function with a
+ * standard frame (frame pointer `frame`) is about to park by tail-calling
+ * cs__switch: the switch then finds that function's return address and
+ * caller's frame pointer exactly where the function had them.  Returns 1,
+ * or 0 where this backend cannot tell.  Callers check the guess against
+ * cs__ctx_regs() once the context is saved (a build without the tail call
+ * gets it wrong). */
+static inline int cs__ctx_regs_predict(void *frame, uintptr_t *sp,
+                                       uintptr_t *fp, uintptr_t *ip)
+{
+    const uintptr_t *f = frame; /* saved rbp | return address */
+    *fp = f[0];
+    *ip = f[1];
+    *sp = (uintptr_t)(f + 2);
+    return 1;
+}
+#else
+#define cs__ctx_regs_inline cs__ctx_regs
+static inline int cs__ctx_regs_predict(void *frame, uintptr_t *sp,
+                                       uintptr_t *fp, uintptr_t *ip)
+{
+    (void)frame, (void)sp, (void)fp, (void)ip;
+    return 0;
+}
+#endif
+
 #endif

@@ -11,22 +11,27 @@
 
 #include <stdlib.h>
 
+/* Each starts with a cs__obj (its trace id, see internal.h). */
 struct cs_lock {
+    cs__obj obj;
     cs_task *holder;   /* owning task, NULL when free */
     cs__link waiters;  /* tasks in cs_lock_acquire, FIFO */
 };
 
 struct cs_event {
+    cs__obj obj;
     bool set;          /* the flag */
     cs__link waiters;  /* tasks in cs_event_wait */
 };
 
 struct cs_semaphore {
+    cs__obj obj;
     unsigned value;    /* permits available */
     cs__link waiters;  /* tasks in cs_semaphore_acquire, FIFO */
 };
 
 struct cs_queue {
+    cs__obj obj;
     size_t cap;        /* capacity (>= 1) */
     size_t head, len;  /* ring position and fill */
     cs__link getters;  /* tasks waiting in cs_queue_get for an item */
@@ -64,8 +69,10 @@ static cs_task *cs__unpark(cs__link *list)
 CS_EXTERN cs_lock *cs_lock_new(void)
 {
     cs_lock *l = calloc(1, sizeof(*l));
-    if (l)
+    if (l) {
+        l->obj.id = cs__obj_id_next();
         cs__list_init(&l->waiters);
+    }
     return l;
 }
 
@@ -114,8 +121,10 @@ cs_task *cs__lock_holder(const cs_lock *l) { return l ? l->holder : NULL; }
 CS_EXTERN cs_event *cs_event_new(void)
 {
     cs_event *e = calloc(1, sizeof(*e));
-    if (e)
+    if (e) {
+        e->obj.id = cs__obj_id_next();
         cs__list_init(&e->waiters);
+    }
     return e;
 }
 
@@ -157,6 +166,7 @@ CS_EXTERN cs_semaphore *cs_semaphore_new(unsigned value)
 {
     cs_semaphore *s = calloc(1, sizeof(*s));
     if (s) {
+        s->obj.id = cs__obj_id_next();
         s->value = value;
         cs__list_init(&s->waiters);
     }
@@ -202,6 +212,7 @@ CS_EXTERN cs_queue *cs_queue_new(size_t capacity)
         free(q);
         return NULL;
     }
+    q->obj.id = cs__obj_id_next();
     q->cap = capacity;
     cs__list_init(&q->getters);
     cs__list_init(&q->putters);

@@ -67,13 +67,42 @@ void cs__set_last_error(char **slot, const char *msg)
 
 /* ---- switching ---------------------------------------------------------- */
 
+#ifndef CS__ASAN
+/* The traced switch, out of line so that the untraced one stays a few
+ * instructions and a tail call: records the switch (trace.h), then
+ * switches, itself by a tail call, so the parked frame is the same. */
+static __attribute__((noinline)) void cs__jump_traced(cs__loop *loop,
+                                                      cs_task *self,
+                                                      cs_task *to,
+                                                      cs__ctx *from,
+                                                      cs__ctx *dst)
+{
+    uintptr_t sp = 0, fp = 0, ip = 0;
+    /* Parked registers, known before the switch: with cs__switch
+     * tail-called below, the parked frame's return address and frame
+     * pointer are this function's (switch.h); checked once after a switch
+     * (cs__trace_regs), and not used again if wrong. */
+    int have = self && cs__trace_predict >= 0 &&
+               cs__ctx_regs_predict(__builtin_frame_address(0), &sp, &fp,
+                                    &ip);
+
+    cs__trace_switch(loop, self, to, have, sp, fp, ip);
+    cs__switch(from, dst);
+#ifndef __OPTIMIZE__
+    /* -O0 makes no tail calls: the guess above is wrong there, and this
+     * runs when we are resumed, right after the switch. */
+    cs__trace_settle(loop);
+#endif
+}
+#endif
+
 /* Moves from the running context (a task, or the loop if self is NULL) to
  * `to` (a task, or the loop if NULL).  dying: self will never resume.
  * An ended task's stack is released later, by the next task to end or by
  * the loop context (cs__task_reap), never by the code after a switch:
  * that keeps the switch a tail call on the hot path. */
-static inline void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
-                            bool dying)
+static CS__HOT_INLINE void
+cs__jump(cs__loop *loop, cs_task *self, cs_task *to, bool dying)
 {
     cs__ctx *from = self ? &self->ctx : &loop->ctx;
     cs__ctx *dst = to ? &to->ctx : &loop->ctx;
@@ -82,14 +111,23 @@ static inline void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
     void **fake = self ? &self->fake_stack : &loop->fake_stack;
     const void *lo = to ? to->stack.lo : loop->asan_stack_lo;
     size_t size = to ? to->stack.size : loop->asan_stack_size;
+    if (loop->tr_ring)
+        cs__trace_switch(loop, self, to, 0, 0, 0, 0);
     __sanitizer_start_switch_fiber(dying ? NULL : fake, lo, size);
     cs__switch(from, dst);
     __sanitizer_finish_switch_fiber(*fake, NULL, NULL);
+    if (loop->tr_ring) /* not a tail call here: record at once */
+        cs__trace_settle(loop);
 #else
     /* A tail call: cs__switch resumes `to` by jumping straight to its
      * return address, so the switch costs no mispredicted return (see
-     * switch_x86_64.S).  Nothing may follow it here. */
+     * switch_x86_64.S).  Nothing may follow it here.  Traced: the one
+     * timestamp and the records are written before the switch (trace.h). */
     (void)dying;
+    if (loop->tr_ring) {
+        cs__jump_traced(loop, self, to, from, dst);
+        return;
+    }
     cs__switch(from, dst);
 #endif
 }
@@ -132,6 +170,8 @@ void cs__loop_dispatch(cs__loop *loop)
     next = cs__pick(loop);
     if (next)
         cs__jump(loop, NULL, next, false);
+    if (loop->tr_ring)
+        cs__trace_settle(loop);
     cs__task_reap(loop);
 }
 
@@ -167,6 +207,8 @@ int cs__wait(cs_task *self, enum cs__wait reason, void *obj, int64_t timeout)
         return CS_ENOMEM;
     }
     cs__suspend(loop, self);
+    if (loop->tr_ring)
+        cs__trace_settle(loop);
     self->wait.reason = CS__WAIT_NONE;
     return self->wait.result;
 }
@@ -177,6 +219,8 @@ void cs__wake(cs_task *t, int result)
         cs__timer_del(t->loop, t);
     t->wait.result = result;
     cs__make_ready(t->loop, t);
+    if (t->tr_ref)
+        cs__trace_task_woken(t);
 }
 
 /* Takes a waiting task out of whatever it waits on, before a wake that
@@ -238,6 +282,8 @@ cs_task *cs__task_new(cs__loop *loop, const char *name, cs_fn fn, void *arg,
     loop->ntasks++;
     cs__ctx_make(&t->ctx, t->stack.lo, t->stack.size, cs__task_entry, t);
     cs__make_ready(loop, t);
+    if (loop->tr_ring)
+        cs__trace_task_new(loop, t);
     return t;
 }
 
@@ -248,6 +294,8 @@ static void cs__task_entry(void *arg)
 #ifdef CS__ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
+    if (t->loop->tr_ring)
+        cs__trace_settle(t->loop);
     /* Cancelled before its first step: like asyncio, the body never runs. */
     if (t->cancel_pending) {
         t->cancel_pending = false;
@@ -288,6 +336,8 @@ void cs__task_release(cs_task *t)
     cs__loop *loop = t->loop;
 
     cs__list_del(&t->all);
+    if (t->tr_ref)
+        cs__trace_task_gone(t);
     free(t->long_name);
     free(t->errmsg);
     free(t->last_error);
@@ -426,6 +476,8 @@ CS_EXTERN int cs_cancel(cs_task *t)
         return CS_EINVAL;
     if (t->state == CS__DONE)
         return 0;
+    if (t->tr_ref && !t->cancelled)
+        cs__trace_task_flag(t, CS_TASKF_CANCEL_REQUESTED);
     t->cancelled = true;
     if (t->state == CS__WAITING && !t->shielded) {
         cs__wait_unlink(t);

@@ -1,0 +1,368 @@
+/*
+ * trace.c - wiring libtrace into the runtime (see trace.h for what is
+ * recorded where).  The per-switch part is cs__trace_parked() and the
+ * inline cs__trace_switch() in internal.h; everything else here runs at
+ * cs_run, at spawn, on a wake or on a fatal signal.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The runtime's wait reasons are the trace's, value for value. */
+_Static_assert((int)CS__WAIT_NONE == (int)CS_WAIT_NONE, "wait none");
+_Static_assert((int)CS__WAIT_SLEEP == (int)CS_WAIT_SLEEP, "wait sleep");
+_Static_assert((int)CS__WAIT_TASK == (int)CS_WAIT_TASK, "wait task");
+_Static_assert((int)CS__WAIT_LOCK == (int)CS_WAIT_LOCK, "wait lock");
+_Static_assert((int)CS__WAIT_EVENT == (int)CS_WAIT_EVENT, "wait event");
+_Static_assert((int)CS__WAIT_SEMAPHORE == (int)CS_WAIT_SEMAPHORE, "wait semaphore");
+_Static_assert((int)CS__WAIT_QUEUE_PUT == (int)CS_WAIT_QUEUE_PUT, "wait queue put");
+_Static_assert((int)CS__WAIT_QUEUE_GET == (int)CS_WAIT_QUEUE_GET, "wait queue get");
+_Static_assert((int)CS__WAIT_FD_READ == (int)CS_WAIT_FD_READ, "wait fd read");
+_Static_assert((int)CS__WAIT_FD_WRITE == (int)CS_WAIT_FD_WRITE, "wait fd write");
+_Static_assert((int)CS__WAIT_THREAD == (int)CS_WAIT_THREAD, "wait thread");
+_Static_assert((int)CS__WAIT_YIELD == (int)CS_WAIT_YIELD, "wait yield");
+
+int cs__trace_rt_disabled;
+int cs__trace_predict;
+
+static uint64_t cs__next_obj_id = 1;
+static uint64_t cs__next_coro_id = 1;
+
+uint64_t cs__obj_id_next(void)
+{
+    return __atomic_fetch_add(&cs__next_obj_id, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- process start and the crash handler -------------------------------- */
+
+static pthread_mutex_t cs__trace_mu = PTHREAD_MUTEX_INITIALIZER;
+static pid_t cs__trace_pid;          /* process that last tried to start */
+static int cs__crashing;
+
+#define CS__CRASH_SIGNALS 5
+static const int cs__crash_sig[CS__CRASH_SIGNALS] = {SIGSEGV, SIGBUS, SIGABRT,
+                                                      SIGFPE, SIGILL};
+static struct sigaction cs__crash_old[CS__CRASH_SIGNALS];
+
+/* Async-signal-safe: a warning record in the crashing thread's ring, the
+ * flight recorder (COSCOPE_FLIGHT), then whatever handled the signal
+ * before us, or the default action.  stack.c's overflow handler sits in
+ * front of this one for SIGSEGV/SIGBUS, so its report comes first. */
+static void cs__crash_handler(int sig, siginfo_t *si, void *uc)
+{
+    int i = 0;
+
+    while (i < CS__CRASH_SIGNALS - 1 && cs__crash_sig[i] != sig)
+        i++;
+    if (!__atomic_exchange_n(&cs__crashing, 1, __ATOMIC_ACQ_REL)) {
+        cs__loop *loop = cs__tls_loop;
+        const char *path = cs__trace_flight_path();
+        if (loop && loop->tr_ring)
+            cs__trace_warning(loop->tr_ring,
+                              loop->current ? loop->current->id : 0,
+                              CS_WARN_CRASH, 0);
+        if (path)
+            cs__trace_flight_dump(path, CS_SEG_F_FLIGHT | CS_SEG_F_CRASH);
+    }
+    struct sigaction *old = &cs__crash_old[i];
+    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+        old->sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN &&
+        old->sa_handler != NULL) {
+        old->sa_handler(sig);
+        return;
+    }
+    signal(sig, SIG_DFL);
+    /* A fault re-executes and dies; a signal that was sent must be sent
+     * again (abort() does that itself, raise() is harmless there). */
+    if (si == NULL || si->si_code <= 0)
+        raise(sig);
+}
+
+/* Installs the crash handler in front of the current ones (once per
+ * process: a forked child that reset a signal gets it again, one that
+ * inherited it is left alone, never chaining to itself). */
+static void cs__crash_install(void)
+{
+    struct sigaction sa, cur;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = cs__crash_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < CS__CRASH_SIGNALS; i++) {
+        if (sigaction(cs__crash_sig[i], NULL, &cur) < 0 ||
+            ((cur.sa_flags & SA_SIGINFO) &&
+             cur.sa_sigaction == cs__crash_handler))
+            continue;
+        sigaction(cs__crash_sig[i], &sa, &cs__crash_old[i]);
+    }
+}
+
+void cs__trace_process_start(void)
+{
+    pid_t pid = getpid();
+    int r;
+
+    if (__atomic_load_n(&cs__trace_pid, __ATOMIC_ACQUIRE) == pid)
+        return;
+    pthread_mutex_lock(&cs__trace_mu);
+    if (cs__trace_pid != pid) {
+        r = cs__trace_start();
+        if (r < 0)
+            fprintf(stderr, "coscope: tracing off: cannot create %s/%s%d: %s\n",
+                    CS_SEG_DIR, CS_SEG_PREFIX, (int)pid, strerror(-r));
+        else if (r == 0 && cs__trace_flight_path())
+            cs__crash_install();
+        __atomic_store_n(&cs__trace_pid, pid, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&cs__trace_mu);
+}
+
+/* ---- loops -------------------------------------------------------------- */
+
+void cs__trace_loop_start(cs__loop *loop)
+{
+    cs__trace_cache *c;
+
+    if (cs__trace_rt_disabled || !cs__trace_active())
+        return;
+    if (!(c = calloc(1, sizeof(*c))))
+        return;
+    if (!(loop->tr_ring = cs__trace_ring_acquire())) {
+        free(c);
+        return;
+    }
+    loop->tr_cache = c;
+    loop->tr_t0 = cs__trace_now();
+}
+
+void cs__trace_loop_stop(cs__loop *loop)
+{
+    if (!loop->tr_ring)
+        return;
+    cs__trace_ring_release(loop->tr_ring);
+    loop->tr_ring = NULL;
+    free(loop->tr_cache);
+    loop->tr_cache = NULL;
+}
+
+/* ---- strings ------------------------------------------------------------ */
+
+uint32_t cs__trace_site(cs__loop *loop, const char *file, int line)
+{
+    cs__trace_cache *c = loop->tr_cache;
+    char buf[CS_STRING_MAX + 16];
+    size_t n;
+    unsigned h;
+
+    if (!file || !c)
+        return 0;
+    h = (unsigned)(((uintptr_t)file >> 3) ^ ((unsigned)line * 2654435761u));
+    h = (h ^ (h >> 16)) % CS__TRACE_CACHE;
+    if (c->site[h].id && c->site[h].file == file && c->site[h].line == line)
+        return c->site[h].id;
+    n = strnlen(file, CS_STRING_MAX - 12);
+    memcpy(buf, file, n);
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ":%d", line);
+    uint32_t id = cs__trace_intern_n(buf, n);
+    if (id) {
+        c->site[h].file = file;
+        c->site[h].line = line;
+        c->site[h].id = id;
+    }
+    return id;
+}
+
+static uint32_t cs__trace_name(cs__loop *loop, const char *name)
+{
+    cs__trace_cache *c = loop->tr_cache;
+    size_t n = strnlen(name, sizeof(c->name[0].name));
+    uint32_t h = 2166136261u, id;
+
+    if (n == sizeof(c->name[0].name)) /* long: not cached */
+        return cs__trace_intern(name);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)name[i]) * 16777619u;
+    h %= CS__TRACE_CACHE;
+    if (c->name[h].id && memcmp(c->name[h].name, name, n + 1) == 0)
+        return c->name[h].id;
+    id = cs__trace_intern_n(name, n);
+    if (id) {
+        memcpy(c->name[h].name, name, n + 1);
+        c->name[h].id = id;
+    }
+    return id;
+}
+
+/* ---- tasks -------------------------------------------------------------- */
+
+void cs__trace_task_new(cs__loop *loop, cs_task *t)
+{
+    cs__trace_ring *r = loop->tr_ring;
+    uint64_t now = loop->tr_t0;
+    uint32_t site = cs__trace_site(loop, t->file, t->line);
+    uint32_t name = cs__trace_name(loop, cs_task_name(t));
+    cs_task *parent = loop->current;
+
+    t->tr_ref = cs__trace_task_alloc(t->id, name, site,
+                                     parent ? parent->id : 0, r->index, now);
+    cs__trace_emit(r, now, t->id, CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), site);
+    cs__trace_emit(r, now, t->id, CS_REC_INFO(CS_EV_TASK_NAME, 0, 0), name);
+}
+
+void cs__trace_task_woken(cs_task *t)
+{
+    cs_task_slot *s = cs__trace_task_begin(t->tr_ref);
+
+    if (!s)
+        return;
+    CS__TRACE_SET(s->state, (uint8_t)CS_TASK_READY);
+    CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
+    cs__trace_task_end(s);
+}
+
+void cs__trace_task_flag(cs_task *t, unsigned flag)
+{
+    cs_task_slot *s = cs__trace_task_begin(t->tr_ref);
+
+    if (!s)
+        return;
+    CS__TRACE_SET(s->flags, (uint16_t)(s->flags | flag));
+    cs__trace_task_end(s);
+    if (flag == CS_TASKF_CANCEL_REQUESTED && t->loop->tr_ring &&
+        t->loop == cs__tls_loop)
+        cs__trace_emit(t->loop->tr_ring, t->loop->tr_t0, t->id,
+                       CS_REC_INFO(CS_EV_CANCEL, 0, 0), 0);
+}
+
+void cs__trace_task_gone(cs_task *t)
+{
+    if (t->loop->tr_prev == t)
+        t->loop->tr_prev = NULL;
+    cs__trace_task_free(t->tr_ref);
+    t->tr_ref = 0;
+}
+
+/* What p waits on, as the task slot and CS_EV_WAIT name it. */
+static void cs__trace_target(cs_task *p, uint64_t *target, uint64_t *aux)
+{
+    uint64_t deadline = p->heap_index >= 0 ? (uint64_t)p->deadline : 0;
+
+    switch (p->wait.reason) {
+    case CS__WAIT_SLEEP:
+        *target = deadline;
+        break;
+    case CS__WAIT_TASK: {
+        cs_task *a = p->wait.obj;
+        cs_task_slot *s;
+        *target = a->id;
+        if ((s = cs__trace_task_begin(a->tr_ref)) != NULL) {
+            CS__TRACE_SET(s->awaiter, p->id);
+            cs__trace_task_end(s);
+        }
+        break;
+    }
+    case CS__WAIT_LOCK: {
+        cs_task *h = cs__lock_holder(p->wait.obj);
+        *target = ((const cs__obj *)p->wait.obj)->id;
+        *aux = h ? h->id : 0;
+        break;
+    }
+    case CS__WAIT_EVENT:
+    case CS__WAIT_SEMAPHORE:
+    case CS__WAIT_QUEUE_PUT:
+    case CS__WAIT_QUEUE_GET:
+        *target = p->wait.obj ? ((const cs__obj *)p->wait.obj)->id : 0;
+        break;
+    case CS__WAIT_FD_READ:
+    case CS__WAIT_FD_WRITE:
+        *target = (uint64_t)(int64_t)p->wait.fd;
+        *aux = deadline;
+        break;
+    default:
+        break;
+    }
+}
+
+void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1)
+{
+    cs__trace_ring *r = loop->tr_ring;
+    unsigned state, reason, ended = 0;
+    uint64_t target = 0, aux = 0;
+    uint32_t flags = 0, arg;
+    cs_task_slot *s;
+
+    switch (p->state) {
+    case CS__WAITING:
+        state = CS_TASK_WAITING;
+        reason = p->wait.reason;
+        cs__trace_target(p, &target, &aux);
+        cs__trace_emit(r, t1, target, CS_REC_INFO(CS_EV_WAIT, reason, 0),
+                       (uint32_t)aux);
+        break;
+    case CS__DONE:
+        if (!p->has_status || p->status == 0) {
+            state = CS_TASK_DONE, reason = CS_STOP_DONE;
+            ended = CS_EV_TASK_DONE;
+        } else if (p->status == CS_ECANCELLED) {
+            state = CS_TASK_CANCELLED, reason = CS_STOP_CANCELLED;
+            ended = CS_EV_TASK_CANCELLED;
+        } else {
+            state = CS_TASK_RAISED, reason = CS_STOP_RAISED;
+            ended = CS_EV_TASK_RAISED;
+        }
+        break;
+    default: /* CS__READY: yielded */
+        state = CS_TASK_READY;
+        reason = CS_WAIT_YIELD;
+        break;
+    }
+    arg = cs__trace_dur_arg(t1 - t0, &flags);
+    cs__trace_emit(r, t1, p->id, CS_REC_INFO(CS_EV_STEP, reason, flags), arg);
+    if (ended)
+        cs__trace_emit(r, t1, p->id, CS_REC_INFO(ended, 0, 0),
+                       ended == CS_EV_TASK_RAISED ? (uint32_t)p->status : 0);
+    if (!(s = cs__trace_task_begin(p->tr_ref)))
+        return;
+    CS__TRACE_SET(s->state, (uint8_t)state);
+    CS__TRACE_SET(s->wait, (uint8_t)(ended ? CS_WAIT_NONE : reason));
+    CS__TRACE_SET(s->wait_target, target);
+    CS__TRACE_SET(s->wait_aux, aux);
+    CS__TRACE_SET(s->last_run, t0);
+    CS__TRACE_SET(s->steps, s->steps + 1);
+    CS__TRACE_SET(s->run_ticks, s->run_ticks + (t1 - t0));
+    cs__trace_task_end(s);
+}
+
+/* ---- coroutines --------------------------------------------------------- */
+
+uint64_t cs__trace_coro_new(const char *file, int line)
+{
+    cs__loop *loop = cs__tls_loop;
+    uint64_t id = __atomic_fetch_add(&cs__next_coro_id, 1, __ATOMIC_RELAXED);
+
+    if (loop && loop->tr_ring)
+        cs__trace_emit(loop->tr_ring, loop->tr_t0, id,
+                       CS_REC_INFO(CS_EV_CORO_CREATED, 0, 0),
+                       cs__trace_site(loop, file, line));
+    return id;
+}
+
+void cs__trace_coro_dropped(uint64_t id, int never_ran)
+{
+    cs__loop *loop = cs__tls_loop;
+
+    if (loop && loop->tr_ring)
+        cs__trace_emit(loop->tr_ring, loop->tr_t0, id,
+                       CS_REC_INFO(CS_EV_CORO_DROPPED, never_ran ? 1 : 0, 0),
+                       0);
+}

@@ -1,0 +1,755 @@
+/*
+ * test_trace_runtime.c - the runtime writes its trace (issue 4, from the
+ * runtime's side), checked only through the reader API (coscope/trace.h):
+ *
+ *   - the live task table names every task with its state, wait reason and
+ *     wait target (a lock waiter names the lock's holder, an awaiter the
+ *     awaited task, a sleeper its deadline, an fd waiter its fd), parked
+ *     tasks carry saved registers and the running one does not;
+ *   - a known sequence of yields gives exactly the expected step records,
+ *     and spawns give task-created records with their "file:line" site;
+ *   - another process reads a child's table while the child is parked,
+ *     and the segment is gone once the child has exited normally;
+ *   - COSCOPE=off creates no segment;
+ *   - a stack overflow in a task prints the overflow report and writes the
+ *     flight recorder (COSCOPE_FLIGHT) with the crash flag;
+ *   - COSCOPE_RECORD streams the steps to a file.
+ * Processes synchronise through pipes only.
+ */
+#include "cs_test.h"
+
+#include <coscope/trace.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
+static int setup(void **state)
+{
+    (void)state;
+    cs_test_reset();
+    return 0;
+}
+
+/* ---- reading helpers ---------------------------------------------------- */
+
+#define MAX_SEEN 64
+
+typedef struct seen_task {
+    char name[64];
+    cs_trace_task t;
+} seen_task;
+
+typedef struct snapshot {
+    int rc;                  /* first reader error, 0 if none */
+    size_t n;
+    seen_task task[MAX_SEEN];
+} snapshot;
+
+/* Copies every live task of trace tr into *s. */
+static void snap_tasks(cs_trace *tr, snapshot *s)
+{
+    uint32_t iter = 0;
+    cs_trace_task t;
+    int rc;
+
+    s->n = 0;
+    while ((rc = cs_trace_task_next(tr, &iter, &t)) == 1) {
+        if (s->n == MAX_SEEN)
+            break;
+        s->task[s->n].t = t;
+        if (cs_trace_string(tr, t.name, s->task[s->n].name,
+                            sizeof s->task[s->n].name) < 0)
+            strcpy(s->task[s->n].name, "?");
+        s->n++;
+    }
+    if (rc < 0 && !s->rc)
+        s->rc = rc;
+}
+
+static const cs_trace_task *find(const snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->task[i].name, name) == 0)
+            return &s->task[i].t;
+    return NULL;
+}
+
+static const cs_trace_task *must_find(const snapshot *s, const char *name)
+{
+    const cs_trace_task *t = find(s, name);
+    if (!t)
+        fail_msg("task '%s' not in the task table (%zu tasks)", name, s->n);
+    return t;
+}
+
+static void assert_parked(const cs_trace_task *t)
+{
+    assert_true(t->flags & CS_TASKF_REGS_VALID);
+    assert_true(t->sp != 0);
+    assert_true(t->ip != 0);
+}
+
+/* ---- the task table, in process ----------------------------------------- */
+
+typedef struct table_world {
+    cs_lock *lock;
+    cs_event *go;
+    int pipe[2];            /* the fd waiter reads pipe[0] */
+    uint64_t holder_id, blocked_id, sleeper_id, awaiter_id, checker_id;
+    uint64_t main_id;
+    cs_task *holder;
+    int64_t before_sleep;   /* cs_now_ns() before the sleeper slept */
+    int ring_running;       /* a ring's header named the checker running */
+    snapshot snap;
+} table_world;
+
+static table_world tw;
+
+static void *holder_body(void *arg)
+{
+    (void)arg;
+    CS_CHECK_RC(cs_lock_acquire(tw.lock), 0);
+    CS_CHECK_RC(cs_event_wait(tw.go), 0);
+    cs_lock_release(tw.lock);
+    return NULL;
+}
+
+static void *blocked_body(void *arg)
+{
+    (void)arg;
+    CS_CHECK_RC(cs_lock_acquire(tw.lock), 0);
+    cs_lock_release(tw.lock);
+    return NULL;
+}
+
+static void *sleeper_body(void *arg)
+{
+    (void)arg;
+    tw.before_sleep = cs_now_ns();
+    CS_CHECK_RC(cs_sleep(3600 * 1000000000LL), CS_ECANCELLED);
+    return NULL;
+}
+
+static void *awaiter_body(void *arg)
+{
+    (void)arg;
+    CS_CHECK_RC(cs_await(tw.holder, NULL), 0);
+    return NULL;
+}
+
+static void *fd_body(void *arg)
+{
+    (void)arg;
+    char c;
+    CS_CHECK_INT_EQ(cs_read(tw.pipe[0], &c, 1), 1);
+    return NULL;
+}
+
+/* Reads the table from inside the loop (a big stack: the reader is not
+ * written for 64 KiB task stacks). */
+static void *checker_body(void *arg)
+{
+    (void)arg;
+    cs_trace *tr = NULL;
+    tw.checker_id = cs_task_id(cs_current_task());
+    tw.snap.rc = cs_trace_open_pid((int)getpid(), &tr);
+    if (tw.snap.rc == 0) {
+        cs_trace_info info;
+        snap_tasks(tr, &tw.snap);
+        /* the ring header's "running now" words (for watchdogs) */
+        if (cs_trace_info_get(tr, &info) == 0)
+            for (uint32_t r = 0; r < info.ring_count; r++) {
+                cs_trace_ring rg;
+                if (cs_trace_ring_get(tr, r, &rg) == 0 &&
+                    rg.step_task == tw.checker_id && rg.step_start != 0 &&
+                    rg.state == CS_RING_ACTIVE)
+                    tw.ring_running = 1;
+            }
+    }
+    cs_trace_close(tr);
+    return NULL;
+}
+
+static void *table_main(void *arg)
+{
+    (void)arg;
+    tw.main_id = cs_task_id(cs_current_task());
+    tw.holder = cs_spawn("holder", holder_body, NULL);
+    cs_task *blocked = cs_spawn("blocked", blocked_body, NULL);
+    cs_task *sleeper = cs_spawn("sleeper", sleeper_body, NULL);
+    cs_task *fdw = cs_spawn("fd_waiter", fd_body, NULL);
+    tw.holder_id = cs_task_id(tw.holder);
+    tw.blocked_id = cs_task_id(blocked);
+    tw.sleeper_id = cs_task_id(sleeper);
+    cs_yield(); /* each runs once and parks */
+    cs_task *awaiter = cs_spawn("awaiter", awaiter_body, NULL);
+    tw.awaiter_id = cs_task_id(awaiter);
+    cs_yield();
+    cs_coro *c = cs_coro_new("checker", checker_body, NULL);
+    cs_coro_set_stack_size(c, 1 << 20);
+    CS_CHECK_RC(cs_await(cs_create_task(c), NULL), 0);
+    /* let everyone finish */
+    cs_event_set(tw.go);
+    cs_cancel(sleeper);
+    CS_CHECK_INT_EQ(write(tw.pipe[1], "x", 1), 1);
+    CS_CHECK_RC(cs_await(awaiter, NULL), 0);
+    CS_CHECK_RC(cs_await(blocked, NULL), 0);
+    CS_CHECK_RC(cs_await(sleeper, NULL), CS_ECANCELLED);
+    CS_CHECK_RC(cs_await(fdw, NULL), 0);
+    return NULL;
+}
+
+static void test_trace_runtime_task_table_states(void **state)
+{
+    (void)state;
+    memset(&tw, 0, sizeof tw);
+    tw.lock = cs_lock_new();
+    tw.go = cs_event_new();
+    assert_int_equal(pipe(tw.pipe), 0);
+    assert_rc(cs_run(table_main, NULL, NULL), 0);
+    cs_test_assert_clean();
+    close(tw.pipe[0]);
+    close(tw.pipe[1]);
+    cs_lock_free(tw.lock);
+    cs_event_free(tw.go);
+    assert_rc(tw.snap.rc, 0);
+
+    const snapshot *s = &tw.snap;
+    const cs_trace_task *holder = must_find(s, "holder");
+    const cs_trace_task *blocked = must_find(s, "blocked");
+    const cs_trace_task *sleeper = must_find(s, "sleeper");
+    const cs_trace_task *awaiter = must_find(s, "awaiter");
+    const cs_trace_task *fdw = must_find(s, "fd_waiter");
+    const cs_trace_task *checker = must_find(s, "checker");
+    const cs_trace_task *maint = must_find(s, "main");
+
+    assert_int_equal(holder->id, tw.holder_id);
+    assert_int_equal(holder->state, CS_TASK_WAITING);
+    assert_int_equal(holder->wait, CS_WAIT_EVENT);
+    assert_true(holder->wait_target != 0);
+    assert_int_equal(holder->awaiter, tw.awaiter_id);
+    assert_int_equal(holder->parent, tw.main_id);
+    assert_parked(holder);
+
+    assert_int_equal(blocked->state, CS_TASK_WAITING);
+    assert_int_equal(blocked->wait, CS_WAIT_LOCK);
+    assert_int_equal(blocked->wait_aux, tw.holder_id); /* the holder */
+    assert_true(blocked->wait_target != 0);           /* the lock's id */
+    assert_true(blocked->wait_target != holder->wait_target);
+    assert_parked(blocked);
+
+    assert_int_equal(sleeper->state, CS_TASK_WAITING);
+    assert_int_equal(sleeper->wait, CS_WAIT_SLEEP);
+    assert_true(sleeper->wait_target >= (uint64_t)tw.before_sleep +
+                                            3600 * 1000000000ULL);
+    assert_parked(sleeper);
+
+    assert_int_equal(awaiter->state, CS_TASK_WAITING);
+    assert_int_equal(awaiter->wait, CS_WAIT_TASK);
+    assert_int_equal(awaiter->wait_target, tw.holder_id);
+
+    assert_int_equal(fdw->state, CS_TASK_WAITING);
+    assert_int_equal(fdw->wait, CS_WAIT_FD_READ);
+    assert_int_equal(fdw->wait_target, (uint64_t)tw.pipe[0]);
+
+    assert_int_equal(maint->state, CS_TASK_WAITING); /* awaits the checker */
+    assert_int_equal(maint->wait, CS_WAIT_TASK);
+    assert_int_equal(maint->wait_target, tw.checker_id);
+
+    assert_int_equal(checker->state, CS_TASK_RUNNING);
+    assert_true(tw.ring_running);
+    assert_int_equal(checker->wait, CS_WAIT_NONE);
+    assert_false(checker->flags & CS_TASKF_REGS_VALID);
+
+    /* every task ran at least one step, and the clock moved */
+    assert_true(holder->steps >= 1 && holder->run_ticks > 0);
+    assert_true(holder->created > 0 && holder->last_run >= holder->created);
+}
+
+/* ---- step records for a known sequence of yields ------------------------ */
+
+enum { YIELDS = 3 };
+
+static uint64_t ping_id, pong_id;
+
+static void *yielder(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < YIELDS; i++)
+        cs_yield();
+    return NULL;
+}
+
+static int spawn_line;
+
+static void *steps_main(void *arg)
+{
+    (void)arg;
+    cs_task *a, *b;
+    spawn_line = __LINE__ + 1;
+    a = cs_spawn_at("ping", yielder, NULL, __FILE__, __LINE__);
+    b = cs_spawn_at("pong", yielder, NULL, __FILE__, __LINE__);
+    ping_id = cs_task_id(a);
+    pong_id = cs_task_id(b);
+    cs_task *both[2] = {a, b};
+    CS_CHECK_RC(cs_gather(both, 2, NULL), 0);
+    return NULL;
+}
+
+static void test_trace_runtime_steps_of_yields(void **state)
+{
+    (void)state;
+    assert_rc(cs_run(steps_main, NULL, NULL), 0);
+    cs_test_assert_clean();
+
+    cs_trace *tr;
+    cs_trace_info info;
+    assert_rc(cs_trace_open_pid((int)getpid(), &tr), 0);
+    assert_rc(cs_trace_info_get(tr, &info), 0);
+
+    /* the steps of ping and pong, in ring order */
+    char seq[64] = "";
+    size_t len = 0;
+    int created = 0, done = 0;
+    static cs_trace_event ev[4096];
+    for (uint32_t r = 0; r < info.ring_count; r++) {
+        uint64_t cursor = 0, lost = 0;
+        size_t n;
+        do {
+            assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &n, &lost), 0);
+            for (size_t i = 0; i < n; i++) {
+                int who = ev[i].task_id == ping_id   ? 'a'
+                          : ev[i].task_id == pong_id ? 'b'
+                                                     : 0;
+                if (!who)
+                    continue;
+                if (ev[i].type == CS_EV_TASK_CREATED) {
+                    char site[512], want[512];
+                    assert_true(cs_trace_string(tr, ev[i].arg, site,
+                                                sizeof site) > 0);
+                    snprintf(want, sizeof want, "%s:%d", __FILE__,
+                             spawn_line + (who == 'b'));
+                    assert_string_equal(site, want);
+                    created++;
+                }
+                if (ev[i].type == CS_EV_TASK_DONE)
+                    done++;
+                if (ev[i].type != CS_EV_STEP || len + 3 >= sizeof seq)
+                    continue;
+                seq[len++] = (char)who;
+                seq[len++] = ev[i].reason == CS_WAIT_YIELD  ? 'y'
+                             : ev[i].reason == CS_STOP_DONE ? 'd'
+                                                            : '?';
+                seq[len] = '\0';
+            }
+        } while (n > 0);
+    }
+    cs_trace_close(tr);
+    /* main awaits; ping and pong alternate: 3 yields each, then return */
+    assert_string_equal(seq, "aybyaybyaybyadbd");
+    assert_int_equal(created, 2);
+    assert_int_equal(done, 2);
+}
+
+/* ---- another process, while the child is parked ------------------------- */
+
+typedef struct child_io {
+    int ready[2]; /* child -> parent: parked */
+    int go[2];    /* parent -> child: finish */
+} child_io;
+
+static child_io cio;
+static pid_t child_pid; /* killed by the teardown if a test failed */
+
+static void *child_waiter(void *arg)
+{
+    (void)arg;
+    char c;
+    return cs_read(cio.go[0], &c, 1) == 1 ? NULL : CS_P(1);
+}
+
+/* Runs once main and the waiter are both parked: says so. */
+static void *child_signaller(void *arg)
+{
+    (void)arg;
+    return write(cio.ready[1], "r", 1) == 1 ? NULL : CS_P(1);
+}
+
+static void *child_main(void *arg)
+{
+    (void)arg;
+    void *res = CS_P(1);
+    cs_task *w = cs_spawn("parked_child", child_waiter, NULL);
+    cs_detach(cs_spawn("signaller", child_signaller, NULL));
+    cs_await(w, &res); /* w parks first, then the signaller runs */
+    return res;
+}
+
+static int teardown_child(void **state)
+{
+    (void)state;
+    if (child_pid > 0) {
+        kill(child_pid, SIGKILL);
+        waitpid(child_pid, NULL, 0);
+        cs_trace_clean_pid((int)child_pid);
+    }
+    child_pid = 0;
+    return 0;
+}
+
+/* Forks a child that runs child_main with env set (name=value, or nothing);
+ * returns its pid once it has said it is parked. */
+static pid_t start_child(const char *name, const char *value)
+{
+    assert_int_equal(pipe(cio.ready), 0);
+    assert_int_equal(pipe(cio.go), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (name)
+            setenv(name, value, 1);
+        void *res = NULL;
+        int rc = cs_run(child_main, NULL, &res);
+        exit(rc == 0 && res == NULL ? 0 : 3);
+    }
+    child_pid = pid;
+    char c;
+    assert_int_equal(read(cio.ready[0], &c, 1), 1);
+    return pid;
+}
+
+static void finish_child(pid_t pid)
+{
+    int st;
+    assert_int_equal(write(cio.go[1], "g", 1), 1);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    child_pid = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    close(cio.ready[0]);
+    close(cio.ready[1]);
+    close(cio.go[0]);
+    close(cio.go[1]);
+}
+
+static int segment_exists(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "%s/%s%d", CS_SEG_DIR, CS_SEG_PREFIX,
+             (int)pid);
+    return access(path, F_OK) == 0;
+}
+
+static void test_trace_runtime_child_parked_then_gone(void **state)
+{
+    (void)state;
+    unsetenv("COSCOPE");
+    pid_t pid = start_child(NULL, NULL);
+    cs_trace *tr;
+    snapshot s = {0};
+    assert_rc(cs_trace_open_pid((int)pid, &tr), 0);
+    snap_tasks(tr, &s);
+    assert_int_equal(cs_trace_stale(tr), 0);
+    cs_trace_close(tr);
+    assert_rc(s.rc, 0);
+    const cs_trace_task *t = must_find(&s, "parked_child");
+    assert_int_equal(t->state, CS_TASK_WAITING);
+    assert_int_equal(t->wait, CS_WAIT_FD_READ);
+    assert_int_equal(t->wait_target, (uint64_t)cio.go[0]);
+    assert_parked(t);
+    const cs_trace_task *m = must_find(&s, "main");
+    assert_int_equal(m->wait, CS_WAIT_TASK);
+    assert_int_equal(m->wait_target, t->id);
+    finish_child(pid);
+    assert_false(segment_exists(pid)); /* removed at normal exit */
+}
+
+static void test_trace_runtime_off_creates_no_segment(void **state)
+{
+    (void)state;
+    pid_t pid = start_child("COSCOPE", "off");
+    cs_trace *tr = NULL;
+    assert_false(segment_exists(pid));
+    assert_rc(cs_trace_open_pid((int)pid, &tr), -ENOENT);
+    finish_child(pid);
+}
+
+/* exit() from a task while another still yields: the segment goes, and
+ * the other loop work left cannot fault on it. */
+static void *exit_body(void *arg)
+{
+    (void)arg;
+    exit(0);
+}
+
+static void *exit_main(void *arg)
+{
+    (void)arg;
+    cs_detach(cs_spawn("spinner", yielder, NULL));
+    cs_await(cs_spawn("exiter", exit_body, NULL), NULL);
+    return NULL;
+}
+
+static void test_trace_runtime_exit_from_task(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+#if defined(__SANITIZE_ADDRESS__)
+        /* exit() on a task stack: LeakSanitizer would not see the
+         * thread's own stack, so everything only it references would look
+         * leaked; check now, on that stack, instead of at exit */
+        __lsan_do_leak_check();
+#endif
+        cs_run(exit_main, NULL, NULL);
+        _exit(3);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_false(segment_exists(pid));
+}
+
+/* exit() from the main thread while another thread's loop keeps
+ * switching: the segment goes and the loop does not fault on it. */
+static int spin_ready[2];
+static int in_spin_child;
+static unsigned long spins;
+
+static void *forever(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        __atomic_fetch_add(&spins, 1, __ATOMIC_RELAXED);
+        cs_yield();
+    }
+    return NULL;
+}
+
+/* Destructors run after atexit handlers, so after the segment was torn
+ * down: make sure the other loop switches many times after that. */
+__attribute__((destructor)) static void spin_after_stop(void)
+{
+    if (!in_spin_child)
+        return;
+    unsigned long start = __atomic_load_n(&spins, __ATOMIC_RELAXED);
+    int64_t until = cs_now_ns() + 5000000000LL;
+    while (__atomic_load_n(&spins, __ATOMIC_RELAXED) - start < 100000 &&
+           cs_now_ns() < until)
+        ;
+}
+
+static void *spin_main(void *arg)
+{
+    (void)arg;
+    cs_detach(cs_spawn("forever_a", forever, NULL));
+    cs_detach(cs_spawn("forever_b", forever, NULL));
+    cs_yield();
+    if (write(spin_ready[1], "r", 1) != 1)
+        return NULL;
+    forever(NULL);
+    return NULL;
+}
+
+static void *spin_thread(void *arg)
+{
+    (void)arg;
+    cs_run(spin_main, NULL, NULL);
+    return NULL;
+}
+
+static void test_trace_runtime_exit_while_other_loop_runs(void **state)
+{
+    (void)state;
+    assert_int_equal(pipe(spin_ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pthread_t th;
+        char c;
+#if defined(__SANITIZE_ADDRESS__)
+        __lsan_do_leak_check(); /* the loop's tasks are live at exit */
+#endif
+        in_spin_child = 1;
+        if (pthread_create(&th, NULL, spin_thread, NULL) != 0 ||
+            read(spin_ready[0], &c, 1) != 1)
+            _exit(4);
+        exit(0);
+    }
+    close(spin_ready[1]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    close(spin_ready[0]);
+    if (!WIFEXITED(st))
+        fail_msg("child died of signal %d", WTERMSIG(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_false(segment_exists(pid));
+}
+
+/* ---- crash: overflow report, then the flight recorder ------------------- */
+
+static int __attribute__((noinline)) recurse(volatile char *prev, long depth)
+{
+    volatile char frame[256];
+    frame[0] = (char)(prev != NULL ? prev[0] + 1 : 0);
+    frame[255] = frame[0];
+    if (depth <= 0)
+        return frame[255];
+    return recurse(frame, depth - 1) + frame[255];
+}
+
+static void *overflow_body(void *arg)
+{
+    (void)arg;
+    recurse(NULL, 1L << 40);
+    return NULL;
+}
+
+static void *overflow_main(void *arg)
+{
+    (void)arg;
+    cs_yield();
+    cs_await(cs_spawn("overflower", overflow_body, NULL), NULL);
+    return NULL;
+}
+
+static void test_trace_runtime_crash_writes_flight(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/cs_trace_rt_XXXXXX";
+    int fd = mkstemp(path);
+    int err[2];
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* no cmocka (or sanitizer) handler between us and the default */
+        int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+            signal(sigs[i], SIG_DFL);
+        dup2(err[1], 2);
+        setenv("COSCOPE_FLIGHT", path, 1);
+        cs_run(overflow_main, NULL, NULL);
+        _exit(0);
+    }
+    close(err[1]);
+    char out[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof out - 1 &&
+           (n = read(err[0], out + got, sizeof out - 1 - got)) > 0)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(err[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0));
+    if (!strstr(out, "stack overflow in task 'overflower'"))
+        fail_msg("no overflow report; stderr: %s", out);
+
+    cs_trace *tr;
+    cs_trace_info info;
+    assert_rc(cs_trace_open_file(path, &tr), 0);
+    assert_rc(cs_trace_info_get(tr, &info), 0);
+    assert_true(info.flags & CS_SEG_F_CRASH);
+    snapshot s = {0};
+    snap_tasks(tr, &s);
+    const cs_trace_task *t = must_find(&s, "overflower");
+    assert_int_equal(t->state, CS_TASK_RUNNING);
+    int crash = 0;
+    static cs_trace_event ev[4096];
+    for (uint32_t r = 0; r < info.ring_count; r++) {
+        uint64_t cursor = 0, lost = 0;
+        size_t k;
+        do {
+            assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &k, &lost), 0);
+            for (size_t i = 0; i < k; i++)
+                crash += ev[i].type == CS_EV_WARNING &&
+                         ev[i].reason == CS_WARN_CRASH &&
+                         ev[i].task_id == t->id;
+        } while (k > 0);
+    }
+    cs_trace_close(tr);
+    unlink(path);
+    assert_int_equal(crash, 1);
+    /* a crashed process leaves its segment for post-mortem readers */
+    assert_int_equal(cs_trace_clean_pid((int)pid), 1);
+}
+
+/* ---- COSCOPE_RECORD ----------------------------------------------------- */
+
+static void test_trace_runtime_record_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/cs_trace_rec_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("COSCOPE_RECORD", path, 1);
+        int rc = cs_run(steps_main, NULL, NULL);
+        exit(rc == 0 ? 0 : 3);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cs_trace *tr;
+    cs_trace_info info;
+    assert_rc(cs_trace_open_file(path, &tr), 0);
+    assert_rc(cs_trace_info_get(tr, &info), 0);
+    assert_true(info.complete);
+    int steps = 0;
+    static cs_trace_event ev[4096];
+    for (uint32_t r = 0; r < info.ring_count; r++) {
+        uint64_t cursor = 0, lost = 0;
+        size_t k;
+        do {
+            assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &k, &lost), 0);
+            for (size_t i = 0; i < k; i++)
+                steps += ev[i].type == CS_EV_STEP;
+        } while (k > 0);
+        assert_int_equal(lost, 0);
+    }
+    cs_trace_close(tr);
+    unlink(path);
+    /* main: 1 step (gather); ping, pong: YIELDS + 1 each */
+    assert_true(steps >= 2 * (YIELDS + 1) + 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_trace_runtime_task_table_states, setup),
+        cmocka_unit_test_setup(test_trace_runtime_steps_of_yields, setup),
+        cmocka_unit_test_setup_teardown(
+            test_trace_runtime_child_parked_then_gone, setup, teardown_child),
+        cmocka_unit_test_setup_teardown(
+            test_trace_runtime_off_creates_no_segment, setup, teardown_child),
+        cmocka_unit_test_setup(test_trace_runtime_exit_from_task, setup),
+        cmocka_unit_test_setup(test_trace_runtime_exit_while_other_loop_runs,
+                               setup),
+        cmocka_unit_test_setup(test_trace_runtime_crash_writes_flight, setup),
+        cmocka_unit_test_setup(test_trace_runtime_record_file, setup),
+    };
+    unsetenv("COSCOPE");
+    unsetenv("COSCOPE_FLIGHT");
+    unsetenv("COSCOPE_RECORD");
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
