@@ -1,9 +1,10 @@
 /*
  * gen_trace.c - writes trace files for the viewer and export tests with
  * libtrace's own writer (libtrace/writer.h): a segment is made with a
- * monotonic clock (ticks are ns), records are emitted with chosen
- * timestamps, and the flight recorder dumps it as a trace file, so the
- * files are byte for byte what a coscope program would write.
+ * monotonic clock (ticks are ns) in the output's directory, records are
+ * emitted with chosen timestamps, and the flight recorder dumps it as a
+ * trace file, so the files are byte for byte what a coscope program would
+ * write.
  *
  *   gen_trace three OUT    tasks fetch-1..3 sleeping 1, 2 and 3 s, awaited
  *                          by main; a slow-step warning with a stack on
@@ -26,6 +27,8 @@
 #define S 1000000000ull
 
 static uint64_t t0;       /* trace clock at start; ns (monotonic clock) */
+static char seg_dir[4096]; /* the segment lives next to the output file,
+                              not in /dev/shm where `coscope ps` looks */
 static uint64_t nrecords; /* records emitted */
 
 static void start(uint32_t ring_kb, uint32_t rings)
@@ -41,6 +44,7 @@ static void start(uint32_t ring_kb, uint32_t rings)
     cfg.force_monotonic = 1;
     cfg.record = NULL;
     cfg.flight = NULL;
+    cfg.dir = seg_dir;
     int rc = cs__trace_start_with(&cfg);
     if (rc != 0) {
         fprintf(stderr, "gen_trace: cannot start tracing: %d\n", rc);
@@ -206,6 +210,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: gen_trace three|mixed|empty|big OUT [N]\n");
         return 2;
     }
+    snprintf(seg_dir, sizeof seg_dir, "%s", argv[2]);
+    char *slash = strrchr(seg_dir, '/');
+    if (slash == NULL)
+        snprintf(seg_dir, sizeof seg_dir, ".");
+    else if (slash == seg_dir)
+        seg_dir[1] = '\0';
+    else
+        *slash = '\0';
     if (strcmp(argv[1], "three") == 0)
         gen_three();
     else if (strcmp(argv[1], "mixed") == 0)
