@@ -6,7 +6,7 @@
 // Each check reads the page's own model (window.coscopeViewer) and what it
 // drew; screenshots go to WORKDIR/screenshots as test artifacts.  Exit 0
 // ok, 1 failures, 77 skipped (no browser).
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -312,12 +312,12 @@ async function clickWarning(page, w) {
 }
 
 // Records a real program with COSCOPE_RECORD; null if it wrote no file.
+// A program that crashes on purpose leaves its segment behind: removed.
 function record(exe, args, name) {
   const out = path.join(WORK, name + '.cst');
   fs.rmSync(out, { force: true });
-  try {
-    execFileSync(exe, args, { env: { ...process.env, COSCOPE_RECORD: out }, stdio: 'ignore', timeout: 20000 });
-  } catch (e) { /* buggy modes fail on purpose */ }
+  const r = spawnSync(exe, args, { env: { ...process.env, COSCOPE_RECORD: out }, stdio: 'ignore', timeout: 20000 });
+  if (r.pid) fs.rmSync('/dev/shm/coscope.' + r.pid, { force: true });
   return fs.existsSync(out) && fs.statSync(out).size > 0 ? out : null;
 }
 
