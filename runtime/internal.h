@@ -39,6 +39,7 @@
 
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -226,8 +227,10 @@ struct cs__loop {
     /* task structs kept for reuse */
     cs_task *free_tasks;
     unsigned free_len;
-    /* alternate signal stack for overflow reports, if we installed one */
+    /* alternate signal stack for overflow reports, if we installed one,
+     * and the thread's previous one, restored at the end */
     void *altstack;
+    stack_t old_altstack;
     bool stopping;          /* main ended; cancelling the rest */
 };
 

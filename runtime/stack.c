@@ -33,6 +33,12 @@
 #endif
 
 #define CS__POOL_MAX 64
+
+/* The alternate signal stack: crash reporters chained after ours (the
+ * agent's libunwind walk, libtrace's flight recorder) run on it too, and
+ * under ASan their frames are several times larger.  Untouched pages cost
+ * nothing. */
+#define CS__ALTSTACK_SIZE (256 * 1024)
 #define CS__STACK_MIN (16 * 1024)
 
 static size_t cs__page;
@@ -234,15 +240,22 @@ static void cs__install_handler(int sig, struct sigaction *old)
 int cs__overflow_init(cs__loop *loop)
 {
     stack_t cur, ss;
-    size_t size = 64 * 1024;
+    size_t size = CS__ALTSTACK_SIZE;
 
     cs__page_size();
     pthread_mutex_lock(&cs__handler_mu);
     cs__install_handler(SIGSEGV, &cs__old_segv);
     cs__install_handler(SIGBUS, &cs__old_bus);
     pthread_mutex_unlock(&cs__handler_mu);
-    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
-        return 0; /* the thread already has one; use it */
+    if (sigaltstack(NULL, &cur) < 0)
+        return -errno;
+    if (cur.ss_flags & SS_ONSTACK)
+        return 0; /* cs_run from a signal handler: leave it alone */
+    if (!(cur.ss_flags & SS_DISABLE) && cur.ss_size >= size)
+        return 0; /* the thread already has a big enough one; use it */
+    /* none, or too small for the reporters (ASan gives each thread a
+     * small one): ours, and the old one back at the end */
+    loop->old_altstack = cur;
     loop->altstack = mmap(NULL, size, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (loop->altstack == MAP_FAILED) {
@@ -266,7 +279,9 @@ void cs__overflow_fini(cs__loop *loop)
 
     if (!loop->altstack)
         return;
+    if (!(loop->old_altstack.ss_flags & SS_DISABLE))
+        ss = loop->old_altstack;
     sigaltstack(&ss, NULL);
-    munmap(loop->altstack, 64 * 1024);
+    munmap(loop->altstack, CS__ALTSTACK_SIZE);
     loop->altstack = NULL;
 }
