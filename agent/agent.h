@@ -142,6 +142,9 @@ void cs__sym_release(void);
  * its objects stay valid.  Past CS__REPORTS_MAX reports of the class, fn
  * is not run; the number left out is said once, at exit. */
 void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg);
+/* Records the report of class cls about task_id, with bt (or NULL), as a
+ * warning event in the trace; on the loop's thread, before reporting. */
+void cs__report_trace(unsigned cls, uint64_t task_id, const cs__bt *bt);
 
 /* A report is begin, any number of lines and stacks, end; the report lock
  * is held in between so reports from several threads do not interleave.

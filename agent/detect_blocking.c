@@ -103,5 +103,6 @@ CS_EXTERN void cs_agent_blocking_report(const char *call, int64_t took_ns,
     cs__bt_here(&b.bt, 0);
     cs__bt_from(&b.bt, (uintptr_t)caller);
     cs__bt_trim_self(&b.bt); /* the task's root */
+    cs__report_trace(CS__R_BLOCKING, b.i.id, &b.bt);
     cs__report_offstack(CS__R_BLOCKING, cs__blocking_report, &b);
 }

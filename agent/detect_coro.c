@@ -66,7 +66,11 @@ void cs__coro_unstarted(cs_coro *c, int leaked)
     struct cs__unstarted u = {c, leaked, *slot};
 
     *slot = NULL;
-    if (cs__cfg.reports & CS__R_NEVER_AWAITED)
+    if (cs__cfg.reports & CS__R_NEVER_AWAITED) {
+        cs_task *cur = cs_current_task();
+        cs__report_trace(CS__R_NEVER_AWAITED, cur ? cs_task_id(cur) : 0,
+                         u.bt);
         cs__report_offstack(CS__R_NEVER_AWAITED, cs__unstarted_report, &u);
+    }
     free(u.bt);
 }

@@ -90,6 +90,7 @@ void cs__task_blocking(cs_task *t)
                 *cs_agent_task_slot((cs_task *)path[k]) = CS__REPORTED;
             }
             cs__bt_here(&c.here, 0);
+            cs__report_trace(CS__R_DEADLOCK, cs_task_id(t), &c.here);
             cs__report_offstack(CS__R_DEADLOCK, cs__cycle_report, &c);
             return;
         }
@@ -157,7 +158,9 @@ void cs__loop_stuck(void)
         st.n = got;
     for (size_t k = 0; k < st.n; k++)
         st.unexplained += !cs__explained(st.all[k]);
-    if (st.unexplained)
+    if (st.unexplained) {
+        cs__report_trace(CS__R_DEADLOCK, 0, NULL);
         cs__report_offstack(CS__R_DEADLOCK, cs__stuck_report, &st);
+    }
     free(st.all);
 }

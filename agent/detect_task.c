@@ -94,6 +94,7 @@ void cs__task_unretrieved(cs_task *t)
     r.have_bt = raised != NULL;
     if (raised)
         r.bt = *raised;
+    cs__report_trace(CS__R_UNRETRIEVED, r.i.id, raised ? &r.bt : NULL);
     cs__report_offstack(CS__R_UNRETRIEVED, cs__unretrieved_report, &r);
 }
 
@@ -122,5 +123,6 @@ void cs__task_pending_at_exit(cs_task *t)
 
     if (!(cs__cfg.reports & CS__R_PENDING) || cs_agent_task_get(t, &r.i) != 0)
         return;
+    cs__report_trace(CS__R_PENDING, r.i.id, NULL);
     cs__report_offstack(CS__R_PENDING, cs__pending_report, &r);
 }

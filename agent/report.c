@@ -66,6 +66,26 @@ static bool cs__budget(unsigned cls)
     return false;
 }
 
+void cs__report_trace(unsigned cls, uint64_t task_id, const cs__bt *bt)
+{
+    /* CS_WARN_* of coscope/trace_format.h, by class bit */
+    static const int kinds[] = {3 /* never awaited */, 4 /* exception */,
+                                5 /* pending */,       2 /* blocking */,
+                                6 /* deadlock */,      7 /* crash */,
+                                1 /* slow step */};
+
+    cs__bt own;
+
+    if (!(cs__cfg.reports & cls))
+        return;
+    if (bt) { /* the stack as the report prints it: without our frames */
+        own = *bt;
+        cs__bt_trim_self(&own);
+    }
+    cs_agent_trace_warning(kinds[cs__class_index(cls)], task_id,
+                           bt ? own.ip : NULL, bt ? (size_t)own.n : 0);
+}
+
 void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg)
 {
     struct cs__offstack o = {fn, arg};

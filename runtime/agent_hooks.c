@@ -125,3 +125,21 @@ CS_EXTERN const char *cs_agent_coro_name(const cs_coro *c, const char **file,
 CS_EXTERN void **cs_agent_coro_slot(cs_coro *c) { return c ? &c->agent : NULL; }
 
 CS_EXTERN void **cs_agent_task_slot(cs_task *t) { return t ? &t->agent : NULL; }
+
+CS_EXTERN void cs_agent_trace_warning(int kind, uint64_t task_id,
+                                      const uintptr_t *ips, size_t n)
+{
+    cs__loop *loop = cs__tls_loop;
+    uint64_t buf[CS_STACK_MAX];
+    uint32_t stack = 0;
+
+    if (!loop || !loop->tr_ring || kind <= 0 || kind >= CS_WARN_COUNT)
+        return;
+    if (n > CS_STACK_MAX)
+        n = CS_STACK_MAX;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = ips[i];
+    if (n)
+        stack = cs__trace_stack_put(buf, n);
+    cs__trace_warning(loop->tr_ring, task_id, (unsigned)kind, stack);
+}

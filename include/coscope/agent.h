@@ -88,6 +88,14 @@ CS_EXTERN const cs_task *cs_agent_task_edge(const cs_task *t);
 CS_EXTERN const char *cs_agent_coro_name(const cs_coro *c, const char **file,
                                          int *line);
 
+/* Records a warning of kind (CS_WARN_* of coscope/trace_format.h) about
+ * task task_id (0: none) with the stack ips[0..n) (innermost first) in the
+ * trace, so that coscope watch/report/view see what the agent reported.
+ * Only on a loop's thread (the ring is single-writer); elsewhere, or with
+ * tracing off, it does nothing. */
+CS_EXTERN void cs_agent_trace_warning(int kind, uint64_t task_id,
+                                      const uintptr_t *ips, size_t n);
+
 /* A pointer-sized slot the agent may use for its own data per object. */
 CS_EXTERN void **cs_agent_coro_slot(cs_coro *c);
 CS_EXTERN void **cs_agent_task_slot(cs_task *t);
