@@ -44,6 +44,7 @@ run memory env COSCOPE=off "$build/bench/bench_memory" "$@"
 run echo env COSCOPE=off "$build/bench/bench_echo" "$@"
 if [ -x "$build/bench/bench_trace" ]; then
   run trace "$build/bench/bench_trace" "$@"
+  run agent "$build/bench/bench_trace" --agent "$@"
 fi
 
 echo
