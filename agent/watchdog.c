@@ -130,7 +130,7 @@ int cs__watchdog_start(cs__step_source *src, void *arg)
     cs__wd.src = src;
     cs__wd.arg = arg;
     __atomic_store_n(&cs__wd.stop, 0, __ATOMIC_RELEASE);
-    if (pthread_create(&cs__wd.th, NULL, cs__watchdog_main, NULL) != 0)
+    if (cs__thread_start(&cs__wd.th, NULL, cs__watchdog_main, NULL) != 0)
         return CS_ENOMEM;
     cs__wd.running = true;
     return 0;
