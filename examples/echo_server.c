@@ -97,8 +97,6 @@ static int listen_on(int port)
         close(fd);
         return -1;
     }
-    printf("listening on 127.0.0.1:%d\n", ntohs(a.sin_port));
-    fflush(stdout);
     return fd;
 }
 
@@ -106,6 +104,14 @@ static void *server_main(void *arg)
 {
     server *s = arg;
     cs_task *watcher = NULL;
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+
+    /* Said from inside the loop: once this line is out, the process can
+     * be inspected (its coscope segment exists) as well as connected to. */
+    if (getsockname(s->listen_fd, (struct sockaddr *)&a, &len) == 0)
+        printf("listening on 127.0.0.1:%d\n", ntohs(a.sin_port));
+    fflush(stdout);
 
     s->acceptor = cs_spawn("accept_loop", accept_loop, s);
     if (!s->acceptor)
