@@ -22,13 +22,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void run_main(cs_fn fn, void *arg)
-{
-    int rc = cs_run(fn, arg, NULL);
-    cs_test_assert_clean();
-    assert_rc(rc, 0);
-}
-
 /* What a target did: entered its wait, what the wait returned, finished. */
 struct target {
     int entered;
@@ -88,7 +81,7 @@ static void *cancel_sleep_main(void *arg)
 static void test_cancel_during_sleep(void **state)
 {
     (void)state;
-    run_main(cancel_sleep_main, NULL);
+    cs_test_run_ok(cancel_sleep_main, NULL);
 }
 
 /* ---- fd I/O ------------------------------------------------------------- */
@@ -132,7 +125,7 @@ static void *cancel_io_main(void *arg)
 static void test_cancel_during_io_wait(void **state)
 {
     (void)state;
-    run_main(cancel_io_main, NULL);
+    cs_test_run_ok(cancel_io_main, NULL);
 }
 
 static void *accept_target(void *arg)
@@ -176,7 +169,7 @@ static void *cancel_accept_main(void *arg)
 static void test_cancel_during_accept(void **state)
 {
     (void)state;
-    run_main(cancel_accept_main, NULL);
+    cs_test_run_ok(cancel_accept_main, NULL);
 }
 
 /* ---- lock --------------------------------------------------------------- */
@@ -223,7 +216,7 @@ static void *cancel_lock_main(void *arg)
 static void test_cancel_during_lock_acquire(void **state)
 {
     (void)state;
-    run_main(cancel_lock_main, NULL);
+    cs_test_run_ok(cancel_lock_main, NULL);
 }
 
 static void *cancel_lock_release_race_main(void *arg)
@@ -250,7 +243,7 @@ static void *cancel_lock_release_race_main(void *arg)
 static void test_cancel_after_lock_handed_over(void **state)
 {
     (void)state;
-    run_main(cancel_lock_release_race_main, NULL);
+    cs_test_run_ok(cancel_lock_release_race_main, NULL);
 }
 
 /* ---- event -------------------------------------------------------------- */
@@ -279,7 +272,7 @@ static void *cancel_event_main(void *arg)
 static void test_cancel_during_event_wait(void **state)
 {
     (void)state;
-    run_main(cancel_event_main, NULL);
+    cs_test_run_ok(cancel_event_main, NULL);
 }
 
 /* ---- semaphore ---------------------------------------------------------- */
@@ -307,7 +300,7 @@ static void *cancel_sem_main(void *arg)
 static void test_cancel_during_semaphore_acquire(void **state)
 {
     (void)state;
-    run_main(cancel_sem_main, NULL);
+    cs_test_run_ok(cancel_sem_main, NULL);
 }
 
 /* ---- queue -------------------------------------------------------------- */
@@ -352,7 +345,7 @@ static void *cancel_queue_main(void *arg)
 static void test_cancel_during_queue_get_and_put(void **state)
 {
     (void)state;
-    run_main(cancel_queue_main, NULL);
+    cs_test_run_ok(cancel_queue_main, NULL);
 }
 
 /* ---- await -------------------------------------------------------------- */
@@ -400,7 +393,7 @@ static void *cancel_await_main(void *arg)
 static void test_cancel_during_await_cancels_awaited(void **state)
 {
     (void)state;
-    run_main(cancel_await_main, NULL);
+    cs_test_run_ok(cancel_await_main, NULL);
 }
 
 /* ---- gather ------------------------------------------------------------- */
@@ -448,7 +441,7 @@ static void *cancel_gather_main(void *arg)
 static void test_cancel_during_gather_cancels_all(void **state)
 {
     (void)state;
-    run_main(cancel_gather_main, NULL);
+    cs_test_run_ok(cancel_gather_main, NULL);
 }
 
 /* ---- wait_for ----------------------------------------------------------- */
@@ -492,7 +485,7 @@ static void *cancel_wait_for_main(void *arg)
 static void test_cancel_during_wait_for_cancels_awaited(void **state)
 {
     (void)state;
-    run_main(cancel_wait_for_main, NULL);
+    cs_test_run_ok(cancel_wait_for_main, NULL);
 }
 
 /* ---- before the first step, and cleanup after -------------------------- */
@@ -522,7 +515,7 @@ static void *cancel_before_start_main(void *arg)
 static void test_cancel_before_first_step_never_runs(void **state)
 {
     (void)state;
-    run_main(cancel_before_start_main, NULL);
+    cs_test_run_ok(cancel_before_start_main, NULL);
 }
 
 struct cleanup {
@@ -569,7 +562,7 @@ static void *cleanup_main(void *arg)
 static void test_cancel_cleanup_may_suspend_and_await(void **state)
 {
     (void)state;
-    run_main(cleanup_main, NULL);
+    cs_test_run_ok(cleanup_main, NULL);
 }
 
 /* ---- no-op and deferred cases ------------------------------------------ */
@@ -598,7 +591,7 @@ static void *cancel_finished_main(void *arg)
 static void test_cancel_finished_task_is_noop(void **state)
 {
     (void)state;
-    run_main(cancel_finished_main, NULL);
+    cs_test_run_ok(cancel_finished_main, NULL);
 }
 
 static void *deferred_target(void *arg)
@@ -627,7 +620,7 @@ static void *cancel_deferred_main(void *arg)
 static void test_cancel_hits_next_suspending_call(void **state)
 {
     (void)state;
-    run_main(cancel_deferred_main, NULL);
+    cs_test_run_ok(cancel_deferred_main, NULL);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -17,13 +17,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void run_main(cs_fn fn, void *arg)
-{
-    int rc = cs_run(fn, arg, NULL);
-    cs_test_assert_clean();
-    assert_rc(rc, 0);
-}
-
 struct body {
     int ran;          /* times the body ran */
     cs_task *task;    /* cs_current_task() inside the body */
@@ -101,7 +94,7 @@ static void *await_coro_main(void *arg)
 static void test_coro_await_runs_in_caller_task(void **state)
 {
     (void)state;
-    run_main(await_coro_main, NULL);
+    cs_test_run_ok(await_coro_main, NULL);
     assert_string_equal(trace.buf, "other await body body-end");
 }
 
@@ -138,7 +131,7 @@ static void *create_task_main(void *arg)
 static void test_coro_create_task_runs_in_new_task(void **state)
 {
     (void)state;
-    run_main(create_task_main, NULL);
+    cs_test_run_ok(create_task_main, NULL);
     assert_string_equal(trace.buf, "main body body-end body body-end");
 }
 
@@ -169,7 +162,7 @@ static void *nested_coro_main(void *arg)
 static void test_coro_await_nests(void **state)
 {
     (void)state;
-    run_main(nested_coro_main, NULL);
+    cs_test_run_ok(nested_coro_main, NULL);
 }
 
 #define BIG_FRAME (128 * 1024)
@@ -205,7 +198,7 @@ static void *stack_size_main(void *arg)
 static void test_coro_stack_size_is_honoured(void **state)
 {
     (void)state;
-    run_main(stack_size_main, NULL);
+    cs_test_run_ok(stack_size_main, NULL);
 }
 
 static void *null_args_main(void *arg)
@@ -227,7 +220,7 @@ static void test_coro_null_arguments(void **state)
     assert_rc(cs_await_coro(cs_coro_new("out", body_fn, &b), NULL),
               CS_ENOLOOP);
     assert_int_equal(b.ran, 0);
-    run_main(null_args_main, NULL);
+    cs_test_run_ok(null_args_main, NULL);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -22,13 +22,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void run_main(cs_fn fn, void *arg)
-{
-    int rc = cs_run(fn, arg, NULL);
-    cs_test_assert_clean();
-    assert_rc(rc, 0);
-}
-
 static int after_raise; /* counts code that must never run */
 
 static void *raise_with(void *arg)
@@ -76,8 +69,8 @@ static void *raise_then_success_main(void *arg)
 static void test_errors_raise_code_and_message_reach_awaiter(void **state)
 {
     (void)state;
-    run_main(raise_and_await_main, NULL);
-    run_main(raise_then_success_main, NULL);
+    cs_test_run_ok(raise_and_await_main, NULL);
+    cs_test_run_ok(raise_then_success_main, NULL);
 }
 
 static void *raise_code_main(void *arg)
@@ -98,7 +91,7 @@ static void *raise_code_main(void *arg)
 static void test_errors_raise_normalises_code(void **state)
 {
     (void)state;
-    run_main(raise_code_main, NULL);
+    cs_test_run_ok(raise_code_main, NULL);
 }
 
 /* ---- raise from deep inside nested calls -------------------------------- */
@@ -138,7 +131,7 @@ static void test_errors_raise_from_nested_calls(void **state)
 {
     (void)state;
     after_raise = 0;
-    run_main(deep_main, NULL);
+    cs_test_run_ok(deep_main, NULL);
     assert_int_equal(after_raise, 0);
 }
 
@@ -183,7 +176,7 @@ static void test_errors_raise_in_awaited_coro_returns_to_awaiter(void **state)
 {
     (void)state;
     after_raise = 0;
-    run_main(await_coro_main, NULL);
+    cs_test_run_ok(await_coro_main, NULL);
     assert_int_equal(after_raise, 0);
 }
 
@@ -234,8 +227,8 @@ static void test_errors_raise_leaves_reusable_stack(void **state)
 {
     (void)state;
     for (int run = 0; run < 3; run++) {
-        run_main(raise_then_reuse_main, CS_P(0));
-        run_main(raise_then_reuse_main, CS_P(96 * 1024));
+        cs_test_run_ok(raise_then_reuse_main, CS_P(0));
+        cs_test_run_ok(raise_then_reuse_main, CS_P(96 * 1024));
     }
 }
 
@@ -282,7 +275,7 @@ static void *per_task_main(void *arg)
 static void test_errors_last_error_is_per_task(void **state)
 {
     (void)state;
-    run_main(per_task_main, NULL);
+    cs_test_run_ok(per_task_main, NULL);
 }
 
 /* ---- long messages ------------------------------------------------------ */
@@ -317,7 +310,7 @@ static void test_errors_long_message_is_kept_or_truncated(void **state)
     for (size_t i = 0; i + 1 < sizeof(long_text); i++)
         long_text[i] = (char)('a' + i % 26);
     long_text[sizeof(long_text) - 1] = '\0';
-    run_main(long_main, NULL);
+    cs_test_run_ok(long_main, NULL);
 }
 
 /* ---- outside a task ----------------------------------------------------- */

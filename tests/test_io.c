@@ -26,13 +26,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void run_main(cs_fn fn, void *arg)
-{
-    int rc = cs_run(fn, arg, NULL);
-    cs_test_assert_clean();
-    assert_rc(rc, 0);
-}
-
 /* Closes an fd the loop may know about. */
 static void close_fd(int fd)
 {
@@ -100,7 +93,7 @@ static void *socketpair_main(void *arg)
 static void test_io_socketpair_ping_pong(void **state)
 {
     (void)state;
-    run_main(socketpair_main, NULL);
+    cs_test_run_ok(socketpair_main, NULL);
 }
 
 /* ---- pipe, payload larger than the pipe buffer -------------------------- */
@@ -174,7 +167,7 @@ static void *pipe_main(void *arg)
 static void test_io_pipe_round_trip_larger_than_buffer(void **state)
 {
     (void)state;
-    run_main(pipe_main, NULL);
+    cs_test_run_ok(pipe_main, NULL);
 }
 
 /* ---- one fd, a reader and a writer at once ----------------------------- */
@@ -247,7 +240,7 @@ static void *duplex_main(void *arg)
 static void test_io_reader_and_writer_on_one_fd(void **state)
 {
     (void)state;
-    run_main(duplex_main, NULL);
+    cs_test_run_ok(duplex_main, NULL);
 }
 
 static void *second_reader(void *arg)
@@ -281,7 +274,7 @@ static void *two_readers_main(void *arg)
 static void test_io_second_reader_is_refused(void **state)
 {
     (void)state;
-    run_main(two_readers_main, NULL);
+    cs_test_run_ok(two_readers_main, NULL);
 }
 
 /* ---- cs_wait_fd --------------------------------------------------------- */
@@ -320,7 +313,7 @@ static void *wait_fd_main(void *arg)
 static void test_io_wait_fd_ready_and_timeout(void **state)
 {
     (void)state;
-    run_main(wait_fd_main, NULL);
+    cs_test_run_ok(wait_fd_main, NULL);
 }
 
 struct delayed_write {
@@ -360,7 +353,7 @@ static void *wait_fd_wakes_main(void *arg)
 static void test_io_wait_fd_woken_by_other_task(void **state)
 {
     (void)state;
-    run_main(wait_fd_wakes_main, NULL);
+    cs_test_run_ok(wait_fd_wakes_main, NULL);
 }
 
 struct one_byte {
@@ -413,7 +406,7 @@ static void *wait_fd_after_drain_main(void *arg)
 static void test_io_wait_fd_not_ready_after_drain(void **state)
 {
     (void)state;
-    run_main(wait_fd_after_drain_main, NULL);
+    cs_test_run_ok(wait_fd_after_drain_main, NULL);
 }
 
 /* ---- TCP over loopback -------------------------------------------------- */
@@ -509,7 +502,7 @@ static void test_io_accept_connect_loopback(void **state)
     (void)state;
     struct tcp t;
     memset(&t, 0, sizeof(t));
-    run_main(tcp_main, &t);
+    cs_test_run_ok(tcp_main, &t);
     assert_true(t.accepted_nonblock);
     assert_true(t.accepted_cloexec);
 }
@@ -532,7 +525,7 @@ static void *refused_main(void *arg)
 static void test_io_connect_refused(void **state)
 {
     (void)state;
-    run_main(refused_main, NULL);
+    cs_test_run_ok(refused_main, NULL);
 }
 
 /* ---- no starvation ------------------------------------------------------ */
@@ -589,7 +582,7 @@ static void *io_starve_main(void *arg)
 static void test_io_polled_while_tasks_keep_yielding(void **state)
 {
     (void)state;
-    run_main(io_starve_main, NULL);
+    cs_test_run_ok(io_starve_main, NULL);
 }
 
 /* ---- regular files and forgotten fds ------------------------------------ */
@@ -639,13 +632,13 @@ static void *high_fd_main(void *arg)
 static void test_io_high_fd_numbers(void **state)
 {
     (void)state;
-    run_main(high_fd_main, NULL);
+    cs_test_run_ok(high_fd_main, NULL);
 }
 
 static void test_io_regular_file(void **state)
 {
     (void)state;
-    run_main(regular_file_main, NULL);
+    cs_test_run_ok(regular_file_main, NULL);
 }
 
 struct forgotten {
@@ -699,7 +692,7 @@ static void *forget_waiter_main(void *arg)
 static void test_io_forget_fd_ends_its_waits(void **state)
 {
     (void)state;
-    run_main(forget_waiter_main, NULL);
+    cs_test_run_ok(forget_waiter_main, NULL);
 }
 
 /* ---- error paths -------------------------------------------------------- */
@@ -735,7 +728,7 @@ static void *errors_main(void *arg)
 static void test_io_error_paths(void **state)
 {
     (void)state;
-    run_main(errors_main, NULL);
+    cs_test_run_ok(errors_main, NULL);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -19,13 +19,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void run_main(cs_fn fn, void *arg)
-{
-    int rc = cs_run(fn, arg, NULL);
-    cs_test_assert_clean();
-    assert_rc(rc, 0);
-}
-
 /* ---- lock --------------------------------------------------------------- */
 
 static void *lock_basics_main(void *arg)
@@ -48,7 +41,7 @@ static void *lock_basics_main(void *arg)
 static void test_sync_lock_deadlock_on_reacquire(void **state)
 {
     (void)state;
-    run_main(lock_basics_main, NULL);
+    cs_test_run_ok(lock_basics_main, NULL);
 }
 
 static void *holder_of(void *arg)
@@ -80,7 +73,7 @@ static void *try_acquire_main(void *arg)
 static void test_sync_lock_try_acquire_busy_when_held(void **state)
 {
     (void)state;
-    run_main(try_acquire_main, NULL);
+    cs_test_run_ok(try_acquire_main, NULL);
 }
 
 struct locker {
@@ -131,7 +124,7 @@ static void *lock_fifo_main(void *arg)
 static void test_sync_lock_serves_waiters_fifo(void **state)
 {
     (void)state;
-    run_main(lock_fifo_main, NULL);
+    cs_test_run_ok(lock_fifo_main, NULL);
     assert_string_equal(trace.buf,
                         "w3 w1 w4 w0 w2 release L3 L1 L4 L0 L2");
 }
@@ -190,7 +183,7 @@ static void *event_all_main(void *arg)
 static void test_sync_event_wakes_all_waiters(void **state)
 {
     (void)state;
-    run_main(event_all_main, NULL);
+    cs_test_run_ok(event_all_main, NULL);
     assert_string_equal(trace.buf, "set woke0 woke1 woke2 woke3 set woke9");
 }
 
@@ -212,7 +205,7 @@ static void *set_then_clear_main(void *arg)
 static void test_sync_event_set_then_clear_still_wakes(void **state)
 {
     (void)state;
-    run_main(set_then_clear_main, NULL);
+    cs_test_run_ok(set_then_clear_main, NULL);
     assert_string_equal(trace.buf, "woke1");
 }
 
@@ -263,8 +256,8 @@ static void *sem_main(void *arg)
 static void test_sync_semaphore_limits_concurrency(void **state)
 {
     (void)state;
-    run_main(sem_main, CS_P(3));
-    run_main(sem_main, CS_P(1));
+    cs_test_run_ok(sem_main, CS_P(3));
+    cs_test_run_ok(sem_main, CS_P(1));
 }
 
 /* Acquires one unit, notes it, gives it back. */
@@ -295,7 +288,7 @@ static void *sem_zero_main(void *arg)
 static void test_sync_semaphore_zero_blocks_until_release(void **state)
 {
     (void)state;
-    run_main(sem_zero_main, NULL);
+    cs_test_run_ok(sem_zero_main, NULL);
 }
 
 /* ---- hand-over ---------------------------------------------------------- */
@@ -345,7 +338,7 @@ static void *no_barging_main(void *arg)
 static void test_sync_release_hands_over_without_barging(void **state)
 {
     (void)state;
-    run_main(no_barging_main, NULL);
+    cs_test_run_ok(no_barging_main, NULL);
     assert_string_equal(trace.buf, "got1 main semgot main");
 }
 
@@ -399,7 +392,7 @@ static void test_sync_queue_backpressure(void **state)
 {
     (void)state;
     struct pc pc = {NULL, 2, 5, 0};
-    run_main(backpressure_main, &pc);
+    cs_test_run_ok(backpressure_main, &pc);
     assert_int_equal(pc.max_size, 2);
     /* asyncio.Queue(maxsize=2): the producer fills the queue and blocks on
      * put 3; get 1 wakes it, but it only re-checks when it runs, so the
@@ -412,7 +405,7 @@ static void test_sync_queue_capacity_one_alternates(void **state)
 {
     (void)state;
     struct pc pc = {NULL, 1, 4, 0};
-    run_main(backpressure_main, &pc);
+    cs_test_run_ok(backpressure_main, &pc);
     assert_int_equal(pc.max_size, 1);
     /* With room for one item the two tasks strictly alternate. */
     assert_string_equal(trace.buf, "P1 C1 P2 C2 P3 C3 P4 C4");
@@ -445,7 +438,7 @@ static void *queue_blocked_put_main(void *arg)
 static void test_sync_queue_put_blocks_when_full(void **state)
 {
     (void)state;
-    run_main(queue_blocked_put_main, NULL);
+    cs_test_run_ok(queue_blocked_put_main, NULL);
     assert_string_equal(trace.buf, "P1 P2 get P3");
 }
 
@@ -521,7 +514,7 @@ static void test_sync_lock_survives_random_cancellation(void **state)
     (void)state;
     for (uint32_t seed = 1; seed <= 5; seed++) {
         rng_state = seed;
-        run_main(lock_stress_main, NULL);
+        cs_test_run_ok(lock_stress_main, NULL);
     }
 }
 
@@ -628,7 +621,7 @@ static void test_sync_queue_loses_no_item_under_cancellation(void **state)
     for (uint32_t seed = 1; seed <= 5; seed++) {
         memset(&qs, 0, sizeof(qs));
         rng_state = seed;
-        run_main(queue_stress_main, NULL);
+        cs_test_run_ok(queue_stress_main, NULL);
     }
 }
 

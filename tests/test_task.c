@@ -18,14 +18,6 @@ static int setup(void **state)
 }
 
 /* Runs fn as the main task and fails the test if anything went wrong. */
-static void run_main(cs_fn fn, void *arg)
-{
-    void *result = NULL;
-    int rc = cs_run(fn, arg, &result);
-    cs_test_assert_clean();
-    assert_rc(rc, 0);
-}
-
 static void *return_arg(void *arg)
 {
     return arg;
@@ -56,7 +48,7 @@ static void *fifo_main(void *arg)
 static void test_task_start_order_is_fifo(void **state)
 {
     (void)state;
-    run_main(fifo_main, NULL);
+    cs_test_run_ok(fifo_main, NULL);
     assert_string_equal(trace.buf, "main A B C D E");
 }
 
@@ -96,14 +88,14 @@ static void expect_round_robin(int ntasks)
 static void test_task_yield_alternates_two_tasks(void **state)
 {
     (void)state;
-    run_main(interleave_main, CS_P(2));
+    cs_test_run_ok(interleave_main, CS_P(2));
     expect_round_robin(2);
 }
 
 static void test_task_yield_round_robins_three_tasks(void **state)
 {
     (void)state;
-    run_main(interleave_main, CS_P(3));
+    cs_test_run_ok(interleave_main, CS_P(3));
     expect_round_robin(3);
 }
 
@@ -136,7 +128,7 @@ static void test_task_yield_round_robin_holds_over_many_rounds(void **state)
 {
     (void)state;
     long_len = 0;
-    run_main(long_interleave_main, NULL);
+    cs_test_run_ok(long_interleave_main, NULL);
     assert_int_equal(long_len, 3 * LONG_ROUNDS);
     for (int i = 0; i < long_len; i++)
         if (long_log[i] != i % 3)
@@ -161,7 +153,7 @@ static void *yield_main(void *arg)
 static void test_task_yield_runs_every_ready_task(void **state)
 {
     (void)state;
-    run_main(yield_main, NULL);
+    cs_test_run_ok(yield_main, NULL);
     assert_string_equal(trace.buf, "A B main");
 }
 
@@ -214,7 +206,7 @@ static void *identity_main(void *arg)
 static void test_task_names_and_ids(void **state)
 {
     (void)state;
-    run_main(identity_main, NULL);
+    cs_test_run_ok(identity_main, NULL);
 }
 
 static void *long_name_main(void *arg)
@@ -242,7 +234,7 @@ static void *long_name_main(void *arg)
 static void test_task_long_names_are_kept(void **state)
 {
     (void)state;
-    run_main(long_name_main, NULL);
+    cs_test_run_ok(long_name_main, NULL);
 }
 
 /* ---- await -------------------------------------------------------------- */
@@ -272,7 +264,7 @@ static void *await_main(void *arg)
 static void test_task_await_returns_value(void **state)
 {
     (void)state;
-    run_main(await_main, NULL);
+    cs_test_run_ok(await_main, NULL);
 }
 
 struct second_awaiter {
@@ -320,7 +312,7 @@ static void *bad_await_main(void *arg)
 static void test_task_bad_awaits_are_refused(void **state)
 {
     (void)state;
-    run_main(bad_await_main, NULL);
+    cs_test_run_ok(bad_await_main, NULL);
 }
 
 /* ---- gather ------------------------------------------------------------- */
@@ -366,7 +358,7 @@ static void *gather_values_main(void *arg)
 static void test_task_gather_results_in_argument_order(void **state)
 {
     (void)state;
-    run_main(gather_values_main, NULL);
+    cs_test_run_ok(gather_values_main, NULL);
     assert_string_equal(trace.buf, "12 11 10");
 }
 
@@ -401,7 +393,7 @@ static void *gather_error_main(void *arg)
 static void test_task_gather_first_error_awaits_all(void **state)
 {
     (void)state;
-    run_main(gather_error_main, NULL);
+    cs_test_run_ok(gather_error_main, NULL);
     assert_string_equal(trace.buf, "23 20");
 }
 
@@ -444,7 +436,7 @@ static void *wait_for_timeout_main(void *arg)
 static void test_task_wait_for_timeout_cancels_and_waits(void **state)
 {
     (void)state;
-    run_main(wait_for_timeout_main, NULL);
+    cs_test_run_ok(wait_for_timeout_main, NULL);
 }
 
 static void *wait_for_success_main(void *arg)
@@ -469,7 +461,7 @@ static void *wait_for_success_main(void *arg)
 static void test_task_wait_for_success(void **state)
 {
     (void)state;
-    run_main(wait_for_success_main, NULL);
+    cs_test_run_ok(wait_for_success_main, NULL);
 }
 
 static void *wait_for_zero_main(void *arg)
@@ -501,7 +493,7 @@ static void *wait_for_zero_main(void *arg)
 static void test_task_wait_for_zero_timeout(void **state)
 {
     (void)state;
-    run_main(wait_for_zero_main, NULL);
+    cs_test_run_ok(wait_for_zero_main, NULL);
 }
 
 /* ---- detach ------------------------------------------------------------- */
@@ -542,7 +534,7 @@ static void *detach_main(void *arg)
 static void test_task_detach_runs_to_completion(void **state)
 {
     (void)state;
-    run_main(detach_main, NULL);
+    cs_test_run_ok(detach_main, NULL);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -24,13 +24,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void run_main(cs_fn fn, void *arg)
-{
-    int rc = cs_run(fn, arg, NULL);
-    cs_test_assert_clean();
-    assert_rc(rc, 0);
-}
-
 /* Waits on s for at most 10 s, so that a broken runtime fails the test
  * instead of hanging it; returns 0 if posted. */
 static int sem_wait_10s(sem_t *s)
@@ -187,7 +180,7 @@ static void *other_thread_main(void *arg)
 static void test_thread_pool_runs_on_another_thread(void **state)
 {
     (void)state;
-    run_main(other_thread_main, NULL);
+    cs_test_run_ok(other_thread_main, NULL);
 }
 
 /* ---- the loop keeps running --------------------------------------------- */
@@ -246,7 +239,7 @@ static void test_thread_pool_loop_runs_while_worker_blocks(void **state)
     assert_int_equal(sem_init(&b.release, 0, 0), 0);
     b.in_flight = cs_event_new();
     assert_non_null(b.in_flight);
-    run_main(loop_keeps_running_main, &b);
+    cs_test_run_ok(loop_keeps_running_main, &b);
     cs_event_free(b.in_flight);
     sem_destroy(&b.release);
 }
@@ -286,7 +279,7 @@ static void *concurrent_main(void *arg)
 static void test_thread_pool_concurrent_calls(void **state)
 {
     (void)state;
-    run_main(concurrent_main, NULL);
+    cs_test_run_ok(concurrent_main, NULL);
 }
 
 /* ---- cancellation ------------------------------------------------------- */
@@ -350,7 +343,7 @@ static void test_thread_pool_cancel_drops_result(void **state)
     cc.call_rc = 1;
     assert_int_equal(pipe(cc.notify), 0);
     assert_int_equal(sem_init(&cc.release, 0, 0), 0);
-    run_main(cancel_main, NULL);
+    cs_test_run_ok(cancel_main, NULL);
     close(cc.notify[0]);
     close(cc.notify[1]);
     sem_destroy(&cc.release);
@@ -427,7 +420,7 @@ static void *growth_main(void *arg)
 static void test_thread_pool_runs_jobs_concurrently(void **state)
 {
     (void)state;
-    run_main(growth_main, NULL);
+    cs_test_run_ok(growth_main, NULL);
 }
 
 /* ---- jobs left behind at the end of cs_run ------------------------------ */
@@ -463,7 +456,7 @@ static void test_thread_pool_run_waits_for_jobs_left_behind(void **state)
     (void)state;
     int rc = 1;
     atomic_store(&left_behind_done, 0);
-    run_main(leave_job_main, &rc);
+    cs_test_run_ok(leave_job_main, &rc);
     assert_rc(rc, CS_ECANCELLED);
     assert_int_equal(atomic_load(&left_behind_done), 1);
 }
@@ -557,7 +550,7 @@ static void *worker_loop_main(void *arg)
 static void test_thread_pool_worker_can_run_a_loop(void **state)
 {
     (void)state;
-    run_main(worker_loop_main, NULL);
+    cs_test_run_ok(worker_loop_main, NULL);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -23,13 +23,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void run_main(cs_fn fn, void *arg)
-{
-    int rc = cs_run(fn, arg, NULL);
-    cs_test_assert_clean();
-    assert_rc(rc, 0);
-}
-
 static void *duration_main(void *arg)
 {
     (void)arg;
@@ -49,7 +42,7 @@ static void *duration_main(void *arg)
 static void test_timer_sleep_lasts_at_least_duration(void **state)
 {
     (void)state;
-    run_main(duration_main, NULL);
+    cs_test_run_ok(duration_main, NULL);
 }
 
 static void test_timer_now_is_monotonic(void **state)
@@ -88,7 +81,7 @@ static void *deadline_order_main(void *arg)
 static void test_timer_wakes_in_deadline_order(void **state)
 {
     (void)state;
-    run_main(deadline_order_main, NULL);
+    cs_test_run_ok(deadline_order_main, NULL);
     /* All started before any long sleep ended: the sleeps overlapped. */
     assert_string_equal(trace.buf, "s60 s20 s40 s0 e0 e20 e40 e60");
 }
@@ -123,7 +116,7 @@ static void *zero_main(void *arg)
 static void test_timer_zero_sleep_yields(void **state)
 {
     (void)state;
-    run_main(zero_main, NULL);
+    cs_test_run_ok(zero_main, NULL);
     assert_string_equal(trace.buf, "A0 B0 A1 B1 A2 B2");
 }
 
@@ -154,7 +147,7 @@ static void *sleeping_many(void *arg)
 static void test_timer_many_sleepers_all_wake(void **state)
 {
     (void)state;
-    run_main(sleeping_many, NULL);
+    cs_test_run_ok(sleeping_many, NULL);
 }
 
 /* ---- no starvation ------------------------------------------------------ */
@@ -198,7 +191,7 @@ static void *starve_main(void *arg)
 static void test_timer_fires_while_tasks_keep_yielding(void **state)
 {
     (void)state;
-    run_main(starve_main, NULL);
+    cs_test_run_ok(starve_main, NULL);
 }
 
 /* ---- signals ------------------------------------------------------------ */
@@ -307,7 +300,7 @@ static void *far_deadline_main(void *arg)
 static void test_timer_far_deadline_does_not_wrap(void **state)
 {
     (void)state;
-    run_main(far_deadline_main, NULL);
+    cs_test_run_ok(far_deadline_main, NULL);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -48,6 +48,19 @@ int cs_test_failures(void)
     return n;
 }
 
+void cs_test_run_ok_at(cs_fn fn, void *arg, const char *file, int line)
+{
+    int rc = cs_run(fn, arg, NULL);
+
+    cs_test_assert_clean_at(file, line);
+    if (rc != 0) {
+        print_error("cs_run returned %d (%s), want 0: %s\n", rc,
+                    cs_test_code_name(rc), cs_last_error() ? cs_last_error()
+                                                           : "");
+        _fail(file, line);
+    }
+}
+
 void cs_test_assert_clean_at(const char *file, int line)
 {
     char msg[1024];

@@ -34,6 +34,11 @@ int cs_test_failures(void);
 #define cs_test_assert_clean() cs_test_assert_clean_at(__FILE__, __LINE__)
 void cs_test_assert_clean_at(const char *file, int line);
 
+/* Runs fn(arg) as cs_run's main; fails the test (at the caller's line)
+ * unless cs_run returned 0 and every CS_CHECK inside passed. */
+#define cs_test_run_ok(fn, arg) cs_test_run_ok_at((fn), (arg), __FILE__, __LINE__)
+void cs_test_run_ok_at(cs_fn fn, void *arg, const char *file, int line);
+
 /* cs_err_name(), but "0" for success. */
 const char *cs_test_code_name(int code);
 
