@@ -56,7 +56,11 @@ static void *(*cs__current_task)(void);      /* NULL: not (yet) known */
 static cs_agent_blocking_fn *cs__report;
 static uintptr_t cs__rt_lo, cs__rt_hi;       /* libcoscope's address range */
 static int cs__resolved;                     /* 1 once looked up */
-static __thread int cs__busy;                /* in a report, or resolving */
+/* initial-exec: this library is loaded at start-up (LD_PRELOAD), and the
+ * default model for a shared object costs a __tls_get_addr call on every
+ * wrapped libc call. */
+static __thread int cs__busy                 /* in a report, or resolving */
+    __attribute__((tls_model("initial-exec")));
 
 static int cs__range_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -103,9 +107,12 @@ static bool cs__in_task(const void *caller)
         return false;
     if (!__atomic_load_n(&cs__resolved, __ATOMIC_ACQUIRE))
         cs__resolve_program();
-    if (!cs__current_task || !cs__current_task())
+    /* the runtime's own calls first: a compare, where cs_current_task()
+     * is a call into another object (most wrapped calls are the
+     * runtime's: cs_read's read(), the loop's epoll_wait()) */
+    if (c >= cs__rt_lo && c < cs__rt_hi)
         return false;
-    return !(c >= cs__rt_lo && c < cs__rt_hi);
+    return cs__current_task && cs__current_task();
 }
 
 static int64_t cs__now(void)
