@@ -161,6 +161,11 @@ void cs__report_line(const char *fmt, ...)
 void cs__report_stack(const cs__bt *bt);
 /* Ends the report; aborts under COSCOPE_STRICT. */
 void cs__report_end(void);
+/* COSCOPE_REPORT_DIR for a report written without begin/end (the crash
+ * handler): begin with its headline (no "coscope: "), cs__report_stack,
+ * then end, which appends the JSON line. */
+void cs__report_json_begin(unsigned cls, const char *headline, size_t n);
+void cs__report_json_end(void);
 /* True if any frame of bt is a function of the allow list. */
 bool cs__report_allowed(const cs__bt *bt);
 /* "task 'NAME' (id N)" into buf. */

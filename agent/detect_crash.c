@@ -128,6 +128,7 @@ static void cs__crash_handler(int sig, siginfo_t *si, void *uc)
     n = cs__put_s(buf, n, sizeof(buf), cs__signame(sig));
     n = cs__put_s(buf, n, sizeof(buf), " at ");
     n = cs__put_x(buf, n, sizeof(buf), (uintptr_t)si->si_addr);
+    cs__report_json_begin(CS__R_CRASH, buf + 9, n - 9);
     n = cs__put_s(buf, n, sizeof(buf), "\n  task id ");
     n = cs__put_u(buf, n, sizeof(buf), cs_task_id(t));
     n = cs__put_s(buf, n, sizeof(buf), "; stack at the fault:\n");
@@ -137,6 +138,7 @@ static void cs__crash_handler(int sig, siginfo_t *si, void *uc)
     signal(SIGALRM, cs__alarm);
     alarm(3);
     cs__report_stack(&bt);
+    cs__report_json_end();
     alarm(0);
     cs__chain(sig, si, uc);
 }

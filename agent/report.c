@@ -7,15 +7,20 @@
  *
  * (module+offset when the object has no symbol for the address).
  * COSCOPE_STRICT=1 makes the end of the first report abort the process.
+ * COSCOPE_REPORT_DIR=DIR also appends each report to DIR/<pid>.jsonl as one
+ * JSON object a line (class, headline, task, pid, frames), one write(2)
+ * with O_APPEND per report, for `coscope check`.
  */
 #include "agent.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static pthread_mutex_t cs__report_mu = PTHREAD_MUTEX_INITIALIZER;
 static __thread bool cs__raw; /* reporting on a task's stack: no libdw */
@@ -142,13 +147,173 @@ static void cs__sym_raw(uintptr_t ip, cs__sym *s)
     }
 }
 
-static void cs__vline(const char *prefix, const char *fmt, va_list ap)
+
+/* ---- COSCOPE_REPORT_DIR: the report as one JSON line ------------------- */
+
+#define CS__JS_FRAMES 64
+static const char *const cs__class_names[] = {
+    "never-awaited", "unretrieved", "pending", "blocking",
+    "deadlock",      "crash",       "slow"};
+/* The report being written (under the report lock, or in the crash
+ * handler, which runs once). */
+static struct {
+    bool on;
+    unsigned cls;
+    char head[512];
+    char task[128];
+    bool has_task;
+    bool stacked; /* the first stack is kept; later ones are text only */
+    int nf;
+    struct {
+        uintptr_t ip;
+        char func[128];
+        char file[256];
+        int line;
+    } f[CS__JS_FRAMES];
+} cs__js;
+static char cs__js_line[65536];
+
+static void cs__js_task_from(const char *text)
+{
+    const char *p = cs__js.has_task ? NULL : strstr(text, "task '");
+    const char *q;
+    size_t n;
+
+    if (!p)
+        return;
+    p += 6;
+    q = strchr(p, '\'');
+    if (!q)
+        return;
+    n = (size_t)(q - p) < sizeof(cs__js.task) - 1 ? (size_t)(q - p)
+                                                   : sizeof(cs__js.task) - 1;
+    memcpy(cs__js.task, p, n);
+    cs__js.task[n] = 0;
+    cs__js.has_task = true;
+}
+
+static void cs__js_start(unsigned cls, const char *head, size_t n)
+{
+    const char *dir = getenv("COSCOPE_REPORT_DIR");
+
+    cs__js.on = dir && *dir;
+    if (!cs__js.on)
+        return;
+    cs__js.cls = cls;
+    if (n > sizeof(cs__js.head) - 1)
+        n = sizeof(cs__js.head) - 1;
+    memcpy(cs__js.head, head, n);
+    cs__js.head[n] = 0;
+    cs__js.has_task = false;
+    cs__js.stacked = false;
+    cs__js.nf = 0;
+    cs__js_task_from(cs__js.head);
+}
+
+/* Appends s as a JSON string to cs__js_line at *n (truncating safely). */
+static void cs__js_str(size_t *n, const char *s)
+{
+    size_t cap = sizeof(cs__js_line) - 64;
+
+    if (*n < cap)
+        cs__js_line[(*n)++] = '"';
+    for (; s && *s && *n < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            cs__js_line[(*n)++] = '\\';
+            cs__js_line[(*n)++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            *n += (size_t)snprintf(cs__js_line + *n, 8, "\\u%04x", c);
+        } else {
+            cs__js_line[(*n)++] = (char)c;
+        }
+    }
+    cs__js_line[(*n)++] = '"';
+}
+
+static void cs__js_put(size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void cs__js_put(size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    size_t cap = sizeof(cs__js_line) - 16;
+    int k;
+
+    if (*n >= cap)
+        return;
+    va_start(ap, fmt);
+    k = vsnprintf(cs__js_line + *n, cap - *n, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        *n += (size_t)k < cap - *n ? (size_t)k : cap - *n - 1;
+}
+
+static void cs__js_finish(void)
+{
+    const char *dir = getenv("COSCOPE_REPORT_DIR");
+    char path[4096];
+    size_t n = 0;
+    int fd;
+
+    if (!cs__js.on || !dir || !*dir)
+        return;
+    cs__js.on = false;
+    cs__js_put(&n, "{\"class\":\"%s\",\"headline\":",
+               cs__class_names[cs__class_index(cs__js.cls)]);
+    cs__js_str(&n, cs__js.head);
+    cs__js_put(&n, ",\"task\":");
+    if (cs__js.has_task)
+        cs__js_str(&n, cs__js.task);
+    else
+        cs__js_put(&n, "null");
+    cs__js_put(&n, ",\"pid\":%ld,\"frames\":[", (long)getpid());
+    for (int i = 0; i < cs__js.nf; i++) {
+        if (n > sizeof(cs__js_line) - 1200)
+            break; /* keep the line whole: frames are bounded */
+        cs__js_put(&n, "%s{\"ip\":\"0x%lx\",\"function\":", i ? "," : "",
+                   (unsigned long)cs__js.f[i].ip);
+        if (cs__js.f[i].func[0])
+            cs__js_str(&n, cs__js.f[i].func);
+        else
+            cs__js_put(&n, "null");
+        cs__js_put(&n, ",\"file\":");
+        if (cs__js.f[i].file[0])
+            cs__js_str(&n, cs__js.f[i].file);
+        else
+            cs__js_put(&n, "null");
+        cs__js_put(&n, ",\"line\":%d}", cs__js.f[i].line);
+    }
+    cs__js_put(&n, "]}\n");
+    snprintf(path, sizeof(path), "%s/%ld.jsonl", dir, (long)getpid());
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    (void)!write(fd, cs__js_line, n);
+    close(fd);
+}
+
+void cs__report_json_begin(unsigned cls, const char *headline, size_t n)
+{
+    cs__js_start(cls, headline, n);
+}
+
+void cs__report_json_end(void)
+{
+    cs__js_finish();
+}
+
+static void cs__vline(const char *prefix, const char *fmt, va_list ap,
+                      unsigned head_cls)
 {
     char buf[1024];
     int n = snprintf(buf, sizeof(buf), "%s", prefix);
 
     vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
     fprintf(stderr, "%s\n", buf);
+    if (head_cls)
+        cs__js_start(head_cls, buf + n, strlen(buf + n));
+    else if (cs__js.on)
+        cs__js_task_from(buf + n);
 }
 
 bool cs__report_begin(unsigned cls, const char *fmt, ...)
@@ -159,7 +324,7 @@ bool cs__report_begin(unsigned cls, const char *fmt, ...)
         return false;
     pthread_mutex_lock(&cs__report_mu);
     va_start(ap, fmt);
-    cs__vline("coscope: ", fmt, ap);
+    cs__vline("coscope: ", fmt, ap, cls);
     va_end(ap);
     return true;
 }
@@ -169,7 +334,7 @@ void cs__report_line(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    cs__vline("  ", fmt, ap);
+    cs__vline("  ", fmt, ap, 0);
     va_end(ap);
 }
 
@@ -209,13 +374,24 @@ void cs__report_stack(const cs__bt *bt)
                      " (%s:%d)", cs__basename(s.file), s.line);
         fprintf(stderr, "    #%-2d 0x%016lx%s\n", i, (unsigned long)bt->ip[i],
                 where);
+        if (cs__js.on && !cs__js.stacked && cs__js.nf < CS__JS_FRAMES) {
+            int k = cs__js.nf++;
+            cs__js.f[k].ip = bt->ip[i];
+            snprintf(cs__js.f[k].func, sizeof(cs__js.f[k].func), "%s",
+                     s.func ? s.func : "");
+            snprintf(cs__js.f[k].file, sizeof(cs__js.f[k].file), "%s",
+                     s.file ? s.file : "");
+            cs__js.f[k].line = s.file ? s.line : 0;
+        }
     }
+    cs__js.stacked = true;
     if (bt->n == 0)
         fprintf(stderr, "    (no stack)\n");
 }
 
 void cs__report_end(void)
 {
+    cs__js_finish();
     cs__sym_release();
     fflush(stderr);
     pthread_mutex_unlock(&cs__report_mu);

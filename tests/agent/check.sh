@@ -157,6 +157,35 @@ cpu_loop)
   hasE "#0 +0x[0-9a-f]+ in checksum\+"
   hasE "#1 +0x[0-9a-f]+ in hasher\+"
   ;;
+report_dir)
+  # COSCOPE_REPORT_DIR: each report also as one JSON line in DIR/<pid>.jsonl
+  mkdir "$tmp/rd"
+  COSCOPE_REPORT=blocking COSCOPE_REPORT_DIR="$tmp/rd" with_preload run "$buggy" blocking-sleep
+  status 0; one
+  COSCOPE_REPORT_DIR="$tmp/rd" run "$buggy" unretrieved; status 0
+  COSCOPE_REPORT_DIR="$tmp/rd" run "$buggy" crash
+  n=$(ls "$tmp/rd" | grep -c '^[0-9]*\.jsonl$')
+  [ "$n" -eq 3 ] || fail "$n files in COSCOPE_REPORT_DIR, want 3"
+  cat "$tmp/rd"/*.jsonl >"$tmp/all"
+  python3 - "$tmp/all" <<'PY' || fail "bad JSON lines: $(cat "$tmp/all")"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+by = {r["class"]: r for r in recs}
+assert len(recs) == 3, recs
+b = by["blocking"]
+assert b["headline"].startswith("blocking call usleep() on the event loop"), b
+assert b["task"] == "slow_handler" and isinstance(b["pid"], int), b
+assert b["frames"][0]["function"] == "load_settings", b
+assert b["frames"][0]["file"].endswith("buggy.c") and b["frames"][0]["line"] > 0, b
+assert b["frames"][0]["ip"].startswith("0x"), b
+u = by["unretrieved"]
+assert u["headline"] == "Task exception was never retrieved" and u["task"] == "fetch_profile", u
+assert u["frames"][0]["function"] == "parse_profile", u
+c = by["crash"]
+assert c["headline"].startswith("task 'parser' crashed: SIGSEGV"), c
+assert c["task"] == "parser", c
+PY
+  ;;
 *) fail "unknown case" ;;
 esac
 echo "ok: $case"
