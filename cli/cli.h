@@ -40,20 +40,24 @@ const struct cli_command *cli_command_find(const char *name);
 void cli_main_usage(FILE *f);
 
 /* ---- subcommands -------------------------------------------------------- */
+int cmd_check(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_view(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+extern const char cmd_check_usage[];
 extern const char cmd_export_usage[];
 extern const char cmd_help_usage[];
 extern const char cmd_ps_usage[];
 extern const char cmd_record_usage[];
 extern const char cmd_report_usage[];
+extern const char cmd_run_usage[];
 extern const char cmd_tasks_usage[];
 extern const char cmd_top_usage[];
 extern const char cmd_view_usage[];
@@ -111,6 +115,22 @@ const char *cli_sgr(const char *code);
  * at a known moment without sleeping.  Does nothing when unset.
  */
 void cli_test_point(const char *name);
+
+/* ---- spawn.c: a command under the agent (run, check) ------------------ */
+
+/* libcoscope-preload.so: $COSCOPE_PRELOAD, else the installed one next to
+ * this binary (../<libdir>), else the build tree's, else the install
+ * libdir's; NULL if none exists. */
+const char *cli_preload_path(void);
+/* Runs argv with preload (if not NULL) appended to LD_PRELOAD and
+ * COSCOPE_REPORT_DIR=report_dir (if not NULL), its stdout on our stderr
+ * if out_to_err (a document on our stdout stays whole), waits (ignoring
+ * SIGINT/SIGQUIT meanwhile, like system()) and stores its wait status.
+ * CLI_ERROR (printed, prefixed with cmd) when it cannot be run. */
+int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
+                   const char *report_dir, int out_to_err, int *status);
+/* A wait status as a shell reports it: the exit code, or 128 + signal. */
+int cli_shell_status(int status);
 
 /* ---- taskset.c: a snapshot of a process's tasks (tasks, top) ------------ */
 

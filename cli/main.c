@@ -16,6 +16,8 @@
 
 /* Sorted by name. */
 const struct cli_command cli_commands[] = {
+    {"check", cmd_check, cmd_check_usage,
+     "run a command, fail on the agent's reports (CI)"},
     {"export", cmd_export, cmd_export_usage,
      "write a trace file as Chrome/Perfetto JSON"},
     {"help", cmd_help, cmd_help_usage, "show help for coscope or a command"},
@@ -23,6 +25,8 @@ const struct cli_command cli_commands[] = {
     {"record", cmd_record, cmd_record_usage,
      "write a trace file of a process or a command"},
     {"report", cmd_report, cmd_report_usage, "summarise a trace file"},
+    {"run", cmd_run, cmd_run_usage,
+     "run a command with the agent's reports on"},
     {"tasks", cmd_tasks, cmd_tasks_usage,
      "dump every task of a process: state, wait, stack"},
     {"top", cmd_top, cmd_top_usage, "a live view of a process's tasks"},

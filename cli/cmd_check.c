@@ -1,0 +1,979 @@
+/*
+ * cmd_check.c - `coscope check [options] -- CMD [ARGS]`: the CI gate.
+ *
+ * Runs the command with COSCOPE_REPORT_DIR set to a fresh temporary
+ * directory (and the interposer preloaded, as `run` does); every coscope
+ * process it starts, children included, appends each of its agent's
+ * reports there as one JSON line (agent/report.c).  Once the command has
+ * exited the files are read - as hostile input: bounded lines, malformed
+ * ones skipped with a warning - suppressions applied, and the reports
+ * printed as text, JSON, JUnit XML or SARIF 2.1.0.  Exit 1 if a report of
+ * a failing class remains, else the command's own status.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+const char cmd_check_usage[] =
+    "usage: coscope check [--fail-on <classes>] [--format text|json|junit|"
+    "sarif]\n"
+    "                     [-o <file>] [--suppress <file>] [--no-preload] "
+    "-- <command> [<args>]\n"
+    "\n"
+    "Runs a command (a test binary, ctest, a script: child processes are\n"
+    "followed) with the agent reporting into a temporary directory, then\n"
+    "prints every report of every coscope process it started, with its\n"
+    "stack.  Exit status 1 if any report of a failing class occurred, else\n"
+    "the command's own (128 + the signal if it was killed); 2 on bad input.\n"
+    "\n"
+    "    --fail-on CLASSES  comma list of the classes that fail the check\n"
+    "                       (default all): never-awaited, unretrieved (or\n"
+    "                       exception), pending, blocking, deadlock, crash,\n"
+    "                       slow\n"
+    "    --format FORMAT    text (default), json, junit or sarif (2.1.0);\n"
+    "                       on stdout, the command's own stdout then goes\n"
+    "                       to stderr\n"
+    "    -o, --output FILE  write the reports there instead of stdout\n"
+    "    --suppress FILE    drop reports: lines 'class:function' ('*' for\n"
+    "                       any class; function may use * and ? wildcards)\n"
+    "                       match a report if any frame is that function;\n"
+    "                       '#' starts a comment\n"
+    "    --no-preload       do not preload libcoscope-preload.so\n"
+    "    -h, --help         show this help\n";
+
+#define NCLASS 7
+static const char *const class_names[NCLASS] = {
+    "never-awaited", "unretrieved", "pending", "blocking",
+    "deadlock",      "crash",       "slow"};
+
+#define MAX_FRAMES 64
+#define MAX_LINE 65536
+#define MAX_REPORTS 10000
+#define MAX_SUPPRESS 1000
+
+struct frame {
+    char ip[24];
+    char func[128];
+    char file[256];
+    long line;
+};
+
+struct report {
+    int cls;
+    char headline[512];
+    char task[128];
+    long pid;
+    int nframes;
+    struct frame frames[MAX_FRAMES];
+    int failing;
+};
+
+struct suppression {
+    int cls; /* -1: any */
+    char func[128];
+};
+
+static int class_index(const char *name)
+{
+    if (strcmp(name, "exception") == 0)
+        return 1;
+    for (int i = 0; i < NCLASS; i++)
+        if (strcmp(name, class_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- a small JSON reader for the agent's lines ------------------------- */
+
+struct jp {
+    const char *s;
+    int depth;
+};
+
+static void ws(struct jp *p)
+{
+    while (*p->s == ' ' || *p->s == '\t' || *p->s == '\r' || *p->s == '\n')
+        p->s++;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A string into out (truncated to cap, sanitised); -1 if malformed. */
+static int jstr(struct jp *p, char *out, size_t cap)
+{
+    size_t n = 0;
+    ws(p);
+    if (*p->s != '"')
+        return -1;
+    p->s++;
+    while (*p->s != '"') {
+        unsigned c = (unsigned char)*p->s;
+        char enc[4];
+        size_t k = 1;
+        if (c == '\0' || c < 0x20)
+            return -1;
+        if (c == '\\') {
+            p->s++;
+            switch (*p->s) {
+            case '"': enc[0] = '"'; break;
+            case '\\': enc[0] = '\\'; break;
+            case '/': enc[0] = '/'; break;
+            case 'b': case 'f': case 'n': case 'r': case 't':
+                enc[0] = '?';
+                break;
+            case 'u': {
+                unsigned v = 0;
+                for (int i = 1; i <= 4; i++) {
+                    int h = hexval(p->s[i]);
+                    if (h < 0)
+                        return -1;
+                    v = v * 16 + (unsigned)h;
+                }
+                p->s += 4;
+                if (v < 0x20 || v == 0x7f || (v >= 0xd800 && v < 0xe000))
+                    enc[0] = '?';
+                else if (v < 0x80)
+                    enc[0] = (char)v;
+                else if (v < 0x800) {
+                    enc[0] = (char)(0xc0 | (v >> 6));
+                    enc[1] = (char)(0x80 | (v & 0x3f));
+                    k = 2;
+                } else {
+                    enc[0] = (char)(0xe0 | (v >> 12));
+                    enc[1] = (char)(0x80 | ((v >> 6) & 0x3f));
+                    enc[2] = (char)(0x80 | (v & 0x3f));
+                    k = 3;
+                }
+                break;
+            }
+            default:
+                return -1;
+            }
+        } else {
+            enc[0] = (char)c;
+        }
+        p->s++;
+        if (n + k < cap) {
+            memcpy(out + n, enc, k);
+            n += k;
+        }
+    }
+    p->s++;
+    if (cap > 0) {
+        out[n < cap ? n : cap - 1] = '\0';
+        cli_sanitize(out);
+    }
+    return 0;
+}
+
+static int jnum(struct jp *p, long *v)
+{
+    char *end;
+    ws(p);
+    errno = 0;
+    double d = strtod(p->s, &end);
+    if (end == p->s || errno != 0 || d < -1e15 || d > 1e15)
+        return -1;
+    p->s = end;
+    *v = (long)d;
+    return 0;
+}
+
+static int jlit(struct jp *p, const char *lit)
+{
+    size_t n = strlen(lit);
+    ws(p);
+    if (strncmp(p->s, lit, n) != 0)
+        return -1;
+    p->s += n;
+    return 0;
+}
+
+static int jskip(struct jp *p);
+
+static int jskip_seq(struct jp *p, char close, int keyed)
+{
+    p->s++;
+    ws(p);
+    if (*p->s == close) {
+        p->s++;
+        return 0;
+    }
+    for (;;) {
+        char tmp[8];
+        if (keyed) {
+            if (jstr(p, tmp, sizeof tmp) != 0)
+                return -1;
+            ws(p);
+            if (*p->s++ != ':')
+                return -1;
+        }
+        if (jskip(p) != 0)
+            return -1;
+        ws(p);
+        if (*p->s == ',') {
+            p->s++;
+            continue;
+        }
+        if (*p->s++ != close)
+            return -1;
+        return 0;
+    }
+}
+
+static int jskip(struct jp *p)
+{
+    char tmp[8];
+    long v;
+    int r;
+    ws(p);
+    if (++p->depth > 32)
+        return -1;
+    switch (*p->s) {
+    case '"': r = jstr(p, tmp, sizeof tmp); break;
+    case '{': r = jskip_seq(p, '}', 1); break;
+    case '[': r = jskip_seq(p, ']', 0); break;
+    case 't': r = jlit(p, "true"); break;
+    case 'f': r = jlit(p, "false"); break;
+    case 'n': r = jlit(p, "null"); break;
+    default: r = jnum(p, &v); break;
+    }
+    p->depth--;
+    return r;
+}
+
+/* A string or null (-> ""). */
+static int jstr_or_null(struct jp *p, char *out, size_t cap)
+{
+    ws(p);
+    if (*p->s == 'n') {
+        out[0] = '\0';
+        return jlit(p, "null");
+    }
+    return jstr(p, out, cap);
+}
+
+/* Calls field(p, key, ctx) for each key of an object. */
+static int jobject(struct jp *p, int (*field)(struct jp *, const char *, void *),
+                   void *ctx)
+{
+    ws(p);
+    if (*p->s != '{')
+        return -1;
+    p->s++;
+    ws(p);
+    if (*p->s == '}') {
+        p->s++;
+        return 0;
+    }
+    for (;;) {
+        char key[32];
+        if (jstr(p, key, sizeof key) != 0)
+            return -1;
+        ws(p);
+        if (*p->s++ != ':')
+            return -1;
+        if (field(p, key, ctx) != 0)
+            return -1;
+        ws(p);
+        if (*p->s == ',') {
+            p->s++;
+            continue;
+        }
+        if (*p->s++ != '}')
+            return -1;
+        return 0;
+    }
+}
+
+static int frame_field(struct jp *p, const char *key, void *ctx)
+{
+    struct frame *f = ctx;
+    if (strcmp(key, "ip") == 0)
+        return jstr_or_null(p, f->ip, sizeof f->ip);
+    if (strcmp(key, "function") == 0)
+        return jstr_or_null(p, f->func, sizeof f->func);
+    if (strcmp(key, "file") == 0)
+        return jstr_or_null(p, f->file, sizeof f->file);
+    if (strcmp(key, "line") == 0)
+        return jnum(p, &f->line);
+    return jskip(p);
+}
+
+static int report_field(struct jp *p, const char *key, void *ctx)
+{
+    struct report *r = ctx;
+    if (strcmp(key, "class") == 0) {
+        char name[32];
+        if (jstr(p, name, sizeof name) != 0)
+            return -1;
+        r->cls = class_index(name);
+        return r->cls < 0 || strcmp(name, "exception") == 0 ? -1 : 0;
+    }
+    if (strcmp(key, "headline") == 0)
+        return jstr(p, r->headline, sizeof r->headline);
+    if (strcmp(key, "task") == 0)
+        return jstr_or_null(p, r->task, sizeof r->task);
+    if (strcmp(key, "pid") == 0)
+        return jnum(p, &r->pid);
+    if (strcmp(key, "frames") == 0) {
+        ws(p);
+        if (*p->s != '[')
+            return -1;
+        p->s++;
+        ws(p);
+        if (*p->s == ']') {
+            p->s++;
+            return 0;
+        }
+        for (;;) {
+            struct frame f;
+            memset(&f, 0, sizeof f);
+            if (jobject(p, frame_field, &f) != 0)
+                return -1;
+            if (r->nframes < MAX_FRAMES)
+                r->frames[r->nframes++] = f;
+            ws(p);
+            if (*p->s == ',') {
+                p->s++;
+                continue;
+            }
+            if (*p->s++ != ']')
+                return -1;
+            return 0;
+        }
+    }
+    return jskip(p);
+}
+
+static int parse_report(const char *line, struct report *r)
+{
+    struct jp p = {line, 0};
+    memset(r, 0, sizeof *r);
+    r->cls = -1;
+    if (jobject(&p, report_field, r) != 0)
+        return -1;
+    ws(&p);
+    if (*p.s != '\0' || r->cls < 0 || r->headline[0] == '\0')
+        return -1;
+    return 0;
+}
+
+/* ---- collecting --------------------------------------------------------- */
+
+struct reports {
+    struct report *v;
+    size_t n, cap;
+    size_t dropped; /* past MAX_REPORTS */
+    size_t suppressed;
+};
+
+static void read_file(const char *dir, const char *name, struct reports *rs,
+                      char *line)
+{
+    char path[4096 + 512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        cli_warn("check: skipping '%s': not a regular file", name);
+        return;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (f == NULL) {
+        close(fd);
+        return;
+    }
+    long lineno = 0;
+    while (fgets(line, MAX_LINE, f) != NULL) {
+        size_t len = strlen(line);
+        lineno++;
+        if (len > 0 && line[len - 1] == '\n') {
+            line[len - 1] = '\0';
+        } else if (!feof(f)) { /* too long: skip the rest of it */
+            int c;
+            while ((c = fgetc(f)) != EOF && c != '\n')
+                ;
+            cli_warn("check: skipping line %ld of '%s': longer than %d "
+                     "bytes",
+                     lineno, name, MAX_LINE);
+            continue;
+        }
+        if (line[0] == '\0')
+            continue;
+        if (rs->n >= MAX_REPORTS) {
+            rs->dropped++;
+            continue;
+        }
+        if (rs->n == rs->cap) {
+            size_t cap = rs->cap ? rs->cap * 2 : 16;
+            struct report *v = realloc(rs->v, cap * sizeof *v);
+            if (v == NULL) {
+                rs->dropped++;
+                continue;
+            }
+            rs->v = v;
+            rs->cap = cap;
+        }
+        if (parse_report(line, &rs->v[rs->n]) != 0) {
+            cli_warn("check: skipping line %ld of '%s': not a coscope report",
+                     lineno, name);
+            continue;
+        }
+        rs->n++;
+    }
+    fclose(f);
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    long x = atol((*a)->d_name), y = atol((*b)->d_name);
+    return x < y ? -1 : x > y;
+}
+
+static int skip_dots(const struct dirent *d)
+{
+    return d->d_name[0] != '.';
+}
+
+static void collect(const char *dir, struct reports *rs)
+{
+    struct dirent **names;
+    int n = scandir(dir, &names, skip_dots, by_name);
+    if (n < 0) {
+        cli_warn("check: cannot read '%s': %s", dir, strerror(errno));
+        return;
+    }
+    char *line = malloc(MAX_LINE);
+    for (int i = 0; i < n; i++) {
+        if (line != NULL)
+            read_file(dir, names[i]->d_name, rs, line);
+        free(names[i]);
+    }
+    free(names);
+    free(line);
+}
+
+static void remove_dir(const char *dir)
+{
+    struct dirent **names;
+    int n = scandir(dir, &names, skip_dots, NULL);
+    for (int i = 0; i < n; i++) {
+        char path[4096 + 512];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+        unlink(path);
+        free(names[i]);
+    }
+    if (n >= 0)
+        free(names);
+    rmdir(dir);
+}
+
+/* ---- suppressions ------------------------------------------------------- */
+
+static int load_suppressions(const char *path, struct suppression **out,
+                             size_t *count)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return cli_error("check: cannot read suppressions '%s': %s", path,
+                         strerror(errno));
+    struct suppression *v = calloc(MAX_SUPPRESS, sizeof *v);
+    size_t n = 0;
+    char line[512];
+    long lineno = 0;
+    int rc = CLI_OK;
+    if (v == NULL) {
+        fclose(f);
+        return cli_error("check: out of memory");
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        lineno++;
+        line[strcspn(line, "#\r\n")] = '\0';
+        char *s = line, *e;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        e = s + strlen(s);
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            *--e = '\0';
+        if (*s == '\0')
+            continue;
+        char *colon = strchr(s, ':');
+        if (colon == NULL || colon[1] == '\0') {
+            rc = cli_error("check: '%s' line %ld: want 'class:function'",
+                           path, lineno);
+            break;
+        }
+        *colon = '\0';
+        int cls = strcmp(s, "*") == 0 ? -1 : class_index(s);
+        if (cls < 0 && strcmp(s, "*") != 0) {
+            rc = cli_error("check: '%s' line %ld: unknown class '%s'", path,
+                           lineno, cli_sanitize(s));
+            break;
+        }
+        if (n == MAX_SUPPRESS) {
+            rc = cli_error("check: '%s': more than %d suppressions", path,
+                           MAX_SUPPRESS);
+            break;
+        }
+        v[n].cls = cls;
+        snprintf(v[n].func, sizeof v[n].func, "%s", colon + 1);
+        n++;
+    }
+    if (rc == CLI_OK && ferror(f))
+        rc = cli_error("check: cannot read suppressions '%s': %s", path,
+                       strerror(errno));
+    fclose(f);
+    if (rc != CLI_OK) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *count = n;
+    return CLI_OK;
+}
+
+static int suppressed(const struct report *r, const struct suppression *s,
+                      size_t ns)
+{
+    for (size_t i = 0; i < ns; i++) {
+        if (s[i].cls >= 0 && s[i].cls != r->cls)
+            continue;
+        for (int k = 0; k < r->nframes; k++)
+            if (r->frames[k].func[0] != '\0' &&
+                fnmatch(s[i].func, r->frames[k].func, 0) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+/* The frame to blame: the innermost one with a source file that is not
+ * the interposer or the C library (relative paths like ../sysdeps). */
+static const struct frame *culprit(const struct report *r)
+{
+    for (int k = 0; k < r->nframes; k++) {
+        const char *file = r->frames[k].file;
+        size_t n = strlen(file);
+        if (file[0] == '\0' || r->frames[k].line <= 0 ||
+            strncmp(file, "../", 3) == 0 ||
+            (n >= 11 && strcmp(file + n - 11, "interpose.c") == 0))
+            continue;
+        return &r->frames[k];
+    }
+    for (int k = 0; k < r->nframes; k++)
+        if (r->frames[k].file[0] != '\0' && r->frames[k].line > 0)
+            return &r->frames[k];
+    return NULL;
+}
+
+static void text_frame(FILE *f, int k, const struct frame *fr,
+                       const char *indent)
+{
+    fprintf(f, "%s#%-2d %s", indent, k, fr->ip[0] ? fr->ip : "?");
+    if (fr->func[0])
+        fprintf(f, " in %s", fr->func);
+    if (fr->file[0])
+        fprintf(f, " (%s:%ld)", fr->file, fr->line);
+    fputc('\n', f);
+}
+
+static void out_text(FILE *f, const struct reports *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct report *r = &rs->v[i];
+        fprintf(f, "coscope: %s\n", r->headline);
+        fprintf(f, "  %s in process %ld", class_names[r->cls], r->pid);
+        if (r->task[0])
+            fprintf(f, ", task '%s'", r->task);
+        fputs(r->failing ? "\n" : " (not failing)\n", f);
+        for (int k = 0; k < r->nframes; k++)
+            text_frame(f, k, &r->frames[k], "    ");
+        if (r->nframes == 0)
+            fputs("    (no stack)\n", f);
+    }
+}
+
+static void json_frames(FILE *f, const struct report *r)
+{
+    fputc('[', f);
+    for (int k = 0; k < r->nframes; k++) {
+        const struct frame *fr = &r->frames[k];
+        fprintf(f, "%s{\"ip\":", k ? "," : "");
+        cli_json_str(f, fr->ip);
+        fputs(",\"function\":", f);
+        if (fr->func[0])
+            cli_json_str(f, fr->func);
+        else
+            fputs("null", f);
+        fputs(",\"file\":", f);
+        if (fr->file[0])
+            cli_json_str(f, fr->file);
+        else
+            fputs("null", f);
+        fprintf(f, ",\"line\":%ld}", fr->line);
+    }
+    fputc(']', f);
+}
+
+static void out_json(FILE *f, const struct reports *rs, char **cmd,
+                     int cmd_status, size_t failing)
+{
+    fputs("{\"command\":[", f);
+    for (int i = 0; cmd[i]; i++) {
+        fputs(i ? "," : "", f);
+        cli_json_str(f, cmd[i]);
+    }
+    fprintf(f, "],\"exit_status\":%d,\"failing\":%zu,\"suppressed\":%zu,"
+               "\"reports\":[",
+            cmd_status, failing, rs->suppressed);
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct report *r = &rs->v[i];
+        fprintf(f, "%s\n{\"class\":\"%s\",\"failing\":%s,\"headline\":",
+                i ? "," : "", class_names[r->cls],
+                r->failing ? "true" : "false");
+        cli_json_str(f, r->headline);
+        fputs(",\"task\":", f);
+        if (r->task[0])
+            cli_json_str(f, r->task);
+        else
+            fputs("null", f);
+        fprintf(f, ",\"pid\":%ld,\"frames\":", r->pid);
+        json_frames(f, r);
+        fputc('}', f);
+    }
+    fputs("]}\n", f);
+}
+
+static void xml_str(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static void out_junit(FILE *f, const struct reports *rs, size_t failing)
+{
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<testsuites>\n"
+               "<testsuite name=\"coscope check\" tests=\"%zu\" "
+               "failures=\"%zu\" errors=\"0\" skipped=\"0\">\n",
+            failing ? failing : 1, failing);
+    if (failing == 0)
+        fputs("<testcase classname=\"coscope\" name=\"no failing "
+              "reports\"/>\n",
+              f);
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct report *r = &rs->v[i];
+        const struct frame *c = culprit(r);
+        char where[400] = "";
+        if (!r->failing)
+            continue;
+        if (c != NULL)
+            snprintf(where, sizeof where, " at %s:%ld", c->file, c->line);
+        fprintf(f, "<testcase classname=\"coscope.%s\" name=\"",
+                class_names[r->cls]);
+        xml_str(f, r->headline);
+        if (c != NULL) {
+            fputs("\" file=\"", f);
+            xml_str(f, c->file);
+            fprintf(f, "\" line=\"%ld", c->line);
+        }
+        fputs("\">\n<failure type=\"", f);
+        fputs(class_names[r->cls], f);
+        fputs("\" message=\"", f);
+        xml_str(f, r->headline);
+        xml_str(f, where);
+        fputs("\">", f);
+        char head[64];
+        snprintf(head, sizeof head, "process %ld\n", r->pid);
+        xml_str(f, head);
+        for (int k = 0; k < r->nframes; k++) {
+            char line[600];
+            const struct frame *fr = &r->frames[k];
+            snprintf(line, sizeof line, "#%d %s%s%s", k, fr->ip,
+                     fr->func[0] ? " in " : "", fr->func);
+            xml_str(f, line);
+            if (fr->file[0]) {
+                snprintf(line, sizeof line, " (%s:%ld)", fr->file, fr->line);
+                xml_str(f, line);
+            }
+            fputc('\n', f);
+        }
+        fputs("</failure>\n</testcase>\n", f);
+    }
+    fputs("</testsuite>\n</testsuites>\n", f);
+}
+
+/* A file path as a URI reference: absolute paths as file:// URIs. */
+static void sarif_uri(FILE *f, const char *path)
+{
+    static const char keep[] = "/-._~";
+    char buf[1024];
+    size_t n = 0;
+    if (path[0] == '/')
+        n = (size_t)snprintf(buf, sizeof buf, "file://");
+    for (const unsigned char *s = (const unsigned char *)path;
+         *s && n + 4 < sizeof buf; s++) {
+        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+            (*s >= '0' && *s <= '9') || (*s && strchr(keep, *s)))
+            buf[n++] = (char)*s;
+        else
+            n += (size_t)snprintf(buf + n, 4, "%%%02X", *s);
+    }
+    buf[n] = '\0';
+    cli_json_str(f, buf);
+}
+
+static void out_sarif(FILE *f, const struct reports *rs)
+{
+    fprintf(f, "{\"$schema\":\"https://json.schemastore.org/sarif-2.1.0."
+               "json\",\"version\":\"2.1.0\",\"runs\":[{\"tool\":{"
+               "\"driver\":{\"name\":\"coscope\",\"version\":\"%s\","
+               "\"informationUri\":\"https://github.com/coscope/coscope\","
+               "\"rules\":[",
+            COSCOPE_VERSION);
+    for (int i = 0; i < NCLASS; i++)
+        fprintf(f, "%s{\"id\":\"%s\",\"shortDescription\":{\"text\":"
+                   "\"coscope agent report: %s\"}}",
+                i ? "," : "", class_names[i], class_names[i]);
+    fputs("]}},\"results\":[", f);
+    for (size_t i = 0; i < rs->n; i++) {
+        const struct report *r = &rs->v[i];
+        const struct frame *c = culprit(r);
+        fprintf(f, "%s\n{\"ruleId\":\"%s\",\"ruleIndex\":%d,\"level\":\"%s\","
+                   "\"message\":{\"text\":",
+                i ? "," : "", class_names[r->cls], r->cls,
+                r->failing ? "error" : "warning");
+        cli_json_str(f, r->headline);
+        fputs("}", f);
+        if (c != NULL) {
+            fputs(",\"locations\":[{\"physicalLocation\":{"
+                  "\"artifactLocation\":{\"uri\":",
+                  f);
+            sarif_uri(f, c->file);
+            fprintf(f, "},\"region\":{\"startLine\":%ld}}", c->line);
+            if (c->func[0]) {
+                fputs(",\"logicalLocations\":[{\"name\":", f);
+                cli_json_str(f, c->func);
+                fputs(",\"kind\":\"function\"}]", f);
+            }
+            fputs("}]", f);
+        }
+        fprintf(f, ",\"properties\":{\"pid\":%ld", r->pid);
+        if (r->task[0]) {
+            fputs(",\"task\":", f);
+            cli_json_str(f, r->task);
+        }
+        fputs(",\"frames\":", f);
+        json_frames(f, r);
+        fputs("}}", f);
+    }
+    fputs("]}]}\n", f);
+}
+
+/* ---- the command -------------------------------------------------------- */
+
+enum { FMT_TEXT, FMT_JSON, FMT_JUNIT, FMT_SARIF };
+
+static int parse_fail_on(const char *v, unsigned *mask)
+{
+    char buf[256], *save = NULL;
+    if (strlen(v) >= sizeof buf)
+        return cli_error("check: --fail-on list too long");
+    snprintf(buf, sizeof buf, "%s", v);
+    *mask = 0;
+    for (char *w = strtok_r(buf, ",", &save); w;
+         w = strtok_r(NULL, ",", &save)) {
+        if (strcmp(w, "all") == 0) {
+            *mask = (1u << NCLASS) - 1;
+            continue;
+        }
+        int k = class_index(w);
+        if (k < 0)
+            return cli_error("check: unknown report class '%s' in --fail-on "
+                             "(see 'coscope help check')",
+                             cli_sanitize(w));
+        *mask |= 1u << k;
+    }
+    return CLI_OK;
+}
+
+int cmd_check(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"fail-on", required_argument, NULL, 'F'},
+        {"format", required_argument, NULL, 'f'},
+        {"output", required_argument, NULL, 'o'},
+        {"suppress", required_argument, NULL, 's'},
+        {"preload", no_argument, NULL, 'p'},
+        {"no-preload", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    unsigned fail_mask = (1u << NCLASS) - 1;
+    int c, fmt = FMT_TEXT, preload = 1;
+    const char *out_path = NULL, *supp_path = NULL;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            return fputs(cmd_check_usage, stdout), CLI_OK;
+        case 'F':
+            if (parse_fail_on(optarg, &fail_mask) != CLI_OK)
+                return CLI_ERROR;
+            break;
+        case 'f':
+            if (strcmp(optarg, "text") == 0)
+                fmt = FMT_TEXT;
+            else if (strcmp(optarg, "json") == 0)
+                fmt = FMT_JSON;
+            else if (strcmp(optarg, "junit") == 0)
+                fmt = FMT_JUNIT;
+            else if (strcmp(optarg, "sarif") == 0)
+                fmt = FMT_SARIF;
+            else
+                return cli_error("check: unknown format '%s' (text, json, "
+                                 "junit or sarif)",
+                                 cli_sanitize(optarg));
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        case 's':
+            supp_path = optarg;
+            break;
+        case 'p':
+            preload = 1;
+            break;
+        case 'n':
+            preload = 0;
+            break;
+        default:
+            return cli_bad_option("check", argv, optind, optopt);
+        }
+    }
+    if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
+        return cli_error("check: put '--' before the command (coscope check "
+                         "-- %s ...)",
+                         argv[optind]);
+    if (optind >= argc)
+        return cli_error("check: missing '-- <command>' (see 'coscope help "
+                         "check')");
+
+    struct suppression *supp = NULL;
+    size_t nsupp = 0;
+    if (supp_path != NULL &&
+        load_suppressions(supp_path, &supp, &nsupp) != CLI_OK)
+        return CLI_ERROR;
+    const char *lib = NULL;
+    if (preload && (lib = cli_preload_path()) == NULL) {
+        free(supp);
+        return cli_error("check: cannot find libcoscope-preload.so (set "
+                         "COSCOPE_PRELOAD, or use --no-preload)");
+    }
+    /* the output file is opened first: a bad path costs no run */
+    FILE *out = stdout;
+    if (out_path != NULL && (out = fopen(out_path, "we")) == NULL) {
+        free(supp);
+        return cli_error("check: cannot write '%s': %s", out_path,
+                         strerror(errno));
+    }
+
+    char dir[4096];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/coscope-check.XXXXXX",
+             tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        int e = errno;
+        free(supp);
+        if (out != stdout)
+            fclose(out);
+        return cli_error("check: cannot create a temporary directory: %s",
+                         strerror(e));
+    }
+
+    int status = 0;
+    fflush(stdout);
+    /* a document on stdout must not be mixed with the command's output */
+    int out_to_err = out == stdout && fmt != FMT_TEXT;
+    if (cli_spawn_wait("check", argv + optind, lib, dir, out_to_err,
+                       &status) != CLI_OK) {
+        remove_dir(dir);
+        free(supp);
+        if (out != stdout) {
+            fclose(out);
+            unlink(out_path);
+        }
+        return CLI_ERROR;
+    }
+    int cmd_status = cli_shell_status(status);
+
+    struct reports rs = {0};
+    collect(dir, &rs);
+    remove_dir(dir);
+    if (rs.dropped)
+        cli_warn("check: %zu reports past the first %d were left out",
+                 rs.dropped, MAX_REPORTS);
+
+    size_t kept = 0, failing = 0;
+    for (size_t i = 0; i < rs.n; i++) {
+        if (suppressed(&rs.v[i], supp, nsupp)) {
+            rs.suppressed++;
+            continue;
+        }
+        rs.v[kept] = rs.v[i];
+        rs.v[kept].failing = (fail_mask >> rs.v[kept].cls) & 1;
+        failing += (size_t)rs.v[kept].failing;
+        kept++;
+    }
+    rs.n = kept;
+    free(supp);
+
+    switch (fmt) {
+    case FMT_TEXT: out_text(out, &rs); break;
+    case FMT_JSON: out_json(out, &rs, argv + optind, cmd_status, failing); break;
+    case FMT_JUNIT: out_junit(out, &rs, failing); break;
+    default: out_sarif(out, &rs); break;
+    }
+    free(rs.v);
+    if (out != stdout) {
+        int bad = ferror(out);
+        if (fclose(out) != 0 || bad)
+            return cli_error("check: cannot write '%s': %s", out_path,
+                             strerror(errno));
+    }
+    fprintf(stderr,
+            "coscope: check: %zu report%s (%zu failing, %zu suppressed); "
+            "'%s' exited with status %d\n",
+            kept, kept == 1 ? "" : "s", failing, rs.suppressed,
+            argv[optind], cmd_status);
+    return failing > 0 ? CLI_FINDINGS : cmd_status;
+}

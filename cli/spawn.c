@@ -1,0 +1,131 @@
+/*
+ * spawn.c - running a command under the agent (`coscope run`, `coscope
+ * check`): finding libcoscope-preload.so, starting the command with it in
+ * LD_PRELOAD, waiting for it, and its status as a shell would give it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define PRELOAD_NAME "libcoscope-preload.so"
+
+static int is_file(const char *p)
+{
+    struct stat st;
+    return p[0] != '\0' && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+const char *cli_preload_path(void)
+{
+    static char buf[PATH_MAX + 64];
+    char exe[PATH_MAX];
+    const char *env = getenv("COSCOPE_PRELOAD");
+    if (env != NULL && env[0] != '\0')
+        return is_file(env) ? env : NULL;
+    /* installed: <prefix>/bin/coscope and <prefix>/<libdir>/the library */
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(buf, sizeof buf, "%s/%s/%s", exe,
+                     COSCOPE_PRELOAD_LIBDIR_REL, PRELOAD_NAME);
+            if (is_file(buf))
+                return buf;
+        }
+    }
+#ifdef COSCOPE_PRELOAD_BUILD
+    if (is_file(COSCOPE_PRELOAD_BUILD))
+        return COSCOPE_PRELOAD_BUILD;
+#endif
+    if (is_file(COSCOPE_PRELOAD_INSTALL))
+        return COSCOPE_PRELOAD_INSTALL;
+    return NULL;
+}
+
+int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
+                   const char *report_dir, int out_to_err, int *status)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return cli_error("%s: cannot start '%s': %s", cmd, argv[0],
+                         strerror(errno));
+    pid_t child = fork();
+    if (child < 0) {
+        int e = errno;
+        close(pfd[0]);
+        close(pfd[1]);
+        return cli_error("%s: cannot start '%s': %s", cmd, argv[0],
+                         strerror(e));
+    }
+    if (child == 0) {
+        close(pfd[0]);
+        if (preload != NULL) {
+            const char *old = getenv("LD_PRELOAD");
+            if (old != NULL && old[0] != '\0') {
+                /* theirs first: the ASan runtime must lead */
+                size_t len = strlen(old) + strlen(preload) + 2;
+                char *v = malloc(len);
+                if (v != NULL) {
+                    snprintf(v, len, "%s:%s", old, preload);
+                    setenv("LD_PRELOAD", v, 1);
+                }
+            } else {
+                setenv("LD_PRELOAD", preload, 1);
+            }
+        }
+        if (report_dir != NULL)
+            setenv("COSCOPE_REPORT_DIR", report_dir, 1);
+        if (out_to_err)
+            dup2(2, 1);
+        execvp(argv[0], argv);
+        int e = errno;
+        (void)!write(pfd[1], &e, sizeof e);
+        _exit(127);
+    }
+    close(pfd[1]);
+    int e = 0;
+    ssize_t got;
+    do
+        got = read(pfd[0], &e, sizeof e);
+    while (got < 0 && errno == EINTR);
+    close(pfd[0]);
+    /* like system(): Ctrl-C goes to the command, which decides */
+    struct sigaction ign, oint, oquit;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &ign, &oint);
+    sigaction(SIGQUIT, &ign, &oquit);
+    pid_t r;
+    do
+        r = waitpid(child, status, 0);
+    while (r < 0 && errno == EINTR);
+    sigaction(SIGINT, &oint, NULL);
+    sigaction(SIGQUIT, &oquit, NULL);
+    if (got == (ssize_t)sizeof e)
+        return cli_error("%s: cannot run '%s': %s", cmd, argv[0],
+                         strerror(e));
+    if (r < 0)
+        return cli_error("%s: cannot wait for '%s': %s", cmd, argv[0],
+                         strerror(errno));
+    return CLI_OK;
+}
+
+int cli_shell_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return CLI_ERROR;
+}
