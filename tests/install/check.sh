@@ -22,3 +22,14 @@ cmake --build "$tmp/cb" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$tmp/cb/consumer_shared"
 "$tmp/cb/consumer_static"
 echo "find_package consumer (shared, static): ok"
+
+# `coscope run` finds the installed interposer next to the installed binary
+# (../lib...), not the build tree's.
+if [ -x "$tmp/prefix/bin/coscope" ]; then
+  got=$("$tmp/prefix/bin/coscope" run -- sh -c 'echo "$LD_PRELOAD"')
+  case $got in
+  "$libdir/libcoscope-preload.so"|"$tmp/prefix/bin/../${libdir#$tmp/prefix/}/libcoscope-preload.so") ;;
+  *) echo "FAIL: coscope run preloaded '$got', want the installed library" >&2; exit 1 ;;
+  esac
+  echo "coscope run, installed interposer: ok"
+fi
