@@ -46,6 +46,9 @@ if [ -x "$build/bench/bench_trace" ]; then
   run trace "$build/bench/bench_trace" "$@"
   run agent "$build/bench/bench_trace" --agent "$@"
 fi
+if [ -x "$build/cli/coscope" ] && [ -x "$build/bench/cli_target" ]; then
+  run cli sh "$here/bench_cli.sh" "$build" "$@"
+fi
 
 echo
 awk -F '\t' '
