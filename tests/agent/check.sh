@@ -154,8 +154,10 @@ cpu_loop)
     skip "libcoscope has no trace segment to take steps from: no watchdog"
   run "$buggy" cpu-loop; status 0; one
   hasE "coscope: Executing task 'hasher' took 0\.[3-9][0-9]* seconds"
-  hasE "#0 +0x[0-9a-f]+ in checksum\+"
-  hasE "#1 +0x[0-9a-f]+ in hasher\+"
+  # the sample lands anywhere in the loop, sometimes in the clock call that
+  # checksum() makes: the culprit must be in the stack, with its caller
+  hasE "#[0-9]+ +0x[0-9a-f]+ in checksum\+"
+  hasE "#[0-9]+ +0x[0-9a-f]+ in hasher\+"
   ;;
 report_dir)
   # COSCOPE_REPORT_DIR: each report also as one JSON line in DIR/<pid>.jsonl
