@@ -71,6 +71,9 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The standard answer to a flag getopt refused (argv[optind - 1]). */
 int cli_bad_option(const char *cmd, char **argv, int optind, int optopt);
+/* For commands that run `-- CMD ARGS` (run, check): CLI_OK if argv[optind]
+ * is a command that followed "--", else the error (one line, exit 2). */
+int cli_need_command(const char *cmd, int argc, char **argv, int optind);
 
 /* Parses a process id ("4242"); prints the error and returns CLI_ERROR
  * when s is not one. */

@@ -880,13 +880,8 @@ int cmd_check(int argc, char **argv)
             return cli_bad_option("check", argv, optind, optopt);
         }
     }
-    if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
-        return cli_error("check: put '--' before the command (coscope check "
-                         "-- %s ...)",
-                         argv[optind]);
-    if (optind >= argc)
-        return cli_error("check: missing '-- <command>' (see 'coscope help "
-                         "check')");
+    if (cli_need_command("check", argc, argv, optind) != CLI_OK)
+        return CLI_ERROR;
 
     struct suppression *supp = NULL;
     size_t nsupp = 0;

@@ -51,13 +51,8 @@ int cmd_run(int argc, char **argv)
             return cli_bad_option("run", argv, optind, optopt);
         }
     }
-    if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
-        return cli_error("run: put '--' before the command (coscope run -- "
-                         "%s ...)",
-                         argv[optind]);
-    if (optind >= argc)
-        return cli_error("run: missing '-- <command>' (see 'coscope help "
-                         "run')");
+    if (cli_need_command("run", argc, argv, optind) != CLI_OK)
+        return CLI_ERROR;
     const char *lib = NULL;
     if (preload && (lib = cli_preload_path()) == NULL)
         return cli_error("run: cannot find libcoscope-preload.so (set "

@@ -39,6 +39,18 @@ void cli_warn(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+int cli_need_command(const char *cmd, int argc, char **argv, int optind)
+{
+    if (optind < argc && strcmp(argv[optind - 1], "--") != 0)
+        return cli_error("%s: put '--' before the command (coscope %s -- "
+                         "%s ...)",
+                         cmd, cmd, argv[optind]);
+    if (optind >= argc)
+        return cli_error("%s: missing '-- <command>' (see 'coscope help %s')",
+                         cmd, cmd);
+    return CLI_OK;
+}
+
 int cli_bad_option(const char *cmd, char **argv, int optind, int optopt)
 {
     const char *arg = optind > 0 ? argv[optind - 1] : "";
