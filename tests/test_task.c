@@ -17,7 +17,6 @@ static int setup(void **state)
     return 0;
 }
 
-/* Runs fn as the main task and fails the test if anything went wrong. */
 static void *return_arg(void *arg)
 {
     return arg;
