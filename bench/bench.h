@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* Options common to every bench. */
@@ -100,6 +101,23 @@ static inline const char *bench_fmt(char *buf, size_t n, const char *fmt, ...)
     vsnprintf(buf, n, fmt, ap);
     va_end(ap);
     return buf;
+}
+
+
+/* CPU time (ns) process pid has used so far, from /proc/PID/schedstat, or
+ * -1: the steadier figure for a server on a shared machine. */
+static inline int64_t bench_cpu_ns(pid_t pid)
+{
+    char path[64];
+    long long ns = -1;
+    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%lld", &ns) != 1)
+            ns = -1;
+        fclose(f);
+    }
+    return ns;
 }
 
 #endif

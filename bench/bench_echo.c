@@ -252,20 +252,6 @@ static int stop_server(server *s)
 }
 
 /* CPU time the server's (only) thread has run, in ns, from schedstat. */
-static int64_t server_cpu_ns(pid_t pid)
-{
-    char path[64];
-    long long ns = -1;
-    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (fscanf(f, "%lld", &ns) != 1)
-            ns = -1;
-        fclose(f);
-    }
-    return ns;
-}
-
 static void watchdog(int sig)
 {
     (void)sig;
@@ -474,9 +460,9 @@ static double slice(const server *srv, int conns, long ms, tally *t)
 {
     long requests = 0;
     int64_t ns = 0;
-    int64_t cpu0 = server_cpu_ns(srv->pid);
+    int64_t cpu0 = bench_cpu_ns(srv->pid);
     int rc = drive(srv->port, conns, ms, &requests, &ns);
-    int64_t cpu1 = server_cpu_ns(srv->pid);
+    int64_t cpu1 = bench_cpu_ns(srv->pid);
     if (rc != 0) {
         fprintf(stderr, "%s: a connection to the %s server failed\n", prog,
                 srv->name);

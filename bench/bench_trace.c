@@ -252,20 +252,6 @@ static int connect_to(int port)
 
 /* CPU time the (single-threaded) server has used, ns: the first field of
  * /proc/PID/schedstat.  Steadier than requests/s on a shared machine. */
-static int64_t cpu_ns(pid_t pid)
-{
-    char path[64];
-    long long v = -1;
-    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (fscanf(f, "%lld", &v) != 1)
-            v = -1;
-        fclose(f);
-    }
-    return v;
-}
-
 /* conns connections, one request in flight on each, for ms; req/s, and
  * the requests served in *count. */
 static double drive(int port, int conns, long ms, long *count_out)
@@ -378,9 +364,9 @@ echo:
             for (int k = 0; k < 2; k++) {
                 int s = (k + rep) % 2; /* alternate which goes first */
                 long count = 0;
-                int64_t c0 = cpu_ns(servers[s]);
+                int64_t c0 = bench_cpu_ns(servers[s]);
                 double rps = drive(port[s], conn_counts[c], ms, &count);
-                int64_t c1 = cpu_ns(servers[s]);
+                int64_t c1 = bench_cpu_ns(servers[s]);
                 double per = count > 0 && c0 >= 0 && c1 >= c0
                                  ? (double)(c1 - c0) / (double)count : 0;
                 printf("  echo rep %d, %d conn, %s: %.0f req/s, %.0f ns of "
