@@ -231,7 +231,6 @@ struct cs__loop {
      * and the thread's previous one, restored at the end */
     void *altstack;
     stack_t old_altstack;
-    bool stopping;          /* main ended; cancelling the rest */
 };
 
 /* Waitable objects (lock, event, semaphore, queue) start with their trace

@@ -150,7 +150,6 @@ static void cs__report_pending(cs__loop *loop)
  * cannot finish, they are abandoned. */
 static void cs__loop_shutdown(cs__loop *loop)
 {
-    loop->stopping = true;
     for (int round = 0; round < 3 && loop->ntasks; round++) {
         cs__cancel_all(loop);
         if (cs__loop_run_until(loop, cs__all_done) == 0)
