@@ -80,7 +80,7 @@ typedef struct cs__seg {
     uint64_t stacks_size;
     uint8_t *rings;         /* first ring */
     uint64_t ring_stride;
-    char path[64];          /* /dev/shm/coscope.<pid> */
+    char path[4096];        /* /dev/shm/coscope.<pid>, or cfg->dir's */
 } cs__seg;
 extern cs__seg cs__seg_g;
 

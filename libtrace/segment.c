@@ -259,8 +259,14 @@ int cs__trace_start_with(const cs__trace_config *cfg)
     cs_seg_header h;
     memset(&h, 0, sizeof h);
     layout(&h, cfg);
-    snprintf(cs__seg_g.path, sizeof cs__seg_g.path, "%s/%s%d",
-             cfg->dir ? cfg->dir : CS_SEG_DIR, CS_SEG_PREFIX, (int)getpid());
+    /* A truncated path could name cfg->dir itself, or another file. */
+    int len = snprintf(cs__seg_g.path, sizeof cs__seg_g.path, "%s/%s%d",
+                       cfg->dir ? cfg->dir : CS_SEG_DIR, CS_SEG_PREFIX,
+                       (int)getpid());
+    if (len < 0 || (size_t)len >= sizeof cs__seg_g.path) {
+        cs__seg_g.path[0] = '\0';
+        return -ENAMETOOLONG;
+    }
     int fd = create_file(cs__seg_g.path, h.segment_size);
     if (fd < 0) {
         cs__seg_g.path[0] = '\0';

@@ -359,6 +359,49 @@ static void test_trace_segment_replaces_dead_namesake(void **state)
     cs_trace_close(t);
 }
 
+/* cfg->dir of any length up to PATH_MAX: the segment is made in it, named
+ * for our pid; a longer one is refused rather than cut short (a cut path
+ * could name the directory itself). */
+static void test_trace_segment_in_long_directory(void **state)
+{
+    (void)state;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/%s", tl_tmpdir(),
+             "a-directory-name-long-enough-to-push-the-path-past-64-bytes");
+    assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    cs__trace_config cfg;
+    cs__trace_config_env(&cfg);
+    cfg.enabled = 1;
+    cfg.ring_kb = 4;
+    cfg.rings = 1;
+    cfg.task_slots = 16;
+    cfg.strings_kb = 16;
+    cfg.stacks_kb = 16;
+    cfg.record = NULL;
+    cfg.flight = NULL;
+    cfg.dir = dir;
+    assert_code(cs__trace_start_with(&cfg), 0);
+    char want[2048];
+    snprintf(want, sizeof want, "%s/coscope.%d", dir, (int)getpid());
+    assert_string_equal(cs__trace_segment_path(), want);
+    cs_trace *t = NULL;
+    assert_code(cs_trace_open_segment(want, &t), 0);
+    cs_trace_close(t);
+    cs__trace_stop();
+    assert_int_equal(access(want, F_OK), -1);
+
+    char *huge = malloc(PATH_MAX + 16);
+    assert_non_null(huge);
+    memset(huge, 'x', PATH_MAX + 15);
+    huge[0] = '/';
+    huge[PATH_MAX + 15] = '\0';
+    cfg.dir = huge;
+    assert_code(cs__trace_start_with(&cfg), -ENAMETOOLONG);
+    assert_int_equal(cs__trace_active(), 0);
+    free(huge);
+    rmdir(dir);
+}
+
 /* Child: starts tracing, says so on fd, then emits until killed. */
 static void child_writer(int fd, int forever)
 {
@@ -484,6 +527,7 @@ static const struct CMUnitTest tests[] = {
                               teardown),
     cmocka_unit_test_teardown(test_trace_segment_off_disables_everything,
                               teardown),
+    cmocka_unit_test_teardown(test_trace_segment_in_long_directory, teardown),
     cmocka_unit_test_teardown(test_trace_segment_replaces_dead_namesake,
                               teardown),
     cmocka_unit_test_teardown(test_trace_segment_stale_after_writer_dies,
