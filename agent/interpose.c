@@ -108,8 +108,9 @@ static bool cs__in_task(const void *caller)
     if (!__atomic_load_n(&cs__resolved, __ATOMIC_ACQUIRE))
         cs__resolve_program();
     /* the runtime's own calls first: a compare, where cs_current_task()
-     * is a call into another object (most wrapped calls are the
-     * runtime's: cs_read's read(), the loop's epoll_wait()) */
+     * is a call into another object (its hot paths make their system
+     * calls directly, runtime/sys.h; the rest, e.g. its mutexes, land
+     * here) */
     if (c >= cs__rt_lo && c < cs__rt_hi)
         return false;
     return cs__current_task && cs__current_task();

@@ -7,6 +7,7 @@
  * through is harmless because we never wait without having seen EAGAIN.
  */
 #include "internal.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -182,14 +183,16 @@ CS_EXTERN ssize_t cs_read(int fd, void *buf, size_t n)
 {
     cs_task *self = cs_current_task();
     cs__io_begin(self, fd);
-    CS__IO_LOOP(self, fd, CS_READABLE, readable, read(fd, buf, n));
+    CS__IO_LOOP(self, fd, CS_READABLE, readable,
+                cs__sys_read(fd, buf, n));
 }
 
 CS_EXTERN ssize_t cs_write(int fd, const void *buf, size_t n)
 {
     cs_task *self = cs_current_task();
     cs__io_begin(self, fd);
-    CS__IO_LOOP(self, fd, CS_WRITABLE, writable, write(fd, buf, n));
+    CS__IO_LOOP(self, fd, CS_WRITABLE, writable,
+                cs__sys_write(fd, buf, n));
 }
 
 CS_EXTERN ssize_t cs_write_all(int fd, const void *buf, size_t n)
@@ -210,7 +213,8 @@ CS_EXTERN int cs_accept(int fd, struct sockaddr *addr, socklen_t *len)
     cs_task *self = cs_current_task();
     cs__io_begin(self, fd);
     CS__IO_LOOP(self, fd, CS_READABLE, readable,
-                accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+                cs__sys_accept4(fd, addr, len,
+                                SOCK_NONBLOCK | SOCK_CLOEXEC));
 }
 
 CS_EXTERN int cs_connect(int fd, const struct sockaddr *addr, socklen_t len)
@@ -220,7 +224,7 @@ CS_EXTERN int cs_connect(int fd, const struct sockaddr *addr, socklen_t len)
     socklen_t elen = sizeof(err);
 
     cs__io_begin(self, fd);
-    if (connect(fd, addr, len) == 0)
+    if (cs__sys_connect(fd, addr, len) == 0)
         return 0;
     if (errno != EINPROGRESS || !self)
         return -errno;

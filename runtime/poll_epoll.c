@@ -7,6 +7,7 @@
  * wake its waiters; the I/O calls clear a flag when they see EAGAIN.
  */
 #include "internal.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -84,7 +85,7 @@ int cs__poll(cs__loop *loop, int64_t timeout_ns)
         ms = INT_MAX;
     else /* round up: waking early would only spin */
         ms = (int)((timeout_ns + 999999) / 1000000);
-    n = epoll_wait(loop->epfd, evs, CS__MAX_EVENTS, ms);
+    n = cs__sys_epoll_wait(loop->epfd, evs, CS__MAX_EVENTS, ms);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
