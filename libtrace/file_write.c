@@ -42,6 +42,7 @@ int cs__fw_header(int fd, const cs_seg_header *live, uint32_t flags)
     memcpy(h.magic, CS_FILE_MAGIC, CS_MAGIC_LEN);
     h.segment_size = 0;
     memset(h.regions, 0, sizeof h.regions);
+    memset(&h.modules, 0, sizeof h.modules); /* chunks carry it instead */
     h.flags = (h.flags & CS_SEG_F_READY) | flags;
     return cs__write_all(fd, &h, sizeof h);
 }
@@ -75,6 +76,32 @@ int cs__fw_table(int fd, unsigned kind, const uint8_t *table, uint64_t from,
         from += n;
     }
     return 0;
+}
+
+int cs__fw_modules(int fd, const cs_module *ent, uint32_t from, uint32_t to,
+                   uint8_t *buf, size_t cap)
+{
+    uint32_t max = (uint32_t)(cap / sizeof *ent);
+    while (from < to) {
+        uint32_t k = to - from < max ? to - from : max;
+        memcpy(buf, ent + from, (size_t)k * sizeof *ent);
+        int err = cs__fw_chunk(fd, CS_CHUNK_MODULES, 0, from, k, buf,
+                               (uint32_t)(k * sizeof *ent));
+        if (err)
+            return err;
+        from += k;
+    }
+    return 0;
+}
+
+/* Committed entries of the writer's module table (0 if it has none). */
+uint32_t cs__modules_count(void)
+{
+    const cs_module_table *m = cs__seg_g.modules;
+    if (m == NULL)
+        return 0;
+    uint32_t n = __atomic_load_n(&m->count, __ATOMIC_ACQUIRE);
+    return n < m->capacity ? n : m->capacity;
 }
 
 int cs__fw_tasks(int fd, const cs_task_slot *tasks, uint64_t n, uint8_t *buf,
@@ -154,6 +181,9 @@ int cs__trace_flight_dump_fd(int fd, uint32_t flags)
         err = cs__fw_table(fd, CS_CHUNK_STACKS, g->stacks, 0,
                            committed(g->stacks, g->stacks_size, ku, 0), stage,
                            STAGE_SIZE);
+    if (!err) /* the table is already built: just its bytes */
+        err = cs__fw_modules(fd, (const cs_module *)(g->modules + 1), 0,
+                             cs__modules_count(), stage, STAGE_SIZE);
     if (!err)
         err = cs__fw_tasks(fd, cs__trace_g.tasks, hwm, stage, STAGE_SIZE);
     for (uint32_t i = 0; !err && i < h->ring_count; i++) {

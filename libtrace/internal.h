@@ -2,8 +2,9 @@
  * internal.h - private to libtrace.  Nothing outside libtrace/ includes it.
  *
  * Files: segment.c (segment lifecycle, rings), tables.c (task slots,
- * strings, stacks), clock.c (trace clock), ring_read.c (the lock-free ring
- * reading protocol, shared by the reader, the recorder and the dump),
+ * strings, stacks), modules.c (module table), clock.c (trace clock),
+ * ring_read.c (the lock-free ring reading protocol, shared by the reader,
+ * the recorder and the dump),
  * file_write.c (trace file chunks, flight recorder), recorder.c (streaming
  * recorder thread), reader.c / reader_file.c (the public reader API),
  * reader_record.c (recording a live segment from another process),
@@ -78,11 +79,23 @@ typedef struct cs__seg {
     uint64_t strings_size;
     uint8_t *stacks;        /* stack table */
     uint64_t stacks_size;
+    cs_module_table *modules; /* module table, NULL when none */
     uint8_t *rings;         /* first ring */
     uint64_t ring_stride;
     char path[4096];        /* /dev/shm/coscope.<pid>, or cfg->dir's */
 } cs__seg;
 extern cs__seg cs__seg_g;
+
+/* ---- modules.c ------------------------------------------------------------ */
+struct dl_phdr_info;
+/* Copies the GNU build id of a loaded object (at most CS_BUILD_ID_MAX
+ * bytes) into out; returns 1 if it has one. */
+int cs__note_build_id(const struct dl_phdr_info *info, uint8_t *out,
+                      uint32_t *len);
+/* Forgets the last walk (a forked child's next segment walks afresh). */
+void cs__modules_reset(void);
+/* Checks one module entry read from hostile input: 1 if usable. */
+int cs__module_ok(const cs_module *m);
 
 /* ---- file_write.c --------------------------------------------------------- */
 /* write() all of it, retrying on EINTR; 0 or -errno.  Signal-safe. */
@@ -98,6 +111,11 @@ int cs__fw_table(int fd, unsigned kind, const uint8_t *table, uint64_t from,
 /* Writes consistent copies of the used task slots as chunks through buf. */
 int cs__fw_tasks(int fd, const cs_task_slot *tasks, uint64_t n, uint8_t *buf,
                  size_t cap);
+/* Writes module entries [from, to) of ent as chunks through buf. */
+int cs__fw_modules(int fd, const cs_module *ent, uint32_t from, uint32_t to,
+                   uint8_t *buf, size_t cap);
+/* Entries committed in this process's module table (0: none). */
+uint32_t cs__modules_count(void);
 /* Drains one ring from *cursor into record chunks through buf. */
 int cs__fw_ring(int fd, uint32_t index, const cs_ring_header *hdr,
                 const cs_record *slot, uint64_t nslots, uint64_t *cursor,
@@ -130,6 +148,8 @@ struct cs_trace {
     uint64_t tasks_off;
     uint64_t strings_off, strings_size;
     uint64_t stacks_off, stacks_size;
+    uint64_t modules_off;    /* module table header, 0: none */
+    uint32_t modules_cap;    /* its capacity, checked against the region */
     /* trace file: tables copied into memory, records indexed */
     int fd;
     uint8_t *strings;        /* file: string table bytes */
@@ -138,6 +158,8 @@ struct cs_trace {
     uint64_t stacks_len;
     cs_task_slot *tasks;     /* file: task snapshot */
     uint32_t ntasks;
+    cs_module *modules;      /* file: module table entries, checked */
+    uint32_t nmodules;
     cs__chunk_ref *chunks;   /* file: records chunks in file order */
     size_t nchunks, chunks_cap;
     uint8_t *scratch;        /* file: one chunk payload */
@@ -163,6 +185,8 @@ int cs__file_open(const char *path, cs_trace **out);
 int cs__file_read(cs_trace *t, uint32_t ring, uint64_t *cursor,
                   cs_trace_event *ev, size_t cap, size_t *n, uint64_t *lost);
 void cs__file_close(cs_trace *t);
+/* Committed entries of a live segment's module table, clamped. */
+uint32_t cs__live_modules_count(cs_trace *t);
 /* Converts a record into the public event form. */
 void cs__event_from_record(const cs_record *r, uint32_t ring,
                            cs_trace_event *ev);

@@ -88,11 +88,37 @@ int cs__header_check(cs_trace *t, const cs_seg_header *h, uint64_t size,
         !region_ok(h, CS_REGION_STRINGS, size, CS_TABLE_FIRST) ||
         !region_ok(h, CS_REGION_STACKS, size, CS_TABLE_FIRST))
         return CS__CORRUPT(t, "region outside the segment");
+    const cs_region_ref *m = &h->modules;
+    if ((m->offset != 0 || m->size != 0) &&
+        (m->offset < h->header_size || m->offset > size ||
+         m->size > size - m->offset || m->size < sizeof(cs_module_table) ||
+         m->offset % 64 != 0))
+        return CS__CORRUPT(t, "module table outside the segment");
     if (h->regions[CS_REGION_RINGS].offset % 64 != 0 ||
         h->regions[CS_REGION_TASKS].offset % 64 != 0 ||
         h->regions[CS_REGION_STRINGS].offset % 8 != 0 ||
         h->regions[CS_REGION_STACKS].offset % 8 != 0)
         return CS__CORRUPT(t, "misaligned region");
+    return 0;
+}
+
+/* Checks the module table's own header against its region; geometry is
+ * taken from here once (the writer sets it before READY). */
+static int modules_check(cs_trace *t)
+{
+    const cs_region_ref *m = &t->hdr.modules;
+    if (m->size == 0)
+        return 0; /* a minor 0 writer: no table */
+    const cs_module_table *mt = at(t, m->offset, sizeof *mt);
+    if (mt == NULL)
+        return CS__CORRUPT(t, "module table outside the segment");
+    uint32_t cap = __atomic_load_n(&mt->capacity, __ATOMIC_RELAXED);
+    uint32_t esz = __atomic_load_n(&mt->entry_size, __ATOMIC_RELAXED);
+    if (esz != sizeof(cs_module) || cap > CS_MODULES_MAX ||
+        sizeof *mt + (uint64_t)cap * sizeof(cs_module) > m->size)
+        return CS__CORRUPT(t, "module table geometry out of range");
+    t->modules_off = m->offset;
+    t->modules_cap = cap;
     return 0;
 }
 
@@ -156,6 +182,8 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
             cs__set_detail(__LINE__, "segment is still being initialised");
             err = -EAGAIN;
         }
+        if (!err)
+            err = modules_check(t);
     }
     if (err) {
         if (map != MAP_FAILED)
@@ -493,4 +521,54 @@ int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
         return -ENOENT;
     int r = cs__stack_copy(tab, len, id, ips, cap);
     return r == CS_TRACE_ECORRUPT ? CS__CORRUPT(t, "bad stack id") : r;
+}
+
+int cs__module_ok(const cs_module *m)
+{
+    size_t len = strnlen(m->path, CS_MODULE_PATH_MAX);
+    return m->build_id_len <= CS_BUILD_ID_MAX && len < CS_MODULE_PATH_MAX &&
+           len == m->path_len && m->start <= m->end;
+}
+
+uint32_t cs__live_modules_count(cs_trace *t)
+{
+    if (t->modules_off == 0)
+        return 0;
+    const cs_module_table *mt = at(t, t->modules_off, sizeof *mt);
+    uint32_t n = mt ? __atomic_load_n(&mt->count, __ATOMIC_ACQUIRE) : 0;
+    return n < t->modules_cap ? n : t->modules_cap;
+}
+
+int cs_trace_module_next(cs_trace *t, uint32_t *iter, cs_trace_module *out)
+{
+    cs_module m;
+    uint32_t i = *iter;
+    if (t->is_file) {
+        if (i >= t->nmodules)
+            return 0;
+        m = t->modules[i]; /* checked when the chunk was read */
+    } else {
+        if (i >= cs__live_modules_count(t))
+            return 0;
+        const cs_module *p =
+            at(t, t->modules_off + sizeof(cs_module_table) +
+                      (uint64_t)i * sizeof m,
+               sizeof m);
+        if (p == NULL)
+            return CS__CORRUPT(t, "module entry outside the segment");
+        memcpy(&m, p, sizeof m); /* committed entries never change */
+        if (!cs__module_ok(&m))
+            return CS__CORRUPT(t, "bad module entry");
+    }
+    (*iter)++;
+    memset(out, 0, sizeof *out);
+    out->base = m.base;
+    out->start = m.start;
+    out->end = m.end;
+    out->flags = m.flags;
+    out->build_id_len = m.build_id_len;
+    memcpy(out->build_id, m.build_id, m.build_id_len);
+    memcpy(out->path, m.path, m.path_len);
+    out->path[m.path_len] = '\0';
+    return 1;
 }

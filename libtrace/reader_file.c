@@ -87,6 +87,30 @@ static int add_tasks(cs_trace *t, const cs_chunk_header *c)
     return 0;
 }
 
+/* Appends module entries; pieces must be contiguous from index 0 and
+ * every entry well formed, so that readers of t->modules need no checks. */
+static int add_modules(cs_trace *t, const cs_chunk_header *c)
+{
+    if ((uint64_t)c->count * sizeof(cs_module) != c->length)
+        return CS__CORRUPT(t, "module chunk length and count disagree");
+    if (c->base != t->nmodules)
+        return CS__CORRUPT(t, "module piece out of order");
+    if ((uint64_t)t->nmodules + c->count > CS_MODULES_MAX)
+        return CS__CORRUPT(t, "too many modules");
+    const cs_module *m = (const cs_module *)t->scratch;
+    for (uint32_t i = 0; i < c->count; i++)
+        if (!cs__module_ok(&m[i]))
+            return CS__CORRUPT(t, "bad module entry");
+    cs_module *p =
+        realloc(t->modules, ((size_t)t->nmodules + c->count + 1) * sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    memcpy(p + t->nmodules, t->scratch, c->length);
+    t->modules = p;
+    t->nmodules += c->count;
+    return 0;
+}
+
 /* The last seq indexed for ring r, 0 if none. */
 static uint64_t ring_last(const cs_trace *t, uint32_t r)
 {
@@ -166,6 +190,7 @@ static int scan(cs_trace *t, uint64_t off, uint64_t size)
                 err = add_table(t, &t->stacks, &t->stacks_len, &c);
                 break;
             case CS_CHUNK_TASKS: err = add_tasks(t, &c); break;
+            case CS_CHUNK_MODULES: err = add_modules(t, &c); break;
             case CS_CHUNK_END: t->complete = 1; break;
             default: break; /* unknown kind from a newer minor: skip */
             }
@@ -228,6 +253,7 @@ void cs__file_close(cs_trace *t)
     free(t->strings);
     free(t->stacks);
     free(t->tasks);
+    free(t->modules);
     free(t->chunks);
     free(t->scratch);
 }

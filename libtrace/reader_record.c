@@ -23,6 +23,7 @@ struct cs_trace_rec {
     uint64_t *cursor;  /* per ring */
     uint64_t str_done; /* string table bytes written */
     uint64_t stk_done; /* stack table bytes written */
+    uint32_t mod_done; /* module entries written */
     uint8_t *buf;      /* REC_BUF staging bytes */
 };
 
@@ -87,6 +88,17 @@ int cs_trace_rec_poll(cs_trace_rec *r)
     if (!err)
         err = rec_table(r, CS_CHUNK_STACKS, t->stacks_off, t->stacks_size,
                         offsetof(cs_seg_header, stacks_used), &r->stk_done);
+    uint32_t mods = cs__live_modules_count(t);
+    if (!err && mods > r->mod_done) {
+        /* Entries are copied unchecked, as tables are: the file's reader
+         * checks every one (reader_file.c). */
+        err = cs__fw_modules(r->fd,
+                             (const cs_module *)(t->map + t->modules_off +
+                                                 sizeof(cs_module_table)),
+                             r->mod_done, mods, r->buf, REC_BUF);
+        if (!err)
+            r->mod_done = mods;
+    }
     for (uint32_t i = 0; !err && i < t->hdr.ring_count; i++) {
         const cs_ring_header *rh =
             (const cs_ring_header *)(t->map + t->rings_off +

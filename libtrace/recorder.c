@@ -33,6 +33,7 @@ static struct {
     uint64_t *cursor;    /* per ring */
     uint64_t str_done;   /* string table bytes written */
     uint64_t stk_done;   /* stack table bytes written */
+    uint32_t mod_done;   /* module entries written */
     uint8_t *buf;
 } rec;
 
@@ -69,6 +70,16 @@ static int drain(void)
         err = flush_table(CS_CHUNK_STACKS, g->stacks, g->stacks_size,
                           __atomic_load_n(&h->stacks_used, __ATOMIC_ACQUIRE),
                           &rec.stk_done);
+    /* Objects dlopen'ed since the last round (one callback if none), so
+     * that stacks through them can be named later. */
+    cs__trace_modules_refresh(0);
+    uint32_t mods = cs__modules_count();
+    if (!err && mods > rec.mod_done) {
+        err = cs__fw_modules(rec.fd, (const cs_module *)(g->modules + 1),
+                             rec.mod_done, mods, rec.buf, REC_BUF);
+        if (!err)
+            rec.mod_done = mods;
+    }
     for (uint32_t i = 0; !err && i < h->ring_count; i++) {
         const cs_ring_header *rh =
             (const cs_ring_header *)(g->rings + i * g->ring_stride);

@@ -83,34 +83,11 @@ static int build_id_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     cs_seg_header *h = arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE)
-            continue;
-        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-        const uint8_t *end = p + ph->p_memsz;
-        while (p + sizeof(ElfW(Nhdr)) <= end) {
-            const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
-            const uint8_t *name = p + sizeof *n;
-            const uint8_t *desc = name + CS__ALIGN(n->n_namesz, 4);
-            const uint8_t *next = desc + CS__ALIGN(n->n_descsz, 4);
-            if (next > end)
-                break;
-            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
-                memcmp(name, "GNU", 4) == 0) {
-                uint32_t len = n->n_descsz > CS_BUILD_ID_MAX
-                                   ? CS_BUILD_ID_MAX : n->n_descsz;
-                memcpy(h->build_id, desc, len);
-                h->build_id_len = len;
-                return 1;
-            }
-            p = next;
-        }
-    }
+    cs__note_build_id(info, h->build_id, &h->build_id_len);
     return 1; /* only the first object: the executable */
 }
 
-/* Lays out the segment: header, strings, stacks, tasks, rings. */
+/* Lays out the segment: header, strings, stacks, tasks, modules, rings. */
 static void layout(cs_seg_header *h, const cs__trace_config *cfg)
 {
     uint64_t slots = 1;
@@ -129,6 +106,11 @@ static void layout(cs_seg_header *h, const cs__trace_config *cfg)
     h->regions[CS_REGION_TASKS].size =
         (uint64_t)cfg->task_slots * sizeof(cs_task_slot);
     off += h->regions[CS_REGION_TASKS].size;
+    off = CS__ALIGN(off, 64);
+    h->modules.offset = off;
+    h->modules.size = sizeof(cs_module_table) +
+                      (uint64_t)CS_MODULES_DEFAULT * sizeof(cs_module);
+    off += h->modules.size;
     h->regions[CS_REGION_RINGS].offset = off;
     h->regions[CS_REGION_RINGS].size = cfg->rings * CS_RING_STRIDE(slots);
     off += h->regions[CS_REGION_RINGS].size;
@@ -227,6 +209,8 @@ static void atfork_child(void)
     cs__trace_g.tasks = NULL;
     cs__trace_g.task_slots = 0;
     cs__seg_g.path[0] = '\0';
+    cs__seg_g.modules = NULL;
+    cs__modules_reset();
     recording = 0;
     have_flight = 0;
     /* Still referenced by stale handles: kept (reachable, so that leak
@@ -302,6 +286,10 @@ int cs__trace_start_with(const cs__trace_config *cfg)
     cs__seg_g.stacks_size = h.regions[CS_REGION_STACKS].size;
     cs__seg_g.rings = cs__seg_g.base + h.regions[CS_REGION_RINGS].offset;
     cs__seg_g.ring_stride = CS_RING_STRIDE(h.ring_slots);
+    cs__seg_g.modules = (cs_module_table *)(cs__seg_g.base + h.modules.offset);
+    cs__seg_g.modules->capacity = CS_MODULES_DEFAULT;
+    cs__seg_g.modules->entry_size = sizeof(cs_module);
+    cs__trace_modules_refresh(1);
     ring_count = h.ring_count;
     map_rings();
     cs__trace_g.task_slots = h.task_slots;
@@ -328,6 +316,8 @@ void cs__trace_stop(void)
 {
     if (cs__seg_g.base == NULL)
         return;
+    /* Objects dlopen'ed since the last refresh, for the files below. */
+    cs__trace_modules_refresh(0);
     if (recording)
         cs__recorder_stop();
     recording = 0;
@@ -386,6 +376,7 @@ cs__trace_ring *cs__trace_ring_acquire(void)
 {
     if (cs__seg_g.base == NULL)
         return NULL;
+    cs__trace_modules_refresh(0); /* a new loop: maybe after a dlopen */
     uint32_t tid = (uint32_t)syscall(SYS_gettid);
     for (uint32_t i = 0; i < ring_count; i++) {
         cs_ring_header *rh = rings[i].hdr;

@@ -88,6 +88,11 @@ cs_seg_header *cs__trace_header(void);
 /* Path of the segment, or "" when there is none. */
 const char *cs__trace_segment_path(void);
 
+/* Adds the objects loaded since the last call to the module table (all of
+ * them when force is set); one callback when nothing changed.  Takes the
+ * loader's lock: never call it from a signal handler. */
+void cs__trace_modules_refresh(int force);
+
 /* ---- rings and events --------------------------------------------------- */
 
 /* A ring for the calling thread, or NULL (tracing off, or all rings taken:

@@ -109,6 +109,16 @@ typedef struct cs_trace_task {
     uint32_t ring;        /* owning loop's ring */
 } cs_trace_task;
 
+/* One object loaded in the writer (module table, format minor 1). */
+typedef struct cs_trace_module {
+    uint64_t base;         /* load bias: runtime address = ELF vaddr + base */
+    uint64_t start, end;   /* runtime range of its PT_LOAD segments */
+    uint32_t flags;        /* CS_MODF_* */
+    uint32_t build_id_len; /* 0 if it has no GNU build id */
+    uint8_t build_id[CS_BUILD_ID_MAX];
+    char path[CS_MODULE_PATH_MAX]; /* NUL-terminated; as the writer saw it */
+} cs_trace_module;
+
 /* Opens the live segment of process pid.  -ENOENT if it has none, -EACCES
  * if it belongs to another user or is not mode 0600, -EAGAIN if it is still
  * being initialised, CS_TRACE_ECORRUPT / CS_TRACE_EVERSION if invalid. */
@@ -163,6 +173,15 @@ CS_TRACE_EXTERN int cs_trace_string(cs_trace *t, uint32_t id, char *buf,
  * a negative code. */
 CS_TRACE_EXTERN int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips,
                                    size_t cap);
+
+/*
+ * Iterates the writer's loaded objects: *iter starts at 0.  Returns 1 with
+ * the next one in *out, 0 at the end (at once for a trace without a module
+ * table: written before format 1.1), or a negative code (a damaged entry
+ * of a live segment).  Later entries win where ranges overlap.
+ */
+CS_TRACE_EXTERN int cs_trace_module_next(cs_trace *t, uint32_t *iter,
+                                         cs_trace_module *out);
 
 /*
  * Is the writer gone?  1 when the segment's pid is not running or runs

@@ -28,6 +28,8 @@
  *   | stack table        |   append-only entries {u32 n; u32 0; u64 ip[n]}
  *   +--------------------+ regions[CS_REGION_TASKS].offset
  *   | task table         |   task_slots x cs_task_slot (128 bytes)
+ *   +--------------------+ modules.offset (minor 1; absent if size 0)
+ *   | module table       |   cs_module_table (64) + capacity x cs_module
  *   +--------------------+ regions[CS_REGION_RINGS].offset
  *   | ring 0             |   cs_ring_header (64 bytes) + ring_slots x 32
  *   | ring 1 ...         |   each ring is CS_RING_STRIDE(ring_slots) bytes
@@ -66,7 +68,9 @@
  *      112   32 build id of the executable (GNU build-id note bytes)
  *      144   64 regions[4]: {u64 offset; u64 size} for rings, tasks,
  *               strings, stacks (CS_REGION_*)
- *      208   48 reserved
+ *      208   16 modules: {u64 offset; u64 size} of the module table
+ *               (minor 1; offset and size 0: no table, e.g. minor 0)
+ *      224   32 reserved
  *      256    8 strings used: bytes of the string table reserved so far
  *      264    8 stacks used: bytes of the stack table reserved so far
  *      272    8 task high-water mark: slots ever handed out (index + 1)
@@ -159,6 +163,38 @@
  * innermost first.  n <= CS_STACK_MAX.  Ids are multiples of 8.
  *
  * ---------------------------------------------------------------------------
+ * Module table (minor 1): every object loaded in the writer (executable,
+ * shared libraries, vdso), from dl_iterate_phdr, so that stack addresses
+ * can be named after the process has exited.  Append-only: an object
+ * dlopen'ed later is added when the writer refreshes the table (at start,
+ * when a ring is acquired, every streaming-recorder round, at exit); an
+ * object unloaded stays listed.  Where entries overlap (a range reused
+ * after dlclose) the later entry wins.
+ *
+ * cs_module_table (64 bytes, at modules.offset)
+ *   OFFSET SIZE DESCRIPTION
+ *        0    4 count: entries committed (store-release after the entry)
+ *        4    4 capacity: entries the region holds
+ *        8    4 entry size (512)
+ *       12    4 reserved
+ *       16    8 dropped: objects not listed because the table was full
+ *       24   40 reserved
+ * then capacity x cs_module; 64 + capacity * 512 <= modules.size.
+ *
+ * cs_module (512 bytes)
+ *   OFFSET SIZE DESCRIPTION
+ *        0    8 base: load bias (dlpi_addr); runtime address = ELF
+ *               virtual address + base
+ *        8    8 start: lowest runtime address of its PT_LOAD segments
+ *       16    8 end: one past the highest (start <= end)
+ *       24    4 build id length (0..32)
+ *       28    2 path length in bytes, without the NUL (< 448)
+ *       30    2 flags (CS_MODF_*)
+ *       32   32 GNU build id
+ *       64  448 path, NUL-terminated (the executable's from
+ *               /proc/self/exe; truncated: CS_MODF_PATH_CUT)
+ *
+ * ---------------------------------------------------------------------------
  * Trace file
  *
  *   cs_seg_header with magic "COSCOPEF", segment_size 0 and regions zeroed
@@ -183,6 +219,10 @@
  *   CS_CHUNK_RECORDS: count records of ring `ring`, seq increasing; a gap
  *     in seq (within or between chunks of a ring) is the number of records
  *     lost before the next one, so received + lost == last seq.
+ *   CS_CHUNK_MODULES (minor 1): count cs_module entries (512 bytes each);
+ *     base is the index of the first; pieces appear in order without
+ *     gaps.  A file without them has no module table (readers older than
+ *     minor 1 skip the kind).
  *   CS_CHUNK_END: empty; written last by a writer that finished cleanly.
  *
  * A file cut anywhere is readable up to its last whole chunk.
@@ -194,7 +234,7 @@
 #include <stdint.h>
 
 #define CS_FORMAT_MAJOR 1
-#define CS_FORMAT_MINOR 0
+#define CS_FORMAT_MINOR 1
 
 #define CS_SEG_MAGIC "COSCOPES"  /* 8 bytes, no NUL */
 #define CS_FILE_MAGIC "COSCOPEF" /* 8 bytes, no NUL */
@@ -218,6 +258,9 @@
 #define CS_CHUNK_MAX (16u << 20) /* payload bytes in one file chunk */
 #define CS_EXE_PATH_MAX 512
 #define CS_BUILD_ID_MAX 32
+#define CS_MODULE_PATH_MAX 448   /* bytes of a module path, with its NUL */
+#define CS_MODULES_MAX 4096      /* entries in a module table */
+#define CS_MODULES_DEFAULT 256   /* entries a writer makes room for */
 
 /* Clock of the ts fields. */
 enum cs_clock_kind {
@@ -229,6 +272,10 @@ enum cs_clock_kind {
 #define CS_SEG_F_READY 0x1u   /* set last when the segment is initialised */
 #define CS_SEG_F_FLIGHT 0x2u  /* trace file dumped by the flight recorder */
 #define CS_SEG_F_CRASH 0x4u   /* ... from a crash signal handler */
+
+/* Module flags (cs_module.flags). */
+#define CS_MODF_EXE 0x1u      /* the main executable */
+#define CS_MODF_PATH_CUT 0x2u /* path truncated: do not open it */
 
 /* Regions located by cs_seg_header.regions[]. */
 enum cs_region {
@@ -349,6 +396,7 @@ enum cs_chunk_kind {
     CS_CHUNK_STACKS = 3,
     CS_CHUNK_TASKS = 4,
     CS_CHUNK_END = 5,
+    CS_CHUNK_MODULES = 6, /* minor 1 */
 };
 
 /* ---- structures --------------------------------------------------------- */
@@ -385,7 +433,8 @@ typedef struct cs_seg_header {
     uint32_t build_id_len;    /* bytes of build_id used */
     uint8_t build_id[CS_BUILD_ID_MAX]; /* GNU build-id of the executable */
     cs_region_ref regions[CS_REGION_COUNT]; /* by enum cs_region */
-    uint8_t reserved0[48];
+    cs_region_ref modules;    /* module table; zero: none (minor 0) */
+    uint8_t reserved0[32];
     /* live counters: atomically updated while the process runs */
     uint64_t strings_used;    /* string table bytes reserved */
     uint64_t stacks_used;     /* stack table bytes reserved */
@@ -454,6 +503,28 @@ typedef struct cs_chunk_header {
     uint32_t header_crc; /* CRC-32 of bytes 0..27 */
 } cs_chunk_header;
 
+/* Head of the module table region. */
+typedef struct cs_module_table {
+    uint32_t count;      /* entries committed; store-release, last */
+    uint32_t capacity;   /* entries the region holds */
+    uint32_t entry_size; /* sizeof(cs_module) */
+    uint32_t reserved0;
+    uint64_t dropped;    /* objects left out: table full */
+    uint64_t reserved1[5];
+} cs_module_table;
+
+/* One loaded object. */
+typedef struct cs_module {
+    uint64_t base;         /* load bias: runtime = ELF vaddr + base */
+    uint64_t start;        /* lowest runtime address of its PT_LOADs */
+    uint64_t end;          /* one past the highest */
+    uint32_t build_id_len; /* bytes of build_id used */
+    uint16_t path_len;     /* strlen(path) */
+    uint16_t flags;        /* CS_MODF_* */
+    uint8_t build_id[CS_BUILD_ID_MAX]; /* GNU build-id note bytes */
+    char path[CS_MODULE_PATH_MAX];     /* NUL-terminated */
+} cs_module;
+
 /* Byte size of one ring (header and slots), a multiple of 64. */
 #define CS_RING_STRIDE(slots)                                               \
     ((uint64_t)sizeof(cs_ring_header) + (uint64_t)(slots) * sizeof(cs_record))
@@ -490,7 +561,8 @@ CS__FMT_AT(cs_seg_header, ring_header_size, 104);
 CS__FMT_AT(cs_seg_header, build_id_len, 108);
 CS__FMT_AT(cs_seg_header, build_id, 112);
 CS__FMT_AT(cs_seg_header, regions, 144);
-CS__FMT_AT(cs_seg_header, reserved0, 208);
+CS__FMT_AT(cs_seg_header, modules, 208);
+CS__FMT_AT(cs_seg_header, reserved0, 224);
 CS__FMT_AT(cs_seg_header, strings_used, 256);
 CS__FMT_AT(cs_seg_header, stacks_used, 264);
 CS__FMT_AT(cs_seg_header, tasks_hwm, 272);
@@ -553,6 +625,23 @@ CS__FMT_AT(cs_chunk_header, base, 16);
 CS__FMT_AT(cs_chunk_header, crc, 24);
 CS__FMT_AT(cs_chunk_header, header_crc, 28);
 _Static_assert(sizeof(cs_chunk_header) == 32, "cs_chunk_header size");
+
+CS__FMT_AT(cs_module_table, count, 0);
+CS__FMT_AT(cs_module_table, capacity, 4);
+CS__FMT_AT(cs_module_table, entry_size, 8);
+CS__FMT_AT(cs_module_table, dropped, 16);
+CS__FMT_AT(cs_module_table, reserved1, 24);
+_Static_assert(sizeof(cs_module_table) == 64, "cs_module_table size");
+
+CS__FMT_AT(cs_module, base, 0);
+CS__FMT_AT(cs_module, start, 8);
+CS__FMT_AT(cs_module, end, 16);
+CS__FMT_AT(cs_module, build_id_len, 24);
+CS__FMT_AT(cs_module, path_len, 28);
+CS__FMT_AT(cs_module, flags, 30);
+CS__FMT_AT(cs_module, build_id, 32);
+CS__FMT_AT(cs_module, path, 64);
+_Static_assert(sizeof(cs_module) == 512, "cs_module size");
 
 _Static_assert(CS_RING_STRIDE(CS_RING_SLOTS_MIN) % 64 == 0, "ring stride");
 

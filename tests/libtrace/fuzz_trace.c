@@ -2,9 +2,9 @@
  * fuzz_trace.c - a libFuzzer-style target for the reader: the input is
  * written out once as a trace file and once as a segment (mode 0600), and
  * both are opened and walked completely (header, every ring, every task,
- * every string and stack an event or task names).  Built with a plain
- * driver (fuzz_driver.c) for ctest; link with -fsanitize=fuzzer and drop
- * the driver to fuzz for real.
+ * every module, every string and stack an event or task names).  Built
+ * with a plain driver (fuzz_driver.c) for ctest; link with
+ * -fsanitize=fuzzer and drop the driver to fuzz for real.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +42,12 @@ static void walk(cs_trace *t)
             }
         }
     }
+    cs_trace_module mod;
+    uint32_t mi = 0;
+    while (cs_trace_module_next(t, &mi, &mod) == 1)
+        if (strlen(mod.path) >= sizeof mod.path ||
+            mod.build_id_len > CS_BUILD_ID_MAX || mod.start > mod.end)
+            abort(); /* the reader let a bad entry through */
     cs_trace_task task;
     uint32_t it = 0;
     while (cs_trace_task_next(t, &it, &task) == 1) {

@@ -2,11 +2,14 @@
  * test_trace_corrupt.c - hostile segments: a valid segment is copied, one
  * field is damaged, and the reader must refuse it with the right code at
  * open, or, for data it reads later, return CS_TRACE_ECORRUPT or clamp:
- * never read outside the mapping (run under ASan to see that).
+ * never read outside the mapping (run under ASan to see that).  Trace
+ * files with damaged module chunks are built chunk by chunk with the
+ * writer's own chunk function, so that only the intended field is wrong.
  */
 #include "tl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -239,6 +242,160 @@ static void test_trace_corrupt_tables(void **state)
     h->tasks_hwm = hwm;
 }
 
+static cs_module_table *mod_table(seg_copy *s)
+{
+    return (cs_module_table *)(s->bytes + hdr(s)->modules.offset);
+}
+
+static cs_module *mod_entry(seg_copy *s, uint32_t i)
+{
+    return (cs_module *)(mod_table(s) + 1) + i;
+}
+
+/* Opens the copy and iterates its modules: the count, or the error. */
+static int count_modules(seg_copy *s)
+{
+    cs_trace *t;
+    assert_code(open_copy(s, s->len, &t), 0);
+    cs_trace_module m;
+    uint32_t it = 0;
+    int n = 0, r;
+    while ((r = cs_trace_module_next(t, &it, &m)) == 1) {
+        assert_true(strlen(m.path) < sizeof m.path);
+        n++;
+    }
+    cs_trace_close(t);
+    return r < 0 ? r : n;
+}
+
+static void test_trace_corrupt_module_table_geometry(void **state)
+{
+    seg_copy *s = *state;
+    uint64_t off = hdr(s)->modules.offset;
+    assert_true(off != 0);
+    EXPECT_OPEN(s, modules.offset, (uint64_t)s->len, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, modules.offset, UINT64_MAX - 8, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, modules.offset, off + 8, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, modules.offset, 64, CS_TRACE_ECORRUPT); /* in the header */
+    EXPECT_OPEN(s, modules.size, UINT64_MAX, CS_TRACE_ECORRUPT);
+    EXPECT_OPEN(s, modules.size, 8, CS_TRACE_ECORRUPT);
+    /* The table's own header must fit its region. */
+    cs_module_table *mt = mod_table(s);
+    uint32_t cap = mt->capacity, esz = mt->entry_size;
+    cs_trace *t;
+    mt->entry_size = 64;
+    assert_code(open_copy(s, s->len, &t), CS_TRACE_ECORRUPT);
+    mt->entry_size = esz;
+    mt->capacity = 0xffffffffu;
+    assert_code(open_copy(s, s->len, &t), CS_TRACE_ECORRUPT);
+    mt->capacity = cap + 1; /* one entry past the region */
+    assert_code(open_copy(s, s->len, &t), CS_TRACE_ECORRUPT);
+    mt->capacity = cap;
+    /* No table at all (a minor 0 writer): opens, lists nothing. */
+    cs_region_ref saved = hdr(s)->modules;
+    memset(&hdr(s)->modules, 0, sizeof saved);
+    assert_int_equal(count_modules(s), 0);
+    hdr(s)->modules = saved;
+    assert_true(count_modules(s) > 0);
+}
+
+static void test_trace_corrupt_module_entries(void **state)
+{
+    seg_copy *s = *state;
+    cs_module_table *mt = mod_table(s);
+    int good = count_modules(s);
+    assert_true(good > 0 && (uint32_t)good == mt->count);
+
+    /* A count past the capacity is clamped to it. */
+    uint32_t count = mt->count;
+    mt->count = 0xffffffffu;
+    assert_int_equal(count_modules(s), (int)mt->capacity);
+    mt->count = count;
+
+    cs_module *m = mod_entry(s, 0), saved = *m;
+    memset(m->path, 'A', sizeof m->path); /* no NUL */
+    m->path_len = sizeof m->path;
+    assert_code(count_modules(s), CS_TRACE_ECORRUPT);
+    *m = saved;
+    m->path_len = (uint16_t)(saved.path_len + 1); /* length and NUL disagree */
+    assert_code(count_modules(s), CS_TRACE_ECORRUPT);
+    *m = saved;
+    m->build_id_len = CS_BUILD_ID_MAX + 1;
+    assert_code(count_modules(s), CS_TRACE_ECORRUPT);
+    *m = saved;
+    m->start = m->end + 1;
+    assert_code(count_modules(s), CS_TRACE_ECORRUPT);
+    *m = saved;
+    assert_int_equal(count_modules(s), good);
+}
+
+/* libtrace's own chunk writers (hidden, linked statically). */
+int cs__fw_header(int fd, const cs_seg_header *live, uint32_t flags);
+int cs__fw_chunk(int fd, unsigned kind, unsigned ring, uint64_t base,
+                 uint32_t count, const void *payload, uint32_t len);
+
+/* Writes a file: header, one module chunk (base, count, n entries of
+ * ent), END; opens it and returns the modules read, *complete set. */
+static int file_modules(seg_copy *s, uint64_t base, uint32_t count,
+                        const cs_module *ent, uint32_t n, int *complete)
+{
+    const char *p = tl_path("mod.cst");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_code(cs__fw_header(fd, hdr(s), 0), 0);
+    if (ent != NULL)
+        assert_code(cs__fw_chunk(fd, CS_CHUNK_MODULES, 0, base, count, ent,
+                                 (uint32_t)(n * sizeof *ent)),
+                    0);
+    assert_code(cs__fw_chunk(fd, CS_CHUNK_END, 0, 0, 0, "", 0), 0);
+    close(fd);
+    cs_trace *t;
+    assert_code(cs_trace_open_file(p, &t), 0);
+    cs_trace_info info;
+    assert_code(cs_trace_info_get(t, &info), 0);
+    *complete = info.complete;
+    cs_trace_module m;
+    uint32_t it = 0;
+    int k = 0, r;
+    while ((r = cs_trace_module_next(t, &it, &m)) == 1)
+        k++;
+    assert_code(r, 0);
+    cs_trace_close(t);
+    return k;
+}
+
+static void test_trace_corrupt_module_chunks(void **state)
+{
+    seg_copy *s = *state;
+    cs_module ent[2] = {*mod_entry(s, 0), *mod_entry(s, 1)};
+    int complete;
+    /* Sound: both entries, and the END after them. */
+    assert_int_equal(file_modules(s, 0, 2, ent, 2, &complete), 2);
+    assert_int_equal(complete, 1);
+    /* No module chunk (an older writer): no modules, still complete. */
+    assert_int_equal(file_modules(s, 0, 0, NULL, 0, &complete), 0);
+    assert_int_equal(complete, 1);
+    /* Each damage stops the scan at the chunk: nothing from it is used. */
+    assert_int_equal(file_modules(s, 3, 2, ent, 2, &complete), 0);
+    assert_int_equal(complete, 0); /* piece out of order */
+    assert_int_equal(file_modules(s, 0, 3, ent, 2, &complete), 0);
+    assert_int_equal(complete, 0); /* count and length disagree */
+    ent[1].build_id_len = 1000;
+    assert_int_equal(file_modules(s, 0, 2, ent, 2, &complete), 0);
+    assert_int_equal(complete, 0);
+    ent[1] = *mod_entry(s, 1);
+    memset(ent[1].path, 'x', sizeof ent[1].path);
+    assert_int_equal(file_modules(s, 0, 2, ent, 2, &complete), 0);
+    assert_int_equal(complete, 0);
+    /* More entries than any table may hold. */
+    uint32_t many = CS_MODULES_MAX + 1;
+    cs_module *big = calloc(many, sizeof *big);
+    assert_non_null(big);
+    assert_int_equal(file_modules(s, 0, many, big, many, &complete), 0);
+    assert_int_equal(complete, 0);
+    free(big);
+}
+
 static void test_trace_corrupt_names_are_total(void **state)
 {
     (void)state;
@@ -268,6 +425,12 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_trace_corrupt_ring_headers, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_trace_corrupt_tables, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_trace_corrupt_module_table_geometry,
+                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(test_trace_corrupt_module_entries, setup,
+                                    teardown),
+    cmocka_unit_test_setup_teardown(test_trace_corrupt_module_chunks, setup,
                                     teardown),
     cmocka_unit_test(test_trace_corrupt_names_are_total),
 };

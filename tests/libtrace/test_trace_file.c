@@ -3,11 +3,14 @@
  * the segment it was taken from; a file cut at any byte reads up to its
  * last whole chunk; a flipped bit never crashes the reader; the streaming
  * recorder (COSCOPE_RECORD) keeps exact loss counts; a crashing child and
- * an exiting child (COSCOPE_FLIGHT) leave a readable file.
+ * an exiting child (COSCOPE_FLIGHT) leave a readable file; the module
+ * table lists every loaded object and goes into every kind of file.
  */
 #include "tl.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,7 +361,158 @@ static void test_trace_file_flight_env_dumps_at_exit(void **state)
     free(path);
 }
 
+/* Every module of t, in order, into a malloc'd array. */
+static cs_trace_module *modules_of(cs_trace *t, uint32_t *n)
+{
+    cs_trace_module *v = NULL;
+    uint32_t it = 0;
+    int r;
+    *n = 0;
+    for (;;) {
+        v = realloc(v, (*n + 1) * sizeof *v);
+        assert_non_null(v);
+        r = cs_trace_module_next(t, &it, &v[*n]);
+        if (r != 1)
+            break;
+        (*n)++;
+    }
+    assert_code(r, 0);
+    return v;
+}
+
+/* The module whose range holds addr, or NULL. */
+static const cs_trace_module *module_at(const cs_trace_module *v, uint32_t n,
+                                        uintptr_t addr)
+{
+    const cs_trace_module *hit = NULL;
+    for (uint32_t i = 0; i < n; i++)
+        if (addr >= v[i].start && addr < v[i].end)
+            hit = &v[i]; /* the later entry wins */
+    return hit;
+}
+
+static int count_loaded(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_LOAD) {
+            (*(uint32_t *)arg)++;
+            break;
+        }
+    return 0;
+}
+
+static void test_trace_file_modules_in_segment_and_dump(void **state)
+{
+    (void)state;
+    tl_start(4, 1);
+    cs_trace *live = tl_open_self(), *file = NULL;
+    cs_trace_info info;
+    assert_code(cs_trace_info_get(live, &info), 0);
+    assert_int_equal(info.version_minor, CS_FORMAT_MINOR);
+    uint32_t n, loaded = 0;
+    cs_trace_module *v = modules_of(live, &n);
+    dl_iterate_phdr(count_loaded, &loaded);
+    assert_int_equal(n, loaded);
+    /* The executable: first, flagged, its build id and path the header's. */
+    const cs_trace_module *exe = module_at(v, n, (uintptr_t)&modules_of);
+    assert_non_null(exe);
+    assert_ptr_equal(exe, &v[0]);
+    assert_true(exe->flags & CS_MODF_EXE);
+    assert_string_equal(exe->path, info.exe_path);
+    assert_int_equal(exe->build_id_len, info.build_id_len);
+    assert_memory_equal(exe->build_id, info.build_id, info.build_id_len);
+    /* A shared library: the path and load bias the loader reports. */
+    Dl_info dl;
+    assert_true(dladdr((void *)&dl_iterate_phdr, &dl) != 0);
+    const cs_trace_module *lib =
+        module_at(v, n, (uintptr_t)(void *)&dl_iterate_phdr);
+    assert_non_null(lib);
+    assert_false(lib->flags & CS_MODF_EXE);
+    assert_string_equal(lib->path, dl.dli_fname);
+    assert_int_equal(lib->start, (uintptr_t)dl.dli_fbase);
+
+    /* The flight dump carries the same table. */
+    const char *path = tl_path("modules.cst");
+    assert_code(cs__trace_flight_dump(path, 0), 0);
+    assert_code(cs_trace_open_file(path, &file), 0);
+    uint32_t fn;
+    cs_trace_module *fv = modules_of(file, &fn);
+    assert_int_equal(fn, n);
+    assert_memory_equal(fv, v, n * sizeof *v);
+    free(fv);
+    free(v);
+    cs_trace_close(file);
+    cs_trace_close(live);
+}
+
+/* A library this process has not loaded yet, or NULL. */
+static const char *unloaded_library(void)
+{
+    static const char *const names[] = {"libresolv.so.2", "libutil.so.1",
+                                        "libanl.so.1", "libz.so.1",
+                                        "libm.so.6"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        void *h = dlopen(names[i], RTLD_NOW | RTLD_NOLOAD);
+        if (h != NULL) {
+            dlclose(h);
+            continue;
+        }
+        h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        if (h != NULL) {
+            dlclose(h);
+            return names[i];
+        }
+    }
+    return NULL;
+}
+
+static void test_trace_file_modules_dlopen_refreshed(void **state)
+{
+    (void)state;
+    const char *name = unloaded_library();
+    if (name == NULL)
+        skip();
+    const char *path = tl_path("dlopen.cst");
+    cs__trace_config cfg;
+    cs__trace_config_env(&cfg);
+    cfg.enabled = 1;
+    cfg.ring_kb = 4;
+    cfg.rings = 1;
+    cfg.task_slots = 64;
+    cfg.strings_kb = 16;
+    cfg.stacks_kb = 16;
+    cfg.record = path;
+    cfg.flight = NULL;
+    assert_code(cs__trace_start_with(&cfg), 0);
+    cs_trace *live = tl_open_self();
+    uint32_t n0, n1;
+    free(modules_of(live, &n0));
+    void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(h);
+    cs__trace_modules_refresh(0);
+    cs_trace_module *v = modules_of(live, &n1);
+    assert_int_equal(n1, n0 + 1);
+    assert_non_null(strstr(v[n0].path, name));
+    free(v);
+    cs_trace_close(live);
+    cs__trace_stop(); /* the recorder's last round and END */
+    dlclose(h);
+
+    cs_trace *t = NULL;
+    assert_code(cs_trace_open_file(path, &t), 0);
+    v = modules_of(t, &n1);
+    assert_int_equal(n1, n0 + 1);
+    assert_non_null(strstr(v[n0].path, name));
+    free(v);
+    cs_trace_close(t);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_teardown(test_trace_file_modules_in_segment_and_dump,
+                              teardown),
+    cmocka_unit_test_teardown(test_trace_file_modules_dlopen_refreshed,
+                              teardown),
     cmocka_unit_test_teardown(test_trace_file_flight_dump_matches_segment,
                               teardown),
     cmocka_unit_test_teardown(

@@ -39,7 +39,8 @@ cs_trace_event *tl_read_all(cs_trace *t, uint32_t r, uint64_t *cursor,
                             size_t *n, uint64_t *lost)
 {
     size_t cap = 1024, got;
-    cs_trace_event *ev = malloc(cap * sizeof *ev);
+    /* Zeroed, so that tests may compare events (padding too) as bytes. */
+    cs_trace_event *ev = calloc(cap, sizeof *ev);
     assert_non_null(ev);
     *n = 0;
     for (;;) {
@@ -47,6 +48,7 @@ cs_trace_event *tl_read_all(cs_trace *t, uint32_t r, uint64_t *cursor,
             cap *= 2;
             ev = realloc(ev, cap * sizeof *ev);
             assert_non_null(ev);
+            memset(ev + cap / 2, 0, cap / 2 * sizeof *ev);
         }
         assert_code(cs_trace_read(t, r, cursor, ev + *n, cap - *n, &got, lost),
                     0);
