@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -679,16 +680,64 @@ static void xml_str(FILE *f, const char *s)
     }
 }
 
-static void out_junit(FILE *f, const struct reports *rs, size_t failing)
+/* What the JUnit document says of the run as a whole. */
+struct run_info {
+    char **cmd;
+    int status;
+    time_t started;
+    double secs;
+};
+
+static void xml_property(FILE *f, const char *name, const char *value)
 {
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<testsuites>\n"
-               "<testsuite name=\"coscope check\" tests=\"%zu\" "
-               "failures=\"%zu\" errors=\"0\" skipped=\"0\">\n",
-            failing ? failing : 1, failing);
+    fprintf(f, "<property name=\"%s\" value=\"", name);
+    xml_str(f, value);
+    fputs("\"/>\n", f);
+}
+
+/* JUnit XML that validates against both de-facto schemas: Jenkins'
+ * (junit-4.xsd of dtkit, xunit-plugin's ancestor) and Apache Ant's
+ * (Windy Road's JUnit.xsd).  Ant's is the stricter one: it wants the
+ * testsuite's package, id, timestamp (no zone), hostname and time, every
+ * testcase's classname and time, properties, system-out and system-err,
+ * and allows no other attribute (no file/line on a testcase: the culprit
+ * frame's file:line ends the failure message and is in its stack text);
+ * Jenkins' wants at least one property. */
+static void out_junit(FILE *f, const struct reports *rs, size_t failing,
+                      const struct run_info *run)
+{
+    char stamp[32] = "1970-01-01T00:00:00", host[256] = "localhost";
+    char cmd[1024] = "", status[16];
+    struct tm tm;
+    size_t n = 0;
+    if (gmtime_r(&run->started, &tm) != NULL)
+        strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    cli_sanitize(host);
+    for (int i = 0; run->cmd[i] && n + 1 < sizeof cmd; i++)
+        n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s%s", i ? " " : "",
+                              run->cmd[i]);
+    cli_sanitize(cmd);
+    snprintf(status, sizeof status, "%d", run->status);
+
+    fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n", f);
+    fputs("<testsuite name=\"coscope check\" package=\"coscope\" id=\"0\" "
+          "timestamp=\"",
+          f);
+    fputs(stamp, f);
+    fputs("\" hostname=\"", f);
+    xml_str(f, host);
+    fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+               "time=\"%.3f\">\n<properties>\n",
+            failing ? failing : 1, failing, run->secs);
+    xml_property(f, "command", cmd);
+    xml_property(f, "exit_status", status);
+    fputs("</properties>\n", f);
     if (failing == 0)
         fputs("<testcase classname=\"coscope\" name=\"no failing "
-              "reports\"/>\n",
+              "reports\" time=\"0\"/>\n",
               f);
     for (size_t i = 0; i < rs->n; i++) {
         const struct report *r = &rs->v[i];
@@ -701,12 +750,7 @@ static void out_junit(FILE *f, const struct reports *rs, size_t failing)
         fprintf(f, "<testcase classname=\"coscope.%s\" name=\"",
                 class_names[r->cls]);
         xml_str(f, r->headline);
-        if (c != NULL) {
-            fputs("\" file=\"", f);
-            xml_str(f, c->file);
-            fprintf(f, "\" line=\"%ld", c->line);
-        }
-        fputs("\">\n<failure type=\"", f);
+        fputs("\" time=\"0\">\n<failure type=\"", f);
         fputs(class_names[r->cls], f);
         fputs("\" message=\"", f);
         xml_str(f, r->headline);
@@ -729,7 +773,7 @@ static void out_junit(FILE *f, const struct reports *rs, size_t failing)
         }
         fputs("</failure>\n</testcase>\n", f);
     }
-    fputs("</testsuite>\n</testsuites>\n", f);
+    fputs("<system-out/>\n<system-err/>\n</testsuite>\n</testsuites>\n", f);
 }
 
 /* A file path as a URI reference: absolute paths as file:// URIs. */
@@ -916,6 +960,8 @@ int cmd_check(int argc, char **argv)
     }
 
     int status = 0;
+    time_t started = time(NULL);
+    uint64_t t0 = cli_now_ns();
     fflush(stdout);
     /* a document on stdout must not be mixed with the command's output */
     int out_to_err = out == stdout && fmt != FMT_TEXT;
@@ -930,6 +976,8 @@ int cmd_check(int argc, char **argv)
         return CLI_ERROR;
     }
     int cmd_status = cli_shell_status(status);
+    struct run_info run = {argv + optind, cmd_status, started,
+                           (double)(cli_now_ns() - t0) / 1e9};
 
     struct reports rs = {0};
     collect(dir, &rs);
@@ -955,7 +1003,7 @@ int cmd_check(int argc, char **argv)
     switch (fmt) {
     case FMT_TEXT: out_text(out, &rs); break;
     case FMT_JSON: out_json(out, &rs, argv + optind, cmd_status, failing); break;
-    case FMT_JUNIT: out_junit(out, &rs, failing); break;
+    case FMT_JUNIT: out_junit(out, &rs, failing, &run); break;
     default: out_sarif(out, &rs); break;
     }
     free(rs.v);
