@@ -150,6 +150,7 @@ struct cs_trace {
     uint64_t stacks_off, stacks_size;
     uint64_t modules_off;    /* module table header, 0: none */
     uint32_t modules_cap;    /* its capacity, checked against the region */
+    int modules_bad;         /* its header does not fit its region */
     /* trace file: tables copied into memory, records indexed */
     int fd;
     uint8_t *strings;        /* file: string table bytes */

@@ -103,23 +103,24 @@ int cs__header_check(cs_trace *t, const cs_seg_header *h, uint64_t size,
 }
 
 /* Checks the module table's own header against its region; geometry is
- * taken from here once (the writer sets it before READY). */
-static int modules_check(cs_trace *t)
+ * taken from here once (the writer sets it before READY).  A bad one does
+ * not refuse the segment (the table is optional, like any table's
+ * content): cs_trace_module_next reports it. */
+static void modules_check(cs_trace *t)
 {
     const cs_region_ref *m = &t->hdr.modules;
     if (m->size == 0)
-        return 0; /* a minor 0 writer: no table */
+        return; /* a minor 0 writer: no table */
     const cs_module_table *mt = at(t, m->offset, sizeof *mt);
-    if (mt == NULL)
-        return CS__CORRUPT(t, "module table outside the segment");
-    uint32_t cap = __atomic_load_n(&mt->capacity, __ATOMIC_RELAXED);
-    uint32_t esz = __atomic_load_n(&mt->entry_size, __ATOMIC_RELAXED);
+    uint32_t cap = mt ? __atomic_load_n(&mt->capacity, __ATOMIC_RELAXED) : 0;
+    uint32_t esz = mt ? __atomic_load_n(&mt->entry_size, __ATOMIC_RELAXED) : 0;
     if (esz != sizeof(cs_module) || cap > CS_MODULES_MAX ||
-        sizeof *mt + (uint64_t)cap * sizeof(cs_module) > m->size)
-        return CS__CORRUPT(t, "module table geometry out of range");
+        sizeof *mt + (uint64_t)cap * sizeof(cs_module) > m->size) {
+        t->modules_bad = 1;
+        return;
+    }
     t->modules_off = m->offset;
     t->modules_cap = cap;
-    return 0;
 }
 
 /* Checks the open file before mapping it. */
@@ -183,7 +184,7 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
             err = -EAGAIN;
         }
         if (!err)
-            err = modules_check(t);
+            modules_check(t);
     }
     if (err) {
         if (map != MAP_FAILED)
@@ -548,6 +549,8 @@ int cs_trace_module_next(cs_trace *t, uint32_t *iter, cs_trace_module *out)
             return 0;
         m = t->modules[i]; /* checked when the chunk was read */
     } else {
+        if (t->modules_bad)
+            return CS__CORRUPT(t, "module table geometry out of range");
         if (i >= cs__live_modules_count(t))
             return 0;
         const cs_module *p =

@@ -279,17 +279,17 @@ static void test_trace_corrupt_module_table_geometry(void **state)
     EXPECT_OPEN(s, modules.offset, 64, CS_TRACE_ECORRUPT); /* in the header */
     EXPECT_OPEN(s, modules.size, UINT64_MAX, CS_TRACE_ECORRUPT);
     EXPECT_OPEN(s, modules.size, 8, CS_TRACE_ECORRUPT);
-    /* The table's own header must fit its region. */
+    /* The table's own header must fit its region; if not, the segment
+     * still opens (the table is optional) but the table is refused. */
     cs_module_table *mt = mod_table(s);
     uint32_t cap = mt->capacity, esz = mt->entry_size;
-    cs_trace *t;
     mt->entry_size = 64;
-    assert_code(open_copy(s, s->len, &t), CS_TRACE_ECORRUPT);
+    assert_code(count_modules(s), CS_TRACE_ECORRUPT);
     mt->entry_size = esz;
     mt->capacity = 0xffffffffu;
-    assert_code(open_copy(s, s->len, &t), CS_TRACE_ECORRUPT);
+    assert_code(count_modules(s), CS_TRACE_ECORRUPT);
     mt->capacity = cap + 1; /* one entry past the region */
-    assert_code(open_copy(s, s->len, &t), CS_TRACE_ECORRUPT);
+    assert_code(count_modules(s), CS_TRACE_ECORRUPT);
     mt->capacity = cap;
     /* No table at all (a minor 0 writer): opens, lists nothing. */
     cs_region_ref saved = hdr(s)->modules;
