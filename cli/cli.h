@@ -208,6 +208,8 @@ struct cli_frame {
     char file[256];   /* source file, "" if unknown */
     int line;         /* source line, 0 if unknown */
     char module[128]; /* basename of the ELF file, "" if unknown */
+    uint64_t mod_offset; /* ip - the module's load bias, if in_module */
+    int in_module;       /* a trace's module table placed ip in module */
 };
 
 struct cli_unwinder;
@@ -223,10 +225,20 @@ void cli_unwind_close(struct cli_unwinder *u);
 struct cli_symbols;
 /* Reads the modules mapped in pid (/proc/PID/maps); NULL on failure. */
 struct cli_symbols *cli_symbols_open(int pid);
+/* Reads a trace's module table (format 1.1) and every module file whose
+ * build id still matches; NULL if the trace has no table. */
+struct cli_symbols *cli_symbols_open_trace(cs_trace *t);
+/* The symbols for a trace's stacks: the writer's maps while it runs (live
+ * segments), else the trace's module table, else (files written before the
+ * table existed) the maps of a writer still running; NULL if none. */
+struct cli_symbols *cli_symbols_for_trace(cs_trace *t);
 /* Fills *f for ip; is_return says ip is a return address (look up ip - 1). */
 void cli_symbolize(struct cli_symbols *s, uint64_t ip, int is_return,
                    struct cli_frame *f);
 void cli_symbols_close(struct cli_symbols *s);
+/* A frame's name: "func", else "module+0xoffset" (address in the file),
+ * else "??".  Returns buf. */
+const char *cli_frame_name(const struct cli_frame *f, char *buf, size_t cap);
 
 /* The message for an error reading another process's memory. */
 int cli_memory_error(int pid, int err);

@@ -6,8 +6,10 @@
  * One pass over every ring's records.  Loop busy % comes from the
  * loop-iteration records: 100% minus the time spent in epoll_wait over the
  * time between the first and the last iteration.  Warning stacks are
- * symbolised only if the process that wrote the file still runs (its
- * mappings are needed); otherwise they are raw addresses.
+ * symbolised from the file's module table (the files of the objects the
+ * writer had loaded, if their build ids still match, else "lib+0xoffset"),
+ * or, for files older than the table, from the writer's mappings if it
+ * still runs.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -205,11 +207,7 @@ static void print_warnings(struct report *r)
     char n[256];
     if (r->nwarnings == 0)
         return;
-    uint64_t st;
-    struct cli_symbols *sym = NULL;
-    if (!r->info.is_file || (cs_trace_pid_start_time(r->info.pid, &st) == 0 &&
-                             st == r->info.start_time))
-        sym = cli_symbols_open(r->info.pid);
+    struct cli_symbols *sym = cli_symbols_for_trace(r->t);
     printf("warnings:\n");
     for (int i = 0; i < r->nwarnings; i++) {
         struct warning *w = &r->warnings[i];
@@ -223,9 +221,10 @@ static void print_warnings(struct report *r)
             w->stack ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX) : 0;
         for (int k = 0; k < d && k < CS_STACK_MAX; k++) {
             struct cli_frame f;
+            char fn[256];
             cli_symbolize(sym, ips[k], k > 0, &f);
             printf("      #%-2d 0x%012llx %s", k, (unsigned long long)ips[k],
-                   f.func[0] ? f.func : "??");
+                   cli_frame_name(&f, fn, sizeof fn));
             if (f.file[0])
                 printf(" (%s:%d)", f.file, f.line);
             putchar('\n');

@@ -155,14 +155,16 @@ static void print_warning_stack(struct watch *w, uint32_t stack)
     if (n <= 0)
         return;
     if (!w->sym_tried) {
-        w->sym = cli_symbols_open(w->pid);
+        /* The maps while the process runs, else its module table. */
+        w->sym = cli_symbols_for_trace(w->t);
         w->sym_tried = 1;
     }
     for (int k = 0; k < n && k < CS_STACK_MAX; k++) {
         struct cli_frame f;
+        char fn[256];
         cli_symbolize(w->sym, ips[k], k > 0, &f);
         printf("        #%-2d 0x%012llx %s", k, (unsigned long long)ips[k],
-               f.func[0] ? f.func : "??");
+               cli_frame_name(&f, fn, sizeof fn));
         if (f.file[0])
             printf(" (%s:%d)", f.file, f.line);
         putchar('\n');

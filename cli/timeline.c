@@ -436,9 +436,10 @@ static void frame_text(struct cli_symbols *sym, uint64_t ip, int k, char *buf,
                        size_t cap)
 {
     struct cli_frame f;
+    char fn[256];
     cli_symbolize(sym, ip, k > 0, &f);
     int n = snprintf(buf, cap, "0x%012llx %s", (unsigned long long)ip,
-                     f.func[0] ? f.func : "??");
+                     cli_frame_name(&f, fn, sizeof fn));
     if (f.file[0] && n > 0 && (size_t)n < cap)
         snprintf(buf + n, cap - (size_t)n, " (%s:%d)", f.file, f.line);
 }
@@ -449,11 +450,8 @@ int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
     if (id == 0)
         return 0;
     if (!tl->sym_tried) {
-        uint64_t st;
         tl->sym_tried = 1;
-        if (cs_trace_pid_start_time(tl->info.pid, &st) == 0 &&
-            st == tl->info.start_time)
-            tl->sym = cli_symbols_open(tl->info.pid);
+        tl->sym = cli_symbols_for_trace(tl->t);
     }
     uint64_t ips[CS_STACK_MAX];
     int d = cs_trace_stack(tl->t, id, ips, CS_STACK_MAX);

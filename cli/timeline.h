@@ -72,7 +72,7 @@ struct cli_timeline {
     size_t nidle, idle_cap;
     struct cli_tl_warning *warnings; /* sorted by time */
     size_t nwarnings, warnings_cap;
-    struct cli_symbols *sym; /* the writer's modules while it runs */
+    struct cli_symbols *sym; /* cli_symbols_for_trace, opened lazily */
     int sym_tried;
     /* after cli_tl_window: what part is kept */
     int windowed;                    /* 1 if steps were left out */
@@ -102,8 +102,10 @@ const char *cli_tl_task_name(struct cli_timeline *tl, long k, char *buf,
  * "lock 5 held by task 2 'holder'", "fd 7 (read)"), "" if unknown. */
 void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
                       char *buf, size_t cap);
-/* Stack id as frames of text ("0x... func (file:line)", symbolised while
- * the writer still runs); returns the depth (0 none) or -ENOMEM. */
+/* Stack id as frames of text ("0x... func (file:line)", or "0x...
+ * lib.so+0x1f0" for a module whose file is gone or changed, symbolised
+ * through the file's module table); returns the depth (0 none) or
+ * -ENOMEM. */
 int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames);
 void cli_tl_stack_free(char **frames, int n);
 
