@@ -10,9 +10,10 @@ says "watching" on stderr, and COSCOPE_TEST_SYNC pauses coscope at named
 points so a test can kill the target at a known moment.
 
 Groups (one ctest each, cli_<group>): Basics, Ps, Tasks, Stacks, Top,
-Watch, Record, Real, Errors.  Needs COSCOPE_BIN and FAKE_TARGET in the environment;
-Real uses REAL_TARGET and FETCH_DATA (real coscope programs) and skips
-while the runtime publishes no segment.
+Watch, Record, Real, Symbols, Errors.  Needs COSCOPE_BIN and FAKE_TARGET in
+the environment; Real uses REAL_TARGET and FETCH_DATA (real coscope
+programs) and skips while the runtime publishes no segment; Symbols uses
+BUGGY (examples/buggy) and PRELOAD (libcoscope-preload.so, optional).
 """
 import json
 import os
@@ -922,6 +923,30 @@ class Program:
 
 REAL = os.environ.get("REAL_TARGET")
 FETCH = os.environ.get("FETCH_DATA")
+BUGGY = os.environ.get("BUGGY")
+PRELOAD = os.environ.get("PRELOAD")  # unset under the sanitizers
+
+
+def buggy_warning_mode():
+    """(mode, culprit, its caller, env) of a buggy mode whose warning has a
+    stack: blocking-sleep (load_settings calls usleep) when the blocking
+    detector can be preloaded, else never-awaited (notify_user)."""
+    if PRELOAD:
+        return ("blocking-sleep", "load_settings", "slow_handler",
+                {"LD_PRELOAD": PRELOAD})
+    return "never-awaited", "notify_user", "never_awaited_main", {}
+
+
+def function_range(exe, name):
+    """[start, end) of function name in ELF file exe, from nm."""
+    out = subprocess.run(["nm", "-S", "--defined-only", exe],
+                         capture_output=True, text=True,
+                         timeout=TIMEOUT).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[3] == name:
+            return int(f[0], 16), int(f[0], 16) + int(f[1], 16)
+    raise AssertionError("%s not in nm %s" % (name, exe))
 
 
 class Real(Case):
@@ -1048,6 +1073,64 @@ class Real(Case):
                              r".*fetch_data\.c:\d+")
             self.assertRegex(out, r"task \d+ 'fetch_data'  ran \S+, waits on "
                              r"sleep")
+
+
+class Symbols(Case):
+    """Warning stacks of a trace file whose writer has exited are named
+    from the file's module table: the right function while the binary is
+    the one that ran, "buggy+0xoffset" once it is rebuilt or gone."""
+
+    def setUp(self):
+        if not BUGGY:
+            self.skipTest("examples not built")
+        self.dir = tempfile.mkdtemp(prefix="coscope-sym-")
+        self.addCleanup(shutil.rmtree, self.dir)
+        # A copy, so that the test can replace the file afterwards.
+        self.exe = os.path.join(self.dir, "buggy")
+        shutil.copy2(BUGGY, self.exe)
+
+    def record(self):
+        mode, culprit, caller, env = buggy_warning_mode()
+        path = os.path.join(self.dir, mode + ".cst")
+        p = subprocess.Popen([self.exe, mode], env=dict(
+            os.environ, COSCOPE_RECORD=path, **env),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p.wait(TIMEOUT)
+        self.assertFalse(os.path.exists("/proc/%d" % p.pid))  # reaped
+        self.assertTrue(os.path.exists(path), "buggy wrote no trace file")
+        return path, culprit, caller
+
+    def warning_frames(self, path):
+        r = coscope("report", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.split("\nwarnings:\n", 1)
+        self.assertEqual(len(out), 2, r.stdout)
+        return re.findall(r"^ +#\d+ +0x([0-9a-f]+) (.*)$", out[1], re.M)
+
+    def test_report_names_the_culprit_after_the_process_exited(self):
+        path, culprit, caller = self.record()
+        frames = self.warning_frames(path)
+        self.assertRegex(frames[0][1],
+                         r"^%s \(.*buggy\.c:\d+\)$" % culprit, frames)
+        self.assertIn(caller, [f[1].split()[0] for f in frames])
+
+    def test_rebuilt_or_missing_binary_gives_module_offsets(self):
+        path, culprit, _ = self.record()
+        orig = self.exe + ".orig"
+        shutil.copy2(self.exe, orig)
+        lo, hi = function_range(orig, culprit)
+        # Another program at the same path: another build id.
+        shutil.copy2(FAKE, self.exe)
+        for state in ("rebuilt", "gone"):
+            frames = self.warning_frames(path)
+            self.assertNotIn(culprit, str(frames), state)
+            m = re.match(r"^buggy\+0x([0-9a-f]+)$", frames[0][1])
+            self.assertTrue(m, (state, frames))
+            # The offset is the address in the file: inside the culprit.
+            self.assertTrue(lo <= int(m.group(1), 16) < hi,
+                            (state, frames[0], hex(lo), hex(hi)))
+            if state == "rebuilt":
+                os.unlink(self.exe)
 
 
 # ---- bad input everywhere ---------------------------------------------------

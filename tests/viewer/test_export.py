@@ -2,7 +2,7 @@
 """Tests of `coscope export` (Chrome Trace Event Format) and of the bad-input
 errors of `coscope export` and `coscope view`.
 
-usage: test_export.py export|errors|serve|real COSCOPE GEN_TRACE WORKDIR
+usage: test_export.py export|errors|serve|real|symbols COSCOPE GEN_TRACE WORKDIR
 
 `serve` talks HTTP to `coscope view`: the page, its files and the data
 are served to 127.0.0.1 only, nothing else is, Ctrl-C ends it with 0.
@@ -13,6 +13,12 @@ are served to 127.0.0.1 only, nothing else is, Ctrl-C ends it with 0.
 COSCOPE_RECORD and checks its three fetch_data tracks end at about 1, 2
 and 3 s; it is skipped (exit 77) while the runtime writes no trace file.
 
+`symbols` records examples/buggy ($COSCOPE_BUGGY; blocking-sleep with
+$COSCOPE_PRELOAD, else never-awaited) with COSCOPE_RECORD, lets it exit,
+and checks that the exported warning's stack names the culprit function
+from the file's module table, and names "buggy+0x..." (an address inside
+the culprit) once the binary at the recorded path is another program.
+
 Trace files are written by gen_trace (libtrace's own writer).  The JSON is
 checked against the Trace Event Format's required fields: every event has
 ph, pid, tid and (but for metadata) ts in microseconds; complete events a
@@ -20,6 +26,7 @@ non-negative dur; instant events a scope; metadata a name and args.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -339,13 +346,65 @@ def test_real(tmp):
           "fetch_data tracks end at about 1, 2 and 3 s: %r" % ends)
 
 
+def nm_range(exe, name):
+    """[start, end) of function name in ELF file exe, from nm."""
+    out = run("nm", "-S", "--defined-only", exe).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[3] == name:
+            return int(f[0], 16), int(f[0], 16) + int(f[1], 16)
+    raise AssertionError("%s not in nm %s" % (name, exe))
+
+
+def warning_stack(path, out):
+    doc = export(path, out)
+    validate(doc, out)
+    warn = [e for e in doc["traceEvents"]
+            if e["ph"] == "i" and e["args"].get("stack")]
+    check(len(warn) >= 1, "%s: a warning with a stack" % out)
+    return warn[0]["args"]["stack"] if warn else [""]
+
+
+def test_symbols(tmp):
+    buggy = os.environ.get("COSCOPE_BUGGY", "")
+    if not os.access(buggy, os.X_OK):
+        print("SKIPPED: no examples/buggy to record")
+        sys.exit(77)
+    preload = os.environ.get("COSCOPE_PRELOAD")
+    mode, culprit, env = "never-awaited", "notify_user", {}
+    if preload:
+        mode, culprit, env = "blocking-sleep", "load_settings", \
+            {"LD_PRELOAD": preload}
+    exe = os.path.join(tmp, "buggy")  # a copy: replaced below
+    shutil.copy2(buggy, exe)
+    path = os.path.join(tmp, mode + ".cst")
+    p = subprocess.Popen([exe, mode], env=dict(os.environ, COSCOPE_RECORD=path,
+                                               **env),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p.wait(timeout=120)
+    check(not os.path.exists("/proc/%d" % p.pid), "buggy has exited")
+    stack = warning_stack(path, os.path.join(tmp, "same.json"))
+    check(re.match(r"^0x[0-9a-f]+ %s \(.*buggy\.c:\d+\)$" % culprit,
+                   stack[0]) is not None,
+          "the warning's first frame names %s: %r" % (culprit, stack))
+    lo, hi = nm_range(exe, culprit)
+    shutil.copy2(GEN, exe)  # another program at the path: another build id
+    stack = warning_stack(path, os.path.join(tmp, "rebuilt.json"))
+    m = re.match(r"^0x[0-9a-f]+ buggy\+0x([0-9a-f]+)$", stack[0])
+    check(m is not None and lo <= int(m.group(1), 16) < hi,
+          "a rebuilt binary gives buggy+offset inside %s [%#x, %#x): %r"
+          % (culprit, lo, hi, stack))
+    check(culprit not in json.dumps(stack), "no symbol from the other file")
+
+
 def main():
     group = sys.argv[1]
     os.makedirs(WORK, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="viewer-" + group + "-", dir=WORK)
     try:
         {"export": test_export, "errors": test_errors, "serve": test_serve,
-         "data": test_data, "real": test_real}[group](tmp)
+         "data": test_data, "real": test_real,
+         "symbols": test_symbols}[group](tmp)
     finally:
         if not failures:
             shutil.rmtree(tmp, ignore_errors=True)
