@@ -10,7 +10,8 @@
  * thread's current step (thread id, start time, task id).  The runtime's
  * trace segment has these words (ring header: tid, step_start, step_task);
  * until the agent reads them there is no source and no watchdog thread.
- * Durations are measured by the watchdog's polls: to within one period.
+ * A slow step's duration is measured by the watchdog's polls: to within
+ * one period (a quarter of the threshold, at most 10 ms).
  */
 #include "agent.h"
 
@@ -36,6 +37,11 @@ static struct {
     pthread_t th;
     bool running;
     int stop; /* atomic */
+    /* the watchdog's naps end early when stop is set: they can last a
+     * whole threshold (COSCOPE_SLOW_MS), too long to hold up an exit */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool cv_ready;
     struct cs__watched w[CS__WATCH_MAX];
 } cs__wd;
 
@@ -105,20 +111,58 @@ static void cs__watch_step(const cs__step *st, int64_t now)
         w->sampled = true;
 }
 
+/*
+ * When to look next.  A step that has not been sampled yet cannot cross
+ * the threshold before its start + slow_ns, nor can one that starts after
+ * this look before now + slow_ns: sleep until the earliest of those.  Only
+ * while a sampled (slow) step still runs, or while there is nothing to
+ * read yet, poll every period, to time its end to within one period.  So
+ * an idle or busy-but-healthy loop costs one wake-up per threshold (10 a
+ * second by default), not one per period: on a VM each wake-up is tens of
+ * microseconds of CPU.
+ */
+static int64_t cs__next_look(const cs__step *steps, size_t n, int64_t now,
+                             int64_t period)
+{
+    int64_t next = now + cs__cfg.slow_ns;
+
+    if (n == 0)
+        return now + period;
+    for (size_t k = 0; k < n; k++) {
+        const struct cs__watched *w = cs__watched_for(steps[k].tid);
+        if (!w || w->sampled)
+            return now + period;
+        if (steps[k].start_ns && steps[k].start_ns + cs__cfg.slow_ns < next)
+            next = steps[k].start_ns + cs__cfg.slow_ns;
+    }
+    return next - now < period / 10 ? now + period / 10 : next;
+}
+
 static void *cs__watchdog_main(void *arg)
 {
     cs__step steps[CS__WATCH_MAX];
     int64_t period = cs__cfg.slow_ns / 4 < 10000000 ? cs__cfg.slow_ns / 4
                                                      : 10000000;
-    struct timespec nap = {0, (long)(period > 1000000 ? period : 1000000)};
 
     (void)arg;
+    if (period < 1000000)
+        period = 1000000;
     while (!__atomic_load_n(&cs__wd.stop, __ATOMIC_ACQUIRE)) {
         size_t n = cs__wd.src(steps, CS__WATCH_MAX, cs__wd.arg);
         int64_t now = cs_now_ns();
         for (size_t k = 0; k < n; k++)
             cs__watch_step(&steps[k], now);
-        nanosleep(&nap, NULL);
+        int64_t until = cs__next_look(steps, n, now, period);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts); /* the cv's clock */
+        until += (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - now;
+        ts.tv_sec = until / 1000000000;
+        ts.tv_nsec = until % 1000000000;
+        pthread_mutex_lock(&cs__wd.mu);
+        while (!__atomic_load_n(&cs__wd.stop, __ATOMIC_ACQUIRE) &&
+               pthread_cond_timedwait(&cs__wd.cv, &cs__wd.mu, &ts) == 0)
+            ;
+        pthread_mutex_unlock(&cs__wd.mu);
     }
     return NULL;
 }
@@ -130,8 +174,19 @@ int cs__watchdog_start(cs__step_source *src, void *arg)
     cs__wd.src = src;
     cs__wd.arg = arg;
     __atomic_store_n(&cs__wd.stop, 0, __ATOMIC_RELEASE);
+    if (!cs__wd.cv_ready) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&cs__wd.cv, &ca);
+        pthread_condattr_destroy(&ca);
+        pthread_mutex_init(&cs__wd.mu, NULL);
+        cs__wd.cv_ready = true;
+    }
     if (cs__thread_start(&cs__wd.th, NULL, cs__watchdog_main, NULL) != 0)
         return CS_ENOMEM;
+    /* what top -H, gdb and bench/agent_cost.sh show for it */
+    pthread_setname_np(cs__wd.th, "coscope-watch");
     cs__wd.running = true;
     return 0;
 }
@@ -140,7 +195,10 @@ void cs__watchdog_stop(void)
 {
     if (!cs__wd.running)
         return;
+    pthread_mutex_lock(&cs__wd.mu);
     __atomic_store_n(&cs__wd.stop, 1, __ATOMIC_RELEASE);
+    pthread_cond_signal(&cs__wd.cv);
+    pthread_mutex_unlock(&cs__wd.mu);
     pthread_join(cs__wd.th, NULL);
     cs__wd.running = false;
     memset(cs__wd.w, 0, sizeof(cs__wd.w));
