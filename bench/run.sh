@@ -45,6 +45,7 @@ run echo env COSCOPE=off "$build/bench/bench_echo" "$@"
 if [ -x "$build/bench/bench_trace" ]; then
   run trace "$build/bench/bench_trace" "$@"
   run agent "$build/bench/bench_trace" --agent "$@"
+  run agent_cost sh "$here/agent_cost.sh" "$build" "$@"
 fi
 if [ -x "$build/cli/coscope" ] && [ -x "$build/bench/cli_target" ]; then
   run cli sh "$here/bench_cli.sh" "$build" "$@"
