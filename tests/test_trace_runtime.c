@@ -13,12 +13,15 @@
  *   - COSCOPE=off creates no segment;
  *   - a stack overflow in a task prints the overflow report and writes the
  *     flight recorder (COSCOPE_FLIGHT) with the crash flag;
- *   - COSCOPE_RECORD streams the steps to a file.
+ *   - COSCOPE_RECORD streams the steps to a file;
+ *   - a warning lists in the module table a library dlopen'ed since start.
  * Processes synchronise through pipes only.
  */
 #include "cs_test.h"
 
+#include <coscope/agent.h>
 #include <coscope/trace.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -733,6 +736,60 @@ static void test_trace_runtime_record_file(void **state)
     assert_true(steps >= 2 * (YIELDS + 1) + 1);
 }
 
+/* Does this process's segment list an object whose path contains name? */
+static int segment_lists(const char *name)
+{
+    cs_trace *tr;
+    cs_trace_module m;
+    uint32_t iter = 0;
+    int found = 0, rc;
+    assert_rc(cs_trace_open_pid((int)getpid(), &tr), 0);
+    while ((rc = cs_trace_module_next(tr, &iter, &m)) == 1)
+        found |= strstr(m.path, name) != NULL;
+    assert_true(rc == 0);
+    cs_trace_close(tr);
+    return found;
+}
+
+static void *warn_from_library_main(void *arg)
+{
+    const char **name = arg;
+    static const char *const libs[] = {"libresolv.so.2", "libutil.so.1",
+                                       "libanl.so.1", "libz.so.1"};
+    void *h = NULL;
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0] && !h; i++) {
+        void *old = dlopen(libs[i], RTLD_NOW | RTLD_NOLOAD);
+        if (old) { /* loaded already: listed since start */
+            dlclose(old);
+            continue;
+        }
+        if ((h = dlopen(libs[i], RTLD_NOW | RTLD_LOCAL)) != NULL)
+            *name = libs[i];
+    }
+    if (!h)
+        return NULL; /* nothing to load here: the caller skips */
+    int before = segment_lists(*name);
+    uintptr_t ip = (uintptr_t)dlsym(RTLD_DEFAULT, "cs_yield");
+    cs_agent_trace_warning(CS_WARN_BLOCKING, cs_task_id(cs_current_task()),
+                           &ip, 1);
+    int after = segment_lists(*name);
+    dlclose(h);
+    return (void *)(intptr_t)(before ? 1 : after ? 2 : 3);
+}
+
+/* A warning's stack may point into an object loaded after tracing began:
+ * the warning refreshes the module table so a reader can still name it. */
+static void test_trace_runtime_warning_lists_new_library(void **state)
+{
+    (void)state;
+    const char *name = NULL;
+    void *res = NULL;
+    assert_rc(cs_run(warn_from_library_main, &name, &res), 0);
+    if (!name)
+        skip();
+    assert_int_equal((intptr_t)res, 2); /* listed after the warning only */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -747,6 +804,8 @@ int main(void)
                                setup),
         cmocka_unit_test_setup(test_trace_runtime_crash_writes_flight, setup),
         cmocka_unit_test_setup(test_trace_runtime_record_file, setup),
+        cmocka_unit_test_setup(test_trace_runtime_warning_lists_new_library,
+                               setup),
     };
     unsetenv("COSCOPE");
     unsetenv("COSCOPE_FLIGHT");
