@@ -370,15 +370,8 @@ static void test_trace_segment_in_long_directory(void **state)
              "a-directory-name-long-enough-to-push-the-path-past-64-bytes");
     assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
     cs__trace_config cfg;
-    cs__trace_config_env(&cfg);
-    cfg.enabled = 1;
-    cfg.ring_kb = 4;
-    cfg.rings = 1;
+    tl_config(&cfg, 4, 1);
     cfg.task_slots = 16;
-    cfg.strings_kb = 16;
-    cfg.stacks_kb = 16;
-    cfg.record = NULL;
-    cfg.flight = NULL;
     cfg.dir = dir;
     assert_code(cs__trace_start_with(&cfg), 0);
     char want[2048];

@@ -10,18 +10,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+void tl_config(cs__trace_config *cfg, uint32_t ring_kb, uint32_t rings)
+{
+    cs__trace_config_env(cfg);
+    cfg->enabled = 1;
+    cfg->ring_kb = ring_kb;
+    cfg->rings = rings;
+    cfg->task_slots = 256;
+    cfg->strings_kb = 16;
+    cfg->stacks_kb = 16;
+    cfg->record = NULL;
+    cfg->flight = NULL;
+}
+
 void tl_start(uint32_t ring_kb, uint32_t rings)
 {
     cs__trace_config cfg;
-    cs__trace_config_env(&cfg);
-    cfg.enabled = 1;
-    cfg.ring_kb = ring_kb;
-    cfg.rings = rings;
-    cfg.task_slots = 256;
-    cfg.strings_kb = 16;
-    cfg.stacks_kb = 16;
-    cfg.record = NULL;
-    cfg.flight = NULL;
+    tl_config(&cfg, ring_kb, rings);
     int rc = cs__trace_start_with(&cfg);
     if (rc != 0)
         fail_msg("cs__trace_start_with: %d", rc);
