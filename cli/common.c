@@ -295,16 +295,25 @@ char *cli_fmt_duration(uint64_t ns, char *buf, size_t cap)
     return buf;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
+/* Length of the valid UTF-8 sequence at s, or 0.  Strict (RFC 3629):
+ * no overlong forms, no surrogates, nothing past U+10FFFF; and not
+ * U+FFFE/U+FFFF, which XML forbids (check's JUnit output). */
 static int utf8_len(const unsigned char *s)
 {
-    int n = s[0] >= 0xf0 && s[0] <= 0xf4  ? 4
-            : s[0] >= 0xe0                ? 3
-            : s[0] >= 0xc2 && s[0] < 0xe0 ? 2
-                                          : 0;
-    for (int i = 1; i < n; i++)
+    int n = s[0] >= 0xf0 && s[0] <= 0xf4   ? 4
+            : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+            : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+                                           : 0;
+    uint32_t cp = n == 4 ? s[0] & 0x07u : n == 3 ? s[0] & 0x0fu : s[0] & 0x1fu;
+    for (int i = 1; i < n; i++) {
         if ((s[i] & 0xc0) != 0x80)
             return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff) ||
+                    cp >= 0xfffe)) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
     return n;
 }
 

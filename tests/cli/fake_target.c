@@ -190,6 +190,12 @@ static void scenario_evil(void)
 {
     task(1, "\033]0;pwned\007bad\nname\xff", "x\033[2Jy.c:1", CS_TASK_WAITING,
          CS_WAIT_TASK, 1, 0, 1);
+    /* valid UTF-8 kept; overlong, surrogate, U+FFFE, past U+10FFFF and a
+     * bad lead byte each become one '?' a byte */
+    task(2,
+         "u\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80|\xe0\x80\xaf|\xed\xa0\x80|"
+         "\xef\xbf\xbe|\xf4\x90\x80\x80|\xf5\x80\x80\x80",
+         "evil.c:2", CS_TASK_WAITING, CS_WAIT_TASK, 1, 0, 1);
 }
 
 /* ---- commands ----------------------------------------------------------- */

@@ -489,6 +489,9 @@ class Tasks(Case):
                 self.assertNotIn("\033", r.stdout)
                 self.assertNotIn("\007", r.stdout)
                 self.assertIn("?]0;pwned?bad?name?", r.stdout)
+                # strict UTF-8: only well-formed characters pass
+                self.assertIn("u\u00e9\u20ac\U0001F600|???|???|???|????|????",
+                              r.stdout)
             self.assertIn("x?[2Jy.c:1", coscope("tasks", t.pid).stdout)
             # it waits on itself: a deadlock of one
             self.assertEqual(coscope("tasks", t.pid).returncode, 1)
