@@ -113,6 +113,8 @@ static void write_steps(struct cli_timeline *tl, FILE *f, unsigned pid)
                 (unsigned long long)((s->end - s->start) / 1000),
                 (unsigned long long)((s->end - s->start) % 1000),
                 cs_trace_wait_name(s->reason));
+        if (s->batched)
+            fputs(",\"batched\":true", f);
         cli_tl_wait_text(tl, s, w, sizeof w);
         if (w[0]) {
             fputs(",\"waited_on\":", f);

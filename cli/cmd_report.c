@@ -108,8 +108,9 @@ static void account(struct report *r, const cs_trace_event *e)
     case CS_EV_TASK_NAME:
         name_put(r, e->task_id, e->arg);
         break;
-    case CS_EV_STEP:
-        keep_step(r, e);
+    case CS_EV_STEP: /* a batched one's time is an estimate: not ranked */
+        if (!(e->flags & CS_RECF_BATCHED))
+            keep_step(r, e);
         break;
     case CS_EV_WARNING:
         r->warn_kinds[e->reason < CS_WARN_COUNT ? e->reason : CS_WARN_COUNT]++;

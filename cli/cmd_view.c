@@ -25,7 +25,8 @@
  *              a multiple of 8: steps (sorted by task, then start) as
  *              step_start/step_end (f64 ns since the first event),
  *              step_target (f64), step_aux (u32), step_task (u32),
- *              step_reason (u8), step_flags (u8: 1 = target known); loop
+ *              step_reason (u8), step_flags (u8: 1 = target known, 2 = in a
+ *              yield batch, cli/timeline.h); loop
  *              idle as idle_start/idle_end (f64), sorted by loop.
  */
 #include <errno.h>
@@ -239,7 +240,7 @@ static void array_elem(struct cli_timeline *tl, size_t a, size_t i, void *p)
         b = s->reason;
         break;
     case 6:
-        b = s->has_target;
+        b = (uint8_t)(s->has_target | s->batched << 1);
         break;
     case 7:
         f = (double)(d->start - tl->first_ns);

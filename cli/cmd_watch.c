@@ -188,6 +188,8 @@ static void event_text(struct watch *w, const cs_trace_event *e,
     case CS_EV_STEP:
         cli_fmt_duration(cs_trace_ticks_ns(w->t, cs_trace_event_ticks(e)), d,
                          sizeof d);
+        if (e->flags & CS_RECF_BATCHED) /* its share of the batch */
+            snprintf(d + strlen(d), sizeof d - strlen(d), " (estimated)");
         if (e->reason == CS_WAIT_YIELD)
             snprintf(buf, cap, "ran %s, yielded", d);
         else if (e->reason >= CS_STOP_DONE)
@@ -199,6 +201,15 @@ static void event_text(struct watch *w, const cs_trace_event *e,
                 snprintf(s, sizeof s, "%s", cs_trace_wait_name(e->reason));
             snprintf(buf, cap, "ran %s, waits on %s", d, s);
         }
+        break;
+    case CS_EV_BATCH:
+        cli_fmt_duration(cs_trace_ticks_ns(w->t, cs_trace_event_ticks(e)), d,
+                         sizeof d);
+        snprintf(buf, cap, "batch of %llu short steps in %s",
+                 (unsigned long long)e->task_id, d);
+        break;
+    case CS_EV_YIELDS:
+        snprintf(buf, cap, "%u of them, each ended by a yield", e->arg);
         break;
     case CS_EV_TASK_DONE:
         snprintf(buf, cap, "done");

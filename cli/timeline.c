@@ -106,6 +106,8 @@ struct pending_wait {
     unsigned reason;
     uint64_t target;
     uint32_t aux;
+    /* the last CS_EV_BATCH of the ring: its yields records follow it */
+    uint64_t batch_ts, batch_start, batch_end; /* ts raw, span in ns */
 };
 
 static int take_step(struct cli_timeline *tl, const cs_trace_event *e,
@@ -123,6 +125,7 @@ static int take_step(struct cli_timeline *tl, const cs_trace_event *e,
     s->start = dur < end ? end - dur : 0;
     s->task = (uint32_t)k;
     s->reason = e->reason;
+    s->batched = (e->flags & CS_RECF_BATCHED) != 0;
     if (w->set && w->reason == e->reason) {
         s->target = w->target;
         s->aux = w->aux;
@@ -157,10 +160,42 @@ static int take_event(struct cli_timeline *tl, const cs_trace_event *e,
             tl->tasks[k].ring = e->ring;
         break;
     case CS_EV_WAIT:
-        *w = (struct pending_wait){1, e->reason, e->task_id, e->arg};
+        w->set = 1;
+        w->reason = e->reason;
+        w->target = e->task_id;
+        w->aux = e->arg;
         break;
     case CS_EV_STEP:
         return take_step(tl, e, w);
+    case CS_EV_BATCH: {
+        uint64_t end = cs_trace_ns(tl->t, e->ts);
+        uint64_t dur = cs_trace_ticks_ns(tl->t, cs_trace_event_ticks(e));
+        w->batch_ts = e->ts;
+        w->batch_end = end;
+        w->batch_start = dur < end ? end - dur : 0;
+        seen(tl, w->batch_start);
+        break;
+    }
+    case CS_EV_YIELDS: {
+        /* one slice over the batch's span, on this task's lane */
+        if (w->batch_ts != e->ts || w->batch_end == 0)
+            break; /* its batch record was lost */
+        long t = task_index(tl, e->task_id, 1);
+        struct cli_tl_step *s =
+            grow((void **)&tl->steps, &tl->nsteps, &tl->steps_cap, sizeof *s);
+        if (t < 0 || s == NULL)
+            return -ENOMEM;
+        *s = (struct cli_tl_step){.start = w->batch_start,
+                                  .end = w->batch_end,
+                                  .target = e->arg,
+                                  .task = (uint32_t)t,
+                                  .reason = CS_WAIT_YIELD,
+                                  .batched = 1};
+        if (tl->tasks[t].ring == UINT32_MAX || !tl->tasks[t].ring_from_step)
+            tl->tasks[t].ring = e->ring;
+        tl->tasks[t].ring_from_step = 1;
+        break;
+    }
     case CS_EV_LOOP_ITER: {
         uint64_t end = cs_trace_ns(tl->t, e->ts);
         uint64_t dur = cs_trace_ticks_ns(tl->t, cs_trace_event_ticks(e));
@@ -393,6 +428,12 @@ void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
     char n[128];
     long k;
     buf[0] = '\0';
+    if (s->batched && s->reason == CS_WAIT_YIELD) {
+        snprintf(buf, cap, "%llu yields in a batch (the span is the batch's, "
+                 "shared with the tasks that ran in it)",
+                 (unsigned long long)s->target);
+        return;
+    }
     if (!s->has_target)
         return;
     switch (s->reason) {

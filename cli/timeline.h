@@ -38,6 +38,10 @@ struct cli_tl_step {
     uint32_t aux;        /* wait aux, low 32 bits (lock holder) */
     uint8_t reason;      /* CS_WAIT_* or CS_STOP_* */
     uint8_t has_target;  /* a wait record gave target and aux */
+    uint8_t batched;     /* 1: part of a yield batch (CS_EV_BATCH): a
+                            yields slice has target = its steps and the
+                            batch's span; a step begun in one has its
+                            share of the batch's time, an estimate */
 };
 
 /* Time a loop spent waiting in epoll_wait. */

@@ -70,6 +70,8 @@ const char *cs_trace_event_name(unsigned type)
         [CS_EV_WAIT] = "wait",
         [CS_EV_CANCEL] = "cancel",
         [CS_EV_USER] = "user",
+        [CS_EV_BATCH] = "batch",
+        [CS_EV_YIELDS] = "yields",
     };
     return NAME(names, type);
 }

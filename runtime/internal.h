@@ -160,6 +160,8 @@ struct cs_task {
     void *fake_stack;       /* ASan fake-stack handle across switches */
     void *agent;            /* the agent's slot (cs_agent_task_slot) */
     uint32_t tr_ref;        /* slot in the trace task table, 0 if none */
+    uint32_t tr_bk;         /* its steps in the loop's yield batch, 0 if
+                               not in it (trace.h) */
 };
 
 struct cs_coro {
@@ -196,6 +198,12 @@ struct cs__loop {
                                recorded yet (trace.h), or NULL */
     uint64_t tr_t0;         /* trace clock when the current step began */
     cs__trace_cache *tr_cache; /* interned names and sites */
+    /* yield batching (trace.h): short yield steps counted, not timed */
+    uint32_t tr_batch;      /* steps batched since tr_t0 */
+    uint32_t tr_hot;        /* the last timed step (or batch) was short */
+    uint64_t tr_hot_ticks;  /* "short": below this; 0 never batches */
+    uint32_t tr_nbt;        /* tasks in tr_bt */
+    struct cs_task *tr_bt[CS__TRACE_BATCH_TASKS]; /* the batch's tasks */
     cs_task *reap;          /* ended task whose stack awaits release */
     cs__link all;           /* every unfinished task */
     size_t ntasks;          /* unfinished tasks */
@@ -402,25 +410,53 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
                  uintptr_t sp, uintptr_t fp, uintptr_t ip)
 {
     cs__trace_ring *r = loop->tr_ring;
-    uint64_t t0 = loop->tr_t0, t1 = cs__trace_now();
     cs_task *p = loop->tr_prev;
     cs_task_slot *s;
+    int yielded = self && cs_likely(self->state == CS__READY);
+    uint64_t t0, t1;
+    uint32_t batched = 0;
 
+    /* A short yield in a run of them: counted, not timed (trace.h).  The
+     * untraced-looking fast path of this is in cs__jump. */
+    if (yielded && to && loop->tr_hot && !p &&
+        loop->tr_batch < CS__TRACE_BATCH_MAX &&
+        (self->tr_bk || cs__trace_batch_join(loop, self))) {
+        self->tr_bk++;
+        loop->tr_batch++;
+        __atomic_store_n(&r->hdr->step_task, to->id, __ATOMIC_RELAXED);
+        if (to->tr_ref && to->tr_ref <= cs__trace_g.task_slots) {
+            s = &cs__trace_g.tasks[to->tr_ref - 1];
+            cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
+                                s->flags & ~CS_TASKF_REGS_VALID);
+        }
+        return;
+    }
+    t0 = loop->tr_t0;
+    t1 = cs__trace_now();
+    if (loop->tr_batch) { /* self's step began inside the batch */
+        t0 = t1 - cs__trace_batch_end(loop, self, yielded, t1);
+        batched = 1;
+    }
     loop->tr_t0 = t1;
     loop->tr_prev = NULL;
     if (p && p != to)
         cs__trace_regs(p);
-    if (self && cs_likely(self->state == CS__READY)) { /* yielded */
-        uint32_t flags = 0, arg = cs__trace_dur_arg(t1 - t0, &flags);
-        cs__trace_emit(r, t1, self->id,
-                       CS_REC_INFO(CS_EV_STEP, CS_WAIT_YIELD, flags), arg);
+    if (yielded) {
+        if (!batched) {
+            uint32_t flags = 0, arg = cs__trace_dur_arg(t1 - t0, &flags);
+            cs__trace_emit(r, t1, self->id,
+                           CS_REC_INFO(CS_EV_STEP, CS_WAIT_YIELD, flags), arg);
+            loop->tr_hot = t1 - t0 < loop->tr_hot_ticks;
+        }
         if ((s = cs__trace_task_begin(self->tr_ref)) != NULL) {
             cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_YIELD,
                                 have_regs ? s->flags | CS_TASKF_REGS_VALID
                                           : s->flags);
-            CS__TRACE_SET(s->last_run, t0);
-            CS__TRACE_SET(s->steps, s->steps + 1);
-            CS__TRACE_SET(s->run_ticks, s->run_ticks + (t1 - t0));
+            if (!batched) { /* else counted by cs__trace_batch_end */
+                CS__TRACE_SET(s->last_run, t0);
+                CS__TRACE_SET(s->steps, s->steps + 1);
+                CS__TRACE_SET(s->run_ticks, s->run_ticks + (t1 - t0));
+            }
             if (have_regs) {
                 CS__TRACE_SET(s->sp, (uint64_t)sp);
                 CS__TRACE_SET(s->fp, (uint64_t)fp);
@@ -431,7 +467,8 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
         if (!have_regs || cs__trace_predict == 0)
             loop->tr_prev = self;
     } else if (self) {
-        cs__trace_parked(loop, self, t0, t1);
+        loop->tr_hot = 0;
+        cs__trace_parked(loop, self, t0, t1, batched);
         if (self->state != CS__DONE) {
             if (have_regs)
                 cs__trace_task_park(self->tr_ref, sp, fp, ip);

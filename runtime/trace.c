@@ -143,6 +143,14 @@ void cs__trace_loop_start(cs__loop *loop)
     }
     loop->tr_cache = c;
     loop->tr_t0 = cs__trace_now();
+    loop->tr_hot = 0;
+    loop->tr_batch = loop->tr_nbt = 0;
+    /* COSCOPE_BATCH_NS: what a short yield step is (trace.h) */
+    const char *v = getenv("COSCOPE_BATCH_NS");
+    long ns = v && *v ? strtol(v, NULL, 10) : 1000;
+    cs_seg_header *h = cs__trace_header();
+    loop->tr_hot_ticks =
+        ns <= 0 || !h ? 0 : (uint64_t)ns * (h->tick_hz / 1000) / 1000000 + 1;
 }
 
 void cs__trace_loop_stop(cs__loop *loop)
@@ -293,7 +301,71 @@ static void cs__trace_target(cs_task *p, uint64_t *target, uint64_t *aux)
     }
 }
 
-void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1)
+int cs__trace_batch_join(cs__loop *loop, cs_task *t)
+{
+    cs_task_slot *s;
+
+    if (loop->tr_nbt == CS__TRACE_BATCH_TASKS)
+        return 0;
+    loop->tr_bt[loop->tr_nbt++] = t;
+    /* its registers are not recorded while it is batched: say so */
+    if (t->tr_ref && t->tr_ref <= cs__trace_g.task_slots) {
+        s = &cs__trace_g.tasks[t->tr_ref - 1];
+        cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_YIELD,
+                            s->flags & ~CS_TASKF_REGS_VALID);
+    }
+    return 1;
+}
+
+/* One task's part of a batch: k of its n steps, of dur ticks in all. */
+static void cs__trace_batch_task(cs__loop *loop, cs_task *t, uint64_t k,
+                                 uint64_t n, uint64_t dur, uint64_t t1)
+{
+    uint64_t share = dur / n * k + dur % n * k / n;
+    cs_task_slot *s;
+
+    cs__trace_emit(loop->tr_ring, t1, t->id,
+                   CS_REC_INFO(CS_EV_YIELDS, CS_WAIT_YIELD, 0),
+                   k > 0xffffffffu ? 0xffffffffu : (uint32_t)k);
+    if (!(s = cs__trace_task_begin(t->tr_ref)))
+        return;
+    CS__TRACE_SET(s->last_run, t1 - share);
+    CS__TRACE_SET(s->steps, s->steps + k);
+    CS__TRACE_SET(s->run_ticks, s->run_ticks + share);
+    cs__trace_task_end(s);
+}
+
+uint64_t cs__trace_batch_end(cs__loop *loop, cs_task *self, int self_yields,
+                             uint64_t t1)
+{
+    uint64_t dur = t1 - loop->tr_t0;
+    uint64_t n = loop->tr_batch + (self != NULL);
+    uint32_t flags = 0, arg = cs__trace_dur_arg(dur, &flags);
+    int self_listed = 0;
+
+    if (self_yields && self)
+        self->tr_bk++; /* its step ending now is the batch's last */
+    cs__trace_emit(loop->tr_ring, t1, n, CS_REC_INFO(CS_EV_BATCH, 0, flags),
+                   arg);
+    for (uint32_t i = 0; i < loop->tr_nbt; i++) {
+        cs_task *t = loop->tr_bt[i];
+        self_listed |= t == self;
+        if (t->tr_bk)
+            cs__trace_batch_task(loop, t, t->tr_bk, n, dur, t1);
+        t->tr_bk = 0;
+    }
+    if (self_yields && self && !self_listed) /* the list was full */
+        cs__trace_batch_task(loop, self, self->tr_bk, n, dur, t1);
+    if (self)
+        self->tr_bk = 0;
+    loop->tr_batch = 0;
+    loop->tr_nbt = 0;
+    loop->tr_hot = dur < loop->tr_hot_ticks * n;
+    return n ? dur / n : 0;
+}
+
+void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1,
+                      uint32_t batched)
 {
     cs__trace_ring *r = loop->tr_ring;
     unsigned state, reason, ended = 0;
@@ -327,6 +399,8 @@ void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1)
         break;
     }
     arg = cs__trace_dur_arg(t1 - t0, &flags);
+    if (batched)
+        flags |= CS_RECF_BATCHED;
     cs__trace_emit(r, t1, p->id, CS_REC_INFO(CS_EV_STEP, reason, flags), arg);
     if (ended)
         cs__trace_emit(r, t1, p->id, CS_REC_INFO(ended, 0, 0),
@@ -337,7 +411,7 @@ void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1)
     CS__TRACE_SET(s->wait, (uint8_t)(ended ? CS_WAIT_NONE : reason));
     CS__TRACE_SET(s->wait_target, target);
     CS__TRACE_SET(s->wait_aux, aux);
-    CS__TRACE_SET(s->last_run, t0);
+    CS__TRACE_SET(s->last_run, t0); /* batched: its share, t0 = t1 - share */
     CS__TRACE_SET(s->steps, s->steps + 1);
     CS__TRACE_SET(s->run_ticks, s->run_ticks + (t1 - t0));
     cs__trace_task_end(s);

@@ -309,57 +309,100 @@ static void *steps_main(void *arg)
     return NULL;
 }
 
-static void test_trace_runtime_steps_of_yields(void **state)
+/* The step, batch and yields records of ping ('a') and pong ('b'), in
+ * ring order: "ay" a step ended by a yield, "ad" by returning ("aD" if it
+ * began in a batch), "A2" a yields record of 2 steps, "#6" a batch of 6. */
+static void step_sequence(char *seq, size_t cap, int *created, int *done)
 {
-    (void)state;
-    assert_rc(cs_run(steps_main, NULL, NULL), 0);
-    cs_test_assert_clean();
-
     cs_trace *tr;
     cs_trace_info info;
+    size_t len = 0;
+    static cs_trace_event ev[4096];
+
+    *created = *done = 0;
+    seq[0] = '\0';
     assert_rc(cs_trace_open_pid((int)getpid(), &tr), 0);
     assert_rc(cs_trace_info_get(tr, &info), 0);
-
-    /* the steps of ping and pong, in ring order */
-    char seq[64] = "";
-    size_t len = 0;
-    int created = 0, done = 0;
-    static cs_trace_event ev[4096];
     for (uint32_t r = 0; r < info.ring_count; r++) {
         uint64_t cursor = 0, lost = 0;
         size_t n;
         do {
             assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &n, &lost), 0);
-            for (size_t i = 0; i < n; i++) {
-                int who = ev[i].task_id == ping_id   ? 'a'
-                          : ev[i].task_id == pong_id ? 'b'
-                                                     : 0;
+            for (size_t i = 0; i < n && len + 4 < cap; i++) {
+                const cs_trace_event *e = &ev[i];
+                int who = e->task_id == ping_id   ? 'a'
+                          : e->task_id == pong_id ? 'b'
+                                                  : 0;
+                if (e->type == CS_EV_BATCH) {
+                    len += (size_t)snprintf(seq + len, cap - len, "#%llu",
+                                            (unsigned long long)e->task_id);
+                    continue;
+                }
                 if (!who)
                     continue;
-                if (ev[i].type == CS_EV_TASK_CREATED) {
+                if (e->type == CS_EV_TASK_CREATED) {
                     char site[512], want[512];
-                    assert_true(cs_trace_string(tr, ev[i].arg, site,
+                    assert_true(cs_trace_string(tr, e->arg, site,
                                                 sizeof site) > 0);
                     snprintf(want, sizeof want, "%s:%d", __FILE__,
                              spawn_line + (who == 'b'));
                     assert_string_equal(site, want);
-                    created++;
+                    ++*created;
                 }
-                if (ev[i].type == CS_EV_TASK_DONE)
-                    done++;
-                if (ev[i].type != CS_EV_STEP || len + 3 >= sizeof seq)
+                if (e->type == CS_EV_TASK_DONE)
+                    ++*done;
+                if (e->type == CS_EV_YIELDS)
+                    len += (size_t)snprintf(seq + len, cap - len, "%c%u",
+                                            who - 'a' + 'A', e->arg);
+                if (e->type != CS_EV_STEP)
                     continue;
+                int batched = (e->flags & CS_RECF_BATCHED) != 0;
                 seq[len++] = (char)who;
-                seq[len++] = ev[i].reason == CS_WAIT_YIELD  ? 'y'
-                             : ev[i].reason == CS_STOP_DONE ? 'd'
-                                                            : '?';
+                seq[len++] = e->reason == CS_WAIT_YIELD  ? 'y'
+                             : e->reason == CS_STOP_DONE ? (batched ? 'D' : 'd')
+                                                         : '?';
                 seq[len] = '\0';
             }
         } while (n > 0);
+        assert_int_equal(lost, 0);
     }
     cs_trace_close(tr);
+}
+
+/* COSCOPE_BATCH_NS=0: every step timed, one record each. */
+static void test_trace_runtime_steps_of_yields(void **state)
+{
+    (void)state;
+    setenv("COSCOPE_BATCH_NS", "0", 1);
+    assert_rc(cs_run(steps_main, NULL, NULL), 0);
+    unsetenv("COSCOPE_BATCH_NS");
+    cs_test_assert_clean();
+
+    char seq[64];
+    int created, done;
+    step_sequence(seq, sizeof seq, &created, &done);
     /* main awaits; ping and pong alternate: 3 yields each, then return */
     assert_string_equal(seq, "aybyaybyaybyadbd");
+    assert_int_equal(created, 2);
+    assert_int_equal(done, 2);
+}
+
+/* Every yield step "short" (1 s): after ping's first, timed, yield the
+ * yields are batched, until ping returns: that switch reads the clock and
+ * writes the batch (5 yields and ping's last step), then ping's last step
+ * flagged as begun in it; pong's return is timed again. */
+static void test_trace_runtime_yields_batched(void **state)
+{
+    (void)state;
+    setenv("COSCOPE_BATCH_NS", "1000000000", 1);
+    assert_rc(cs_run(steps_main, NULL, NULL), 0);
+    unsetenv("COSCOPE_BATCH_NS");
+    cs_test_assert_clean();
+
+    char seq[64];
+    int created, done;
+    step_sequence(seq, sizeof seq, &created, &done);
+    assert_string_equal(seq, "ay#6B3A2aDbd"); /* pong joined first */
     assert_int_equal(created, 2);
     assert_int_equal(done, 2);
 }
@@ -725,8 +768,10 @@ static void test_trace_runtime_record_file(void **state)
         size_t k;
         do {
             assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &k, &lost), 0);
-            for (size_t i = 0; i < k; i++)
-                steps += ev[i].type == CS_EV_STEP;
+            for (size_t i = 0; i < k; i++) /* batched yields count too */
+                steps += ev[i].type == CS_EV_STEP  ? 1
+                         : ev[i].type == CS_EV_YIELDS ? (int)ev[i].arg
+                                                      : 0;
         } while (k > 0);
         assert_int_equal(lost, 0);
     }
@@ -795,6 +840,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_trace_runtime_task_table_states, setup),
         cmocka_unit_test_setup(test_trace_runtime_steps_of_yields, setup),
+        cmocka_unit_test_setup(test_trace_runtime_yields_batched, setup),
         cmocka_unit_test_setup_teardown(
             test_trace_runtime_child_parked_then_gone, setup, teardown_child),
         cmocka_unit_test_setup_teardown(

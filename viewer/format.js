@@ -71,9 +71,13 @@ export function niceStep(want) {
 // What step i waited on next, in words; '' if the trace does not say.
 export function waitText(model, i) {
   const s = model.steps;
-  if (!(s.flags[i] & 1)) return '';
   const target = s.target[i];
   const r = s.reason[i];
+  // a yields slice of a batch (cli/timeline.h): target = its steps
+  if ((s.flags[i] & 2) && r === 11)
+    return target + " yields in a batch (the span is the batch's, shared " +
+      'with the tasks that ran in it)';
+  if (!(s.flags[i] & 1)) return '';
   switch (r) {
     case 1: return 'timer, deadline at +' +
       ((target - model.meta.first_ns) / 1e9).toFixed(6) + 's';

@@ -234,7 +234,7 @@
 #include <stdint.h>
 
 #define CS_FORMAT_MAJOR 1
-#define CS_FORMAT_MINOR 1
+#define CS_FORMAT_MINOR 2
 
 #define CS_SEG_MAGIC "COSCOPES"  /* 8 bytes, no NUL */
 #define CS_FILE_MAGIC "COSCOPEF" /* 8 bytes, no NUL */
@@ -370,11 +370,21 @@ enum cs_event_type {
                                  this ring; arg = wait aux low 32 bits */
     CS_EV_CANCEL = 12,        /* task was asked to cancel; arg 0 */
     CS_EV_USER = 13,          /* free for applications; arg = string id */
-    CS_EV_TYPE_COUNT = 14,
+    CS_EV_BATCH = 14,         /* a batch of short steps ended at ts (minor
+                                 2): task_id = steps in it; arg = ticks
+                                 from its first step's start to ts; the
+                                 CS_EV_YIELDS records that follow say whose */
+    CS_EV_YIELDS = 15,        /* task ran arg steps of the batch just
+                                 announced, each ended by a yield; reason =
+                                 CS_WAIT_YIELD */
+    CS_EV_TYPE_COUNT = 16,
 };
 
 /* Record flags (bits 16-31 of info, stored as a 16-bit value). */
 #define CS_RECF_ARG_SHIFT16 0x1u /* arg holds a duration >> 16 */
+/* CS_EV_STEP: the step began inside the batch that ends with the previous
+ * CS_EV_BATCH (same ts): arg is its share of that batch, an estimate */
+#define CS_RECF_BATCHED 0x2u
 
 #define CS_REC_INFO(type, reason, flags)                                    \
     ((uint32_t)(type) | ((uint32_t)(reason) << 8) | ((uint32_t)(flags) << 16))

@@ -204,10 +204,31 @@ static void gen_big(uint64_t n)
     }
 }
 
+/* A yield batch (runtime/trace.h): 'a' yields once, timed; then a batch
+ * of 6 steps from 1 to 10 us, 2 yields of a and 3 of b, and a's return,
+ * begun inside it (its share, 1.5 us); b's return is timed again. */
+static void gen_batch(void)
+{
+    start(64, 1);
+    cs__trace_ring *r = cs__trace_ring_acquire();
+    task_new(r, 0, 1, "a", "batch.c:1", 0);
+    task_new(r, 0, 2, "b", "batch.c:2", 0);
+    step(r, 1, 0, 1000, CS_WAIT_YIELD, 0, 0);
+    emit(r, 10000, 6, CS_EV_BATCH, 0, 9000);
+    emit(r, 10000, 1, CS_EV_YIELDS, CS_WAIT_YIELD, 2);
+    emit(r, 10000, 2, CS_EV_YIELDS, CS_WAIT_YIELD, 3);
+    cs__trace_emit(r, t0 + 10000, 1,
+                   CS_REC_INFO(CS_EV_STEP, CS_STOP_DONE, CS_RECF_BATCHED),
+                   1500);
+    nrecords++;
+    emit(r, 10000, 1, CS_EV_TASK_DONE, 0, 0);
+    step(r, 2, 10000, 11000, CS_STOP_DONE, 0, 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: gen_trace three|mixed|empty|big OUT [N]\n");
+        fprintf(stderr, "usage: gen_trace three|mixed|empty|batch|big OUT [N]\n");
         return 2;
     }
     snprintf(seg_dir, sizeof seg_dir, "%s", argv[2]);
@@ -224,6 +245,8 @@ int main(int argc, char **argv)
         gen_mixed();
     else if (strcmp(argv[1], "empty") == 0)
         start(4, 1);
+    else if (strcmp(argv[1], "batch") == 0)
+        gen_batch();
     else if (strcmp(argv[1], "big") == 0 && argc > 3)
         gen_big(strtoull(argv[3], NULL, 10));
     else {

@@ -86,7 +86,34 @@ def validate(doc, name):
             check(e.get("s") in ("g", "p", "t"), where + ": scope")
 
 
+def test_batch(tmp):
+    # a yield batch: each task's yields are one slice over the batch's
+    # span, flagged; a step begun in it keeps its estimated share
+    doc = export(gen(tmp, "batch"), os.path.join(tmp, "batch.json"))
+    validate(doc, "batch")
+    ev = doc["traceEvents"]
+    tids = {e["args"]["name"].split(" ")[0]: e["tid"] for e in ev
+            if e["ph"] == "M" and e["name"] == "thread_name"}
+    def slices(name):
+        return sorted(((round(e["ts"], 3), round(e["dur"], 3), e["args"])
+                       for e in ev if e["ph"] == "X" and
+                       e["tid"] == tids.get(name)), key=lambda x: x[0])
+    a, b = slices("a"), slices("b")
+    check([(t, d) for t, d, _ in a] == [(0, 1), (1, 9), (8.5, 1.5)],
+          "a: timed yield, batch slice, batched return: %r" % a)
+    check([(t, d) for t, d, _ in b] == [(1, 9), (10, 1)],
+          "b: batch slice, timed return: %r" % b)
+    check(len(a) == 3 and a[1][2].get("batched") and
+          a[1][2].get("waited_on", "").startswith("2 yields in a batch") and
+          a[2][2].get("batched") and a[2][2]["reason"] == "done" and
+          not a[0][2].get("batched"), "a's slices say which: %r" % a)
+    check(len(b) == 2 and b[0][2].get("waited_on", "").startswith(
+          "3 yields in a batch") and not b[1][2].get("batched"),
+          "b's slices say which: %r" % b)
+
+
 def test_export(tmp):
+    test_batch(tmp)
     # three tasks whose last steps end at 1, 2 and 3 s
     doc = export(gen(tmp, "three"), os.path.join(tmp, "three.json"))
     validate(doc, "three")
