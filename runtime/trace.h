@@ -7,7 +7,8 @@
  *     its thread and gives it back at the end (loop.c);
  *   - every task has a slot in the live task table from creation to the
  *     release of its struct (task.c);
- *   - every switch takes ONE timestamp and, before cs__switch (a tail call
+ *   - every switch but a batched yield (below) takes ONE timestamp and,
+ *     before cs__switch (a tail call
  *     on the hot path: no runtime code runs after it), writes one
  *     CS_EV_STEP record for the task that parks (it ran from the previous
  *     switch's timestamp to this one), its slot (state, wait reason and
