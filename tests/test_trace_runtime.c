@@ -369,42 +369,39 @@ static void step_sequence(char *seq, size_t cap, int *created, int *done)
     cs_trace_close(tr);
 }
 
-/* COSCOPE_BATCH_NS=0: every step timed, one record each. */
-static void test_trace_runtime_steps_of_yields(void **state)
+/* Runs ping and pong with COSCOPE_BATCH_NS=batch_ns and checks their
+ * records read as want (step_sequence's letters). */
+static void check_steps(const char *batch_ns, const char *want)
 {
-    (void)state;
-    setenv("COSCOPE_BATCH_NS", "0", 1);
+    char seq[64];
+    int created, done;
+
+    setenv("COSCOPE_BATCH_NS", batch_ns, 1);
     assert_rc(cs_run(steps_main, NULL, NULL), 0);
     unsetenv("COSCOPE_BATCH_NS");
     cs_test_assert_clean();
-
-    char seq[64];
-    int created, done;
     step_sequence(seq, sizeof seq, &created, &done);
-    /* main awaits; ping and pong alternate: 3 yields each, then return */
-    assert_string_equal(seq, "aybyaybyaybyadbd");
+    assert_string_equal(seq, want);
     assert_int_equal(created, 2);
     assert_int_equal(done, 2);
 }
 
+/* COSCOPE_BATCH_NS=0: every step timed, one record each.  main awaits;
+ * ping and pong alternate: 3 yields each, then return. */
+static void test_trace_runtime_steps_of_yields(void **state)
+{
+    (void)state;
+    check_steps("0", "aybyaybyaybyadbd");
+}
+
 /* Every yield step "short" (1 s): after ping's first, timed, yield the
- * yields are batched, until ping returns: that switch reads the clock and
- * writes the batch (5 yields and ping's last step), then ping's last step
- * flagged as begun in it; pong's return is timed again. */
+ * yields are batched (pong joins first), until ping returns: that switch
+ * reads the clock and writes the batch (5 yields and ping's last step),
+ * then ping's last step flagged as begun in it; pong's return is timed. */
 static void test_trace_runtime_yields_batched(void **state)
 {
     (void)state;
-    setenv("COSCOPE_BATCH_NS", "1000000000", 1);
-    assert_rc(cs_run(steps_main, NULL, NULL), 0);
-    unsetenv("COSCOPE_BATCH_NS");
-    cs_test_assert_clean();
-
-    char seq[64];
-    int created, done;
-    step_sequence(seq, sizeof seq, &created, &done);
-    assert_string_equal(seq, "ay#6B3A2aDbd"); /* pong joined first */
-    assert_int_equal(created, 2);
-    assert_int_equal(done, 2);
+    check_steps("1000000000", "ay#6B3A2aDbd");
 }
 
 /* ---- another process, while the child is parked ------------------------- */
