@@ -16,20 +16,32 @@
 #    where a VM has no hardware counters), while the client runs.
 #
 # Tracing is on in both.  One client makes 64-byte round trips.
+#
+# --tracing compares tracing itself the same way (issue 4, point 8):
+# the server traced (agent reports off, no preload) against COSCOPE=off,
+# loop-thread instructions per request and the system calls of each.
 # KEEP=1 keeps the callgrind dumps and perf's output (the path is printed).
 set -eu
-if [ $# -lt 1 ] || [ ! -d "$1" ] || { [ $# -eq 2 ] && [ "$2" != --quick ]; } ||
-   [ $# -gt 2 ]; then
-  echo "usage: bench/agent_cost.sh BUILD_DIR [--quick]" >&2
+usage() {
+  echo "usage: bench/agent_cost.sh BUILD_DIR [--quick] [--tracing]" >&2
   exit 2
-fi
-n=${AGENT_COST_N:-4000} native=40000
-[ "${2:-}" = --quick ] && n=300 native=3000
+}
+[ $# -ge 1 ] && [ -d "$1" ] || usage
+build_arg=$1
+shift
+n=${AGENT_COST_N:-4000} native=40000 tracing=""
+for a in "$@"; do
+  case $a in
+  --quick) n=300 native=3000 ;;
+  --tracing) tracing=1 ;;
+  *) usage ;;
+  esac
+done
 for tool in valgrind callgrind_control callgrind_annotate perf python3; do
   command -v $tool >/dev/null ||
     { echo "bench/agent_cost.sh: $tool not found: skipped" >&2; exit 77; }
 done
-build=$(cd "$1" && pwd)
+build=$(cd "$build_arg" && pwd)
 server="$build/examples/echo_server"
 preload="$build/agent/libcoscope-preload.so"
 [ -x "$server" ] && [ -f "$preload" ] ||
@@ -65,7 +77,15 @@ start() {
   mode=$1
   shift
   rm -f "$dir/port"
-  if [ "$mode" = on ]; then
+  if [ -n "$tracing" ]; then # --tracing: traced against COSCOPE=off
+    if [ "$mode" = on ]; then
+      env -u COSCOPE -u LD_PRELOAD COSCOPE_REPORT=off \
+        "$@" "$server" 0 >"$dir/port" 2>>"$dir/log" &
+    else
+      env -u LD_PRELOAD COSCOPE=off COSCOPE_REPORT=off \
+        "$@" "$server" 0 >"$dir/port" 2>>"$dir/log" &
+    fi
+  elif [ "$mode" = on ]; then
     env -u COSCOPE -u COSCOPE_REPORT LD_PRELOAD="$preload" \
       "$@" "$server" 0 >"$dir/port" 2>>"$dir/log" &
   else
@@ -121,6 +141,35 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ir_off=$(cut -d' ' -f1 "$dir/ir.off" | median)
 ir_on=$(cut -d' ' -f1 "$dir/ir.on" | median)
 agent_on=$(cut -d' ' -f2 "$dir/ir.on" | sort -n | tail -1) # the most seen
+
+if [ -n "$tracing" ]; then
+  # the system calls of each, per request (strace -f -c, all threads)
+  for mode in off on; do
+    start $mode strace -f -qq -c -o "$dir/st.$mode"
+    python3 -c "$client" "$port" "$n"
+    kill -TERM $(pgrep -P $pid -f echo_server || echo $pid) 2>/dev/null || true
+    wait $pid || true
+  done
+  # writes (one per request), reads (one per request, plus EAGAIN ones)
+  # and epoll waits: the last two depend on timing (whether the next
+  # request is already there), which strace and tracing both change
+  calls() {
+    awk '$NF == "write" { w = $4 } $NF == "read" { r = $4; e = $5 }
+         $NF == "epoll_pwait" || $NF == "epoll_wait" { p += $4 }
+         END { printf "write %d, read %d (%d EAGAIN), epoll_wait %d", w, r, e, p }' "$1"
+  }
+  awk -v n="$n" -v ioff="$ir_off" -v ion="$ir_on" '
+    BEGIN {
+      printf "tracing, loop thread, instructions/request (median of 3): COSCOPE=off %.1f, traced %.1f (%+.1f)\n",
+             ioff / n, ion / n, (ion - ioff) / n
+      printf "@row\ttracing: instructions/request\t%+.1f\tCOSCOPE=off %.1f\t%.2fx\t\t\n",
+             (ion - ioff) / n, ioff / n, ion / ioff
+    }'
+  echo "tracing, system calls for $((n + 500)) requests (strace -f):"
+  echo "  COSCOPE=off: $(calls "$dir/st.off")"
+  echo "  traced:      $(calls "$dir/st.on")"
+  exit 0
+fi
 
 start on
 perf stat -e task-clock --per-thread -p $pid -o "$dir/perf" &

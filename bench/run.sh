@@ -46,6 +46,7 @@ if [ -x "$build/bench/bench_trace" ]; then
   run trace "$build/bench/bench_trace" "$@"
   run agent "$build/bench/bench_trace" --agent "$@"
   run agent_cost sh "$here/agent_cost.sh" "$build" "$@"
+  run trace_cost sh "$here/agent_cost.sh" "$build" --tracing "$@"
 fi
 if [ -x "$build/cli/coscope" ] && [ -x "$build/bench/cli_target" ]; then
   run cli sh "$here/bench_cli.sh" "$build" "$@"
