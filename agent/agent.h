@@ -100,6 +100,9 @@ typedef struct cs__step {
     pid_t tid;        /* the loop's thread */
     int64_t start_ns; /* CLOCK_MONOTONIC start of the running step, 0 idle */
     uint64_t task_id; /* the task running it (0: unknown) */
+    uint64_t seq;     /* untimed switches since start_ns (yield batches):
+                         0, the step began at start_ns; more, at a later
+                         switch whose time is not known */
 } cs__step;
 
 /* Lists up to cap loop threads' steps into out; returns how many. */

@@ -56,6 +56,7 @@ static size_t cs__trace_steps(cs__step *out, size_t cap, void *arg)
             continue;
         out[n].tid = (pid_t)ring.tid;
         out[n].task_id = ring.step_task;
+        out[n].seq = ring.switches;
         out[n].start_ns =
             ring.step_start ? (int64_t)cs_trace_ns(cs__self, ring.step_start)
                             : 0;

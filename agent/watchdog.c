@@ -26,6 +26,8 @@
 struct cs__watched {
     pid_t tid;          /* 0: unused entry */
     int64_t start_ns;   /* start of the step being watched, 0 none */
+    int64_t src_start;  /* the source's start_ns and seq for that step: */
+    uint64_t src_seq;   /* either moves when it ends */
     uint64_t task_id;   /* its task */
     bool sampled;       /* sample holds this step's stack */
     cs__sample sample;
@@ -91,7 +93,8 @@ static void cs__watch_step(const cs__step *st, int64_t now)
 
     if (!w)
         return;
-    if (w->start_ns && w->start_ns != st->start_ns) { /* the step ended */
+    if (w->start_ns &&
+        (w->src_start != st->start_ns || w->src_seq != st->seq)) { /* ended */
         if (w->sampled) {
             struct cs__slow s = {w, now - w->start_ns};
             cs__report_offstack(CS__R_SLOW, cs__slow_report, &s);
@@ -102,7 +105,11 @@ static void cs__watch_step(const cs__step *st, int64_t now)
     if (!st->start_ns)
         return;
     if (!w->start_ns) {
-        w->start_ns = st->start_ns;
+        /* begun at an untimed switch (a yield batch): when is not known,
+         * so from now, which can only make it look shorter */
+        w->start_ns = st->seq ? now : st->start_ns;
+        w->src_start = st->start_ns;
+        w->src_seq = st->seq;
         w->task_id = st->task_id;
     }
     if (!w->sampled && now - w->start_ns >= cs__cfg.slow_ns &&
@@ -130,10 +137,12 @@ static int64_t cs__next_look(const cs__step *steps, size_t n, int64_t now,
         return now + period;
     for (size_t k = 0; k < n; k++) {
         const struct cs__watched *w = cs__watched_for(steps[k].tid);
-        if (!w || w->sampled)
+        /* sampled: time its end; begun in a yield batch (seq): look
+         * again soon, its start is only known to within a look */
+        if (!w || w->sampled || steps[k].seq)
             return now + period;
-        if (steps[k].start_ns && steps[k].start_ns + cs__cfg.slow_ns < next)
-            next = steps[k].start_ns + cs__cfg.slow_ns;
+        if (w->start_ns && w->start_ns + cs__cfg.slow_ns < next)
+            next = w->start_ns + cs__cfg.slow_ns;
     }
     return next - now < period / 10 ? now + period / 10 : next;
 }

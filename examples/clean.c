@@ -9,8 +9,10 @@
  * blocking computation to a worker thread with cs_to_thread; an echo pair
  * talks over a socketpair with cs_write_all/cs_read; an event releases a
  * group of waiters; detached tasks finish on their own; coroutines are
- * awaited in place.  Everything that is started is awaited.  Prints one
- * line and exits 0 if every count adds up.
+ * awaited in place.  Everything that is started is awaited.  Last, two
+ * tasks yield to each other, first in quick steps, then in 40 ms ones:
+ * no step is slow.  Prints one line and exits 0 if every
+ * count adds up.
  */
 #include <coscope.h>
 
@@ -27,6 +29,7 @@ static cs_event *go;
 static long counter, consumed, echoed, released, detached_done;
 static pthread_mutex_t thread_mu = PTHREAD_MUTEX_INITIALIZER;
 static long thread_calls;
+static long chunked; /* chunker tasks that ran to the end */
 
 /* Runs on a cs_to_thread worker: blocking is allowed there. */
 static void *blocking_work(void *arg)
@@ -122,6 +125,25 @@ static void *short_lived(void *arg)
     return NULL;
 }
 
+/* Quick yields, then yields after 40 ms of work each: 320 ms of steps,
+ * each far below the 100 ms threshold.  (The quick ones are counted in
+ * batches, not timed one by one; a watchdog that took a batch for one
+ * step would call three of these steps one slow step.) */
+static void *chunker(void *arg)
+{
+    long *rounds = arg;
+    for (int i = 0; i < 500; i++)
+        cs_yield();
+    for (int i = 0; i < 4; i++) {
+        int64_t until = cs_now_ns() + CS_MSEC(40);
+        while (cs_now_ns() < until)
+            ;
+        cs_yield();
+    }
+    ++*rounds;
+    return NULL;
+}
+
 static void *amain(void *arg)
 {
     long n = (long)arg, nwait = 50;
@@ -153,6 +175,10 @@ static void *amain(void *arg)
     r = r ? r : cs_await(peer, NULL);
     r = r ? r : cs_await(cons, NULL);
     cs_sleep(CS_MSEC(5)); /* the detached ones end */
+    cs_task *ch[2] = {cs_spawn("chunker", chunker, &chunked),
+                      cs_spawn("chunker", chunker, &chunked)};
+    r = r ? r : cs_gather(ch, 2, NULL);
+    cs_sleep(CS_MSEC(30)); /* a watchdog looks again before we exit */
     cs_close(sv[0]);
     cs_close(sv[1]);
     cs_lock_free(lock);
@@ -179,10 +205,11 @@ int main(int argc, char **argv)
         return 1;
     }
     if (counter != n || consumed != n || echoed != 200 || released != 50 ||
-        detached_done != 20 || thread_calls != (n + 15) / 16) {
-        fprintf(stderr, "clean: counts do not add up: %ld %ld %ld %ld %ld %ld\n",
+        detached_done != 20 || thread_calls != (n + 15) / 16 || chunked != 2) {
+        fprintf(stderr,
+                "clean: counts do not add up: %ld %ld %ld %ld %ld %ld %ld\n",
                 counter, consumed, echoed, released, detached_done,
-                thread_calls);
+                thread_calls, chunked);
         return 1;
     }
     printf("clean: %ld tasks, all counts add up\n", n);

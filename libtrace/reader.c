@@ -321,6 +321,7 @@ int cs_trace_ring_get(cs_trace *t, uint32_t r, cs_trace_ring *out)
     out->step_start = __atomic_load_n(&rh->step_start, __ATOMIC_ACQUIRE);
     out->step_task = __atomic_load_n(&rh->step_task, __ATOMIC_RELAXED);
     out->iterations = __atomic_load_n(&rh->iterations, __ATOMIC_RELAXED);
+    out->switches = __atomic_load_n(&rh->switches, __ATOMIC_RELAXED);
     return 0;
 }
 

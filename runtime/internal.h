@@ -199,10 +199,10 @@ struct cs__loop {
     uint64_t tr_t0;         /* trace clock when the current step began */
     cs__trace_cache *tr_cache; /* interned names and sites */
     /* yield batching (trace.h): short yield steps counted, not timed */
-    uint32_t tr_batch;      /* steps batched since tr_t0 */
+    cs_ring_header *tr_hdr; /* the ring's header, for the fast path */
     uint32_t tr_hot;        /* the last timed step (or batch) was short */
     uint64_t tr_hot_ticks;  /* "short": below this; 0 never batches */
-    uint32_t tr_nbt;        /* tasks in tr_bt */
+    uint32_t tr_nbt;        /* tasks in tr_bt: a batch is open if any */
     struct cs_task *tr_bt[CS__TRACE_BATCH_TASKS]; /* the batch's tasks */
     cs_task *reap;          /* ended task whose stack awaits release */
     cs__link all;           /* every unfinished task */
@@ -339,6 +339,18 @@ typedef uint32_t cs__u32_alias __attribute__((may_alias));
 _Static_assert(offsetof(cs_task_slot, state) == 24 &&
                offsetof(cs_task_slot, wait) == 25 &&
                offsetof(cs_task_slot, flags) == 26, "slot state word");
+/* A switch to `to` inside a yield batch (trace.h): which task runs, and
+ * one more untimed switch since step_start, for watchdogs (the ring's
+ * owner is its only writer). */
+static inline void cs__trace_untimed_switch(cs_ring_header *h,
+                                            const struct cs_task *to)
+{
+    __atomic_store_n(&h->step_task, to->id, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->switches,
+                     __atomic_load_n(&h->switches, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELEASE);
+}
+
 static inline void cs__trace_slot_word(cs_task_slot *s, unsigned state,
                                        unsigned wait, unsigned flags)
 {
@@ -419,11 +431,10 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
     /* A short yield in a run of them: counted, not timed (trace.h).  The
      * untraced-looking fast path of this is in cs__jump. */
     if (yielded && to && loop->tr_hot && !p &&
-        loop->tr_batch < CS__TRACE_BATCH_MAX &&
+        self->tr_bk < CS__TRACE_BATCH_MAX &&
         (self->tr_bk || cs__trace_batch_join(loop, self))) {
         self->tr_bk++;
-        loop->tr_batch++;
-        __atomic_store_n(&r->hdr->step_task, to->id, __ATOMIC_RELAXED);
+        cs__trace_untimed_switch(r->hdr, to);
         if (to->tr_ref && to->tr_ref <= cs__trace_g.task_slots) {
             s = &cs__trace_g.tasks[to->tr_ref - 1];
             cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
@@ -433,7 +444,7 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
     }
     t0 = loop->tr_t0;
     t1 = cs__trace_now();
-    if (loop->tr_batch) { /* self's step began inside the batch */
+    if (loop->tr_nbt) { /* self's step began inside the batch */
         t0 = t1 - cs__trace_batch_end(loop, self, yielded, t1);
         batched = 1;
     }
@@ -477,6 +488,7 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
         }
     }
     __atomic_store_n(&r->hdr->step_task, to ? to->id : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->hdr->switches, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->hdr->step_start, to ? t1 : 0, __ATOMIC_RELEASE);
     if (to && to->tr_ref && to->tr_ref <= cs__trace_g.task_slots) {
         s = &cs__trace_g.tasks[to->tr_ref - 1];

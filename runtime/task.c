@@ -125,13 +125,13 @@ cs__jump(cs__loop *loop, cs_task *self, cs_task *to, bool dying)
      * timestamp and the records are written before the switch (trace.h). */
     (void)dying;
     if (loop->tr_ring) {
-        /* a short yield inside a batch: counted, not timed (trace.h) */
+        /* a short yield inside a batch: counted, not timed (trace.h).
+         * tr_prev is NULL here: a batch opens only without one, and the
+         * timed switches that set it close the batch first. */
         if (self && self->tr_bk && to && self->state == CS__READY &&
-            loop->tr_batch < CS__TRACE_BATCH_MAX && !loop->tr_prev) {
+            self->tr_bk < CS__TRACE_BATCH_MAX) {
             self->tr_bk++;
-            loop->tr_batch++;
-            __atomic_store_n(&loop->tr_ring->hdr->step_task, to->id,
-                             __ATOMIC_RELAXED);
+            cs__trace_untimed_switch(loop->tr_hdr, to);
             cs__switch(from, dst);
             return;
         }

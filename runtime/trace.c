@@ -144,7 +144,8 @@ void cs__trace_loop_start(cs__loop *loop)
     loop->tr_cache = c;
     loop->tr_t0 = cs__trace_now();
     loop->tr_hot = 0;
-    loop->tr_batch = loop->tr_nbt = 0;
+    loop->tr_nbt = 0;
+    loop->tr_hdr = loop->tr_ring->hdr;
     /* COSCOPE_BATCH_NS: what a short yield step is (trace.h) */
     const char *v = getenv("COSCOPE_BATCH_NS");
     long ns = v && *v ? strtol(v, NULL, 10) : 1000;
@@ -338,18 +339,27 @@ static void cs__trace_batch_task(cs__loop *loop, cs_task *t, uint64_t k,
 uint64_t cs__trace_batch_end(cs__loop *loop, cs_task *self, int self_yields,
                              uint64_t t1)
 {
-    uint64_t dur = t1 - loop->tr_t0;
-    uint64_t n = loop->tr_batch + (self != NULL);
-    uint32_t flags = 0, arg = cs__trace_dur_arg(dur, &flags);
+    uint64_t dur = t1 - loop->tr_t0, n = 0;
+    uint32_t flags = 0, arg;
     int self_listed = 0;
 
     if (self_yields && self)
         self->tr_bk++; /* its step ending now is the batch's last */
+    for (uint32_t i = 0; i < loop->tr_nbt; i++) {
+        n += loop->tr_bt[i]->tr_bk;
+        self_listed |= loop->tr_bt[i] == self;
+    }
+    if (self && !self_listed) /* the list was full, or ... */
+        n += self_yields ? self->tr_bk : 0;
+    if (self && !self_yields) /* ... its last step was not a yield */
+        n++;
+    if (n == 0)
+        n = 1;
+    arg = cs__trace_dur_arg(dur, &flags);
     cs__trace_emit(loop->tr_ring, t1, n, CS_REC_INFO(CS_EV_BATCH, 0, flags),
                    arg);
     for (uint32_t i = 0; i < loop->tr_nbt; i++) {
         cs_task *t = loop->tr_bt[i];
-        self_listed |= t == self;
         if (t->tr_bk)
             cs__trace_batch_task(loop, t, t->tr_bk, n, dur, t1);
         t->tr_bk = 0;
@@ -358,7 +368,6 @@ uint64_t cs__trace_batch_end(cs__loop *loop, cs_task *self, int self_yields,
         cs__trace_batch_task(loop, self, self->tr_bk, n, dur, t1);
     if (self)
         self->tr_bk = 0;
-    loop->tr_batch = 0;
     loop->tr_nbt = 0;
     loop->tr_hot = dur < loop->tr_hot_ticks * n;
     return n ? dur / n : 0;

@@ -53,10 +53,10 @@ extern int cs__trace_rt_disabled;
  * makes a tight yield loop 3.5x slower.  Once a timed yield step (or a
  * whole batch, on average) took less than COSCOPE_BATCH_NS (default
  * 1000), the next yields are counted instead of timed: each adds one to
- * the task's tr_bk and to the loop's tr_batch and stores the ring's
- * step_task word, nothing else.  The next switch that is not such a yield
- * (a wait, the end of a task, the loop's turn, a batch of
- * CS__TRACE_BATCH_MAX steps, a ninth task) reads the clock and writes one
+ * the task's tr_bk and stores the ring's step_task word, nothing else.
+ * The next switch that is not such a yield (a wait, the end of a task, the
+ * loop's turn, a task's CS__TRACE_BATCH_MAX-th step in the batch, a ninth
+ * task) reads the clock and writes one
  * CS_EV_BATCH record (steps, duration) and a CS_EV_YIELDS record per task
  * (its steps), and shares the time out over the slots by steps.  The
  * watchdog still sees which task runs (step_task) and a step_start at

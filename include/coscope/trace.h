@@ -74,6 +74,9 @@ typedef struct cs_trace_ring {
     uint64_t step_start; /* clock value the current step began, 0 idle */
     uint64_t step_task;  /* task running now */
     uint64_t iterations; /* loop iterations */
+    uint64_t switches;   /* untimed switches since step_start (yield
+                            batches): 0, the running step began at
+                            step_start; more, later */
 } cs_trace_ring;
 
 /* One event. */

@@ -467,7 +467,10 @@ typedef struct cs_ring_header {
     uint64_t step_start; /* clock value the current step began at, 0 idle */
     uint64_t step_task;  /* task running now, 0 none */
     uint64_t iterations; /* loop iterations */
-    uint64_t reserved1[2];
+    uint64_t switches;   /* (minor 2) batched switches since step_start was
+                            written: 0, the running step began at
+                            step_start; more, at a later, untimed, switch */
+    uint64_t reserved1;
 } cs_ring_header;
 
 typedef struct cs_record {
@@ -593,7 +596,8 @@ CS__FMT_AT(cs_ring_header, slots, 16);
 CS__FMT_AT(cs_ring_header, step_start, 24);
 CS__FMT_AT(cs_ring_header, step_task, 32);
 CS__FMT_AT(cs_ring_header, iterations, 40);
-CS__FMT_AT(cs_ring_header, reserved1, 48);
+CS__FMT_AT(cs_ring_header, switches, 48);
+CS__FMT_AT(cs_ring_header, reserved1, 56);
 _Static_assert(sizeof(cs_ring_header) == 64, "cs_ring_header size");
 
 CS__FMT_AT(cs_record, seq, 0);

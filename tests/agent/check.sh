@@ -153,7 +153,10 @@ cpu_loop)
   nm -D "$lib" 2>/dev/null | grep -q ' T cs_trace_open_pid$' ||
     skip "libcoscope has no trace segment to take steps from: no watchdog"
   run "$buggy" cpu-loop; status 0; one
-  hasE "coscope: Executing task 'hasher' took 0\.[3-9][0-9]* seconds"
+  # its step begins inside a yield batch, where the watchdog knows the
+  # start only to within a look or two (10 ms each): 0.29 s is right too,
+  # and a slow build on a loaded machine gives a few ms less
+  hasE "coscope: Executing task 'hasher' took 0\.(2[5-9]|[3-9])[0-9]* seconds"
   # the sample lands anywhere in the loop, sometimes in the clock call that
   # checksum() makes: the culprit must be in the stack, with its caller
   hasE "#[0-9]+ +0x[0-9a-f]+ in checksum\+"

@@ -23,6 +23,7 @@ static size_t by_hand(cs__step *out, size_t cap, void *arg)
     out[0].tid = loop_tid;
     out[0].task_id = step_task;
     out[0].start_ns = step_start;
+    out[0].seq = 0;
     return 1;
 }
 
