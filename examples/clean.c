@@ -10,7 +10,7 @@
  * talks over a socketpair with cs_write_all/cs_read; an event releases a
  * group of waiters; detached tasks finish on their own; coroutines are
  * awaited in place.  Everything that is started is awaited.  Last, two
- * tasks yield to each other, first in quick steps, then in 40 ms ones:
+ * tasks yield to each other, first in quick steps, then in 25 ms ones:
  * no step is slow.  Prints one line and exits 0 if every
  * count adds up.
  */
@@ -125,17 +125,17 @@ static void *short_lived(void *arg)
     return NULL;
 }
 
-/* Quick yields, then yields after 40 ms of work each: 320 ms of steps,
+/* Quick yields, then yields after 25 ms of work each: 250 ms of steps,
  * each far below the 100 ms threshold.  (The quick ones are counted in
  * batches, not timed one by one; a watchdog that took a batch for one
- * step would call three of these steps one slow step.) */
+ * step would call four of these steps one slow step.) */
 static void *chunker(void *arg)
 {
     long *rounds = arg;
     for (int i = 0; i < 500; i++)
         cs_yield();
-    for (int i = 0; i < 4; i++) {
-        int64_t until = cs_now_ns() + CS_MSEC(40);
+    for (int i = 0; i < 5; i++) {
+        int64_t until = cs_now_ns() + CS_MSEC(25);
         while (cs_now_ns() < until)
             ;
         cs_yield();
