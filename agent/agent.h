@@ -113,6 +113,9 @@ typedef size_t cs__step_source(cs__step *out, size_t cap, void *arg);
 int cs__watchdog_start(cs__step_source *src, void *arg);
 /* Stops and joins it (tests). */
 void cs__watchdog_stop(void);
+/* atexit: stops the thread and reports a sampled slow step it would
+ * otherwise not have seen end. */
+void cs__watchdog_exit(void);
 /* Starts the watchdog over the runtime's trace segment, if libcoscope has
  * libtrace's reader (watch_trace.c); once. */
 void cs__watch_trace_start(void);

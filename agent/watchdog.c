@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CS__WATCH_MAX 64 /* loop threads watched */
 
@@ -37,6 +38,7 @@ static struct {
     cs__step_source *src;
     void *arg;
     pthread_t th;
+    pid_t pid;          /* the process the thread runs in (fork) */
     bool running;
     int stop; /* atomic */
     /* the watchdog's naps end early when stop is set: they can last a
@@ -197,18 +199,48 @@ int cs__watchdog_start(cs__step_source *src, void *arg)
     /* what top -H, gdb and bench/agent_cost.sh show for it */
     pthread_setname_np(cs__wd.th, "coscope-watch");
     cs__wd.running = true;
+    cs__wd.pid = getpid();
+    static int registered;
+    if (!registered++)
+        atexit(cs__watchdog_exit);
     return 0;
 }
 
-void cs__watchdog_stop(void)
+/* Ends the thread; false if there is none here (a forked child has the
+ * parent's state but not its thread). */
+static bool cs__watchdog_join(void)
 {
-    if (!cs__wd.running)
-        return;
+    if (!cs__wd.running || cs__wd.pid != getpid())
+        return false;
     pthread_mutex_lock(&cs__wd.mu);
     __atomic_store_n(&cs__wd.stop, 1, __ATOMIC_RELEASE);
     pthread_cond_signal(&cs__wd.cv);
     pthread_mutex_unlock(&cs__wd.mu);
     pthread_join(cs__wd.th, NULL);
     cs__wd.running = false;
+    return true;
+}
+
+void cs__watchdog_stop(void)
+{
+    if (cs__watchdog_join())
+        memset(cs__wd.w, 0, sizeof(cs__wd.w));
+}
+
+/* At exit the watchdog will not look again: a slow step it has sampled,
+ * which ended since its last look (or still runs, if a task called exit),
+ * is reported now instead of lost with the process. */
+void cs__watchdog_exit(void)
+{
+    if (!cs__watchdog_join())
+        return;
+    int64_t now = cs_now_ns();
+    for (int k = 0; k < CS__WATCH_MAX; k++) {
+        struct cs__watched *w = &cs__wd.w[k];
+        if (w->tid && w->start_ns && w->sampled) {
+            struct cs__slow s = {w, now - w->start_ns};
+            cs__report_offstack(CS__R_SLOW, cs__slow_report, &s);
+        }
+    }
     memset(cs__wd.w, 0, sizeof(cs__wd.w));
 }
