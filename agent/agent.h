@@ -13,6 +13,8 @@
 #include <coscope.h>
 #include <coscope/agent.h>
 
+#include "../libtrace/writer.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -149,9 +151,8 @@ void cs__sym_release(void);
  * its objects stay valid.  Past CS__REPORTS_MAX reports of the class, fn
  * is not run; the number left out is said once, at exit. */
 void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg);
-/* pthread_create with asynchronous signals blocked in the new thread. */
-int cs__thread_start(pthread_t *th, const pthread_attr_t *at,
-                     void *(*fn)(void *), void *arg);
+/* cs__thread_start (pthread_create, asynchronous signals blocked) is
+ * libtrace's, merged into libcoscope with the agent: writer.h. */
 /* Records the report of class cls about task_id, with bt (or NULL), as a
  * warning event in the trace; on the loop's thread, before reporting. */
 void cs__report_trace(unsigned cls, uint64_t task_id, const cs__bt *bt);

@@ -30,28 +30,6 @@ struct cs__offstack {
     void *arg;
 };
 
-/* Starts a thread of ours with every asynchronous signal blocked, so that
- * the program's SIGINT/SIGTERM (maybe blocked in its own threads and read
- * from a signalfd) is never delivered to it; faults stay deliverable so a
- * crash in it is still reported (libuv's threadpool does the same). */
-int cs__thread_start(pthread_t *th, const pthread_attr_t *at, void *(*fn)(void *),
-                  void *arg)
-{
-    sigset_t all, old;
-    int r;
-
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGABRT);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    r = pthread_create(th, at, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return r;
-}
-
 static void *cs__offstack_main(void *p)
 {
     struct cs__offstack *o = p;

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -109,28 +108,6 @@ static void *recorder_main(void *arg)
     return NULL;
 }
 
-/* Starts a thread of ours with every asynchronous signal blocked, so that
- * the program's SIGINT/SIGTERM (maybe blocked in its own threads and read
- * from a signalfd) is never delivered to it; faults stay deliverable so a
- * crash in it is still reported (libuv's threadpool does the same). */
-static int start_thread(pthread_t *th, const pthread_attr_t *at, void *(*fn)(void *),
-                  void *arg)
-{
-    sigset_t all, old;
-    int r;
-
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    sigdelset(&all, SIGABRT);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    r = pthread_create(th, at, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return r;
-}
-
 int cs__recorder_start(const char *path)
 {
     memset(&rec, 0, sizeof rec);
@@ -150,7 +127,7 @@ int cs__recorder_start(const char *path)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&rec.lock, NULL);
     if (!err)
-        err = -start_thread(&rec.thread, NULL, recorder_main, NULL);
+        err = -cs__thread_start(&rec.thread, NULL, recorder_main, NULL);
     if (err) {
         close(rec.fd);
         free(rec.cursor);

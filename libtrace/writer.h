@@ -21,6 +21,7 @@
 #define CS_LIBTRACE_WRITER_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -92,6 +93,12 @@ const char *cs__trace_segment_path(void);
  * them when force is set); one callback when nothing changed.  Takes the
  * loader's lock: never call it from a signal handler. */
 void cs__trace_modules_refresh(int force);
+
+/* pthread_create for coscope's own threads (the recorder, the runtime's
+ * to_thread workers, the agent's): asynchronous signals blocked in the new
+ * thread, faults not (thread.c). */
+int cs__thread_start(pthread_t *th, const pthread_attr_t *at,
+                     void *(*fn)(void *), void *arg);
 
 /* ---- rings and events --------------------------------------------------- */
 
