@@ -83,20 +83,7 @@ static size_t cs__put_u(char *buf, size_t n, size_t cap, uint64_t v)
 /* Lets the crash proceed: the previous handler, or the default action. */
 static void cs__chain(int sig, siginfo_t *si, void *uc)
 {
-    struct sigaction *old = &cs__old[cs__slot(sig)];
-
-    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
-        old->sa_sigaction(sig, si, uc);
-        return;
-    }
-    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN &&
-        old->sa_handler != NULL) {
-        old->sa_handler(sig);
-        return;
-    }
-    signal(sig, SIG_DFL);
-    if (si->si_code <= 0) /* sent, not a fault: returning would not redo it */
-        raise(sig);
+    cs__signal_chain(&cs__old[cs__slot(sig)], sig, si, uc);
 }
 
 static void cs__alarm(int sig)

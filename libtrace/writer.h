@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -99,6 +100,11 @@ void cs__trace_modules_refresh(int force);
  * thread, faults not (thread.c). */
 int cs__thread_start(pthread_t *th, const pthread_attr_t *at,
                      void *(*fn)(void *), void *arg);
+/* From a handler of sig: calls the handler `old` that was installed
+ * before ours, or restores the default action (a fault then re-executes
+ * and dies, a sent signal is raised again).  Async-signal-safe. */
+void cs__signal_chain(const struct sigaction *old, int sig, siginfo_t *si,
+                      void *uc);
 
 /* ---- rings and events --------------------------------------------------- */
 

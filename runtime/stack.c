@@ -206,17 +206,7 @@ static void cs__segv_handler(int sig, siginfo_t *si, void *uc)
     if (t && t->stack.guarded && a < (uintptr_t)t->stack.lo &&
         a >= (uintptr_t)t->stack.lo - cs__page)
         cs__overflow_report(t, a);
-    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
-        old->sa_sigaction(sig, si, uc);
-        return;
-    }
-    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN &&
-        old->sa_handler != NULL) {
-        old->sa_handler(sig);
-        return;
-    }
-    /* back to the default action; returning re-executes the fault */
-    signal(sig, SIG_DFL);
+    cs__signal_chain(old, sig, si, uc);
 }
 
 /* Puts our handler in front of whatever handles the signal now.  Checked

@@ -70,21 +70,7 @@ static void cs__crash_handler(int sig, siginfo_t *si, void *uc)
         if (path)
             cs__trace_flight_dump(path, CS_SEG_F_FLIGHT | CS_SEG_F_CRASH);
     }
-    struct sigaction *old = &cs__crash_old[i];
-    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
-        old->sa_sigaction(sig, si, uc);
-        return;
-    }
-    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN &&
-        old->sa_handler != NULL) {
-        old->sa_handler(sig);
-        return;
-    }
-    signal(sig, SIG_DFL);
-    /* A fault re-executes and dies; a signal that was sent must be sent
-     * again (abort() does that itself, raise() is harmless there). */
-    if (si == NULL || si->si_code <= 0)
-        raise(sig);
+    cs__signal_chain(&cs__crash_old[i], sig, si, uc);
 }
 
 /* Installs the crash handler in front of the current ones (once per

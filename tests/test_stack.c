@@ -62,6 +62,9 @@ enum {
     VICTIM_IN_THREAD = 1,   /* the loop runs on a second thread */
     VICTIM_IN_HANDLER = 2,  /* the program has its own SIGSEGV handler */
     VICTIM_IN_MAIN = 4,     /* main itself recurses, no extra task */
+    VICTIM_SENT = 8,        /* the task raise()s SIGSEGV, no fault; tracing
+                               and the agent off: only the overflow handler
+                               stands in front of the default action */
 };
 
 /* Exit status of the program's own SIGSEGV handler. */
@@ -78,7 +81,10 @@ enum {
 static void *victim_body(void *arg)
 {
     const struct victim *v = arg;
-    recurse(0, v->depth < 0 ? SIZE_MAX : (size_t)v->depth);
+    if (v->mode & VICTIM_SENT)
+        raise(SIGSEGV);
+    else
+        recurse(0, v->depth < 0 ? SIZE_MAX : (size_t)v->depth);
     return CS_P(1);
 }
 
@@ -175,6 +181,10 @@ static int run_victim(const struct victim *v, const char *env_kb, char *err,
         snprintf(asan, sizeof(asan), "%s%shandle_segv=0:handle_sigbus=0",
                  old ? old : "", old ? ":" : "");
         setenv("ASAN_OPTIONS", asan, 1);
+        if (v->mode & VICTIM_SENT) {
+            setenv("COSCOPE", "off", 1);
+            setenv("COSCOPE_REPORT", "off", 1);
+        }
         if (env_kb != NULL)
             setenv("COSCOPE_STACK_KB", env_kb, 1);
         else
@@ -283,6 +293,19 @@ static void test_stack_overflow_chains_to_program_handler(void **state)
         fail_msg("expected the report, then the program handler: %s", err);
 }
 
+/* A SIGSEGV that was sent, not a fault, is not swallowed by the overflow
+ * handler: returning from it would not bring the signal back. */
+static void test_stack_sent_sigsegv_still_kills(void **state)
+{
+    (void)state;
+    char err[4096];
+    struct victim v = {"sender", 0, 0, VICTIM_SENT};
+    int status = run_victim(&v, NULL, err, sizeof(err));
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV)
+        fail_msg("child status %#x, not death by SIGSEGV; stderr: %s",
+                 status, err);
+}
+
 static void test_stack_absurd_size_is_refused(void **state)
 {
     (void)state;
@@ -352,6 +375,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_stack_overflow_in_main_task, setup),
     cmocka_unit_test_setup(test_stack_overflow_chains_to_program_handler,
                            setup),
+    cmocka_unit_test_setup(test_stack_sent_sigsegv_still_kills, setup),
     cmocka_unit_test_setup(test_stack_absurd_size_is_refused, setup),
     cmocka_unit_test_setup(test_stack_default_fits_32k, setup),
     cmocka_unit_test_setup(test_stack_env_sets_default_size, setup),
