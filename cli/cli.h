@@ -17,6 +17,7 @@
 #define CS_CLI_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -74,6 +75,11 @@ int cli_bad_option(const char *cmd, char **argv, int optind, int optopt);
 /* For commands that run `-- CMD ARGS` (run, check): CLI_OK if argv[optind]
  * is a command that followed "--", else the error (one line, exit 2). */
 int cli_need_command(const char *cmd, int argc, char **argv, int optind);
+/* Set by SIGINT or SIGTERM once cli_catch_stop() ran: the commands that
+ * run until stopped (record, top, watch, view) check it and finish
+ * cleanly.  No SA_RESTART, so a blocking call returns EINTR. */
+extern volatile sig_atomic_t cli_stop_requested;
+void cli_catch_stop(void);
 
 /* Parses a process id ("4242"); prints the error and returns CLI_ERROR
  * when s is not one. */

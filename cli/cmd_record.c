@@ -39,23 +39,6 @@ const char cmd_record_usage[] =
     "    -d, --duration SECONDS  stop after this long\n"
     "    -h, --help              show this help\n";
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
 
 static void nap_ms(long ms)
 {
@@ -75,7 +58,7 @@ static int record_pid(int pid, const char *path, double duration)
         return cli_error("cannot write '%s': %s", path,
                          cs_trace_strerror(err));
     }
-    catch_signals();
+    cli_catch_stop();
     cli_test_point("recording");
     uint64_t start = cli_now_ns(), until = UINT64_MAX;
     if (duration > 0)
@@ -83,7 +66,7 @@ static int record_pid(int pid, const char *path, double duration)
     const char *why = "interrupted";
     while (err == 0) {
         err = cs_trace_rec_poll(rec);
-        if (err != 0 || stop_requested)
+        if (err != 0 || cli_stop_requested)
             break;
         if (cli_now_ns() >= until) {
             why = "duration reached";
@@ -145,7 +128,7 @@ static int record_command(char **argv, const char *path, double duration)
                 strerror(errno));
         _exit(127);
     }
-    catch_signals();
+    cli_catch_stop();
     int status = 0, err = wait_timed(child, duration, &status);
     if (err != 0)
         return cli_error("cannot wait for '%s': %s", argv[0], strerror(-err));

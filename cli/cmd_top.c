@@ -85,13 +85,6 @@ struct top {
     cs_trace_event ev[1024];
 };
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* ---- sampling ----------------------------------------------------------- */
 
@@ -354,11 +347,11 @@ static int run_text(struct top *p)
             return CLI_OK; /* the reader went away */
         if (p->iterations > 0 && --p->iterations == 0)
             return CLI_OK;
-        for (double t = 0; t < p->interval && !stop_requested; t += 0.05) {
+        for (double t = 0; t < p->interval && !cli_stop_requested; t += 0.05) {
             struct timespec ts = {0, 50 * 1000000};
             nanosleep(&ts, NULL);
         }
-        if (stop_requested)
+        if (cli_stop_requested)
             return CLI_OK;
         if (cs_trace_stale(p->ts.t) != 0) {
             fprintf(stderr, "coscope: process %d exited\n", p->ts.pid);
@@ -528,7 +521,7 @@ static int run_screen(struct top *p)
     curs_set(0);
     int rc = CLI_OK, exited = 0;
     uint64_t next = 0;
-    while (!stop_requested) {
+    while (!cli_stop_requested) {
         if (cli_now_ns() >= next) {
             if (cs_trace_stale(p->ts.t) != 0) {
                 exited = 1;
@@ -649,12 +642,7 @@ int cmd_top(int argc, char **argv)
         p->rings_t0 = cli_now_ns();
     }
     if (rc == CLI_OK) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        cli_catch_stop();
         rc = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO) ? run_screen(p)
                                                            : run_text(p);
     }

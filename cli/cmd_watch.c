@@ -63,13 +63,6 @@ struct watch {
     cs_trace_event ev[BATCH];
 };
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* ---- names -------------------------------------------------------------- */
 
@@ -395,7 +388,7 @@ static int follow(struct watch *w)
             return CLI_OK; /* stdout closed (a pager quit) */
         if (seen < 0)
             return CLI_ERROR;
-        if (stop_requested)
+        if (cli_stop_requested)
             return CLI_OK;
         if (seen > 0)
             continue;
@@ -477,12 +470,7 @@ static int watch_init(struct watch *w)
         ((uint64_t)rt.tv_sec - (uint64_t)mono.tv_sec) * 1000000000u +
         (uint64_t)rt.tv_nsec - (uint64_t)mono.tv_nsec;
     names_refresh(w);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_stop();
     return CLI_OK;
 }
 

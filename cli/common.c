@@ -39,6 +39,24 @@ void cli_warn(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+volatile sig_atomic_t cli_stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    cli_stop_requested = 1;
+}
+
+void cli_catch_stop(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 int cli_need_command(const char *cmd, int argc, char **argv, int optind)
 {
     if (optind < argc && strcmp(argv[optind - 1], "--") != 0)

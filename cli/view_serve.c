@@ -209,19 +209,12 @@ int cli_view_html(const char *dir, const char *data, size_t len,
 /* ---- the server ----------------------------------------------------------
  */
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
 
 static void send_all(int fd, const void *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0 && errno == EINTR && !stop)
+        if (w <= 0 && errno == EINTR && !cli_stop_requested)
             continue;
         if (w <= 0)
             return;
@@ -404,14 +397,11 @@ int cli_view_serve(const char *dir, const char *data, size_t len, int port,
     if (lfd < 0)
         return cli_error("view: cannot listen on 127.0.0.1:%d: %s", port,
                          strerror(-lfd));
-    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_stop(); /* no SA_RESTART: poll returns EINTR */
     printf("viewing '%s' at http://127.0.0.1:%d/ (press Ctrl-C to stop)\n",
            label, s.port);
     fflush(stdout);
-    while (!stop) {
+    while (!cli_stop_requested) {
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE)
