@@ -401,6 +401,20 @@ static inline void cs__trace_settle(cs__loop *loop)
         cs__trace_regs(p);
 }
 
+/* self, in the loop's yield batch, yields to `to`: counted, no clock
+ * (trace.h).  The fast path of cs__jump, and cs__trace_switch's first
+ * check where cs__jump has none (ASan builds). */
+static CS__HOT_INLINE bool cs__trace_batch_more(cs__loop *loop,
+                                                cs_task *self, cs_task *to)
+{
+    if (!self || !self->tr_bk || !to || self->state != CS__READY ||
+        self->tr_bk >= CS__TRACE_BATCH_MAX)
+        return false;
+    self->tr_bk++;
+    cs__trace_untimed_switch(loop->tr_hdr, to);
+    return true;
+}
+
 /* Tracing at a switch from self to `to` (NULL: the loop context), before
  * cs__switch, which is a tail call on the hot path: nothing runs after it
  * until the resumed task's own code.  One timestamp: the end of self's
@@ -428,13 +442,10 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
     uint64_t t0, t1;
     uint32_t batched = 0;
 
-    /* A short yield in a run of them: counted, not timed (trace.h).  The
-     * untraced-looking fast path of this is in cs__jump. */
-    if (yielded && to && loop->tr_hot && !p &&
-        self->tr_bk < CS__TRACE_BATCH_MAX &&
-        (self->tr_bk || cs__trace_batch_join(loop, self))) {
-        self->tr_bk++;
-        cs__trace_untimed_switch(r->hdr, to);
+    /* A short yield in a run of them: counted, not timed (trace.h). */
+    if (cs__trace_batch_more(loop, self, to) ||
+        (yielded && to && loop->tr_hot && !p && !self->tr_bk &&
+         cs__trace_batch_join(loop, self, to))) {
         if (to->tr_ref && to->tr_ref <= cs__trace_g.task_slots) {
             s = &cs__trace_g.tasks[to->tr_ref - 1];
             cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,

@@ -128,10 +128,7 @@ cs__jump(cs__loop *loop, cs_task *self, cs_task *to, bool dying)
         /* a short yield inside a batch: counted, not timed (trace.h).
          * tr_prev is NULL here: a batch opens only without one, and the
          * timed switches that set it close the batch first. */
-        if (self && self->tr_bk && to && self->state == CS__READY &&
-            self->tr_bk < CS__TRACE_BATCH_MAX) {
-            self->tr_bk++;
-            cs__trace_untimed_switch(loop->tr_hdr, to);
+        if (cs__trace_batch_more(loop, self, to)) {
             cs__switch(from, dst);
             return;
         }

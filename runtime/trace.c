@@ -288,7 +288,7 @@ static void cs__trace_target(cs_task *p, uint64_t *target, uint64_t *aux)
     }
 }
 
-int cs__trace_batch_join(cs__loop *loop, cs_task *t)
+int cs__trace_batch_join(cs__loop *loop, cs_task *t, cs_task *to)
 {
     cs_task_slot *s;
 
@@ -301,6 +301,8 @@ int cs__trace_batch_join(cs__loop *loop, cs_task *t)
         cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_YIELD,
                             s->flags & ~CS_TASKF_REGS_VALID);
     }
+    t->tr_bk = 1;
+    cs__trace_untimed_switch(loop->tr_hdr, to);
     return 1;
 }
 

@@ -94,8 +94,10 @@ void cs__trace_loop_stop(struct cs__loop *loop);
  * ticks of that last step's share (cs__trace_switch, trace.h). */
 uint64_t cs__trace_batch_end(struct cs__loop *loop, struct cs_task *self,
                              int self_yields, uint64_t t1);
-/* Adds t to the loop's yield batch; 0 if it is full. */
-int cs__trace_batch_join(struct cs__loop *loop, struct cs_task *t);
+/* Opens or joins the loop's yield batch with t's yield to `to`, counted
+ * like cs__trace_batch_more; 0 if the batch has all the tasks it can. */
+int cs__trace_batch_join(struct cs__loop *loop, struct cs_task *t,
+                         struct cs_task *to);
 
 /* Task slot and creation record for a new task. */
 void cs__trace_task_new(struct cs__loop *loop, struct cs_task *t);
