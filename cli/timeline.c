@@ -110,6 +110,15 @@ struct pending_wait {
     uint64_t batch_ts, batch_start, batch_end; /* ts raw, span in ns */
 };
 
+/* A step of task k was recorded in ring: its first such ring is its
+ * loop's lane (a ring from a creation record only stands in until then). */
+static void ran_on(struct cli_tl_task *k, uint32_t ring)
+{
+    if (!k->ring_from_step)
+        k->ring = ring;
+    k->ring_from_step = 1;
+}
+
 static int take_step(struct cli_timeline *tl, const cs_trace_event *e,
                      struct pending_wait *w)
 {
@@ -132,9 +141,7 @@ static int take_step(struct cli_timeline *tl, const cs_trace_event *e,
         s->has_target = 1;
     }
     w->set = 0;
-    if (tl->tasks[k].ring == UINT32_MAX || !tl->tasks[k].ring_from_step)
-        tl->tasks[k].ring = e->ring;
-    tl->tasks[k].ring_from_step = 1;
+    ran_on(&tl->tasks[k], e->ring);
     seen(tl, s->start);
     seen(tl, end);
     return 0;
@@ -191,9 +198,7 @@ static int take_event(struct cli_timeline *tl, const cs_trace_event *e,
                                   .task = (uint32_t)t,
                                   .reason = CS_WAIT_YIELD,
                                   .batched = 1};
-        if (tl->tasks[t].ring == UINT32_MAX || !tl->tasks[t].ring_from_step)
-            tl->tasks[t].ring = e->ring;
-        tl->tasks[t].ring_from_step = 1;
+        ran_on(&tl->tasks[t], e->ring);
         break;
     }
     case CS_EV_LOOP_ITER: {
