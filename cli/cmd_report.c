@@ -22,7 +22,8 @@ const char cmd_report_usage[] =
     "usage: coscope report <file>\n"
     "\n"
     "Summarises a trace file: events recorded and lost, tasks, each loop's\n"
-    "busy %, warnings with their stacks, the slowest steps.\n"
+    "busy %, warnings with their stacks, the slowest steps (timed ones: a\n"
+    "step begun in a yield batch has only an estimated duration).\n"
     "\n"
     "    -h, --help  show this help\n";
 
