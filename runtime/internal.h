@@ -73,6 +73,9 @@
 /* Largest stack a task may ask for (1 GiB). */
 #define CS__STACK_MAX ((size_t)1 << 30)
 
+/* Ended task structs idle for a whole trim tick are freed but this many. */
+#define CS__FREE_TASKS_KEEP 1024
+
 /* Direct task-to-task hand-offs before the loop polls I/O and timers. */
 #define CS__BUDGET 61
 
@@ -109,7 +112,8 @@ typedef struct cs__link {
 typedef struct cs__stack {
     void *lo;        /* lowest usable byte (just above the guard page) */
     size_t size;     /* usable bytes */
-    bool guarded;    /* a PROT_NONE page lies below lo */
+    bool guarded;    /* the page below lo is a guard (stack.c) */
+    bool slab;       /* carved from a slab: pooled, never unmapped alone */
     unsigned vg_id;  /* valgrind's id for the stack, if registered */
 } cs__stack;
 
@@ -225,16 +229,22 @@ struct cs__loop {
     const void *asan_stack_lo;
     size_t asan_stack_size;
     void *fake_stack;       /* ASan fake-stack handle of the loop context */
-    /* stacks of ended tasks kept for reuse (default size only) */
+    /* stacks (stack.c): slabs of default-size stacks, and the idle ones
+     * in a LIFO pool, oldest first; pool[0 .. pool_released) have had
+     * their memory returned */
     size_t stack_default;   /* default stack size, rounded; 0 until known */
+    struct cs__slab *slabs; /* newest first */
     cs__stack *pool;
-    unsigned pool_len, pool_cap;
+    size_t pool_len, pool_cap, pool_released;
+    size_t pool_low;        /* least pool_len since the trim tick began */
+    int64_t trim_at;        /* end of the trim tick (cs__now), 0: none */
     /* task ids come from a process-wide counter in blocks, so a spawn
      * does not pay for a locked add */
     uint64_t next_id, end_id;
-    /* task structs kept for reuse */
+    /* task structs kept for reuse, LIFO; trimmed with the stacks */
     cs_task *free_tasks;
-    unsigned free_len;
+    size_t free_len;
+    size_t free_low;        /* least free_len since the trim tick began */
     /* alternate signal stack for overflow reports, if we installed one,
      * and the thread's previous one, restored at the end */
     void *altstack;
@@ -284,6 +294,7 @@ cs_task *cs__task_new(cs__loop *loop, const char *name, cs_fn fn, void *arg,
                       const char *file, int line, size_t stack_size);
 void cs__task_release(cs_task *t);
 void cs__task_reap(cs__loop *loop);
+void cs__task_trim(cs__loop *loop);
 void cs__make_ready(cs__loop *loop, cs_task *t);
 void cs__suspend(cs__loop *loop, cs_task *self);
 void cs__wait_unlink(cs_task *t);
@@ -323,6 +334,9 @@ size_t cs__stack_default(void);
 int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size);
 void cs__stack_put(cs__loop *loop, cs__stack *s);
 void cs__stack_pool_free(cs__loop *loop);
+/* Returns idle stacks' memory that stayed unused for a whole tick; gives
+ * the poll timeout capped to the tick's end while there is some. */
+int64_t cs__stack_tick(cs__loop *loop, int64_t timeout);
 int cs__overflow_init(cs__loop *loop);
 void cs__overflow_fini(cs__loop *loop);
 

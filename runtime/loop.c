@@ -8,6 +8,7 @@
  * poll (no fd waiter, no pending thread job) and nothing to wait for.
  */
 #include "internal.h"
+#include "poll_timeout.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,20 +43,19 @@ int cs__loop_run_until(cs__loop *loop, bool (*done)(cs__loop *))
         if (done(loop))
             return 0;
         cs__loop_timers(loop);
-        if (loop->ready_head)
-            timeout = 0;
-        else if (loop->heap_len)
-            timeout = cs__timer_next(loop) - cs__now();
-        else
-            timeout = -1;
-        if (timeout < 0 && timeout != -1)
-            timeout = 0; /* a deadline just passed */
+        timeout = cs__poll_timeout(loop->ready_head != NULL,
+                                   loop->heap_len > 0,
+                                   loop->heap_len ? cs__timer_next(loop) : 0,
+                                   loop->heap_len ? cs__now() : 0);
+        if (timeout == -1 && !loop->fd_waiters && !loop->jobs_pending)
+            return CS_EDEADLK;
+        /* idle stacks' memory goes back once they stayed idle for a tick:
+         * a loop that would sleep past the tick wakes for it */
+        timeout = cs__stack_tick(loop, timeout);
         if (timeout == 0 && !loop->fd_waiters && !loop->jobs_pending) {
             cs__loop_iter_trace(loop, loop->tr_t0, loop->tr_t0);
             continue; /* nothing could arrive: skip the syscall */
         }
-        if (timeout == -1 && !loop->fd_waiters && !loop->jobs_pending)
-            return CS_EDEADLK;
         if (loop->tr_ring)
             t0 = cs__trace_now();
         cs__poll(loop, timeout);

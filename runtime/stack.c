@@ -1,12 +1,33 @@
 /*
  * stack.c - task stacks and stack-overflow reports.
  *
- * Stacks are mmap'ed with a PROT_NONE guard page below them, as libdill
- * does, "so a stack overflow will cause a segfault instead of randomly
- * overwriting the heap".  Ended tasks' stacks of the default size are kept
- * in a per-loop pool and reused.  Each guarded stack costs two kernel
- * mappings; when vm.max_map_count is reached the guard's mprotect fails
- * and the stack is used unguarded rather than failing the spawn.
+ * Every stack has a guard page below it, as libdill's do, "so a stack
+ * overflow will cause a segfault instead of randomly overwriting the
+ * heap".  Stacks of the default size are carved from slabs: one mapping
+ * holds 64, then 128, ... up to 4,096 of them (MAP_NORESERVE: untouched
+ * pages cost nothing), and ended tasks' stacks go to a per-loop pool that
+ * is never capped, so that after warm-up a spawn makes no system call.
+ *
+ *   slab (one mapping, one VMA where guards do not split it)
+ *   +-------+-----------------+-------+-----------------+----
+ *   | guard | stack 0 (64 KiB) | guard | stack 1          | ...
+ *   +-------+-----------------+-------+-----------------+----
+ *   lo of stack 0 ^                     lo of stack 1 ^
+ *
+ * Guards: MADV_GUARD_INSTALL (Linux >= 6.13) marks the page in the page
+ * tables and leaves the mapping whole, so a million stacks take a few
+ * hundred mappings.  Older kernels get mprotect(PROT_NONE) guards, which
+ * split the mapping (two more VMAs each): those are given out up to a
+ * budget of a fifth of vm.max_map_count, so that the process never runs
+ * out of mappings; past it stacks run unguarded and a one-time warning
+ * says so (COSCOPE_STACK_GUARD=mprotect forces this path, for testing).
+ *
+ * Memory: idle pooled stacks keep their touched pages until a trim tick
+ * (cs__stack_tick, every CS__TRIM_NS from the loop) finds that some
+ * stayed idle for a whole tick; those are returned with MADV_DONTNEED,
+ * keeping CS__POOL_KEEP resident.  A server with a burst every few
+ * hundred milliseconds keeps its stacks warm; one whose burst has passed
+ * gets its memory back within two ticks.
  *
  * A fault in a guard page is reported by a SIGSEGV handler running on an
  * alternate signal stack (the task's own stack is exhausted), naming the
@@ -16,10 +37,13 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* valgrind cannot tell a stack switch from a wild stack-pointer move
@@ -32,7 +56,17 @@
 #endif
 #endif
 
-#define CS__POOL_MAX 64
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
+
+/* Slab sizes, in stacks: the first, and the largest (doubling between). */
+#define CS__SLAB_FIRST 64
+#define CS__SLAB_MAX 4096
+#define CS__SLAB_BYTES ((size_t)512 << 20)
+/* Idle stacks kept resident by the trim, and its period. */
+#define CS__POOL_KEEP 64
+#define CS__TRIM_NS ((int64_t)250 * 1000 * 1000)
 
 /* The alternate signal stack: crash reporters chained after ours (the
  * agent's libunwind walk, libtrace's flight recorder) run on it too, and
@@ -40,6 +74,15 @@
  * nothing. */
 #define CS__ALTSTACK_SIZE (256 * 1024)
 #define CS__STACK_MIN (16 * 1024)
+
+/* A slab of default-size stacks; the loop's slabs are a list. */
+typedef struct cs__slab {
+    struct cs__slab *next;
+    char *base;             /* the mapping */
+    size_t len;             /* its length */
+    size_t slot;            /* guard + stack, bytes */
+    size_t nslots, used;    /* slots, and slots carved so far */
+} cs__slab;
 
 static size_t cs__page;
 
@@ -78,6 +121,154 @@ static size_t cs__stack_round(size_t size)
     return (size + pg - 1) & ~(pg - 1);
 }
 
+/* ---- guards ------------------------------------------------------------- */
+
+enum { CS__GUARD_UNKNOWN, CS__GUARD_MADVISE, CS__GUARD_MPROTECT };
+
+static int cs__guard_mode;       /* how guards are made, once known */
+static long cs__guard_budget;    /* mprotect guards still allowed */
+static int cs__guard_warned;     /* the one-time warning was given */
+static pthread_once_t cs__guard_once = PTHREAD_ONCE_INIT;
+
+static void cs__guard_init(void)
+{
+    const char *e = getenv("COSCOPE_STACK_GUARD");
+    long max = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+
+    if (f) {
+        if (fscanf(f, "%ld", &max) != 1 || max < 1000)
+            max = 65530;
+        fclose(f);
+    }
+    cs__guard_budget = max / 5;
+    cs__guard_mode = e && strcmp(e, "mprotect") == 0 ? CS__GUARD_MPROTECT
+                                                      : CS__GUARD_UNKNOWN;
+}
+
+/* Says once, on stderr, that stacks from now on have no guard page. */
+static void cs__guard_warn(const char *why)
+{
+    if (__atomic_exchange_n(&cs__guard_warned, 1, __ATOMIC_RELAXED))
+        return;
+    fprintf(stderr,
+            "coscope: warning: new task stacks have no guard page from now "
+            "on (%s): a stack overflow in them is not caught; use Linux >= "
+            "6.13 (MADV_GUARD_INSTALL) or raise vm.max_map_count\n",
+            why);
+}
+
+/* Whether the page at pg faults when read: the kernel's copy from it
+ * fails.  An emulator (qemu-user) may accept MADV_GUARD_INSTALL as a hint
+ * and ignore it; trusting that would leave every stack unguarded. */
+static bool cs__guard_works(void *pg)
+{
+    char c;
+    struct iovec local = {&c, 1}, remote = {pg, 1};
+    int p[2];
+    bool faults;
+
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1)
+        return false;
+    if (errno == EFAULT)
+        return true;
+    /* process_vm_readv refused (seccomp): a write from the page */
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return false;
+    faults = write(p[1], pg, 1) < 0 && errno == EFAULT;
+    close(p[0]);
+    close(p[1]);
+    return faults;
+}
+
+/* Makes the page at pg a guard; true if it is one. */
+static bool cs__guard_install(void *pg)
+{
+    int mode = __atomic_load_n(&cs__guard_mode, __ATOMIC_RELAXED);
+
+    if (mode != CS__GUARD_MPROTECT) {
+        if (madvise(pg, cs__page, MADV_GUARD_INSTALL) == 0) {
+            if (mode == CS__GUARD_MADVISE)
+                return true;
+            if (cs__guard_works(pg)) {
+                __atomic_store_n(&cs__guard_mode, CS__GUARD_MADVISE,
+                                 __ATOMIC_RELAXED);
+                return true;
+            }
+        } else if (errno != EINVAL && mode == CS__GUARD_MADVISE) {
+            return false; /* known to work, but failed here */
+        }
+        __atomic_store_n(&cs__guard_mode, CS__GUARD_MPROTECT,
+                         __ATOMIC_RELAXED);
+    }
+    /* each mprotect guard splits a mapping in three: within budget only */
+    if (__atomic_sub_fetch(&cs__guard_budget, 1, __ATOMIC_RELAXED) < 0) {
+        __atomic_add_fetch(&cs__guard_budget, 1, __ATOMIC_RELAXED);
+        cs__guard_warn("mprotect guards would exhaust vm.max_map_count");
+        return false;
+    }
+    if (mprotect(pg, cs__page, PROT_NONE) == 0)
+        return true;
+    __atomic_add_fetch(&cs__guard_budget, 1, __ATOMIC_RELAXED);
+    cs__guard_warn("mprotect failed: the process is out of mappings");
+    return false;
+}
+
+/* Gives back the budget an mprotect guard took, when its mapping goes. */
+static void cs__guard_release(const cs__stack *s)
+{
+    if (s->guarded && cs__guard_mode == CS__GUARD_MPROTECT)
+        __atomic_add_fetch(&cs__guard_budget, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- allocation --------------------------------------------------------- */
+
+/* Sets up s over [lo, lo + size) with the guard page below lo. */
+static void cs__stack_init(cs__stack *s, char *lo, size_t size, bool slab)
+{
+    s->lo = lo;
+    s->size = size;
+    s->slab = slab;
+    s->guarded = cs__guard_install(lo - cs__page);
+#ifdef CS__VALGRIND
+    s->vg_id = VALGRIND_STACK_REGISTER(lo, lo + size);
+#endif
+}
+
+/* A fresh default-size stack from the newest slab, mapping one if full. */
+static int cs__slab_carve(cs__loop *loop, cs__stack *s)
+{
+    cs__slab *sl = loop->slabs;
+    size_t slot = loop->stack_default + cs__page;
+
+    if (!sl || sl->used == sl->nslots) {
+        size_t n = sl ? sl->nslots * 2 : CS__SLAB_FIRST;
+        if (n > CS__SLAB_MAX)
+            n = CS__SLAB_MAX;
+        while (n > 1 && n * slot > CS__SLAB_BYTES) /* big COSCOPE_STACK_KB */
+            n /= 2;
+        if (!(sl = malloc(sizeof(*sl))))
+            return CS_ENOMEM;
+        sl->base = mmap(NULL, n * slot, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+                            MAP_STACK,
+                        -1, 0);
+        if (sl->base == MAP_FAILED) {
+            free(sl);
+            return CS_ENOMEM;
+        }
+        sl->len = n * slot;
+        sl->slot = slot;
+        sl->nslots = n;
+        sl->used = 0;
+        sl->next = loop->slabs;
+        loop->slabs = sl;
+    }
+    cs__stack_init(s, sl->base + sl->used++ * slot + cs__page,
+                   loop->stack_default, true);
+    return 0;
+}
+
 int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size)
 {
     size_t pg = cs__page_size();
@@ -85,26 +276,31 @@ int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size)
 
     if (size > CS__STACK_MAX)
         return CS_EINVAL; /* rounding it would wrap */
-    if (!loop->stack_default)
+    if (!loop->stack_default) {
+        pthread_once(&cs__guard_once, cs__guard_init);
         loop->stack_default = cs__stack_round(0);
-    size = size ? cs__stack_round(size) : loop->stack_default;
-    if (size == loop->stack_default && loop->pool_len > 0) {
-        *s = loop->pool[--loop->pool_len];
-#ifdef CS__ASAN /* frames abandoned by cs_raise stay poisoned */
-        __asan_unpoison_memory_region(s->lo, s->size);
-#endif
-        return 0;
     }
+    size = size ? cs__stack_round(size) : loop->stack_default;
+    if (size == loop->stack_default) {
+        if (cs_likely(loop->pool_len > 0)) {
+            *s = loop->pool[--loop->pool_len];
+            if (loop->pool_len < loop->pool_low)
+                loop->pool_low = loop->pool_len;
+            if (loop->pool_len < loop->pool_released)
+                loop->pool_released = loop->pool_len;
+#ifdef CS__ASAN /* frames abandoned by cs_raise stay poisoned */
+            __asan_unpoison_memory_region(s->lo, s->size);
+#endif
+            return 0;
+        }
+        return cs__slab_carve(loop, s);
+    }
+    /* another size: a mapping of its own */
     base = mmap(NULL, size + pg, PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (base == MAP_FAILED)
         return CS_ENOMEM;
-    s->lo = base + pg;
-    s->size = size;
-    s->guarded = mprotect(base, pg, PROT_NONE) == 0;
-#ifdef CS__VALGRIND
-    s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s->lo + size);
-#endif
+    cs__stack_init(s, base + pg, size, false);
     return 0;
 }
 
@@ -113,6 +309,7 @@ static void cs__stack_unmap(cs__stack *s)
 #ifdef CS__VALGRIND
     VALGRIND_STACK_DEREGISTER(s->vg_id);
 #endif
+    cs__guard_release(s);
     munmap((char *)s->lo - cs__page, s->size + cs__page);
     s->lo = NULL;
 }
@@ -121,31 +318,93 @@ void cs__stack_put(cs__loop *loop, cs__stack *s)
 {
     if (!s->lo)
         return;
-    if (s->size == loop->stack_default && loop->pool_len < CS__POOL_MAX) {
-        if (loop->pool_len == loop->pool_cap) {
-            unsigned cap = loop->pool_cap ? loop->pool_cap * 2 : 8;
-            cs__stack *p = realloc(loop->pool, cap * sizeof(*p));
-            if (p) {
-                loop->pool = p;
-                loop->pool_cap = cap;
-            }
-        }
-        if (loop->pool_len < loop->pool_cap) {
-            loop->pool[loop->pool_len++] = *s;
+    if (!s->slab) {
+        cs__stack_unmap(s);
+        return;
+    }
+    if (cs_unlikely(loop->pool_len == loop->pool_cap)) {
+        size_t cap = loop->pool_cap ? loop->pool_cap * 2 : 256;
+        cs__stack *p = realloc(loop->pool, cap * sizeof(*p));
+        if (!p) { /* keep the slot carved but lost; its memory goes */
+            madvise(s->lo, s->size, MADV_DONTNEED);
             s->lo = NULL;
             return;
         }
+        loop->pool = p;
+        loop->pool_cap = cap;
     }
-    cs__stack_unmap(s);
+    loop->pool[loop->pool_len++] = *s;
+    s->lo = NULL;
+}
+
+/* Returns the memory of pool[released .. upto) to the kernel. */
+static void cs__stack_release(cs__loop *loop, size_t upto)
+{
+    for (size_t i = loop->pool_released; i < upto; i++) {
+        cs__stack *s = &loop->pool[i];
+        madvise(s->lo, s->size, MADV_DONTNEED);
+    }
+    if (upto > loop->pool_released)
+        loop->pool_released = upto;
+}
+
+/* Whether idle stacks or task structs are held beyond what is kept. */
+static inline bool cs__idle_excess(const cs__loop *loop)
+{
+    return loop->pool_len > loop->pool_released + CS__POOL_KEEP ||
+           loop->free_len > CS__FREE_TASKS_KEEP;
+}
+
+int64_t cs__stack_tick(cs__loop *loop, int64_t timeout)
+{
+    int64_t now, left;
+
+    if (cs_likely(!cs__idle_excess(loop))) {
+        loop->trim_at = 0;
+        return timeout;
+    }
+    now = cs__now();
+    if (!loop->trim_at) {
+        loop->pool_low = loop->pool_len;
+        loop->free_low = loop->free_len;
+        loop->trim_at = now + CS__TRIM_NS;
+    } else if (now >= loop->trim_at) {
+        /* pool[0 .. low) stayed idle for the whole tick: the oldest are
+         * first, and the newest CS__POOL_KEEP of them stay resident */
+        if (loop->pool_low > loop->pool_released + CS__POOL_KEEP)
+            cs__stack_release(loop, loop->pool_low - CS__POOL_KEEP);
+        cs__task_trim(loop);
+        loop->pool_low = loop->pool_len;
+        loop->free_low = loop->free_len;
+        loop->trim_at = now + CS__TRIM_NS;
+        if (!cs__idle_excess(loop)) {
+            loop->trim_at = 0;
+            return timeout;
+        }
+    }
+    left = loop->trim_at - now;
+    return timeout < 0 || timeout > left ? left : timeout;
 }
 
 void cs__stack_pool_free(cs__loop *loop)
 {
-    for (unsigned i = 0; i < loop->pool_len; i++)
-        cs__stack_unmap(&loop->pool[i]);
+    cs__slab *sl;
+
+    for (size_t i = 0; i < loop->pool_len; i++) {
+#ifdef CS__VALGRIND
+        VALGRIND_STACK_DEREGISTER(loop->pool[i].vg_id);
+#endif
+        cs__guard_release(&loop->pool[i]);
+    }
     free(loop->pool);
     loop->pool = NULL;
-    loop->pool_len = loop->pool_cap = 0;
+    loop->pool_len = loop->pool_cap = loop->pool_released = 0;
+    loop->pool_low = 0;
+    while ((sl = loop->slabs) != NULL) {
+        loop->slabs = sl->next;
+        munmap(sl->base, sl->len);
+        free(sl);
+    }
 }
 
 /* ---- overflow reports --------------------------------------------------- */

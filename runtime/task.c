@@ -33,8 +33,6 @@ static uint64_t cs__new_id(cs__loop *loop)
     return loop->next_id++;
 }
 
-/* Keep this many ended task structs per loop for reuse. */
-#define CS__FREE_TASKS_MAX 1024
 
 static void cs__task_entry(void *arg);
 
@@ -139,18 +137,23 @@ cs__jump(cs__loop *loop, cs_task *self, cs_task *to, bool dying)
 #endif
 }
 
+static int cs__task_start(cs__loop *loop, cs_task *t);
+
 /* Picks what runs next: the head of the ready queue while the budget lasts,
- * else the loop context (NULL). */
+ * else the loop context (NULL).  A task about to run for the first time
+ * gets its stack now (cs__task_start); one that cannot has ended. */
 static inline cs_task *cs__pick(cs__loop *loop)
 {
-    cs_task *t = loop->ready_head;
+    cs_task *t;
 
-    if (t && loop->budget > 0) {
+    while ((t = loop->ready_head) != NULL && loop->budget > 0) {
         loop->budget--;
         loop->ready_head = t->next;
         if (!t->next)
             loop->ready_tail = NULL;
         t->next = NULL;
+        if (cs_unlikely(!t->stack.lo) && cs__task_start(loop, t) < 0)
+            continue;
         t->state = CS__RUNNING;
         loop->current = t;
         return t;
@@ -259,22 +262,39 @@ void cs__wait_unlink(cs_task *t)
 
 /* ---- creation and end --------------------------------------------------- */
 
+/* The error of a failed spawn, for cs_last_error(). */
+static void cs__spawn_error(cs__loop *loop, const char *msg)
+{
+    if (loop->current)
+        cs__set_last_error(&loop->current->last_error, msg);
+    else
+        cs__set_run_error(msg);
+}
+
+/* A task is created without a stack: it gets one when it first runs
+ * (cs__task_start).  A burst of spawns then needs no more stacks than run
+ * at once: a task that ends before the next starts hands it its stack,
+ * still in the cache, instead of each of them touching one of its own. */
 cs_task *cs__task_new(cs__loop *loop, const char *name, cs_fn fn, void *arg,
                       const char *file, int line, size_t stack_size)
 {
     cs_task *t = loop->free_tasks;
 
+    if (stack_size > CS__STACK_MAX) {
+        cs__spawn_error(loop, "cannot create a task: its stack size is "
+                              "over the 1 GiB limit");
+        return NULL;
+    }
     if (t) {
         loop->free_tasks = t->next;
         loop->free_len--;
+        if (loop->free_len < loop->free_low)
+            loop->free_low = loop->free_len;
     } else if (!(t = malloc(sizeof(*t)))) {
+        cs__spawn_error(loop, "cannot create a task: out of memory");
         return NULL;
     }
     memset(t, 0, sizeof(*t));
-    if (cs__stack_get(loop, &t->stack, stack_size) < 0) {
-        free(t);
-        return NULL;
-    }
     cs__set_name(t->name, sizeof(t->name), &t->long_name, name);
     t->loop = loop;
     t->id = cs__new_id(loop);
@@ -287,11 +307,55 @@ cs_task *cs__task_new(cs__loop *loop, const char *name, cs_fn fn, void *arg,
     cs__list_init(&t->wait.node);
     cs__list_push(&loop->all, &t->all);
     loop->ntasks++;
-    cs__ctx_make(&t->ctx, t->stack.lo, t->stack.size, cs__task_entry, t);
     cs__make_ready(loop, t);
     if (loop->tr_ring)
         cs__trace_task_new(loop, t);
     return t;
+}
+
+/* Ends t, which never ran, with error `code`: as cs__task_end, but from
+ * the context that was about to switch to it. */
+static void cs__task_fail_start(cs__loop *loop, cs_task *t, int code,
+                                const char *msg)
+{
+    t->has_status = true;
+    t->status = code;
+    free(t->errmsg);
+    t->errmsg = msg ? strdup(msg) : NULL;
+    t->state = CS__DONE;
+    loop->ntasks--;
+    if (t->tr_ref)
+        cs__trace_task_failed(loop, t);
+    if (t->detached)
+        CS__HOOK(task_unretrieved, t);
+    if (t->awaiter) {
+        cs_task *a = t->awaiter;
+        t->awaiter = NULL;
+        cs__wake(a, 0);
+    }
+    if (t->detached)
+        cs__task_release(t);
+}
+
+/* Gives t, about to run for the first time, its stack and first frame.
+ * Without memory for a stack, t ends with CS_ENOMEM, never having run,
+ * and its awaiter is told why (the stack allocator has said so on stderr
+ * if guard pages ran out). */
+static __attribute__((noinline, cold)) int cs__task_start(cs__loop *loop,
+                                                          cs_task *t)
+{
+    int r = cs__stack_get(loop, &t->stack, t->stack_size);
+
+    if (r < 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "task '%s' could not start: no memory for its stack",
+                 cs_task_name(t));
+        cs__task_fail_start(loop, t, r, msg);
+        return r;
+    }
+    cs__ctx_make(&t->ctx, t->stack.lo, t->stack.size, cs__task_entry, t);
+    return 0;
 }
 
 static void cs__task_entry(void *arg)
@@ -348,13 +412,30 @@ void cs__task_release(cs_task *t)
     free(t->long_name);
     free(t->errmsg);
     free(t->last_error);
-    if (loop->free_len < CS__FREE_TASKS_MAX) {
-        t->next = loop->free_tasks;
-        loop->free_tasks = t;
-        loop->free_len++;
-    } else {
+    t->next = loop->free_tasks;
+    loop->free_tasks = t;
+    loop->free_len++;
+}
+
+/* Frees task structs that stayed unused for a whole trim tick (stack.c):
+ * the list is LIFO, so the last `low` of it were not touched; the first
+ * CS__FREE_TASKS_KEEP of those stay. */
+void cs__task_trim(cs__loop *loop)
+{
+    size_t keep = loop->free_len - loop->free_low + CS__FREE_TASKS_KEEP;
+    cs_task **pp = &loop->free_tasks;
+
+    if (loop->free_len <= keep)
+        return;
+    for (size_t i = 0; i < keep && *pp; i++)
+        pp = &(*pp)->next;
+    while (*pp) {
+        cs_task *t = *pp;
+        *pp = t->next;
         free(t);
+        loop->free_len--;
     }
+    loop->free_low = loop->free_len;
 }
 
 void cs__task_reap(cs__loop *loop)
@@ -414,8 +495,14 @@ CS_EXTERN cs_task *cs_spawn_at(const char *name, cs_fn fn, void *arg,
 {
     cs__loop *loop = cs__tls_loop;
 
-    if (!loop || !fn)
+    if (!loop) {
+        cs__set_run_error("cs_spawn outside cs_run: no event loop");
         return NULL;
+    }
+    if (!fn) {
+        cs__spawn_error(loop, "cs_spawn: no function to run");
+        return NULL;
+    }
     return cs__task_new(loop, name, fn, arg, file, line, 0);
 }
 
@@ -442,7 +529,7 @@ CS__NO_FRAME_POINTER CS_EXTERN void cs_yield(void)
     if (cs_unlikely(!loop) || cs_unlikely(!(self = loop->current)))
         return;
     next = loop->ready_head;
-    if (cs_likely(next != NULL && loop->budget > 0)) {
+    if (cs_likely(next != NULL && loop->budget > 0 && next->stack.lo)) {
         /* hot path: rotate the queue, self to the tail, next off the head */
         loop->budget--;
         self->state = CS__READY;

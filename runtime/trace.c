@@ -239,6 +239,21 @@ void cs__trace_task_flag(cs_task *t, unsigned flag)
                        CS_REC_INFO(CS_EV_CANCEL, 0, 0), 0);
 }
 
+void cs__trace_task_failed(cs__loop *loop, cs_task *t)
+{
+    cs_task_slot *s;
+
+    if (loop->tr_ring)
+        cs__trace_emit(loop->tr_ring, loop->tr_t0, t->id,
+                       CS_REC_INFO(CS_EV_TASK_RAISED, 0, 0),
+                       (uint32_t)t->status);
+    if (!(s = cs__trace_task_begin(t->tr_ref)))
+        return;
+    CS__TRACE_SET(s->state, (uint8_t)CS_TASK_RAISED);
+    CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
+    cs__trace_task_end(s);
+}
+
 void cs__trace_task_gone(cs_task *t)
 {
     if (t->loop->tr_prev == t)

@@ -107,6 +107,8 @@ void cs__trace_task_woken(struct cs_task *t);
 void cs__trace_task_flag(struct cs_task *t, unsigned flag);
 /* The slot of a released task. */
 void cs__trace_task_gone(struct cs_task *t);
+/* t ended without running (no stack): its end event and slot state. */
+void cs__trace_task_failed(struct cs__loop *loop, struct cs_task *t);
 /* The step of prev ended at t1 (it started at t0); prev parked or ended.
  * batched: the step began inside a yield batch, which counted it. */
 void cs__trace_parked(struct cs__loop *loop, struct cs_task *prev,
