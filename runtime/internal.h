@@ -185,6 +185,8 @@ struct cs_coro {
 typedef struct cs__fd {
     cs_task *reader;        /* task waiting to read, or NULL */
     cs_task *writer;        /* task waiting to write, or NULL */
+    uint32_t gen;           /* the fd's generation when registered
+                               (fd_close.c) */
     bool registered;        /* added to epoll */
     bool readable;          /* an edge said readable since the last EAGAIN */
     bool writable;
@@ -220,6 +222,7 @@ struct cs__loop {
     cs__fd *fds;            /* indexed by fd */
     int nfds;               /* size of fds */
     int fd_waiters;         /* tasks waiting in cs_read/write/wait_fd */
+    uint32_t fd_closes_seen;/* cs__fd_closes at the last sweep */
     /* cs_to_thread completions */
     int wakefd;             /* eventfd the workers signal, -1 until needed */
     pthread_mutex_t done_mu;/* guards done_head */
@@ -317,7 +320,7 @@ void cs__timer_fire(cs__loop *loop, int64_t now);
 /* poll_epoll.c */
 int cs__poll_init(cs__loop *loop);
 void cs__poll_close(cs__loop *loop);
-int cs__poll_add(cs__loop *loop, int fd);
+int cs__poll_add(cs__loop *loop, int fd, uint32_t gen);
 void cs__poll_del(cs__loop *loop, int fd);
 int cs__poll(cs__loop *loop, int64_t timeout_ns);
 
@@ -339,6 +342,26 @@ void cs__stack_pool_free(cs__loop *loop);
 int64_t cs__stack_tick(cs__loop *loop, int64_t timeout);
 int cs__overflow_init(cs__loop *loop);
 void cs__overflow_fini(cs__loop *loop);
+
+/* fd_close.c: per-fd generations, bumped when a registered fd is closed
+ * or replaced by the program's close/dup2/dup3/close_range. */
+#define CS__FD_GEN_MAX (1 << 20)
+extern uint32_t *cs__fd_gen;
+extern uint32_t cs__fd_closes;
+/* Marks fd registered; its generation to keep, 0 if not tracked. */
+uint32_t cs__fd_gen_register(int fd);
+/* f's file is gone: wakes its waiters with CS_EBADF, forgets f. */
+void cs__fd_renew(cs__loop *loop, int fd, cs__fd *f);
+/* Renews every waited-on fd whose file is gone. */
+void cs__fd_sweep(cs__loop *loop);
+/* Whether f's registration is still for the file fd names. */
+static inline bool cs__fd_current(int fd, const cs__fd *f)
+{
+    const uint32_t *g = __atomic_load_n(&cs__fd_gen, __ATOMIC_RELAXED);
+
+    return !g || fd >= CS__FD_GEN_MAX ||
+           f->gen == __atomic_load_n(&g[fd], __ATOMIC_RELAXED);
+}
 
 /* io.c: forget a task waiting on an fd (cancel/timeout). */
 void cs__fd_unlink(cs_task *t);

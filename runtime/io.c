@@ -67,10 +67,13 @@ static cs__fd *cs__fd_prepare(cs__loop *loop, int fd, int *err)
         *err = fd < 0 ? CS_EBADF : CS_ENOMEM;
         return NULL;
     }
-    if (!f->registered) {
+    if (!f->registered || cs_unlikely(!cs__fd_current(fd, f))) {
+        if (f->registered) /* closed and reused behind our back */
+            cs__fd_renew(loop, fd, f);
         if ((*err = cs__set_nonblock(fd)) < 0)
             return NULL;
-        if ((*err = cs__poll_add(loop, fd)) < 0) {
+        f->gen = cs__fd_gen_register(fd);
+        if ((*err = cs__poll_add(loop, fd, f->gen)) < 0) {
             /* regular files cannot be polled: they never block anyway */
             if (*err != -EPERM)
                 return NULL;
@@ -175,7 +178,8 @@ static void cs__io_begin(cs_task *self, int fd)
 {
     int err;
     if (self && fd >= 0 &&
-        (fd >= self->loop->nfds || !self->loop->fds[fd].registered))
+        (fd >= self->loop->nfds || !self->loop->fds[fd].registered ||
+         cs_unlikely(!cs__fd_current(fd, &self->loop->fds[fd]))))
         cs__fd_prepare(self->loop, fd, &err);
 }
 

@@ -42,6 +42,12 @@ int cs__loop_run_until(cs__loop *loop, bool (*done)(cs__loop *))
             cs__loop_dispatch(loop);
         if (done(loop))
             return 0;
+        /* a file some task waits on was closed behind our back: wake it
+         * before sleeping on a registration the kernel has dropped */
+        if (cs_unlikely(loop->fd_waiters &&
+                        __atomic_load_n(&cs__fd_closes, __ATOMIC_RELAXED) !=
+                            loop->fd_closes_seen))
+            cs__fd_sweep(loop);
         cs__loop_timers(loop);
         timeout = cs__poll_timeout(loop->ready_head != NULL,
                                    loop->heap_len > 0,

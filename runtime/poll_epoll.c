@@ -29,11 +29,13 @@ void cs__poll_close(cs__loop *loop)
     loop->epfd = -1;
 }
 
-int cs__poll_add(cs__loop *loop, int fd)
+/* The event's data: the fd in the low half, the generation it was
+ * registered under (fd_close.c) in the high half. */
+int cs__poll_add(cs__loop *loop, int fd, uint32_t gen)
 {
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-        .data.fd = fd,
+        .data.u64 = (uint64_t)gen << 32 | (uint32_t)fd,
     };
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
         return 0;
@@ -47,13 +49,16 @@ void cs__poll_del(cs__loop *loop, int fd)
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-/* Hands a ready fd's edge to its waiters. */
-static void cs__poll_dispatch(cs__loop *loop, int fd, uint32_t ev)
+/* Hands a ready fd's edge to its waiters.  An edge registered under
+ * another generation comes from a file the number no longer names (one
+ * kept open elsewhere after the program closed this fd): dropped. */
+static void cs__poll_dispatch(cs__loop *loop, int fd, uint32_t gen,
+                              uint32_t ev)
 {
     cs__fd *f = cs__fd_get(loop, fd);
     int ready = 0;
 
-    if (!f)
+    if (!f || gen != f->gen)
         return;
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         f->readable = true;
@@ -89,10 +94,12 @@ int cs__poll(cs__loop *loop, int64_t timeout_ns)
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
-        if (evs[i].data.fd == loop->wakefd)
+        int fd = (int)(uint32_t)evs[i].data.u64;
+        if (fd == loop->wakefd)
             cs__jobs_collect(loop);
         else
-            cs__poll_dispatch(loop, evs[i].data.fd, evs[i].events);
+            cs__poll_dispatch(loop, fd, (uint32_t)(evs[i].data.u64 >> 32),
+                              evs[i].events);
     }
     return n;
 }

@@ -116,7 +116,7 @@ static int cs__jobs_init(cs__loop *loop)
     loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (loop->wakefd < 0)
         return -errno;
-    ev.data.fd = loop->wakefd;
+    ev.data.u64 = (uint32_t)loop->wakefd; /* as cs__poll decodes it */
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0) {
         int e = -errno;
         close(loop->wakefd);
@@ -159,7 +159,7 @@ void cs__jobs_drain(cs__loop *loop)
 {
     while (loop->jobs_pending > 0) {
         struct epoll_event ev;
-        if (epoll_wait(loop->epfd, &ev, 1, -1) > 0 && ev.data.fd == loop->wakefd)
+        if (epoll_wait(loop->epfd, &ev, 1, -1) > 0 && (int)(uint32_t)ev.data.u64 == loop->wakefd)
             cs__jobs_collect(loop);
     }
     pthread_mutex_lock(&loop->done_mu); /* no worker is mid-signal now */
