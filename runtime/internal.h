@@ -74,7 +74,7 @@
 #define CS__STACK_MAX ((size_t)1 << 30)
 
 /* Ended task structs idle for a whole trim tick are freed but this many. */
-#define CS__FREE_TASKS_KEEP 1024
+#define CS__FREE_TASKS_KEEP 16
 
 /* Direct task-to-task hand-offs before the loop polls I/O and timers. */
 #define CS__BUDGET 61
@@ -113,7 +113,8 @@ typedef struct cs__stack {
     void *lo;        /* lowest usable byte (just above the guard page) */
     size_t size;     /* usable bytes */
     bool guarded;    /* the page below lo is a guard (stack.c) */
-    bool slab;       /* carved from a slab: pooled, never unmapped alone */
+    struct cs__slab *slab; /* the slab it was carved from, or NULL: a
+                              mapping of its own */
     unsigned vg_id;  /* valgrind's id for the stack, if registered */
 } cs__stack;
 
@@ -233,12 +234,12 @@ struct cs__loop {
     size_t asan_stack_size;
     void *fake_stack;       /* ASan fake-stack handle of the loop context */
     /* stacks (stack.c): slabs of default-size stacks, and the idle ones
-     * in a LIFO pool, oldest first; pool[0 .. pool_released) have had
-     * their memory returned */
+     * in a LIFO pool, oldest first, their memory still resident */
     size_t stack_default;   /* default stack size, rounded; 0 until known */
     struct cs__slab *slabs; /* newest first */
+    struct cs__slab *slab_free; /* slabs that may have free slots */
     cs__stack *pool;
-    size_t pool_len, pool_cap, pool_released;
+    size_t pool_len, pool_cap;
     size_t pool_low;        /* least pool_len since the trim tick began */
     int64_t trim_at;        /* end of the trim tick (cs__now), 0: none */
     /* task ids come from a process-wide counter in blocks, so a spawn

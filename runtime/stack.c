@@ -65,7 +65,7 @@
 #define CS__SLAB_MAX 4096
 #define CS__SLAB_BYTES ((size_t)512 << 20)
 /* Idle stacks kept resident by the trim, and its period. */
-#define CS__POOL_KEEP 64
+#define CS__POOL_KEEP 4
 #define CS__TRIM_NS ((int64_t)250 * 1000 * 1000)
 
 /* The alternate signal stack: crash reporters chained after ours (the
@@ -75,13 +75,22 @@
 #define CS__ALTSTACK_SIZE (256 * 1024)
 #define CS__STACK_MIN (16 * 1024)
 
-/* A slab of default-size stacks; the loop's slabs are a list. */
+/* A slab of default-size stacks.  A slot is free when it was never
+ * carved or its stack was released (its memory returned): free slots are
+ * found in the bitmap, and slabs with some are on the loop's free list.
+ * Guards stay installed across release, so a slot gets its guard once. */
 typedef struct cs__slab {
-    struct cs__slab *next;
-    char *base;             /* the mapping */
-    size_t len;             /* its length */
-    size_t slot;            /* guard + stack, bytes */
-    size_t nslots, used;    /* slots, and slots carved so far */
+    struct cs__slab *next;      /* every slab of the loop */
+    struct cs__slab *next_free; /* slabs with free slots */
+    char *base;                 /* the mapping */
+    size_t len;                 /* its length */
+    size_t slot;                /* guard + stack, bytes */
+    size_t nslots, nfree;       /* slots, and free ones */
+    size_t nmprotect;           /* mprotect guards (budget to give back) */
+    bool on_free_list;
+    uint64_t *free_bits;        /* bit i: slot i is free */
+    uint64_t *guard_bits;       /* bit i: slot i has its guard */
+    uint64_t *seen_bits;        /* bit i: a guard was tried for slot i */
 } cs__slab;
 
 static size_t cs__page;
@@ -214,59 +223,115 @@ static bool cs__guard_install(void *pg)
     return false;
 }
 
-/* Gives back the budget an mprotect guard took, when its mapping goes. */
-static void cs__guard_release(const cs__stack *s)
-{
-    if (s->guarded && cs__guard_mode == CS__GUARD_MPROTECT)
-        __atomic_add_fetch(&cs__guard_budget, 1, __ATOMIC_RELAXED);
-}
-
 /* ---- allocation --------------------------------------------------------- */
 
 /* Sets up s over [lo, lo + size) with the guard page below lo. */
-static void cs__stack_init(cs__stack *s, char *lo, size_t size, bool slab)
+static void cs__stack_init(cs__stack *s, char *lo, size_t size,
+                           struct cs__slab *slab, bool guarded)
 {
     s->lo = lo;
     s->size = size;
     s->slab = slab;
-    s->guarded = cs__guard_install(lo - cs__page);
+    s->guarded = guarded;
 #ifdef CS__VALGRIND
     s->vg_id = VALGRIND_STACK_REGISTER(lo, lo + size);
 #endif
 }
 
-/* A fresh default-size stack from the newest slab, mapping one if full. */
+#define CS__BIT(map, i) ((map)[(i) / 64] & ((uint64_t)1 << ((i) % 64)))
+#define CS__SET(map, i) ((map)[(i) / 64] |= (uint64_t)1 << ((i) % 64))
+#define CS__CLR(map, i) ((map)[(i) / 64] &= ~((uint64_t)1 << ((i) % 64)))
+
+/* Maps a slab of n slots, every slot free, at the head of both lists. */
+static cs__slab *cs__slab_new(cs__loop *loop, size_t n, size_t slot)
+{
+    size_t words = (n + 63) / 64;
+    cs__slab *sl = calloc(1, sizeof(*sl) + 3 * words * sizeof(uint64_t));
+
+    if (!sl)
+        return NULL;
+    sl->base = mmap(NULL, n * slot, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                    -1, 0);
+    if (sl->base == MAP_FAILED) {
+        free(sl);
+        return NULL;
+    }
+    /* a task touches a page or two of its stack: a transparent huge page
+     * would give it 2 MiB, cleared at the first touch */
+    madvise(sl->base, n * slot, MADV_NOHUGEPAGE);
+    sl->len = n * slot;
+    sl->slot = slot;
+    sl->nslots = sl->nfree = n;
+    sl->free_bits = (uint64_t *)(sl + 1);
+    sl->guard_bits = sl->free_bits + words;
+    sl->seen_bits = sl->guard_bits + words;
+    for (size_t i = 0; i < n; i++)
+        CS__SET(sl->free_bits, i);
+    sl->next = loop->slabs;
+    loop->slabs = sl;
+    sl->next_free = loop->slab_free;
+    sl->on_free_list = true;
+    loop->slab_free = sl;
+    return sl;
+}
+
+/* A default-size stack from a free slot, mapping a slab if none is. */
 static int cs__slab_carve(cs__loop *loop, cs__stack *s)
 {
-    cs__slab *sl = loop->slabs;
-    size_t slot = loop->stack_default + cs__page;
+    size_t slot = loop->stack_default + cs__page, i = 0;
+    cs__slab *sl;
+    char *lo;
 
-    if (!sl || sl->used == sl->nslots) {
-        size_t n = sl ? sl->nslots * 2 : CS__SLAB_FIRST;
+    while ((sl = loop->slab_free) && !sl->nfree) { /* drop full ones */
+        loop->slab_free = sl->next_free;
+        sl->on_free_list = false;
+    }
+    if (!sl) {
+        size_t n = loop->slabs ? loop->slabs->nslots * 2 : CS__SLAB_FIRST;
         if (n > CS__SLAB_MAX)
             n = CS__SLAB_MAX;
         while (n > 1 && n * slot > CS__SLAB_BYTES) /* big COSCOPE_STACK_KB */
             n /= 2;
-        if (!(sl = malloc(sizeof(*sl))))
+        if (!(sl = cs__slab_new(loop, n, slot)))
             return CS_ENOMEM;
-        sl->base = mmap(NULL, n * slot, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
-                            MAP_STACK,
-                        -1, 0);
-        if (sl->base == MAP_FAILED) {
-            free(sl);
-            return CS_ENOMEM;
-        }
-        sl->len = n * slot;
-        sl->slot = slot;
-        sl->nslots = n;
-        sl->used = 0;
-        sl->next = loop->slabs;
-        loop->slabs = sl;
     }
-    cs__stack_init(s, sl->base + sl->used++ * slot + cs__page,
-                   loop->stack_default, true);
+    while (!sl->free_bits[i / 64])
+        i += 64;
+    i += (size_t)__builtin_ctzll(sl->free_bits[i / 64]);
+    CS__CLR(sl->free_bits, i);
+    sl->nfree--;
+    lo = sl->base + i * slot + cs__page;
+    if (!CS__BIT(sl->seen_bits, i)) {
+        CS__SET(sl->seen_bits, i);
+        if (cs__guard_install(lo - cs__page)) {
+            CS__SET(sl->guard_bits, i);
+            sl->nmprotect += cs__guard_mode == CS__GUARD_MPROTECT;
+        }
+    }
+    cs__stack_init(s, lo, loop->stack_default, sl,
+                   CS__BIT(sl->guard_bits, i) != 0);
     return 0;
+}
+
+/* Returns s's memory to the kernel and its slot to its slab. */
+static void cs__slab_release(cs__loop *loop, cs__stack *s)
+{
+    cs__slab *sl = s->slab;
+    size_t i = (size_t)((char *)s->lo - cs__page - sl->base) / sl->slot;
+
+#ifdef CS__VALGRIND
+    VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+    madvise(s->lo, s->size, MADV_DONTNEED);
+    CS__SET(sl->free_bits, i);
+    sl->nfree++;
+    if (!sl->on_free_list) {
+        sl->next_free = loop->slab_free;
+        loop->slab_free = sl;
+        sl->on_free_list = true;
+    }
+    s->lo = NULL;
 }
 
 int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size)
@@ -286,8 +351,6 @@ int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size)
             *s = loop->pool[--loop->pool_len];
             if (loop->pool_len < loop->pool_low)
                 loop->pool_low = loop->pool_len;
-            if (loop->pool_len < loop->pool_released)
-                loop->pool_released = loop->pool_len;
 #ifdef CS__ASAN /* frames abandoned by cs_raise stay poisoned */
             __asan_unpoison_memory_region(s->lo, s->size);
 #endif
@@ -300,34 +363,29 @@ int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size)
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (base == MAP_FAILED)
         return CS_ENOMEM;
-    cs__stack_init(s, base + pg, size, false);
+    cs__stack_init(s, base + pg, size, NULL, cs__guard_install(base));
     return 0;
-}
-
-static void cs__stack_unmap(cs__stack *s)
-{
-#ifdef CS__VALGRIND
-    VALGRIND_STACK_DEREGISTER(s->vg_id);
-#endif
-    cs__guard_release(s);
-    munmap((char *)s->lo - cs__page, s->size + cs__page);
-    s->lo = NULL;
 }
 
 void cs__stack_put(cs__loop *loop, cs__stack *s)
 {
     if (!s->lo)
         return;
-    if (!s->slab) {
-        cs__stack_unmap(s);
+    if (!s->slab) { /* a mapping of its own */
+#ifdef CS__VALGRIND
+        VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+        if (s->guarded && cs__guard_mode == CS__GUARD_MPROTECT)
+            __atomic_add_fetch(&cs__guard_budget, 1, __ATOMIC_RELAXED);
+        munmap((char *)s->lo - cs__page, s->size + cs__page);
+        s->lo = NULL;
         return;
     }
     if (cs_unlikely(loop->pool_len == loop->pool_cap)) {
         size_t cap = loop->pool_cap ? loop->pool_cap * 2 : 256;
         cs__stack *p = realloc(loop->pool, cap * sizeof(*p));
-        if (!p) { /* keep the slot carved but lost; its memory goes */
-            madvise(s->lo, s->size, MADV_DONTNEED);
-            s->lo = NULL;
+        if (!p) { /* no room to pool it: straight back to its slab */
+            cs__slab_release(loop, s);
             return;
         }
         loop->pool = p;
@@ -337,21 +395,29 @@ void cs__stack_put(cs__loop *loop, cs__stack *s)
     s->lo = NULL;
 }
 
-/* Returns the memory of pool[released .. upto) to the kernel. */
-static void cs__stack_release(cs__loop *loop, size_t upto)
+/* Releases pool[0 .. n), the stacks idle longest, and shrinks the pool. */
+static void cs__stack_release(cs__loop *loop, size_t n)
 {
-    for (size_t i = loop->pool_released; i < upto; i++) {
-        cs__stack *s = &loop->pool[i];
-        madvise(s->lo, s->size, MADV_DONTNEED);
+    for (size_t i = 0; i < n; i++)
+        cs__slab_release(loop, &loop->pool[i]);
+    loop->pool_len -= n;
+    memmove(loop->pool, loop->pool + n, loop->pool_len * sizeof(*loop->pool));
+    if (loop->pool_cap > 256 && loop->pool_cap > 4 * loop->pool_len) {
+        size_t cap = loop->pool_cap / 2;
+        cs__stack *p;
+        while (cap > 256 && cap > 4 * loop->pool_len)
+            cap /= 2;
+        if ((p = realloc(loop->pool, cap * sizeof(*p))) != NULL) {
+            loop->pool = p;
+            loop->pool_cap = cap;
+        }
     }
-    if (upto > loop->pool_released)
-        loop->pool_released = upto;
 }
 
 /* Whether idle stacks or task structs are held beyond what is kept. */
 static inline bool cs__idle_excess(const cs__loop *loop)
 {
-    return loop->pool_len > loop->pool_released + CS__POOL_KEEP ||
+    return loop->pool_len > CS__POOL_KEEP ||
            loop->free_len > CS__FREE_TASKS_KEEP;
 }
 
@@ -369,9 +435,9 @@ int64_t cs__stack_tick(cs__loop *loop, int64_t timeout)
         loop->free_low = loop->free_len;
         loop->trim_at = now + CS__TRIM_NS;
     } else if (now >= loop->trim_at) {
-        /* pool[0 .. low) stayed idle for the whole tick: the oldest are
-         * first, and the newest CS__POOL_KEEP of them stay resident */
-        if (loop->pool_low > loop->pool_released + CS__POOL_KEEP)
+        /* pool[0 .. low) stayed idle for the whole tick, oldest first:
+         * all but the newest CS__POOL_KEEP of them go back */
+        if (loop->pool_low > CS__POOL_KEEP)
             cs__stack_release(loop, loop->pool_low - CS__POOL_KEEP);
         cs__task_trim(loop);
         loop->pool_low = loop->pool_len;
@@ -390,21 +456,21 @@ void cs__stack_pool_free(cs__loop *loop)
 {
     cs__slab *sl;
 
-    for (size_t i = 0; i < loop->pool_len; i++) {
 #ifdef CS__VALGRIND
+    for (size_t i = 0; i < loop->pool_len; i++)
         VALGRIND_STACK_DEREGISTER(loop->pool[i].vg_id);
 #endif
-        cs__guard_release(&loop->pool[i]);
-    }
     free(loop->pool);
     loop->pool = NULL;
-    loop->pool_len = loop->pool_cap = loop->pool_released = 0;
-    loop->pool_low = 0;
+    loop->pool_len = loop->pool_cap = loop->pool_low = 0;
     while ((sl = loop->slabs) != NULL) {
         loop->slabs = sl->next;
+        __atomic_add_fetch(&cs__guard_budget, (long)sl->nmprotect,
+                           __ATOMIC_RELAXED);
         munmap(sl->base, sl->len);
         free(sl);
     }
+    loop->slab_free = NULL;
 }
 
 /* ---- overflow reports --------------------------------------------------- */

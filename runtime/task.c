@@ -16,6 +16,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 
 /* Task ids are process-wide so that traces of several loops never clash;
@@ -436,6 +439,11 @@ void cs__task_trim(cs__loop *loop)
         loop->free_len--;
     }
     loop->free_low = loop->free_len;
+#ifdef __GLIBC__
+    /* the structs kept are the newest, at the top of the heap: without
+     * this, glibc keeps the freed ones below them resident */
+    malloc_trim(0);
+#endif
 }
 
 void cs__task_reap(cs__loop *loop)
