@@ -440,6 +440,14 @@ uint64_t cs_trace_tasks_skipped(const cs_trace *t)
     return t->tasks_skipped;
 }
 
+/* The first word of the entry at id (the caller checked that 4 bytes are
+ * there), read once: a live writer may change it between two reads, so the
+ * length is checked and used from this one load. */
+static uint32_t entry_word(const uint8_t *table, uint32_t id)
+{
+    return __atomic_load_n((const uint32_t *)(table + id), __ATOMIC_ACQUIRE);
+}
+
 int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id,
                     char *buf, size_t cap)
 {
@@ -449,14 +457,14 @@ int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id,
         return -ENOENT;
     if (id < CS_TABLE_FIRST || id % 4 != 0 || id >= len)
         return CS_TRACE_ECORRUPT;
-    uint64_t sz = cs__string_entry_size(table, len, id);
-    if (sz == 0) /* not committed, or runs off the table */
-        return __atomic_load_n((const uint32_t *)(table + id),
-                               __ATOMIC_ACQUIRE) == 0 ? -ENOENT
-                                                      : CS_TRACE_ECORRUPT;
-    uint32_t slen;
-    memcpy(&slen, table + id, 4);
-    slen -= 1;
+    if (len - id < 4)
+        return CS_TRACE_ECORRUPT; /* the word itself runs off the table */
+    uint32_t w = entry_word(table, id);
+    if (w == 0)
+        return -ENOENT; /* not committed yet */
+    if (w > CS_STRING_MAX + 1 || CS__ALIGN(4 + (uint64_t)w, 4) > len - id)
+        return CS_TRACE_ECORRUPT;
+    uint32_t slen = w - 1;
     if (cap > 0) {
         size_t k = slen < cap - 1 ? slen : cap - 1;
         memcpy(buf, table + id + 4, k);
@@ -472,12 +480,13 @@ int cs__stack_copy(const uint8_t *table, uint64_t len, uint32_t id,
         return -ENOENT;
     if (id < CS_TABLE_FIRST || id % 8 != 0 || id >= len)
         return CS_TRACE_ECORRUPT;
-    uint64_t sz = cs__stack_entry_size(table, len, id);
-    if (sz == 0)
-        return __atomic_load_n((const uint32_t *)(table + id),
-                               __ATOMIC_ACQUIRE) == 0 ? -ENOENT
-                                                      : CS_TRACE_ECORRUPT;
-    uint32_t n = (uint32_t)((sz - 8) / 8);
+    if (len - id < 8)
+        return CS_TRACE_ECORRUPT; /* the entry header runs off the table */
+    uint32_t n = entry_word(table, id);
+    if (n == 0)
+        return -ENOENT;
+    if (n > CS_STACK_MAX || 8 + 8 * (uint64_t)n > len - id)
+        return CS_TRACE_ECORRUPT;
     memcpy(ips, table + id + 8, 8 * (n < cap ? n : cap));
     return (int)n;
 }

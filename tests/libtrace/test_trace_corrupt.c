@@ -396,6 +396,57 @@ static void test_trace_corrupt_module_chunks(void **state)
     free(big);
 }
 
+/* Writes a file: header, an empty strings piece first (the reader has no
+ * payload buffer yet), the given tables, END; opens it. */
+static cs_trace *file_tables(seg_copy *s, const uint8_t *str, uint32_t slen,
+                             const uint8_t *stk, uint32_t klen)
+{
+    const char *p = tl_path("tables.cst");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_code(cs__fw_header(fd, hdr(s), 0), 0);
+    assert_code(cs__fw_chunk(fd, CS_CHUNK_STRINGS, 0, 0, 0, NULL, 0), 0);
+    assert_code(cs__fw_chunk(fd, CS_CHUNK_STRINGS, 0, 0, 0, str, slen), 0);
+    assert_code(cs__fw_chunk(fd, CS_CHUNK_STACKS, 0, 0, 0, stk, klen), 0);
+    assert_code(cs__fw_chunk(fd, CS_CHUNK_END, 0, 0, 0, "", 0), 0);
+    close(fd);
+    cs_trace *t;
+    assert_code(cs_trace_open_file(p, &t), 0);
+    return t;
+}
+
+/* A table that ends 1 to 3 (strings) or 1 to 7 (stacks) bytes after an id:
+ * id < len, but the entry's first word does not fit.  The reader read
+ * those words past its buffer (ASan: heap-buffer-overflow). */
+static void test_trace_corrupt_table_cut_inside_a_word(void **state)
+{
+    seg_copy *s = *state;
+    uint8_t tab[64];
+    memset(tab, 0xff, sizeof tab);
+    memset(tab, 0, 16);
+    for (uint32_t cut = 1; cut < 8; cut++) {
+        cs_trace *t = file_tables(s, tab, 16 + (cut < 4 ? cut : 3), tab,
+                                  16 + cut);
+        char buf[16] = "x";
+        uint64_t ips[4];
+        assert_code(cs_trace_string(t, 16, buf, sizeof buf),
+                    CS_TRACE_ECORRUPT);
+        assert_string_equal(buf, "");
+        assert_code(cs_trace_stack(t, 16, ips, 4), CS_TRACE_ECORRUPT);
+        cs_trace_close(t);
+    }
+    /* Whole entries next to the cut still read: "ab" at 8, 2 IPs at 8. */
+    uint32_t w = 3;
+    memcpy(tab + 8, &w, 4);
+    memcpy(tab + 12, "ab", 3);
+    cs_trace *t = file_tables(s, tab, 18, tab, 8);
+    char buf[16];
+    assert_int_equal(cs_trace_string(t, 8, buf, sizeof buf), 2);
+    assert_string_equal(buf, "ab");
+    assert_code(cs_trace_string(t, 16, buf, sizeof buf), CS_TRACE_ECORRUPT);
+    cs_trace_close(t);
+}
+
 static void test_trace_corrupt_names_are_total(void **state)
 {
     (void)state;
@@ -432,6 +483,8 @@ static const struct CMUnitTest tests[] = {
                                     teardown),
     cmocka_unit_test_setup_teardown(test_trace_corrupt_module_chunks, setup,
                                     teardown),
+    cmocka_unit_test_setup_teardown(
+        test_trace_corrupt_table_cut_inside_a_word, setup, teardown),
     cmocka_unit_test(test_trace_corrupt_names_are_total),
 };
 
