@@ -171,7 +171,19 @@ struct cs_trace {
     int corrupt_line;        /* line of the first corruption seen */
     char corrupt_what[96];   /* what it was */
     uint64_t tasks_skipped;  /* slots that never read consistently */
+    unsigned owner;          /* live segment: the file's owner (uid) */
+    int guard;               /* live segment: its map_guard.c slot */
 };
+
+/* ---- map_guard.c ---------------------------------------------------------- */
+/* Registers a read-only mapping of a segment so that a SIGBUS in it (the
+ * file shrank) reads zeros instead of killing us; returns the slot (>= 0)
+ * or a negative code. */
+int cs__map_guard_add(const void *base, size_t size);
+/* 1 once a SIGBUS was absorbed in the slot's mapping. */
+int cs__map_guard_hit(int slot);
+/* Forgets the slot; call before unmapping. */
+void cs__map_guard_remove(int slot);
 
 /* Records a corruption (first one wins) and returns CS_TRACE_ECORRUPT. */
 int cs__corrupt(cs_trace *t, int line, const char *what);

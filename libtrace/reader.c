@@ -124,7 +124,7 @@ static void modules_check(cs_trace *t)
 }
 
 /* Checks the open file before mapping it. */
-static int check_file(int fd, uint64_t *size)
+static int check_file(int fd, uint64_t *size, unsigned *owner)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
@@ -144,6 +144,7 @@ static int check_file(int fd, uint64_t *size)
         return CS_TRACE_ECORRUPT;
     }
     *size = (uint64_t)st.st_size;
+    *owner = (unsigned)st.st_uid;
     return 0;
 }
 
@@ -159,7 +160,8 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
         return err;
     }
     uint64_t size = 0;
-    int err = check_file(fd, &size);
+    unsigned owner = 0;
+    int err = check_file(fd, &size, &owner);
     cs_trace *t = err ? NULL : calloc(1, sizeof *t);
     if (!err && t == NULL)
         err = -ENOMEM;
@@ -170,10 +172,15 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
             err = -errno;
     }
     close(fd);
+    int guard = -1;
+    if (!err && (guard = cs__map_guard_add(map, size)) < 0)
+        err = guard;
     if (!err) {
         t->map = map;
         t->map_size = size;
         t->fd = -1;
+        t->owner = owner;
+        t->guard = guard;
         /* READY is set last with release: read it first, then the rest. */
         const uint32_t *flags = at(t, offsetof(cs_seg_header, flags), 4);
         uint32_t f = flags ? __atomic_load_n(flags, __ATOMIC_ACQUIRE) : 0;
@@ -187,6 +194,7 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
             modules_check(t);
     }
     if (err) {
+        cs__map_guard_remove(guard);
         if (map != MAP_FAILED)
             munmap(map, size);
         free(t);
@@ -204,6 +212,51 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
     return 0;
 }
 
+/* The effective and file-system uids of pid (/proc/PID/status "Uid:"). */
+static int pid_uids(int pid, unsigned *euid, unsigned *fsuid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    const char *u = strstr(buf, "\nUid:");
+    unsigned ruid;
+    if (u == NULL || sscanf(u + 5, "%u %u %*u %u", &ruid, euid, fsuid) != 3)
+        return CS_TRACE_ECORRUPT;
+    return 0;
+}
+
+/*
+ * A segment is process pid's only if the process's user could have made
+ * it: its owner is the process's effective (or file-system) uid, or root
+ * (a daemon that created it before dropping privileges).  The pid and
+ * start time in the header prove nothing: anyone can read them in
+ * /proc/PID/stat and plant a file with them.
+ */
+static int owner_check(cs_trace *t, int pid)
+{
+    unsigned euid, fsuid;
+    int err = pid_uids(pid, &euid, &fsuid);
+    if (err == -ESRCH)
+        return 0; /* gone: cs_trace_stale says so */
+    if (err)
+        return err;
+    if (t->owner == euid || t->owner == fsuid || t->owner == 0)
+        return 0;
+    char what[128];
+    snprintf(what, sizeof what,
+             "segment owned by uid %u but process %d runs as uid %u",
+             t->owner, pid, euid);
+    cs__set_detail(__LINE__, what);
+    return -EPERM;
+}
+
 int cs_trace_open_pid(int pid, cs_trace **out)
 {
     char path[64];
@@ -217,6 +270,10 @@ int cs_trace_open_pid(int pid, cs_trace **out)
         *out = NULL;
         cs__set_detail(__LINE__, "segment names another pid");
         return CS_TRACE_ECORRUPT;
+    }
+    if (err == 0 && (err = owner_check(*out, pid)) != 0) {
+        cs_trace_close(*out);
+        *out = NULL;
     }
     return err;
 }
@@ -234,9 +291,20 @@ void cs_trace_close(cs_trace *t)
         return;
     if (t->is_file)
         cs__file_close(t);
-    else if (t->map != NULL)
+    else if (t->map != NULL) {
+        cs__map_guard_remove(t->guard);
         munmap((void *)t->map, t->map_size);
+    }
     free(t);
+}
+
+/* rc, or CS_TRACE_ECORRUPT once the segment file shrank under the mapping
+ * (map_guard.c turned the missing pages into zeros). */
+static int guarded(cs_trace *t, int rc)
+{
+    if (!t->is_file && cs__map_guard_hit(t->guard))
+        return CS__CORRUPT(t, "segment file shrank while being read");
+    return rc;
 }
 
 /* A live counter of the header, read now. */
@@ -283,7 +351,7 @@ int cs_trace_info_get(cs_trace *t, cs_trace_info *info)
     info->stacks_dropped = live(t, offsetof(cs_seg_header, stacks_dropped));
     info->warnings = live(t, offsetof(cs_seg_header, warnings));
     info->rings_dropped = live(t, offsetof(cs_seg_header, rings_dropped));
-    return 0;
+    return guarded(t, 0);
 }
 
 /* Ring r's header in the mapping, with its slot count checked. */
@@ -322,7 +390,7 @@ int cs_trace_ring_get(cs_trace *t, uint32_t r, cs_trace_ring *out)
     out->step_task = __atomic_load_n(&rh->step_task, __ATOMIC_RELAXED);
     out->iterations = __atomic_load_n(&rh->iterations, __ATOMIC_RELAXED);
     out->switches = __atomic_load_n(&rh->switches, __ATOMIC_RELAXED);
-    return 0;
+    return guarded(t, 0);
 }
 
 uint64_t cs_trace_ticks_ns(const cs_trace *t, uint64_t ticks)
@@ -382,10 +450,10 @@ int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
         if (got < want)
             break;
     }
-    return 0;
+    return guarded(t, 0);
 }
 
-int cs_trace_task_next(cs_trace *t, uint32_t *iter, cs_trace_task *out)
+static int read_task(cs_trace *t, uint32_t *iter, cs_trace_task *out)
 {
     cs_task_slot s;
     for (;;) {
@@ -433,6 +501,11 @@ int cs_trace_task_next(cs_trace *t, uint32_t *iter, cs_trace_task *out)
         out->ring = s.ring;
         return 1;
     }
+}
+
+int cs_trace_task_next(cs_trace *t, uint32_t *iter, cs_trace_task *out)
+{
+    return guarded(t, read_task(t, iter, out));
 }
 
 uint64_t cs_trace_tasks_skipped(const cs_trace *t)
@@ -500,7 +573,7 @@ static const uint8_t *live_table(cs_trace *t, uint64_t off, uint64_t size,
     return at(t, off, size);
 }
 
-int cs_trace_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
+static int read_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
 {
     uint64_t len;
     const uint8_t *tab;
@@ -517,7 +590,12 @@ int cs_trace_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
     return r == CS_TRACE_ECORRUPT ? CS__CORRUPT(t, "bad string id") : r;
 }
 
-int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
+int cs_trace_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
+{
+    return guarded(t, read_string(t, id, buf, cap));
+}
+
+static int read_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
 {
     uint64_t len;
     const uint8_t *tab;
@@ -532,6 +610,11 @@ int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
         return -ENOENT;
     int r = cs__stack_copy(tab, len, id, ips, cap);
     return r == CS_TRACE_ECORRUPT ? CS__CORRUPT(t, "bad stack id") : r;
+}
+
+int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
+{
+    return guarded(t, read_stack(t, id, ips, cap));
 }
 
 int cs__module_ok(const cs_module *m)
@@ -550,7 +633,7 @@ uint32_t cs__live_modules_count(cs_trace *t)
     return n < t->modules_cap ? n : t->modules_cap;
 }
 
-int cs_trace_module_next(cs_trace *t, uint32_t *iter, cs_trace_module *out)
+static int read_module(cs_trace *t, uint32_t *iter, cs_trace_module *out)
 {
     cs_module m;
     uint32_t i = *iter;
@@ -584,4 +667,9 @@ int cs_trace_module_next(cs_trace *t, uint32_t *iter, cs_trace_module *out)
     memcpy(out->path, m.path, m.path_len);
     out->path[m.path_len] = '\0';
     return 1;
+}
+
+int cs_trace_module_next(cs_trace *t, uint32_t *iter, cs_trace_module *out)
+{
+    return guarded(t, read_module(t, iter, out));
 }

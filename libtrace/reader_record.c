@@ -108,6 +108,8 @@ int cs_trace_rec_poll(cs_trace_rec *r)
         err = cs__fw_ring(r->fd, i, rh, (const cs_record *)(rh + 1),
                           t->hdr.ring_slots, &r->cursor[i], r->buf, REC_BUF);
     }
+    if (!err && cs__map_guard_hit(t->guard)) /* what we copied is zeros */
+        err = CS__CORRUPT(t, "segment file shrank while being recorded");
     return err;
 }
 
