@@ -98,6 +98,16 @@ void cs__modules_reset(void);
 int cs__module_ok(const cs_module *m);
 
 /* ---- file_write.c --------------------------------------------------------- */
+/*
+ * Creates the trace file path for writing so that no one else's file ever
+ * receives it: a new file (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, owned by
+ * the caller) under a temporary name in path's directory, renamed over
+ * path at once.  Whatever was at path (another user's pre-created 0666
+ * file, a symbolic or hard link) is replaced, never opened.  Returns the fd
+ * or -errno (-EPERM: path is another user's in a sticky directory).
+ * Async-signal-safe.
+ */
+int cs__file_create(const char *path);
 /* write() all of it, retrying on EINTR; 0 or -errno.  Signal-safe. */
 int cs__write_all(int fd, const void *p, size_t n);
 /* Writes a trace file header made from the live segment header. */

@@ -63,9 +63,8 @@ int cs_trace_rec_start(cs_trace *t, const char *path, cs_trace_rec **out)
     r->t = t;
     r->cursor = calloc(t->hdr.ring_count + 1, sizeof *r->cursor);
     r->buf = malloc(REC_BUF);
-    r->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                 0600);
-    int err = r->fd < 0 ? -errno : !r->cursor || !r->buf ? -ENOMEM : 0;
+    r->fd = cs__file_create(path);
+    int err = r->fd < 0 ? r->fd : !r->cursor || !r->buf ? -ENOMEM : 0;
     if (!err)
         err = cs__fw_header(r->fd, &t->hdr, 0);
     if (err) {

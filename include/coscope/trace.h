@@ -201,7 +201,8 @@ CS_TRACE_EXTERN int cs_trace_clean_pid(int pid);
 
 /*
  * Recording a live segment into a trace file from another process.
- * cs_trace_rec_start creates path (0600, replaced if it exists) and writes
+ * cs_trace_rec_start creates path (a new file, 0600, renamed over
+ * whatever was there, which is never opened: see docs/reliability.md) and writes
  * the header; each cs_trace_rec_poll appends what was written since the
  * last call (new strings and stacks, every ring's records; records the
  * process overwrote first appear as seq gaps, so losses stay exact);
