@@ -2,7 +2,8 @@
  * file_write.c - writing trace files: header, chunks, and the flight
  * recorder dump of the whole segment.
  *
- * Everything here is async-signal-safe: open/rename/write/close, no allocation
+ * Everything here is async-signal-safe: lstat/open/rename/write/close, no
+ * allocation
  * (callers pass a staging buffer; the flight recorder uses a static one
  * guarded by a flag), no locks.  Chunks are self-describing and checksummed
  * (trace_format.h), so a file cut short is readable up to its last whole
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <stdio.h> /* rename */
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -49,14 +51,16 @@ static char *put_u64(char *p, uint64_t v)
     return p;
 }
 
-int cs__file_create(const char *path)
+/* A new file at path under a temporary name in its directory, renamed
+ * over path (a regular file: never opened, only replaced). */
+static int replace_regular(const char *path)
 {
     size_t n = strlen(path);
-    if (n == 0 || n >= 4096)
-        return -ENAMETOOLONG;
     const char *slash = strrchr(path, '/');
     size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
     char tmp[4096 + 64];
+    if (n >= 4096)
+        return -ENAMETOOLONG;
     memcpy(tmp, path, dir);
     int fd = -1;
     for (unsigned k = 0; fd < 0 && k < 64; k++) {
@@ -80,6 +84,55 @@ int cs__file_create(const char *path)
         return err;
     }
     return fd;
+}
+
+/* A device or FIFO the user named (/dev/null, a pipe to a compressor):
+ * written as before, but only if it is ours or root's, and only the one
+ * lstat saw. */
+static int open_special(const char *path, const struct stat *seen)
+{
+    uid_t me = geteuid();
+    if (seen->st_uid != me && seen->st_uid != 0)
+        return -EPERM;
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_dev != seen->st_dev ||
+        st.st_ino != seen->st_ino) {
+        close(fd);
+        return -EAGAIN; /* swapped meanwhile: look again */
+    }
+    return fd;
+}
+
+int cs__file_create(const char *path)
+{
+    if (path[0] == '\0' || strlen(path) >= 4096)
+        return -ENAMETOOLONG;
+    for (int tries = 0; tries < 8; tries++) {
+        struct stat st;
+        int fd;
+        if (lstat(path, &st) != 0) {
+            if (errno != ENOENT)
+                return -errno;
+            fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                O_CLOEXEC,
+                      0600);
+            if (fd >= 0 || errno != EEXIST)
+                return fd >= 0 ? fd : -errno;
+            continue; /* it appeared meanwhile */
+        }
+        if (S_ISLNK(st.st_mode))
+            return -ELOOP;
+        if (S_ISDIR(st.st_mode))
+            return -EISDIR;
+        fd = S_ISREG(st.st_mode) ? replace_regular(path)
+                                 : open_special(path, &st);
+        if (fd != -EAGAIN)
+            return fd;
+    }
+    return -EAGAIN;
 }
 
 int cs__fw_header(int fd, const cs_seg_header *live, uint32_t flags)

@@ -100,11 +100,12 @@ int cs__module_ok(const cs_module *m);
 /* ---- file_write.c --------------------------------------------------------- */
 /*
  * Creates the trace file path for writing so that no one else's file ever
- * receives it: a new file (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, owned by
- * the caller) under a temporary name in path's directory, renamed over
- * path at once.  Whatever was at path (another user's pre-created 0666
- * file, a symbolic or hard link) is replaced, never opened.  Returns the fd
- * or -errno (-EPERM: path is another user's in a sticky directory).
+ * receives it.  No file there: a new one (O_CREAT|O_EXCL|O_NOFOLLOW, mode
+ * 0600).  A regular file there (maybe another user's, pre-created 0666, or
+ * a hard link): a new file under a temporary name in path's directory,
+ * renamed over it at once; the old one is replaced, never opened.  A
+ * device or FIFO (/dev/null): opened as it is if it is ours or root's,
+ * else -EPERM.  A symbolic link: -ELOOP.  Returns the fd or -errno.
  * Async-signal-safe.
  */
 int cs__file_create(const char *path);

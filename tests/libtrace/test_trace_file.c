@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -500,7 +501,7 @@ static void test_trace_file_modules_dlopen_refreshed(void **state)
 
 /* What another user left at a trace file's path before the writer ran:
  * a file of theirs, mode 0666 (kept open, as they would), and a symbolic
- * link to a file of ours (the old code refused it: O_NOFOLLOW). */
+ * link to a file of ours. */
 typedef struct planted {
     int fd;          /* the pre-created file, still open */
     char link[200];  /* path of the symlink */
@@ -539,18 +540,17 @@ static void check_not_planted(const char *path, planted *p)
     close(p->fd);
 }
 
-/* The link at p->link was replaced by a trace file, its target left. */
-static void check_link_replaced(planted *p)
+/* Writing to the symlink is refused (as O_NOFOLLOW did); its target and
+ * the link stay as they were. */
+static void check_link_refused(planted *p)
 {
     struct stat st;
     size_t n;
+    assert_code(cs__trace_flight_dump(p->link, 0), -ELOOP);
     free(tl_slurp(p->target, &n));
     assert_int_equal(n, 4);
     assert_int_equal(lstat(p->link, &st), 0);
-    assert_true(S_ISREG(st.st_mode));
-    cs_trace *t;
-    assert_code(cs_trace_open_file(p->link, &t), 0);
-    cs_trace_close(t);
+    assert_true(S_ISLNK(st.st_mode));
 }
 
 /* COSCOPE_FLIGHT, COSCOPE_RECORD and cs_trace_rec_start never write into
@@ -569,8 +569,7 @@ static void test_trace_file_never_written_into_existing_file(void **state)
     plant(path, &p);
     assert_code(cs__trace_flight_dump(path, 0), 0);
     check_not_planted(path, &p);
-    assert_code(cs__trace_flight_dump(p.link, 0), 0);
-    check_link_replaced(&p);
+    check_link_refused(&p);
 
     path = tl_path("remote.cst");
     plant(path, &p);
@@ -591,6 +590,25 @@ static void test_trace_file_never_written_into_existing_file(void **state)
     fill_segment(&name, &stack);
     cs__trace_stop();
     check_not_planted(path, &p);
+
+    /* A device (a null device of our own) is written, not replaced: a
+     * rename over /dev/null would have replaced the machine's. */
+    tl_start(4, 1);
+    path = tl_path("null");
+    struct stat st;
+    if (mknod(path, S_IFCHR | 0666, makedev(1, 3)) == 0) {
+        assert_code(cs__trace_flight_dump(path, 0), 0);
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISCHR(st.st_mode));
+    }
+    /* Another user's FIFO would hand them the trace: refused unopened. */
+    path = tl_path("fifo");
+    assert_int_equal(mkfifo(path, 0666), 0);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(path, 65534, 65534), 0);
+        assert_code(cs__trace_flight_dump(path, 0), -EPERM);
+    }
+    cs__trace_stop();
 
     /* No temporary file is left behind. */
     char cmd[300];
