@@ -298,8 +298,9 @@ void cs_trace_close(cs_trace *t)
     free(t);
 }
 
-/* rc, or CS_TRACE_ECORRUPT once the segment file shrank under the mapping
- * (map_guard.c turned the missing pages into zeros). */
+/* rc, or CS_TRACE_ECORRUPT saying why once the segment file shrank under
+ * the mapping (map_guard.c turned the missing pages into zeros, which may
+ * have failed a check on the way with a less helpful reason). */
 static int guarded(cs_trace *t, int rc)
 {
     if (!t->is_file && cs__map_guard_hit(t->guard))
@@ -382,7 +383,7 @@ int cs_trace_ring_get(cs_trace *t, uint32_t r, cs_trace_ring *out)
     }
     const cs_ring_header *rh = ring_at(t, r, &err);
     if (rh == NULL)
-        return err;
+        return guarded(t, err);
     out->tid = __atomic_load_n(&rh->tid, __ATOMIC_RELAXED);
     out->state = __atomic_load_n(&rh->state, __ATOMIC_RELAXED);
     out->head = __atomic_load_n(&rh->head, __ATOMIC_ACQUIRE);
@@ -437,7 +438,7 @@ int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
         return cs__file_read(t, r, cursor, ev, cap, n, lost);
     const cs_ring_header *rh = ring_at(t, r, &err);
     if (rh == NULL)
-        return err;
+        return guarded(t, err);
     const cs_record *slots = (const cs_record *)(rh + 1);
     cs_record buf[256];
     while (*n < cap) {
