@@ -33,6 +33,11 @@ int cli_shell_status(int status)
 
 static char dir[64];
 
+static void rm_dir(void)
+{
+    rmdir(dir);
+}
+
 static void spit(const char *path, const uint8_t *p, size_t n)
 {
     FILE *f = fopen(path, "we");
@@ -51,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  (int)getpid());
         if (mkdir(dir, 0700) != 0 && errno != EEXIST)
             abort();
+        atexit(rm_dir);
         sink = fopen("/dev/null", "we");
         stderr = sink; /* the CLI's warnings; sanitizers write to fd 2 */
     }

@@ -33,7 +33,8 @@ last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
 cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\) .*/\1/p')
 ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\) .*/\1/p')
 corp=$(echo "$last" | sed -n 's/.* corp: \([0-9]*\)\/.*/\1/p')
-echo "fuzz_$h: ${execs:-?} executions, cov ${cov:-?} edges, ft ${ft:-?} features, corpus ${corp:-?} inputs"
+edges=$(sed -n 's/.*(\([0-9]*\) inline 8-bit counters).*/\1/p' "$log" | head -n 1)
+echo "fuzz_$h: ${execs:-?} executions, cov ${cov:-?} of ${edges:-?} edges, ft ${ft:-?} features, corpus ${corp:-?} inputs"
 if [ $rc -ne 0 ]; then
   tail -n 60 "$log"
   echo "fuzz_$h: failed (exit $rc); input saved in $crashes/:" >&2
