@@ -2,7 +2,7 @@
  * reader.c - the public reader API over a live segment (and the dispatch to
  * reader_file.c for trace files).
  *
- * The segment is opened O_RDONLY|O_NOFOLLOW, checked with fstat (regular
+ * The segment is opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK, checked with fstat (regular
  * file, our uid unless we are root, mode 0600, size), mapped PROT_READ, and
  * its header copied and validated once (cs__header_check): from then on
  * the geometry comes from the copy, never from the mapping.  Live counters
@@ -152,7 +152,9 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
 {
     *out = NULL;
     cs__set_detail(0, "");
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted under the segment's name would block the
+     * open until someone writes it (fstat then refuses it). */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         int err = -errno;
         cs__set_detail(__LINE__, err == -ELOOP ? "segment is a symlink"

@@ -212,7 +212,7 @@ static int scan(cs_trace *t, uint64_t off, uint64_t size)
 
 int cs__file_open(const char *path, cs_trace **out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO: no wait */
     if (fd < 0) {
         cs__set_detail(__LINE__, "cannot open trace file");
         return -errno;

@@ -9,9 +9,10 @@ Groups (one ctest each, hostile_<group>):
               bits: every file verb exits 0 or 2 (2 with one stderr line),
               never dies of a signal, never hangs.
   SecondUser  the attacks of docs/reliability.md run as uid 65534 (setpriv):
-              a planted segment for a root process, a segment shrunk under
-              root's `coscope watch`, trace files pre-created (0666, a FIFO)
-              where root's program writes; each is refused or harmless.
+              a planted segment (or FIFO) for a root process, a segment
+              shrunk under root's `coscope watch`, trace files pre-created
+              (0666, a FIFO) where root's program writes; each is refused
+              or harmless.
 Deterministic (random.Random with fixed seeds).  Needs COSCOPE_BIN, CLEAN,
 REAL_TARGET; SecondUser needs root and setpriv, else it skips.
 """
@@ -232,6 +233,20 @@ class SecondUser(Verbs):
                if l.split()[:1] == [str(victim.pid)]]
         self.assertEqual(len(row), 1, r.stdout)
         self.assertIn("planted (uid 65534)", row[0])
+
+    def test_planted_fifo_does_not_hang_root(self):
+        # A FIFO under a root process's segment name: the old open waited
+        # for a writer forever (`coscope ps` hung for everyone).
+        victim = subprocess.Popen(["sleep", "600"])
+        self.addCleanup(lambda: (victim.kill(), victim.wait(),
+                                 remove(SEG % victim.pid)))
+        r = self.as_nobody("mkfifo", "-m", "600", SEG % victim.pid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_clean(coscope("ps"), "ps")
+        r = coscope("tasks", victim.pid)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("not a regular file", r.stderr)
+        self.pid_verbs(victim.pid)
 
     def test_segment_shrunk_under_roots_watch(self):
         # uid 65534's own program; root watches it; its owner cuts the

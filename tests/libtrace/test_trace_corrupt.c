@@ -171,6 +171,22 @@ static void test_trace_corrupt_segment_shrunk_under_reader(void **state)
     }
 }
 
+/* A FIFO under a segment's or a trace file's name is refused at once (the
+ * old open blocked until someone wrote to it: `coscope ps` hung on a FIFO
+ * another user left in /dev/shm).  The alarm fails the test instead. */
+static void test_trace_corrupt_fifo_refused_without_waiting(void **state)
+{
+    (void)state;
+    const char *p = tl_path("fifo");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    cs_trace *t;
+    alarm(10);
+    assert_code(cs_trace_open_segment(p, &t), -EINVAL);
+    assert_code(cs_trace_open_file(p, &t), -EINVAL);
+    alarm(0);
+    unlink(p);
+}
+
 /* A child that runs as uid (when uid != 0) and then waits until *wake is
  * closed; returns once it has its uid. */
 static pid_t idle_child(unsigned uid, int *wake)
@@ -596,6 +612,7 @@ static const struct CMUnitTest tests[] = {
         test_trace_corrupt_segment_shrunk_under_reader, setup, teardown),
     cmocka_unit_test_setup_teardown(
         test_trace_corrupt_planted_segment_refused, setup, teardown),
+    cmocka_unit_test(test_trace_corrupt_fifo_refused_without_waiting),
     cmocka_unit_test_setup_teardown(test_trace_corrupt_ring_headers, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_trace_corrupt_tables, setup,
