@@ -202,6 +202,9 @@ int cs__corrupt(cs_trace *t, int line, const char *what);
 /* Sets the calling thread's error detail (cs_trace_error_detail). */
 void cs__set_detail(int line, const char *what);
 
+/* The effective and file-system uids of pid (/proc/PID/status "Uid:");
+ * -ESRCH if it is gone (names.c). */
+int cs__pid_uids(int pid, unsigned *euid, unsigned *fsuid);
 /* Validates a header copy against the input size; 0 or a negative code. */
 int cs__header_check(cs_trace *t, const cs_seg_header *h, uint64_t size,
                      int is_file);

@@ -214,26 +214,6 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
     return 0;
 }
 
-/* The effective and file-system uids of pid (/proc/PID/status "Uid:"). */
-static int pid_uids(int pid, unsigned *euid, unsigned *fsuid)
-{
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? -ESRCH : -errno;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -ESRCH;
-    buf[n] = '\0';
-    const char *u = strstr(buf, "\nUid:");
-    unsigned ruid;
-    if (u == NULL || sscanf(u + 5, "%u %u %*u %u", &ruid, euid, fsuid) != 3)
-        return CS_TRACE_ECORRUPT;
-    return 0;
-}
-
 /*
  * A segment is process pid's only if the process's user could have made
  * it: its owner is the process's effective (or file-system) uid, or root
@@ -244,7 +224,7 @@ static int pid_uids(int pid, unsigned *euid, unsigned *fsuid)
 static int owner_check(cs_trace *t, int pid)
 {
     unsigned euid, fsuid;
-    int err = pid_uids(pid, &euid, &fsuid);
+    int err = cs__pid_uids(pid, &euid, &fsuid);
     if (err == -ESRCH)
         return 0; /* gone: cs_trace_stale says so */
     if (err)

@@ -4,10 +4,6 @@
  * opened by its recorded path only if its build id matches, then each
  * module's edges and every stack IP are named.
  */
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
 #include "cli.h"
 #include "fz.h"
 
@@ -44,20 +40,12 @@ static void lookups(cs_trace *t, struct cli_symbols *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t *copy = malloc(size ? size : 1);
-    if (copy == NULL)
-        return 0;
-    memcpy(copy, data, size);
-    fz_fix_crcs(copy, size);
-    const char *path = fz_spit("symbols", copy, size);
-    free(copy);
-    cs_trace *t;
-    if (cs_trace_open_file(path, &t) == 0) {
+    cs_trace *t = fz_open("symbols", data, size, fz_fix_crcs, 0);
+    if (t != NULL) {
         struct cli_symbols *s = cli_symbols_open_trace(t);
         lookups(t, s);
         cli_symbols_close(s);
         cs_trace_close(t);
     }
-    unlink(path);
     return 0;
 }

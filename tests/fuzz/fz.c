@@ -36,6 +36,26 @@ const char *fz_spit(const char *tag, const uint8_t *data, size_t size)
     return path;
 }
 
+cs_trace *fz_open(const char *tag, const uint8_t *data, size_t size,
+                  void (*fix)(uint8_t *, size_t), int segment)
+{
+    uint8_t *copy = NULL;
+    if (fix != NULL) {
+        if ((copy = malloc(size ? size : 1)) == NULL)
+            return NULL;
+        memcpy(copy, data, size);
+        fix(copy, size);
+        data = copy;
+    }
+    const char *path = fz_spit(tag, data, size);
+    free(copy);
+    cs_trace *t;
+    int err = segment ? cs_trace_open_segment(path, &t)
+                      : cs_trace_open_file(path, &t);
+    unlink(path); /* the mapping or the fd stays */
+    return err == 0 ? t : NULL;
+}
+
 static void names(cs_trace *t, uint32_t id)
 {
     char s[64];

@@ -19,6 +19,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Writes data to this process's scratch file `tag` in /dev/shm (mode
  * 0600, a regular file as a segment must be) and returns its path. */
 const char *fz_spit(const char *tag, const uint8_t *data, size_t size);
+/* Opens the input as a trace file (segment 0) or a segment (1), after
+ * fix (if not NULL) has repaired a copy of it: written to fz_spit's file,
+ * opened, and the file removed.  NULL if the reader refused it. */
+cs_trace *fz_open(const char *tag, const uint8_t *data, size_t size,
+                  void (*fix)(uint8_t *, size_t), int segment);
 /* Reads everything a verb would read from t: header, every ring's events,
  * every task, module and string and stack they name.  Aborts if the reader
  * hands back something it promised not to (a bad module entry). */
