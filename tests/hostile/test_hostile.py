@@ -13,8 +13,10 @@ Groups (one ctest each, hostile_<group>):
               shrunk under root's `coscope watch`, trace files pre-created
               (0666, a FIFO) where root's program writes; each is refused
               or harmless.
+              Also COSCOPE_REPORT_DIR in a shared directory with a symlink
+              or a 0666 file planted at <pid>.jsonl.
 Deterministic (random.Random with fixed seeds).  Needs COSCOPE_BIN, CLEAN,
-REAL_TARGET; SecondUser needs root and setpriv, else it skips.
+REAL_TARGET, BUGGY; SecondUser needs root and setpriv, else it skips.
 """
 import os
 import random
@@ -30,6 +32,7 @@ import unittest
 COSCOPE = os.environ.get("COSCOPE_BIN", "coscope")
 CLEAN = os.environ.get("CLEAN", "clean")
 REAL = os.environ.get("REAL_TARGET", "real_target")
+BUGGY = os.environ.get("BUGGY", "buggy")
 TIMEOUT = 30
 SEG = "/dev/shm/coscope.%d"
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -266,6 +269,41 @@ class SecondUser(Verbs):
         self.assertIn("shrank", rest)
         self.assertEqual(len(rest.splitlines()), 1, rest)
         self.pid_verbs(t.pid)
+
+    def test_report_dir_planted_files_receive_nothing(self):
+        # COSCOPE_REPORT_DIR in a shared directory: uid 65534 puts a symlink
+        # to a root file, or its own 0666 file, at <pid>.jsonl before the
+        # report is written (the program waits on a FIFO until then).
+        d = tempfile.mkdtemp(prefix="coscope-reports.")
+        self.addCleanup(shutil.rmtree, d)
+        os.chmod(d, 0o1777)
+        victim = os.path.join(tempfile.mkdtemp(prefix="coscope-victim."), "v")
+        self.addCleanup(shutil.rmtree, os.path.dirname(victim))
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        for plant in (["ln", "-s", victim], ["sh", "-c", "umask 0; : > $0"]):
+            go = os.path.join(d, "go")
+            os.mkfifo(go)
+            p = subprocess.Popen(["sh", "-c", 'read x < "$0"; exec "$1" '
+                                  'never-awaited', go, BUGGY],
+                                 env=dict(os.environ, COSCOPE_REPORT_DIR=d,
+                                          **SMALL),
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+            out = os.path.join(d, "%d.jsonl" % p.pid)
+            r = self.as_nobody(*(plant + [out]))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(go, "w") as f:
+                f.write("go\n")
+            err = p.communicate(timeout=TIMEOUT)[1]
+            self.assertIn("was never awaited", err)  # still on stderr
+            with open(victim) as f:
+                self.assertEqual(f.read(), "precious\n")
+            st = os.lstat(out)
+            if stat.S_ISREG(st.st_mode):
+                self.assertEqual(st.st_size, 0, plant)
+            os.unlink(out)
+            os.unlink(go)
 
     def test_precreated_files_never_receive_roots_trace(self):
         d = tempfile.mkdtemp(prefix="coscope-shared.")
