@@ -2,8 +2,9 @@
  * reader.c - the public reader API over a live segment (and the dispatch to
  * reader_file.c for trace files).
  *
- * The segment is opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK, checked with fstat (regular
- * file, our uid unless we are root, mode 0600, size), mapped PROT_READ, and
+ * The segment is opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK, checked with fstat
+ * (regular file, our uid unless we are root, mode 0600, size), mapped
+ * PROT_READ (and guarded against SIGBUS: map_guard.c), and
  * its header copied and validated once (cs__header_check): from then on
  * the geometry comes from the copy, never from the mapping.  Live counters
  * and records are re-read on every call and clamped.  Every access to the
