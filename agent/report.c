@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static pthread_mutex_t cs__report_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -263,9 +264,20 @@ static void cs__js_finish(void)
     }
     cs__js_put(&n, "]}\n");
     snprintf(path, sizeof(path), "%s/%ld.jsonl", dir, (long)getpid());
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    /* Only our own regular file: in a shared directory another user may
+     * have put a symlink, a FIFO or a 0666 file there to receive it
+     * (docs/reliability.md).  open and fstat: async-signal-safe. */
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+                        O_CLOEXEC,
+              0600);
     if (fd < 0)
         return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != geteuid()) {
+        close(fd);
+        return;
+    }
     (void)!write(fd, cs__js_line, n);
     close(fd);
 }

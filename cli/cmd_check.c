@@ -189,8 +189,12 @@ static int jnum(struct jp *p, long *v)
     char *end;
     ws(p);
     errno = 0;
+    /* JSON numbers only: strtod also takes "nan", "inf" and hex, and a
+     * NaN passes any range check (found by tests/fuzz/fuzz_check). */
+    if (*p->s != '-' && (*p->s < '0' || *p->s > '9'))
+        return -1;
     double d = strtod(p->s, &end);
-    if (end == p->s || errno != 0 || d < -1e15 || d > 1e15)
+    if (end == p->s || errno != 0 || !(d >= -1e15 && d <= 1e15))
         return -1;
     p->s = end;
     *v = (long)d;

@@ -43,7 +43,8 @@ struct ps_row {
 static int pid_of(const char *name)
 {
     size_t n = strlen(CS_SEG_PREFIX);
-    if (strncmp(name, CS_SEG_PREFIX, n) != 0 || name[n] == '\0')
+    if (strncmp(name, CS_SEG_PREFIX, n) != 0 || name[n] < '1' ||
+        name[n] > '9')
         return 0;
     long v = 0;
     for (const char *p = name + n; *p; p++) {
@@ -115,7 +116,7 @@ static int row_fill(struct ps_row *r, const char *path)
     cs_trace *t = NULL;
     struct stat st;
     uint64_t start;
-    int err = cs_trace_open_segment(path, &t);
+    int err = cs_trace_open_pid(r->pid, &t);
     if (err == 0) {
         row_fill_open(r, t);
         cs_trace_close(t);
@@ -126,8 +127,11 @@ static int row_fill(struct ps_row *r, const char *path)
     if (cs_trace_pid_start_time(r->pid, &start) == -ESRCH)
         r->stale = 1;
     cli_sanitize(cli_proc_cmdline(r->pid, r->command, sizeof r->command));
-    if ((err == -EACCES || err == -EPERM) && stat(path, &st) == 0 &&
-        st.st_uid != geteuid())
+    if (err == -EPERM && stat(path, &st) == 0)
+        snprintf(r->status, sizeof r->status, "planted (uid %u)",
+                 (unsigned)st.st_uid);
+    else if (err == -EACCES && stat(path, &st) == 0 &&
+             st.st_uid != geteuid())
         snprintf(r->status, sizeof r->status, "other user (uid %u)",
                  (unsigned)st.st_uid);
     else if (err == -EAGAIN)

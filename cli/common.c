@@ -176,8 +176,9 @@ int cli_open_pid(int pid, cs_trace **out)
                          "no '%s'",
                          pid, cmd, path);
     case -EACCES:
-    case -EPERM:
         return access_error(path);
+    case -EPERM: /* planted: not made by the process's user */
+        return cli_error("refusing '%s': %s", path, cs_trace_error_detail());
     case -EAGAIN:
         return cli_error("'%s' is still being initialised; try again", path);
     case -ELOOP:

@@ -2,7 +2,8 @@
  * file_write.c - writing trace files: header, chunks, and the flight
  * recorder dump of the whole segment.
  *
- * Everything here is async-signal-safe: open/write/close, no allocation
+ * Everything here is async-signal-safe: lstat/open/rename/write/close, no
+ * allocation
  * (callers pass a staging buffer; the flight recorder uses a static one
  * guarded by a flag), no locks.  Chunks are self-describing and checksummed
  * (trace_format.h), so a file cut short is readable up to its last whole
@@ -10,7 +11,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h> /* rename */
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -33,6 +36,103 @@ int cs__write_all(int fd, const void *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* Appends the decimal digits of v to p; returns the end. */
+static char *put_u64(char *p, uint64_t v)
+{
+    char d[20];
+    int n = 0;
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0)
+        *p++ = d[--n];
+    return p;
+}
+
+/* A new file at path under a temporary name in its directory, renamed
+ * over path (a regular file: never opened, only replaced). */
+static int replace_regular(const char *path)
+{
+    size_t n = strlen(path);
+    const char *slash = strrchr(path, '/');
+    size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
+    char tmp[4096 + 64];
+    if (n >= 4096)
+        return -ENAMETOOLONG;
+    memcpy(tmp, path, dir);
+    int fd = -1;
+    for (unsigned k = 0; fd < 0 && k < 64; k++) {
+        char *p = tmp + dir;
+        memcpy(p, ".coscope-", 9);
+        p = put_u64(p + 9, (uint64_t)getpid());
+        *p++ = '-';
+        p = put_u64(p, k);
+        memcpy(p, ".tmp", 5);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+        if (fd < 0 && errno != EEXIST)
+            return -errno;
+    }
+    if (fd < 0)
+        return -EEXIST;
+    if (rename(tmp, path) != 0) {
+        int err = -errno;
+        unlink(tmp);
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+/* A device or FIFO the user named (/dev/null, a pipe to a compressor):
+ * written as before, but only if it is ours or root's, and only the one
+ * lstat saw. */
+static int open_special(const char *path, const struct stat *seen)
+{
+    uid_t me = geteuid();
+    if (seen->st_uid != me && seen->st_uid != 0)
+        return -EPERM;
+    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_dev != seen->st_dev ||
+        st.st_ino != seen->st_ino) {
+        close(fd);
+        return -EAGAIN; /* swapped meanwhile: look again */
+    }
+    return fd;
+}
+
+int cs__file_create(const char *path)
+{
+    if (path[0] == '\0' || strlen(path) >= 4096)
+        return -ENAMETOOLONG;
+    for (int tries = 0; tries < 8; tries++) {
+        struct stat st;
+        int fd;
+        if (lstat(path, &st) != 0) {
+            if (errno != ENOENT)
+                return -errno;
+            fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                O_CLOEXEC,
+                      0600);
+            if (fd >= 0 || errno != EEXIST)
+                return fd >= 0 ? fd : -errno;
+            continue; /* it appeared meanwhile */
+        }
+        if (S_ISLNK(st.st_mode))
+            return -ELOOP;
+        if (S_ISDIR(st.st_mode))
+            return -EISDIR;
+        fd = S_ISREG(st.st_mode) ? replace_regular(path)
+                                 : open_special(path, &st);
+        if (fd != -EAGAIN)
+            return fd;
+    }
+    return -EAGAIN;
 }
 
 int cs__fw_header(int fd, const cs_seg_header *live, uint32_t flags)
@@ -203,10 +303,9 @@ int cs__trace_flight_dump(const char *path, uint32_t flags)
 {
     if (cs__seg_g.base == NULL)
         return -ENODEV;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                  0600);
+    int fd = cs__file_create(path);
     if (fd < 0)
-        return -errno;
+        return fd;
     int err = cs__trace_flight_dump_fd(fd, flags | CS_SEG_F_FLIGHT);
     if (close(fd) != 0 && err == 0)
         err = -errno;

@@ -98,6 +98,17 @@ void cs__modules_reset(void);
 int cs__module_ok(const cs_module *m);
 
 /* ---- file_write.c --------------------------------------------------------- */
+/*
+ * Creates the trace file path for writing so that no one else's file ever
+ * receives it.  No file there: a new one (O_CREAT|O_EXCL|O_NOFOLLOW, mode
+ * 0600).  A regular file there (maybe another user's, pre-created 0666, or
+ * a hard link): a new file under a temporary name in path's directory,
+ * renamed over it at once; the old one is replaced, never opened.  A
+ * device or FIFO (/dev/null): opened as it is if it is ours or root's,
+ * else -EPERM.  A symbolic link: -ELOOP.  Returns the fd or -errno.
+ * Async-signal-safe.
+ */
+int cs__file_create(const char *path);
 /* write() all of it, retrying on EINTR; 0 or -errno.  Signal-safe. */
 int cs__write_all(int fd, const void *p, size_t n);
 /* Writes a trace file header made from the live segment header. */
@@ -171,7 +182,19 @@ struct cs_trace {
     int corrupt_line;        /* line of the first corruption seen */
     char corrupt_what[96];   /* what it was */
     uint64_t tasks_skipped;  /* slots that never read consistently */
+    unsigned owner;          /* live segment: the file's owner (uid) */
+    int guard;               /* live segment: its map_guard.c slot */
 };
+
+/* ---- map_guard.c ---------------------------------------------------------- */
+/* Registers a read-only mapping of a segment so that a SIGBUS in it (the
+ * file shrank) reads zeros instead of killing us; returns the slot (>= 0)
+ * or a negative code. */
+int cs__map_guard_add(const void *base, size_t size);
+/* 1 once a SIGBUS was absorbed in the slot's mapping. */
+int cs__map_guard_hit(int slot);
+/* Forgets the slot; call before unmapping. */
+void cs__map_guard_remove(int slot);
 
 /* Records a corruption (first one wins) and returns CS_TRACE_ECORRUPT. */
 int cs__corrupt(cs_trace *t, int line, const char *what);
@@ -179,6 +202,9 @@ int cs__corrupt(cs_trace *t, int line, const char *what);
 /* Sets the calling thread's error detail (cs_trace_error_detail). */
 void cs__set_detail(int line, const char *what);
 
+/* The effective and file-system uids of pid (/proc/PID/status "Uid:");
+ * -ESRCH if it is gone (names.c). */
+int cs__pid_uids(int pid, unsigned *euid, unsigned *fsuid);
 /* Validates a header copy against the input size; 0 or a negative code. */
 int cs__header_check(cs_trace *t, const cs_seg_header *h, uint64_t size,
                      int is_file);

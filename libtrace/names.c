@@ -125,20 +125,44 @@ const char *cs_trace_warning_name(unsigned kind)
     return NAME(names, kind);
 }
 
-int cs_trace_pid_start_time(int pid, uint64_t *out)
+/* /proc/PID/<file> into buf, NUL-terminated; 0, or -ESRCH if pid is
+ * gone. */
+static int proc_read(int pid, const char *file, char *buf, size_t cap)
 {
-    char path[64], buf[1024];
-    if (pid <= 0)
-        return -EINVAL;
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", pid, file);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? -ESRCH : -errno;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = read(fd, buf, cap - 1);
     close(fd);
     if (n <= 0)
         return -ESRCH;
     buf[n] = '\0';
+    return 0;
+}
+
+int cs__pid_uids(int pid, unsigned *euid, unsigned *fsuid)
+{
+    char buf[4096];
+    int err = proc_read(pid, "status", buf, sizeof buf);
+    if (err)
+        return err;
+    const char *u = strstr(buf, "\nUid:");
+    unsigned ruid;
+    if (u == NULL || sscanf(u + 5, "%u %u %*u %u", &ruid, euid, fsuid) != 3)
+        return CS_TRACE_ECORRUPT;
+    return 0;
+}
+
+int cs_trace_pid_start_time(int pid, uint64_t *out)
+{
+    char buf[1024];
+    if (pid <= 0)
+        return -EINVAL;
+    int err = proc_read(pid, "stat", buf, sizeof buf);
+    if (err)
+        return err;
     /* Field 2 is "(comm)" and comm may hold anything: skip to the last
      * ')', which is followed by field 3. */
     char *p = strrchr(buf, ')');

@@ -2,8 +2,9 @@
  * reader.c - the public reader API over a live segment (and the dispatch to
  * reader_file.c for trace files).
  *
- * The segment is opened O_RDONLY|O_NOFOLLOW, checked with fstat (regular
- * file, our uid unless we are root, mode 0600, size), mapped PROT_READ, and
+ * The segment is opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK, checked with fstat
+ * (regular file, our uid unless we are root, mode 0600, size), mapped
+ * PROT_READ (and guarded against SIGBUS: map_guard.c), and
  * its header copied and validated once (cs__header_check): from then on
  * the geometry comes from the copy, never from the mapping.  Live counters
  * and records are re-read on every call and clamped.  Every access to the
@@ -124,7 +125,7 @@ static void modules_check(cs_trace *t)
 }
 
 /* Checks the open file before mapping it. */
-static int check_file(int fd, uint64_t *size)
+static int check_file(int fd, uint64_t *size, unsigned *owner)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
@@ -144,6 +145,7 @@ static int check_file(int fd, uint64_t *size)
         return CS_TRACE_ECORRUPT;
     }
     *size = (uint64_t)st.st_size;
+    *owner = (unsigned)st.st_uid;
     return 0;
 }
 
@@ -151,7 +153,9 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
 {
     *out = NULL;
     cs__set_detail(0, "");
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted under the segment's name would block the
+     * open until someone writes it (fstat then refuses it). */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         int err = -errno;
         cs__set_detail(__LINE__, err == -ELOOP ? "segment is a symlink"
@@ -159,7 +163,8 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
         return err;
     }
     uint64_t size = 0;
-    int err = check_file(fd, &size);
+    unsigned owner = 0;
+    int err = check_file(fd, &size, &owner);
     cs_trace *t = err ? NULL : calloc(1, sizeof *t);
     if (!err && t == NULL)
         err = -ENOMEM;
@@ -170,10 +175,15 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
             err = -errno;
     }
     close(fd);
+    int guard = -1;
+    if (!err && (guard = cs__map_guard_add(map, size)) < 0)
+        err = guard;
     if (!err) {
         t->map = map;
         t->map_size = size;
         t->fd = -1;
+        t->owner = owner;
+        t->guard = guard;
         /* READY is set last with release: read it first, then the rest. */
         const uint32_t *flags = at(t, offsetof(cs_seg_header, flags), 4);
         uint32_t f = flags ? __atomic_load_n(flags, __ATOMIC_ACQUIRE) : 0;
@@ -187,6 +197,7 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
             modules_check(t);
     }
     if (err) {
+        cs__map_guard_remove(guard);
         if (map != MAP_FAILED)
             munmap(map, size);
         free(t);
@@ -204,6 +215,31 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
     return 0;
 }
 
+/*
+ * A segment is process pid's only if the process's user could have made
+ * it: its owner is the process's effective (or file-system) uid, or root
+ * (a daemon that created it before dropping privileges).  The pid and
+ * start time in the header prove nothing: anyone can read them in
+ * /proc/PID/stat and plant a file with them.
+ */
+static int owner_check(cs_trace *t, int pid)
+{
+    unsigned euid, fsuid;
+    int err = cs__pid_uids(pid, &euid, &fsuid);
+    if (err == -ESRCH)
+        return 0; /* gone: cs_trace_stale says so */
+    if (err)
+        return err;
+    if (t->owner == euid || t->owner == fsuid || t->owner == 0)
+        return 0;
+    char what[128];
+    snprintf(what, sizeof what,
+             "segment owned by uid %u but process %d runs as uid %u",
+             t->owner, pid, euid);
+    cs__set_detail(__LINE__, what);
+    return -EPERM;
+}
+
 int cs_trace_open_pid(int pid, cs_trace **out)
 {
     char path[64];
@@ -217,6 +253,10 @@ int cs_trace_open_pid(int pid, cs_trace **out)
         *out = NULL;
         cs__set_detail(__LINE__, "segment names another pid");
         return CS_TRACE_ECORRUPT;
+    }
+    if (err == 0 && (err = owner_check(*out, pid)) != 0) {
+        cs_trace_close(*out);
+        *out = NULL;
     }
     return err;
 }
@@ -234,9 +274,21 @@ void cs_trace_close(cs_trace *t)
         return;
     if (t->is_file)
         cs__file_close(t);
-    else if (t->map != NULL)
+    else if (t->map != NULL) {
+        cs__map_guard_remove(t->guard);
         munmap((void *)t->map, t->map_size);
+    }
     free(t);
+}
+
+/* rc, or CS_TRACE_ECORRUPT saying why once the segment file shrank under
+ * the mapping (map_guard.c turned the missing pages into zeros, which may
+ * have failed a check on the way with a less helpful reason). */
+static int guarded(cs_trace *t, int rc)
+{
+    if (!t->is_file && cs__map_guard_hit(t->guard))
+        return CS__CORRUPT(t, "segment file shrank while being read");
+    return rc;
 }
 
 /* A live counter of the header, read now. */
@@ -283,7 +335,7 @@ int cs_trace_info_get(cs_trace *t, cs_trace_info *info)
     info->stacks_dropped = live(t, offsetof(cs_seg_header, stacks_dropped));
     info->warnings = live(t, offsetof(cs_seg_header, warnings));
     info->rings_dropped = live(t, offsetof(cs_seg_header, rings_dropped));
-    return 0;
+    return guarded(t, 0);
 }
 
 /* Ring r's header in the mapping, with its slot count checked. */
@@ -314,7 +366,7 @@ int cs_trace_ring_get(cs_trace *t, uint32_t r, cs_trace_ring *out)
     }
     const cs_ring_header *rh = ring_at(t, r, &err);
     if (rh == NULL)
-        return err;
+        return guarded(t, err);
     out->tid = __atomic_load_n(&rh->tid, __ATOMIC_RELAXED);
     out->state = __atomic_load_n(&rh->state, __ATOMIC_RELAXED);
     out->head = __atomic_load_n(&rh->head, __ATOMIC_ACQUIRE);
@@ -322,7 +374,7 @@ int cs_trace_ring_get(cs_trace *t, uint32_t r, cs_trace_ring *out)
     out->step_task = __atomic_load_n(&rh->step_task, __ATOMIC_RELAXED);
     out->iterations = __atomic_load_n(&rh->iterations, __ATOMIC_RELAXED);
     out->switches = __atomic_load_n(&rh->switches, __ATOMIC_RELAXED);
-    return 0;
+    return guarded(t, 0);
 }
 
 uint64_t cs_trace_ticks_ns(const cs_trace *t, uint64_t ticks)
@@ -369,7 +421,7 @@ int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
         return cs__file_read(t, r, cursor, ev, cap, n, lost);
     const cs_ring_header *rh = ring_at(t, r, &err);
     if (rh == NULL)
-        return err;
+        return guarded(t, err);
     const cs_record *slots = (const cs_record *)(rh + 1);
     cs_record buf[256];
     while (*n < cap) {
@@ -382,10 +434,10 @@ int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
         if (got < want)
             break;
     }
-    return 0;
+    return guarded(t, 0);
 }
 
-int cs_trace_task_next(cs_trace *t, uint32_t *iter, cs_trace_task *out)
+static int read_task(cs_trace *t, uint32_t *iter, cs_trace_task *out)
 {
     cs_task_slot s;
     for (;;) {
@@ -435,9 +487,22 @@ int cs_trace_task_next(cs_trace *t, uint32_t *iter, cs_trace_task *out)
     }
 }
 
+int cs_trace_task_next(cs_trace *t, uint32_t *iter, cs_trace_task *out)
+{
+    return guarded(t, read_task(t, iter, out));
+}
+
 uint64_t cs_trace_tasks_skipped(const cs_trace *t)
 {
     return t->tasks_skipped;
+}
+
+/* The first word of the entry at id (the caller checked that 4 bytes are
+ * there), read once: a live writer may change it between two reads, so the
+ * length is checked and used from this one load. */
+static uint32_t entry_word(const uint8_t *table, uint32_t id)
+{
+    return __atomic_load_n((const uint32_t *)(table + id), __ATOMIC_ACQUIRE);
 }
 
 int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id,
@@ -449,14 +514,14 @@ int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id,
         return -ENOENT;
     if (id < CS_TABLE_FIRST || id % 4 != 0 || id >= len)
         return CS_TRACE_ECORRUPT;
-    uint64_t sz = cs__string_entry_size(table, len, id);
-    if (sz == 0) /* not committed, or runs off the table */
-        return __atomic_load_n((const uint32_t *)(table + id),
-                               __ATOMIC_ACQUIRE) == 0 ? -ENOENT
-                                                      : CS_TRACE_ECORRUPT;
-    uint32_t slen;
-    memcpy(&slen, table + id, 4);
-    slen -= 1;
+    if (len - id < 4)
+        return CS_TRACE_ECORRUPT; /* the word itself runs off the table */
+    uint32_t w = entry_word(table, id);
+    if (w == 0)
+        return -ENOENT; /* not committed yet */
+    if (w > CS_STRING_MAX + 1 || CS__ALIGN(4 + (uint64_t)w, 4) > len - id)
+        return CS_TRACE_ECORRUPT;
+    uint32_t slen = w - 1;
     if (cap > 0) {
         size_t k = slen < cap - 1 ? slen : cap - 1;
         memcpy(buf, table + id + 4, k);
@@ -472,12 +537,13 @@ int cs__stack_copy(const uint8_t *table, uint64_t len, uint32_t id,
         return -ENOENT;
     if (id < CS_TABLE_FIRST || id % 8 != 0 || id >= len)
         return CS_TRACE_ECORRUPT;
-    uint64_t sz = cs__stack_entry_size(table, len, id);
-    if (sz == 0)
-        return __atomic_load_n((const uint32_t *)(table + id),
-                               __ATOMIC_ACQUIRE) == 0 ? -ENOENT
-                                                      : CS_TRACE_ECORRUPT;
-    uint32_t n = (uint32_t)((sz - 8) / 8);
+    if (len - id < 8)
+        return CS_TRACE_ECORRUPT; /* the entry header runs off the table */
+    uint32_t n = entry_word(table, id);
+    if (n == 0)
+        return -ENOENT;
+    if (n > CS_STACK_MAX || 8 + 8 * (uint64_t)n > len - id)
+        return CS_TRACE_ECORRUPT;
     memcpy(ips, table + id + 8, 8 * (n < cap ? n : cap));
     return (int)n;
 }
@@ -491,7 +557,7 @@ static const uint8_t *live_table(cs_trace *t, uint64_t off, uint64_t size,
     return at(t, off, size);
 }
 
-int cs_trace_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
+static int read_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
 {
     uint64_t len;
     const uint8_t *tab;
@@ -508,7 +574,12 @@ int cs_trace_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
     return r == CS_TRACE_ECORRUPT ? CS__CORRUPT(t, "bad string id") : r;
 }
 
-int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
+int cs_trace_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
+{
+    return guarded(t, read_string(t, id, buf, cap));
+}
+
+static int read_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
 {
     uint64_t len;
     const uint8_t *tab;
@@ -523,6 +594,11 @@ int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
         return -ENOENT;
     int r = cs__stack_copy(tab, len, id, ips, cap);
     return r == CS_TRACE_ECORRUPT ? CS__CORRUPT(t, "bad stack id") : r;
+}
+
+int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
+{
+    return guarded(t, read_stack(t, id, ips, cap));
 }
 
 int cs__module_ok(const cs_module *m)
@@ -541,7 +617,7 @@ uint32_t cs__live_modules_count(cs_trace *t)
     return n < t->modules_cap ? n : t->modules_cap;
 }
 
-int cs_trace_module_next(cs_trace *t, uint32_t *iter, cs_trace_module *out)
+static int read_module(cs_trace *t, uint32_t *iter, cs_trace_module *out)
 {
     cs_module m;
     uint32_t i = *iter;
@@ -575,4 +651,9 @@ int cs_trace_module_next(cs_trace *t, uint32_t *iter, cs_trace_module *out)
     memcpy(out->path, m.path, m.path_len);
     out->path[m.path_len] = '\0';
     return 1;
+}
+
+int cs_trace_module_next(cs_trace *t, uint32_t *iter, cs_trace_module *out)
+{
+    return guarded(t, read_module(t, iter, out));
 }

@@ -65,7 +65,8 @@ static int add_table(cs_trace *t, uint8_t **tab, uint64_t *len,
     uint8_t *p = realloc(*tab, *len + c->length + 1);
     if (p == NULL)
         return -ENOMEM;
-    memcpy(p + *len, t->scratch, c->length);
+    if (c->length > 0) /* an empty piece: scratch may still be NULL */
+        memcpy(p + *len, t->scratch, c->length);
     *tab = p;
     *len += c->length;
     return 0;
@@ -81,7 +82,8 @@ static int add_tasks(cs_trace *t, const cs_chunk_header *c)
         realloc(t->tasks, ((size_t)t->ntasks + c->count + 1) * sizeof *p);
     if (p == NULL)
         return -ENOMEM;
-    memcpy(p + t->ntasks, t->scratch, c->length);
+    if (c->length > 0)
+        memcpy(p + t->ntasks, t->scratch, c->length);
     t->tasks = p;
     t->ntasks += c->count;
     return 0;
@@ -105,7 +107,8 @@ static int add_modules(cs_trace *t, const cs_chunk_header *c)
         realloc(t->modules, ((size_t)t->nmodules + c->count + 1) * sizeof *p);
     if (p == NULL)
         return -ENOMEM;
-    memcpy(p + t->nmodules, t->scratch, c->length);
+    if (c->length > 0)
+        memcpy(p + t->nmodules, t->scratch, c->length);
     t->modules = p;
     t->nmodules += c->count;
     return 0;
@@ -209,7 +212,7 @@ static int scan(cs_trace *t, uint64_t off, uint64_t size)
 
 int cs__file_open(const char *path, cs_trace **out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO: no wait */
     if (fd < 0) {
         cs__set_detail(__LINE__, "cannot open trace file");
         return -errno;

@@ -63,9 +63,8 @@ int cs_trace_rec_start(cs_trace *t, const char *path, cs_trace_rec **out)
     r->t = t;
     r->cursor = calloc(t->hdr.ring_count + 1, sizeof *r->cursor);
     r->buf = malloc(REC_BUF);
-    r->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                 0600);
-    int err = r->fd < 0 ? -errno : !r->cursor || !r->buf ? -ENOMEM : 0;
+    r->fd = cs__file_create(path);
+    int err = r->fd < 0 ? r->fd : !r->cursor || !r->buf ? -ENOMEM : 0;
     if (!err)
         err = cs__fw_header(r->fd, &t->hdr, 0);
     if (err) {
@@ -108,6 +107,8 @@ int cs_trace_rec_poll(cs_trace_rec *r)
         err = cs__fw_ring(r->fd, i, rh, (const cs_record *)(rh + 1),
                           t->hdr.ring_slots, &r->cursor[i], r->buf, REC_BUF);
     }
+    if (!err && cs__map_guard_hit(t->guard)) /* what we copied is zeros */
+        err = CS__CORRUPT(t, "segment file shrank while being recorded");
     return err;
 }
 

@@ -111,10 +111,9 @@ static void *recorder_main(void *arg)
 int cs__recorder_start(const char *path)
 {
     memset(&rec, 0, sizeof rec);
-    rec.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                  0600);
+    rec.fd = cs__file_create(path);
     if (rec.fd < 0)
-        return -errno;
+        return rec.fd;
     rec.cursor = calloc(cs__seg_g.hdr->ring_count, sizeof *rec.cursor);
     rec.buf = malloc(REC_BUF);
     int err = rec.cursor && rec.buf ? 0 : -ENOMEM;

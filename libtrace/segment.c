@@ -303,7 +303,11 @@ int cs__trace_start_with(const cs__trace_config *cfg)
                   strlen(cfg->flight) < sizeof flight_path;
     if (have_flight)
         strcpy(flight_path, cfg->flight);
-    recording = cfg->record != NULL && cs__recorder_start(cfg->record) == 0;
+    int rec_err = cfg->record != NULL ? cs__recorder_start(cfg->record) : 1;
+    recording = rec_err == 0;
+    if (rec_err < 0) /* tracing goes on; the user asked for a file */
+        fprintf(stderr, "coscope: not recording: cannot create '%s': %s\n",
+                cfg->record, strerror(-rec_err));
     if (!registered) {
         registered = 1;
         atexit(atexit_stop);

@@ -123,8 +123,12 @@ typedef struct cs_trace_module {
 } cs_trace_module;
 
 /* Opens the live segment of process pid.  -ENOENT if it has none, -EACCES
- * if it belongs to another user or is not mode 0600, -EAGAIN if it is still
- * being initialised, CS_TRACE_ECORRUPT / CS_TRACE_EVERSION if invalid. */
+ * if it belongs to another user or is not mode 0600, -EPERM if its owner is
+ * neither the process's user nor root (planted: the detail names both
+ * uids), -EINVAL if it is not a regular file, -EAGAIN if it is still
+ * being initialised, CS_TRACE_ECORRUPT / CS_TRACE_EVERSION if invalid.
+ * A segment that shrinks while open reads as CS_TRACE_ECORRUPT from then
+ * on; it never raises SIGBUS. */
 CS_TRACE_EXTERN int cs_trace_open_pid(int pid, cs_trace **out);
 /* Opens a segment by path (same checks; the pid comes from its header). */
 CS_TRACE_EXTERN int cs_trace_open_segment(const char *path, cs_trace **out);
@@ -201,7 +205,8 @@ CS_TRACE_EXTERN int cs_trace_clean_pid(int pid);
 
 /*
  * Recording a live segment into a trace file from another process.
- * cs_trace_rec_start creates path (0600, replaced if it exists) and writes
+ * cs_trace_rec_start creates path (a new file, 0600, renamed over
+ * whatever was there, which is never opened: see docs/reliability.md) and writes
  * the header; each cs_trace_rec_poll appends what was written since the
  * last call (new strings and stacks, every ring's records; records the
  * process overwrote first appear as seq gaps, so losses stay exact);

@@ -10,8 +10,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct seg_copy {
@@ -122,6 +125,138 @@ static void test_trace_corrupt_truncated_segment_refused(void **state)
         assert_code(open_copy(s, cuts[i], &t), CS_TRACE_ECORRUPT);
         assert_null(t);
     }
+}
+
+/* The file shrinks (to each size) while the reader has it mapped: walking
+ * it gives CS_TRACE_ECORRUPT, and nothing dies of SIGBUS. */
+static void test_trace_corrupt_segment_shrunk_under_reader(void **state)
+{
+    seg_copy *s = *state;
+    const cs_region_ref *g = hdr(s)->regions;
+    size_t sizes[] = {0, 4096, g[CS_REGION_TASKS].offset,
+                      g[CS_REGION_RINGS].offset + 4096}; /* ring 1 gone */
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        cs_trace *t;
+        assert_code(open_copy(s, s->len, &t), 0);
+        assert_int_equal(truncate(tl_path("seg"), (off_t)sizes[i]), 0);
+        cs_trace_info info;
+        cs_trace_ring ring;
+        cs_trace_task task;
+        cs_trace_module mod;
+        cs_trace_event ev[64];
+        uint64_t cursor = 0, lost = 0, ips[4];
+        size_t n;
+        uint32_t it = 0, mi = 0;
+        char buf[16];
+        /* Walk everything: some call touches a missing page. */
+        int rc = cs_trace_info_get(t, &info);
+        for (uint32_t r = 0; rc == 0 && r < hdr(s)->ring_count; r++)
+            if ((rc = cs_trace_ring_get(t, r, &ring)) == 0)
+                rc = cs_trace_read(t, r, &cursor, ev, 64, &n, &lost);
+        while (rc >= 0 && (rc = cs_trace_task_next(t, &it, &task)) == 1)
+            ;
+        while (rc >= 0 && (rc = cs_trace_module_next(t, &mi, &mod)) == 1)
+            ;
+        if (rc >= 0)
+            rc = cs_trace_string(t, s->name, buf, sizeof buf);
+        if (rc >= 0)
+            rc = cs_trace_stack(t, s->stack, ips, 4);
+        if (rc != CS_TRACE_ECORRUPT)
+            fail_msg("cut to %zu of %zu: %d", sizes[i], s->len, rc);
+        /* A page past the end of the file now reads as zeros. */
+        it = 0;
+        while (cs_trace_task_next(t, &it, &task) == 1)
+            ;
+        cs_trace_close(t);
+    }
+}
+
+/* A FIFO under a segment's or a trace file's name is refused at once (the
+ * old open blocked until someone wrote to it: `coscope ps` hung on a FIFO
+ * another user left in /dev/shm).  The alarm fails the test instead. */
+static void test_trace_corrupt_fifo_refused_without_waiting(void **state)
+{
+    (void)state;
+    const char *p = tl_path("fifo");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    cs_trace *t;
+    alarm(10);
+    assert_code(cs_trace_open_segment(p, &t), -EINVAL);
+    assert_code(cs_trace_open_file(p, &t), -EINVAL);
+    alarm(0);
+    unlink(p);
+}
+
+/* A child that runs as uid (when uid != 0) and then waits until *wake is
+ * closed; returns once it has its uid. */
+static pid_t idle_child(unsigned uid, int *wake)
+{
+    int fds[2], ready[2];
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char c = 1;
+        close(fds[1]);
+        close(ready[0]);
+        if (uid != 0 && setresuid(uid, uid, uid) != 0)
+            _exit(1);
+        (void)!write(ready[1], &c, 1);
+        (void)!read(fds[0], &c, 1);
+        _exit(0);
+    }
+    char c;
+    close(fds[0]);
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    *wake = fds[1];
+    return pid;
+}
+
+/* Plants /dev/shm/coscope.<pid> with pid's header, owned by uid; returns
+ * what cs_trace_open_pid says of it. */
+static int open_planted(seg_copy *s, pid_t pid, unsigned uid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "%s/%s%d", CS_SEG_DIR, CS_SEG_PREFIX,
+             (int)pid);
+    hdr(s)->pid = (uint32_t)pid;
+    assert_code(cs_trace_pid_start_time((int)pid, &hdr(s)->start_time), 0);
+    tl_spit(path, s->bytes, s->len);
+    assert_int_equal(chown(path, uid, uid), 0);
+    cs_trace *t = NULL;
+    int rc = cs_trace_open_pid((int)pid, &t);
+    assert_true(rc == 0 ? t != NULL : t == NULL);
+    cs_trace_close(t);
+    unlink(path);
+    return rc;
+}
+
+/* A segment is a process's only if its owner is the process's user (or
+ * root): the pid and start time in a header prove nothing, anyone can
+ * read them in /proc. */
+static void test_trace_corrupt_planted_segment_refused(void **state)
+{
+    seg_copy *s = *state;
+    if (geteuid() != 0)
+        skip(); /* planting for another uid needs chown */
+    int wake_root, wake_nobody;
+    pid_t root_child = idle_child(0, &wake_root);
+    pid_t nobody_child = idle_child(65534, &wake_nobody);
+    /* Another user's file for a root process: refused, and says why. */
+    assert_code(open_planted(s, root_child, 65534), -EPERM);
+    assert_non_null(strstr(cs_trace_error_detail(), "uid 65534"));
+    assert_code(open_planted(s, root_child, 0), 0);
+    /* A process of uid 65534: its own uid's file, or root's. */
+    assert_code(open_planted(s, nobody_child, 65534), 0);
+    assert_code(open_planted(s, nobody_child, 0), 0);
+    assert_code(open_planted(s, nobody_child, 1234), -EPERM);
+    close(wake_root);
+    close(wake_nobody);
+    waitpid(root_child, NULL, 0);
+    waitpid(nobody_child, NULL, 0);
 }
 
 static const cs_ring_header *ring0(seg_copy *s)
@@ -396,6 +531,57 @@ static void test_trace_corrupt_module_chunks(void **state)
     free(big);
 }
 
+/* Writes a file: header, an empty strings piece first (the reader has no
+ * payload buffer yet), the given tables, END; opens it. */
+static cs_trace *file_tables(seg_copy *s, const uint8_t *str, uint32_t slen,
+                             const uint8_t *stk, uint32_t klen)
+{
+    const char *p = tl_path("tables.cst");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_code(cs__fw_header(fd, hdr(s), 0), 0);
+    assert_code(cs__fw_chunk(fd, CS_CHUNK_STRINGS, 0, 0, 0, NULL, 0), 0);
+    assert_code(cs__fw_chunk(fd, CS_CHUNK_STRINGS, 0, 0, 0, str, slen), 0);
+    assert_code(cs__fw_chunk(fd, CS_CHUNK_STACKS, 0, 0, 0, stk, klen), 0);
+    assert_code(cs__fw_chunk(fd, CS_CHUNK_END, 0, 0, 0, "", 0), 0);
+    close(fd);
+    cs_trace *t;
+    assert_code(cs_trace_open_file(p, &t), 0);
+    return t;
+}
+
+/* A table that ends 1 to 3 (strings) or 1 to 7 (stacks) bytes after an id:
+ * id < len, but the entry's first word does not fit.  The reader read
+ * those words past its buffer (ASan: heap-buffer-overflow). */
+static void test_trace_corrupt_table_cut_inside_a_word(void **state)
+{
+    seg_copy *s = *state;
+    uint8_t tab[64];
+    memset(tab, 0xff, sizeof tab);
+    memset(tab, 0, 16);
+    for (uint32_t cut = 1; cut < 8; cut++) {
+        cs_trace *t = file_tables(s, tab, 16 + (cut < 4 ? cut : 3), tab,
+                                  16 + cut);
+        char buf[16] = "x";
+        uint64_t ips[4];
+        assert_code(cs_trace_string(t, 16, buf, sizeof buf),
+                    CS_TRACE_ECORRUPT);
+        assert_string_equal(buf, "");
+        assert_code(cs_trace_stack(t, 16, ips, 4), CS_TRACE_ECORRUPT);
+        cs_trace_close(t);
+    }
+    /* Whole entries next to the cut still read: "ab" at 8, 2 IPs at 8. */
+    uint32_t w = 3;
+    memcpy(tab + 8, &w, 4);
+    memcpy(tab + 12, "ab", 3);
+    cs_trace *t = file_tables(s, tab, 18, tab, 8);
+    char buf[16];
+    assert_int_equal(cs_trace_string(t, 8, buf, sizeof buf), 2);
+    assert_string_equal(buf, "ab");
+    assert_code(cs_trace_string(t, 16, buf, sizeof buf), CS_TRACE_ECORRUPT);
+    cs_trace_close(t);
+}
+
 static void test_trace_corrupt_names_are_total(void **state)
 {
     (void)state;
@@ -422,6 +608,11 @@ static const struct CMUnitTest tests[] = {
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(
         test_trace_corrupt_truncated_segment_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(
+        test_trace_corrupt_segment_shrunk_under_reader, setup, teardown),
+    cmocka_unit_test_setup_teardown(
+        test_trace_corrupt_planted_segment_refused, setup, teardown),
+    cmocka_unit_test(test_trace_corrupt_fifo_refused_without_waiting),
     cmocka_unit_test_setup_teardown(test_trace_corrupt_ring_headers, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_trace_corrupt_tables, setup,
@@ -432,6 +623,8 @@ static const struct CMUnitTest tests[] = {
                                     teardown),
     cmocka_unit_test_setup_teardown(test_trace_corrupt_module_chunks, setup,
                                     teardown),
+    cmocka_unit_test_setup_teardown(
+        test_trace_corrupt_table_cut_inside_a_word, setup, teardown),
     cmocka_unit_test(test_trace_corrupt_names_are_total),
 };
 

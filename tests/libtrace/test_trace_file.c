@@ -10,12 +10,15 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -496,6 +499,124 @@ static void test_trace_file_modules_dlopen_refreshed(void **state)
     cs_trace_close(t);
 }
 
+/* What another user left at a trace file's path before the writer ran:
+ * a file of theirs, mode 0666 (kept open, as they would), and a symbolic
+ * link to a file of ours. */
+typedef struct planted {
+    int fd;          /* the pre-created file, still open */
+    char link[200];  /* path of the symlink */
+    char target[200];
+} planted;
+
+static void plant(const char *path, planted *p)
+{
+    p->fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0666);
+    assert_true(p->fd >= 0);
+    assert_int_equal(fchmod(p->fd, 0666), 0);
+    if (geteuid() == 0)
+        assert_int_equal(fchown(p->fd, 65534, 65534), 0);
+    snprintf(p->link, sizeof p->link, "%s.link", path);
+    snprintf(p->target, sizeof p->target, "%s.target", path);
+    tl_spit(p->target, "mine", 4);
+    unlink(p->link);
+    assert_int_equal(symlink(p->target, p->link), 0);
+}
+
+/* The writer made path anew: ours, 0600, a whole trace; the planted file
+ * and the link's target received nothing. */
+static void check_not_planted(const char *path, planted *p)
+{
+    struct stat st;
+    assert_int_equal(fstat(p->fd, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_uid, geteuid());
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_true(st.st_nlink == 1);
+    cs_trace *t;
+    assert_code(cs_trace_open_file(path, &t), 0);
+    cs_trace_close(t);
+    close(p->fd);
+}
+
+/* Writing to the symlink is refused (as O_NOFOLLOW did); its target and
+ * the link stay as they were. */
+static void check_link_refused(planted *p)
+{
+    struct stat st;
+    size_t n;
+    assert_code(cs__trace_flight_dump(p->link, 0), -ELOOP);
+    free(tl_slurp(p->target, &n));
+    assert_int_equal(n, 4);
+    assert_int_equal(lstat(p->link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+}
+
+/* COSCOPE_FLIGHT, COSCOPE_RECORD and cs_trace_rec_start never write into
+ * a file that was at the path before (the old code truncated and filled a
+ * pre-created 0666 file of another user). */
+static void test_trace_file_never_written_into_existing_file(void **state)
+{
+    (void)state;
+    planted p;
+    const char *path;
+    tl_start(4, 1);
+    uint32_t name, stack;
+    fill_segment(&name, &stack);
+
+    path = tl_path("flight.cst");
+    plant(path, &p);
+    assert_code(cs__trace_flight_dump(path, 0), 0);
+    check_not_planted(path, &p);
+    check_link_refused(&p);
+
+    path = tl_path("remote.cst");
+    plant(path, &p);
+    cs_trace *t = tl_open_self();
+    cs_trace_rec *rec;
+    assert_code(cs_trace_rec_start(t, path, &rec), 0);
+    assert_code(cs_trace_rec_finish(rec), 0);
+    cs_trace_close(t);
+    check_not_planted(path, &p);
+    cs__trace_stop();
+
+    path = tl_path("record.cst");
+    plant(path, &p);
+    cs__trace_config cfg;
+    tl_config(&cfg, 4, 1);
+    cfg.record = path;
+    assert_code(cs__trace_start_with(&cfg), 0);
+    fill_segment(&name, &stack);
+    cs__trace_stop();
+    check_not_planted(path, &p);
+
+    /* A device (a null device of our own) is written, not replaced: a
+     * rename over /dev/null would have replaced the machine's. */
+    tl_start(4, 1);
+    path = tl_path("null");
+    struct stat st;
+    if (mknod(path, S_IFCHR | 0666, makedev(1, 3)) == 0) {
+        assert_code(cs__trace_flight_dump(path, 0), 0);
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISCHR(st.st_mode));
+    }
+    /* Another user's FIFO would hand them the trace: refused unopened. */
+    path = tl_path("fifo");
+    assert_int_equal(mkfifo(path, 0666), 0);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(path, 65534, 65534), 0);
+        assert_code(cs__trace_flight_dump(path, 0), -EPERM);
+    }
+    cs__trace_stop();
+
+    /* No temporary file is left behind. */
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -q '^\\.coscope-'",
+             tl_tmpdir());
+    assert_int_not_equal(system(cmd), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_teardown(test_trace_file_modules_in_segment_and_dump,
                               teardown),
@@ -513,6 +634,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_teardown(test_trace_file_crash_leaves_flight_record,
                               teardown),
     cmocka_unit_test_teardown(test_trace_file_flight_env_dumps_at_exit,
+                              teardown),
+    cmocka_unit_test_teardown(test_trace_file_never_written_into_existing_file,
                               teardown),
 };
 
