@@ -97,8 +97,9 @@ CS_EXTERN void cs_agent_blocking_report(const char *call, int64_t took_ns,
     cs_task *t = cs_current_task();
     struct cs__blocking b = {.call = call, .took_ns = took_ns};
 
-    if (!t || !(cs__cfg.reports & CS__R_BLOCKING) ||
-        cs_agent_task_get(t, &b.i) != 0 || !cs__site_new(call, caller))
+    if (!t || !(cs__cfg.reports & CS__R_BLOCKING) || cs__agent_busy() ||
+        cs_agent_task_get(t, &b.i) != 0 || !cs__site_new(call, caller) ||
+        cs__report_ours((uintptr_t)caller))
         return;
     cs__bt_here(&b.bt, 0);
     cs__bt_from(&b.bt, (uintptr_t)caller);

@@ -37,6 +37,8 @@ static void *cs__offstack_main(void *p)
     return NULL;
 }
 
+static bool cs__frame_is_ours(const cs__bt *bt, int i);
+
 static unsigned cs__made[8], cs__left_out[8]; /* per class bit */
 
 static int cs__class_index(unsigned cls)
@@ -91,21 +93,65 @@ void cs__report_trace(unsigned cls, uint64_t task_id, const cs__bt *bt)
                            bt ? own.ip : NULL, bt ? (size_t)own.n : 0);
 }
 
-void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg)
+/* The agent's own waits (the join below) are no blocking calls of the
+ * program's: cs_agent_blocking_report ignores calls made while this is
+ * set on the thread. */
+static __thread int cs__in_agent;
+
+bool cs__agent_busy(void)
+{
+    return cs__in_agent != 0;
+}
+
+bool cs__offstack(void (*fn)(void *), void *arg)
 {
     struct cs__offstack o = {fn, arg};
     pthread_t th;
 
+    if (cs__thread_start(&th, NULL, cs__offstack_main, &o) != 0)
+        return false;
+    cs__in_agent++;
+    pthread_join(th, NULL);
+    cs__in_agent--;
+    return true;
+}
+
+void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg)
+{
     if (!(cs__cfg.reports & cls) || !cs__budget(cls))
         return;
-
-    if (cs__thread_start(&th, NULL, cs__offstack_main, &o) == 0) {
-        pthread_join(th, NULL);
+    if (cs__offstack(fn, arg))
         return;
-    }
     cs__raw = true; /* no thread: report here, without the symboliser */
     fn(arg);
     cs__raw = false;
+}
+
+/* cs__report_ours, off the task's stack. */
+struct cs__ours {
+    uintptr_t ip;
+    bool ours;
+};
+
+static void cs__ours_main(void *p)
+{
+    struct cs__ours *o = p;
+    cs__bt bt = {.n = 1, .ip = {o->ip}};
+
+    pthread_mutex_lock(&cs__report_mu); /* the symboliser is not reentrant */
+    o->ours = cs__frame_is_ours(&bt, 1);
+    cs__sym_release();
+    pthread_mutex_unlock(&cs__report_mu);
+}
+
+bool cs__report_ours(uintptr_t ret)
+{
+    struct cs__ours o = {ret, false};
+
+    if (!cs__bt_self_is_main())
+        return false; /* libcoscope.so: the interposer knows it by range */
+    cs__offstack(cs__ours_main, &o);
+    return o.ours;
 }
 
 /* Names ip with what dladdr knows (exported symbols, the object), which
@@ -270,6 +316,32 @@ static void cs__js_finish(void)
     close(fd);
 }
 
+void cs__report_dir_hello(bool agent_on, bool interposer)
+{
+    const char *dir = getenv("COSCOPE_REPORT_DIR");
+    char path[4096], exe[1024];
+    ssize_t k;
+    size_t n = 0;
+    int fd;
+
+    if (!dir || !*dir)
+        return;
+    k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[k > 0 ? k : 0] = 0;
+    /* the constructor's time: no report is being written yet */
+    cs__js_put(&n, "{\"pid\":%ld,\"exe\":", (long)getpid());
+    cs__js_str(&n, exe);
+    cs__js_put(&n, ",\"agent\":%s,\"interposer\":%s}\n",
+               agent_on ? "true" : "false", interposer ? "true" : "false");
+    snprintf(path, sizeof(path), "%s/%ld.agent", dir, (long)getpid());
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+              0600);
+    if (fd < 0)
+        return;
+    (void)!write(fd, cs__js_line, n);
+    close(fd);
+}
+
 void cs__report_json_begin(unsigned cls, const char *headline, size_t n)
 {
     cs__js_start(cls, headline, n);
@@ -322,8 +394,42 @@ static const char *cs__basename(const char *path)
     return s ? s + 1 : path;
 }
 
-void cs__report_stack(const cs__bt *bt)
+/* True if ip is in a function of coscope itself (cs_*, cs__*): how our
+ * frames are told from the program's in a static link, where they share
+ * one object. */
+static bool cs__frame_is_ours(const cs__bt *bt, int i)
 {
+    cs__sym s;
+
+    cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
+    return s.func && strncmp(s.func, "cs_", 3) == 0;
+}
+
+/* In a static link, cs__bt_trim_self cannot tell our frames by object:
+ * drop them here by name (the hook and runtime calls innermost, the task's
+ * entry and trampoline outermost), keeping all if all are ours. */
+static void cs__trim_by_name(cs__bt *bt)
+{
+    int lo = 0, hi = bt->n;
+
+    if (cs__raw || !cs__bt_self_is_main())
+        return;
+    while (lo < hi && cs__frame_is_ours(bt, lo))
+        lo++;
+    if (lo == hi)
+        return;
+    while (hi - 1 > lo && cs__frame_is_ours(bt, hi - 1))
+        hi--;
+    memmove(bt->ip, bt->ip + lo, (size_t)(hi - lo) * sizeof(bt->ip[0]));
+    bt->n = hi - lo;
+    bt->exact0 &= lo == 0;
+}
+
+void cs__report_stack(const cs__bt *stack)
+{
+    cs__bt own = *stack, *bt = &own;
+
+    cs__trim_by_name(bt);
     for (int i = 0; i < bt->n; i++) {
         cs__sym s;
         char where[320] = "";

@@ -12,6 +12,8 @@
  *   0  success
  *   1  findings: the command worked and found a problem (a deadlock)
  *   2  usage or input error: bad flag, bad pid, unreadable or corrupt input
+ *   3  check only: the command ran no coscope process, or one without its
+ *      agent or out of the interposer's reach (--allow-untraced)
  */
 #ifndef CS_CLI_H
 #define CS_CLI_H
@@ -26,6 +28,7 @@
 #define CLI_OK 0
 #define CLI_FINDINGS 1
 #define CLI_ERROR 2
+#define CLI_UNTRACED 3 /* check: what ran could not be (fully) watched */
 
 /* One subcommand: the table in main.c is sorted by name. */
 struct cli_command {
