@@ -71,6 +71,9 @@ extern const char cmd_watch_usage[];
 
 /* Prints "coscope: <message>" on stderr and returns CLI_ERROR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* strerror(e) as our messages use it: lowercase ("no such file or
+ * directory"); a static buffer. */
+const char *cli_strerror(int e);
 /* Prints "coscope: warning: <message>" on stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The standard answer to a flag getopt refused (argv[optind - 1]). */
@@ -141,6 +144,12 @@ const char *cli_preload_path(void);
  * CLI_ERROR (printed, prefixed with cmd) when it cannot be run. */
 int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
                    const char *report_dir, int out_to_err, int *status);
+/* In a child about to exec: appends preload (if not NULL) to LD_PRELOAD,
+ * after what is there (the ASan runtime must lead). */
+void cli_preload_setenv(const char *preload);
+/* Before a command that will write path is started: CLI_OK if path can
+ * be created (an old file is removed), else the error, printed. */
+int cli_output_check(const char *path);
 /* A wait status as a shell reports it: the exit code, or 128 + signal. */
 int cli_shell_status(int status);
 

@@ -28,6 +28,16 @@ int cli_error(const char *fmt, ...)
     return CLI_ERROR;
 }
 
+const char *cli_strerror(int e)
+{
+    static char buf[128];
+    snprintf(buf, sizeof buf, "%s", strerror(e));
+    /* "No such file", not "I/O error" or "ENOENT"-like words in capitals */
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && (buf[1] < 'A' || buf[1] > 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
 void cli_warn(const char *fmt, ...)
 {
     va_list ap;

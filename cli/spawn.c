@@ -52,6 +52,42 @@ const char *cli_preload_path(void)
     return NULL;
 }
 
+void cli_preload_setenv(const char *preload)
+{
+    const char *old = getenv("LD_PRELOAD");
+    if (preload == NULL)
+        return;
+    if (old != NULL && old[0] != '\0') {
+        /* theirs first: the ASan runtime must lead */
+        size_t len = strlen(old) + strlen(preload) + 2;
+        char *v = malloc(len);
+        if (v != NULL) {
+            snprintf(v, len, "%s:%s", old, preload);
+            setenv("LD_PRELOAD", v, 1);
+        }
+    } else {
+        setenv("LD_PRELOAD", preload, 1);
+    }
+}
+
+int cli_output_check(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return cli_error("cannot write '%s': is a directory", path);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return cli_error("cannot replace '%s': %s", path,
+                         cli_strerror(errno));
+    /* made and removed again: whoever writes it creates it afresh */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+    if (fd < 0)
+        return cli_error("cannot write '%s': %s", path, cli_strerror(errno));
+    close(fd);
+    unlink(path);
+    return CLI_OK;
+}
+
 int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
                    const char *report_dir, int out_to_err, int *status)
 {
@@ -69,20 +105,7 @@ int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
     }
     if (child == 0) {
         close(pfd[0]);
-        if (preload != NULL) {
-            const char *old = getenv("LD_PRELOAD");
-            if (old != NULL && old[0] != '\0') {
-                /* theirs first: the ASan runtime must lead */
-                size_t len = strlen(old) + strlen(preload) + 2;
-                char *v = malloc(len);
-                if (v != NULL) {
-                    snprintf(v, len, "%s:%s", old, preload);
-                    setenv("LD_PRELOAD", v, 1);
-                }
-            } else {
-                setenv("LD_PRELOAD", preload, 1);
-            }
-        }
+        cli_preload_setenv(preload);
         if (report_dir != NULL)
             setenv("COSCOPE_REPORT_DIR", report_dir, 1);
         if (out_to_err)

@@ -32,6 +32,9 @@ import unittest
 COSCOPE = os.environ.get("COSCOPE_BIN", "coscope")
 FAKE = os.environ.get("FAKE_TARGET", "fake_target")
 TIMEOUT = 60
+# `record -- CMD` preloads the interposer; under the sanitizers (PRELOAD
+# unset) an ASan interposer cannot be preloaded without libasan first.
+NO_PRELOAD = [] if os.environ.get("PRELOAD") else ["--no-preload"]
 SEG = "/dev/shm/coscope.%d"
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -854,7 +857,7 @@ class Record(Case):
             self.assertIn(", complete", self.report())
 
     def test_record_a_command(self):
-        r = coscope("record", "-o", self.file, "--", FAKE, "park",
+        r = coscope("record", "-o", self.file, *NO_PRELOAD, "--", FAKE, "park",
                     input="emit 40\nwarn\nexit\n")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("recorded '%s'" % FAKE, r.stderr)
@@ -890,10 +893,11 @@ class Record(Case):
         self.assert_error(coscope("record", "-o", self.file), "missing")
         self.assert_error(coscope("record", "1", "-o", self.file, "-d", "x"),
                           "'x' is not a duration")
-        self.assert_error(coscope("record", "-o", self.file, "--",
-                                  "/nonexistent/cmd"),
+        self.assert_error(coscope("record", "-o", self.file, *NO_PRELOAD,
+                                  "--", "/nonexistent/cmd"),
                           "cannot run '/nonexistent/cmd'")
-        self.assert_error(coscope("record", "-o", self.file, "--", "true"),
+        self.assert_error(coscope("record", "-o", self.file, *NO_PRELOAD,
+                                  "--", "true"),
                           "'true' wrote no trace")
         self.assert_error(coscope("record", free_pid(), "-o", self.file),
                           "no process")
@@ -901,6 +905,36 @@ class Record(Case):
             self.assert_error(coscope("record", t.pid, "-o",
                                       "/nonexistent/dir/t.cst"),
                               "cannot write '/nonexistent/dir/t.cst'")
+
+    def test_command_output_checked_before_it_starts(self):
+        # the command would leave a mark; a bad -o must stop it first
+        mark = os.path.join(self.dir, "ran")
+        for path, why in (("/nonexistent/dir/t.cst", "no such file or "
+                           "directory"), (self.dir, "is a directory")):
+            with self.subTest(path=path):
+                r = coscope("record", "-o", path, *NO_PRELOAD, "--", "sh",
+                            "-c", "touch '%s'" % mark)
+                self.assert_error(r, "cannot write '%s': %s" % (path, why))
+                self.assertFalse(os.path.exists(mark))
+
+    @unittest.skipUnless(os.environ.get("PRELOAD"),
+                         "no interposer under the sanitizers")
+    def test_record_a_command_with_the_interposer(self):
+        # `record -- CMD` catches the blocking call `run -- CMD` catches
+        if not BUGGY:
+            self.skipTest("examples not built")
+        r = coscope("record", "-o", self.file, "--", BUGGY, "blocking-sleep",
+                    env={"COSCOPE_REPORT": "blocking"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("coscope: blocking call usleep()", r.stderr)
+        out = self.report()
+        self.assertRegex(out, r"warnings: \d+ \(.*blocking 1")
+        self.assertIn("load_settings", out)
+        # and without it, as asked, none
+        r = coscope("record", "-o", self.file, "--no-preload", "--", BUGGY,
+                    "blocking-sleep", env={"COSCOPE_REPORT": "blocking"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("blocking 1", self.report())
 
 
 # ---- real coscope programs (the runtime publishes the segment) -------------
@@ -1045,7 +1079,7 @@ class Real(Case):
         d = tempfile.mkdtemp(prefix="coscope-cli-")
         try:
             path = os.path.join(d, "fetch.cst")
-            r = coscope("record", "-o", path, "--", FETCH, "0.01")
+            r = coscope("record", "-o", path, *NO_PRELOAD, "--", FETCH, "0.01")
             if "wrote no trace" in r.stderr:
                 self.skipTest("this runtime does not record yet")
             self.assertEqual(r.returncode, 0, r.stderr)
