@@ -136,6 +136,11 @@ typedef struct cs__sym {
     uintptr_t modoff;   /* ip - module load address */
     const char *file;   /* source file (debug info), or NULL */
     int line;
+    int ninline;        /* inlined calls at ip, innermost first */
+    struct {
+        const char *func, *file;
+        int line;
+    } inl[8];           /* CS_SYMNAME_INLINE_MAX, symname.h */
 } cs__sym;
 
 /* Names ip; is_return says ip is a return address (looked up at ip - 1).

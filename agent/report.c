@@ -193,6 +193,7 @@ static struct {
         char func[128];
         char file[256];
         int line;
+        bool inlined; /* an inlined call at ip */
     } f[CS__JS_FRAMES];
 } cs__js;
 static char cs__js_line[65536];
@@ -305,7 +306,8 @@ static void cs__js_finish(void)
             cs__js_str(&n, cs__js.f[i].file);
         else
             cs__js_put(&n, "null");
-        cs__js_put(&n, ",\"line\":%d}", cs__js.f[i].line);
+        cs__js_put(&n, ",\"line\":%d%s}", cs__js.f[i].line,
+                   cs__js.f[i].inlined ? ",\"inlined\":true" : "");
     }
     cs__js_put(&n, "]}\n");
     snprintf(path, sizeof(path), "%s/%ld.jsonl", dir, (long)getpid());
@@ -425,14 +427,47 @@ static void cs__trim_by_name(cs__bt *bt)
     bt->exact0 &= lo == 0;
 }
 
+/* One printed frame (and, for the first stack of a report, one JSON
+ * frame): "#k  0x... in func+0xoff (file:line)"; an inlined call has no
+ * offset and says "[inlined]". */
+static void cs__frame_out(int k, uintptr_t ip, const char *func,
+                          uintptr_t off, const char *mod, uintptr_t modoff,
+                          const char *file, int line, bool inlined)
+{
+    char where[320] = "";
+
+    if (func && inlined)
+        snprintf(where, sizeof(where), " in %s [inlined]", func);
+    else if (func)
+        snprintf(where, sizeof(where), " in %s+0x%lx", func,
+                 (unsigned long)off);
+    else if (mod)
+        snprintf(where, sizeof(where), " in %s+0x%lx", cs__basename(mod),
+                 (unsigned long)modoff);
+    if (file)
+        snprintf(where + strlen(where), sizeof(where) - strlen(where),
+                 " (%s:%d)", cs__basename(file), line);
+    fprintf(stderr, "    #%-2d 0x%016lx%s\n", k, (unsigned long)ip, where);
+    if (cs__js.on && !cs__js.stacked && cs__js.nf < CS__JS_FRAMES) {
+        int j = cs__js.nf++;
+        cs__js.f[j].ip = ip;
+        cs__js.f[j].inlined = inlined;
+        snprintf(cs__js.f[j].func, sizeof(cs__js.f[j].func), "%s",
+                 func ? func : "");
+        snprintf(cs__js.f[j].file, sizeof(cs__js.f[j].file), "%s",
+                 file ? file : "");
+        cs__js.f[j].line = file ? line : 0;
+    }
+}
+
 void cs__report_stack(const cs__bt *stack)
 {
     cs__bt own = *stack, *bt = &own;
+    int k = 0;
 
     cs__trim_by_name(bt);
     for (int i = 0; i < bt->n; i++) {
         cs__sym s;
-        char where[320] = "";
         int same = 0;
 
         while (i > 0 && i + same < bt->n && bt->ip[i + same] == bt->ip[i - 1])
@@ -447,26 +482,12 @@ void cs__report_stack(const cs__bt *stack)
             cs__sym_raw(bt->ip[i], &s);
         else
             cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
-        if (s.func)
-            snprintf(where, sizeof(where), " in %s+0x%lx", s.func,
-                     (unsigned long)s.offset);
-        else if (s.module)
-            snprintf(where, sizeof(where), " in %s+0x%lx",
-                     cs__basename(s.module), (unsigned long)s.modoff);
-        if (s.file)
-            snprintf(where + strlen(where), sizeof(where) - strlen(where),
-                     " (%s:%d)", cs__basename(s.file), s.line);
-        fprintf(stderr, "    #%-2d 0x%016lx%s\n", i, (unsigned long)bt->ip[i],
-                where);
-        if (cs__js.on && !cs__js.stacked && cs__js.nf < CS__JS_FRAMES) {
-            int k = cs__js.nf++;
-            cs__js.f[k].ip = bt->ip[i];
-            snprintf(cs__js.f[k].func, sizeof(cs__js.f[k].func), "%s",
-                     s.func ? s.func : "");
-            snprintf(cs__js.f[k].file, sizeof(cs__js.f[k].file), "%s",
-                     s.file ? s.file : "");
-            cs__js.f[k].line = s.file ? s.line : 0;
-        }
+        /* inlined calls first, innermost first, at the same address */
+        for (int j = 0; j < s.ninline; j++)
+            cs__frame_out(k++, bt->ip[i], s.inl[j].func, 0, NULL, 0,
+                          s.inl[j].file, s.inl[j].line, true);
+        cs__frame_out(k++, bt->ip[i], s.func, s.offset, s.module, s.modoff,
+                      s.file, s.line, false);
     }
     cs__js.stacked = true;
     if (bt->n == 0)
@@ -495,11 +516,18 @@ bool cs__report_allowed(const cs__bt *bt)
     for (int i = 0; i < bt->n && !allowed; i++) {
         cs__sym s;
         char site[320] = "";
-        cs__sym_lookup(bt->ip[i], i > 0, &s);
+        cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
+        for (int j = 0; j < s.ninline && !allowed; j++) { /* inlined too */
+            if (s.inl[j].file)
+                snprintf(site, sizeof(site), "%s:%d",
+                         cs__basename(s.inl[j].file), s.inl[j].line);
+            allowed = cs__cfg_allowed(s.inl[j].func,
+                                      s.inl[j].file ? site : NULL);
+        }
         if (s.file)
             snprintf(site, sizeof(site), "%s:%d", cs__basename(s.file),
                      s.line);
-        allowed = cs__cfg_allowed(s.func, s.file ? site : NULL);
+        allowed = allowed || cs__cfg_allowed(s.func, s.file ? site : NULL);
     }
     cs__sym_release();
     pthread_mutex_unlock(&cs__report_mu);

@@ -228,6 +228,7 @@ struct cli_frame {
     char module[128]; /* basename of the ELF file, "" if unknown */
     uint64_t mod_offset; /* ip - the module's load bias, if in_module */
     int in_module;       /* a trace's module table placed ip in module */
+    int inlined;         /* an inlined call at ip (no offset of its own) */
 };
 
 struct cli_unwinder;
@@ -253,6 +254,18 @@ struct cli_symbols *cli_symbols_for_trace(cs_trace *t);
 /* Fills *f for ip; is_return says ip is a return address (look up ip - 1). */
 void cli_symbolize(struct cli_symbols *s, uint64_t ip, int is_return,
                    struct cli_frame *f);
+/* Like cli_symbolize, with the inlined calls at ip first (innermost
+ * first, inlined set): up to cap frames, at least one; returns how many. */
+int cli_symbolize_all(struct cli_symbols *s, uint64_t ip, int is_return,
+                      struct cli_frame *out, int cap);
+/* A warning's stack as the agent captured it: every frame, the first
+ * included, is a return address (looked up at ip - 1, so each names its
+ * calling line); inlined calls expanded.  Up to cap frames; how many. */
+int cli_symbolize_stack(struct cli_symbols *s, const uint64_t *ips, int n,
+                        struct cli_frame *out, int cap);
+/* One frame as every tool prints it: "0x... func [inlined] (file:line)".
+ * Returns buf. */
+char *cli_frame_text(const struct cli_frame *f, char *buf, size_t cap);
 void cli_symbols_close(struct cli_symbols *s);
 /* A frame's name: "func", else "module+0xoffset" (address in the file),
  * else "??".  Returns buf. */

@@ -75,6 +75,7 @@ struct frame {
     char func[128];
     char file[256];
     long line;
+    int inlined; /* an inlined call at ip */
 };
 
 struct report {
@@ -314,6 +315,8 @@ static int jobject(struct jp *p, int (*field)(struct jp *, const char *, void *)
     }
 }
 
+static int jbool(struct jp *p, int *v);
+
 static int frame_field(struct jp *p, const char *key, void *ctx)
 {
     struct frame *f = ctx;
@@ -325,6 +328,8 @@ static int frame_field(struct jp *p, const char *key, void *ctx)
         return jstr_or_null(p, f->file, sizeof f->file);
     if (strcmp(key, "line") == 0)
         return jnum(p, &f->line);
+    if (strcmp(key, "inlined") == 0)
+        return jbool(p, &f->inlined);
     return jskip(p);
 }
 
@@ -722,7 +727,7 @@ static void text_frame(FILE *f, int k, const struct frame *fr,
 {
     fprintf(f, "%s#%-2d %s", indent, k, fr->ip[0] ? fr->ip : "?");
     if (fr->func[0])
-        fprintf(f, " in %s", fr->func);
+        fprintf(f, " in %s%s", fr->func, fr->inlined ? " [inlined]" : "");
     if (fr->file[0])
         fprintf(f, " (%s:%ld)", fr->file, fr->line);
     fputc('\n', f);
@@ -761,7 +766,8 @@ static void json_frames(FILE *f, const struct report *r)
             cli_json_str(f, fr->file);
         else
             fputs("null", f);
-        fprintf(f, ",\"line\":%ld}", fr->line);
+        fprintf(f, ",\"line\":%ld%s}", fr->line,
+                fr->inlined ? ",\"inlined\":true" : "");
     }
     fputc(']', f);
 }

@@ -219,17 +219,15 @@ static void print_warnings(struct report *r)
                    name_of(r, w->task, n, sizeof n));
         putchar('\n');
         uint64_t ips[CS_STACK_MAX];
+        struct cli_frame f[2 * CS_STACK_MAX];
         int d =
             w->stack ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX) : 0;
-        for (int k = 0; k < d && k < CS_STACK_MAX; k++) {
-            struct cli_frame f;
-            char fn[256];
-            cli_symbolize(sym, ips[k], k > 0, &f);
-            printf("      #%-2d 0x%012llx %s", k, (unsigned long long)ips[k],
-                   cli_frame_name(&f, fn, sizeof fn));
-            if (f.file[0])
-                printf(" (%s:%d)", f.file, f.line);
-            putchar('\n');
+        d = cli_symbolize_stack(sym, ips, d < CS_STACK_MAX ? d : CS_STACK_MAX,
+                                f, 2 * CS_STACK_MAX);
+        for (int k = 0; k < d; k++) {
+            char text[512];
+            printf("      #%-2d %s\n", k,
+                   cli_frame_text(&f[k], text, sizeof text));
         }
     }
     if (r->by_type[CS_EV_WARNING] > (uint64_t)r->nwarnings)

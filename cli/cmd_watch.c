@@ -152,15 +152,12 @@ static void print_warning_stack(struct watch *w, uint32_t stack)
         w->sym = cli_symbols_for_trace(w->t);
         w->sym_tried = 1;
     }
-    for (int k = 0; k < n && k < CS_STACK_MAX; k++) {
-        struct cli_frame f;
-        char fn[256];
-        cli_symbolize(w->sym, ips[k], k > 0, &f);
-        printf("        #%-2d 0x%012llx %s", k, (unsigned long long)ips[k],
-               cli_frame_name(&f, fn, sizeof fn));
-        if (f.file[0])
-            printf(" (%s:%d)", f.file, f.line);
-        putchar('\n');
+    struct cli_frame f[2 * CS_STACK_MAX];
+    n = cli_symbolize_stack(w->sym, ips, n < CS_STACK_MAX ? n : CS_STACK_MAX,
+                            f, 2 * CS_STACK_MAX);
+    for (int k = 0; k < n; k++) {
+        char text[512];
+        printf("        #%-2d %s\n", k, cli_frame_text(&f[k], text, sizeof text));
     }
 }
 

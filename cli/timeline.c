@@ -477,19 +477,6 @@ void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
     }
 }
 
-/* Symbolises one address into "0x... func (file:line)". */
-static void frame_text(struct cli_symbols *sym, uint64_t ip, int k, char *buf,
-                       size_t cap)
-{
-    struct cli_frame f;
-    char fn[256];
-    cli_symbolize(sym, ip, k > 0, &f);
-    int n = snprintf(buf, cap, "0x%012llx %s", (unsigned long long)ip,
-                     cli_frame_name(&f, fn, sizeof fn));
-    if (f.file[0] && n > 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n, " (%s:%d)", f.file, f.line);
-}
-
 int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
 {
     *frames = NULL;
@@ -505,13 +492,14 @@ int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
         return 0;
     if (d > CS_STACK_MAX)
         d = CS_STACK_MAX;
+    struct cli_frame f[2 * CS_STACK_MAX];
+    d = cli_symbolize_stack(tl->sym, ips, d, f, 2 * CS_STACK_MAX);
     char **v = calloc((size_t)d, sizeof *v);
     if (v == NULL)
         return -ENOMEM;
     for (int k = 0; k < d; k++) {
         char line[512];
-        frame_text(tl->sym, ips[k], k, line, sizeof line);
-        v[k] = strdup(line);
+        v[k] = strdup(cli_frame_text(&f[k], line, sizeof line));
         if (v[k] == NULL) {
             cli_tl_stack_free(v, k);
             return -ENOMEM;

@@ -1112,6 +1112,108 @@ class Real(Case):
                              r"sleep")
 
 
+SAMELINE = os.environ.get("SAMELINE_TARGET")
+SAMELINE_SRC = os.environ.get("SAMELINE_SOURCE")
+
+
+def marked_line(path, mark):
+    """The line number of the line of path holding 'MARK: mark'."""
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if "MARK: " + mark in line:
+                return n
+    raise AssertionError("no MARK %r in %s" % (mark, path))
+
+
+FRAME_RE = re.compile(r"(?:in )?([A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+)?"
+                      r"( \[inlined\])? \(([^():]+):(\d+)\)")
+
+
+def frames_in(text):
+    """[(function, inlined, basename, line)] of every frame line in text."""
+    out = []
+    for line in text.splitlines():
+        m = FRAME_RE.search(line) if re.search(r"0x[0-9a-f]+", line) else None
+        if m:
+            out.append((m.group(1), bool(m.group(2)),
+                        os.path.basename(m.group(3)), int(m.group(4))))
+    return out
+
+
+@unittest.skipUnless(os.environ.get("PRELOAD"),
+                     "no interposer under the sanitizers")
+class SameLine(Case):
+    """Every tool names the same file:line for the same warning: the line
+    of the call (not the one after it), inlined callers included (issue
+    11, point 3)."""
+
+    def setUp(self):
+        if not SAMELINE:
+            self.skipTest("sameline_target not built")
+        self.dir = tempfile.mkdtemp(prefix="coscope-line-")
+        self.addCleanup(shutil.rmtree, self.dir)
+        src = os.path.basename(SAMELINE_SRC)
+        self.want = [("nap", True, src, marked_line(SAMELINE_SRC,
+                                                    "blocking call")),
+                     ("load_config", False, src,
+                      marked_line(SAMELINE_SRC, "inlined call")),
+                     ("handler", False, src, marked_line(SAMELINE_SRC,
+                                                         "caller"))]
+
+    def env(self, **kw):
+        return dict(os.environ, COSCOPE_REPORT="blocking",
+                    LD_PRELOAD=PRELOAD, **kw)
+
+    def ours(self, frames):
+        return [f for f in frames if f[0] in ("nap", "load_config",
+                                              "handler")]
+
+    def test_every_tool_names_the_same_lines(self):
+        trace = os.path.join(self.dir, "t.cst")
+        p = subprocess.Popen([SAMELINE], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=self.env(COSCOPE_RECORD=trace))
+        self.assertEqual(p.stdout.readline(), "ready\n")
+        w = Watcher(p.pid, "--all")
+        self.assertIn("watching", w.ready)
+        p.stdin.write("x\n")
+        p.stdin.close()
+        agent = p.stderr.read()
+        p.stdout.close()
+        p.stderr.close()
+        self.assertEqual(p.wait(TIMEOUT), 0, agent)
+        rc, watched, err = w.finish()
+        self.assertEqual(rc, 0, err)
+        got = {"agent": self.ours(frames_in(agent)),
+               "watch": self.ours(frames_in(watched))}
+        r = coscope("report", trace)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got["report"] = self.ours(frames_in(r.stdout))
+        out = os.path.join(self.dir, "t.json")
+        r = coscope("export", trace, "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            doc = json.load(f)
+        evs = doc["traceEvents"] if isinstance(doc, dict) else doc
+        stacks = ["\n".join(e["args"]["stack"]) for e in evs
+                  if "stack" in e.get("args", {})]
+        self.assertEqual(len(stacks), 1, stacks)
+        got["export"] = self.ours(frames_in(stacks[0]))
+        r = subprocess.run([COSCOPE, "check", "--format", "json", "--",
+                            SAMELINE], input="x\n", capture_output=True,
+                           text=True, timeout=TIMEOUT,
+                           env=dict(os.environ, COSCOPE_REPORT="blocking"))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        rep = json.loads(r.stdout)["reports"]
+        self.assertEqual(len(rep), 1, rep)
+        got["check"] = self.ours([(f["function"], bool(f.get("inlined")),
+                                   os.path.basename(f["file"] or ""),
+                                   f["line"]) for f in rep[0]["frames"]])
+        for tool, frames in got.items():
+            with self.subTest(tool=tool):
+                self.assertEqual(frames, self.want)
+
+
 class Symbols(Case):
     """Warning stacks of a trace file whose writer has exited are named
     from the file's module table: the right function while the binary is
