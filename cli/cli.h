@@ -74,6 +74,20 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* strerror(e) as our messages use it: lowercase ("no such file or
  * directory"); a static buffer. */
 const char *cli_strerror(int e);
+/* Set by `coscope --debug CMD`: error details keep where in libtrace a
+ * corruption was found. */
+extern int cli_debug;
+/* cs_trace_error_detail() without "(libtrace line N)" unless cli_debug. */
+const char *cli_trace_detail(void);
+/* The one message for a trace file libtrace refused (err: its code, or
+ * -EISDIR, -ENOMEM); returns CLI_ERROR. */
+int cli_trace_file_error(const char *path, int err);
+/* Opens trace file path for every reader of files (report, export,
+ * view): a file cut or damaged before its end is refused with the byte
+ * offset of the last whole chunk unless partial.  CLI_OK, or CLI_ERROR
+ * printed. */
+int cli_open_trace_file(const char *path, int partial, cs_trace **out,
+                        cs_trace_info *info);
 /* Prints "coscope: warning: <message>" on stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The standard answer to a flag getopt refused (argv[optind - 1]). */

@@ -38,6 +38,60 @@ const char *cli_strerror(int e)
     return buf;
 }
 
+int cli_debug;
+
+const char *cli_trace_detail(void)
+{
+    static char buf[192];
+    snprintf(buf, sizeof buf, "%s", cs_trace_error_detail());
+    char *at = strstr(buf, " (libtrace line ");
+    if (at != NULL && !cli_debug) /* where in libtrace: for --debug only */
+        *at = '\0';
+    return buf;
+}
+
+int cli_trace_file_error(const char *path, int err)
+{
+    if (err == CS_TRACE_ECORRUPT)
+        return cli_error("'%s' is not a valid coscope trace file: %s", path,
+                         cli_trace_detail());
+    if (err == CS_TRACE_EVERSION)
+        return cli_error("'%s' has an unsupported format: %s", path,
+                         cli_trace_detail());
+    if (err == -ENOMEM)
+        return cli_error("out of memory reading '%s'", path);
+    if (err == -EISDIR)
+        return cli_error("cannot read '%s': is a directory", path);
+    return cli_error("cannot read '%s': %s", path, cs_trace_strerror(err));
+}
+
+int cli_open_trace_file(const char *path, int partial, cs_trace **out,
+                        cs_trace_info *info)
+{
+    struct stat st;
+    *out = NULL;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return cli_trace_file_error(path, -EISDIR);
+    cs_trace *t = NULL;
+    int err = cs_trace_open_file(path, &t);
+    if (err == 0)
+        err = cs_trace_info_get(t, info);
+    if (err != 0) {
+        cs_trace_close(t);
+        return cli_trace_file_error(path, err);
+    }
+    if (stat(path, &st) == 0 && info->valid_bytes < (uint64_t)st.st_size &&
+        !partial) {
+        cs_trace_close(t);
+        return cli_error("'%s' is truncated or damaged after byte %llu of "
+                         "%llu (use --partial to read the part before)",
+                         path, (unsigned long long)info->valid_bytes,
+                         (unsigned long long)st.st_size);
+    }
+    *out = t;
+    return CLI_OK;
+}
+
 void cli_warn(const char *fmt, ...)
 {
     va_list ap;

@@ -356,50 +356,24 @@ static int arrange(struct cli_timeline *tl)
     return 0;
 }
 
-/* The error for a file that libtrace refused or that is cut short. */
-static int load_error(const char *path, int err)
-{
-    if (err == CS_TRACE_ECORRUPT)
-        return cli_error("'%s' is not a valid coscope trace file: %s", path,
-                         cs_trace_error_detail());
-    if (err == CS_TRACE_EVERSION)
-        return cli_error("'%s' has an unsupported format: %s", path,
-                         cs_trace_error_detail());
-    if (err == -ENOMEM)
-        return cli_error("out of memory reading '%s'", path);
-    return cli_error("cannot read '%s': %s", path, cs_trace_strerror(err));
-}
-
 int cli_tl_load(const char *path, int partial, struct cli_timeline **out)
 {
-    struct stat st;
     *out = NULL;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return cli_error("cannot read '%s': it is a directory", path);
     struct cli_timeline *tl = calloc(1, sizeof *tl);
     if (tl == NULL)
         return cli_error("out of memory");
     tl->path = path;
-    int err = cs_trace_open_file(path, &tl->t);
-    if (err == 0)
-        err = cs_trace_info_get(tl->t, &tl->info);
-    if (err == 0 && stat(path, &st) == 0 &&
-        tl->info.valid_bytes < (uint64_t)st.st_size && !partial) {
-        cli_error("'%s' is truncated or damaged after byte %llu of %llu "
-                  "(use --partial to read the part before)",
-                  path, (unsigned long long)tl->info.valid_bytes,
-                  (unsigned long long)st.st_size);
+    if (cli_open_trace_file(path, partial, &tl->t, &tl->info) != CLI_OK) {
         cli_tl_free(tl);
         return CLI_ERROR;
     }
-    if (err == 0)
-        err = read_rings(tl);
+    int err = read_rings(tl);
     if (err == 0)
         err = read_tasks(tl);
     if (err == 0)
         err = arrange(tl);
     if (err != 0) {
-        load_error(path, err);
+        cli_trace_file_error(path, err);
         cli_tl_free(tl);
         return CLI_ERROR;
     }

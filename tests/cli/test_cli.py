@@ -871,12 +871,26 @@ class Record(Case):
             coscope("record", t.pid, "-o", self.file, "--duration", "0.05")
         with open(self.file, "rb") as f:
             data = f.read()
+        full, _ = self.counts(self.report())
         cut = os.path.join(self.dir, "cut.cst")
+        size = len(data) // 2
         with open(cut, "wb") as f:
-            f.write(data[:len(data) - 200])
-        out = self.report(cut)
-        self.assertIn("truncated", out)
-        got, lost = self.counts(out)
+            f.write(data[:size])
+        # refused, as export and view refuse it, with where it is cut
+        r = coscope("report", cut)
+        self.assert_error(r, "'%s' is truncated or damaged after byte "
+                          % cut, "of %d (use --partial" % size)
+        for cmd in ("export", "view"):
+            self.assertIn("truncated or damaged after byte",
+                          coscope(cmd, cut, "--html", os.path.join(
+                              self.dir, "v.html")).stderr
+                          if cmd == "view" else coscope(cmd, cut).stderr)
+        r = coscope("report", "--partial", cut)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"cut or damaged after byte \d+ of %d"
+                         % size)
+        got, lost = self.counts(r.stdout)
+        self.assertLess(got, full)  # what it decoded, not what was written
         self.assertLessEqual(got, 100)
 
     def test_bad_input(self):
@@ -930,6 +944,10 @@ class Record(Case):
         out = self.report()
         self.assertRegex(out, r"warnings: \d+ \(.*blocking 1")
         self.assertIn("load_settings", out)
+        # how long the call held the loop, as the agent said (usleep of
+        # 100 ms in buggy.c)
+        self.assertRegex(out, r"blocking: task \d+ 'slow_handler', held "
+                         r"the loop for (1\d\d|[2-9]\d\d)(\.\d+)?ms")
         # and without it, as asked, none
         r = coscope("record", "-o", self.file, "--no-preload", "--", BUGGY,
                     "blocking-sleep", env={"COSCOPE_REPORT": "blocking"})
