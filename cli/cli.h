@@ -202,6 +202,8 @@ struct cli_taskset {
     size_t strs_cap, strs_n;
     long **cycles; /* each: indices, -1 terminated */
     size_t ncycles;
+    struct cli_symbols *site_sym; /* for "@0x.." sites, opened lazily */
+    int site_sym_tried;
 };
 
 /* Reads the task table; prints the error and returns CLI_ERROR on one. */
@@ -210,6 +212,8 @@ int cli_ts_read(struct cli_taskset *x);
 long cli_ts_find(const struct cli_taskset *x, uint64_t id);
 /* The text of string id, "" if none ("?" if unreadable); cached. */
 const char *cli_ts_str(struct cli_taskset *x, uint32_t id);
+/* The creation site of string id, named (cli_site_name); "" if none. */
+const char *cli_ts_site(struct cli_taskset *x, uint32_t id);
 /* Fills target/indeg and the list of cycles (deadlocks). */
 int cli_ts_graph(struct cli_taskset *x);
 /* "task 4 'holder'" (or "task 4 (gone)"). */
@@ -280,6 +284,12 @@ int cli_symbolize_stack(struct cli_symbols *s, const uint64_t *ips, int n,
 /* One frame as every tool prints it: "0x... func [inlined] (file:line)".
  * Returns buf. */
 char *cli_frame_text(const struct cli_frame *f, char *buf, size_t cap);
+/* A creation site as the runtime interned it: "file:line", or "@0x<ip>",
+ * the return address into code that spawned a task without a file:line
+ * (plain cs_spawn), rewritten in place (cap bytes) as the call's
+ * "file:line" (or "func", "module+0x.."; left as is if s is NULL).
+ * Returns site. */
+char *cli_site_name(struct cli_symbols *s, char *site, size_t cap);
 void cli_symbols_close(struct cli_symbols *s);
 /* A frame's name: "func", else "module+0xoffset" (address in the file),
  * else "??".  Returns buf. */

@@ -169,6 +169,13 @@ static void event_text(struct watch *w, const cs_trace_event *e,
     switch (e->type) {
     case CS_EV_TASK_CREATED:
         cs_trace_string(w->t, e->arg, s, sizeof s);
+        if (strncmp(s, "@0x", 3) == 0) { /* a plain cs_spawn's caller */
+            if (!w->sym_tried) {
+                w->sym = cli_symbols_for_trace(w->t);
+                w->sym_tried = 1;
+            }
+            cli_site_name(w->sym, s, sizeof s);
+        }
         snprintf(buf, cap, "created%s%s", s[0] ? " at " : "", s);
         break;
     case CS_EV_TASK_NAME:

@@ -303,6 +303,25 @@ char *cli_frame_text(const struct cli_frame *f, char *buf, size_t cap)
     return buf;
 }
 
+char *cli_site_name(struct cli_symbols *s, char *site, size_t cap)
+{
+    char *end;
+    if (strncmp(site, "@0x", 3) != 0)
+        return site;
+    unsigned long long ip = strtoull(site + 3, &end, 16);
+    if (*end != '\0' || ip == 0 || s == NULL)
+        return site;
+    /* a return address into the spawning code: the call's line */
+    struct cli_frame f;
+    cli_symbolize(s, ip, 1, &f);
+    char fn[256];
+    if (f.file[0])
+        snprintf(site, cap, "%s:%d", f.file, f.line);
+    else if (f.func[0] || f.in_module)
+        snprintf(site, cap, "%s", cli_frame_name(&f, fn, sizeof fn));
+    return site;
+}
+
 void cli_symbols_close(struct cli_symbols *s)
 {
     if (s == NULL)

@@ -92,6 +92,30 @@ const char *cli_ts_str(struct cli_taskset *x, uint32_t id)
     return s;
 }
 
+const char *cli_ts_site(struct cli_taskset *x, uint32_t id)
+{
+    const char *s = cli_ts_str(x, id);
+    if (strncmp(s, "@0x", 3) != 0)
+        return s;
+    if (!x->site_sym_tried) {
+        x->site_sym_tried = 1;
+        x->site_sym = cli_symbols_for_trace(x->t);
+    }
+    /* named once, in the cache: the entry is ours to rewrite */
+    char buf[CS_STRING_MAX + 1];
+    snprintf(buf, sizeof buf, "%s", s);
+    cli_site_name(x->site_sym, buf, sizeof buf);
+    size_t h = hash64(id, x->strs_cap);
+    while (x->strs[h].id != id)
+        h = (h + 1) & (x->strs_cap - 1);
+    char *named = strdup(buf);
+    if (named == NULL)
+        return s;
+    free(x->strs[h].s);
+    x->strs[h].s = named;
+    return named;
+}
+
 static int cmp_id(const void *a, const void *b)
 {
     const struct cli_task *x = a, *y = b;
@@ -399,6 +423,7 @@ void cli_ts_release(struct cli_taskset *x)
     for (size_t c = 0; c < x->ncycles; c++)
         free(x->cycles[c]);
     free(x->cycles);
+    cli_symbols_close(x->site_sym);
     free(x->strs);
     free(x->by_id);
     free(x->v);

@@ -390,6 +390,19 @@ const char *cli_tl_str(struct cli_timeline *tl, uint32_t id, char *buf,
     return cli_sanitize(buf);
 }
 
+const char *cli_tl_site(struct cli_timeline *tl, uint32_t id, char *buf,
+                        size_t cap)
+{
+    cli_tl_str(tl, id, buf, cap);
+    if (strncmp(buf, "@0x", 3) != 0)
+        return buf;
+    if (!tl->sym_tried) {
+        tl->sym_tried = 1;
+        tl->sym = cli_symbols_for_trace(tl->t);
+    }
+    return cli_site_name(tl->sym, buf, cap);
+}
+
 const char *cli_tl_task_name(struct cli_timeline *tl, long k, char *buf,
                              size_t cap)
 {

@@ -6,7 +6,9 @@
  * MARK comments, not from any tool.
  *
  * It prints "ready" and waits for a line on stdin (so that `coscope watch`
- * can attach first), then makes the call and exits.
+ * can attach first), then makes the call and exits.  Its tasks are made
+ * with plain cs_spawn and cs_run: their creation sites are the calls'
+ * lines all the same (Stacks.test_every_task_has_a_site).
  */
 #include <coscope.h>
 
@@ -40,7 +42,7 @@ static void *handler(void *arg)
 
 static void *amain(void *arg)
 {
-    cs_task *t = cs_spawn("handler", handler, arg);
+    cs_task *t = cs_spawn("handler", handler, arg); /* MARK: spawn site */
     printf("ready\n");
     fflush(stdout);
     return cs_await(t, NULL) == 0 ? NULL : NULL;
@@ -48,5 +50,5 @@ static void *amain(void *arg)
 
 int main(void)
 {
-    return cs_run(amain, NULL, NULL) == 0 ? 0 : 1;
+    return cs_run(amain, NULL, NULL) == 0 ? 0 : 1; /* MARK: run site */
 }

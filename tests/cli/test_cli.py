@@ -1232,6 +1232,72 @@ class SameLine(Case):
                 self.assertEqual(frames, self.want)
 
 
+class UserStacks(Case):
+    """--stacks shows the user's frames, every task has a creation site,
+    and JSON says null, never "" (issue 11, point 7)."""
+
+    def setUp(self):
+        if not SAMELINE:
+            self.skipTest("sameline_target not built")
+        self.p = subprocess.Popen([SAMELINE], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.addCleanup(self.finish)
+        self.assertEqual(self.p.stdout.readline(), "ready\n")
+
+    def finish(self):
+        self.p.kill()  # before its blocking call: nothing to report
+        self.p.stdin.close()
+        self.p.stdout.close()
+        self.p.wait(TIMEOUT)
+        remove(SEG % self.p.pid)  # killed: its atexit did not run
+
+    def test_runtime_frames_hidden_unless_asked(self):
+        r = coscope("tasks", self.p.pid, "--stacks")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        funcs = re.findall(r"#\d+ +0x[0-9a-f]+ (\S+)", r.stdout)
+        self.assertIn("handler", funcs)
+        self.assertIn("amain", funcs)
+        self.assertFalse([f for f in funcs if f.startswith("cs_")], funcs)
+        r = coscope("tasks", self.p.pid, "--stacks", "--runtime-frames")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        funcs = re.findall(r"#\d+ +0x[0-9a-f]+ (\S+)", r.stdout)
+        for f in ("cs__wait", "cs__task_entry", "handler"):
+            self.assertIn(f, funcs)
+
+    def test_every_task_has_a_site(self):
+        src = os.path.basename(SAMELINE_SRC)
+        r = coscope("tasks", self.p.pid, "-f", "json", "--stacks")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        sites = {t["name"]: t["site"] for t in doc["tasks"]}
+        self.assertEqual(sites, {
+            "main": "%s:%d" % (SAMELINE_SRC, marked_line(SAMELINE_SRC,
+                                                         "run site")),
+            "handler": "%s:%d" % (SAMELINE_SRC, marked_line(SAMELINE_SRC,
+                                                            "spawn site"))})
+        self.assertTrue(all(src in v for v in sites.values()))
+        # the table too
+        out = coscope("tasks", self.p.pid).stdout
+        self.assertIn("%s:%d" % (SAMELINE_SRC, marked_line(SAMELINE_SRC,
+                                                           "spawn site")),
+                      out)
+
+        def strings(v):
+            if isinstance(v, dict):
+                for x in v.values():
+                    yield from strings(x)
+            elif isinstance(v, list):
+                for x in v:
+                    yield from strings(x)
+            else:
+                yield v
+        self.assertNotIn("", list(strings(doc)))
+        for t in doc["tasks"]:
+            self.assertGreater(t["runtime_frames_hidden"], 0, t)
+            self.assertFalse([f for f in t["stack"]
+                              if (f["function"] or "").startswith("cs_")])
+
+
 class Symbols(Case):
     """Warning stacks of a trace file whose writer has exited are named
     from the file's module table: the right function while the binary is
