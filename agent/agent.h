@@ -48,6 +48,8 @@ enum {
 struct cs__cfg {
     unsigned reports;  /* CS__R_* bits on; 0 when COSCOPE_REPORT=off */
     bool strict;       /* COSCOPE_STRICT=1: abort after the first report */
+    bool quiet;        /* COSCOPE_REPORT_STDERR=off: reports only in
+                          COSCOPE_REPORT_DIR (coscope check prints them) */
     int64_t slow_ns;   /* COSCOPE_SLOW_MS, default 100 ms */
     char **allow;      /* COSCOPE_ALLOW file: function names, or NULL */
     size_t nallow;

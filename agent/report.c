@@ -23,6 +23,20 @@
 #include <unistd.h>
 
 static pthread_mutex_t cs__report_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Writes to stderr, unless COSCOPE_REPORT_STDERR=off (coscope check, which
+ * renders every report itself from COSCOPE_REPORT_DIR: once, not twice). */
+static void cs__say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void cs__say(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (cs__cfg.quiet)
+        return;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
 static __thread bool cs__raw; /* reporting on a task's stack: no libdw */
 
 struct cs__offstack {
@@ -361,7 +375,7 @@ static void cs__vline(const char *prefix, const char *fmt, va_list ap,
     int n = snprintf(buf, sizeof(buf), "%s", prefix);
 
     vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
-    fprintf(stderr, "%s\n", buf);
+    cs__say("%s\n", buf);
     if (head_cls)
         cs__js_start(head_cls, buf + n, strlen(buf + n));
     else if (cs__js.on)
@@ -447,7 +461,7 @@ static void cs__frame_out(int k, uintptr_t ip, const char *func,
     if (file)
         snprintf(where + strlen(where), sizeof(where) - strlen(where),
                  " (%s:%d)", cs__basename(file), line);
-    fprintf(stderr, "    #%-2d 0x%016lx%s\n", k, (unsigned long)ip, where);
+    cs__say("    #%-2d 0x%016lx%s\n", k, (unsigned long)ip, where);
     if (cs__js.on && !cs__js.stacked && cs__js.nf < CS__JS_FRAMES) {
         int j = cs__js.nf++;
         cs__js.f[j].ip = ip;
@@ -473,7 +487,7 @@ void cs__report_stack(const cs__bt *stack)
         while (i > 0 && i + same < bt->n && bt->ip[i + same] == bt->ip[i - 1])
             same++;
         if (same > 1) { /* deep recursion: one line for the run */
-            fprintf(stderr, "    ... the frame above %d more times\n", same);
+            cs__say("    ... the frame above %d more times\n", same);
             i += same - 1;
             continue;
         }
@@ -491,7 +505,7 @@ void cs__report_stack(const cs__bt *stack)
     }
     cs__js.stacked = true;
     if (bt->n == 0)
-        fprintf(stderr, "    (no stack)\n");
+        cs__say("    (no stack)\n");
 }
 
 void cs__report_end(void)

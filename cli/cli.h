@@ -74,6 +74,8 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* strerror(e) as our messages use it: lowercase ("no such file or
  * directory"); a static buffer. */
 const char *cli_strerror(int e);
+/* cs_trace_strerror(err), lowercase likewise. */
+const char *cli_trace_strerror(int err);
 /* Set by `coscope --debug CMD`: error details keep where in libtrace a
  * corruption was found. */
 extern int cli_debug;

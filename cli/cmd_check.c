@@ -554,7 +554,7 @@ static void collect(const char *dir, struct reports *rs, struct seen *sn)
     struct dirent **names;
     int n = scandir(dir, &names, skip_dots, by_name);
     if (n < 0) {
-        cli_warn("check: cannot read '%s': %s", dir, strerror(errno));
+        cli_warn("check: cannot read '%s': %s", dir, cli_strerror(errno));
         return;
     }
     char *line = malloc(MAX_LINE);
@@ -631,7 +631,7 @@ static int load_suppressions(const char *path, struct suppression **out,
     FILE *f = fopen(path, "re");
     if (f == NULL)
         return cli_error("check: cannot read suppressions '%s': %s", path,
-                         strerror(errno));
+                         cli_strerror(errno));
     struct suppression *v = calloc(MAX_SUPPRESS, sizeof *v);
     size_t n = 0;
     char line[512];
@@ -676,7 +676,7 @@ static int load_suppressions(const char *path, struct suppression **out,
     }
     if (rc == CLI_OK && ferror(f))
         rc = cli_error("check: cannot read suppressions '%s': %s", path,
-                       strerror(errno));
+                       cli_strerror(errno));
     fclose(f);
     if (rc != CLI_OK) {
         free(v);
@@ -1082,7 +1082,7 @@ int cmd_check(int argc, char **argv)
     if (out_path != NULL && (out = fopen(out_path, "we")) == NULL) {
         free(supp);
         return cli_error("check: cannot write '%s': %s", out_path,
-                         strerror(errno));
+                         cli_strerror(errno));
     }
 
     char dir[4096];
@@ -1095,7 +1095,7 @@ int cmd_check(int argc, char **argv)
         if (out != stdout)
             fclose(out);
         return cli_error("check: cannot create a temporary directory: %s",
-                         strerror(e));
+                         cli_strerror(e));
     }
 
     int status = 0;
@@ -1151,7 +1151,7 @@ int cmd_check(int argc, char **argv)
         int bad = ferror(out);
         if (fclose(out) != 0 || bad)
             return cli_error("check: cannot write '%s': %s", out_path,
-                             strerror(errno));
+                             cli_strerror(errno));
     }
     fprintf(stderr,
             "coscope: check: %zu report%s (%zu failing, %zu suppressed); "

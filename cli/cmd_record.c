@@ -59,7 +59,7 @@ static int record_pid(int pid, const char *path, double duration)
     if (err != 0) {
         cs_trace_close(t);
         return cli_error("cannot write '%s': %s", path,
-                         cs_trace_strerror(err));
+                         cli_trace_strerror(err));
     }
     cli_catch_stop();
     cli_test_point("recording");
@@ -87,7 +87,7 @@ static int record_pid(int pid, const char *path, double duration)
         err = fin;
     if (err != 0)
         return cli_error("cannot record process %d into '%s': %s", pid, path,
-                         cs_trace_strerror(err));
+                         cli_trace_strerror(err));
     char d[32];
     fprintf(stderr, "coscope: recorded process %d for %s into '%s' (%s)\n",
             pid, cli_fmt_duration(cli_now_ns() - start, d, sizeof d), path,
@@ -131,13 +131,13 @@ static int record_command(char **argv, const char *path, double duration,
         setenv("COSCOPE_RECORD", path, 1);
         execvp(argv[0], argv);
         fprintf(stderr, "coscope: cannot run '%s': %s\n", argv[0],
-                strerror(errno));
+                cli_strerror(errno));
         _exit(127);
     }
     cli_catch_stop();
     int status = 0, err = wait_timed(child, duration, &status);
     if (err != 0)
-        return cli_error("cannot wait for '%s': %s", argv[0], strerror(-err));
+        return cli_error("cannot wait for '%s': %s", argv[0], cli_strerror(-err));
     if (stat(path, &st) != 0)
         return WIFEXITED(status) && WEXITSTATUS(status) == 127
                    ? CLI_ERROR

@@ -357,8 +357,7 @@ static long drain(struct watch *w)
                 cs_trace_read(w->t, r, &w->cursor[r], w->ev, BATCH, &n, &lost);
             if (err != 0) {
                 cli_error("cannot read the events of process %d: %s (%s)",
-                          w->pid, cs_trace_strerror(err),
-                          cs_trace_error_detail());
+                          w->pid, cli_trace_strerror(err), cli_trace_detail());
                 return -1;
             }
             if (lost > 0) {
@@ -366,8 +365,23 @@ static long drain(struct watch *w)
                 print_lost(w, r, lost);
                 w->wait[r].valid = 0;
             }
-            for (size_t i = 0; i < n; i++)
-                print_event(w, &w->ev[i]);
+            for (size_t i = 0; i < n; i++) {
+                const cs_trace_event *e = &w->ev[i];
+                /* a task's name follows its creation: one line for both
+                 * ("created at ...", under its name), not a "named" line
+                 * after every "created" */
+                int named_next = i + 1 < n &&
+                                 e->type == CS_EV_TASK_CREATED &&
+                                 w->ev[i + 1].type == CS_EV_TASK_NAME &&
+                                 w->ev[i + 1].task_id == e->task_id;
+                if (named_next && !w->json) {
+                    name_put(w, e->task_id, w->ev[i + 1].arg);
+                    print_event(w, e);
+                    i++;
+                    continue;
+                }
+                print_event(w, e);
+            }
             seen += (long)(n + lost);
             if (n < BATCH)
                 break;

@@ -38,6 +38,15 @@ const char *cli_strerror(int e)
     return buf;
 }
 
+const char *cli_trace_strerror(int err)
+{
+    static char buf[128];
+    snprintf(buf, sizeof buf, "%s", cs_trace_strerror(err));
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && (buf[1] < 'A' || buf[1] > 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
 int cli_debug;
 
 const char *cli_trace_detail(void)
@@ -62,7 +71,7 @@ int cli_trace_file_error(const char *path, int err)
         return cli_error("out of memory reading '%s'", path);
     if (err == -EISDIR)
         return cli_error("cannot read '%s': is a directory", path);
-    return cli_error("cannot read '%s': %s", path, cs_trace_strerror(err));
+    return cli_error("cannot read '%s': %s", path, cli_trace_strerror(err));
 }
 
 int cli_open_trace_file(const char *path, int partial, cs_trace **out,
@@ -229,7 +238,7 @@ int cli_open_pid(int pid, cs_trace **out)
         if (stale == 1)
             return stale_error(pid, path);
         return cli_error("cannot check that process %d is alive: %s", pid,
-                         cs_trace_strerror(stale));
+                         cli_trace_strerror(stale));
     }
     switch (err) {
     case -ENOENT:
@@ -255,7 +264,7 @@ int cli_open_pid(int pid, cs_trace **out)
         return cli_error("'%s' has an unsupported format: %s", path,
                          cs_trace_error_detail());
     default:
-        return cli_error("cannot open '%s': %s", path, cs_trace_strerror(err));
+        return cli_error("cannot open '%s': %s", path, cli_trace_strerror(err));
     }
 }
 
@@ -279,7 +288,7 @@ int cli_memory_error(int pid, int err)
     if (err == -ENOSYS)
         return cli_error("--stacks is not supported on this architecture");
     return cli_error("cannot read the memory of process %d: %s", pid,
-                     strerror(-err));
+                     cli_strerror(-err));
 }
 
 /* Names of the system calls a blocked loop thread is most often in. */

@@ -69,7 +69,7 @@ static int run_command(const struct cli_command *c, int argc, char **argv)
         int e = errno;
         if (e == EPIPE)
             return rc;
-        cli_error("cannot write to standard output: %s", strerror(e));
+        cli_error("cannot write to standard output: %s", cli_strerror(e));
         return CLI_ERROR;
     }
     return rc;

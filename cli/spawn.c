@@ -94,20 +94,23 @@ int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0)
         return cli_error("%s: cannot start '%s': %s", cmd, argv[0],
-                         strerror(errno));
+                         cli_strerror(errno));
     pid_t child = fork();
     if (child < 0) {
         int e = errno;
         close(pfd[0]);
         close(pfd[1]);
         return cli_error("%s: cannot start '%s': %s", cmd, argv[0],
-                         strerror(e));
+                         cli_strerror(e));
     }
     if (child == 0) {
         close(pfd[0]);
         cli_preload_setenv(preload);
-        if (report_dir != NULL)
+        if (report_dir != NULL) {
             setenv("COSCOPE_REPORT_DIR", report_dir, 1);
+            /* check prints each report itself: not the agent's copy too */
+            setenv("COSCOPE_REPORT_STDERR", "off", 1);
+        }
         if (out_to_err)
             dup2(2, 1);
         execvp(argv[0], argv);
@@ -137,10 +140,10 @@ int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
     sigaction(SIGQUIT, &oquit, NULL);
     if (got == (ssize_t)sizeof e)
         return cli_error("%s: cannot run '%s': %s", cmd, argv[0],
-                         strerror(e));
+                         cli_strerror(e));
     if (r < 0)
         return cli_error("%s: cannot wait for '%s': %s", cmd, argv[0],
-                         strerror(errno));
+                         cli_strerror(errno));
     return CLI_OK;
 }
 

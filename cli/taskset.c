@@ -143,8 +143,8 @@ int cli_ts_read(struct cli_taskset *x)
     }
     if (r < 0)
         return cli_error("cannot read the task table of process %d: %s (%s)",
-                         x->pid, cs_trace_strerror(r),
-                         cs_trace_error_detail());
+                         x->pid, cli_trace_strerror(r),
+                         cli_trace_detail());
     x->now = cli_now_ns();
     if (x->n > 1)
         qsort(x->v, x->n, sizeof *x->v, cmp_id);

@@ -91,6 +91,21 @@ class Check(unittest.TestCase):
                 self.assertIn("  %s in process" % cls, p.stdout)
                 self.assertRegex(p.stdout, r"#\d+ +0x[0-9a-f]+ in %s " % func)
 
+    def test_each_finding_rendered_once(self):
+        # the agent's own copy on stderr is not printed as well
+        p = cs("check", "--", BUGGY, "unretrieved")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        both = p.stdout + p.stderr
+        self.assertEqual(both.count("Task exception was never retrieved"), 1,
+                         both)
+        p = cs("check", "--", BUGGY, "crash")
+        self.assertEqual((p.stdout + p.stderr).count("crashed: SIGSEGV"), 1,
+                         p.stdout + p.stderr)
+        # outside check the agent still speaks
+        p = subprocess.run([BUGGY, "unretrieved"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertIn("Task exception was never retrieved", p.stderr)
+
     def test_clean_passes(self):
         p = cs("check", "--", CLEAN)
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -364,6 +364,24 @@ class Ps(Case):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("other user (uid 0)", self.ps_row(r.stdout, t.pid))
 
+    def test_columns_whatever_the_status(self):
+        # "not a regular file, stale": longer than the other statuses
+        pid = free_pid()
+        os.mkdir(SEG % pid)
+        try:
+            with Target("park") as t:
+                r = coscope("ps")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("not a regular file, stale",
+                              self.ps_row(r.stdout, pid))
+                lines = r.stdout.splitlines()
+                col = lines[0].index("COMMAND")
+                line = self.ps_row(r.stdout, t.pid)
+                self.assertEqual(line[col:].split()[0], FAKE, r.stdout)
+                self.assertEqual(line[col - 1], " ", r.stdout)
+        finally:
+            os.rmdir(SEG % pid)
+
     def test_rejects_arguments(self):
         self.assert_error(coscope("ps", "--bogus"), "'--bogus'")
         self.assert_error(coscope("ps", "42"), "'42'")
@@ -1126,6 +1144,8 @@ class Real(Case):
             self.assertIn("process %d exited" % p.pid, err)
             self.assertRegex(out, r"task \d+ 'fetch_data'  created at "
                              r".*fetch_data\.c:\d+")
+            # one line per creation, its name included: no "named" echo
+            self.assertNotIn("named '", out)
             self.assertRegex(out, r"task \d+ 'fetch_data'  ran \S+, waits on "
                              r"sleep")
 
