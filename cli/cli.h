@@ -175,6 +175,10 @@ int cli_shell_status(int status);
 struct cli_task {
     cs_trace_task t;          /* the slot copy */
     long target;              /* index of the task it waits on, -1 none */
+    long awaited_head;        /* waiting on tasks: the first of all it
+                                 awaits (a gather: every one), -1 none */
+    long awaited_next;        /* next in its awaiter's list, -1 end */
+    int nawaited;             /* length of the awaited_head list */
     int indeg;                /* tasks waiting on this one */
     int mark;                 /* cycle search: 0 new, 1 on path, 2 done */
     int printed;              /* tree: already drawn */

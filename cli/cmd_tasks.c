@@ -184,38 +184,57 @@ static void print_node(struct cli_taskset *x, struct cli_task *r,
     }
 }
 
-/* Draws the chain from root: each task above what it waits on. */
-static void print_chain(struct cli_taskset *x, long root)
+#define TREE_FOLD 10  /* awaited tasks drawn under one task; the rest counted */
+#define TREE_DEPTH 64 /* levels drawn */
+
+/* Draws task k and, below it, what it waits on: every task it awaits (a
+ * gather's, folded past TREE_FOLD as asyncio's pstree folds), or the
+ * holder of the lock it wants. */
+static void print_subtree(struct cli_taskset *x, long k, const char *prefix,
+                          const char *branch, const char *below, int depth)
 {
-    char prefix[256] = "";
-    size_t plen = 0;
-    long k = root;
-    int first = 1;
-    while (k >= 0) {
-        struct cli_task *r = &x->v[k];
-        int again = r->printed;
-        print_node(x, r, prefix, first ? "" : "└── ", first ? "" : "    ",
-                   again);
-        r->printed = 1;
-        if (again)
-            break;
-        if (!first && plen + 4 < sizeof prefix - 1) {
-            memcpy(prefix + plen, "    ", 5);
-            plen += 4;
-        }
-        first = 0;
-        k = r->target;
+    struct cli_task *r = &x->v[k];
+    int again = r->printed;
+    print_node(x, r, prefix, branch, below, again);
+    r->printed = 1;
+    if (again)
+        return;
+    long kids[TREE_FOLD];
+    int n = 0, total = 0;
+    if (r->nawaited > 0) {
+        for (long c = r->awaited_head; c >= 0; c = x->v[c].awaited_next)
+            if (total++ < TREE_FOLD)
+                kids[n++] = c;
+    } else if (r->target >= 0) {
+        kids[n++] = r->target;
+        total = 1;
     }
+    if (n == 0)
+        return;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s%s", prefix, below);
+    if (depth >= TREE_DEPTH) {
+        printf("%s└── ... (deeper levels not shown)\n", sub);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        int last = i == n - 1 && total <= n;
+        print_subtree(x, kids[i], sub, last ? "└── " : "├── ",
+                      last ? "    " : "│   ", depth + 1);
+    }
+    if (total > n)
+        printf("%s└── ... and %d more awaited tasks\n", sub,
+               total - n);
 }
 
 static void print_tree(struct cli_taskset *x)
 {
     for (size_t i = 0; i < x->n; i++)
         if (x->v[i].indeg == 0)
-            print_chain(x, (long)i);
+            print_subtree(x, (long)i, "", "", "", 0);
     for (size_t c = 0; c < x->ncycles; c++)
         if (!x->v[x->cycles[c][0]].printed)
-            print_chain(x, x->cycles[c][0]);
+            print_subtree(x, x->cycles[c][0], "", "", "", 0);
     print_cycles(x);
 }
 
@@ -238,6 +257,13 @@ static void json_wait(struct cli_taskset *x, const struct cli_task *r)
         break;
     case CS_WAIT_TASK:
         printf(",\"task\":%llu", tg);
+        if (r->nawaited > 0) { /* every task it awaits (a gather's) */
+            printf(",\"tasks\":[");
+            for (long c = r->awaited_head; c >= 0; c = x->v[c].awaited_next)
+                printf("%s%llu", c == r->awaited_head ? "" : ",",
+                       (unsigned long long)x->v[c].t.id);
+            putchar(']');
+        }
         break;
     case CS_WAIT_LOCK:
         printf(",\"lock\":%llu,\"holder\":%llu", tg,

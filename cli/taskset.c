@@ -166,6 +166,27 @@ static long wait_edge(const struct cli_taskset *x, const struct cli_task *r)
 }
 
 /* Fills target/indeg and finds every cycle. */
+/* Every task a task waiting on tasks awaits: the slots whose awaiter it
+ * is (cs_gather names all of its tasks, though it awaits them one at a
+ * time), in id order; each is below it in the tree. */
+static void awaited_lists(struct cli_taskset *x)
+{
+    for (size_t i = 0; i < x->n; i++)
+        x->v[i].awaited_head = x->v[i].awaited_next = -1;
+    for (size_t i = x->n; i-- > 0;) {
+        struct cli_task *r = &x->v[i];
+        long a = r->t.awaiter ? cli_ts_find(x, r->t.awaiter) : -1;
+        if (a < 0 || a == (long)i || x->v[a].t.state != CS_TASK_WAITING ||
+            x->v[a].t.wait != CS_WAIT_TASK)
+            continue;
+        r->awaited_next = x->v[a].awaited_head;
+        x->v[a].awaited_head = (long)i;
+        x->v[a].nawaited++;
+        if (x->v[a].target != (long)i)
+            r->indeg++;
+    }
+}
+
 int cli_ts_graph(struct cli_taskset *x)
 {
     for (size_t i = 0; i < x->n; i++) {
@@ -173,6 +194,7 @@ int cli_ts_graph(struct cli_taskset *x)
         if (x->v[i].target >= 0)
             x->v[x->v[i].target].indeg++;
     }
+    awaited_lists(x);
     for (size_t i = 0; i < x->n; i++) {
         long j = (long)i;
         while (j >= 0 && x->v[j].mark == 0) {
@@ -275,7 +297,10 @@ void cli_ts_wait_text(struct cli_taskset *x, const struct cli_task *r,
         break;
     case CS_WAIT_TASK:
         cli_ts_ref(x, t->wait_target, a, sizeof a);
-        snprintf(buf, cap, "%s", a);
+        if (r->nawaited > 1) /* a gather: the one it waits for now first */
+            snprintf(buf, cap, "%s and %d more (gather)", a, r->nawaited - 1);
+        else
+            snprintf(buf, cap, "%s", a);
         break;
     case CS_WAIT_LOCK:
         if (t->wait_aux) {

@@ -289,6 +289,18 @@ void cs__trace_task_gone(cs_task *t)
     t->tr_ref = 0;
 }
 
+void cs__trace_task_awaited(cs_task *const *tasks, size_t n,
+                            const cs_task *self)
+{
+    for (size_t i = 0; i < n; i++) {
+        cs_task_slot *s = cs__trace_task_begin(tasks[i]->tr_ref);
+        if (s) {
+            CS__TRACE_SET(s->awaiter, self->id);
+            cs__trace_task_end(s);
+        }
+    }
+}
+
 /* What p waits on, as the task slot and CS_EV_WAIT name it. */
 static void cs__trace_target(cs_task *p, uint64_t *target, uint64_t *aux)
 {

@@ -439,7 +439,7 @@ class Tasks(Case):
             by = {x["name"]: x for x in doc["tasks"]}
             self.assertEqual(len(by), 12)
             self.assertEqual(by["main"]["waits_on"],
-                             {"reason": "task", "task": 2})
+                             {"reason": "task", "task": 2, "tasks": [2]})
             self.assertEqual(by["fetch_user"]["awaiter"], 1)
             self.assertEqual(by["db-writer"]["waits_on"],
                              {"reason": "lock", "lock": 100, "holder": 4})
@@ -1046,13 +1046,46 @@ class Real(Case):
                              r"^lock \d+ held by task %s 'spinner'$" % spin[0])
             self.assertTrue(row_of(out, "waiter")[3].startswith("timer"))
             tree = self.tasks(p.pid, "--format", "tree")
-            self.assertRegex(tree, r"task \d+ 'locker': waiting on lock \d+ "
-                             r"held by task \d+ 'spinner'\n└── task \d+ "
-                             r"'spinner': running, on cpu")
+            # main gathers all three; the locker's lock holder under it
+            self.assertRegex(tree, r"task \d+ 'main': waiting on task \d+ "
+                             r"'waiter' and 2 more \(gather\)\n")
+            self.assertRegex(tree, r"\n├── task \d+ 'spinner': running, on "
+                             r"cpu")
+            self.assertRegex(tree, r"\n└── task \d+ 'locker': waiting on "
+                             r"lock \d+ held by task \d+ 'spinner'\n    └── "
+                             r"task \d+ 'spinner': running \(shown above\)")
             st = Stacks.frames_under(self, self.tasks(p.pid, "--stacks"),
                                      "locker")
             funcs = [f.split()[2] for f in st]
             self.assertIn("locker_wants_lock", funcs)
+
+    @unittest.skipUnless(REAL, "REAL_TARGET not built")
+    def test_the_whole_gather(self):
+        # main in cs_gather over 300 tasks: every one is awaited, in the
+        # table, the tree (folded past 10) and JSON (issue 11, point 6)
+        with Program([REAL, "gather"]) as p:
+            self.need_segment(p)
+            out = self.tasks(p.pid)
+            self.assertRegex(row_of(out, "main")[3],
+                             r"^task \d+ 'sleeper' and 299 more \(gather\)$")
+            tree = self.tasks(p.pid, "--format", "tree").splitlines()
+            self.assertRegex(tree[0], r"^task 1 'main': waiting on task \d+ "
+                             r"'sleeper' and 299 more \(gather\)$")
+            kids = [l for l in tree[1:] if l.startswith(("├── ", "└── "))]
+            self.assertEqual(len(kids), 11, tree)
+            self.assertEqual(kids[-1], "└── ... and 290 more awaited tasks")
+            self.assertTrue(all("'sleeper': waiting on timer" in l
+                                for l in kids[:-1]), kids)
+            # no sleeper is a root of its own
+            self.assertEqual([l for l in tree if l.startswith("task ")],
+                             tree[:1])
+            doc = json.loads(coscope("tasks", p.pid, "-f", "json").stdout)
+            main = [t for t in doc["tasks"] if t["name"] == "main"][0]
+            sleepers = sorted(t["id"] for t in doc["tasks"]
+                              if t["name"] == "sleeper")
+            self.assertEqual(len(sleepers), 300)
+            self.assertEqual(sorted(main["waits_on"]["tasks"]), sleepers)
+            self.assertIn(main["waits_on"]["task"], sleepers)
 
     @unittest.skipUnless(REAL, "REAL_TARGET not built")
     def test_task_blocked_in_sleep(self):
