@@ -28,23 +28,26 @@ int cli_error(const char *fmt, ...)
     return CLI_ERROR;
 }
 
+/* msg with its first letter lowercase ("No such file" -> "no such
+ * file"), unless it starts with a word in capitals ("I/O error" stays). */
+static const char *lowercase_first(const char *msg, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", msg);
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a' && buf[1] <= 'z')
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
 const char *cli_strerror(int e)
 {
     static char buf[128];
-    snprintf(buf, sizeof buf, "%s", strerror(e));
-    /* "No such file", not "I/O error" or "ENOENT"-like words in capitals */
-    if (buf[0] >= 'A' && buf[0] <= 'Z' && (buf[1] < 'A' || buf[1] > 'Z'))
-        buf[0] = (char)(buf[0] - 'A' + 'a');
-    return buf;
+    return lowercase_first(strerror(e), buf, sizeof buf);
 }
 
 const char *cli_trace_strerror(int err)
 {
     static char buf[128];
-    snprintf(buf, sizeof buf, "%s", cs_trace_strerror(err));
-    if (buf[0] >= 'A' && buf[0] <= 'Z' && (buf[1] < 'A' || buf[1] > 'Z'))
-        buf[0] = (char)(buf[0] - 'A' + 'a');
-    return buf;
+    return lowercase_first(cs_trace_strerror(err), buf, sizeof buf);
 }
 
 int cli_debug;
