@@ -287,6 +287,12 @@ int cli_symbolize_all(struct cli_symbols *s, uint64_t ip, int is_return,
  * calling line); inlined calls expanded.  Up to cap frames; how many. */
 int cli_symbolize_stack(struct cli_symbols *s, const uint64_t *ips, int n,
                         struct cli_frame *out, int cap);
+/* Like cli_symbolize_stack, and the blocking function the warning is
+ * about into call ("" if none): the interposer's wrapper frame on top of
+ * a blocking-call warning's stack, which is left out of the frames. */
+int cli_symbolize_call(struct cli_symbols *s, const uint64_t *ips, int n,
+                       struct cli_frame *out, int cap, char *call,
+                       size_t callcap);
 /* One frame as every tool prints it: "0x... func [inlined] (file:line)".
  * Returns buf. */
 char *cli_frame_text(const struct cli_frame *f, char *buf, size_t cap);

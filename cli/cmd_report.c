@@ -230,22 +230,26 @@ static void print_warnings(struct report *r)
     for (int i = 0; i < r->nwarnings; i++) {
         struct warning *w = &r->warnings[i];
         printf("  %s", cs_trace_warning_name(w->kind));
+        uint64_t ips[CS_STACK_MAX];
+        struct cli_frame f[2 * CS_STACK_MAX];
+        char call[128];
+        int d =
+            w->stack ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX) : 0;
+        d = cli_symbolize_call(sym, ips, d < CS_STACK_MAX ? d : CS_STACK_MAX,
+                               f, 2 * CS_STACK_MAX, call, sizeof call);
         if (w->task)
             printf(": task %llu '%s'", (unsigned long long)w->task,
                    name_of(r, w->task, n, sizeof n));
+        if (call[0]) /* the blocking function, as the agent names it */
+            printf(": %s()", call);
         if (w->step_ns) {
-            char d[32];
-            printf(", %s %s", w->kind == CS_WARN_BLOCKING ? "held the loop for"
-                                                          : "in a step of",
-                   cli_fmt_duration(w->step_ns, d, sizeof d));
+            char dur[32];
+            printf("%s %s", call[0] ? "" : ",",
+                   w->kind == CS_WARN_BLOCKING ? "held the loop for"
+                                               : "in a step of");
+            printf(" %s", cli_fmt_duration(w->step_ns, dur, sizeof dur));
         }
         putchar('\n');
-        uint64_t ips[CS_STACK_MAX];
-        struct cli_frame f[2 * CS_STACK_MAX];
-        int d =
-            w->stack ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX) : 0;
-        d = cli_symbolize_stack(sym, ips, d < CS_STACK_MAX ? d : CS_STACK_MAX,
-                                f, 2 * CS_STACK_MAX);
         for (int k = 0; k < d; k++) {
             char text[512];
             printf("      #%-2d %s\n", k,

@@ -283,13 +283,31 @@ void cli_symbolize(struct cli_symbols *s, uint64_t ip, int is_return,
     *f = all[n - 1]; /* the out-of-line function */
 }
 
+int cli_symbolize_call(struct cli_symbols *s, const uint64_t *ips, int n,
+                       struct cli_frame *out, int cap, char *call,
+                       size_t callcap)
+{
+    int k = 0;
+    if (call != NULL && callcap > 0)
+        call[0] = '\0';
+    for (int i = 0; i < n && k < cap; i++) {
+        int got = cli_symbolize_all(s, ips[i], 1, out + k, cap - k);
+        /* a blocking call's warning starts in the interposer's wrapper:
+         * it names the call; the stack, as the agent shows it, does not */
+        if (k == 0 && strcmp(out[got - 1].module, "libcoscope-preload.so") == 0) {
+            if (call != NULL && callcap > 0 && out[got - 1].func[0])
+                snprintf(call, callcap, "%s", out[got - 1].func);
+            continue;
+        }
+        k += got;
+    }
+    return k;
+}
+
 int cli_symbolize_stack(struct cli_symbols *s, const uint64_t *ips, int n,
                         struct cli_frame *out, int cap)
 {
-    int k = 0;
-    for (int i = 0; i < n && k < cap; i++)
-        k += cli_symbolize_all(s, ips[i], 1, out + k, cap - k);
-    return k;
+    return cli_symbolize_call(s, ips, n, out, cap, NULL, 0);
 }
 
 char *cli_frame_text(const struct cli_frame *f, char *buf, size_t cap)

@@ -964,8 +964,8 @@ class Record(Case):
         self.assertIn("load_settings", out)
         # how long the call held the loop, as the agent said (usleep of
         # 100 ms in buggy.c)
-        self.assertRegex(out, r"blocking: task \d+ 'slow_handler', held "
-                         r"the loop for (1\d\d|[2-9]\d\d)(\.\d+)?ms")
+        self.assertRegex(out, r"blocking: task \d+ 'slow_handler': usleep\(\) "
+                         r"held the loop for (1\d\d|[2-9]\d\d)(\.\d+)?ms")
         # and without it, as asked, none
         r = coscope("record", "-o", self.file, "--no-preload", "--", BUGGY,
                     "blocking-sleep", env={"COSCOPE_REPORT": "blocking"})
