@@ -100,8 +100,9 @@ static void print_frames(const struct cli_task *r, const char *indent)
     shown(r, &lo, &hi);
     for (int k = lo; k < hi; k++) {
         const struct cli_frame *f = &r->frames[k];
-        printf("%s#%-2d 0x%012llx %s", indent, k - lo, (unsigned long long)f->ip,
-               f->func[0] ? f->func : "??");
+        printf("%s#%-2d 0x%012llx %s%s", indent, k - lo,
+               (unsigned long long)f->ip, f->func[0] ? f->func : "??",
+               f->inlined ? " [inlined]" : "");
         if (f->file[0])
             printf(" (%s:%d)", base_name(f->file), f->line);
         else if (f->module[0])
@@ -328,7 +329,7 @@ static void json_stack(const struct cli_task *r)
             printf("null");
         printf(",\"module\":");
         json_str_or_null(f->module);
-        putchar('}');
+        printf(",\"inlined\":%s}", f->inlined ? "true" : "false");
     }
     printf("],\"runtime_frames_hidden\":%d", r->depth - (hi - lo));
 }

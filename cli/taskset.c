@@ -379,13 +379,18 @@ static int stack_of(struct cli_taskset *x, struct cli_unwinder *u,
         r->stack_note = "it ran while being read";
         return 0;
     }
+    /* every frame a return address but the resume address, which is
+     * exact; inlined calls as frames of their own (symname.c) */
+    struct cli_frame f[2 * CLI_STACK_MAX];
+    int n = 0;
+    for (int k = 0; k < d && n < 2 * CLI_STACK_MAX; k++)
+        n += cli_symbolize_all(sym, ips[k], k > 0, f + n, 2 * CLI_STACK_MAX - n);
     free(r->frames);
-    r->frames = calloc((size_t)d, sizeof *r->frames);
+    r->frames = calloc((size_t)n, sizeof *r->frames);
     if (r->frames == NULL)
         return -ENOMEM;
-    r->depth = d;
-    for (int k = 0; k < d; k++)
-        cli_symbolize(sym, ips[k], k > 0, &r->frames[k]);
+    memcpy(r->frames, f, (size_t)n * sizeof *f);
+    r->depth = n;
     return 0;
 }
 
