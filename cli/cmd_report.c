@@ -49,6 +49,7 @@ struct warning {
     uint32_t ring;    /* where it was recorded */
     int open;         /* its task's step has not ended yet in the file */
     uint64_t step_ns; /* that step's duration, once it ended (0: unknown) */
+    int before;       /* from before the recording (record PID) */
 };
 
 struct loop {
@@ -61,6 +62,11 @@ struct report {
     cs_trace *t;
     cs_trace_info info;
     uint64_t events, lost, first_ts, last_ts;
+    /* `record PID`: what the rings held before the recording began */
+    uint64_t *window;             /* per ring: last seq from before, or 0 */
+    int has_window;
+    uint64_t before, before_first, before_last, window_first; /* events,
+                                                     clock values */
     uint64_t by_type[CS_EV_TYPE_COUNT + 1];
     uint64_t warn_kinds[CS_WARN_COUNT + 1];
     struct step top[TOP_STEPS];
@@ -108,6 +114,28 @@ static void keep_step(struct report *r, const cs_trace_event *e)
 static void account(struct report *r, const cs_trace_event *e)
 {
     r->events++;
+    if (r->has_window && e->seq <= r->window[e->ring]) {
+        /* from before the recording: counted apart, its names kept, its
+         * warnings listed as such; the rest of the summary is the window */
+        r->before++;
+        if (r->before_first == 0 || e->ts < r->before_first)
+            r->before_first = e->ts;
+        if (r->before_last < e->ts)
+            r->before_last = e->ts;
+        if (e->type == CS_EV_TASK_NAME)
+            name_put(r, e->task_id, e->arg);
+        if (e->type == CS_EV_WARNING) { /* counted, and marked as such */
+            r->by_type[CS_EV_WARNING]++;
+            r->warn_kinds[e->reason < CS_WARN_COUNT ? e->reason
+                                                    : CS_WARN_COUNT]++;
+            if (r->nwarnings < TOP_WARNINGS)
+                r->warnings[r->nwarnings++] = (struct warning){
+                    e->task_id, e->reason, e->arg, e->ring, 0, 0, 1};
+        }
+        return;
+    }
+    if (r->window_first == 0 || e->ts < r->window_first)
+        r->window_first = e->ts;
     if (r->first_ts == 0 || e->ts < r->first_ts)
         r->first_ts = e->ts;
     if (e->ts > r->last_ts)
@@ -133,7 +161,7 @@ static void account(struct report *r, const cs_trace_event *e)
         r->warn_kinds[e->reason < CS_WARN_COUNT ? e->reason : CS_WARN_COUNT]++;
         if (r->nwarnings < TOP_WARNINGS)
             r->warnings[r->nwarnings++] = (struct warning){
-                e->task_id, e->reason, e->arg, e->ring, e->task_id != 0, 0};
+                e->task_id, e->reason, e->arg, e->ring, e->task_id != 0, 0, 0};
         break;
     case CS_EV_LOOP_ITER: {
         struct loop *l = &r->loops[e->ring];
@@ -154,6 +182,13 @@ static int read_all(struct report *r)
     cs_trace_task task;
     while (cs_trace_task_next(r->t, &iter, &task) == 1)
         name_put(r, task.id, task.name);
+    for (uint32_t ring = 0; ring < r->info.ring_count; ring++) {
+        cs_trace_ring rh;
+        if (cs_trace_ring_get(r->t, ring, &rh) == 0 && rh.window_seq) {
+            r->window[ring] = rh.window_seq;
+            r->has_window = 1;
+        }
+    }
     for (uint32_t ring = 0; ring < r->info.ring_count; ring++) {
         uint64_t cursor = 0;
         for (;;) {
@@ -242,6 +277,8 @@ static void print_warnings(struct report *r)
                    name_of(r, w->task, n, sizeof n));
         if (call[0]) /* the blocking function, as the agent names it */
             printf(": %s()", call);
+        if (w->before)
+            printf(" (before the recording)");
         if (w->step_ns) {
             char dur[32];
             printf("%s %s", call[0] ? "" : ",",
@@ -276,11 +313,29 @@ static void print_report(struct report *r, const char *path,
         snprintf(state, sizeof state, "%s", r->info.complete
                                                 ? "complete"
                                                 : "truncated (no end marker)");
-    printf("trace '%s': process %d ('%s'), %s of events, %s\n", path,
-           r->info.pid, cli_sanitize(r->info.exe_path),
-           cli_fmt_duration(cs_trace_ticks_ns(r->t, r->last_ts - r->first_ts),
-                            d, sizeof d),
-           state);
+    if (r->has_window && r->before > 0) {
+        /* `record PID`: the recording, then what the rings held before */
+        char b[32], w[64] = "no events";
+        if (r->window_first)
+            snprintf(w, sizeof w, "%s of events",
+                     cli_fmt_duration(cs_trace_ticks_ns(
+                                          r->t, r->last_ts - r->window_first),
+                                      d, sizeof d));
+        printf("trace '%s': process %d ('%s'), %s while recorded (before "
+               "it, the rings still held %llu events over %s), %s\n",
+               path, r->info.pid, cli_sanitize(r->info.exe_path), w,
+               (unsigned long long)r->before,
+               cli_fmt_duration(cs_trace_ticks_ns(
+                                    r->t, r->before_last - r->before_first),
+                                b, sizeof b),
+               state);
+    } else {
+        printf("trace '%s': process %d ('%s'), %s of events, %s\n", path,
+               r->info.pid, cli_sanitize(r->info.exe_path),
+               cli_fmt_duration(cs_trace_ticks_ns(r->t, r->last_ts - r->first_ts),
+                                d, sizeof d),
+               state);
+    }
     printf("events: %llu recorded, %llu lost\n", (unsigned long long)r->events,
            (unsigned long long)r->lost);
     print_tasks(r);
@@ -342,7 +397,8 @@ int cmd_report(int argc, char **argv)
     struct stat st;
     uint64_t size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
     r->loops = calloc(r->info.ring_count + 1, sizeof *r->loops);
-    int err = r->loops ? read_all(r) : -ENOMEM;
+    r->window = calloc(r->info.ring_count + 1, sizeof *r->window);
+    int err = r->loops && r->window ? read_all(r) : -ENOMEM;
     int rc = CLI_OK;
     if (err != 0)
         rc = cli_trace_file_error(path, err);
@@ -350,6 +406,7 @@ int cmd_report(int argc, char **argv)
         print_report(r, path, size);
     cs_trace_close(r->t);
     free(r->loops);
+    free(r->window);
     free(r);
     return rc;
 }

@@ -847,9 +847,31 @@ class Record(Case):
             self.assertIn(", complete", out)
             self.assertRegex(out, r"tasks: 12 at the end \(")
             self.assertIn("warnings: 1 (slow 1)", out)
-            self.assertIn("slow: task 4 'lock-holder'", out)
+            self.assertIn("slow: task 4 'lock-holder' (before the recording)",
+                          out)
             self.assertRegex(out, r"#0 +0x[0-9a-f]+ slow_handler ")
-            self.assertIn("task 2 'fetch_user', then fd-read", out)
+            # all of it was in the rings before: said apart from the
+            # recording, which saw nothing (issue 11, point 5)
+            self.assertRegex(out, r"no events while recorded \(before it, "
+                             r"the rings still held %d events over " % got)
+            self.assertNotIn("slowest steps", out)
+
+    def test_recording_window_apart_from_the_backlog(self):
+        with Target("park") as t:
+            t.send("emit 50")
+            s = Sync("record", t.pid, "-o", self.file)
+            s.at("recording")
+            s.resume()
+            t.send("emit 7")
+            t.stop()
+            r = s.finish()
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = self.report()
+            got, lost = self.counts(out)
+            m = re.search(r"\), (\S+) of events while recorded \(before it, "
+                          r"the rings still held (\d+) events over ", out)
+            self.assertIsNotNone(m, out)
+            self.assertEqual(int(m.group(2)) + 7, got + lost)
 
     def test_record_until_the_process_exits(self):
         with Target("park") as t:
