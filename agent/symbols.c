@@ -3,9 +3,9 @@
  * address to its module (from /proc/self/maps, dwfl_linux_proc_report);
  * symname.c, the symboliser the coscope command uses too, names it there:
  * function+offset from the ELF symbol tables, file:line and inlined calls
- * from DWARF when the object or a separate debug file has it.  The Dwfl session is made
- * at the first report; an address in no known module (a library dlopen'ed
- * since) makes it report the process's modules again.
+ * from DWARF when the object or a separate debug file has it.  The Dwfl
+ * session is made at the first report; an address in no known module (a
+ * library dlopen'ed since) makes it report the process's modules again.
  */
 #include "agent.h"
 #include "symname.h"

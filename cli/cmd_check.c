@@ -483,7 +483,8 @@ struct note {
 
 struct seen {
     size_t procs;                 /* coscope processes that said hello */
-    size_t no_agent, no_preload;  /* of those: COSCOPE_REPORT=off, no interposer */
+    size_t no_agent;              /* of those: COSCOPE_REPORT=off */
+    size_t no_preload;            /* ...and the interposer missed */
     struct note off[SEEN_SHOWN], bare[SEEN_SHOWN];
 };
 

@@ -157,7 +157,8 @@ static void print_warning_stack(struct watch *w, uint32_t stack)
                             f, 2 * CS_STACK_MAX);
     for (int k = 0; k < n; k++) {
         char text[512];
-        printf("        #%-2d %s\n", k, cli_frame_text(&f[k], text, sizeof text));
+        printf("        #%-2d %s\n", k,
+               cli_frame_text(&f[k], text, sizeof text));
     }
 }
 

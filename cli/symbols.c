@@ -294,7 +294,8 @@ int cli_symbolize_call(struct cli_symbols *s, const uint64_t *ips, int n,
         int got = cli_symbolize_all(s, ips[i], 1, out + k, cap - k);
         /* a blocking call's warning starts in the interposer's wrapper:
          * it names the call; the stack, as the agent shows it, does not */
-        if (k == 0 && strcmp(out[got - 1].module, "libcoscope-preload.so") == 0) {
+        if (k == 0 &&
+            strcmp(out[got - 1].module, "libcoscope-preload.so") == 0) {
             if (call != NULL && callcap > 0 && out[got - 1].func[0])
                 snprintf(call, callcap, "%s", out[got - 1].func);
             continue;

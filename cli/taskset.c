@@ -384,7 +384,8 @@ static int stack_of(struct cli_taskset *x, struct cli_unwinder *u,
     struct cli_frame f[2 * CLI_STACK_MAX];
     int n = 0;
     for (int k = 0; k < d && n < 2 * CLI_STACK_MAX; k++)
-        n += cli_symbolize_all(sym, ips[k], k > 0, f + n, 2 * CLI_STACK_MAX - n);
+        n += cli_symbolize_all(sym, ips[k], k > 0, f + n,
+                               2 * CLI_STACK_MAX - n);
     free(r->frames);
     r->frames = calloc((size_t)n, sizeof *r->frames);
     if (r->frames == NULL)
