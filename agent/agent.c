@@ -4,12 +4,18 @@
  */
 #define UNW_LOCAL_ONLY
 #include "agent.h"
+#include "blocking.h"
 
+#include <dlfcn.h>
 #include <libunwind.h>
 
 /* Defined here, next to the constructor, so that a static link that pulls
  * any detector (they all read it) pulls the constructor too. */
 struct cs__cfg cs__cfg = {.reports = CS__R_ALL, .slow_ns = 100000000};
+
+/* What the runtime references (runtime/agent_hooks.c) so that a static
+ * link pulls this file, and with it the constructor below. */
+const char cs__agent_linked = 1;
 
 static const cs_agent_hooks cs__hooks = {
     .coro_created = cs__coro_created,
@@ -22,9 +28,27 @@ static const cs_agent_hooks cs__hooks = {
     .loop_stuck = cs__loop_stuck,
 };
 
+/* Hands the interposer, if the program runs under one, what it needs to
+ * report blocking calls: it finds them itself in libcoscope.so, but not
+ * in an executable that carries the agent (blocking.h).  True if there
+ * is an interposer. */
+static bool cs__attach_preload(bool on)
+{
+    cs_preload_attach_fn *attach =
+        (cs_preload_attach_fn *)dlsym(RTLD_DEFAULT, CS_PRELOAD_ATTACH_SYM);
+
+    if (!attach)
+        return false;
+    if (on)
+        attach((void *(*)(void))cs_current_task, cs_agent_blocking_report);
+    return true;
+}
+
 __attribute__((constructor)) static void cs__agent_init(void)
 {
     cs__cfg_load();
+    cs__report_dir_hello(cs__cfg.reports != 0,
+                         cs__attach_preload(cs__cfg.reports != 0));
     if (!cs__cfg.reports)
         return;
     /* libunwind opens a pipe for itself at its first use and keeps it;

@@ -48,6 +48,8 @@ enum {
 struct cs__cfg {
     unsigned reports;  /* CS__R_* bits on; 0 when COSCOPE_REPORT=off */
     bool strict;       /* COSCOPE_STRICT=1: abort after the first report */
+    bool quiet;        /* COSCOPE_REPORT_STDERR=off: reports only in
+                          COSCOPE_REPORT_DIR (coscope check prints them) */
     int64_t slow_ns;   /* COSCOPE_SLOW_MS, default 100 ms */
     char **allow;      /* COSCOPE_ALLOW file: function names, or NULL */
     size_t nallow;
@@ -77,6 +79,10 @@ void cs__bt_from(cs__bt *bt, uintptr_t ip);
 /* Drops the innermost frames that are in libcoscope itself (the hook and
  * the runtime calls that led to it), so a stack starts in user code. */
 void cs__bt_trim_self(cs__bt *bt);
+/* True if the agent is in the main program (a static link), where
+ * cs__bt_trim_self cannot tell our frames by object and the report
+ * drops them by name instead. */
+bool cs__bt_self_is_main(void);
 
 /* ---- sample.c: another thread's stack, through a signal --------------- */
 
@@ -132,6 +138,11 @@ typedef struct cs__sym {
     uintptr_t modoff;   /* ip - module load address */
     const char *file;   /* source file (debug info), or NULL */
     int line;
+    int ninline;        /* inlined calls at ip, innermost first */
+    struct {
+        const char *func, *file;
+        int line;
+    } inl[8];           /* CS_SYMNAME_INLINE_MAX, symname.h */
 } cs__sym;
 
 /* Names ip; is_return says ip is a return address (looked up at ip - 1).
@@ -151,6 +162,14 @@ void cs__sym_release(void);
  * its objects stay valid.  Past CS__REPORTS_MAX reports of the class, fn
  * is not run; the number left out is said once, at exit. */
 void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg);
+/* Runs fn(arg) on a thread of its own and waits for it; false if no
+ * thread could be started (fn did not run). */
+bool cs__offstack(void (*fn)(void *), void *arg);
+/* True while this thread waits inside the agent (cs__offstack). */
+bool cs__agent_busy(void);
+/* True if return address ret is in coscope's own code, in a static link
+ * (by name; off the stack): there the interposer cannot tell by range. */
+bool cs__report_ours(uintptr_t ret);
 /* cs__thread_start (pthread_create, asynchronous signals blocked) is
  * libtrace's, merged into libcoscope with the agent: writer.h. */
 /* Records the report of class cls about task_id, with bt (or NULL), as a
@@ -173,6 +192,11 @@ void cs__report_end(void);
  * then end, which appends the JSON line. */
 void cs__report_json_begin(unsigned cls, const char *headline, size_t n);
 void cs__report_json_end(void);
+/* COSCOPE_REPORT_DIR (set by coscope check): writes DIR/<pid>.agent, one
+ * JSON line saying this process runs coscope, whether its agent is on
+ * and whether the interposer reached it, so that check can tell what it
+ * could not see.  From the agent's constructor. */
+void cs__report_dir_hello(bool agent_on, bool interposer);
 /* True if any frame of bt is a function of the allow list. */
 bool cs__report_allowed(const cs__bt *bt);
 /* "task 'NAME' (id N)" into buf. */
@@ -194,6 +218,9 @@ void cs__task_unretrieved(cs_task *t);
 void cs__task_pending_at_exit(cs_task *t);
 void cs__task_blocking(cs_task *t);
 void cs__loop_stuck(void);
+/* detect_blocking.c: the interposer's entry (blocking.h) */
+CS_EXTERN void cs_agent_blocking_report(const char *call, int64_t took_ns,
+                                        const void *caller);
 void cs__crash_init(void);
 
 #endif

@@ -122,6 +122,11 @@ static uintptr_t cs__self_base(void)
     return base;
 }
 
+bool cs__bt_self_is_main(void)
+{
+    return cs__self_base() == 0;
+}
+
 static bool cs__is_self(uintptr_t self, uintptr_t ip)
 {
     Dl_info di;

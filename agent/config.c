@@ -9,6 +9,8 @@
  *   COSCOPE_SLOW_MS  slow-step threshold, default 100 (asyncio's)
  *   COSCOPE_ALLOW    a file of function names that may block, one a line
  *                    (# starts a comment), like blockbuster's can_block_in
+ *   COSCOPE_REPORT_STDERR  off: reports only into COSCOPE_REPORT_DIR
+ *                    (coscope check sets it: it prints them itself)
  */
 #include "agent.h"
 
@@ -84,6 +86,8 @@ void cs__cfg_load(void)
     cs__cfg.reports = cs__parse_reports(getenv("COSCOPE_REPORT"));
     v = getenv("COSCOPE_STRICT");
     cs__cfg.strict = v && *v && strcmp(v, "0") != 0;
+    v = getenv("COSCOPE_REPORT_STDERR");
+    cs__cfg.quiet = v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0);
     v = getenv("COSCOPE_SLOW_MS");
     if (v && *v) {
         char *end;

@@ -97,12 +97,28 @@ CS_EXTERN void cs_agent_blocking_report(const char *call, int64_t took_ns,
     cs_task *t = cs_current_task();
     struct cs__blocking b = {.call = call, .took_ns = took_ns};
 
-    if (!t || !(cs__cfg.reports & CS__R_BLOCKING) ||
-        cs_agent_task_get(t, &b.i) != 0 || !cs__site_new(call, caller))
+    if (!t || !(cs__cfg.reports & CS__R_BLOCKING) || cs__agent_busy() ||
+        cs_agent_task_get(t, &b.i) != 0 || !cs__site_new(call, caller) ||
+        cs__report_ours((uintptr_t)caller))
         return;
     cs__bt_here(&b.bt, 0);
+    cs__bt trace = b.bt;
     cs__bt_from(&b.bt, (uintptr_t)caller);
     cs__bt_trim_self(&b.bt); /* the task's root */
-    cs__report_trace(CS__R_BLOCKING, b.i.id, &b.bt);
+    /* the trace's copy keeps one frame above the caller, the interposer's
+     * wrapper: it names the call for readers (coscope report), which
+     * leave it out of the stack as this report does */
+    for (int i = 1; i < trace.n; i++) {
+        if (trace.ip[i] != (uintptr_t)caller)
+            continue;
+        memmove(trace.ip, trace.ip + i - 1,
+                (size_t)(trace.n - i + 1) * sizeof(trace.ip[0]));
+        trace.n -= i - 1;
+        break;
+    }
+    if (trace.n > 1 && trace.ip[1] == (uintptr_t)caller)
+        cs__report_trace(CS__R_BLOCKING, b.i.id, &trace);
+    else
+        cs__report_trace(CS__R_BLOCKING, b.i.id, &b.bt);
     cs__report_offstack(CS__R_BLOCKING, cs__blocking_report, &b);
 }

@@ -119,7 +119,8 @@ static void cs__crash_handler(int sig, siginfo_t *si, void *uc)
     n = cs__put_s(buf, n, sizeof(buf), "\n  task id ");
     n = cs__put_u(buf, n, sizeof(buf), cs_task_id(t));
     n = cs__put_s(buf, n, sizeof(buf), "; stack at the fault:\n");
-    (void)!write(2, buf, n);
+    if (!cs__cfg.quiet)
+        (void)!write(2, buf, n);
     cs__bt_signal(&bt, uc);
     cs__bt_trim_self(&bt);
     signal(SIGALRM, cs__alarm);

@@ -88,14 +88,37 @@ static int cs__range_cb(struct dl_phdr_info *info, size_t size, void *data)
 
 static void cs__resolve_program(void)
 {
+    void *(*cur)(void);
+    cs_agent_blocking_fn *rep;
+
     cs__busy++;
-    cs__current_task = (void *(*)(void))dlsym(RTLD_DEFAULT, "cs_current_task");
-    cs__report = (cs_agent_blocking_fn *)dlsym(RTLD_DEFAULT,
-                                               CS_AGENT_BLOCKING_SYM);
-    if (cs__current_task)
-        dl_iterate_phdr(cs__range_cb, (void *)cs__current_task);
+    cur = (void *(*)(void))dlsym(RTLD_DEFAULT, "cs_current_task");
+    rep = (cs_agent_blocking_fn *)dlsym(RTLD_DEFAULT, CS_AGENT_BLOCKING_SYM);
+    /* an agent that attached itself (cs_preload_attach) keeps its own */
+    if (cur && !__atomic_load_n(&cs__current_task, __ATOMIC_ACQUIRE)) {
+        dl_iterate_phdr(cs__range_cb, (void *)cur);
+        __atomic_store_n(&cs__report, rep, __ATOMIC_RELEASE);
+        __atomic_store_n(&cs__current_task, cur, __ATOMIC_RELEASE);
+    }
     __atomic_store_n(&cs__resolved, 1, __ATOMIC_RELEASE);
     cs__busy--;
+}
+
+/* The agent of a program that has it in its executable (a static link)
+ * attaches here from its constructor: blocking.h.  There the runtime's
+ * code cannot be told from the program's by address range; the agent
+ * drops its own calls by name instead (detect_blocking.c). */
+CS_EXPORT int cs_preload_attach(void *(*current_task)(void),
+                                cs_agent_blocking_fn *report)
+{
+    if (!current_task || !report)
+        return 0;
+    cs__busy++;
+    dl_iterate_phdr(cs__range_cb, (void *)current_task);
+    cs__busy--;
+    __atomic_store_n(&cs__report, report, __ATOMIC_RELEASE);
+    __atomic_store_n(&cs__current_task, current_task, __ATOMIC_RELEASE);
+    return 1;
 }
 
 /* True if a call from caller should be watched: it runs in a task. */

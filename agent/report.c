@@ -24,6 +24,20 @@
 #include <unistd.h>
 
 static pthread_mutex_t cs__report_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Writes to stderr, unless COSCOPE_REPORT_STDERR=off (coscope check, which
+ * renders every report itself from COSCOPE_REPORT_DIR: once, not twice). */
+static void cs__say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void cs__say(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (cs__cfg.quiet)
+        return;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
 static __thread bool cs__raw; /* reporting on a task's stack: no libdw */
 
 struct cs__offstack {
@@ -37,6 +51,8 @@ static void *cs__offstack_main(void *p)
     o->fn(o->arg);
     return NULL;
 }
+
+static bool cs__frame_is_ours(const cs__bt *bt, int i);
 
 static unsigned cs__made[8], cs__left_out[8]; /* per class bit */
 
@@ -92,21 +108,65 @@ void cs__report_trace(unsigned cls, uint64_t task_id, const cs__bt *bt)
                            bt ? own.ip : NULL, bt ? (size_t)own.n : 0);
 }
 
-void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg)
+/* The agent's own waits (the join below) are no blocking calls of the
+ * program's: cs_agent_blocking_report ignores calls made while this is
+ * set on the thread. */
+static __thread int cs__in_agent;
+
+bool cs__agent_busy(void)
+{
+    return cs__in_agent != 0;
+}
+
+bool cs__offstack(void (*fn)(void *), void *arg)
 {
     struct cs__offstack o = {fn, arg};
     pthread_t th;
 
+    if (cs__thread_start(&th, NULL, cs__offstack_main, &o) != 0)
+        return false;
+    cs__in_agent++;
+    pthread_join(th, NULL);
+    cs__in_agent--;
+    return true;
+}
+
+void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg)
+{
     if (!(cs__cfg.reports & cls) || !cs__budget(cls))
         return;
-
-    if (cs__thread_start(&th, NULL, cs__offstack_main, &o) == 0) {
-        pthread_join(th, NULL);
+    if (cs__offstack(fn, arg))
         return;
-    }
     cs__raw = true; /* no thread: report here, without the symboliser */
     fn(arg);
     cs__raw = false;
+}
+
+/* cs__report_ours, off the task's stack. */
+struct cs__ours {
+    uintptr_t ip;
+    bool ours;
+};
+
+static void cs__ours_main(void *p)
+{
+    struct cs__ours *o = p;
+    cs__bt bt = {.n = 1, .ip = {o->ip}};
+
+    pthread_mutex_lock(&cs__report_mu); /* the symboliser is not reentrant */
+    o->ours = cs__frame_is_ours(&bt, 1);
+    cs__sym_release();
+    pthread_mutex_unlock(&cs__report_mu);
+}
+
+bool cs__report_ours(uintptr_t ret)
+{
+    struct cs__ours o = {ret, false};
+
+    if (!cs__bt_self_is_main())
+        return false; /* libcoscope.so: the interposer knows it by range */
+    cs__offstack(cs__ours_main, &o);
+    return o.ours;
 }
 
 /* Names ip with what dladdr knows (exported symbols, the object), which
@@ -148,6 +208,7 @@ static struct {
         char func[128];
         char file[256];
         int line;
+        bool inlined; /* an inlined call at ip */
     } f[CS__JS_FRAMES];
 } cs__js;
 static char cs__js_line[65536];
@@ -260,7 +321,8 @@ static void cs__js_finish(void)
             cs__js_str(&n, cs__js.f[i].file);
         else
             cs__js_put(&n, "null");
-        cs__js_put(&n, ",\"line\":%d}", cs__js.f[i].line);
+        cs__js_put(&n, ",\"line\":%d%s}", cs__js.f[i].line,
+                   cs__js.f[i].inlined ? ",\"inlined\":true" : "");
     }
     cs__js_put(&n, "]}\n");
     snprintf(path, sizeof(path), "%s/%ld.jsonl", dir, (long)getpid());
@@ -282,6 +344,32 @@ static void cs__js_finish(void)
     close(fd);
 }
 
+void cs__report_dir_hello(bool agent_on, bool interposer)
+{
+    const char *dir = getenv("COSCOPE_REPORT_DIR");
+    char path[4096], exe[1024];
+    ssize_t k;
+    size_t n = 0;
+    int fd;
+
+    if (!dir || !*dir)
+        return;
+    k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[k > 0 ? k : 0] = 0;
+    /* the constructor's time: no report is being written yet */
+    cs__js_put(&n, "{\"pid\":%ld,\"exe\":", (long)getpid());
+    cs__js_str(&n, exe);
+    cs__js_put(&n, ",\"agent\":%s,\"interposer\":%s}\n",
+               agent_on ? "true" : "false", interposer ? "true" : "false");
+    snprintf(path, sizeof(path), "%s/%ld.agent", dir, (long)getpid());
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+              0600);
+    if (fd < 0)
+        return;
+    (void)!write(fd, cs__js_line, n);
+    close(fd);
+}
+
 void cs__report_json_begin(unsigned cls, const char *headline, size_t n)
 {
     cs__js_start(cls, headline, n);
@@ -299,7 +387,7 @@ static void cs__vline(const char *prefix, const char *fmt, va_list ap,
     int n = snprintf(buf, sizeof(buf), "%s", prefix);
 
     vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
-    fprintf(stderr, "%s\n", buf);
+    cs__say("%s\n", buf);
     if (head_cls)
         cs__js_start(head_cls, buf + n, strlen(buf + n));
     else if (cs__js.on)
@@ -334,17 +422,84 @@ static const char *cs__basename(const char *path)
     return s ? s + 1 : path;
 }
 
-void cs__report_stack(const cs__bt *bt)
+/* True if ip is in a function of coscope itself (cs_*, cs__*): how our
+ * frames are told from the program's in a static link, where they share
+ * one object. */
+static bool cs__frame_is_ours(const cs__bt *bt, int i)
 {
+    cs__sym s;
+
+    cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
+    return s.func && strncmp(s.func, "cs_", 3) == 0;
+}
+
+/* In a static link, cs__bt_trim_self cannot tell our frames by object:
+ * drop them here by name (the hook and runtime calls innermost, the task's
+ * entry and trampoline outermost), keeping all if all are ours. */
+static void cs__trim_by_name(cs__bt *bt)
+{
+    int lo = 0, hi = bt->n;
+
+    if (cs__raw || !cs__bt_self_is_main())
+        return;
+    while (lo < hi && cs__frame_is_ours(bt, lo))
+        lo++;
+    if (lo == hi)
+        return;
+    while (hi - 1 > lo && cs__frame_is_ours(bt, hi - 1))
+        hi--;
+    memmove(bt->ip, bt->ip + lo, (size_t)(hi - lo) * sizeof(bt->ip[0]));
+    bt->n = hi - lo;
+    bt->exact0 &= lo == 0;
+}
+
+/* One printed frame (and, for the first stack of a report, one JSON
+ * frame): "#k  0x... in func+0xoff (file:line)"; an inlined call has no
+ * offset and says "[inlined]". */
+static void cs__frame_out(int k, uintptr_t ip, const char *func,
+                          uintptr_t off, const char *mod, uintptr_t modoff,
+                          const char *file, int line, bool inlined)
+{
+    char where[320] = "";
+
+    if (func && inlined)
+        snprintf(where, sizeof(where), " in %s [inlined]", func);
+    else if (func)
+        snprintf(where, sizeof(where), " in %s+0x%lx", func,
+                 (unsigned long)off);
+    else if (mod)
+        snprintf(where, sizeof(where), " in %s+0x%lx", cs__basename(mod),
+                 (unsigned long)modoff);
+    if (file)
+        snprintf(where + strlen(where), sizeof(where) - strlen(where),
+                 " (%s:%d)", cs__basename(file), line);
+    cs__say("    #%-2d 0x%016lx%s\n", k, (unsigned long)ip, where);
+    if (cs__js.on && !cs__js.stacked && cs__js.nf < CS__JS_FRAMES) {
+        int j = cs__js.nf++;
+        cs__js.f[j].ip = ip;
+        cs__js.f[j].inlined = inlined;
+        snprintf(cs__js.f[j].func, sizeof(cs__js.f[j].func), "%s",
+                 func ? func : "");
+        snprintf(cs__js.f[j].file, sizeof(cs__js.f[j].file), "%s",
+                 file ? file : "");
+        cs__js.f[j].line = file ? line : 0;
+    }
+}
+
+void cs__report_stack(const cs__bt *stack)
+{
+    cs__bt own = *stack, *bt = &own;
+    int k = 0;
+
+    cs__trim_by_name(bt);
     for (int i = 0; i < bt->n; i++) {
         cs__sym s;
-        char where[320] = "";
         int same = 0;
 
         while (i > 0 && i + same < bt->n && bt->ip[i + same] == bt->ip[i - 1])
             same++;
         if (same > 1) { /* deep recursion: one line for the run */
-            fprintf(stderr, "    ... the frame above %d more times\n", same);
+            cs__say("    ... the frame above %d more times\n", same);
             i += same - 1;
             continue;
         }
@@ -353,30 +508,16 @@ void cs__report_stack(const cs__bt *bt)
             cs__sym_raw(bt->ip[i], &s);
         else
             cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
-        if (s.func)
-            snprintf(where, sizeof(where), " in %s+0x%lx", s.func,
-                     (unsigned long)s.offset);
-        else if (s.module)
-            snprintf(where, sizeof(where), " in %s+0x%lx",
-                     cs__basename(s.module), (unsigned long)s.modoff);
-        if (s.file)
-            snprintf(where + strlen(where), sizeof(where) - strlen(where),
-                     " (%s:%d)", cs__basename(s.file), s.line);
-        fprintf(stderr, "    #%-2d 0x%016lx%s\n", i, (unsigned long)bt->ip[i],
-                where);
-        if (cs__js.on && !cs__js.stacked && cs__js.nf < CS__JS_FRAMES) {
-            int k = cs__js.nf++;
-            cs__js.f[k].ip = bt->ip[i];
-            snprintf(cs__js.f[k].func, sizeof(cs__js.f[k].func), "%s",
-                     s.func ? s.func : "");
-            snprintf(cs__js.f[k].file, sizeof(cs__js.f[k].file), "%s",
-                     s.file ? s.file : "");
-            cs__js.f[k].line = s.file ? s.line : 0;
-        }
+        /* inlined calls first, innermost first, at the same address */
+        for (int j = 0; j < s.ninline; j++)
+            cs__frame_out(k++, bt->ip[i], s.inl[j].func, 0, NULL, 0,
+                          s.inl[j].file, s.inl[j].line, true);
+        cs__frame_out(k++, bt->ip[i], s.func, s.offset, s.module, s.modoff,
+                      s.file, s.line, false);
     }
     cs__js.stacked = true;
     if (bt->n == 0)
-        fprintf(stderr, "    (no stack)\n");
+        cs__say("    (no stack)\n");
 }
 
 void cs__report_end(void)
@@ -401,11 +542,18 @@ bool cs__report_allowed(const cs__bt *bt)
     for (int i = 0; i < bt->n && !allowed; i++) {
         cs__sym s;
         char site[320] = "";
-        cs__sym_lookup(bt->ip[i], i > 0, &s);
+        cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
+        for (int j = 0; j < s.ninline && !allowed; j++) { /* inlined too */
+            if (s.inl[j].file)
+                snprintf(site, sizeof(site), "%s:%d",
+                         cs__basename(s.inl[j].file), s.inl[j].line);
+            allowed = cs__cfg_allowed(s.inl[j].func,
+                                      s.inl[j].file ? site : NULL);
+        }
         if (s.file)
             snprintf(site, sizeof(site), "%s:%d", cs__basename(s.file),
                      s.line);
-        allowed = cs__cfg_allowed(s.func, s.file ? site : NULL);
+        allowed = allowed || cs__cfg_allowed(s.func, s.file ? site : NULL);
     }
     cs__sym_release();
     pthread_mutex_unlock(&cs__report_mu);

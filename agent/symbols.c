@@ -1,13 +1,14 @@
 /*
  * symbols.c - names for raw addresses, through elfutils: libdwfl maps an
- * address to its module (from /proc/self/maps, dwfl_linux_proc_report),
- * the module's ELF symbol tables (.symtab, else .dynsym, read by libelf)
- * give function+offset, and its DWARF line table, when the object or a
- * separate debug file has one, gives file:line.  The Dwfl session is made
- * at the first report; an address in no known module (a library dlopen'ed
- * since) makes it report the process's modules again.
+ * address to its module (from /proc/self/maps, dwfl_linux_proc_report);
+ * symname.c, the symboliser the coscope command uses too, names it there:
+ * function+offset from the ELF symbol tables, file:line and inlined calls
+ * from DWARF when the object or a separate debug file has it.  The Dwfl
+ * session is made at the first report; an address in no known module (a
+ * library dlopen'ed since) makes it report the process's modules again.
  */
 #include "agent.h"
+#include "symname.h"
 
 #include <elfutils/libdwfl.h>
 #include <string.h>
@@ -62,20 +63,19 @@ void cs__sym_lookup(uintptr_t ip, bool is_return, cs__sym *s)
 {
     Dwarf_Addr a = is_return && ip ? ip - 1 : ip, base = 0;
     Dwfl_Module *m;
-    GElf_Off off = 0;
-    GElf_Sym sym;
-    Dwfl_Line *line;
+    cs_symname n;
 
     memset(s, 0, sizeof(*s));
     if (!ip || !(m = cs__module(a)))
         return;
     s->module = dwfl_module_info(m, NULL, &base, NULL, NULL, NULL, NULL, NULL);
     s->modoff = ip - base;
-    s->func = dwfl_module_addrinfo(m, a, &off, &sym, NULL, NULL, NULL);
-    s->offset = ip - (a - off);
-    if ((line = dwfl_module_getsrc(m, a)) != NULL) {
-        s->file = dwfl_lineinfo(line, NULL, &s->line, NULL, NULL, NULL);
-        if (s->line <= 0)
-            s->file = NULL;
-    }
+    cs__symname(m, ip, is_return, &n); /* the one symboliser: symname.h */
+    s->func = n.func;
+    s->offset = n.offset;
+    s->file = n.file;
+    s->line = n.line;
+    s->ninline = n.ninline;
+    _Static_assert(sizeof(s->inl) == sizeof(n.inl), "cs__sym.inl");
+    memcpy(s->inl, n.inl, sizeof(s->inl));
 }

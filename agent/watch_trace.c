@@ -4,8 +4,8 @@
  * header holds its loop thread's tid, step_start and step_task), read in
  * our own process through libtrace's reader (cs_trace_open_pid(getpid())).
  *
- * The reader's functions are weak references: a libcoscope built without
- * libtrace has none, and then no watchdog runs.  The segment appears at
+ * The reader's functions are strong references (libtrace is merged into
+ * libcoscope), so a static link takes the reader too.  The segment appears at
  * the first cs_run (not at all under COSCOPE=off), so opening it is
  * retried, less and less often, up to once a second.
  */
@@ -15,10 +15,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#pragma weak cs_trace_open_pid
-#pragma weak cs_trace_info_get
-#pragma weak cs_trace_ring_get
-#pragma weak cs_trace_ns
 
 static cs_trace *cs__self;      /* our segment, once open */
 static pid_t cs__self_pid;      /* the process it belongs to (fork) */
@@ -69,8 +65,7 @@ void cs__watch_trace_start(void)
 {
     static int started;
 
-    if (__atomic_load_n(&started, __ATOMIC_RELAXED) || !cs_trace_open_pid ||
-        !cs_trace_info_get || !cs_trace_ring_get || !cs_trace_ns ||
+    if (__atomic_load_n(&started, __ATOMIC_RELAXED) ||
         __atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
         return;
     cs__watchdog_start(cs__trace_steps, NULL);

@@ -36,12 +36,13 @@ echo "coscope benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m)," \
   "$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 # The runtime's own figures (issue 3) are measured untraced: what tracing
 # adds on top is bench_trace's figure, traced against COSCOPE=off in the
-# same run (issue 4).
-echo "runtime benches run with COSCOPE=off; bench_trace measures tracing's cost"
-run switch env COSCOPE=off "$build/bench/bench_switch" "$@"
-run spawn env COSCOPE=off "$build/bench/bench_spawn" --peer "$here/peers/asyncio_spawn.py" "$@"
-run memory env COSCOPE=off "$build/bench/bench_memory" "$@"
-run echo env COSCOPE=off "$build/bench/bench_echo" "$@"
+# same run (issue 4).  The agent, which a static link now carries too, is
+# off as well (COSCOPE_REPORT=off): bench_trace --agent measures it.
+echo "runtime benches run with COSCOPE=off COSCOPE_REPORT=off; bench_trace measures tracing's cost"
+run switch env COSCOPE=off COSCOPE_REPORT=off "$build/bench/bench_switch" "$@"
+run spawn env COSCOPE=off COSCOPE_REPORT=off "$build/bench/bench_spawn" --peer "$here/peers/asyncio_spawn.py" "$@"
+run memory env COSCOPE=off COSCOPE_REPORT=off "$build/bench/bench_memory" "$@"
+run echo env COSCOPE=off COSCOPE_REPORT=off "$build/bench/bench_echo" "$@"
 if [ -x "$build/bench/bench_trace" ]; then
   run trace "$build/bench/bench_trace" "$@"
   run agent "$build/bench/bench_trace" --agent "$@"

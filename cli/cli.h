@@ -12,6 +12,8 @@
  *   0  success
  *   1  findings: the command worked and found a problem (a deadlock)
  *   2  usage or input error: bad flag, bad pid, unreadable or corrupt input
+ *   3  check only: the command ran no coscope process, or one without its
+ *      agent or out of the interposer's reach (--allow-untraced)
  */
 #ifndef CS_CLI_H
 #define CS_CLI_H
@@ -26,6 +28,7 @@
 #define CLI_OK 0
 #define CLI_FINDINGS 1
 #define CLI_ERROR 2
+#define CLI_UNTRACED 3 /* check: what ran could not be (fully) watched */
 
 /* One subcommand: the table in main.c is sorted by name. */
 struct cli_command {
@@ -68,6 +71,25 @@ extern const char cmd_watch_usage[];
 
 /* Prints "coscope: <message>" on stderr and returns CLI_ERROR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* strerror(e) as our messages use it: lowercase ("no such file or
+ * directory"); a static buffer. */
+const char *cli_strerror(int e);
+/* cs_trace_strerror(err), lowercase likewise. */
+const char *cli_trace_strerror(int err);
+/* Set by `coscope --debug CMD`: error details keep where in libtrace a
+ * corruption was found. */
+extern int cli_debug;
+/* cs_trace_error_detail() without "(libtrace line N)" unless cli_debug. */
+const char *cli_trace_detail(void);
+/* The one message for a trace file libtrace refused (err: its code, or
+ * -EISDIR, -ENOMEM); returns CLI_ERROR. */
+int cli_trace_file_error(const char *path, int err);
+/* Opens trace file path for every reader of files (report, export,
+ * view): a file cut or damaged before its end is refused with the byte
+ * offset of the last whole chunk unless partial.  CLI_OK, or CLI_ERROR
+ * printed. */
+int cli_open_trace_file(const char *path, int partial, cs_trace **out,
+                        cs_trace_info *info);
 /* Prints "coscope: warning: <message>" on stderr. */
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The standard answer to a flag getopt refused (argv[optind - 1]). */
@@ -138,6 +160,12 @@ const char *cli_preload_path(void);
  * CLI_ERROR (printed, prefixed with cmd) when it cannot be run. */
 int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
                    const char *report_dir, int out_to_err, int *status);
+/* In a child about to exec: appends preload (if not NULL) to LD_PRELOAD,
+ * after what is there (the ASan runtime must lead). */
+void cli_preload_setenv(const char *preload);
+/* Before a command that will write path is started: CLI_OK if path can
+ * be created (an old file is removed), else the error, printed. */
+int cli_output_check(const char *path);
 /* A wait status as a shell reports it: the exit code, or 128 + signal. */
 int cli_shell_status(int status);
 
@@ -147,6 +175,10 @@ int cli_shell_status(int status);
 struct cli_task {
     cs_trace_task t;          /* the slot copy */
     long target;              /* index of the task it waits on, -1 none */
+    long awaited_head;        /* waiting on tasks: the first of all it
+                                 awaits (a gather: every one), -1 none */
+    long awaited_next;        /* next in its awaiter's list, -1 end */
+    int nawaited;             /* length of the awaited_head list */
     int indeg;                /* tasks waiting on this one */
     int mark;                 /* cycle search: 0 new, 1 on path, 2 done */
     int printed;              /* tree: already drawn */
@@ -176,6 +208,8 @@ struct cli_taskset {
     size_t strs_cap, strs_n;
     long **cycles; /* each: indices, -1 terminated */
     size_t ncycles;
+    struct cli_symbols *site_sym; /* for "@0x.." sites, opened lazily */
+    int site_sym_tried;
 };
 
 /* Reads the task table; prints the error and returns CLI_ERROR on one. */
@@ -184,6 +218,8 @@ int cli_ts_read(struct cli_taskset *x);
 long cli_ts_find(const struct cli_taskset *x, uint64_t id);
 /* The text of string id, "" if none ("?" if unreadable); cached. */
 const char *cli_ts_str(struct cli_taskset *x, uint32_t id);
+/* The creation site of string id, named (cli_site_name); "" if none. */
+const char *cli_ts_site(struct cli_taskset *x, uint32_t id);
 /* Fills target/indeg and the list of cycles (deadlocks). */
 int cli_ts_graph(struct cli_taskset *x);
 /* "task 4 'holder'" (or "task 4 (gone)"). */
@@ -216,6 +252,7 @@ struct cli_frame {
     char module[128]; /* basename of the ELF file, "" if unknown */
     uint64_t mod_offset; /* ip - the module's load bias, if in_module */
     int in_module;       /* a trace's module table placed ip in module */
+    int inlined;         /* an inlined call at ip (no offset of its own) */
 };
 
 struct cli_unwinder;
@@ -241,6 +278,30 @@ struct cli_symbols *cli_symbols_for_trace(cs_trace *t);
 /* Fills *f for ip; is_return says ip is a return address (look up ip - 1). */
 void cli_symbolize(struct cli_symbols *s, uint64_t ip, int is_return,
                    struct cli_frame *f);
+/* Like cli_symbolize, with the inlined calls at ip first (innermost
+ * first, inlined set): up to cap frames, at least one; returns how many. */
+int cli_symbolize_all(struct cli_symbols *s, uint64_t ip, int is_return,
+                      struct cli_frame *out, int cap);
+/* A warning's stack as the agent captured it: every frame, the first
+ * included, is a return address (looked up at ip - 1, so each names its
+ * calling line); inlined calls expanded.  Up to cap frames; how many. */
+int cli_symbolize_stack(struct cli_symbols *s, const uint64_t *ips, int n,
+                        struct cli_frame *out, int cap);
+/* Like cli_symbolize_stack, and the blocking function the warning is
+ * about into call ("" if none): the interposer's wrapper frame on top of
+ * a blocking-call warning's stack, which is left out of the frames. */
+int cli_symbolize_call(struct cli_symbols *s, const uint64_t *ips, int n,
+                       struct cli_frame *out, int cap, char *call,
+                       size_t callcap);
+/* One frame as every tool prints it: "0x... func [inlined] (file:line)".
+ * Returns buf. */
+char *cli_frame_text(const struct cli_frame *f, char *buf, size_t cap);
+/* A creation site as the runtime interned it: "file:line", or "@0x<ip>",
+ * the return address into code that spawned a task without a file:line
+ * (plain cs_spawn), rewritten in place (cap bytes) as the call's
+ * "file:line" (or "func", "module+0x.."; left as is if s is NULL).
+ * Returns site. */
+char *cli_site_name(struct cli_symbols *s, char *site, size_t cap);
 void cli_symbols_close(struct cli_symbols *s);
 /* A frame's name: "func", else "module+0xoffset" (address in the file),
  * else "??".  Returns buf. */

@@ -7,8 +7,11 @@
  * reports there as one JSON line (agent/report.c).  Once the command has
  * exited the files are read - as hostile input: bounded lines, malformed
  * ones skipped with a warning - suppressions applied, and the reports
- * printed as text, JSON, JUnit XML or SARIF 2.1.0.  Exit 1 if a report of
- * a failing class remains, else the command's own status.
+ * printed as text, JSON, JUnit XML or SARIF 2.1.0.  Each agent also says
+ * hello (DIR/<pid>.agent: on or off, interposer reached or not), so that
+ * check never passes what it could not see.  Exit 1 if a report of a
+ * failing class remains, else 3 if something was not watched (unless
+ * --allow-untraced), else the command's own status.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,13 +30,17 @@ const char cmd_check_usage[] =
     "usage: coscope check [--fail-on <classes>] [--format text|json|junit|"
     "sarif]\n"
     "                     [-o <file>] [--suppress <file>] [--no-preload] "
-    "-- <command> [<args>]\n"
+    "[--allow-untraced]\n"
+    "                     -- <command> [<args>]\n"
     "\n"
     "Runs a command (a test binary, ctest, a script: child processes are\n"
     "followed) with the agent reporting into a temporary directory, then\n"
     "prints every report of every coscope process it started, with its\n"
-    "stack.  Exit status 1 if any report of a failing class occurred, else\n"
-    "the command's own (128 + the signal if it was killed); 2 on bad input.\n"
+    "stack.  Exit status 1 if any report of a failing class occurred; else\n"
+    "3 if check could not watch everything: the command started no coscope\n"
+    "process, or one ran without its agent (COSCOPE_REPORT=off) or out of\n"
+    "the interposer's reach (a static executable); else the command's own\n"
+    "(128 + the signal if it was killed); 2 on bad input.\n"
     "\n"
     "    --fail-on CLASSES  comma list of the classes that fail the check\n"
     "                       (default all): never-awaited, unretrieved (or\n"
@@ -47,7 +54,10 @@ const char cmd_check_usage[] =
     "                       any class; function may use * and ? wildcards)\n"
     "                       match a report if any frame is that function;\n"
     "                       '#' starts a comment\n"
-    "    --no-preload       do not preload libcoscope-preload.so\n"
+    "    --no-preload       do not preload libcoscope-preload.so (blocking\n"
+    "                       calls are then not looked for)\n"
+    "    --allow-untraced   a command that runs no coscope process, or not\n"
+    "                       all of it watched, is no failure (still said)\n"
     "    -h, --help         show this help\n";
 
 #define NCLASS 7
@@ -65,6 +75,7 @@ struct frame {
     char func[128];
     char file[256];
     long line;
+    int inlined; /* an inlined call at ip */
 };
 
 struct report {
@@ -308,6 +319,8 @@ static int jobject(struct jp *p, int (*field)(struct jp *, const char *, void *)
     }
 }
 
+static int jbool(struct jp *p, int *v);
+
 static int frame_field(struct jp *p, const char *key, void *ctx)
 {
     struct frame *f = ctx;
@@ -319,6 +332,8 @@ static int frame_field(struct jp *p, const char *key, void *ctx)
         return jstr_or_null(p, f->file, sizeof f->file);
     if (strcmp(key, "line") == 0)
         return jnum(p, &f->line);
+    if (strcmp(key, "inlined") == 0)
+        return jbool(p, &f->inlined);
     return jskip(p);
 }
 
@@ -460,22 +475,142 @@ static int skip_dots(const struct dirent *d)
     return d->d_name[0] != '.';
 }
 
-static void collect(const char *dir, struct reports *rs)
+/* ---- what check could see: the agents' DIR/<pid>.agent notes ---------- */
+
+#define SEEN_SHOWN 3 /* processes named per kind; the rest are counted */
+
+struct note {
+    long pid;
+    char exe[256];
+    int agent, interposer; /* -1: not said */
+};
+
+struct seen {
+    size_t procs;                 /* coscope processes that said hello */
+    size_t no_agent;              /* of those: COSCOPE_REPORT=off */
+    size_t no_preload;            /* ...and the interposer missed */
+    struct note off[SEEN_SHOWN], bare[SEEN_SHOWN];
+};
+
+static int jbool(struct jp *p, int *v)
+{
+    ws(p);
+    if (jlit(p, "true") == 0)
+        return *v = 1, 0;
+    if (jlit(p, "false") == 0)
+        return *v = 0, 0;
+    return -1;
+}
+
+static int note_field(struct jp *p, const char *key, void *ctx)
+{
+    struct note *n = ctx;
+    if (strcmp(key, "pid") == 0)
+        return jnum(p, &n->pid);
+    if (strcmp(key, "exe") == 0)
+        return jstr_or_null(p, n->exe, sizeof n->exe);
+    if (strcmp(key, "agent") == 0)
+        return jbool(p, &n->agent);
+    if (strcmp(key, "interposer") == 0)
+        return jbool(p, &n->interposer);
+    return jskip(p);
+}
+
+/* One note: "{"pid":N,"exe":"...","agent":B,"interposer":B}", written by
+ * the agent's constructor (agent/report.c); hostile input like the rest. */
+static void read_note(const char *dir, const char *name, struct seen *sn,
+                      char *line)
+{
+    char path[4096 + 512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    ssize_t k = -1;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        k = read(fd, line, MAX_LINE - 1);
+    if (fd >= 0)
+        close(fd);
+    struct note n = {.agent = -1, .interposer = -1};
+    if (k > 0) {
+        line[k] = '\0';
+        struct jp p = {line, 0};
+        if (jobject(&p, note_field, &n) != 0)
+            n.agent = -1;
+    }
+    if (n.agent < 0 || n.interposer < 0) {
+        cli_warn("check: skipping '%s': not a coscope agent note", name);
+        return;
+    }
+    sn->procs++;
+    if (!n.agent && sn->no_agent++ < SEEN_SHOWN)
+        sn->off[sn->no_agent - 1] = n;
+    else if (n.agent && !n.interposer && sn->no_preload++ < SEEN_SHOWN)
+        sn->bare[sn->no_preload - 1] = n;
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void collect(const char *dir, struct reports *rs, struct seen *sn)
 {
     struct dirent **names;
     int n = scandir(dir, &names, skip_dots, by_name);
     if (n < 0) {
-        cli_warn("check: cannot read '%s': %s", dir, strerror(errno));
+        cli_warn("check: cannot read '%s': %s", dir, cli_strerror(errno));
         return;
     }
     char *line = malloc(MAX_LINE);
     for (int i = 0; i < n; i++) {
-        if (line != NULL)
-            read_file(dir, names[i]->d_name, rs, line);
+        const char *name = names[i]->d_name;
+        if (line == NULL)
+            ;
+        else if (has_suffix(name, ".agent"))
+            read_note(dir, name, sn, line);
+        else if (has_suffix(name, ".jsonl"))
+            read_file(dir, name, rs, line);
+        else
+            cli_warn("check: skipping '%s': not a coscope report file", name);
         free(names[i]);
     }
     free(names);
     free(line);
+}
+
+/* Says on stderr what check could not see; true if that was anything. */
+static int say_unseen(struct seen *sn, int preload, int allowed)
+{
+    const char *how = allowed ? "warning: " : "";
+    int bad = 0;
+    if (sn->procs == 0) {
+        fprintf(stderr, "coscope: %scheck: the command started no coscope "
+                        "process: nothing was checked (--allow-untraced if "
+                        "that is expected)\n", how);
+        return 1;
+    }
+    for (size_t i = 0; i < sn->no_agent && i < SEEN_SHOWN; i++)
+        fprintf(stderr, "coscope: %scheck: process %ld ('%s') ran without "
+                        "its agent (COSCOPE_REPORT=off): its bugs were not "
+                        "looked for\n",
+                how, sn->off[i].pid, cli_sanitize(sn->off[i].exe));
+    if (sn->no_agent > SEEN_SHOWN)
+        fprintf(stderr, "coscope: %scheck: and %zu more processes without "
+                        "their agent\n", how, sn->no_agent - SEEN_SHOWN);
+    bad |= sn->no_agent > 0;
+    if (!preload)
+        return bad; /* --no-preload: the user chose to go without */
+    for (size_t i = 0; i < sn->no_preload && i < SEEN_SHOWN; i++)
+        fprintf(stderr, "coscope: %scheck: the interposer did not reach "
+                        "process %ld ('%s'; a static executable?): its "
+                        "blocking calls were not looked for\n",
+                how, sn->bare[i].pid, cli_sanitize(sn->bare[i].exe));
+    if (sn->no_preload > SEEN_SHOWN)
+        fprintf(stderr, "coscope: %scheck: and %zu more processes the "
+                        "interposer did not reach\n",
+                how, sn->no_preload - SEEN_SHOWN);
+    return bad | (sn->no_preload > 0);
 }
 
 static void remove_dir(const char *dir)
@@ -501,7 +636,7 @@ static int load_suppressions(const char *path, struct suppression **out,
     FILE *f = fopen(path, "re");
     if (f == NULL)
         return cli_error("check: cannot read suppressions '%s': %s", path,
-                         strerror(errno));
+                         cli_strerror(errno));
     struct suppression *v = calloc(MAX_SUPPRESS, sizeof *v);
     size_t n = 0;
     char line[512];
@@ -546,7 +681,7 @@ static int load_suppressions(const char *path, struct suppression **out,
     }
     if (rc == CLI_OK && ferror(f))
         rc = cli_error("check: cannot read suppressions '%s': %s", path,
-                       strerror(errno));
+                       cli_strerror(errno));
     fclose(f);
     if (rc != CLI_OK) {
         free(v);
@@ -597,7 +732,7 @@ static void text_frame(FILE *f, int k, const struct frame *fr,
 {
     fprintf(f, "%s#%-2d %s", indent, k, fr->ip[0] ? fr->ip : "?");
     if (fr->func[0])
-        fprintf(f, " in %s", fr->func);
+        fprintf(f, " in %s%s", fr->func, fr->inlined ? " [inlined]" : "");
     if (fr->file[0])
         fprintf(f, " (%s:%ld)", fr->file, fr->line);
     fputc('\n', f);
@@ -636,7 +771,8 @@ static void json_frames(FILE *f, const struct report *r)
             cli_json_str(f, fr->file);
         else
             fputs("null", f);
-        fprintf(f, ",\"line\":%ld}", fr->line);
+        fprintf(f, ",\"line\":%ld%s}", fr->line,
+                fr->inlined ? ",\"inlined\":true" : "");
     }
     fputc(']', f);
 }
@@ -883,11 +1019,12 @@ int cmd_check(int argc, char **argv)
         {"suppress", required_argument, NULL, 's'},
         {"preload", no_argument, NULL, 'p'},
         {"no-preload", no_argument, NULL, 'n'},
+        {"allow-untraced", no_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     unsigned fail_mask = (1u << NCLASS) - 1;
-    int c, fmt = FMT_TEXT, preload = 1;
+    int c, fmt = FMT_TEXT, preload = 1, allow_untraced = 0;
     const char *out_path = NULL, *supp_path = NULL;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
@@ -924,6 +1061,9 @@ int cmd_check(int argc, char **argv)
         case 'n':
             preload = 0;
             break;
+        case 'u':
+            allow_untraced = 1;
+            break;
         default:
             return cli_bad_option("check", argv, optind, optopt);
         }
@@ -947,7 +1087,7 @@ int cmd_check(int argc, char **argv)
     if (out_path != NULL && (out = fopen(out_path, "we")) == NULL) {
         free(supp);
         return cli_error("check: cannot write '%s': %s", out_path,
-                         strerror(errno));
+                         cli_strerror(errno));
     }
 
     char dir[4096];
@@ -960,7 +1100,7 @@ int cmd_check(int argc, char **argv)
         if (out != stdout)
             fclose(out);
         return cli_error("check: cannot create a temporary directory: %s",
-                         strerror(e));
+                         cli_strerror(e));
     }
 
     int status = 0;
@@ -984,7 +1124,8 @@ int cmd_check(int argc, char **argv)
                            (double)(cli_now_ns() - t0) / 1e9};
 
     struct reports rs = {0};
-    collect(dir, &rs);
+    struct seen sn = {0};
+    collect(dir, &rs, &sn);
     remove_dir(dir);
     if (rs.dropped)
         cli_warn("check: %zu reports past the first %d were left out",
@@ -1015,12 +1156,15 @@ int cmd_check(int argc, char **argv)
         int bad = ferror(out);
         if (fclose(out) != 0 || bad)
             return cli_error("check: cannot write '%s': %s", out_path,
-                             strerror(errno));
+                             cli_strerror(errno));
     }
     fprintf(stderr,
             "coscope: check: %zu report%s (%zu failing, %zu suppressed); "
             "'%s' exited with status %d\n",
             kept, kept == 1 ? "" : "s", failing, rs.suppressed,
             argv[optind], cmd_status);
-    return failing > 0 ? CLI_FINDINGS : cmd_status;
+    int unseen = say_unseen(&sn, preload, allow_untraced);
+    if (failing > 0)
+        return CLI_FINDINGS;
+    return unseen && !allow_untraced ? CLI_UNTRACED : cmd_status;
 }

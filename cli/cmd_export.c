@@ -227,7 +227,7 @@ int cmd_export(int argc, char **argv)
         (f = fopen(out, "w")) == NULL) {
         int e = errno;
         cli_tl_free(tl);
-        return cli_error("cannot create '%s': %s", out, strerror(e));
+        return cli_error("cannot create '%s': %s", out, cli_strerror(e));
     }
     int err = cli_tl_write_chrome(tl, f);
     cli_tl_free(tl);
@@ -236,7 +236,7 @@ int cmd_export(int argc, char **argv)
     if (ferror(f) | (fclose(f) != 0) || err != 0) {
         remove(out);
         return cli_error("cannot write '%s': %s", out,
-                         err ? "out of memory" : strerror(errno));
+                         err ? "out of memory" : cli_strerror(errno));
     }
     return CLI_OK;
 }

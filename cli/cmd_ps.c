@@ -144,7 +144,7 @@ static int row_fill(struct ps_row *r, const char *path)
                  err == -ELOOP ? "symbolic link" : "not a regular file");
     else
         snprintf(r->status, sizeof r->status, "unreadable: %s",
-                 cs_trace_strerror(err));
+                 cli_trace_strerror(err));
     if (r->stale) {
         size_t n = strlen(r->status);
         snprintf(r->status + n, sizeof r->status - n, ", stale");
@@ -167,7 +167,7 @@ static int collect(struct ps_row **rows, size_t *n)
     *rows = NULL;
     *n = 0;
     if (d == NULL)
-        return cli_error("cannot list '%s': %s", CS_SEG_DIR, strerror(errno));
+        return cli_error("cannot list '%s': %s", CS_SEG_DIR, cli_strerror(errno));
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         int pid = pid_of(e->d_name);
@@ -199,9 +199,16 @@ static int collect(struct ps_row **rows, size_t *n)
 static void print_rows(const struct ps_row *rows, size_t n)
 {
     const char *b = cli_sgr("\033[1m"), *off = cli_sgr("\033[0m");
-    printf("%s%7s %5s %7s %8s %8s %8s  %-18s %s%s\n", b, "PID", "LOOPS",
-           "TASKS", "WARNINGS", "EVENTS/S", "OVERHEAD", "STATUS", "COMMAND",
-           off);
+    /* STATUS as wide as its longest entry: COMMAND stays one column
+     * whatever the status says ("unreadable: permission denied") */
+    int sw = 18;
+    for (size_t i = 0; i < n; i++) {
+        int l = (int)strlen(rows[i].status);
+        sw = l > sw ? l : sw;
+    }
+    printf("%s%7s %5s %7s %8s %8s %8s  %-*s %s%s\n", b, "PID", "LOOPS",
+           "TASKS", "WARNINGS", "EVENTS/S", "OVERHEAD", sw, "STATUS",
+           "COMMAND", off);
     for (size_t i = 0; i < n; i++) {
         const struct ps_row *r = &rows[i];
         const char *c = r->stale       ? cli_sgr("\033[2m")
@@ -217,13 +224,13 @@ static void print_rows(const struct ps_row *rows, size_t n)
             snprintf(ov, sizeof ov, "-");
         }
         if (r->readable)
-            printf("%s%7d %5u %7llu %8llu %8s %8s  %-18s %s%s\n", c, r->pid,
+            printf("%s%7d %5u %7llu %8llu %8s %8s  %-*s %s%s\n", c, r->pid,
                    r->loops, (unsigned long long)r->tasks,
-                   (unsigned long long)r->warnings, ev, ov, r->status,
+                   (unsigned long long)r->warnings, ev, ov, sw, r->status,
                    r->command, c[0] ? off : "");
         else
-            printf("%s%7d %5s %7s %8s %8s %8s  %-18s %s%s\n", c, r->pid, "-",
-                   "-", "-", "-", "-", r->status, r->command,
+            printf("%s%7d %5s %7s %8s %8s %8s  %-*s %s%s\n", c, r->pid, "-",
+                   "-", "-", "-", "-", sw, r->status, r->command,
                    c[0] ? off : "");
     }
 }
@@ -265,7 +272,7 @@ int cmd_ps(int argc, char **argv)
             }
             if (r < 0) {
                 cli_error("cannot remove '%s/%s%d': %s", CS_SEG_DIR,
-                          CS_SEG_PREFIX, rows[i].pid, cs_trace_strerror(r));
+                          CS_SEG_PREFIX, rows[i].pid, cli_trace_strerror(r));
                 rc = CLI_ERROR;
             }
             rows[kept++] = rows[i];

@@ -25,18 +25,21 @@
 
 const char cmd_record_usage[] =
     "usage: coscope record <pid> -o <file> [--duration <seconds>]\n"
-    "   or: coscope record -o <file> [--duration <seconds>] -- <command> "
-    "[<args>]\n"
+    "   or: coscope record -o <file> [--duration <seconds>] [--no-preload]\n"
+    "                      -- <command> [<args>]\n"
     "\n"
     "Writes a trace file (read it with 'coscope report').  A running\n"
     "process is recorded from the outside, from the events still in its\n"
     "rings until it exits, Ctrl-C, or the duration ends; events it\n"
     "overwrote before coscope read them are counted as lost.  A command is\n"
-    "run with COSCOPE_RECORD=<file> and records itself from start to exit;\n"
-    "--duration interrupts it (SIGINT) after that many seconds.\n"
+    "run with COSCOPE_RECORD=<file> and the interposer preloaded (as\n"
+    "'coscope run' does, so blocking calls are in the trace) and records\n"
+    "itself from start to exit; --duration interrupts it (SIGINT) after\n"
+    "that many seconds.  The file is checked before the command starts.\n"
     "\n"
     "    -o, --output FILE       the trace file (created 0600, replaced)\n"
     "    -d, --duration SECONDS  stop after this long\n"
+    "    --no-preload            a command: without the interposer\n"
     "    -h, --help              show this help\n";
 
 
@@ -56,7 +59,7 @@ static int record_pid(int pid, const char *path, double duration)
     if (err != 0) {
         cs_trace_close(t);
         return cli_error("cannot write '%s': %s", path,
-                         cs_trace_strerror(err));
+                         cli_trace_strerror(err));
     }
     cli_catch_stop();
     cli_test_point("recording");
@@ -84,7 +87,7 @@ static int record_pid(int pid, const char *path, double duration)
         err = fin;
     if (err != 0)
         return cli_error("cannot record process %d into '%s': %s", pid, path,
-                         cs_trace_strerror(err));
+                         cli_trace_strerror(err));
     char d[32];
     fprintf(stderr, "coscope: recorded process %d for %s into '%s' (%s)\n",
             pid, cli_fmt_duration(cli_now_ns() - start, d, sizeof d), path,
@@ -113,25 +116,28 @@ static int wait_timed(pid_t child, double duration, int *status)
     }
 }
 
-static int record_command(char **argv, const char *path, double duration)
+static int record_command(char **argv, const char *path, double duration,
+                          const char *preload)
 {
     struct stat st;
-    if (unlink(path) != 0 && errno != ENOENT)
-        return cli_error("cannot replace '%s': %s", path, strerror(errno));
+    if (cli_output_check(path) != CLI_OK)
+        return CLI_ERROR;
     pid_t child = fork();
     if (child < 0)
-        return cli_error("cannot start '%s': %s", argv[0], strerror(errno));
+        return cli_error("cannot start '%s': %s", argv[0],
+                         cli_strerror(errno));
     if (child == 0) {
+        cli_preload_setenv(preload); /* blocking calls, as `run` has them */
         setenv("COSCOPE_RECORD", path, 1);
         execvp(argv[0], argv);
         fprintf(stderr, "coscope: cannot run '%s': %s\n", argv[0],
-                strerror(errno));
+                cli_strerror(errno));
         _exit(127);
     }
     cli_catch_stop();
     int status = 0, err = wait_timed(child, duration, &status);
     if (err != 0)
-        return cli_error("cannot wait for '%s': %s", argv[0], strerror(-err));
+        return cli_error("cannot wait for '%s': %s", argv[0], cli_strerror(-err));
     if (stat(path, &st) != 0)
         return WIFEXITED(status) && WEXITSTATUS(status) == 127
                    ? CLI_ERROR
@@ -150,10 +156,16 @@ static int record_command(char **argv, const char *path, double duration)
 
 /* One option; CLI_ERROR on a bad one. */
 static int record_option(int c, char **argv, const char **path,
-                         double *duration)
+                         double *duration, int *preload)
 {
     char *end;
     switch (c) {
+    case 'p':
+        *preload = 1;
+        return CLI_OK;
+    case 'n':
+        *preload = 0;
+        return CLI_OK;
     case 'o':
         *path = optarg;
         return CLI_OK;
@@ -174,12 +186,14 @@ int cmd_record(int argc, char **argv)
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
         {"duration", required_argument, NULL, 'd'},
+        {"preload", no_argument, NULL, 'p'},
+        {"no-preload", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *path = NULL, *pid_arg = NULL;
     double duration = 0;
-    int c, pid, is_command = 0;
+    int c, pid, is_command = 0, preload = 1;
     opterr = 0;
     /* "+": stop at the first non-option (the pid, or "--" before a
      * command whose own options must be left alone), then go on after a
@@ -188,7 +202,7 @@ int cmd_record(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "+o:d:h", opts, NULL)) != -1) {
             if (c == 'h')
                 return fputs(cmd_record_usage, stdout), CLI_OK;
-            if (record_option(c, argv, &path, &duration) != CLI_OK)
+            if (record_option(c, argv, &path, &duration, &preload) != CLI_OK)
                 return CLI_ERROR;
         }
         is_command = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
@@ -208,8 +222,13 @@ int cmd_record(int argc, char **argv)
                          "'coscope help record')");
     if (path == NULL)
         return cli_error("record: missing '-o <file>'");
-    if (is_command)
-        return record_command(argv + optind, path, duration);
+    if (is_command) {
+        const char *lib = NULL;
+        if (preload && (lib = cli_preload_path()) == NULL)
+            return cli_error("record: cannot find libcoscope-preload.so (set "
+                             "COSCOPE_PRELOAD, or use --no-preload)");
+        return record_command(argv + optind, path, duration, lib);
+    }
     if (cli_parse_pid(pid_arg, &pid) != CLI_OK)
         return CLI_ERROR;
     return record_pid(pid, path, duration);

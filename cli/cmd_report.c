@@ -15,16 +15,21 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
 const char cmd_report_usage[] =
-    "usage: coscope report <file>\n"
+    "usage: coscope report [--partial] <file>\n"
     "\n"
     "Summarises a trace file: events recorded and lost, tasks, each loop's\n"
-    "busy %, warnings with their stacks, the slowest steps (timed ones: a\n"
-    "step begun in a yield batch has only an estimated duration).\n"
+    "busy %, warnings with their stacks (and how long a blocking call held\n"
+    "the loop), the slowest steps (timed ones: a step begun in a yield\n"
+    "batch has only an estimated duration).  A file cut or damaged before\n"
+    "its end is refused (exit 2, with the byte offset) unless --partial.\n"
     "\n"
+    "    --partial   read a file that is cut or damaged up to the last\n"
+    "                whole chunk\n"
     "    -h, --help  show this help\n";
 
 #define TOP_STEPS 10
@@ -41,6 +46,10 @@ struct warning {
     uint64_t task;
     unsigned kind;
     uint32_t stack;
+    uint32_t ring;    /* where it was recorded */
+    int open;         /* its task's step has not ended yet in the file */
+    uint64_t step_ns; /* that step's duration, once it ended (0: unknown) */
+    int before;       /* from before the recording (record PID) */
 };
 
 struct loop {
@@ -53,6 +62,11 @@ struct report {
     cs_trace *t;
     cs_trace_info info;
     uint64_t events, lost, first_ts, last_ts;
+    /* `record PID`: what the rings held before the recording began */
+    uint64_t *window;             /* per ring: last seq from before, or 0 */
+    int has_window;
+    uint64_t before, before_first, before_last, window_first; /* events,
+                                                     clock values */
     uint64_t by_type[CS_EV_TYPE_COUNT + 1];
     uint64_t warn_kinds[CS_WARN_COUNT + 1];
     struct step top[TOP_STEPS];
@@ -100,6 +114,28 @@ static void keep_step(struct report *r, const cs_trace_event *e)
 static void account(struct report *r, const cs_trace_event *e)
 {
     r->events++;
+    if (r->has_window && e->seq <= r->window[e->ring]) {
+        /* from before the recording: counted apart, its names kept, its
+         * warnings listed as such; the rest of the summary is the window */
+        r->before++;
+        if (r->before_first == 0 || e->ts < r->before_first)
+            r->before_first = e->ts;
+        if (r->before_last < e->ts)
+            r->before_last = e->ts;
+        if (e->type == CS_EV_TASK_NAME)
+            name_put(r, e->task_id, e->arg);
+        if (e->type == CS_EV_WARNING) { /* counted, and marked as such */
+            r->by_type[CS_EV_WARNING]++;
+            r->warn_kinds[e->reason < CS_WARN_COUNT ? e->reason
+                                                    : CS_WARN_COUNT]++;
+            if (r->nwarnings < TOP_WARNINGS)
+                r->warnings[r->nwarnings++] = (struct warning){
+                    e->task_id, e->reason, e->arg, e->ring, 0, 0, 1};
+        }
+        return;
+    }
+    if (r->window_first == 0 || e->ts < r->window_first)
+        r->window_first = e->ts;
     if (r->first_ts == 0 || e->ts < r->first_ts)
         r->first_ts = e->ts;
     if (e->ts > r->last_ts)
@@ -112,12 +148,20 @@ static void account(struct report *r, const cs_trace_event *e)
     case CS_EV_STEP: /* a batched one's time is an estimate: not ranked */
         if (!(e->flags & CS_RECF_BATCHED))
             keep_step(r, e);
+        /* the step a warning was made in (a blocking call's) ends here */
+        for (int i = 0; i < r->nwarnings; i++) {
+            struct warning *w = &r->warnings[i];
+            if (w->open && w->ring == e->ring && w->task == e->task_id) {
+                w->open = 0;
+                w->step_ns = cs_trace_ticks_ns(r->t, cs_trace_event_ticks(e));
+            }
+        }
         break;
     case CS_EV_WARNING:
         r->warn_kinds[e->reason < CS_WARN_COUNT ? e->reason : CS_WARN_COUNT]++;
         if (r->nwarnings < TOP_WARNINGS)
-            r->warnings[r->nwarnings++] =
-                (struct warning){e->task_id, e->reason, e->arg};
+            r->warnings[r->nwarnings++] = (struct warning){
+                e->task_id, e->reason, e->arg, e->ring, e->task_id != 0, 0, 0};
         break;
     case CS_EV_LOOP_ITER: {
         struct loop *l = &r->loops[e->ring];
@@ -138,6 +182,13 @@ static int read_all(struct report *r)
     cs_trace_task task;
     while (cs_trace_task_next(r->t, &iter, &task) == 1)
         name_put(r, task.id, task.name);
+    for (uint32_t ring = 0; ring < r->info.ring_count; ring++) {
+        cs_trace_ring rh;
+        if (cs_trace_ring_get(r->t, ring, &rh) == 0 && rh.window_seq) {
+            r->window[ring] = rh.window_seq;
+            r->has_window = 1;
+        }
+    }
     for (uint32_t ring = 0; ring < r->info.ring_count; ring++) {
         uint64_t cursor = 0;
         for (;;) {
@@ -214,22 +265,32 @@ static void print_warnings(struct report *r)
     for (int i = 0; i < r->nwarnings; i++) {
         struct warning *w = &r->warnings[i];
         printf("  %s", cs_trace_warning_name(w->kind));
+        uint64_t ips[CS_STACK_MAX];
+        struct cli_frame f[2 * CS_STACK_MAX];
+        char call[128];
+        int d =
+            w->stack ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX) : 0;
+        d = cli_symbolize_call(sym, ips, d < CS_STACK_MAX ? d : CS_STACK_MAX,
+                               f, 2 * CS_STACK_MAX, call, sizeof call);
         if (w->task)
             printf(": task %llu '%s'", (unsigned long long)w->task,
                    name_of(r, w->task, n, sizeof n));
+        if (call[0]) /* the blocking function, as the agent names it */
+            printf(": %s()", call);
+        if (w->before)
+            printf(" (before the recording)");
+        if (w->step_ns) {
+            char dur[32];
+            printf("%s %s", call[0] ? "" : ",",
+                   w->kind == CS_WARN_BLOCKING ? "held the loop for"
+                                               : "in a step of");
+            printf(" %s", cli_fmt_duration(w->step_ns, dur, sizeof dur));
+        }
         putchar('\n');
-        uint64_t ips[CS_STACK_MAX];
-        int d =
-            w->stack ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX) : 0;
-        for (int k = 0; k < d && k < CS_STACK_MAX; k++) {
-            struct cli_frame f;
-            char fn[256];
-            cli_symbolize(sym, ips[k], k > 0, &f);
-            printf("      #%-2d 0x%012llx %s", k, (unsigned long long)ips[k],
-                   cli_frame_name(&f, fn, sizeof fn));
-            if (f.file[0])
-                printf(" (%s:%d)", f.file, f.line);
-            putchar('\n');
+        for (int k = 0; k < d; k++) {
+            char text[512];
+            printf("      #%-2d %s\n", k,
+                   cli_frame_text(&f[k], text, sizeof text));
         }
     }
     if (r->by_type[CS_EV_WARNING] > (uint64_t)r->nwarnings)
@@ -239,14 +300,42 @@ static void print_warnings(struct report *r)
     cli_symbols_close(sym);
 }
 
-static void print_report(struct report *r, const char *path)
+static void print_report(struct report *r, const char *path,
+                         uint64_t size)
 {
-    char d[32], n[256];
-    printf("trace '%s': process %d ('%s'), %s of events, %s\n", path,
-           r->info.pid, cli_sanitize(r->info.exe_path),
-           cli_fmt_duration(cs_trace_ticks_ns(r->t, r->last_ts - r->first_ts),
-                            d, sizeof d),
-           r->info.complete ? "complete" : "truncated (no end marker)");
+    char d[32], n[256], state[128];
+    if (r->info.valid_bytes < size) /* --partial */
+        snprintf(state, sizeof state, "cut or damaged after byte %llu of "
+                 "%llu (read up to it: --partial)",
+                 (unsigned long long)r->info.valid_bytes,
+                 (unsigned long long)size);
+    else
+        snprintf(state, sizeof state, "%s", r->info.complete
+                                                ? "complete"
+                                                : "truncated (no end marker)");
+    if (r->has_window && r->before > 0) {
+        /* `record PID`: the recording, then what the rings held before */
+        char b[32], w[64] = "no events";
+        if (r->window_first)
+            snprintf(w, sizeof w, "%s of events",
+                     cli_fmt_duration(cs_trace_ticks_ns(
+                                          r->t, r->last_ts - r->window_first),
+                                      d, sizeof d));
+        printf("trace '%s': process %d ('%s'), %s while recorded (before "
+               "it, the rings still held %llu events over %s), %s\n",
+               path, r->info.pid, cli_sanitize(r->info.exe_path), w,
+               (unsigned long long)r->before,
+               cli_fmt_duration(cs_trace_ticks_ns(
+                                    r->t, r->before_last - r->before_first),
+                                b, sizeof b),
+               state);
+    } else {
+        printf("trace '%s': process %d ('%s'), %s of events, %s\n", path,
+               r->info.pid, cli_sanitize(r->info.exe_path),
+               cli_fmt_duration(cs_trace_ticks_ns(r->t, r->last_ts - r->first_ts),
+                                d, sizeof d),
+               state);
+    }
     printf("events: %llu recorded, %llu lost\n", (unsigned long long)r->events,
            (unsigned long long)r->lost);
     print_tasks(r);
@@ -275,14 +364,19 @@ static void print_report(struct report *r, const char *path)
 int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
+        {"partial", no_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    int c, partial = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h')
             return fputs(cmd_report_usage, stdout), CLI_OK;
+        if (c == 'p') {
+            partial = 1;
+            continue;
+        }
         return cli_bad_option("report", argv, optind, optopt);
     }
     if (optind >= argc)
@@ -294,25 +388,25 @@ int cmd_report(int argc, char **argv)
     struct report *r = calloc(1, sizeof *r);
     if (r == NULL)
         return cli_error("out of memory");
-    int err = cs_trace_open_file(path, &r->t);
-    if (err == 0) {
-        cs_trace_info_get(r->t, &r->info);
-        r->loops = calloc(r->info.ring_count + 1, sizeof *r->loops);
-        err = r->loops ? read_all(r) : -ENOMEM;
+    /* one behaviour for every reader of a damaged file: refused, with
+     * the byte offset, unless --partial (then what was decoded counts) */
+    if (cli_open_trace_file(path, partial, &r->t, &r->info) != CLI_OK) {
+        free(r);
+        return CLI_ERROR;
     }
+    struct stat st;
+    uint64_t size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    r->loops = calloc(r->info.ring_count + 1, sizeof *r->loops);
+    r->window = calloc(r->info.ring_count + 1, sizeof *r->window);
+    int err = r->loops && r->window ? read_all(r) : -ENOMEM;
     int rc = CLI_OK;
-    if (err == CS_TRACE_ECORRUPT)
-        rc = cli_error("'%s' is not a valid coscope trace file: %s", path,
-                       cs_trace_error_detail());
-    else if (err == CS_TRACE_EVERSION)
-        rc = cli_error("'%s' has an unsupported format: %s", path,
-                       cs_trace_error_detail());
-    else if (err != 0)
-        rc = cli_error("cannot read '%s': %s", path, cs_trace_strerror(err));
+    if (err != 0)
+        rc = cli_trace_file_error(path, err);
     else
-        print_report(r, path);
+        print_report(r, path, size);
     cs_trace_close(r->t);
     free(r->loops);
+    free(r->window);
     free(r);
     return rc;
 }

@@ -17,6 +17,7 @@
 
 const char cmd_tasks_usage[] =
     "usage: coscope tasks <pid> [--format table|json|tree] [--stacks]\n"
+    "                     [--runtime-frames]\n"
     "\n"
     "Dumps every task of a running coscope process without stopping it: id,\n"
     "name, state, what it waits on (task, lock and holder, queue, event, fd,\n"
@@ -27,7 +28,10 @@ const char cmd_tasks_usage[] =
     "                      a task above what it waits on\n"
     "    -s, --stacks      add each parked task's stack, unwound from its\n"
     "                      saved registers with process_vm_readv (needs the\n"
-    "                      rights of ptrace: same user, or CAP_SYS_PTRACE)\n"
+    "                      rights of ptrace: same user, or CAP_SYS_PTRACE),\n"
+    "                      without coscope's own frames at either end\n"
+    "    --runtime-frames  with --stacks: show those too (cs__wait,\n"
+    "                      cs__task_entry, cs__trampoline...)\n"
     "    -h, --help        show this help\n"
     "\n"
     "Exit status: 0, or 1 if the tasks wait on each other in a cycle (a\n"
@@ -58,17 +62,47 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
+static int runtime_frames; /* --runtime-frames: show coscope's own */
+
+static int is_runtime(const struct cli_frame *f)
+{
+    return strncmp(f->func, "cs_", 3) == 0; /* cs_* and cs__* */
+}
+
+/* The frames shown of r's stack, [*lo, *hi): without the runtime's own at
+ * either end (the suspension, cs__wait and the API call that led to it;
+ * the task's entry and trampoline), unless --runtime-frames, or when all
+ * are the runtime's. */
+static void shown(const struct cli_task *r, int *lo, int *hi)
+{
+    *lo = 0;
+    *hi = r->depth;
+    if (runtime_frames)
+        return;
+    while (*lo < *hi && is_runtime(&r->frames[*lo]))
+        ++*lo;
+    if (*lo == *hi) {
+        *lo = 0;
+        return;
+    }
+    while (*hi - 1 > *lo && is_runtime(&r->frames[*hi - 1]))
+        --*hi;
+}
+
 static void print_frames(const struct cli_task *r, const char *indent)
 {
+    int lo, hi;
     if (r->depth <= 0) {
         printf("%s(no stack: %s)\n", indent,
                r->stack_note ? r->stack_note : "unknown");
         return;
     }
-    for (int k = 0; k < r->depth; k++) {
+    shown(r, &lo, &hi);
+    for (int k = lo; k < hi; k++) {
         const struct cli_frame *f = &r->frames[k];
-        printf("%s#%-2d 0x%012llx %s", indent, k, (unsigned long long)f->ip,
-               f->func[0] ? f->func : "??");
+        printf("%s#%-2d 0x%012llx %s%s", indent, k - lo,
+               (unsigned long long)f->ip, f->func[0] ? f->func : "??",
+               f->inlined ? " [inlined]" : "");
         if (f->file[0])
             printf(" (%s:%d)", base_name(f->file), f->line);
         else if (f->module[0])
@@ -120,7 +154,7 @@ static void print_table(struct cli_taskset *x)
                (unsigned long long)r->t.steps,
                cli_fmt_duration(cs_trace_ticks_ns(x->t, r->t.run_ticks), run,
                                 sizeof run),
-               r->t.site ? cli_ts_str(x, r->t.site) : "-");
+               r->t.site ? cli_ts_site(x, r->t.site) : "-");
         if (x->stacks)
             print_frames(r, "          ");
     }
@@ -151,38 +185,57 @@ static void print_node(struct cli_taskset *x, struct cli_task *r,
     }
 }
 
-/* Draws the chain from root: each task above what it waits on. */
-static void print_chain(struct cli_taskset *x, long root)
+#define TREE_FOLD 10  /* awaited tasks drawn under one task; the rest counted */
+#define TREE_DEPTH 64 /* levels drawn */
+
+/* Draws task k and, below it, what it waits on: every task it awaits (a
+ * gather's, folded past TREE_FOLD as asyncio's pstree folds), or the
+ * holder of the lock it wants. */
+static void print_subtree(struct cli_taskset *x, long k, const char *prefix,
+                          const char *branch, const char *below, int depth)
 {
-    char prefix[256] = "";
-    size_t plen = 0;
-    long k = root;
-    int first = 1;
-    while (k >= 0) {
-        struct cli_task *r = &x->v[k];
-        int again = r->printed;
-        print_node(x, r, prefix, first ? "" : "└── ", first ? "" : "    ",
-                   again);
-        r->printed = 1;
-        if (again)
-            break;
-        if (!first && plen + 4 < sizeof prefix - 1) {
-            memcpy(prefix + plen, "    ", 5);
-            plen += 4;
-        }
-        first = 0;
-        k = r->target;
+    struct cli_task *r = &x->v[k];
+    int again = r->printed;
+    print_node(x, r, prefix, branch, below, again);
+    r->printed = 1;
+    if (again)
+        return;
+    long kids[TREE_FOLD];
+    int n = 0, total = 0;
+    if (r->nawaited > 0) {
+        for (long c = r->awaited_head; c >= 0; c = x->v[c].awaited_next)
+            if (total++ < TREE_FOLD)
+                kids[n++] = c;
+    } else if (r->target >= 0) {
+        kids[n++] = r->target;
+        total = 1;
     }
+    if (n == 0)
+        return;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s%s", prefix, below);
+    if (depth >= TREE_DEPTH) {
+        printf("%s└── ... (deeper levels not shown)\n", sub);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        int last = i == n - 1 && total <= n;
+        print_subtree(x, kids[i], sub, last ? "└── " : "├── ",
+                      last ? "    " : "│   ", depth + 1);
+    }
+    if (total > n)
+        printf("%s└── ... and %d more awaited tasks\n", sub,
+               total - n);
 }
 
 static void print_tree(struct cli_taskset *x)
 {
     for (size_t i = 0; i < x->n; i++)
         if (x->v[i].indeg == 0)
-            print_chain(x, (long)i);
+            print_subtree(x, (long)i, "", "", "", 0);
     for (size_t c = 0; c < x->ncycles; c++)
         if (!x->v[x->cycles[c][0]].printed)
-            print_chain(x, x->cycles[c][0]);
+            print_subtree(x, x->cycles[c][0], "", "", "", 0);
     print_cycles(x);
 }
 
@@ -205,6 +258,13 @@ static void json_wait(struct cli_taskset *x, const struct cli_task *r)
         break;
     case CS_WAIT_TASK:
         printf(",\"task\":%llu", tg);
+        if (r->nawaited > 0) { /* every task it awaits (a gather's) */
+            printf(",\"tasks\":[");
+            for (long c = r->awaited_head; c >= 0; c = x->v[c].awaited_next)
+                printf("%s%llu", c == r->awaited_head ? "" : ",",
+                       (unsigned long long)x->v[c].t.id);
+            putchar(']');
+        }
         break;
     case CS_WAIT_LOCK:
         printf(",\"lock\":%llu,\"holder\":%llu", tg,
@@ -236,6 +296,15 @@ static void json_wait(struct cli_taskset *x, const struct cli_task *r)
     putchar('}');
 }
 
+/* A string, or null when there is none (never ""). */
+static void json_str_or_null(const char *v)
+{
+    if (v && v[0])
+        cli_json_str(stdout, v);
+    else
+        printf("null");
+}
+
 static void json_stack(const struct cli_task *r)
 {
     if (r->depth <= 0) {
@@ -243,19 +312,26 @@ static void json_stack(const struct cli_task *r)
         cli_json_str(stdout, r->stack_note ? r->stack_note : "unknown");
         return;
     }
+    int lo, hi;
+    shown(r, &lo, &hi);
     printf(",\"stack\":[");
-    for (int k = 0; k < r->depth; k++) {
+    for (int k = lo; k < hi; k++) {
         const struct cli_frame *f = &r->frames[k];
-        printf("%s{\"ip\":\"0x%llx\",\"function\":", k ? "," : "",
+        printf("%s{\"ip\":\"0x%llx\",\"function\":", k > lo ? "," : "",
                (unsigned long long)f->ip);
-        cli_json_str(stdout, f->func);
+        json_str_or_null(f->func);
         printf(",\"file\":");
-        cli_json_str(stdout, f->file);
-        printf(",\"line\":%d,\"module\":", f->line);
-        cli_json_str(stdout, f->module);
-        putchar('}');
+        json_str_or_null(f->file);
+        printf(",\"line\":");
+        if (f->file[0])
+            printf("%d", f->line);
+        else
+            printf("null");
+        printf(",\"module\":");
+        json_str_or_null(f->module);
+        printf(",\"inlined\":%s}", f->inlined ? "true" : "false");
     }
-    putchar(']');
+    printf("],\"runtime_frames_hidden\":%d", r->depth - (hi - lo));
 }
 
 static void print_json(struct cli_taskset *x)
@@ -282,7 +358,10 @@ static void print_json(struct cli_taskset *x)
                (unsigned long long)cli_ts_age(x, r),
                (unsigned long long)t->steps,
                (unsigned long long)cs_trace_ticks_ns(x->t, t->run_ticks));
-        cli_json_str(stdout, cli_ts_str(x, t->site));
+        if (t->site) /* null, not "", when there is none */
+            cli_json_str(stdout, cli_ts_site(x, t->site));
+        else
+            printf("null");
         printf(",\"parent\":%llu,\"awaiter\":%llu,\"cancel_requested\":%s",
                (unsigned long long)t->parent, (unsigned long long)t->awaiter,
                t->flags & CS_TASKF_CANCEL_REQUESTED ? "true" : "false");
@@ -310,6 +389,7 @@ static int parse_args(struct cli_taskset *x, enum tasks_format *format,
     static const struct option opts[] = {
         {"format", required_argument, NULL, 'f'},
         {"stacks", no_argument, NULL, 's'},
+        {"runtime-frames", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -331,6 +411,9 @@ static int parse_args(struct cli_taskset *x, enum tasks_format *format,
             break;
         case 's':
             *stacks = 1;
+            break;
+        case 'R':
+            runtime_frames = 1;
             break;
         case 'h':
             fputs(cmd_tasks_usage, stdout);

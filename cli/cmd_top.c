@@ -203,7 +203,7 @@ static int sample(struct top *p)
     int err = sample_rings(p);
     if (err != 0)
         return cli_error("cannot read the events of process %d: %s",
-                         p->ts.pid, cs_trace_strerror(err));
+                         p->ts.pid, cli_trace_strerror(err));
     cs_trace_info info;
     cs_trace_info_get(p->ts.t, &info);
     p->warnings_new = p->prev_now ? info.warnings - p->warnings : 0;

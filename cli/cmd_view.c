@@ -138,7 +138,7 @@ static void write_tasks(struct cli_timeline *tl, FILE *j)
                 (unsigned long long)t->id);
         cli_json_str(j, cli_tl_str(tl, t->name, n, sizeof n));
         fputs(",\"site\":", j);
-        cli_json_str(j, cli_tl_str(tl, t->site, n, sizeof n));
+        cli_json_str(j, cli_tl_site(tl, t->site, n, sizeof n));
         fprintf(j,
                 ",\"loop\":%d,\"parent\":%llu,\"first\":%u,\"count\":%u,"
                 "\"state\":",

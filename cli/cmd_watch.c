@@ -152,15 +152,13 @@ static void print_warning_stack(struct watch *w, uint32_t stack)
         w->sym = cli_symbols_for_trace(w->t);
         w->sym_tried = 1;
     }
-    for (int k = 0; k < n && k < CS_STACK_MAX; k++) {
-        struct cli_frame f;
-        char fn[256];
-        cli_symbolize(w->sym, ips[k], k > 0, &f);
-        printf("        #%-2d 0x%012llx %s", k, (unsigned long long)ips[k],
-               cli_frame_name(&f, fn, sizeof fn));
-        if (f.file[0])
-            printf(" (%s:%d)", f.file, f.line);
-        putchar('\n');
+    struct cli_frame f[2 * CS_STACK_MAX];
+    n = cli_symbolize_stack(w->sym, ips, n < CS_STACK_MAX ? n : CS_STACK_MAX,
+                            f, 2 * CS_STACK_MAX);
+    for (int k = 0; k < n; k++) {
+        char text[512];
+        printf("        #%-2d %s\n", k,
+               cli_frame_text(&f[k], text, sizeof text));
     }
 }
 
@@ -172,6 +170,13 @@ static void event_text(struct watch *w, const cs_trace_event *e,
     switch (e->type) {
     case CS_EV_TASK_CREATED:
         cs_trace_string(w->t, e->arg, s, sizeof s);
+        if (strncmp(s, "@0x", 3) == 0) { /* a plain cs_spawn's caller */
+            if (!w->sym_tried) {
+                w->sym = cli_symbols_for_trace(w->t);
+                w->sym_tried = 1;
+            }
+            cli_site_name(w->sym, s, sizeof s);
+        }
         snprintf(buf, cap, "created%s%s", s[0] ? " at " : "", s);
         break;
     case CS_EV_TASK_NAME:
@@ -353,8 +358,7 @@ static long drain(struct watch *w)
                 cs_trace_read(w->t, r, &w->cursor[r], w->ev, BATCH, &n, &lost);
             if (err != 0) {
                 cli_error("cannot read the events of process %d: %s (%s)",
-                          w->pid, cs_trace_strerror(err),
-                          cs_trace_error_detail());
+                          w->pid, cli_trace_strerror(err), cli_trace_detail());
                 return -1;
             }
             if (lost > 0) {
@@ -362,8 +366,23 @@ static long drain(struct watch *w)
                 print_lost(w, r, lost);
                 w->wait[r].valid = 0;
             }
-            for (size_t i = 0; i < n; i++)
-                print_event(w, &w->ev[i]);
+            for (size_t i = 0; i < n; i++) {
+                const cs_trace_event *e = &w->ev[i];
+                /* a task's name follows its creation: one line for both
+                 * ("created at ...", under its name), not a "named" line
+                 * after every "created" */
+                int named_next = i + 1 < n &&
+                                 e->type == CS_EV_TASK_CREATED &&
+                                 w->ev[i + 1].type == CS_EV_TASK_NAME &&
+                                 w->ev[i + 1].task_id == e->task_id;
+                if (named_next && !w->json) {
+                    name_put(w, e->task_id, w->ev[i + 1].arg);
+                    print_event(w, e);
+                    i++;
+                    continue;
+                }
+                print_event(w, e);
+            }
             seen += (long)(n + lost);
             if (n < BATCH)
                 break;

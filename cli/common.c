@@ -28,6 +28,82 @@ int cli_error(const char *fmt, ...)
     return CLI_ERROR;
 }
 
+/* msg with its first letter lowercase ("No such file" -> "no such
+ * file"), unless it starts with a word in capitals ("I/O error" stays). */
+static const char *lowercase_first(const char *msg, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", msg);
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a' && buf[1] <= 'z')
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
+const char *cli_strerror(int e)
+{
+    static char buf[128];
+    return lowercase_first(strerror(e), buf, sizeof buf);
+}
+
+const char *cli_trace_strerror(int err)
+{
+    static char buf[128];
+    return lowercase_first(cs_trace_strerror(err), buf, sizeof buf);
+}
+
+int cli_debug;
+
+const char *cli_trace_detail(void)
+{
+    static char buf[192];
+    snprintf(buf, sizeof buf, "%s", cs_trace_error_detail());
+    char *at = strstr(buf, " (libtrace line ");
+    if (at != NULL && !cli_debug) /* where in libtrace: for --debug only */
+        *at = '\0';
+    return buf;
+}
+
+int cli_trace_file_error(const char *path, int err)
+{
+    if (err == CS_TRACE_ECORRUPT)
+        return cli_error("'%s' is not a valid coscope trace file: %s", path,
+                         cli_trace_detail());
+    if (err == CS_TRACE_EVERSION)
+        return cli_error("'%s' has an unsupported format: %s", path,
+                         cli_trace_detail());
+    if (err == -ENOMEM)
+        return cli_error("out of memory reading '%s'", path);
+    if (err == -EISDIR)
+        return cli_error("cannot read '%s': is a directory", path);
+    return cli_error("cannot read '%s': %s", path, cli_trace_strerror(err));
+}
+
+int cli_open_trace_file(const char *path, int partial, cs_trace **out,
+                        cs_trace_info *info)
+{
+    struct stat st;
+    *out = NULL;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return cli_trace_file_error(path, -EISDIR);
+    cs_trace *t = NULL;
+    int err = cs_trace_open_file(path, &t);
+    if (err == 0)
+        err = cs_trace_info_get(t, info);
+    if (err != 0) {
+        cs_trace_close(t);
+        return cli_trace_file_error(path, err);
+    }
+    if (stat(path, &st) == 0 && info->valid_bytes < (uint64_t)st.st_size &&
+        !partial) {
+        cs_trace_close(t);
+        return cli_error("'%s' is truncated or damaged after byte %llu of "
+                         "%llu (use --partial to read the part before)",
+                         path, (unsigned long long)info->valid_bytes,
+                         (unsigned long long)st.st_size);
+    }
+    *out = t;
+    return CLI_OK;
+}
+
 void cli_warn(const char *fmt, ...)
 {
     va_list ap;
@@ -165,7 +241,7 @@ int cli_open_pid(int pid, cs_trace **out)
         if (stale == 1)
             return stale_error(pid, path);
         return cli_error("cannot check that process %d is alive: %s", pid,
-                         cs_trace_strerror(stale));
+                         cli_trace_strerror(stale));
     }
     switch (err) {
     case -ENOENT:
@@ -192,7 +268,7 @@ int cli_open_pid(int pid, cs_trace **out)
         return cli_error("'%s' has an unsupported format: %s", path,
                          cs_trace_error_detail());
     default:
-        return cli_error("cannot open '%s': %s", path, cs_trace_strerror(err));
+        return cli_error("cannot open '%s': %s", path, cli_trace_strerror(err));
     }
 }
 
@@ -216,7 +292,7 @@ int cli_memory_error(int pid, int err)
     if (err == -ENOSYS)
         return cli_error("--stacks is not supported on this architecture");
     return cli_error("cannot read the memory of process %d: %s", pid,
-                     strerror(-err));
+                     cli_strerror(-err));
 }
 
 /* Names of the system calls a blocked loop thread is most often in. */

@@ -46,7 +46,8 @@ const struct cli_command *cli_command_find(const char *name)
 
 void cli_main_usage(FILE *f)
 {
-    fprintf(f, "usage: coscope [--version] [--help] <command> [<args>]\n"
+    fprintf(f, "usage: coscope [--version] [--help] [--debug] <command> "
+               "[<args>]\n"
                "\n"
                "Look inside running coscope programs without stopping them.\n"
                "\n"
@@ -68,7 +69,7 @@ static int run_command(const struct cli_command *c, int argc, char **argv)
         int e = errno;
         if (e == EPIPE)
             return rc;
-        cli_error("cannot write to standard output: %s", strerror(e));
+        cli_error("cannot write to standard output: %s", cli_strerror(e));
         return CLI_ERROR;
     }
     return rc;
@@ -86,6 +87,12 @@ int main(int argc, char **argv)
     if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0) {
         printf("coscope %s\n", COSCOPE_VERSION);
         return fflush(stdout) == 0 ? CLI_OK : CLI_ERROR;
+    }
+    if (strcmp(arg, "--debug") == 0 && argc > 2) {
+        cli_debug = 1; /* error details say where libtrace found it */
+        argv++;
+        argc--;
+        arg = argv[1];
     }
     if (arg[0] == '-')
         return cli_error("unknown option '%s' (see 'coscope --help')", arg);

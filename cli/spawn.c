@@ -52,39 +52,65 @@ const char *cli_preload_path(void)
     return NULL;
 }
 
+void cli_preload_setenv(const char *preload)
+{
+    const char *old = getenv("LD_PRELOAD");
+    if (preload == NULL)
+        return;
+    if (old != NULL && old[0] != '\0') {
+        /* theirs first: the ASan runtime must lead */
+        size_t len = strlen(old) + strlen(preload) + 2;
+        char *v = malloc(len);
+        if (v != NULL) {
+            snprintf(v, len, "%s:%s", old, preload);
+            setenv("LD_PRELOAD", v, 1);
+        }
+    } else {
+        setenv("LD_PRELOAD", preload, 1);
+    }
+}
+
+int cli_output_check(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return cli_error("cannot write '%s': is a directory", path);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return cli_error("cannot replace '%s': %s", path,
+                         cli_strerror(errno));
+    /* made and removed again: whoever writes it creates it afresh */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+    if (fd < 0)
+        return cli_error("cannot write '%s': %s", path, cli_strerror(errno));
+    close(fd);
+    unlink(path);
+    return CLI_OK;
+}
+
 int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
                    const char *report_dir, int out_to_err, int *status)
 {
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0)
         return cli_error("%s: cannot start '%s': %s", cmd, argv[0],
-                         strerror(errno));
+                         cli_strerror(errno));
     pid_t child = fork();
     if (child < 0) {
         int e = errno;
         close(pfd[0]);
         close(pfd[1]);
         return cli_error("%s: cannot start '%s': %s", cmd, argv[0],
-                         strerror(e));
+                         cli_strerror(e));
     }
     if (child == 0) {
         close(pfd[0]);
-        if (preload != NULL) {
-            const char *old = getenv("LD_PRELOAD");
-            if (old != NULL && old[0] != '\0') {
-                /* theirs first: the ASan runtime must lead */
-                size_t len = strlen(old) + strlen(preload) + 2;
-                char *v = malloc(len);
-                if (v != NULL) {
-                    snprintf(v, len, "%s:%s", old, preload);
-                    setenv("LD_PRELOAD", v, 1);
-                }
-            } else {
-                setenv("LD_PRELOAD", preload, 1);
-            }
-        }
-        if (report_dir != NULL)
+        cli_preload_setenv(preload);
+        if (report_dir != NULL) {
             setenv("COSCOPE_REPORT_DIR", report_dir, 1);
+            /* check prints each report itself: not the agent's copy too */
+            setenv("COSCOPE_REPORT_STDERR", "off", 1);
+        }
         if (out_to_err)
             dup2(2, 1);
         execvp(argv[0], argv);
@@ -114,10 +140,10 @@ int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
     sigaction(SIGQUIT, &oquit, NULL);
     if (got == (ssize_t)sizeof e)
         return cli_error("%s: cannot run '%s': %s", cmd, argv[0],
-                         strerror(e));
+                         cli_strerror(e));
     if (r < 0)
         return cli_error("%s: cannot wait for '%s': %s", cmd, argv[0],
-                         strerror(errno));
+                         cli_strerror(errno));
     return CLI_OK;
 }
 

@@ -23,6 +23,7 @@
 #include <gelf.h>
 
 #include "cli.h"
+#include "symname.h"
 
 /* A module of a trace's module table. */
 struct cli_module {
@@ -211,50 +212,133 @@ static const struct cli_module *trace_module(const struct cli_symbols *s,
     return NULL;
 }
 
-void cli_symbolize(struct cli_symbols *s, uint64_t ip, int is_return,
-                   struct cli_frame *f)
+/* The module of ip (a the address looked up), its name and offset into f;
+ * NULL if none has symbols. */
+static Dwfl_Module *module_of(struct cli_symbols *s, uint64_t ip,
+                              Dwarf_Addr a, struct cli_frame *f)
 {
-    memset(f, 0, sizeof *f);
-    f->ip = ip;
-    if (s == NULL)
-        return;
-    /* A return address may be the first byte after the caller's function:
-     * look up the call instruction instead. */
-    Dwarf_Addr a = is_return && ip > 0 ? ip - 1 : ip;
     Dwfl_Module *m;
     if (s->mods != NULL) {
         const struct cli_module *cm = trace_module(s, a);
         if (cm == NULL)
-            return;
+            return NULL;
         snprintf(f->module, sizeof f->module, "%s", cm->name);
         f->mod_offset = ip - cm->base;
         f->in_module = 1;
-        m = cm->dwfl;
-    } else {
-        m = dwfl_addrmodule(s->dwfl, a);
-        const char *mod =
-            m ? dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
-              : NULL;
-        if (mod != NULL) {
-            const char *slash = strrchr(mod, '/');
-            copy(f->module, sizeof f->module, slash ? slash + 1 : mod);
+        return cm->dwfl;
+    }
+    m = dwfl_addrmodule(s->dwfl, a);
+    const char *mod =
+        m ? dwfl_module_info(m, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+          : NULL;
+    if (mod != NULL) {
+        const char *slash = strrchr(mod, '/');
+        copy(f->module, sizeof f->module, slash ? slash + 1 : mod);
+    }
+    return m;
+}
+
+int cli_symbolize_all(struct cli_symbols *s, uint64_t ip, int is_return,
+                      struct cli_frame *out, int cap)
+{
+    if (cap <= 0)
+        return 0;
+    memset(&out[0], 0, sizeof out[0]);
+    out[0].ip = ip;
+    if (s == NULL)
+        return 1;
+    /* a return address may be the first byte after the caller's function:
+     * the module is found at the call instruction (symname.c looks the
+     * name and line up there too) */
+    Dwarf_Addr a = is_return && ip > 0 ? ip - 1 : ip;
+    struct cli_frame outer = out[0];
+    Dwfl_Module *m = module_of(s, ip, a, &outer);
+    if (m == NULL) {
+        out[0] = outer;
+        return 1;
+    }
+    cs_symname n;
+    cs__symname(m, ip, is_return, &n); /* the agent's symboliser too */
+    int k = 0;
+    for (int j = 0; j < n.ninline && k < cap - 1; j++, k++) {
+        out[k] = outer;
+        out[k].inlined = 1;
+        copy(out[k].func, sizeof out[k].func, n.inl[j].func);
+        copy(out[k].file, sizeof out[k].file, n.inl[j].file);
+        out[k].line = n.inl[j].file ? n.inl[j].line : 0;
+    }
+    out[k] = outer;
+    copy(out[k].func, sizeof out[k].func, n.func);
+    out[k].offset = n.offset;
+    copy(out[k].file, sizeof out[k].file, n.file);
+    out[k].line = n.file ? n.line : 0;
+    return k + 1;
+}
+
+void cli_symbolize(struct cli_symbols *s, uint64_t ip, int is_return,
+                   struct cli_frame *f)
+{
+    struct cli_frame all[CS_SYMNAME_INLINE_MAX + 1];
+    int n = cli_symbolize_all(s, ip, is_return, all, CS_SYMNAME_INLINE_MAX + 1);
+    *f = all[n - 1]; /* the out-of-line function */
+}
+
+int cli_symbolize_call(struct cli_symbols *s, const uint64_t *ips, int n,
+                       struct cli_frame *out, int cap, char *call,
+                       size_t callcap)
+{
+    int k = 0;
+    if (call != NULL && callcap > 0)
+        call[0] = '\0';
+    for (int i = 0; i < n && k < cap; i++) {
+        int got = cli_symbolize_all(s, ips[i], 1, out + k, cap - k);
+        /* a blocking call's warning starts in the interposer's wrapper:
+         * it names the call; the stack, as the agent shows it, does not */
+        if (k == 0 &&
+            strcmp(out[got - 1].module, "libcoscope-preload.so") == 0) {
+            if (call != NULL && callcap > 0 && out[got - 1].func[0])
+                snprintf(call, callcap, "%s", out[got - 1].func);
+            continue;
         }
+        k += got;
     }
-    if (m == NULL)
-        return;
-    GElf_Off off = 0;
-    GElf_Sym sym;
-    const char *name =
-        dwfl_module_addrinfo(m, a, &off, &sym, NULL, NULL, NULL);
-    copy(f->func, sizeof f->func, name);
-    f->offset = off + (a != ip);
-    Dwfl_Line *line = dwfl_module_getsrc(m, a);
-    if (line != NULL) {
-        int ln = 0;
-        const char *file = dwfl_lineinfo(line, NULL, &ln, NULL, NULL, NULL);
-        copy(f->file, sizeof f->file, file);
-        f->line = ln;
-    }
+    return k;
+}
+
+int cli_symbolize_stack(struct cli_symbols *s, const uint64_t *ips, int n,
+                        struct cli_frame *out, int cap)
+{
+    return cli_symbolize_call(s, ips, n, out, cap, NULL, 0);
+}
+
+char *cli_frame_text(const struct cli_frame *f, char *buf, size_t cap)
+{
+    char fn[256];
+    int n = snprintf(buf, cap, "0x%012llx %s%s", (unsigned long long)f->ip,
+                     cli_frame_name(f, fn, sizeof fn),
+                     f->inlined ? " [inlined]" : "");
+    if (f->file[0] && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " (%s:%d)", f->file, f->line);
+    return buf;
+}
+
+char *cli_site_name(struct cli_symbols *s, char *site, size_t cap)
+{
+    char *end;
+    if (strncmp(site, "@0x", 3) != 0)
+        return site;
+    unsigned long long ip = strtoull(site + 3, &end, 16);
+    if (*end != '\0' || ip == 0 || s == NULL)
+        return site;
+    /* a return address into the spawning code: the call's line */
+    struct cli_frame f;
+    cli_symbolize(s, ip, 1, &f);
+    char fn[256];
+    if (f.file[0])
+        snprintf(site, cap, "%s:%d", f.file, f.line);
+    else if (f.func[0] || f.in_module)
+        snprintf(site, cap, "%s", cli_frame_name(&f, fn, sizeof fn));
+    return site;
 }
 
 void cli_symbols_close(struct cli_symbols *s)

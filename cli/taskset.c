@@ -92,6 +92,30 @@ const char *cli_ts_str(struct cli_taskset *x, uint32_t id)
     return s;
 }
 
+const char *cli_ts_site(struct cli_taskset *x, uint32_t id)
+{
+    const char *s = cli_ts_str(x, id);
+    if (strncmp(s, "@0x", 3) != 0)
+        return s;
+    if (!x->site_sym_tried) {
+        x->site_sym_tried = 1;
+        x->site_sym = cli_symbols_for_trace(x->t);
+    }
+    /* named once, in the cache: the entry is ours to rewrite */
+    char buf[CS_STRING_MAX + 1];
+    snprintf(buf, sizeof buf, "%s", s);
+    cli_site_name(x->site_sym, buf, sizeof buf);
+    size_t h = hash64(id, x->strs_cap);
+    while (x->strs[h].id != id)
+        h = (h + 1) & (x->strs_cap - 1);
+    char *named = strdup(buf);
+    if (named == NULL)
+        return s;
+    free(x->strs[h].s);
+    x->strs[h].s = named;
+    return named;
+}
+
 static int cmp_id(const void *a, const void *b)
 {
     const struct cli_task *x = a, *y = b;
@@ -119,8 +143,8 @@ int cli_ts_read(struct cli_taskset *x)
     }
     if (r < 0)
         return cli_error("cannot read the task table of process %d: %s (%s)",
-                         x->pid, cs_trace_strerror(r),
-                         cs_trace_error_detail());
+                         x->pid, cli_trace_strerror(r),
+                         cli_trace_detail());
     x->now = cli_now_ns();
     if (x->n > 1)
         qsort(x->v, x->n, sizeof *x->v, cmp_id);
@@ -142,6 +166,27 @@ static long wait_edge(const struct cli_taskset *x, const struct cli_task *r)
 }
 
 /* Fills target/indeg and finds every cycle. */
+/* Every task a task waiting on tasks awaits: the slots whose awaiter it
+ * is (cs_gather names all of its tasks, though it awaits them one at a
+ * time), in id order; each is below it in the tree. */
+static void awaited_lists(struct cli_taskset *x)
+{
+    for (size_t i = 0; i < x->n; i++)
+        x->v[i].awaited_head = x->v[i].awaited_next = -1;
+    for (size_t i = x->n; i-- > 0;) {
+        struct cli_task *r = &x->v[i];
+        long a = r->t.awaiter ? cli_ts_find(x, r->t.awaiter) : -1;
+        if (a < 0 || a == (long)i || x->v[a].t.state != CS_TASK_WAITING ||
+            x->v[a].t.wait != CS_WAIT_TASK)
+            continue;
+        r->awaited_next = x->v[a].awaited_head;
+        x->v[a].awaited_head = (long)i;
+        x->v[a].nawaited++;
+        if (x->v[a].target != (long)i)
+            r->indeg++;
+    }
+}
+
 int cli_ts_graph(struct cli_taskset *x)
 {
     for (size_t i = 0; i < x->n; i++) {
@@ -149,6 +194,7 @@ int cli_ts_graph(struct cli_taskset *x)
         if (x->v[i].target >= 0)
             x->v[x->v[i].target].indeg++;
     }
+    awaited_lists(x);
     for (size_t i = 0; i < x->n; i++) {
         long j = (long)i;
         while (j >= 0 && x->v[j].mark == 0) {
@@ -251,7 +297,10 @@ void cli_ts_wait_text(struct cli_taskset *x, const struct cli_task *r,
         break;
     case CS_WAIT_TASK:
         cli_ts_ref(x, t->wait_target, a, sizeof a);
-        snprintf(buf, cap, "%s", a);
+        if (r->nawaited > 1) /* a gather: the one it waits for now first */
+            snprintf(buf, cap, "%s and %d more (gather)", a, r->nawaited - 1);
+        else
+            snprintf(buf, cap, "%s", a);
         break;
     case CS_WAIT_LOCK:
         if (t->wait_aux) {
@@ -330,13 +379,19 @@ static int stack_of(struct cli_taskset *x, struct cli_unwinder *u,
         r->stack_note = "it ran while being read";
         return 0;
     }
+    /* every frame a return address but the resume address, which is
+     * exact; inlined calls as frames of their own (symname.c) */
+    struct cli_frame f[2 * CLI_STACK_MAX];
+    int n = 0;
+    for (int k = 0; k < d && n < 2 * CLI_STACK_MAX; k++)
+        n += cli_symbolize_all(sym, ips[k], k > 0, f + n,
+                               2 * CLI_STACK_MAX - n);
     free(r->frames);
-    r->frames = calloc((size_t)d, sizeof *r->frames);
+    r->frames = calloc((size_t)n, sizeof *r->frames);
     if (r->frames == NULL)
         return -ENOMEM;
-    r->depth = d;
-    for (int k = 0; k < d; k++)
-        cli_symbolize(sym, ips[k], k > 0, &r->frames[k]);
+    memcpy(r->frames, f, (size_t)n * sizeof *f);
+    r->depth = n;
     return 0;
 }
 
@@ -399,6 +454,7 @@ void cli_ts_release(struct cli_taskset *x)
     for (size_t c = 0; c < x->ncycles; c++)
         free(x->cycles[c]);
     free(x->cycles);
+    cli_symbols_close(x->site_sym);
     free(x->strs);
     free(x->by_id);
     free(x->v);

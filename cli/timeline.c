@@ -356,50 +356,24 @@ static int arrange(struct cli_timeline *tl)
     return 0;
 }
 
-/* The error for a file that libtrace refused or that is cut short. */
-static int load_error(const char *path, int err)
-{
-    if (err == CS_TRACE_ECORRUPT)
-        return cli_error("'%s' is not a valid coscope trace file: %s", path,
-                         cs_trace_error_detail());
-    if (err == CS_TRACE_EVERSION)
-        return cli_error("'%s' has an unsupported format: %s", path,
-                         cs_trace_error_detail());
-    if (err == -ENOMEM)
-        return cli_error("out of memory reading '%s'", path);
-    return cli_error("cannot read '%s': %s", path, cs_trace_strerror(err));
-}
-
 int cli_tl_load(const char *path, int partial, struct cli_timeline **out)
 {
-    struct stat st;
     *out = NULL;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return cli_error("cannot read '%s': it is a directory", path);
     struct cli_timeline *tl = calloc(1, sizeof *tl);
     if (tl == NULL)
         return cli_error("out of memory");
     tl->path = path;
-    int err = cs_trace_open_file(path, &tl->t);
-    if (err == 0)
-        err = cs_trace_info_get(tl->t, &tl->info);
-    if (err == 0 && stat(path, &st) == 0 &&
-        tl->info.valid_bytes < (uint64_t)st.st_size && !partial) {
-        cli_error("'%s' is truncated or damaged after byte %llu of %llu "
-                  "(use --partial to read the part before)",
-                  path, (unsigned long long)tl->info.valid_bytes,
-                  (unsigned long long)st.st_size);
+    if (cli_open_trace_file(path, partial, &tl->t, &tl->info) != CLI_OK) {
         cli_tl_free(tl);
         return CLI_ERROR;
     }
-    if (err == 0)
-        err = read_rings(tl);
+    int err = read_rings(tl);
     if (err == 0)
         err = read_tasks(tl);
     if (err == 0)
         err = arrange(tl);
     if (err != 0) {
-        load_error(path, err);
+        cli_trace_file_error(path, err);
         cli_tl_free(tl);
         return CLI_ERROR;
     }
@@ -414,6 +388,19 @@ const char *cli_tl_str(struct cli_timeline *tl, uint32_t id, char *buf,
     if (id != 0 && cs_trace_string(tl->t, id, buf, cap) < 0)
         buf[0] = '\0';
     return cli_sanitize(buf);
+}
+
+const char *cli_tl_site(struct cli_timeline *tl, uint32_t id, char *buf,
+                        size_t cap)
+{
+    cli_tl_str(tl, id, buf, cap);
+    if (strncmp(buf, "@0x", 3) != 0)
+        return buf;
+    if (!tl->sym_tried) {
+        tl->sym_tried = 1;
+        tl->sym = cli_symbols_for_trace(tl->t);
+    }
+    return cli_site_name(tl->sym, buf, cap);
 }
 
 const char *cli_tl_task_name(struct cli_timeline *tl, long k, char *buf,
@@ -477,19 +464,6 @@ void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
     }
 }
 
-/* Symbolises one address into "0x... func (file:line)". */
-static void frame_text(struct cli_symbols *sym, uint64_t ip, int k, char *buf,
-                       size_t cap)
-{
-    struct cli_frame f;
-    char fn[256];
-    cli_symbolize(sym, ip, k > 0, &f);
-    int n = snprintf(buf, cap, "0x%012llx %s", (unsigned long long)ip,
-                     cli_frame_name(&f, fn, sizeof fn));
-    if (f.file[0] && n > 0 && (size_t)n < cap)
-        snprintf(buf + n, cap - (size_t)n, " (%s:%d)", f.file, f.line);
-}
-
 int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
 {
     *frames = NULL;
@@ -505,13 +479,14 @@ int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
         return 0;
     if (d > CS_STACK_MAX)
         d = CS_STACK_MAX;
+    struct cli_frame f[2 * CS_STACK_MAX];
+    d = cli_symbolize_stack(tl->sym, ips, d, f, 2 * CS_STACK_MAX);
     char **v = calloc((size_t)d, sizeof *v);
     if (v == NULL)
         return -ENOMEM;
     for (int k = 0; k < d; k++) {
         char line[512];
-        frame_text(tl->sym, ips[k], k, line, sizeof line);
-        v[k] = strdup(line);
+        v[k] = strdup(cli_frame_text(&f[k], line, sizeof line));
         if (v[k] == NULL) {
             cli_tl_stack_free(v, k);
             return -ENOMEM;

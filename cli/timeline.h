@@ -99,6 +99,9 @@ int cli_tl_window(struct cli_timeline *tl, uint64_t from_rel, size_t max);
 /* String id's text, sanitised, "" if none.  Returns buf. */
 const char *cli_tl_str(struct cli_timeline *tl, uint32_t id, char *buf,
                        size_t cap);
+/* The creation site of string id, named (cli_site_name) into buf. */
+const char *cli_tl_site(struct cli_timeline *tl, uint32_t id, char *buf,
+                        size_t cap);
 /* Task k's name, or "task N" when it has none.  Returns buf. */
 const char *cli_tl_task_name(struct cli_timeline *tl, long k, char *buf,
                              size_t cap);

@@ -104,7 +104,7 @@ static int bundle_module(struct bundle *b, const char *name, int depth)
     char *src = slurp(b->dir, name, &len);
     if (src == NULL)
         return cli_error("view: cannot read '%s/%s': %s", b->dir, name,
-                         strerror(errno));
+                         cli_strerror(errno));
     if (strstr(src, "</script") != NULL) {
         free(src);
         return cli_error("view: '%s' contains '</script' and cannot be "
@@ -181,7 +181,7 @@ int cli_view_html(const char *dir, const char *data, size_t len,
         int e = errno;
         free(page);
         free(css);
-        return cli_error("cannot create '%s': %s", out, strerror(e));
+        return cli_error("cannot create '%s': %s", out, cli_strerror(e));
     }
     fwrite(page, 1, (size_t)(at_css - page), f);
     fprintf(f, "<style>\n%s</style>", css);
@@ -198,7 +198,7 @@ int cli_view_html(const char *dir, const char *data, size_t len,
     free(page);
     free(css);
     if (ferror(f) | (fclose(f) != 0) && rc == CLI_OK)
-        rc = cli_error("cannot write '%s': %s", out, strerror(errno));
+        rc = cli_error("cannot write '%s': %s", out, cli_strerror(errno));
     if (rc != CLI_OK)
         remove(out);
     else
@@ -396,7 +396,7 @@ int cli_view_serve(const char *dir, const char *data, size_t len, int port,
     int lfd = listen_on(port, &s.port);
     if (lfd < 0)
         return cli_error("view: cannot listen on 127.0.0.1:%d: %s", port,
-                         strerror(-lfd));
+                         cli_strerror(-lfd));
     cli_catch_stop(); /* no SA_RESTART: poll returns EINTR */
     printf("viewing '%s' at http://127.0.0.1:%d/ (press Ctrl-C to stop)\n",
            label, s.port);
@@ -408,7 +408,7 @@ int cli_view_serve(const char *dir, const char *data, size_t len, int port,
                 continue;
             int e = errno;
             close(lfd);
-            return cli_error("view: accept failed: %s", strerror(e));
+            return cli_error("view: accept failed: %s", cli_strerror(e));
         }
         dispatch(&s, fd);
     }

@@ -177,6 +177,7 @@ struct cs_trace {
     uint8_t *scratch;        /* file: one chunk payload */
     size_t scratch_cap;
     int complete;            /* file: END chunk reached */
+    uint64_t window_seq[CS_RING_MAX]; /* file: CS_CHUNK_WINDOW per ring */
     uint64_t valid_bytes;    /* file: bytes up to the last whole chunk */
     /* diagnostics */
     int corrupt_line;        /* line of the first corruption seen */

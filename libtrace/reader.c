@@ -362,6 +362,7 @@ int cs_trace_ring_get(cs_trace *t, uint32_t r, cs_trace_ring *out)
             if (t->chunks[i].ring == r)
                 out->head = t->chunks[i].last_seq;
         out->state = out->head ? CS_RING_RELEASED : CS_RING_FREE;
+        out->window_seq = t->window_seq[r];
         return 0;
     }
     const cs_ring_header *rh = ring_at(t, r, &err);

@@ -194,6 +194,10 @@ static int scan(cs_trace *t, uint64_t off, uint64_t size)
                 break;
             case CS_CHUNK_TASKS: err = add_tasks(t, &c); break;
             case CS_CHUNK_MODULES: err = add_modules(t, &c); break;
+            case CS_CHUNK_WINDOW: /* a hint: a bad one is ignored */
+                if (c.ring < t->hdr.ring_count && c.length == 0)
+                    t->window_seq[c.ring] = c.base;
+                break;
             case CS_CHUNK_END: t->complete = 1; break;
             default: break; /* unknown kind from a newer minor: skip */
             }

@@ -67,6 +67,13 @@ int cs_trace_rec_start(cs_trace *t, const char *path, cs_trace_rec **out)
     int err = r->fd < 0 ? r->fd : !r->cursor || !r->buf ? -ENOMEM : 0;
     if (!err)
         err = cs__fw_header(r->fd, &t->hdr, 0);
+    /* where the recording begins in each ring: what is older was still in
+     * the rings, from before (a reader tells the two apart) */
+    for (uint32_t i = 0; !err && i < t->hdr.ring_count; i++) {
+        cs_trace_ring ring;
+        if (cs_trace_ring_get(t, i, &ring) == 0 && ring.head > 0)
+            err = cs__fw_chunk(r->fd, CS_CHUNK_WINDOW, i, ring.head, 0, "", 0);
+    }
     if (err) {
         if (r->fd >= 0)
             close(r->fd);

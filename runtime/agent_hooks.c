@@ -10,6 +10,15 @@
 
 const cs_agent_hooks *cs__agent;
 
+/* A static link (libcoscope.a) takes an archive member only for a symbol
+ * something needs, and nothing the program calls needs the agent: this
+ * reference is what brings agent/agent.c (whose constructor installs the
+ * hooks) into every program that uses the runtime, as libcoscope.so has
+ * it.  Defined by the agent; a build without one defines it to 0. */
+extern const char cs__agent_linked;
+__attribute__((used)) static const char *const cs__agent_keep =
+    &cs__agent_linked;
+
 /* Coroutines created on this thread and not yet started or dropped. */
 static __thread cs__link cs__unstarted;
 

@@ -141,6 +141,8 @@ CS_EXTERN int cs_gather(cs_task *const *tasks, size_t n, void **results)
         if (r)
             return r;
     }
+    if (self->loop->tr_ring) /* all of them awaited, for readers */
+        cs__trace_task_awaited(tasks, n, self);
     for (size_t i = 0; i < n; i++) {
         bool was_cancelled = self->cancel_delivered;
         int r = cs__await(tasks[i], -1, results ? &results[i] : NULL);

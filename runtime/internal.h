@@ -204,6 +204,8 @@ struct cs__loop {
     cs_task *tr_prev;       /* parked by the last switch, registers not
                                recorded yet (trace.h), or NULL */
     uint64_t tr_t0;         /* trace clock when the current step began */
+    void *spawn_ip;         /* cs_spawn's caller, for the task it makes:
+                               its creation site when it has no file:line */
     cs__trace_cache *tr_cache; /* interned names and sites */
     /* yield batching (trace.h): short yield steps counted, not timed */
     cs_ring_header *tr_hdr; /* the ring's header, for the fast path */

@@ -187,7 +187,9 @@ CS_EXTERN int cs_run(cs_fn fn, void *arg, void **result)
     }
     cs__trace_loop_start(&loop);
     cs__tls_loop = &loop;
+    loop.spawn_ip = __builtin_return_address(0); /* main's site: our caller */
     loop.main = cs__task_new(&loop, "main", fn, arg, NULL, 0, 0);
+    loop.spawn_ip = NULL;
     if (!loop.main) {
         cs__tls_loop = NULL;
         cs__loop_fini(&loop);

@@ -516,7 +516,15 @@ CS_EXTERN cs_task *cs_spawn_at(const char *name, cs_fn fn, void *arg,
 
 CS_EXTERN cs_task *cs_spawn(const char *name, cs_fn fn, void *arg)
 {
-    return cs_spawn_at(name, fn, arg, NULL, 0);
+    cs__loop *loop = cs__tls_loop;
+    cs_task *t;
+
+    if (loop) /* the site without CS_SPAWN: the caller, named on read */
+        loop->spawn_ip = __builtin_return_address(0);
+    t = cs_spawn_at(name, fn, arg, NULL, 0);
+    if (loop)
+        loop->spawn_ip = NULL;
+    return t;
 }
 
 /* ---- public: suspension ------------------------------------------------- */

@@ -177,6 +177,32 @@ uint32_t cs__trace_site(cs__loop *loop, const char *file, int line)
     return id;
 }
 
+/* String id of "@0x<ip>", a return address into the code that made a
+ * task without a file:line (plain cs_spawn): readers name it.  Cached
+ * with the sites, keyed by (ip, line -1). */
+static uint32_t cs__trace_site_ip(cs__loop *loop, void *ip)
+{
+    cs__trace_cache *c = loop->tr_cache;
+    const char *key = (const char *)ip;
+    char buf[32];
+    unsigned h;
+
+    if (!ip || !c)
+        return 0;
+    h = (unsigned)(((uintptr_t)key >> 3) ^ 0xffffffffu);
+    h = (h ^ (h >> 16)) % CS__TRACE_CACHE;
+    if (c->site[h].id && c->site[h].file == key && c->site[h].line == -1)
+        return c->site[h].id;
+    int n = snprintf(buf, sizeof(buf), "@0x%llx", (unsigned long long)(uintptr_t)ip);
+    uint32_t id = cs__trace_intern_n(buf, (size_t)n);
+    if (id) {
+        c->site[h].file = key;
+        c->site[h].line = -1;
+        c->site[h].id = id;
+    }
+    return id;
+}
+
 static uint32_t cs__trace_name(cs__loop *loop, const char *name)
 {
     cs__trace_cache *c = loop->tr_cache;
@@ -204,7 +230,8 @@ void cs__trace_task_new(cs__loop *loop, cs_task *t)
 {
     cs__trace_ring *r = loop->tr_ring;
     uint64_t now = loop->tr_t0;
-    uint32_t site = cs__trace_site(loop, t->file, t->line);
+    uint32_t site = t->file ? cs__trace_site(loop, t->file, t->line)
+                            : cs__trace_site_ip(loop, loop->spawn_ip);
     uint32_t name = cs__trace_name(loop, cs_task_name(t));
     cs_task *parent = loop->current;
 
@@ -260,6 +287,18 @@ void cs__trace_task_gone(cs_task *t)
         t->loop->tr_prev = NULL;
     cs__trace_task_free(t->tr_ref);
     t->tr_ref = 0;
+}
+
+void cs__trace_task_awaited(cs_task *const *tasks, size_t n,
+                            const cs_task *self)
+{
+    for (size_t i = 0; i < n; i++) {
+        cs_task_slot *s = cs__trace_task_begin(tasks[i]->tr_ref);
+        if (s) {
+            CS__TRACE_SET(s->awaiter, self->id);
+            cs__trace_task_end(s);
+        }
+    }
 }
 
 /* What p waits on, as the task slot and CS_EV_WAIT name it. */

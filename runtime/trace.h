@@ -109,6 +109,10 @@ void cs__trace_task_flag(struct cs_task *t, unsigned flag);
 void cs__trace_task_gone(struct cs_task *t);
 /* t ended without running (no stack): its end event and slot state. */
 void cs__trace_task_failed(struct cs__loop *loop, struct cs_task *t);
+/* Each of tasks[0..n) is awaited by self (cs_gather: it awaits them one
+ * after the other, and a reader shows them all): their slots' awaiter. */
+void cs__trace_task_awaited(struct cs_task *const *tasks, size_t n,
+                            const struct cs_task *self);
 /* The step of prev ended at t1 (it started at t0); prev parked or ended.
  * batched: the step began inside a yield batch, which counted it. */
 void cs__trace_parked(struct cs__loop *loop, struct cs_task *prev,

@@ -117,12 +117,33 @@ function checkSlices(model) {
       fail('a warning names an unknown task, time or kind');
 }
 
-// Lanes, top to bottom: per loop a lane of its idle time, then its tasks.
+// How many of the slowest steps pull their task's lane up (see makeLanes).
+export const SLOW_LANES = 10;
+
+// Lanes, top to bottom: per loop a lane of its idle time, then its tasks,
+// those with findings first (a warning, or one of the SLOW_LANES slowest
+// steps that stand out), so that the view opens on them, however many lanes there are;
+// each such lane says why in lane.finding.
 function makeLanes(model) {
+  const why = new Map();
+  for (const w of model.warnings)
+    if (w.task >= 0 && !why.has(w.task)) why.set(w.task, w.kind);
+  // the slowest steps that stand out: 1 ms or more, and a tenth of the
+  // longest (ten 5 µs steps are no finding)
+  const s = model.steps, top = slowestSteps(model, SLOW_LANES);
+  const floor = top.length ? Math.max(1e6, (s.end[top[0]] - s.start[top[0]]) / 10) : 0;
+  for (const i of top) {
+    const k = s.task[i];
+    if (s.end[i] - s.start[i] >= floor && !why.has(k)) why.set(k, 'slow step');
+  }
   const byLoop = new Map();
   for (const t of model.tasks) {
     if (!byLoop.has(t.loop)) byLoop.set(t.loop, []);
     byLoop.get(t.loop).push(t);
+  }
+  for (const ts of byLoop.values()) {  // stable: the rest keep their order
+    const first = ts.filter(t => why.has(t.index)), rest = ts.filter(t => !why.has(t.index));
+    ts.splice(0, ts.length, ...first, ...rest);
   }
   const lanes = [];
   // loops that did something: ran a task, sat idle, or warned
@@ -134,7 +155,8 @@ function makeLanes(model) {
     const info = model.loops.find(x => x.loop === l);
     lanes.push({ kind: 'loop', loop: l, label: l < 0 ? 'loop ?' : 'loop ' + l +
       (info && info.tid ? ' (thread ' + info.tid + ')' : ''), info });
-    for (const t of byLoop.get(l) || []) lanes.push({ kind: 'task', loop: l, task: t, label: t.label });
+    for (const t of byLoop.get(l) || [])
+      lanes.push({ kind: 'task', loop: l, task: t, label: t.label, finding: why.get(t.index) || null });
   }
   return lanes;
 }

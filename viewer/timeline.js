@@ -162,7 +162,10 @@ export class Timeline {
     c.fillRect(0, y, LABEL_W, LANE_H);
     c.fillStyle = lane.kind === 'loop' ? '#1f2328' : '#424a53';
     c.font = lane.kind === 'loop' ? 'bold 12px system-ui, sans-serif' : '12px system-ui, sans-serif';
-    const text = lane.kind === 'loop' ? lane.label : '  ' + lane.label + ' #' + lane.task.id;
+    // a lane with a finding (it is drawn first of its loop) says so: ⚠
+    const text = lane.kind === 'loop' ? lane.label
+      : (lane.finding ? '⚠ ' : '  ') + lane.label + ' #' + lane.task.id;
+    if (lane.finding) c.fillStyle = '#cf222e';
     c.fillText(text.length > 28 ? text.slice(0, 27) + '…' : text, 4, y + LANE_H / 2);
     c.fillStyle = '#eaeef2';
     c.fillRect(0, y + LANE_H - 1, this.width, 1);

@@ -77,6 +77,9 @@ typedef struct cs_trace_ring {
     uint64_t switches;   /* untimed switches since step_start (yield
                             batches): 0, the running step began at
                             step_start; more, later */
+    uint64_t window_seq; /* file of `coscope record PID`: its records up
+                            to this seq were in the rings before the
+                            recording began; 0 none (live: 0) */
 } cs_trace_ring;
 
 /* One event. */

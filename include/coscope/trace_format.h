@@ -223,6 +223,9 @@
  *     base is the index of the first; pieces appear in order without
  *     gaps.  A file without them has no module table (readers older than
  *     minor 1 skip the kind).
+ *   CS_CHUNK_WINDOW: empty; base is ring `ring`'s head when a recording
+ *     of a running process began: its records up to that seq were in the
+ *     rings before (readers that do not know the kind skip it).
  *   CS_CHUNK_END: empty; written last by a writer that finished cleanly.
  *
  * A file cut anywhere is readable up to its last whole chunk.
@@ -407,6 +410,7 @@ enum cs_chunk_kind {
     CS_CHUNK_TASKS = 4,
     CS_CHUNK_END = 5,
     CS_CHUNK_MODULES = 6, /* minor 1 */
+    CS_CHUNK_WINDOW = 7,  /* `coscope record PID`: ring's head at start */
 };
 
 /* ---- structures --------------------------------------------------------- */

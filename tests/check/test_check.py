@@ -15,6 +15,9 @@ import xml.etree.ElementTree as ET
 COSCOPE = os.environ["COSCOPE_BIN"]
 BUGGY = os.environ["BUGGY"]
 CLEAN = os.environ["CLEAN"]
+BUGGY_STATIC = os.environ.get("BUGGY_STATIC", "")
+BUGGY_FULL = os.environ.get("BUGGY_FULL", "")
+CLEAN_STATIC = os.environ.get("CLEAN_STATIC", "")
 
 
 def cs(*args, env=None):
@@ -88,6 +91,21 @@ class Check(unittest.TestCase):
                 self.assertIn("  %s in process" % cls, p.stdout)
                 self.assertRegex(p.stdout, r"#\d+ +0x[0-9a-f]+ in %s " % func)
 
+    def test_each_finding_rendered_once(self):
+        # the agent's own copy on stderr is not printed as well
+        p = cs("check", "--", BUGGY, "unretrieved")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        both = p.stdout + p.stderr
+        self.assertEqual(both.count("Task exception was never retrieved"), 1,
+                         both)
+        p = cs("check", "--", BUGGY, "crash")
+        self.assertEqual((p.stdout + p.stderr).count("crashed: SIGSEGV"), 1,
+                         p.stdout + p.stderr)
+        # outside check the agent still speaks
+        p = subprocess.run([BUGGY, "unretrieved"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertIn("Task exception was never retrieved", p.stderr)
+
     def test_clean_passes(self):
         p = cs("check", "--", CLEAN)
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -95,8 +113,10 @@ class Check(unittest.TestCase):
         self.assertIn("0 reports", p.stderr)
 
     def test_command_status_when_no_failing_report(self):
-        p = cs("check", "--", "sh", "-c", "exit 3")
-        self.assertEqual(p.returncode, 3, p.stderr)
+        p = cs("check", "--allow-untraced", "--", "sh", "-c", "exit 7")
+        self.assertEqual(p.returncode, 7, p.stderr)
+        p = cs("check", "--", "sh", "-c", "%s pending; exit 7" % CLEAN)
+        self.assertEqual(p.returncode, 7, p.stderr)
 
     def test_fail_on_restricts(self):
         p = cs("check", "--fail-on", "deadlock,crash", "--", BUGGY,
@@ -154,6 +174,103 @@ class Check(unittest.TestCase):
         self.assertEqual([r["headline"] for r in doc["reports"]], ["h"])
         self.assertEqual(p.stderr.count("coscope: warning: check: skipping"), 4,
                          p.stderr)
+
+
+UNTRACED = 3  # check's exit status when it could not watch everything
+
+
+class Untraced(unittest.TestCase):
+    """check never passes what it could not see (issue 11, point 2)."""
+
+    def test_plain_program_fails(self):
+        for cmd in (["true"], ["sh", "-c", "echo hi; ls / >/dev/null"]):
+            with self.subTest(cmd=cmd):
+                p = cs("check", "--", *cmd)
+                self.assertEqual(p.returncode, UNTRACED, p.stderr)
+                self.assertIn("coscope: check: the command started no "
+                              "coscope process: nothing was checked",
+                              p.stderr)
+
+    def test_allow_untraced(self):
+        p = cs("check", "--allow-untraced", "--", "true")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("coscope: warning: check: the command started no "
+                      "coscope process", p.stderr)
+        # it never hides a finding
+        p = cs("check", "--allow-untraced", "--", BUGGY, "unretrieved")
+        self.assertEqual(p.returncode, 1, p.stderr)
+
+    def test_report_off_fails(self):
+        p = cs("check", "--", BUGGY, "unretrieved",
+               env={"COSCOPE_REPORT": "off"})
+        self.assertEqual(p.returncode, UNTRACED, p.stderr)
+        self.assertRegex(p.stderr, r"coscope: check: process \d+ \('%s'\) "
+                         r"ran without its agent \(COSCOPE_REPORT=off\)"
+                         % re.escape(BUGGY))
+        # one such process among traced ones is enough to fail
+        p = cs("check", "--", "sh", "-c",
+               "%s 10; COSCOPE_REPORT=off %s 10" % (CLEAN, CLEAN))
+        self.assertEqual(p.returncode, UNTRACED, p.stderr)
+
+    def test_static_binary_fails(self):
+        if not BUGGY_FULL:
+            self.skipTest("no fully static build (sanitizers)")
+        # its agent reports, but no interposer can reach it
+        p = cs("check", "--", BUGGY_FULL, "pending")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        p = cs("check", "--fail-on", "blocking", "--", BUGGY_FULL, "pending")
+        self.assertEqual(p.returncode, UNTRACED, p.stderr)
+        self.assertRegex(p.stderr, r"the interposer did not reach process "
+                         r"\d+ \('%s'; a static executable\?\)"
+                         % re.escape(BUGGY_FULL))
+        p = cs("check", "--no-preload", "--fail-on", "blocking", "--",
+               BUGGY_FULL, "pending")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_traced_program_passes(self):
+        p = cs("check", "--", CLEAN, "10")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("check: the", p.stderr)
+
+
+class Static(unittest.TestCase):
+    """A program linked with libcoscope.a: the same reports through run
+    and check as with libcoscope.so (issue 11, point 1)."""
+
+    def test_each_mode_fails_with_its_class(self):
+        for mode, cls, func in [("never-awaited", "never-awaited", "notify_user"),
+                                ("unretrieved", "unretrieved", "parse_profile"),
+                                ("pending", "pending", "heartbeat"),
+                                ("blocking-sleep", "blocking", "load_settings"),
+                                ("blocking-read", "blocking", "read_request"),
+                                ("lock-cycle", "deadlock", "flush_cache"),
+                                ("cpu-loop", "slow", "hasher"),
+                                ("crash", "crash", "parse_record")]:
+            with self.subTest(mode=mode):
+                p, doc = check_json(self, "--", BUGGY_STATIC, mode)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                mine = [r for r in doc["reports"] if r["class"] == cls]
+                self.assertEqual(len(mine), 1, doc["reports"])
+                names = [f["function"] for f in mine[0]["frames"]]
+                self.assertIn(func, names)
+                # the runtime's own frames are left out, as with the .so
+                self.assertFalse([n for n in names if n and
+                                  n.startswith("cs_")], names)
+                self.assertNotIn("check: the", p.stderr)
+
+    def test_run_shows_blocking(self):
+        p = cs("run", "--", BUGGY_STATIC, "blocking-sleep",
+               env={"COSCOPE_REPORT": "blocking"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stderr, r"coscope: blocking call usleep\(\) on "
+                         r"the event loop in task 'slow_handler'")
+        self.assertEqual(p.stderr.count("coscope: blocking call"), 1,
+                         p.stderr)
+
+    def test_clean_is_silent(self):
+        p = cs("check", "--", CLEAN_STATIC, "200")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("0 reports", p.stderr)
 
 
 class Formats(unittest.TestCase):

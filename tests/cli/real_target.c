@@ -7,6 +7,7 @@
  *                       CPU forever
  *   real_target sleep   "waiter" as above, and "blocker" blocked in libc's
  *                       sleep() on the loop thread
+ *   real_target gather  main in cs_gather over 300 "sleeper" tasks
  *
  * It prints "ready" on stdout once every task is where it says, then runs
  * until killed.
@@ -80,9 +81,32 @@ static void *blocker(void *arg)
     return NULL;
 }
 
+static void *sleeper(void *arg)
+{
+    if (arg) { /* the last to run: main and the others wait already */
+        printf("ready\n");
+        fflush(stdout);
+    }
+    cs_sleep(600 * 1000000000ll);
+    return NULL;
+}
+
+#define GATHERED 300
+
+static void *gather_main(void)
+{
+    static cs_task *t[GATHERED];
+    for (int i = 0; i < GATHERED; i++)
+        t[i] = cs_spawn("sleeper", sleeper, i == GATHERED - 1 ? t : NULL);
+    cs_gather(t, GATHERED, NULL);
+    return NULL;
+}
+
 static void *amain(void *arg)
 {
     const char *mode = arg;
+    if (strcmp(mode, "gather") == 0)
+        return gather_main();
     lock = cs_lock_new();
     cs_task *t[3];
     t[0] = cs_spawn("waiter", waiter, NULL);
@@ -99,8 +123,9 @@ static void *amain(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2 || (strcmp(argv[1], "spin") && strcmp(argv[1], "sleep"))) {
-        fprintf(stderr, "usage: real_target spin|sleep\n");
+    if (argc != 2 || (strcmp(argv[1], "spin") && strcmp(argv[1], "sleep") &&
+                      strcmp(argv[1], "gather"))) {
+        fprintf(stderr, "usage: real_target spin|sleep|gather\n");
         return 2;
     }
     return cs_run(amain, argv[1], NULL) < 0;

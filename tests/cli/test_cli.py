@@ -32,6 +32,9 @@ import unittest
 COSCOPE = os.environ.get("COSCOPE_BIN", "coscope")
 FAKE = os.environ.get("FAKE_TARGET", "fake_target")
 TIMEOUT = 60
+# `record -- CMD` preloads the interposer; under the sanitizers (PRELOAD
+# unset) an ASan interposer cannot be preloaded without libasan first.
+NO_PRELOAD = [] if os.environ.get("PRELOAD") else ["--no-preload"]
 SEG = "/dev/shm/coscope.%d"
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -361,6 +364,24 @@ class Ps(Case):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("other user (uid 0)", self.ps_row(r.stdout, t.pid))
 
+    def test_columns_whatever_the_status(self):
+        # "not a regular file, stale": longer than the other statuses
+        pid = free_pid()
+        os.mkdir(SEG % pid)
+        try:
+            with Target("park") as t:
+                r = coscope("ps")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("not a regular file, stale",
+                              self.ps_row(r.stdout, pid))
+                lines = r.stdout.splitlines()
+                col = lines[0].index("COMMAND")
+                line = self.ps_row(r.stdout, t.pid)
+                self.assertEqual(line[col:].split()[0], FAKE, r.stdout)
+                self.assertEqual(line[col - 1], " ", r.stdout)
+        finally:
+            os.rmdir(SEG % pid)
+
     def test_rejects_arguments(self):
         self.assert_error(coscope("ps", "--bogus"), "'--bogus'")
         self.assert_error(coscope("ps", "42"), "'42'")
@@ -418,7 +439,7 @@ class Tasks(Case):
             by = {x["name"]: x for x in doc["tasks"]}
             self.assertEqual(len(by), 12)
             self.assertEqual(by["main"]["waits_on"],
-                             {"reason": "task", "task": 2})
+                             {"reason": "task", "task": 2, "tasks": [2]})
             self.assertEqual(by["fetch_user"]["awaiter"], 1)
             self.assertEqual(by["db-writer"]["waits_on"],
                              {"reason": "lock", "lock": 100, "holder": 4})
@@ -826,9 +847,31 @@ class Record(Case):
             self.assertIn(", complete", out)
             self.assertRegex(out, r"tasks: 12 at the end \(")
             self.assertIn("warnings: 1 (slow 1)", out)
-            self.assertIn("slow: task 4 'lock-holder'", out)
+            self.assertIn("slow: task 4 'lock-holder' (before the recording)",
+                          out)
             self.assertRegex(out, r"#0 +0x[0-9a-f]+ slow_handler ")
-            self.assertIn("task 2 'fetch_user', then fd-read", out)
+            # all of it was in the rings before: said apart from the
+            # recording, which saw nothing (issue 11, point 5)
+            self.assertRegex(out, r"no events while recorded \(before it, "
+                             r"the rings still held %d events over " % got)
+            self.assertNotIn("slowest steps", out)
+
+    def test_recording_window_apart_from_the_backlog(self):
+        with Target("park") as t:
+            t.send("emit 50")
+            s = Sync("record", t.pid, "-o", self.file)
+            s.at("recording")
+            s.resume()
+            t.send("emit 7")
+            t.stop()
+            r = s.finish()
+            self.assertEqual(r.returncode, 0, r.stderr)
+            out = self.report()
+            got, lost = self.counts(out)
+            m = re.search(r"\), (\S+) of events while recorded \(before it, "
+                          r"the rings still held (\d+) events over ", out)
+            self.assertIsNotNone(m, out)
+            self.assertEqual(int(m.group(2)) + 7, got + lost)
 
     def test_record_until_the_process_exits(self):
         with Target("park") as t:
@@ -854,7 +897,7 @@ class Record(Case):
             self.assertIn(", complete", self.report())
 
     def test_record_a_command(self):
-        r = coscope("record", "-o", self.file, "--", FAKE, "park",
+        r = coscope("record", "-o", self.file, *NO_PRELOAD, "--", FAKE, "park",
                     input="emit 40\nwarn\nexit\n")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("recorded '%s'" % FAKE, r.stderr)
@@ -868,12 +911,26 @@ class Record(Case):
             coscope("record", t.pid, "-o", self.file, "--duration", "0.05")
         with open(self.file, "rb") as f:
             data = f.read()
+        full, _ = self.counts(self.report())
         cut = os.path.join(self.dir, "cut.cst")
+        size = len(data) // 2
         with open(cut, "wb") as f:
-            f.write(data[:len(data) - 200])
-        out = self.report(cut)
-        self.assertIn("truncated", out)
-        got, lost = self.counts(out)
+            f.write(data[:size])
+        # refused, as export and view refuse it, with where it is cut
+        r = coscope("report", cut)
+        self.assert_error(r, "'%s' is truncated or damaged after byte "
+                          % cut, "of %d (use --partial" % size)
+        for cmd in ("export", "view"):
+            self.assertIn("truncated or damaged after byte",
+                          coscope(cmd, cut, "--html", os.path.join(
+                              self.dir, "v.html")).stderr
+                          if cmd == "view" else coscope(cmd, cut).stderr)
+        r = coscope("report", "--partial", cut)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"cut or damaged after byte \d+ of %d"
+                         % size)
+        got, lost = self.counts(r.stdout)
+        self.assertLess(got, full)  # what it decoded, not what was written
         self.assertLessEqual(got, 100)
 
     def test_bad_input(self):
@@ -890,10 +947,11 @@ class Record(Case):
         self.assert_error(coscope("record", "-o", self.file), "missing")
         self.assert_error(coscope("record", "1", "-o", self.file, "-d", "x"),
                           "'x' is not a duration")
-        self.assert_error(coscope("record", "-o", self.file, "--",
-                                  "/nonexistent/cmd"),
+        self.assert_error(coscope("record", "-o", self.file, *NO_PRELOAD,
+                                  "--", "/nonexistent/cmd"),
                           "cannot run '/nonexistent/cmd'")
-        self.assert_error(coscope("record", "-o", self.file, "--", "true"),
+        self.assert_error(coscope("record", "-o", self.file, *NO_PRELOAD,
+                                  "--", "true"),
                           "'true' wrote no trace")
         self.assert_error(coscope("record", free_pid(), "-o", self.file),
                           "no process")
@@ -901,6 +959,40 @@ class Record(Case):
             self.assert_error(coscope("record", t.pid, "-o",
                                       "/nonexistent/dir/t.cst"),
                               "cannot write '/nonexistent/dir/t.cst'")
+
+    def test_command_output_checked_before_it_starts(self):
+        # the command would leave a mark; a bad -o must stop it first
+        mark = os.path.join(self.dir, "ran")
+        for path, why in (("/nonexistent/dir/t.cst", "no such file or "
+                           "directory"), (self.dir, "is a directory")):
+            with self.subTest(path=path):
+                r = coscope("record", "-o", path, *NO_PRELOAD, "--", "sh",
+                            "-c", "touch '%s'" % mark)
+                self.assert_error(r, "cannot write '%s': %s" % (path, why))
+                self.assertFalse(os.path.exists(mark))
+
+    @unittest.skipUnless(os.environ.get("PRELOAD"),
+                         "no interposer under the sanitizers")
+    def test_record_a_command_with_the_interposer(self):
+        # `record -- CMD` catches the blocking call `run -- CMD` catches
+        if not BUGGY:
+            self.skipTest("examples not built")
+        r = coscope("record", "-o", self.file, "--", BUGGY, "blocking-sleep",
+                    env={"COSCOPE_REPORT": "blocking"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("coscope: blocking call usleep()", r.stderr)
+        out = self.report()
+        self.assertRegex(out, r"warnings: \d+ \(.*blocking 1")
+        self.assertIn("load_settings", out)
+        # how long the call held the loop, as the agent said (usleep of
+        # 100 ms in buggy.c)
+        self.assertRegex(out, r"blocking: task \d+ 'slow_handler': usleep\(\) "
+                         r"held the loop for (1\d\d|[2-9]\d\d)(\.\d+)?ms")
+        # and without it, as asked, none
+        r = coscope("record", "-o", self.file, "--no-preload", "--", BUGGY,
+                    "blocking-sleep", env={"COSCOPE_REPORT": "blocking"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("blocking 1", self.report())
 
 
 # ---- real coscope programs (the runtime publishes the segment) -------------
@@ -976,13 +1068,46 @@ class Real(Case):
                              r"^lock \d+ held by task %s 'spinner'$" % spin[0])
             self.assertTrue(row_of(out, "waiter")[3].startswith("timer"))
             tree = self.tasks(p.pid, "--format", "tree")
-            self.assertRegex(tree, r"task \d+ 'locker': waiting on lock \d+ "
-                             r"held by task \d+ 'spinner'\n└── task \d+ "
-                             r"'spinner': running, on cpu")
+            # main gathers all three; the locker's lock holder under it
+            self.assertRegex(tree, r"task \d+ 'main': waiting on task \d+ "
+                             r"'waiter' and 2 more \(gather\)\n")
+            self.assertRegex(tree, r"\n├── task \d+ 'spinner': running, on "
+                             r"cpu")
+            self.assertRegex(tree, r"\n└── task \d+ 'locker': waiting on "
+                             r"lock \d+ held by task \d+ 'spinner'\n    └── "
+                             r"task \d+ 'spinner': running \(shown above\)")
             st = Stacks.frames_under(self, self.tasks(p.pid, "--stacks"),
                                      "locker")
             funcs = [f.split()[2] for f in st]
             self.assertIn("locker_wants_lock", funcs)
+
+    @unittest.skipUnless(REAL, "REAL_TARGET not built")
+    def test_the_whole_gather(self):
+        # main in cs_gather over 300 tasks: every one is awaited, in the
+        # table, the tree (folded past 10) and JSON (issue 11, point 6)
+        with Program([REAL, "gather"]) as p:
+            self.need_segment(p)
+            out = self.tasks(p.pid)
+            self.assertRegex(row_of(out, "main")[3],
+                             r"^task \d+ 'sleeper' and 299 more \(gather\)$")
+            tree = self.tasks(p.pid, "--format", "tree").splitlines()
+            self.assertRegex(tree[0], r"^task 1 'main': waiting on task \d+ "
+                             r"'sleeper' and 299 more \(gather\)$")
+            kids = [l for l in tree[1:] if l.startswith(("├── ", "└── "))]
+            self.assertEqual(len(kids), 11, tree)
+            self.assertEqual(kids[-1], "└── ... and 290 more awaited tasks")
+            self.assertTrue(all("'sleeper': waiting on timer" in l
+                                for l in kids[:-1]), kids)
+            # no sleeper is a root of its own
+            self.assertEqual([l for l in tree if l.startswith("task ")],
+                             tree[:1])
+            doc = json.loads(coscope("tasks", p.pid, "-f", "json").stdout)
+            main = [t for t in doc["tasks"] if t["name"] == "main"][0]
+            sleepers = sorted(t["id"] for t in doc["tasks"]
+                              if t["name"] == "sleeper")
+            self.assertEqual(len(sleepers), 300)
+            self.assertEqual(sorted(main["waits_on"]["tasks"]), sleepers)
+            self.assertIn(main["waits_on"]["task"], sleepers)
 
     @unittest.skipUnless(REAL, "REAL_TARGET not built")
     def test_task_blocked_in_sleep(self):
@@ -1045,7 +1170,7 @@ class Real(Case):
         d = tempfile.mkdtemp(prefix="coscope-cli-")
         try:
             path = os.path.join(d, "fetch.cst")
-            r = coscope("record", "-o", path, "--", FETCH, "0.01")
+            r = coscope("record", "-o", path, *NO_PRELOAD, "--", FETCH, "0.01")
             if "wrote no trace" in r.stderr:
                 self.skipTest("this runtime does not record yet")
             self.assertEqual(r.returncode, 0, r.stderr)
@@ -1074,8 +1199,178 @@ class Real(Case):
             self.assertIn("process %d exited" % p.pid, err)
             self.assertRegex(out, r"task \d+ 'fetch_data'  created at "
                              r".*fetch_data\.c:\d+")
+            # one line per creation, its name included: no "named" echo
+            self.assertNotIn("named '", out)
             self.assertRegex(out, r"task \d+ 'fetch_data'  ran \S+, waits on "
                              r"sleep")
+
+
+SAMELINE = os.environ.get("SAMELINE_TARGET")
+SAMELINE_SRC = os.environ.get("SAMELINE_SOURCE")
+
+
+def marked_line(path, mark):
+    """The line number of the line of path holding 'MARK: mark'."""
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if "MARK: " + mark in line:
+                return n
+    raise AssertionError("no MARK %r in %s" % (mark, path))
+
+
+FRAME_RE = re.compile(r"(?:in )?([A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+)?"
+                      r"( \[inlined\])? \(([^():]+):(\d+)\)")
+
+
+def frames_in(text):
+    """[(function, inlined, basename, line)] of every frame line in text."""
+    out = []
+    for line in text.splitlines():
+        m = FRAME_RE.search(line) if re.search(r"0x[0-9a-f]+", line) else None
+        if m:
+            out.append((m.group(1), bool(m.group(2)),
+                        os.path.basename(m.group(3)), int(m.group(4))))
+    return out
+
+
+@unittest.skipUnless(os.environ.get("PRELOAD"),
+                     "no interposer under the sanitizers")
+class SameLine(Case):
+    """Every tool names the same file:line for the same warning: the line
+    of the call (not the one after it), inlined callers included (issue
+    11, point 3)."""
+
+    def setUp(self):
+        if not SAMELINE:
+            self.skipTest("sameline_target not built")
+        self.dir = tempfile.mkdtemp(prefix="coscope-line-")
+        self.addCleanup(shutil.rmtree, self.dir)
+        src = os.path.basename(SAMELINE_SRC)
+        self.want = [("nap", True, src, marked_line(SAMELINE_SRC,
+                                                    "blocking call")),
+                     ("load_config", False, src,
+                      marked_line(SAMELINE_SRC, "inlined call")),
+                     ("handler", False, src, marked_line(SAMELINE_SRC,
+                                                         "caller"))]
+
+    def env(self, **kw):
+        return dict(os.environ, COSCOPE_REPORT="blocking",
+                    LD_PRELOAD=PRELOAD, **kw)
+
+    def ours(self, frames):
+        return [f for f in frames if f[0] in ("nap", "load_config",
+                                              "handler")]
+
+    def test_every_tool_names_the_same_lines(self):
+        trace = os.path.join(self.dir, "t.cst")
+        p = subprocess.Popen([SAMELINE], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=self.env(COSCOPE_RECORD=trace))
+        self.assertEqual(p.stdout.readline(), "ready\n")
+        w = Watcher(p.pid, "--all")
+        self.assertIn("watching", w.ready)
+        p.stdin.write("x\n")
+        p.stdin.close()
+        agent = p.stderr.read()
+        p.stdout.close()
+        p.stderr.close()
+        self.assertEqual(p.wait(TIMEOUT), 0, agent)
+        rc, watched, err = w.finish()
+        self.assertEqual(rc, 0, err)
+        got = {"agent": self.ours(frames_in(agent)),
+               "watch": self.ours(frames_in(watched))}
+        r = coscope("report", trace)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got["report"] = self.ours(frames_in(r.stdout))
+        out = os.path.join(self.dir, "t.json")
+        r = coscope("export", trace, "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            doc = json.load(f)
+        evs = doc["traceEvents"] if isinstance(doc, dict) else doc
+        stacks = ["\n".join(e["args"]["stack"]) for e in evs
+                  if "stack" in e.get("args", {})]
+        self.assertEqual(len(stacks), 1, stacks)
+        got["export"] = self.ours(frames_in(stacks[0]))
+        r = subprocess.run([COSCOPE, "check", "--format", "json", "--",
+                            SAMELINE], input="x\n", capture_output=True,
+                           text=True, timeout=TIMEOUT,
+                           env=dict(os.environ, COSCOPE_REPORT="blocking"))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        rep = json.loads(r.stdout)["reports"]
+        self.assertEqual(len(rep), 1, rep)
+        got["check"] = self.ours([(f["function"], bool(f.get("inlined")),
+                                   os.path.basename(f["file"] or ""),
+                                   f["line"]) for f in rep[0]["frames"]])
+        for tool, frames in got.items():
+            with self.subTest(tool=tool):
+                self.assertEqual(frames, self.want)
+
+
+class UserStacks(Case):
+    """--stacks shows the user's frames, every task has a creation site,
+    and JSON says null, never "" (issue 11, point 7)."""
+
+    def setUp(self):
+        if not SAMELINE:
+            self.skipTest("sameline_target not built")
+        self.p = subprocess.Popen([SAMELINE], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.addCleanup(self.finish)
+        self.assertEqual(self.p.stdout.readline(), "ready\n")
+
+    def finish(self):
+        self.p.kill()  # before its blocking call: nothing to report
+        self.p.stdin.close()
+        self.p.stdout.close()
+        self.p.wait(TIMEOUT)
+        remove(SEG % self.p.pid)  # killed: its atexit did not run
+
+    def test_runtime_frames_hidden_unless_asked(self):
+        r = coscope("tasks", self.p.pid, "--stacks")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        funcs = re.findall(r"#\d+ +0x[0-9a-f]+ (\S+)", r.stdout)
+        self.assertIn("handler", funcs)
+        self.assertIn("amain", funcs)
+        self.assertFalse([f for f in funcs if f.startswith("cs_")], funcs)
+        r = coscope("tasks", self.p.pid, "--stacks", "--runtime-frames")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        funcs = re.findall(r"#\d+ +0x[0-9a-f]+ (\S+)", r.stdout)
+        for f in ("cs__wait", "cs__task_entry", "handler"):
+            self.assertIn(f, funcs)
+
+    def test_every_task_has_a_site(self):
+        src = os.path.basename(SAMELINE_SRC)
+        r = coscope("tasks", self.p.pid, "-f", "json", "--stacks")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        doc = json.loads(r.stdout)
+        sites = {t["name"]: t["site"] for t in doc["tasks"]}
+        self.assertEqual(sites, {
+            "main": "%s:%d" % (SAMELINE_SRC, marked_line(SAMELINE_SRC,
+                                                         "run site")),
+            "handler": "%s:%d" % (SAMELINE_SRC, marked_line(SAMELINE_SRC,
+                                                            "spawn site"))})
+        self.assertTrue(all(src in v for v in sites.values()))
+        # the table too
+        out = coscope("tasks", self.p.pid).stdout
+        self.assertIn("%s:%d" % (SAMELINE_SRC, marked_line(SAMELINE_SRC,
+                                                           "spawn site")),
+                      out)
+
+        def strings(v):
+            if isinstance(v, dict):
+                for x in v.values():
+                    yield from strings(x)
+            elif isinstance(v, list):
+                for x in v:
+                    yield from strings(x)
+            else:
+                yield v
+        self.assertNotIn("", list(strings(doc)))
+        for t in doc["tasks"]:
+            self.assertGreater(t["runtime_frames_hidden"], 0, t)
+            self.assertFalse([f for f in t["stack"]
+                              if (f["function"] or "").startswith("cs_")])
 
 
 class Symbols(Case):

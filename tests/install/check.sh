@@ -23,6 +23,23 @@ LD_LIBRARY_PATH="$libdir" "$tmp/cb/consumer_shared"
 "$tmp/cb/consumer_static"
 echo "find_package consumer (shared, static): ok"
 
+# The agent comes with the runtime in every link mode (issue 11): shared,
+# libcoscope.a in a dynamic program (CMake), fully static through
+# `pkg-config --static` alone.
+reported() {
+  "$@" 2>"$tmp/err" || { echo "FAIL: $1 exited $?" >&2; exit 1; }
+  grep -q "coscope: coroutine 'send_email' was never awaited" "$tmp/err" ||
+    { echo "FAIL: $1: no never-awaited report" >&2; cat "$tmp/err" >&2; exit 1; }
+}
+cc -o "$tmp/leak_pc" "$here/leak.c" $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs coscope)
+LD_LIBRARY_PATH="$libdir" reported "$tmp/leak_pc"
+reported "$tmp/cb/leak_static"
+cc -static -o "$tmp/leak_full" "$here/leak.c" \
+  $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --static --cflags --libs coscope) 2>"$tmp/ld" ||
+  { cat "$tmp/ld" >&2; echo "FAIL: cc -static with pkg-config --static" >&2; exit 1; }
+reported "$tmp/leak_full"
+echo "agent in every link mode (shared, libcoscope.a, -static): ok"
+
 # `coscope run` finds the installed interposer next to the installed binary
 # (../lib...), not the build tree's.
 if [ -x "$tmp/prefix/bin/coscope" ]; then

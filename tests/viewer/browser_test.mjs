@@ -239,6 +239,39 @@ async function testHtml(browser) {
   }
 }
 
+// 600 lanes, one 83 ms step and one blocking-call warning far down: the
+// view opens with both in sight, their lanes first and marked (issue 11,
+// point 9), without a click.
+async function testMany(browser) {
+  const file = gen('many');
+  const html = path.join(WORK, 'many.html');
+  execFileSync(COSCOPE, ['view', file, '--html', html]);
+  const page = await open(browser, 'file://' + html, 'many.html');
+  const st = await page.evaluate(() => {
+    const tl = coscopeViewer.timeline, m = coscopeViewer.model;
+    const rows = Math.floor((tl.height - 26) / 20);  // AXIS_H, LANE_H
+    const first = Math.floor(tl.scrollY / 20);
+    const seen = tl.lanes.slice(first, first + rows);
+    const lane = name => seen.find(l => l.kind === 'task' && l.label === name);
+    const slow = m.tasks.find(t => t.label === 'slowpoke');
+    let longest = 0, at = 0;
+    for (let i = slow.first; i < slow.first + slow.count; i++)
+      if (m.steps.end[i] - m.steps.start[i] > longest) { longest = m.steps.end[i] - m.steps.start[i]; at = m.steps.start[i]; }
+    const from = tl.t0, to = tl.t0 + tl.scale * tl.plotW;
+    const marked = tl.lanes.filter(l => l.finding).map(l => l.label);
+    return { lanes: tl.lanes.length, rows, marked, slow: lane('slowpoke') ? lane('slowpoke').finding : null,
+      blocker: lane('blocker') ? lane('blocker').finding : null, longest,
+      inTime: at >= from && at + longest <= to, state: document.body.dataset.state };
+  });
+  check(st.state === 'ready' && st.lanes === 601, 'many: 600 task lanes and a loop lane ' + JSON.stringify(st));
+  check(st.slow === 'slow step' && st.longest >= 83e6 && st.inTime,
+    'many: the 83 ms step\'s lane is in sight on opening, marked, the step in the time range ' + JSON.stringify(st));
+  check(st.blocker === 'blocking', 'many: the blocking warning\'s lane is in sight on opening, marked ' + JSON.stringify(st));
+  check(st.marked.join() === 'slowpoke,blocker', 'many: only the lanes with findings are marked ' + JSON.stringify(st.marked));
+  await page.screenshot({ path: path.join(SHOTS, 'many-findings-first.png') });
+  await page.close();
+}
+
 async function testBig(browser) {
   const file = gen('big', '1000000');
   const { url, proc } = await serve(file);
@@ -379,7 +412,7 @@ async function main() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   try {
-    for (const t of [testThree, testHtml, testReal, testBig]) {
+    for (const t of [testThree, testHtml, testMany, testReal, testBig]) {
       try { await t(browser); } catch (e) { check(false, t.name + ' threw: ' + (e.stack || e)); }
     }
   } finally {

@@ -204,6 +204,32 @@ static void gen_big(uint64_t n)
     }
 }
 
+/* 600 tasks on one loop, each a few short steps; task 450 'slowpoke'
+ * has one 83 ms step and task 520 'blocker' a blocking-call warning: the
+ * viewer must open with both in sight (issue 11, point 9). */
+static void gen_many(void)
+{
+    enum { TASKS = 600 };
+    start(1024, 1);
+    cs__trace_ring *r = cs__trace_ring_acquire();
+    for (uint64_t k = 1; k <= TASKS; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s", k == 450   ? "slowpoke"
+                                          : k == 520 ? "blocker"
+                                                     : "conn");
+        task_new(r, 0, k, name, "many.c:42", 0);
+    }
+    uint64_t now = 0;
+    for (int round = 0; round < 3; round++)
+        for (uint64_t k = 1; k <= TASKS; k++) {
+            uint64_t ran = k == 450 && round == 1 ? 83 * MS : 5000;
+            if (k == 520 && round == 2)
+                warning(r, now + 1000, k, CS_WARN_BLOCKING, 0x405000);
+            step(r, k, now, now + ran, CS_WAIT_FD_READ, 3, 0);
+            now += ran;
+        }
+}
+
 /* A yield batch (runtime/trace.h): 'a' yields once, timed; then a batch
  * of 6 steps from 1 to 10 us, 2 yields of a and 3 of b, and a's return,
  * begun inside it (its share, 1.5 us); b's return is timed again. */
@@ -247,6 +273,8 @@ int main(int argc, char **argv)
         start(4, 1);
     else if (strcmp(argv[1], "batch") == 0)
         gen_batch();
+    else if (strcmp(argv[1], "many") == 0)
+        gen_many();
     else if (strcmp(argv[1], "big") == 0 && argc > 3)
         gen_big(strtoull(argv[3], NULL, 10));
     else {
