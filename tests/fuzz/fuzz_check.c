@@ -69,7 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     spit(spath, nul ? nul + 1 : data, nul ? size - nrep - 1 : 0);
 
     struct reports rs = {0};
-    collect(dir, &rs);
+    struct seen sn = {0};
+    collect(dir, &rs, &sn);
     struct suppression *supp = NULL;
     size_t nsupp = 0;
     if (load_suppressions(spath, &supp, &nsupp) != CLI_OK)
