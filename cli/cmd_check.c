@@ -65,6 +65,7 @@ struct frame {
     char func[128];
     char file[256];
     long line;
+    int library; /* a library's frame (asyncio's, the standard library's) */
 };
 
 struct report {
@@ -315,6 +316,11 @@ static int frame_field(struct jp *p, const char *key, void *ctx)
         return jstr_or_null(p, f->file, sizeof f->file);
     if (strcmp(key, "line") == 0)
         return jnum(p, &f->line);
+    if (strcmp(key, "library") == 0) {
+        ws(p);
+        f->library = *p->s == 't';
+        return jlit(p, f->library ? "true" : "false");
+    }
     return jskip(p);
 }
 
@@ -577,7 +583,7 @@ static const struct frame *culprit(const struct report *r)
         const char *file = r->frames[k].file;
         size_t n = strlen(file);
         if (file[0] == '\0' || r->frames[k].line <= 0 ||
-            strncmp(file, "../", 3) == 0 ||
+            r->frames[k].library || strncmp(file, "../", 3) == 0 ||
             (n >= 11 && strcmp(file + n - 11, "interpose.c") == 0))
             continue;
         return &r->frames[k];

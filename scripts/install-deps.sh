@@ -3,7 +3,8 @@
 # missing.  Needs root; otherwise it only says what is missing.
 set -u
 PKGS="cmake make gcc pkg-config libunwind-dev libelf-dev libdw-dev libcmocka-dev
-libncurses-dev valgrind python3 tmux libxml2-utils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+libncurses-dev valgrind python3 tmux libxml2-utils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+python3-dev python3-pytest"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
