@@ -67,6 +67,11 @@ static void print_frames(const struct cli_task *r, const char *indent)
     }
     for (int k = 0; k < r->depth; k++) {
         const struct cli_frame *f = &r->frames[k];
+        if (f->ip == 0 && f->file[0]) { /* an asyncio await chain */
+            printf("%s#%-2d %s:%d in %s\n", indent, k, f->file, f->line,
+                   f->func);
+            continue;
+        }
         printf("%s#%-2d 0x%012llx %s", indent, k, (unsigned long long)f->ip,
                f->func[0] ? f->func : "??");
         if (f->file[0])
