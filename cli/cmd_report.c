@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "timeline.h"
 
 const char cmd_report_usage[] =
     "usage: coscope report <file>\n"
@@ -117,7 +118,9 @@ static void account(struct report *r, const cs_trace_event *e)
         r->warn_kinds[e->reason < CS_WARN_COUNT ? e->reason : CS_WARN_COUNT]++;
         if (r->nwarnings < TOP_WARNINGS)
             r->warnings[r->nwarnings++] =
-                (struct warning){e->task_id, e->reason, e->arg};
+                (struct warning){e->task_id, e->reason,
+                                 e->arg | (e->flags & CS_RECF_PYSTACK
+                                               ? CLI_TL_PYSTACK : 0u)};
         break;
     case CS_EV_LOOP_ITER: {
         struct loop *l = &r->loops[e->ring];
@@ -218,6 +221,19 @@ static void print_warnings(struct report *r)
             printf(": task %llu '%s'", (unsigned long long)w->task,
                    name_of(r, w->task, n, sizeof n));
         putchar('\n');
+        if (w->stack & CLI_TL_PYSTACK) { /* headline, then a frame a line */
+            char text[CS_STRING_MAX + 1];
+            char *save = NULL, *ln;
+            if (cs_trace_string(r->t, w->stack & ~CLI_TL_PYSTACK, text,
+                                sizeof text) < 0)
+                continue;
+            ln = strtok_r(text, "\n", &save);
+            if (ln)
+                printf("      %s\n", cli_sanitize(ln));
+            for (int k = 0; (ln = strtok_r(NULL, "\n", &save)) != NULL; k++)
+                printf("      #%-2d %s\n", k, cli_sanitize(ln));
+            continue;
+        }
         uint64_t ips[CS_STACK_MAX];
         int d =
             w->stack ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX) : 0;
