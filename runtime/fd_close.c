@@ -102,10 +102,8 @@ static void cs__fd_drop_waiters(cs__fd *f)
     }
 }
 
-void cs__fd_renew(cs__loop *loop, int fd, cs__fd *f)
+void cs__fd_renew(cs__fd *f)
 {
-    (void)loop;
-    (void)fd;
     cs__fd_drop_waiters(f);
     memset(f, 0, sizeof(*f));
 }
@@ -119,7 +117,7 @@ void cs__fd_sweep(cs__loop *loop)
         cs__fd *f = &loop->fds[fd];
         if (f->registered && (f->reader || f->writer) &&
             !cs__fd_current(fd, f))
-            cs__fd_renew(loop, fd, f);
+            cs__fd_renew(f);
     }
 }
 

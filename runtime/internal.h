@@ -354,7 +354,7 @@ extern uint32_t cs__fd_closes;
 /* Marks fd registered; its generation to keep, 0 if not tracked. */
 uint32_t cs__fd_gen_register(int fd);
 /* f's file is gone: wakes its waiters with CS_EBADF, forgets f. */
-void cs__fd_renew(cs__loop *loop, int fd, cs__fd *f);
+void cs__fd_renew(cs__fd *f);
 /* Renews every waited-on fd whose file is gone. */
 void cs__fd_sweep(cs__loop *loop);
 /* Whether f's registration is still for the file fd names. */

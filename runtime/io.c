@@ -69,7 +69,7 @@ static cs__fd *cs__fd_prepare(cs__loop *loop, int fd, int *err)
     }
     if (!f->registered || cs_unlikely(!cs__fd_current(fd, f))) {
         if (f->registered) /* closed and reused behind our back */
-            cs__fd_renew(loop, fd, f);
+            cs__fd_renew(f);
         if ((*err = cs__set_nonblock(fd)) < 0)
             return NULL;
         f->gen = cs__fd_gen_register(fd);

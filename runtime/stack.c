@@ -90,7 +90,6 @@ typedef struct cs__slab {
     bool on_free_list;
     uint64_t *free_bits;        /* bit i: slot i is free */
     uint64_t *guard_bits;       /* bit i: slot i has its guard */
-    uint64_t *seen_bits;        /* bit i: a guard was tried for slot i */
 } cs__slab;
 
 static size_t cs__page;
@@ -246,7 +245,7 @@ static void cs__stack_init(cs__stack *s, char *lo, size_t size,
 static cs__slab *cs__slab_new(cs__loop *loop, size_t n, size_t slot)
 {
     size_t words = (n + 63) / 64;
-    cs__slab *sl = calloc(1, sizeof(*sl) + 3 * words * sizeof(uint64_t));
+    cs__slab *sl = calloc(1, sizeof(*sl) + 2 * words * sizeof(uint64_t));
 
     if (!sl)
         return NULL;
@@ -265,7 +264,6 @@ static cs__slab *cs__slab_new(cs__loop *loop, size_t n, size_t slot)
     sl->nslots = sl->nfree = n;
     sl->free_bits = (uint64_t *)(sl + 1);
     sl->guard_bits = sl->free_bits + words;
-    sl->seen_bits = sl->guard_bits + words;
     for (size_t i = 0; i < n; i++)
         CS__SET(sl->free_bits, i);
     sl->next = loop->slabs;
@@ -302,12 +300,11 @@ static int cs__slab_carve(cs__loop *loop, cs__stack *s)
     CS__CLR(sl->free_bits, i);
     sl->nfree--;
     lo = sl->base + i * slot + cs__page;
-    if (!CS__BIT(sl->seen_bits, i)) {
-        CS__SET(sl->seen_bits, i);
-        if (cs__guard_install(lo - cs__page)) {
-            CS__SET(sl->guard_bits, i);
-            sl->nmprotect += cs__guard_mode == CS__GUARD_MPROTECT;
-        }
+    /* a guard outlives its stack's release; one that could not be made
+     * (budget spent) is tried again, costing no system call then */
+    if (!CS__BIT(sl->guard_bits, i) && cs__guard_install(lo - cs__page)) {
+        CS__SET(sl->guard_bits, i);
+        sl->nmprotect += cs__guard_mode == CS__GUARD_MPROTECT;
     }
     cs__stack_init(s, lo, loop->stack_default, sl,
                    CS__BIT(sl->guard_bits, i) != 0);

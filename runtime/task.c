@@ -316,6 +316,22 @@ cs_task *cs__task_new(cs__loop *loop, const char *name, cs_fn fn, void *arg,
     return t;
 }
 
+/* t's status is final: marks it ended, tells the agent of a failure nobody
+ * will retrieve, and wakes its awaiter.  Shared by a task's own end and a
+ * start that failed. */
+static void cs__task_finished(cs__loop *loop, cs_task *t)
+{
+    t->state = CS__DONE;
+    loop->ntasks--;
+    if (t->detached && cs__task_failed(t))
+        CS__HOOK(task_unretrieved, t);
+    if (t->awaiter) {
+        cs_task *a = t->awaiter;
+        t->awaiter = NULL;
+        cs__wake(a, 0);
+    }
+}
+
 /* Ends t, which never ran, with error `code`: as cs__task_end, but from
  * the context that was about to switch to it. */
 static void cs__task_fail_start(cs__loop *loop, cs_task *t, int code,
@@ -325,17 +341,9 @@ static void cs__task_fail_start(cs__loop *loop, cs_task *t, int code,
     t->status = code;
     free(t->errmsg);
     t->errmsg = msg ? strdup(msg) : NULL;
-    t->state = CS__DONE;
-    loop->ntasks--;
     if (t->tr_ref)
         cs__trace_task_failed(loop, t);
-    if (t->detached)
-        CS__HOOK(task_unretrieved, t);
-    if (t->awaiter) {
-        cs_task *a = t->awaiter;
-        t->awaiter = NULL;
-        cs__wake(a, 0);
-    }
+    cs__task_finished(loop, t);
     if (t->detached)
         cs__task_release(t);
 }
@@ -389,15 +397,7 @@ void cs__task_end(cs_task *t)
         t->has_status = true;
         t->status = CS_ECANCELLED;
     }
-    t->state = CS__DONE;
-    loop->ntasks--;
-    if (t->detached && cs__task_failed(t))
-        CS__HOOK(task_unretrieved, t);
-    if (t->awaiter) {
-        cs_task *a = t->awaiter;
-        t->awaiter = NULL;
-        cs__wake(a, 0);
-    }
+    cs__task_finished(loop, t);
     cs__task_reap(loop); /* the previous ended task: not running */
     loop->reap = t;
     cs__jump(loop, t, cs__pick(loop), true);
