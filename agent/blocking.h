@@ -26,5 +26,11 @@ typedef void cs_agent_blocking_fn(const char *call, int64_t took_ns,
 #define CS_PRELOAD_ATTACH_SYM "cs_preload_attach"
 typedef int cs_preload_attach_fn(void *(*current_task)(void),
                                  cs_agent_blocking_fn *report);
+/* For a coscope loaded after start-up without global symbols (the Python
+ * extension, python/): hands the interposer its "is a task running on
+ * this thread" and report functions.  Found with dlsym(RTLD_DEFAULT). */
+#define CS_PRELOAD_REGISTER_SYM "cs_preload_register"
+typedef void cs_preload_register_fn(void *(*current)(void),
+                                    cs_agent_blocking_fn *report);
 
 #endif

@@ -153,7 +153,12 @@ void cli_test_point(const char *name);
  * this binary (../<libdir>), else the build tree's, else the install
  * libdir's; NULL if none exists. */
 const char *cli_preload_path(void);
-/* Runs argv with preload (if not NULL) appended to LD_PRELOAD and
+/* The asyncio bridge's directory (coscope package + sitecustomize):
+ * $COSCOPE_PYTHONPATH, else installed next to this binary, else the build
+ * tree's, else the install libdir's; NULL if none exists. */
+const char *cli_python_path(void);
+/* Runs argv with preload (if not NULL) appended to LD_PRELOAD, the
+ * asyncio bridge first on PYTHONPATH (cli_python_path), and
  * COSCOPE_REPORT_DIR=report_dir (if not NULL), its stdout on our stderr
  * if out_to_err (a document on our stdout stays whole), waits (ignoring
  * SIGINT/SIGQUIT meanwhile, like system()) and stores its wait status.

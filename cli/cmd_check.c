@@ -76,6 +76,7 @@ struct frame {
     char file[256];
     long line;
     int inlined; /* an inlined call at ip */
+    int library; /* a library's frame (asyncio's, the standard library's) */
 };
 
 struct report {
@@ -334,6 +335,8 @@ static int frame_field(struct jp *p, const char *key, void *ctx)
         return jnum(p, &f->line);
     if (strcmp(key, "inlined") == 0)
         return jbool(p, &f->inlined);
+    if (strcmp(key, "library") == 0)
+        return jbool(p, &f->library);
     return jskip(p);
 }
 
@@ -716,7 +719,7 @@ static const struct frame *culprit(const struct report *r)
         const char *file = r->frames[k].file;
         size_t n = strlen(file);
         if (file[0] == '\0' || r->frames[k].line <= 0 ||
-            strncmp(file, "../", 3) == 0 ||
+            r->frames[k].library || strncmp(file, "../", 3) == 0 ||
             (n >= 11 && strcmp(file + n - 11, "interpose.c") == 0))
             continue;
         return &r->frames[k];

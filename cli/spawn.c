@@ -88,6 +88,56 @@ int cli_output_check(const char *path)
     return CLI_OK;
 }
 
+static int has_bridge(const char *dir)
+{
+    char p[PATH_MAX + 64];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/coscope/__init__.py", dir);
+    return dir[0] != '\0' && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+const char *cli_python_path(void)
+{
+    static char buf[PATH_MAX + 64];
+    char exe[PATH_MAX];
+    const char *env = getenv("COSCOPE_PYTHONPATH");
+    if (env != NULL && env[0] != '\0')
+        return has_bridge(env) ? env : NULL;
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(buf, sizeof buf, "%s/%s/coscope/python", exe,
+                     COSCOPE_PRELOAD_LIBDIR_REL);
+            if (has_bridge(buf))
+                return buf;
+        }
+    }
+    if (has_bridge(COSCOPE_PYTHON_BUILD))
+        return COSCOPE_PYTHON_BUILD;
+    if (has_bridge(COSCOPE_PYTHON_INSTALL))
+        return COSCOPE_PYTHON_INSTALL;
+    return NULL;
+}
+
+/* Puts dir first on PYTHONPATH (in the child, before exec). */
+static void prepend_pythonpath(const char *dir)
+{
+    const char *old = getenv("PYTHONPATH");
+    if (old == NULL || old[0] == '\0') {
+        setenv("PYTHONPATH", dir, 1);
+        return;
+    }
+    size_t len = strlen(old) + strlen(dir) + 2;
+    char *v = malloc(len);
+    if (v != NULL) {
+        snprintf(v, len, "%s:%s", dir, old);
+        setenv("PYTHONPATH", v, 1);
+    }
+}
+
 int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
                    const char *report_dir, int out_to_err, int *status)
 {
@@ -111,6 +161,9 @@ int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
             /* check prints each report itself: not the agent's copy too */
             setenv("COSCOPE_REPORT_STDERR", "off", 1);
         }
+        const char *py = cli_python_path();
+        if (py != NULL)
+            prepend_pythonpath(py);
         if (out_to_err)
             dup2(2, 1);
         execvp(argv[0], argv);

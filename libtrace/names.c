@@ -91,6 +91,7 @@ const char *cs_trace_wait_name(unsigned reason)
         [CS_WAIT_FD_WRITE] = "fd-write",
         [CS_WAIT_THREAD] = "thread",
         [CS_WAIT_YIELD] = "yield",
+        [CS_WAIT_FUTURE] = "future",
         [CS_STOP_DONE] = "done",
         [CS_STOP_RAISED] = "raised",
         [CS_STOP_CANCELLED] = "cancelled",

@@ -4,7 +4,7 @@
 set -u
 PKGS="cmake make gcc pkg-config libunwind-dev libelf-dev libdw-dev libcmocka-dev
 libncurses-dev valgrind python3 tmux libxml2-utils gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-clang"
+clang python3-dev python3-pytest"
 # libFuzzer (tests/fuzz) is in the runtime package of the installed clang.
 clang_v=$(clang -dumpversion 2>/dev/null | cut -d. -f1)
 [ -n "$clang_v" ] && PKGS="$PKGS libclang-rt-$clang_v-dev"

@@ -237,7 +237,7 @@
 #include <stdint.h>
 
 #define CS_FORMAT_MAJOR 1
-#define CS_FORMAT_MINOR 2
+#define CS_FORMAT_MINOR 3
 
 #define CS_SEG_MAGIC "COSCOPES"  /* 8 bytes, no NUL */
 #define CS_FILE_MAGIC "COSCOPEF" /* 8 bytes, no NUL */
@@ -304,7 +304,8 @@ enum cs_wait_reason {
     CS_WAIT_FD_WRITE = 9,   /* target = fd; aux = deadline or 0 */
     CS_WAIT_THREAD = 10,    /* to_thread call in a worker */
     CS_WAIT_YIELD = 11,     /* yielded, ready to run again */
-    CS_WAIT_COUNT = 12,
+    CS_WAIT_FUTURE = 12,    /* (minor 3) an asyncio future; target 0 */
+    CS_WAIT_COUNT = 13,
 };
 
 /* Why a step ended: a wait reason, or one of these (step record reason). */
@@ -330,6 +331,11 @@ enum cs_task_state {
 #define CS_TASKF_CANCEL_REQUESTED 0x1u /* cs_cancel() was called on it */
 #define CS_TASKF_DETACHED 0x2u         /* nobody holds its handle */
 #define CS_TASKF_REGS_VALID 0x4u       /* sp/fp/ip describe the parked task */
+/* (minor 3) an asyncio task (python/): sp, fp and ip hold its await chain
+ * as up to 6 u32 string ids ("file:line in function"), innermost first,
+ * 0 after the last; reserved0 is the chain's full depth */
+#define CS_TASKF_PYTHON 0x8u
+#define CS_PY_CHAIN_MAX 6
 
 /* Warning kinds (reason byte of a CS_EV_WARNING record). */
 enum cs_warning_kind {
@@ -388,6 +394,9 @@ enum cs_event_type {
 /* CS_EV_STEP: the step began inside the batch that ends with the previous
  * CS_EV_BATCH (same ts): arg is its share of that batch, an estimate */
 #define CS_RECF_BATCHED 0x2u
+/* (minor 3) CS_EV_WARNING: arg is a string id, a Python stack, one frame
+ * a line ("file:line in function"), innermost first */
+#define CS_RECF_PYSTACK 0x4u
 
 #define CS_REC_INFO(type, reason, flags)                                    \
     ((uint32_t)(type) | ((uint32_t)(reason) << 8) | ((uint32_t)(flags) << 16))

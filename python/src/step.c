@@ -1,0 +1,301 @@
+/*
+ * step.c - asyncio.events.Handle._run, in C.
+ *
+ * Every callback an asyncio loop runs, task steps included, goes through
+ * Handle._run (pure Python on 3.11, called by BaseEventLoop._run_once).
+ * This replacement does what it does - run the callback in the handle's
+ * context, hand an exception to the loop's exception handler - and around
+ * it: stamps {start, task} into the thread's ring header (the watchdog and
+ * `coscope top` read it), and when the step ends writes one step record
+ * and the task's slot: state, what it awaits, and its await chain (where.c).
+ * A step longer than COSCOPE_SLOW_MS is reported with the stack the
+ * watchdog sampled while it still ran.
+ */
+#include "cspy.h"
+
+#include <structmember.h>
+
+static PyTypeObject *handle_type;
+static Py_ssize_t off_callback, off_args, off_context;
+static PyObject *s_fut_waiter, *s_done, *on_error;
+
+/* Reads a __slots__ member of a Handle (borrowed, may be NULL). */
+#define SLOT(self, off) (*(PyObject **)((char *)(self) + (off)))
+
+static unsigned task_done_reason(PyObject *task)
+{
+    PyObject *d = PyObject_CallMethodNoArgs(task, s_done);
+    unsigned r = d == Py_True ? CS_STOP_DONE : CS_WAIT_YIELD;
+    Py_XDECREF(d);
+    if (d == NULL)
+        PyErr_Clear();
+    return r;
+}
+
+/* Follows "awaits task" edges from r's target; 1 if they come back to r. */
+static int cycle_from(cs_py_row *r, PyObject *target, PyObject **members,
+                      int *n)
+{
+    PyObject *x = target;
+    *n = 0;
+    for (int i = 0; x && i < 64; i++) {
+        cs_py_row *rx = cs_py_row_find(x);
+        if (rx == NULL)
+            return 0;
+        members[(*n)++] = rx->task;
+        if (rx == r)
+            return 1;
+        x = (PyObject *)(uintptr_t)rx->wait_task;
+    }
+    return 0;
+}
+
+static void report_cycle(cs_py_row *r, PyObject *target)
+{
+    PyObject *members[64];
+    int n;
+    if (r->reported || !cycle_from(r, target, members, &n) || !cs_py_report_cb)
+        return;
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return;
+    for (int i = 0; i < n; i++) {
+        cs_py_row *m = cs_py_row_find(members[i]);
+        if (m)
+            m->reported = 1;
+        PyList_Append(list, members[i]);
+    }
+    PyObject *res = PyObject_CallFunction(cs_py_report_cb, "sO", "deadlock", list);
+    Py_XDECREF(res);
+    Py_DECREF(list);
+    PyErr_Clear();
+}
+
+void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
+{
+    PyObject *task = r->task;
+    unsigned state = CS_TASK_READY, reason, cw = CS_WAIT_NONE;
+    uint64_t target = 0;
+    uint32_t ids[CS_PY_CHAIN_MAX] = {0};
+    int depth = 0;
+    PyObject *w = PyObject_GetAttr(task, s_fut_waiter);
+
+    r->wait_task = 0;
+    if (w == NULL) {
+        PyErr_Clear();
+        reason = CS_WAIT_YIELD;
+    } else if (w == Py_None) {
+        reason = task_done_reason(task);
+        if (reason == CS_STOP_DONE)
+            state = CS_TASK_DONE;
+    } else {
+        state = CS_TASK_WAITING;
+        reason = CS_WAIT_FUTURE;
+        if (PyObject_TypeCheck(w, (PyTypeObject *)cs_py_task_type)) {
+            cs_py_row *o = cs_py_row_of(w);
+            reason = CS_WAIT_TASK;
+            if (o) {
+                target = o->id;
+                r->wait_task = (uint64_t)(uintptr_t)w;
+                report_cycle(r, w);
+            }
+        }
+    }
+    Py_XDECREF(w);
+    if (state != CS_TASK_DONE) {
+        if (r->coro)
+            depth = cs_py_chain(r->coro, ids, CS_PY_CHAIN_MAX, &cw);
+        if (state == CS_TASK_WAITING && cw != CS_WAIT_NONE && reason != CS_WAIT_TASK)
+            reason = cw;
+        cs_py_row_name(r);
+        memcpy(r->chain, ids, sizeof(r->chain));
+    }
+    cs_task_slot *s = cs__trace_task_begin(r->ref);
+    if (s) {
+        CS__TRACE_SET(s->state, (uint8_t)(state == CS_TASK_DONE ? CS_TASK_RUNNING : state));
+        CS__TRACE_SET(s->wait, (uint8_t)(reason < CS_WAIT_COUNT ? reason : 0));
+        CS__TRACE_SET(s->wait_target, target);
+        CS__TRACE_SET(s->steps, s->steps + 1);
+        CS__TRACE_SET(s->run_ticks, s->run_ticks + (t1 - t0));
+        CS__TRACE_SET(s->sp, (uint64_t)ids[0] | (uint64_t)ids[1] << 32);
+        CS__TRACE_SET(s->fp, (uint64_t)ids[2] | (uint64_t)ids[3] << 32);
+        CS__TRACE_SET(s->ip, (uint64_t)ids[4] | (uint64_t)ids[5] << 32);
+        CS__TRACE_SET(s->reserved0, (uint32_t)depth);
+        cs__trace_task_end(s);
+    }
+    cs_py_thread *t = cs_py_self;
+    if (t && t->ring) {
+        if (target)
+            cs__trace_emit(t->ring, t1, target,
+                           CS_REC_INFO(CS_EV_WAIT, CS_WAIT_TASK, 0), 0);
+        cs__trace_step(t->ring, r->id, reason, t0, t1);
+    }
+}
+
+/* Hands the sample the watchdog took of this step (or None) to Python. */
+static PyObject *take_sample(cs_py_thread *t, uint64_t t0)
+{
+    int st;
+    /* the watchdog may be reading the frames right now: let it finish */
+    while ((st = __atomic_load_n(&t->sample_state, __ATOMIC_ACQUIRE)) == 1)
+        ;
+    PyObject *text = NULL;
+    if (st == 2 && t->sample_for == t0)
+        text = PyUnicode_DecodeUTF8(t->sample, (Py_ssize_t)t->sample_len, "replace");
+    __atomic_store_n(&t->sample_state, 0, __ATOMIC_RELEASE);
+    if (text == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return text;
+}
+
+static void report_slow(cs_py_thread *t, cs_py_row *r, PyObject *cb,
+                        uint64_t t0, uint64_t t1)
+{
+    PyObject *sample = take_sample(t, t0);
+    if (!cs_py_report_cb)
+        return;
+    double secs = (double)cs_py_ticks_to_ns(t1 - t0) / 1e9;
+    PyObject *res = PyObject_CallFunction(cs_py_report_cb, "sOOdO", "slow",
+                                          r ? r->task : Py_None, cb, secs,
+                                          sample);
+    Py_XDECREF(res);
+    Py_DECREF(sample);
+    PyErr_Clear();
+}
+
+static PyObject *handle_run(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (!PyObject_TypeCheck(self, handle_type))
+        return PyErr_Format(PyExc_TypeError, "Handle._run on a %s",
+                            Py_TYPE(self)->tp_name);
+    PyObject *cb = SLOT(self, off_callback), *args = SLOT(self, off_args);
+    PyObject *ctx = SLOT(self, off_context);
+    if (cb == NULL || args == NULL || ctx == NULL || !PyTuple_Check(args))
+        return PyErr_Format(PyExc_AttributeError, "incomplete Handle");
+    cs_py_thread *t = cs_py_self ? cs_py_self : cs_py_thread_get();
+    cs_py_row *r = NULL;
+    if (cs_py_tracing) {
+        PyObject *task = cs_py_task_of_callback(cb);
+        if (task)
+            r = cs_py_row_of(task);
+    }
+    Py_INCREF(self);
+    Py_XINCREF(r);
+    cs_py_thread saved_step = {0};
+    if (t) { /* a handle may run a nested loop: keep the outer step */
+        saved_step.row = t->row;
+        saved_step.in_step = t->in_step;
+        saved_step.step_start = t->step_start;
+    }
+    uint64_t t0 = cs__trace_now();
+    if (t) {
+        t->row = r;
+        t->in_step = 1;
+        t->step_start = t0;
+        cs__trace_step_begin(t->ring, r ? r->id : 0, t0);
+    }
+    if (r)
+        cs__trace_task_running(r->ref, t0);
+
+    PyObject *res = NULL;
+    Py_INCREF(ctx);
+    Py_INCREF(cb);
+    Py_INCREF(args);
+    if (PyContext_Enter(ctx) == 0) {
+        res = PyObject_Call(cb, args, NULL);
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        PyContext_Exit(ctx);
+        PyErr_Restore(et, ev, tb);
+    }
+    uint64_t t1 = cs__trace_now();
+    if (t) {
+        t->row = saved_step.row;
+        t->in_step = saved_step.in_step;
+        t->step_start = saved_step.step_start;
+        if (t->ring) {
+            if (saved_step.in_step)
+                cs__trace_step_begin(t->ring, saved_step.row ? saved_step.row->id : 0,
+                                     saved_step.step_start);
+            else
+                __atomic_store_n(&t->ring->hdr->step_start, 0, __ATOMIC_RELAXED);
+        }
+    }
+    if (r)
+        cs_py_publish(r, t0, t1);
+    else if (t && t->ring)
+        cs__trace_step(t->ring, 0, CS_STOP_DONE, t0, t1);
+    if (!saved_step.in_step && t1 - t0 >= cs_py_slow_ticks && t) {
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        report_slow(t, r, cb, t0, t1);
+        PyErr_Restore(et, ev, tb);
+    } else if (t && t->sample_state) {
+        __atomic_store_n(&t->sample_state, 0, __ATOMIC_RELEASE);
+    }
+    if (res == NULL) {
+        /* as Handle._run: SystemExit and KeyboardInterrupt go up, the rest
+         * to the loop's exception handler (coscope/__init__.py) */
+        if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+            PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) || on_error == NULL)
+            goto out;
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        PyErr_NormalizeException(&et, &ev, &tb);
+        if (tb && ev)
+            PyException_SetTraceback(ev, tb);
+        res = PyObject_CallFunctionObjArgs(on_error, self, ev ? ev : Py_None, NULL);
+        Py_XDECREF(et);
+        Py_XDECREF(ev);
+        Py_XDECREF(tb);
+    }
+    Py_XSETREF(res, res ? Py_NewRef(Py_None) : NULL);
+out:
+    Py_DECREF(cb);
+    Py_DECREF(args);
+    Py_DECREF(ctx);
+    Py_XDECREF(r);
+    Py_DECREF(self);
+    return res;
+}
+
+PyMethodDef cs_py_handle_run_def = {"_run", handle_run, METH_NOARGS,
+                                    "coscope's Handle._run: runs the callback "
+                                    "and records the step"};
+
+static Py_ssize_t member_offset(PyObject *cls, const char *name)
+{
+    PyObject *d = PyObject_GetAttrString(cls, name);
+    Py_ssize_t off = -1;
+    if (d && Py_TYPE(d) == &PyMemberDescr_Type)
+        off = ((PyMemberDescrObject *)d)->d_member->offset;
+    Py_XDECREF(d);
+    PyErr_Clear();
+    return off;
+}
+
+/* handle_run_descr(Handle, on_error): a method descriptor to assign to
+ * Handle._run. */
+PyObject *cs_py_make_handle_run(PyObject *cls, PyObject *err_cb)
+{
+    if (!PyType_Check(cls))
+        return PyErr_Format(PyExc_TypeError, "Handle must be a class");
+    off_callback = member_offset(cls, "_callback");
+    off_args = member_offset(cls, "_args");
+    off_context = member_offset(cls, "_context");
+    if (off_callback < 0 || off_args < 0 || off_context < 0)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "asyncio's Handle has no _callback/_args/_context slots");
+    if (!s_fut_waiter &&
+        (!(s_fut_waiter = PyUnicode_InternFromString("_fut_waiter")) ||
+         !(s_done = PyUnicode_InternFromString("done"))))
+        return NULL;
+    Py_XINCREF(err_cb);
+    Py_XSETREF(on_error, err_cb);
+    handle_type = (PyTypeObject *)cls;
+    Py_INCREF(cls);
+    return PyDescr_NewMethod(handle_type, &cs_py_handle_run_def);
+}

@@ -1,0 +1,425 @@
+/*
+ * task.c - asyncio tasks in the segment's task table.
+ *
+ * The loop's task factory (set on every loop by coscope/__init__.py) makes
+ * the task as asyncio would, then gives it a Row: a slot in the task table
+ * with the creation site, and an entry in a table keyed by the task's
+ * address.  The Row is added to the task as a done callback, so the task
+ * owns it: it runs when the task finishes (final state, slot freed) and
+ * is destroyed with the task (a task destroyed while pending frees its
+ * slot too), so the table never holds a stale address and never keeps a
+ * task alive.  Tasks made without the factory (asyncio.Task(...) called
+ * directly, loops made before install) get their Row at their first step.
+ */
+#include "cspy.h"
+
+#include <string.h>
+
+PyObject *cs_py_task_type;
+PyObject *cs_py_future_type;
+static PyObject *s_add_done_callback, *s_get_name, *s_loop, *s_done,
+    *s_cancelled, *s_exception, *s_get_coro;
+static uint64_t next_id = 1;
+
+/* ---- task address -> row: open addressing, backward-shift delete -------- */
+
+static cs_py_row **tab;
+static size_t tab_cap, tab_used;
+
+static size_t slot_of(const void *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 17) & (tab_cap - 1);
+}
+
+static int tab_grow(void)
+{
+    size_t old = tab_cap, cap = old ? old * 2 : 1024;
+    cs_py_row **o = tab, **n = calloc(cap, sizeof(*n));
+    if (n == NULL)
+        return -1;
+    tab = n;
+    tab_cap = cap;
+    for (size_t i = 0; i < old; i++)
+        if (o[i]) {
+            size_t k = slot_of(o[i]->task);
+            while (tab[k])
+                k = (k + 1) & (cap - 1);
+            tab[k] = o[i];
+        }
+    free(o);
+    return 0;
+}
+
+cs_py_row *cs_py_row_find(PyObject *task)
+{
+    if (tab_cap == 0)
+        return NULL;
+    for (size_t k = slot_of(task);; k = (k + 1) & (tab_cap - 1)) {
+        cs_py_row *r = tab[k];
+        if (r == NULL || r->task == task)
+            return r;
+    }
+}
+
+static int tab_put(cs_py_row *r)
+{
+    if ((tab_used + 1) * 2 > tab_cap && tab_grow() != 0)
+        return -1;
+    size_t k = slot_of(r->task);
+    while (tab[k])
+        k = (k + 1) & (tab_cap - 1);
+    tab[k] = r;
+    tab_used++;
+    r->in_table = 1;
+    return 0;
+}
+
+static void tab_del(cs_py_row *r)
+{
+    size_t k = slot_of(r->task), m = tab_cap - 1;
+
+    while (tab[k] != r) {
+        if (tab[k] == NULL)
+            return;
+        k = (k + 1) & m;
+    }
+    tab[k] = NULL;
+    tab_used--;
+    r->in_table = 0;
+    /* shift back the entries that probed past the hole */
+    for (size_t j = (k + 1) & m; tab[j]; j = (j + 1) & m) {
+        size_t want = slot_of(tab[j]->task);
+        if (((j - want) & m) >= ((j - k) & m)) {
+            tab[k] = tab[j];
+            tab[j] = NULL;
+            k = j;
+        }
+    }
+}
+
+/* ---- rows ---------------------------------------------------------------- */
+
+static void row_release(cs_py_row *r, unsigned state)
+{
+    if (r->in_table)
+        tab_del(r);
+    if (r->ref) {
+        cs_task_slot *s = cs__trace_task_begin(r->ref);
+        if (s) {
+            CS__TRACE_SET(s->state, (uint8_t)state);
+            CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
+            cs__trace_task_end(s);
+        }
+        cs__trace_task_free(r->ref);
+        r->ref = 0;
+    }
+}
+
+static void row_dealloc(PyObject *self)
+{
+    cs_py_row *r = (cs_py_row *)self;
+    /* destroyed with its task while that was pending, or after done */
+    row_release(r, CS_TASK_CANCELLED);
+    Py_TYPE(self)->tp_free(self);
+}
+
+void cs_py_row_name(cs_py_row *r)
+{
+    if (r->named || r->ref == 0)
+        return;
+    PyObject *n = PyObject_CallMethodNoArgs(r->task, s_get_name);
+    r->named = 1;
+    if (n == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    Py_ssize_t len;
+    const char *u = PyUnicode_Check(n) ? PyUnicode_AsUTF8AndSize(n, &len)
+                                       : NULL;
+    if (u) {
+        uint32_t id = cs__trace_intern_n(u, (size_t)len);
+        cs_task_slot *s = cs__trace_task_begin(r->ref);
+        if (s) {
+            CS__TRACE_SET(s->name, id);
+            cs__trace_task_end(s);
+        }
+    } else {
+        PyErr_Clear();
+    }
+    Py_DECREF(n);
+}
+
+/* The done callback: the task finished; its slot says how, then goes. */
+static PyObject *row_call(PyObject *self, PyObject *args, PyObject *kw)
+{
+    cs_py_row *r = (cs_py_row *)self;
+    unsigned state = CS_TASK_DONE, ev = CS_EV_TASK_DONE;
+    (void)args;
+    (void)kw;
+    PyObject *c = PyObject_CallMethodNoArgs(r->task, s_cancelled);
+    if (c == Py_True) {
+        state = CS_TASK_CANCELLED;
+        ev = CS_EV_TASK_CANCELLED;
+    } else if (c) {
+        /* exception() marks the error retrieved: look, do not touch */
+        PyObject *e = PyObject_GetAttrString(r->task, "_exception");
+        if (e && e != Py_None) {
+            state = CS_TASK_RAISED;
+            ev = CS_EV_TASK_RAISED;
+        }
+        Py_XDECREF(e);
+    }
+    Py_XDECREF(c);
+    PyErr_Clear();
+    cs_py_thread *t = cs_py_self;
+    if (t && t->ring)
+        cs__trace_emit(t->ring, cs__trace_now(), r->id,
+                       CS_REC_INFO(ev, 0, 0), 0);
+    row_release(r, state);
+    Py_RETURN_NONE;
+}
+
+static PyObject *row_repr(PyObject *self)
+{
+    return PyUnicode_FromFormat("<coscope row of task %llu>",
+                                (unsigned long long)((cs_py_row *)self)->id);
+}
+
+PyTypeObject cs_py_row_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_coscope.Row",
+    .tp_basicsize = sizeof(cs_py_row),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = row_dealloc,
+    .tp_call = row_call,
+    .tp_repr = row_repr,
+    .tp_doc = "coscope's record of one asyncio task (a done callback)",
+};
+
+/* A row for task (borrowed) made with site; also its done callback. */
+static cs_py_row *row_new(PyObject *task, PyObject *coro, uint32_t site)
+{
+    cs_py_row *r = PyObject_New(cs_py_row, &cs_py_row_type);
+    if (r == NULL)
+        return NULL;
+    r->task = task;
+    r->coro = coro; /* borrowed: the task holds it as long as it lives */
+    r->id = next_id++;
+    r->site = site;
+    r->named = 0;
+    r->in_table = 0;
+    r->reported = 0;
+    r->wait_task = 0;
+    memset(r->chain, 0, sizeof(r->chain));
+    cs_py_thread *t = cs_py_thread_get();
+    uint64_t now = cs__trace_now();
+    r->ref = cs__trace_task_alloc(r->id, 0, site, 0,
+                                  t && t->ring ? t->ring->index : 0, now);
+    if (r->ref) {
+        cs_task_slot *s = cs__trace_task_begin(r->ref);
+        if (s) {
+            CS__TRACE_SET(s->flags, (uint16_t)(s->flags | CS_TASKF_PYTHON));
+            if (t && t->row)
+                CS__TRACE_SET(s->parent, t->row->id);
+            cs__trace_task_end(s);
+        }
+    }
+    if (t && t->ring)
+        cs__trace_emit(t->ring, now, r->id,
+                       CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), site);
+    if (tab_put(r) != 0)
+        goto fail;
+    PyObject *ok = PyObject_CallMethodOneArg(task, s_add_done_callback,
+                                             (PyObject *)r);
+    if (ok == NULL)
+        goto fail;
+    Py_DECREF(ok);
+    Py_DECREF(r); /* the task owns it now */
+    return r;
+fail:
+    PyErr_Clear();
+    Py_DECREF(r);
+    return NULL;
+}
+
+cs_py_row *cs_py_row_of(PyObject *task)
+{
+    cs_py_row *r = cs_py_row_find(task);
+    if (r || !cs_py_tracing)
+        return r;
+    if (!PyObject_TypeCheck(task, (PyTypeObject *)cs_py_task_type))
+        return NULL;
+    PyObject *done = PyObject_CallMethodNoArgs(task, s_done);
+    int is_done = done == Py_True;
+    Py_XDECREF(done);
+    PyErr_Clear();
+    if (is_done)
+        return NULL;
+    PyObject *coro = PyObject_CallMethodNoArgs(task, s_get_coro);
+    if (coro == NULL)
+        PyErr_Clear();
+    r = row_new(task, coro, 0);
+    Py_XDECREF(coro);
+    return r;
+}
+
+/* ---- the task factory ------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *inner; /* the factory set before ours (chained), or NULL */
+} cs_py_factory;
+
+static PyObject *factory_call(PyObject *self, PyObject *args, PyObject *kw)
+{
+    cs_py_factory *f = (cs_py_factory *)self;
+    PyObject *loop, *coro, *task;
+
+    if (!PyArg_UnpackTuple(args, "task_factory", 2, 2, &loop, &coro))
+        return NULL;
+    if (f->inner && f->inner != Py_None) {
+        task = PyObject_Call(f->inner, args, kw);
+    } else {
+        PyObject *kw2 = kw ? PyDict_Copy(kw) : PyDict_New();
+        if (kw2 == NULL || PyDict_SetItem(kw2, s_loop, loop) != 0) {
+            Py_XDECREF(kw2);
+            return NULL;
+        }
+        PyObject *a = PyTuple_Pack(1, coro);
+        task = a ? PyObject_Call(cs_py_task_type, a, kw2) : NULL;
+        Py_XDECREF(a);
+        Py_DECREF(kw2);
+    }
+    if (task == NULL || !cs_py_tracing)
+        return task;
+    if (PyObject_TypeCheck(task, (PyTypeObject *)cs_py_future_type) &&
+        cs_py_row_find(task) == NULL)
+        row_new(task, PyCoro_CheckExact(coro) ? coro : NULL,
+                cs_py_site_here());
+    return task;
+}
+
+static int factory_init(PyObject *self, PyObject *args, PyObject *kw)
+{
+    cs_py_factory *f = (cs_py_factory *)self;
+    PyObject *inner = NULL;
+    (void)kw;
+    if (!PyArg_ParseTuple(args, "|O", &inner))
+        return -1;
+    Py_XINCREF(inner);
+    Py_XSETREF(f->inner, inner);
+    return 0;
+}
+
+static void factory_dealloc(PyObject *self)
+{
+    Py_CLEAR(((cs_py_factory *)self)->inner);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *factory_get_inner(PyObject *self, void *c)
+{
+    (void)c;
+    PyObject *i = ((cs_py_factory *)self)->inner;
+    return Py_NewRef(i ? i : Py_None);
+}
+
+static PyGetSetDef factory_getset[] = {
+    {"inner", factory_get_inner, NULL, "the factory coscope chains to", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject cs_py_factory_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_coscope.TaskFactory",
+    .tp_basicsize = sizeof(cs_py_factory),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = factory_init,
+    .tp_dealloc = factory_dealloc,
+    .tp_call = factory_call,
+    .tp_getset = factory_getset,
+    .tp_doc = "TaskFactory(inner=None): an asyncio task factory that "
+              "records each task in coscope's segment, then behaves as "
+              "inner (or asyncio.Task)",
+};
+
+/* ---- a Handle's callback -> its task ------------------------------------- */
+
+/* 3.11's _asyncio.TaskStepMethWrapper: {PyObject_HEAD; TaskObj *sw_task;
+ * PyObject *sw_arg}.  The layout is checked against __self__ once. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *sw_task;
+} cs_step_wrapper;
+static PyTypeObject *step_wrapper_type; /* checked layout, or NULL */
+static int step_wrapper_checked;
+
+PyObject *cs_py_task_of_callback(PyObject *cb)
+{
+    PyTypeObject *tp = Py_TYPE(cb);
+    PyObject *self;
+
+    if (tp == step_wrapper_type)
+        return ((cs_step_wrapper *)cb)->sw_task;
+    if (PyCFunction_Check(cb)) { /* task_wakeup, bound to its task */
+        self = PyCFunction_GET_SELF(cb);
+        if (self && Py_TYPE(self) == (PyTypeObject *)cs_py_task_type)
+            return self;
+        return NULL;
+    }
+    if (PyMethod_Check(cb)) { /* a pure-Python Task's __step */
+        self = PyMethod_GET_SELF(cb);
+        return PyObject_TypeCheck(self, (PyTypeObject *)cs_py_task_type)
+                   ? self : NULL;
+    }
+    if (!step_wrapper_checked && strcmp(tp->tp_name, "TaskStepMethWrapper") == 0) {
+        step_wrapper_checked = 1;
+        self = PyObject_GetAttrString(cb, "__self__");
+        if (self && self == ((cs_step_wrapper *)cb)->sw_task)
+            step_wrapper_type = tp;
+        Py_XDECREF(self);
+        PyErr_Clear();
+        if (step_wrapper_type)
+            return ((cs_step_wrapper *)cb)->sw_task;
+    }
+    if (step_wrapper_checked && step_wrapper_type == NULL &&
+        strcmp(tp->tp_name, "TaskStepMethWrapper") == 0) {
+        self = PyObject_GetAttrString(cb, "__self__");
+        if (self == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+        Py_DECREF(self); /* the wrapper holds it */
+        return self;
+    }
+    return NULL;
+}
+
+int cs_py_task_init(PyObject *module)
+{
+    PyObject *aio = PyImport_ImportModule("asyncio");
+    if (aio == NULL)
+        return -1;
+    cs_py_task_type = PyObject_GetAttrString(aio, "Task");
+    cs_py_future_type = PyObject_GetAttrString(aio, "Future");
+    Py_DECREF(aio);
+    if (!cs_py_task_type || !cs_py_future_type)
+        return -1;
+#define INTERN(v, s) if ((v = PyUnicode_InternFromString(s)) == NULL) return -1
+    INTERN(s_add_done_callback, "add_done_callback");
+    INTERN(s_get_name, "get_name");
+    INTERN(s_loop, "loop");
+    INTERN(s_done, "done");
+    INTERN(s_cancelled, "cancelled");
+    INTERN(s_exception, "exception");
+    INTERN(s_get_coro, "get_coro");
+#undef INTERN
+    if (PyType_Ready(&cs_py_row_type) < 0 ||
+        PyType_Ready(&cs_py_factory_type) < 0)
+        return -1;
+    Py_INCREF(&cs_py_factory_type);
+    return PyModule_AddObject(module, "TaskFactory",
+                              (PyObject *)&cs_py_factory_type);
+}

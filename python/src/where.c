@@ -1,0 +1,326 @@
+/*
+ * where.c - code locations, await chains and creation sites.
+ *
+ * A location is "file:line in function", interned in the segment's string
+ * table once per (code object, instruction offset) and remembered in a
+ * small cache (which holds a reference to the code object, so an address
+ * is never reused under a cached key).  The reader prints chains of these
+ * ids; no Python runs in the target to read them.
+ *
+ * CPython 3.11: a suspended coroutine's frame is read directly (the
+ * embedded _PyInterpreterFrame: code, prev_instr; the awaited object is
+ * the top of its stack when the next instruction is RESUME with oparg
+ * >= 2, as _PyGen_yf does), which costs a few loads per level.  Other
+ * versions use the public attributes (cr_await, cr_frame, f_lineno): the
+ * same chains, slower.
+ */
+#include "cspy.h"
+
+#ifdef CS_PY_311
+#define Py_BUILD_CORE 1
+#include "internal/pycore_frame.h"
+#undef Py_BUILD_CORE
+#include "opcode.h"
+#endif
+
+#include <string.h>
+
+#define LOC_CAP 65536 /* entries before the cache starts over */
+
+typedef struct {
+    PyObject *code; /* strong; NULL = empty */
+    int key;        /* instruction offset (3.11) or line */
+    cs_py_loc loc;
+    uint8_t aio;    /* asyncio's own code */
+} loc_entry;
+
+static loc_entry *locs;
+static size_t locs_used;
+static char aio_dir[1024];   /* ".../asyncio/" */
+static size_t aio_len;
+static char std_dir[1024];   /* the standard library's directory + "/" */
+static size_t std_len;
+
+/* Wait reason said by asyncio's own waiting coroutines. */
+static unsigned wait_of(const char *qualname)
+{
+    static const struct { const char *name; unsigned wait; } w[] = {
+        {"sleep", CS_WAIT_SLEEP},
+        {"Lock.acquire", CS_WAIT_LOCK},
+        {"Event.wait", CS_WAIT_EVENT},
+        {"Condition.wait", CS_WAIT_EVENT},
+        {"Semaphore.acquire", CS_WAIT_SEMAPHORE},
+        {"Queue.get", CS_WAIT_QUEUE_GET},
+        {"Queue.put", CS_WAIT_QUEUE_PUT},
+        {"Queue.join", CS_WAIT_EVENT},
+        {"StreamReader._wait_for_data", CS_WAIT_FD_READ},
+        {"BaseSelectorEventLoop.sock_recv", CS_WAIT_FD_READ},
+        {"BaseSelectorEventLoop.sock_recv_into", CS_WAIT_FD_READ},
+        {"BaseSelectorEventLoop.sock_accept", CS_WAIT_FD_READ},
+        {"BaseSelectorEventLoop.sock_sendall", CS_WAIT_FD_WRITE},
+        {"BaseSelectorEventLoop.sock_connect", CS_WAIT_FD_WRITE},
+        {"FlowControlMixin._drain_helper", CS_WAIT_FD_WRITE},
+        {"StreamWriter.drain", CS_WAIT_FD_WRITE},
+        {"wait_for", CS_WAIT_TASK},
+        {"_wait", CS_WAIT_TASK},
+        {"wait", CS_WAIT_TASK},
+        {"BaseEventLoop.run_in_executor", CS_WAIT_THREAD},
+        {"to_thread", CS_WAIT_THREAD},
+    };
+    for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+        if (strcmp(qualname, w[i].name) == 0)
+            return w[i].wait;
+    return CS_WAIT_NONE;
+}
+
+static void locs_clear(void)
+{
+    for (size_t i = 0; i < LOC_CAP; i++)
+        Py_CLEAR(locs[i].code);
+    locs_used = 0;
+}
+
+/* The cached location of (code, key); line is computed on a miss by
+ * line_of(code, key). */
+static const loc_entry *loc_get(PyObject *code, int key,
+                                int (*line_of)(PyObject *, int))
+{
+    uint64_t h = ((uint64_t)(uintptr_t)code ^ ((uint64_t)key << 32)) *
+                 0x9e3779b97f4a7c15ull;
+    size_t k = (size_t)(h >> 20) & (LOC_CAP - 1);
+
+    for (;;) {
+        loc_entry *e = &locs[k];
+        if (e->code == code && e->key == key)
+            return e;
+        if (e->code == NULL)
+            break;
+        k = (k + 1) & (LOC_CAP - 1);
+    }
+    if (locs_used * 2 >= LOC_CAP) {
+        locs_clear();
+        return loc_get(code, key, line_of);
+    }
+    PyCodeObject *co = (PyCodeObject *)code;
+    const char *file = PyUnicode_AsUTF8(co->co_filename);
+    const char *func = PyUnicode_AsUTF8(co->co_qualname);
+    if (file == NULL || func == NULL) {
+        PyErr_Clear();
+        file = file ? file : "?";
+        func = func ? func : "?";
+    }
+    int line = line_of(code, key);
+    char text[1024];
+    snprintf(text, sizeof(text), "%s:%d in %s", file, line, func);
+    loc_entry *e = &locs[k];
+    e->code = Py_NewRef(code);
+    e->key = key;
+    e->loc.text = cs__trace_intern(text);
+    e->aio = aio_len && strncmp(file, aio_dir, aio_len) == 0;
+    e->loc.library = e->aio || (std_len && strncmp(file, std_dir, std_len) == 0);
+    e->loc.wait = e->aio ? (uint8_t)wait_of(func) : CS_WAIT_NONE;
+    locs_used++;
+    return e;
+}
+
+#ifdef CS_PY_311
+
+static int line_311(PyObject *code, int lasti)
+{
+    return PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
+}
+
+static const loc_entry *frame_loc(_PyInterpreterFrame *f)
+{
+    return loc_get((PyObject *)f->f_code, _PyInterpreterFrame_LASTI(f), line_311);
+}
+
+/* What a suspended generator or coroutine awaits (borrowed), or NULL. */
+static PyObject *awaited(PyObject *o, _PyInterpreterFrame **fp)
+{
+    if (!PyCoro_CheckExact(o) && !PyGen_CheckExact(o))
+        return NULL;
+    PyGenObject *g = (PyGenObject *)o;
+    if (g->gi_frame_state != FRAME_SUSPENDED)
+        return NULL;
+    _PyInterpreterFrame *f = (_PyInterpreterFrame *)g->gi_iframe;
+    *fp = f;
+    _Py_CODEUNIT next = f->prev_instr[1];
+    int op = _Py_OPCODE(next);
+    if ((op != RESUME && op != RESUME_QUICK) || _Py_OPARG(next) < 2 ||
+        f->stacktop <= f->f_code->co_nlocalsplus)
+        return NULL;
+    return f->localsplus[f->stacktop - 1];
+}
+
+int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait)
+{
+    uint32_t outer[64];
+    int n = 0;
+    unsigned w = CS_WAIT_NONE;
+
+    for (PyObject *o = coro; o && n < 64;) {
+        _PyInterpreterFrame *f = NULL;
+        PyObject *next = awaited(o, &f);
+        if (f == NULL)
+            break;
+        const loc_entry *e = frame_loc(f);
+        outer[n++] = e->loc.text;
+        if (e->loc.wait)
+            w = e->loc.wait;
+        o = next;
+    }
+    *wait = w;
+    for (int i = 0; i < n && i < cap; i++)
+        ids[i] = outer[n - 1 - i];
+    return n;
+}
+
+uint32_t cs_py_site_here(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+    uint32_t first = 0;
+
+    for (int depth = 0; f && depth < 32; f = f->previous, depth++) {
+        if (_PyFrame_IsIncomplete(f))
+            continue;
+        const loc_entry *e = frame_loc(f);
+        if (!first)
+            first = e->loc.text;
+        if (!e->aio)
+            return e->loc.text;
+    }
+    return first;
+}
+
+#else /* other versions: the public attributes */
+
+static int line_pub(PyObject *code, int line)
+{
+    (void)code;
+    return line;
+}
+
+int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait)
+{
+    uint32_t outer[64];
+    int n = 0;
+    unsigned w = CS_WAIT_NONE;
+    PyObject *o = Py_XNewRef(coro);
+
+    while (o && n < 64 && (PyCoro_CheckExact(o) || PyGen_CheckExact(o))) {
+        PyObject *fr = PyObject_GetAttrString(o, PyCoro_CheckExact(o) ? "cr_frame" : "gi_frame");
+        PyObject *next = PyObject_GetAttrString(o, PyCoro_CheckExact(o) ? "cr_await" : "gi_yieldfrom");
+        Py_DECREF(o);
+        o = NULL;
+        if (fr == NULL || fr == Py_None) {
+            Py_XDECREF(fr);
+            Py_XDECREF(next);
+            break;
+        }
+        PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)fr);
+        const loc_entry *e = loc_get((PyObject *)code,
+                                     PyFrame_GetLineNumber((PyFrameObject *)fr),
+                                     line_pub);
+        Py_DECREF(code);
+        Py_DECREF(fr);
+        outer[n++] = e->loc.text;
+        if (e->loc.wait)
+            w = e->loc.wait;
+        o = next == Py_None ? (Py_DECREF(next), NULL) : next;
+    }
+    Py_XDECREF(o);
+    PyErr_Clear();
+    *wait = w;
+    for (int i = 0; i < n && i < cap; i++)
+        ids[i] = outer[n - 1 - i];
+    return n;
+}
+
+uint32_t cs_py_site_here(void)
+{
+    PyFrameObject *f = PyEval_GetFrame();
+    uint32_t first = 0;
+
+    Py_XINCREF(f);
+    for (int depth = 0; f && depth < 32; depth++) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        const loc_entry *e = loc_get((PyObject *)code, PyFrame_GetLineNumber(f),
+                                     line_pub);
+        Py_DECREF(code);
+        if (!first)
+            first = e->loc.text;
+        if (!e->aio) {
+            Py_DECREF(f);
+            return e->loc.text;
+        }
+        PyFrameObject *b = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = b;
+    }
+    Py_XDECREF(f);
+    return first;
+}
+
+#endif
+
+PyObject *cs_py_stack_here(int max)
+{
+    PyObject *list = PyList_New(0);
+    PyFrameObject *f = PyEval_GetFrame();
+
+    if (list == NULL)
+        return NULL;
+    Py_XINCREF(f);
+    for (int i = 0; f && i < max; i++) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        PyObject *t = Py_BuildValue("(OiO)", code->co_filename,
+                                    PyFrame_GetLineNumber(f), code->co_qualname);
+        Py_DECREF(code);
+        if (t == NULL || PyList_Append(list, t) != 0) {
+            Py_XDECREF(t);
+            Py_DECREF(f);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(t);
+        PyFrameObject *b = PyFrame_GetBack(f);
+        Py_DECREF(f);
+        f = b;
+    }
+    Py_XDECREF(f);
+    return list;
+}
+
+static void dir_of(const char *module, const char *attr, char *out,
+                   size_t cap, size_t *len)
+{
+    PyObject *m = PyImport_ImportModule(module);
+    PyObject *v = m ? PyObject_GetAttrString(m, attr) : NULL;
+    const char *s = v && PyUnicode_Check(v) ? PyUnicode_AsUTF8(v) : NULL;
+    if (s) {
+        const char *slash = strrchr(s, '/');
+        size_t n = slash ? (size_t)(slash - s) + 1 : 0;
+        if (n < cap) {
+            memcpy(out, s, n);
+            out[n] = 0;
+            *len = n;
+        }
+    }
+    Py_XDECREF(v);
+    Py_XDECREF(m);
+    PyErr_Clear();
+}
+
+int cs_py_where_init(void)
+{
+    locs = calloc(LOC_CAP, sizeof(*locs));
+    if (locs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    dir_of("asyncio", "__file__", aio_dir, sizeof(aio_dir), &aio_len);
+    dir_of("os", "__file__", std_dir, sizeof(std_dir), &std_len);
+    return 0;
+}
