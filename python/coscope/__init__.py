@@ -192,6 +192,8 @@ def _report(kind, *a):
         elif kind == "blocking":
             call, ms, task, stack = a
             frames = [_frame(f, l, fn) for (f, l, fn) in stack]
+            if _allowed(frames):
+                return
             key = (call, frames[0]["file"], frames[0]["line"]) if frames else (call,)
             if key in _state["sites"]:
                 return
@@ -225,6 +227,37 @@ def _report(kind, *a):
             os.write(2, ("coscope: report failed: %r\n" % (e,)).encode())
         except OSError:
             pass
+
+
+# Library functions whose short waits are part of how they work, not a
+# finding: starting a thread waits for it to say it runs (to_thread and
+# run_in_executor start their workers so).
+_ALLOW_DEFAULT = {"Thread.start"}
+
+
+def _allow_list():
+    names = set(_ALLOW_DEFAULT)
+    path = os.environ.get("COSCOPE_ALLOW")
+    if path:
+        try:
+            with open(path) as f:
+                for ln in f:
+                    ln = ln.split("#", 1)[0].strip()
+                    if ln:
+                        names.add(ln)
+        except OSError as e:
+            os.write(2, ("coscope: cannot open '%s' (COSCOPE_ALLOW): %s\n"
+                         % (path, e.strerror)).encode())
+    return names
+
+
+def _allowed(frames):
+    """True if a frame is a function of the allow list (COSCOPE_ALLOW)."""
+    allow = _state.get("allow")
+    if allow is None:
+        allow = _state["allow"] = _allow_list()
+    return any(f["function"] in allow or
+               f["function"].rsplit(".", 1)[-1] in allow for f in frames)
 
 
 def _callback_name(cb):

@@ -21,6 +21,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -35,6 +36,8 @@ static cs_py_thread *threads[MAX_THREADS];
 static int nthreads;
 static pthread_mutex_t threads_mu = PTHREAD_MUTEX_INITIALIZER;
 static int memfd = -1;
+static int stopping;        /* set at exit: the segment is about to go */
+static pthread_t watchdog_th;
 
 void cs_py_register_thread(cs_py_thread *t)
 {
@@ -71,8 +74,10 @@ static void *watchdog_main(void *arg)
 {
     (void)arg;
     struct timespec tick = {0, 10 * 1000 * 1000};
-    for (;;) {
+    while (!__atomic_load_n(&stopping, __ATOMIC_ACQUIRE)) {
         nanosleep(&tick, NULL);
+        if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
+            break;
         uint64_t now = cs__trace_now();
         int n = __atomic_load_n(&nthreads, __ATOMIC_ACQUIRE);
         for (int i = 0; i < n; i++) {
@@ -90,16 +95,23 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+/* atexit, registered after libtrace's own: runs before the segment is
+ * unmapped, and waits for the watchdog to stop reading it. */
+static void watchdog_stop(void)
+{
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);
+    pthread_join(watchdog_th, NULL);
+}
+
 int cs_py_watchdog_start(void)
 {
     static int started;
-    pthread_t th;
     if (started)
         return 0;
     memfd = memfd_create("coscope-sample", MFD_CLOEXEC);
-    if (cs__thread_start(&th, NULL, watchdog_main, NULL) != 0)
+    if (cs__thread_start(&watchdog_th, NULL, watchdog_main, NULL) != 0)
         return -1;
-    pthread_detach(th);
+    atexit(watchdog_stop);
     started = 1;
     return 0;
 }

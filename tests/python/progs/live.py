@@ -1,0 +1,38 @@
+"""A live program to read from outside: tasks parked in named coroutines
+(argv[1] of them, default 3), one with a hostile name; says "ready PID"
+on stdout, exits when stdin closes."""
+import asyncio
+import sys
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+HOSTILE = "evil\x1b[31m\n\u202e'\"<>&" + "x" * 300
+
+
+async def nap_deep(i):
+    await asyncio.sleep(3600)  # LIVE sleep
+
+
+async def nap(i):
+    await nap_deep(i)
+
+
+async def hold(ev):
+    await ev.wait()  # LIVE event
+
+
+async def main():
+    ev = asyncio.Event()
+    tasks = [asyncio.create_task(nap(i), name="napper-%d" % i) for i in range(N)]
+    tasks.append(asyncio.create_task(hold(ev), name="holder"))
+    tasks.append(asyncio.create_task(hold(ev), name=HOSTILE))
+    await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    loop.add_reader(sys.stdin.fileno(), done.set)
+    print("ready", flush=True)
+    await done.wait()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+asyncio.run(main())

@@ -1,0 +1,202 @@
+"""test_bridge.py - coscope's asyncio bridge, as an asyncio user meets it.
+
+Every program in progs/ is unmodified asyncio code with one bug (or none,
+clean_busy.py) and marks the line the report must point at with a
+comment "# BUG <class> [variant]"; the tests find that line in the source
+themselves and compare it with what `coscope check` and `coscope run`
+say.  Needs COSCOPE_BIN (the coscope binary) and PYTHON (Debian's
+/usr/bin/python3); the bridge comes through `coscope run/check`
+(PYTHONPATH) exactly as for a user.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+COSCOPE = os.environ.get("COSCOPE_BIN", "coscope")
+PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
+PYLIB = os.environ.get("COSCOPE_PYTHONPATH", "")
+PROGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs")
+TIMEOUT = 60
+
+
+def prog(name):
+    return os.path.join(PROGS, name)
+
+
+def bug_line(name, tag):
+    """Line number of the '# BUG <tag>' comment in progs/<name>."""
+    with open(prog(name)) as f:
+        for i, line in enumerate(f, 1):
+            if re.search(r"#\s*BUG %s\s*$" % re.escape(tag), line):
+                return i
+    raise AssertionError("no '# BUG %s' in %s" % (tag, name))
+
+
+def env(**kw):
+    e = dict(os.environ)
+    for k in ("COSCOPE", "COSCOPE_REPORT", "PYTHONASYNCIODEBUG"):
+        e.pop(k, None)
+    e.update(kw)
+    return e
+
+
+def check(*args, fmt="json", e=None):
+    """coscope check --format FMT -- python3 ARGS; (exit, document)."""
+    p = subprocess.run([COSCOPE, "check", "--format", fmt, "--", PYTHON] +
+                       list(args), capture_output=True, text=True,
+                       timeout=TIMEOUT, env=e or env())
+    doc = json.loads(p.stdout) if fmt in ("json", "sarif") else p.stdout
+    return p.returncode, doc, p.stderr
+
+
+def culprit(report):
+    """The frame check blames: the innermost one that is not a library's."""
+    for f in report["frames"]:
+        if f.get("file") and f.get("line", 0) > 0 and \
+                "/python3." not in f["file"]:
+            return f
+    return None
+
+
+CASES = [
+    ("never_awaited.py", [], "never-awaited", "never-awaited",
+     "coroutine 'fetch' was never awaited"),
+    ("unretrieved.py", [], "unretrieved", "unretrieved",
+     "Task exception was never retrieved"),
+    ("pending.py", [], "pending", "pending",
+     "Task was destroyed but it is pending!"),
+    ("blocking.py", ["sleep"], "blocking", "blocking sleep",
+     "blocking call clock_nanosleep() on the event loop in task 'handler'"),
+    ("blocking.py", ["fsync"], "blocking", "blocking fsync",
+     "blocking call fsync() on the event loop in task 'handler'"),
+    ("blocking.py", ["subprocess"], "blocking", "blocking subprocess",
+     "on the event loop in task 'handler'"),
+    ("blocking.py", ["socket"], "blocking", "blocking socket",
+     "blocking call recv() on the event loop in task 'handler'"),
+    ("blocking.py", ["getaddrinfo"], "blocking", "blocking getaddrinfo",
+     "blocking call getaddrinfo() on the event loop in task 'handler'"),
+    ("slow_step.py", [], "slow", "slow",
+     "Executing task 'reporter' took"),
+    ("deadlock.py", [], "deadlock", "deadlock",
+     "deadlock: tasks await each other in a cycle: 'a' -> 'b' -> 'a'"),
+]
+
+
+@pytest.mark.parametrize("name,args,cls,tag,headline", CASES,
+                         ids=["%s-%s" % (c[0][:-3], c[3].split()[-1])
+                              for c in CASES])
+def test_check_reports_each_class_at_its_line(name, args, cls, tag, headline):
+    rc, doc, err = check(prog(name), *args)
+    assert rc == 1, err
+    mine = [r for r in doc["reports"] if r["class"] == cls]
+    assert mine, doc
+    r = mine[0]
+    assert headline in r["headline"]
+    where = culprit(r)
+    assert where is not None, r
+    assert where["file"] == prog(name)
+    assert where["line"] == bug_line(name, tag)
+    # no other class fires on a one-bug program (slow may ride along with
+    # a blocking call that is long: not in these)
+    assert {x["class"] for x in doc["reports"]} == {cls}, doc["reports"]
+
+
+def test_clean_busy_program_has_no_report():
+    rc, doc, err = check(prog("clean_busy.py"))
+    assert doc["reports"] == [], doc["reports"]
+    assert rc == 0 and doc["exit_status"] == 0, err
+
+
+def test_sarif_location_is_the_py_line():
+    rc, doc, _ = check(prog("unretrieved.py"), fmt="sarif")
+    assert rc == 1
+    results = doc["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["unretrieved"]
+    loc = results[0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"] == "file://" + prog("unretrieved.py")
+    assert loc["region"]["startLine"] == bug_line("unretrieved.py", "unretrieved")
+
+
+def test_fail_on_other_class_keeps_programs_status():
+    p = subprocess.run([COSCOPE, "check", "--fail-on", "deadlock", "--",
+                        PYTHON, prog("never_awaited.py")], capture_output=True,
+                       text=True, timeout=TIMEOUT, env=env())
+    assert p.returncode == 0, p.stderr
+    assert "never awaited" in p.stdout
+
+
+def test_run_reports_on_stderr_with_python_stack():
+    p = subprocess.run([COSCOPE, "run", "--", PYTHON, prog("pending.py")],
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env())
+    assert p.returncode == 0
+    head = "coscope: Task was destroyed but it is pending! (task 'orphan')"
+    assert head in p.stderr
+    block = p.stderr[p.stderr.index(head):]
+    assert "created at %s:11 in <module>" % prog("pending.py") in block
+    assert "%s:%d in wait_forever" % (prog("pending.py"),
+                                      bug_line("pending.py", "pending")) in block
+    # asyncio's own message is still there: we add, we do not replace
+    assert "\nTask was destroyed but it is pending!\n" in p.stderr
+
+
+def test_two_loops_in_two_threads():
+    rc, doc, err = check(prog("two_loops.py"))
+    assert rc == 1, err
+    [r] = doc["reports"]
+    assert r["class"] == "blocking" and r["task"] == "rude"
+    assert culprit(r)["line"] == bug_line("two_loops.py", "blocking two-loops")
+
+
+def test_in_code_install():
+    e = env(PYTHONPATH=PYLIB)
+    p = subprocess.run([PYTHON, prog("in_code.py")], capture_output=True,
+                       text=True, timeout=TIMEOUT, env=e)
+    assert p.returncode == 0, p.stderr
+    assert "installed True" in p.stdout
+    line = bug_line("in_code.py", "never-awaited in-code")
+    assert "coscope: coroutine 'lost' was never awaited" in p.stderr
+    assert "created at %s:%d in main" % (prog("in_code.py"), line) in p.stderr
+
+
+@pytest.mark.parametrize("name,args", [("never_awaited.py", []),
+                                       ("clean_busy.py", []),
+                                       ("blocking.py", ["sleep"]),
+                                       ("pending.py", [])])
+def test_off_changes_nothing(name, args):
+    plain = subprocess.run([PYTHON, prog(name)] + args, capture_output=True,
+                           text=True, timeout=TIMEOUT, env=env())
+    off = subprocess.run([COSCOPE, "run", "--", PYTHON, prog(name)] + args,
+                         capture_output=True, text=True, timeout=TIMEOUT,
+                         env=env(COSCOPE="off"))
+    assert (off.returncode, off.stdout, off.stderr) == \
+        (plain.returncode, plain.stdout, plain.stderr)
+    p = subprocess.run([COSCOPE, "check", "--", PYTHON, prog(name)] + args,
+                       capture_output=True, text=True, timeout=TIMEOUT,
+                       env=env(COSCOPE="off"))
+    assert p.returncode == plain.returncode
+    said = [ln for ln in p.stderr.splitlines() if ln.startswith("coscope: ")]
+    assert said == ["coscope: check: 0 reports (0 failing, 0 suppressed); "
+                    "'%s' exited with status %d" % (PYTHON, plain.returncode)]
+    off_in_code = subprocess.run([PYTHON, "-c", "import coscope, sys; "
+                                  "sys.exit(0 if coscope.install() is False "
+                                  "and coscope.segment() is None else 1)"],
+                                 env=env(COSCOPE="off", PYTHONPATH=PYLIB),
+                                 timeout=TIMEOUT)
+    assert off_in_code.returncode == 0
+
+
+def test_child_python_processes_are_instrumented():
+    code = ("import subprocess, sys; sys.exit(subprocess.call([sys.executable, "
+            "%r]))" % prog("never_awaited.py"))
+    rc, doc, err = check("-c", code)
+    assert rc == 1, err
+    assert [r["class"] for r in doc["reports"]] == ["never-awaited"]
