@@ -100,6 +100,11 @@ static void print_frames(const struct cli_task *r, const char *indent)
     shown(r, &lo, &hi);
     for (int k = lo; k < hi; k++) {
         const struct cli_frame *f = &r->frames[k];
+        if (f->ip == 0 && f->file[0]) { /* an asyncio await chain */
+            printf("%s#%-2d %s:%d in %s\n", indent, k - lo, f->file, f->line,
+                   f->func);
+            continue;
+        }
         printf("%s#%-2d 0x%012llx %s%s", indent, k - lo,
                (unsigned long long)f->ip, f->func[0] ? f->func : "??",
                f->inlined ? " [inlined]" : "");

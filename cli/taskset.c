@@ -334,6 +334,9 @@ void cli_ts_wait_text(struct cli_taskset *x, const struct cli_task *r,
     case CS_WAIT_YIELD:
         snprintf(buf, cap, "yielded");
         break;
+    case CS_WAIT_FUTURE:
+        snprintf(buf, cap, "future");
+        break;
     default:
         snprintf(buf, cap, "%s (%u)", cs_trace_wait_name(t->wait), t->wait);
     }
@@ -348,13 +351,66 @@ uint64_t cli_ts_age(const struct cli_taskset *x, const struct cli_task *r)
 /* ---- stacks ----------------------------------------------------------------
  */
 
-/* Unwinds every parked task; CLI_ERROR when memory cannot be read at all. */
+/* "file:line in function" -> frame; 0 if the text is not one. */
+static int py_frame(const char *s, struct cli_frame *f)
+{
+    for (const char *in = strstr(s, " in "); in; in = strstr(in + 1, " in ")) {
+        const char *d = in;
+        while (d > s && d[-1] >= '0' && d[-1] <= '9')
+            d--;
+        if (d == in || d == s || d[-1] != ':')
+            continue;
+        size_t fl = (size_t)(d - 1 - s);
+        snprintf(f->file, sizeof f->file, "%.*s", (int)fl, s);
+        f->line = atoi(d);
+        snprintf(f->func, sizeof f->func, "%s", in + 4);
+        return 1;
+    }
+    return 0;
+}
+
+/* An asyncio task's await chain, as the bridge (python/) published it
+ * when the task last suspended: string ids in sp/fp/ip, innermost first;
+ * nothing of the process is read but the segment. */
+static int py_chain_of(struct cli_taskset *x, struct cli_task *r)
+{
+    uint64_t w[3] = {r->t.sp, r->t.fp, r->t.ip};
+    struct cli_frame fr[CS_PY_CHAIN_MAX];
+    int d = 0;
+    if (r->t.state == CS_TASK_RUNNING) {
+        r->stack_note = "running: its await chain is published when it "
+                        "suspends";
+        return 0;
+    }
+    for (int k = 0; k < CS_PY_CHAIN_MAX; k++) {
+        uint32_t id = (uint32_t)(w[k / 2] >> (32 * (k % 2)));
+        if (id == 0)
+            break;
+        memset(&fr[d], 0, sizeof fr[d]);
+        if (py_frame(cli_ts_str(x, id), &fr[d]))
+            d++;
+    }
+    if (d == 0) {
+        r->stack_note = "no await chain published";
+        return 0;
+    }
+    free(r->frames);
+    r->frames = calloc((size_t)d, sizeof *r->frames);
+    if (r->frames == NULL)
+        return -ENOMEM;
+    memcpy(r->frames, fr, (size_t)d * sizeof *fr);
+    r->depth = d;
+    return 0;
+}
+
 /* Unwinds task r; 0, or a negative errno when the process's memory cannot
  * be read at all (the caller reports it). */
 static int stack_of(struct cli_taskset *x, struct cli_unwinder *u,
                     struct cli_symbols *sym, struct cli_task *r)
 {
     uint64_t ips[CLI_STACK_MAX];
+    if (r->t.flags & CS_TASKF_PYTHON)
+        return py_chain_of(x, r);
     if (r->t.state == CS_TASK_RUNNING) {
         r->stack_note = "running: its registers are live, not saved";
         return 0;

@@ -389,6 +389,8 @@ def install():
     import asyncio
     import asyncio.base_events
     import asyncio.events
+    import json  # noqa: F401  (reports made at shutdown cannot import)
+    import linecache  # noqa: F401
     import warnings
     from . import _coscope as C
     _state["C"] = C

@@ -102,8 +102,11 @@ typedef struct cs_py_loc {
     uint8_t library; /* asyncio's or the standard library's own code */
 } cs_py_loc;
 /* The await chain of coro, innermost first, into ids (at most cap);
- * returns the full depth; *wait gets what the innermost frame says. */
-int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait);
+ * returns the full depth; *wait gets what asyncio's innermost waiting
+ * frame says, *target on what (a deadline for sleeps, else an address;
+ * 0 when unknown). */
+int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait,
+                uint64_t *target);
 /* String id of the creation site: the innermost frame of the calling
  * thread outside asyncio ("file:line in function"). */
 uint32_t cs_py_site_here(void);

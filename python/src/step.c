@@ -75,7 +75,7 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
 {
     PyObject *task = r->task;
     unsigned state = CS_TASK_READY, reason, cw = CS_WAIT_NONE;
-    uint64_t target = 0;
+    uint64_t target = 0, ctarget = 0;
     uint32_t ids[CS_PY_CHAIN_MAX] = {0};
     int depth = 0;
     PyObject *w = PyObject_GetAttr(task, s_fut_waiter);
@@ -104,9 +104,11 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
     Py_XDECREF(w);
     if (state != CS_TASK_DONE) {
         if (r->coro)
-            depth = cs_py_chain(r->coro, ids, CS_PY_CHAIN_MAX, &cw);
-        if (state == CS_TASK_WAITING && cw != CS_WAIT_NONE && reason != CS_WAIT_TASK)
+            depth = cs_py_chain(r->coro, ids, CS_PY_CHAIN_MAX, &cw, &ctarget);
+        if (state == CS_TASK_WAITING && cw != CS_WAIT_NONE && reason != CS_WAIT_TASK) {
             reason = cw;
+            target = ctarget;
+        }
         cs_py_row_name(r);
         memcpy(r->chain, ids, sizeof(r->chain));
     }

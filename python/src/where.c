@@ -32,6 +32,8 @@ typedef struct {
     int key;        /* instruction offset (3.11) or line */
     cs_py_loc loc;
     uint8_t aio;    /* asyncio's own code */
+    int16_t local;  /* waiting frames: index of the local that says on
+                       what ("h" of sleep, "self" of the rest), -1 none */
 } loc_entry;
 
 static loc_entry *locs;
@@ -119,6 +121,21 @@ static const loc_entry *loc_get(PyObject *code, int key,
     e->aio = aio_len && strncmp(file, aio_dir, aio_len) == 0;
     e->loc.library = e->aio || (std_len && strncmp(file, std_dir, std_len) == 0);
     e->loc.wait = e->aio ? (uint8_t)wait_of(func) : CS_WAIT_NONE;
+    e->local = -1;
+#ifdef CS_PY_311
+    if (e->loc.wait != CS_WAIT_NONE) {
+        const char *want = e->loc.wait == CS_WAIT_SLEEP ? "h" : "self";
+        PyObject *names = co->co_localsplusnames;
+        for (Py_ssize_t i = 0; names && i < PyTuple_GET_SIZE(names) && i < 32767; i++) {
+            const char *n = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, i));
+            if (n && strcmp(n, want) == 0) {
+                e->local = (int16_t)i;
+                break;
+            }
+        }
+        PyErr_Clear();
+    }
+#endif
     locs_used++;
     return e;
 }
@@ -153,11 +170,34 @@ static PyObject *awaited(PyObject *o, _PyInterpreterFrame **fp)
     return f->localsplus[f->stacktop - 1];
 }
 
-int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait)
+/* What the waiting frame f (at e) waits on: a sleep's deadline
+ * (CLOCK_MONOTONIC ns, from its TimerHandle's _when: the default loops'
+ * time() is time.monotonic()), else the address of the lock, event,
+ * queue... it is a method of. */
+static uint64_t target_of(_PyInterpreterFrame *f, const loc_entry *e)
+{
+    if (e->local < 0 || e->local >= f->f_code->co_nlocalsplus)
+        return 0;
+    PyObject *v = f->localsplus[e->local];
+    if (v == NULL)
+        return 0;
+    if (e->loc.wait != CS_WAIT_SLEEP)
+        return (uint64_t)(uintptr_t)v;
+    PyObject *when = PyObject_GetAttrString(v, "_when");
+    double d = when ? PyFloat_AsDouble(when) : -1;
+    Py_XDECREF(when);
+    PyErr_Clear();
+    return d > 0 ? (uint64_t)(d * 1e9) : 0;
+}
+
+int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait,
+                uint64_t *target)
 {
     uint32_t outer[64];
     int n = 0;
     unsigned w = CS_WAIT_NONE;
+    _PyInterpreterFrame *wf = NULL;
+    const loc_entry *we = NULL;
 
     for (PyObject *o = coro; o && n < 64;) {
         _PyInterpreterFrame *f = NULL;
@@ -166,11 +206,15 @@ int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait)
             break;
         const loc_entry *e = frame_loc(f);
         outer[n++] = e->loc.text;
-        if (e->loc.wait)
+        if (e->loc.wait) {
             w = e->loc.wait;
+            wf = f;
+            we = e;
+        }
         o = next;
     }
     *wait = w;
+    *target = wf ? target_of(wf, we) : 0;
     for (int i = 0; i < n && i < cap; i++)
         ids[i] = outer[n - 1 - i];
     return n;
@@ -202,12 +246,15 @@ static int line_pub(PyObject *code, int line)
     return line;
 }
 
-int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait)
+int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait,
+                uint64_t *target)
 {
     uint32_t outer[64];
     int n = 0;
     unsigned w = CS_WAIT_NONE;
     PyObject *o = Py_XNewRef(coro);
+
+    *target = 0;
 
     while (o && n < 64 && (PyCoro_CheckExact(o) || PyGen_CheckExact(o))) {
         PyObject *fr = PyObject_GetAttrString(o, PyCoro_CheckExact(o) ? "cr_frame" : "gi_frame");

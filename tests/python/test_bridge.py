@@ -104,9 +104,10 @@ def test_check_reports_each_class_at_its_line(name, args, cls, tag, headline):
     assert where is not None, r
     assert where["file"] == prog(name)
     assert where["line"] == bug_line(name, tag)
-    # no other class fires on a one-bug program (slow may ride along with
-    # a blocking call that is long: not in these)
-    assert {x["class"] for x in doc["reports"]} == {cls}, doc["reports"]
+    # no other class fires on a one-bug program (a deadlocked pair is
+    # also destroyed pending when the loop goes)
+    also = {"pending"} if cls == "deadlock" else set()
+    assert {x["class"] for x in doc["reports"]} - also == {cls}, doc["reports"]
 
 
 def test_clean_busy_program_has_no_report():

@@ -2,6 +2,7 @@
 (argv[1] of them, default 3), one with a hostile name; says "ready PID"
 on stdout, exits when stdin closes."""
 import asyncio
+import os
 import sys
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 3
@@ -29,7 +30,7 @@ async def main():
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     loop.add_reader(sys.stdin.fileno(), done.set)
-    print("ready", flush=True)
+    print("ready", os.getpid(), flush=True)
     await done.wait()
     for t in tasks:
         t.cancel()
