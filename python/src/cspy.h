@@ -65,6 +65,7 @@ typedef struct cs_py_row {
     uint8_t reported; /* a deadlock report named it already */
     uint64_t wait_task; /* address of the task it awaits (a key), 0 none */
     uint32_t chain[CS_PY_CHAIN_MAX]; /* last published await chain */
+    PyObject *wr;     /* the weak reference whose callback this row is */
 } cs_py_row;
 
 /* ---- module.c --------------------------------------------------------- */
@@ -86,6 +87,11 @@ int cs_py_task_init(PyObject *module);
  * by the factory); NULL with no error set when none can be made. */
 cs_py_row *cs_py_row_of(PyObject *task);
 cs_py_row *cs_py_row_find(PyObject *task);
+/* The row of a task destroyed lately while pending, or NULL. */
+cs_py_row *cs_py_row_dead(PyObject *task);
+/* The task finished (state: CS_TASK_DONE, _RAISED, _CANCELLED): its slot
+ * says so and goes; the row leaves the table. */
+void cs_py_row_release(cs_py_row *r, unsigned state);
 /* Names the row's slot from task.get_name() if not done yet. */
 void cs_py_row_name(cs_py_row *r);
 /* The task of a Handle's callback (a task step or wakeup), borrowed, or

@@ -158,6 +158,8 @@ static PyObject *py_row_info(PyObject *m, PyObject *task)
     (void)m;
     cs_py_row *r = cs_py_row_find(task);
     if (r == NULL)
+        r = cs_py_row_dead(task);
+    if (r == NULL)
         Py_RETURN_NONE;
     PyObject *chain = PyList_New(0);
     for (int i = 0; chain && i < CS_PY_CHAIN_MAX && r->chain[i]; i++) {

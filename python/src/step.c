@@ -22,13 +22,32 @@ static PyObject *s_fut_waiter, *s_done, *on_error;
 /* Reads a __slots__ member of a Handle (borrowed, may be NULL). */
 #define SLOT(self, off) (*(PyObject **)((char *)(self) + (off)))
 
-static unsigned task_done_reason(PyObject *task)
+static PyObject *s_cancelled, *s_exception;
+
+/* CS_WAIT_YIELD if the task is still pending (it yielded), else how it
+ * finished (CS_STOP_*) with its final state in *state.  exception()
+ * would mark an error retrieved: _exception only looks. */
+static unsigned task_done_reason(PyObject *task, unsigned *state)
 {
     PyObject *d = PyObject_CallMethodNoArgs(task, s_done);
-    unsigned r = d == Py_True ? CS_STOP_DONE : CS_WAIT_YIELD;
+    unsigned r = CS_WAIT_YIELD;
+    if (d == Py_True) {
+        PyObject *c = PyObject_CallMethodNoArgs(task, s_cancelled);
+        PyObject *e = c == Py_True ? NULL : PyObject_GetAttr(task, s_exception);
+        r = CS_STOP_DONE;
+        *state = CS_TASK_DONE;
+        if (c == Py_True) {
+            r = CS_STOP_CANCELLED;
+            *state = CS_TASK_CANCELLED;
+        } else if (e && e != Py_None) {
+            r = CS_STOP_RAISED;
+            *state = CS_TASK_RAISED;
+        }
+        Py_XDECREF(c);
+        Py_XDECREF(e);
+    }
     Py_XDECREF(d);
-    if (d == NULL)
-        PyErr_Clear();
+    PyErr_Clear();
     return r;
 }
 
@@ -85,9 +104,7 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
         PyErr_Clear();
         reason = CS_WAIT_YIELD;
     } else if (w == Py_None) {
-        reason = task_done_reason(task);
-        if (reason == CS_STOP_DONE)
-            state = CS_TASK_DONE;
+        reason = task_done_reason(task, &state);
     } else {
         state = CS_TASK_WAITING;
         reason = CS_WAIT_FUTURE;
@@ -102,7 +119,8 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
         }
     }
     Py_XDECREF(w);
-    if (state != CS_TASK_DONE) {
+    int finished = reason >= CS_STOP_DONE;
+    if (!finished) {
         if (r->coro)
             depth = cs_py_chain(r->coro, ids, CS_PY_CHAIN_MAX, &cw, &ctarget);
         if (state == CS_TASK_WAITING && cw != CS_WAIT_NONE && reason != CS_WAIT_TASK) {
@@ -114,7 +132,7 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
     }
     cs_task_slot *s = cs__trace_task_begin(r->ref);
     if (s) {
-        CS__TRACE_SET(s->state, (uint8_t)(state == CS_TASK_DONE ? CS_TASK_RUNNING : state));
+        CS__TRACE_SET(s->state, (uint8_t)state);
         CS__TRACE_SET(s->wait, (uint8_t)(reason < CS_WAIT_COUNT ? reason : 0));
         CS__TRACE_SET(s->wait_target, target);
         CS__TRACE_SET(s->steps, s->steps + 1);
@@ -131,7 +149,14 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
             cs__trace_emit(t->ring, t1, target,
                            CS_REC_INFO(CS_EV_WAIT, CS_WAIT_TASK, 0), 0);
         cs__trace_step(t->ring, r->id, reason, t0, t1);
+        if (finished)
+            cs__trace_emit(t->ring, t1, r->id,
+                           CS_REC_INFO(reason == CS_STOP_DONE ? CS_EV_TASK_DONE
+                                       : reason == CS_STOP_RAISED ? CS_EV_TASK_RAISED
+                                       : CS_EV_TASK_CANCELLED, 0, 0), 0);
     }
+    if (finished)
+        cs_py_row_release(r, state);
 }
 
 /* Hands the sample the watchdog took of this step (or None) to Python. */
@@ -293,7 +318,9 @@ PyObject *cs_py_make_handle_run(PyObject *cls, PyObject *err_cb)
                             "asyncio's Handle has no _callback/_args/_context slots");
     if (!s_fut_waiter &&
         (!(s_fut_waiter = PyUnicode_InternFromString("_fut_waiter")) ||
-         !(s_done = PyUnicode_InternFromString("done"))))
+         !(s_done = PyUnicode_InternFromString("done")) ||
+         !(s_cancelled = PyUnicode_InternFromString("cancelled")) ||
+         !(s_exception = PyUnicode_InternFromString("_exception"))))
         return NULL;
     Py_XINCREF(err_cb);
     Py_XSETREF(on_error, err_cb);

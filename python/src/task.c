@@ -4,12 +4,14 @@
  * The loop's task factory (set on every loop by coscope/__init__.py) makes
  * the task as asyncio would, then gives it a Row: a slot in the task table
  * with the creation site, and an entry in a table keyed by the task's
- * address.  The Row is added to the task as a done callback, so the task
- * owns it: it runs when the task finishes (final state, slot freed) and
- * is destroyed with the task (a task destroyed while pending frees its
- * slot too), so the table never holds a stale address and never keeps a
- * task alive.  Tasks made without the factory (asyncio.Task(...) called
- * directly, loops made before install) get their Row at their first step.
+ * address.  The step that finishes the task writes its final state and
+ * frees the slot (step.c).  The Row is the callback of a weak reference to
+ * the task, which is all that keeps it: it runs when the task is
+ * destroyed (a task destroyed while pending frees its slot then), so the
+ * table never holds a stale address and never keeps a task alive.  (A done
+ * callback would cost a loop callback per task: call_soon, a Handle.)
+ * Tasks made without the factory (asyncio.Task(...) called directly,
+ * loops made before install) get their Row at their first step.
  */
 #include "cspy.h"
 
@@ -17,8 +19,9 @@
 
 PyObject *cs_py_task_type;
 PyObject *cs_py_future_type;
-static PyObject *s_add_done_callback, *s_get_name, *s_loop, *s_done,
+static PyObject *s_get_name, *s_loop, *s_done,
     *s_cancelled, *s_exception, *s_get_coro;
+static PyObject *s_loop_kwnames; /* ("loop",) */
 static uint64_t next_id = 1;
 
 /* ---- task address -> row: open addressing, backward-shift delete -------- */
@@ -100,7 +103,7 @@ static void tab_del(cs_py_row *r)
 
 /* ---- rows ---------------------------------------------------------------- */
 
-static void row_release(cs_py_row *r, unsigned state)
+void cs_py_row_release(cs_py_row *r, unsigned state)
 {
     if (r->in_table)
         tab_del(r);
@@ -120,7 +123,7 @@ static void row_dealloc(PyObject *self)
 {
     cs_py_row *r = (cs_py_row *)self;
     /* destroyed with its task while that was pending, or after done */
-    row_release(r, CS_TASK_CANCELLED);
+    cs_py_row_release(r, CS_TASK_CANCELLED);
     Py_TYPE(self)->tp_free(self);
 }
 
@@ -150,33 +153,35 @@ void cs_py_row_name(cs_py_row *r)
     Py_DECREF(n);
 }
 
-/* The done callback: the task finished; its slot says how, then goes. */
+/* Rows of tasks destroyed lately: the garbage collector clears weak
+ * references before it runs finalizers, so "Task was destroyed but it is
+ * pending!" (Task's finalizer) comes after the row left the table; the
+ * report finds the chain and site here (cs_py_row_dead). */
+#define DEAD_MAX 64
+static cs_py_row *dead[DEAD_MAX];
+static unsigned dead_next;
+
+cs_py_row *cs_py_row_dead(PyObject *task)
+{
+    for (unsigned i = 0; i < DEAD_MAX; i++)
+        if (dead[i] && dead[i]->task == task)
+            return dead[i];
+    return NULL;
+}
+
+/* The weak reference's callback: the task is being destroyed. */
 static PyObject *row_call(PyObject *self, PyObject *args, PyObject *kw)
 {
     cs_py_row *r = (cs_py_row *)self;
-    unsigned state = CS_TASK_DONE, ev = CS_EV_TASK_DONE;
     (void)args;
     (void)kw;
-    PyObject *c = PyObject_CallMethodNoArgs(r->task, s_cancelled);
-    if (c == Py_True) {
-        state = CS_TASK_CANCELLED;
-        ev = CS_EV_TASK_CANCELLED;
-    } else if (c) {
-        /* exception() marks the error retrieved: look, do not touch */
-        PyObject *e = PyObject_GetAttrString(r->task, "_exception");
-        if (e && e != Py_None) {
-            state = CS_TASK_RAISED;
-            ev = CS_EV_TASK_RAISED;
-        }
-        Py_XDECREF(e);
+    if (r->ref) { /* still pending: its finalizer may report it */
+        cs_py_row *old = dead[dead_next % DEAD_MAX];
+        dead[dead_next++ % DEAD_MAX] = (cs_py_row *)Py_NewRef(self);
+        Py_XDECREF(old);
     }
-    Py_XDECREF(c);
-    PyErr_Clear();
-    cs_py_thread *t = cs_py_self;
-    if (t && t->ring)
-        cs__trace_emit(t->ring, cs__trace_now(), r->id,
-                       CS_REC_INFO(ev, 0, 0), 0);
-    row_release(r, state);
+    cs_py_row_release(r, CS_TASK_CANCELLED);
+    Py_CLEAR(r->wr); /* the cycle row <-> weakref ends: both go */
     Py_RETURN_NONE;
 }
 
@@ -194,7 +199,7 @@ PyTypeObject cs_py_row_type = {
     .tp_dealloc = row_dealloc,
     .tp_call = row_call,
     .tp_repr = row_repr,
-    .tp_doc = "coscope's record of one asyncio task (a done callback)",
+    .tp_doc = "coscope's record of one asyncio task (a weakref callback)",
 };
 
 /* A row for task (borrowed) made with site; also its done callback. */
@@ -211,6 +216,7 @@ static cs_py_row *row_new(PyObject *task, PyObject *coro, uint32_t site)
     r->in_table = 0;
     r->reported = 0;
     r->wait_task = 0;
+    r->wr = NULL;
     memset(r->chain, 0, sizeof(r->chain));
     cs_py_thread *t = cs_py_thread_get();
     uint64_t now = cs__trace_now();
@@ -230,12 +236,10 @@ static cs_py_row *row_new(PyObject *task, PyObject *coro, uint32_t site)
                        CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), site);
     if (tab_put(r) != 0)
         goto fail;
-    PyObject *ok = PyObject_CallMethodOneArg(task, s_add_done_callback,
-                                             (PyObject *)r);
-    if (ok == NULL)
+    r->wr = PyWeakref_NewRef(task, (PyObject *)r);
+    if (r->wr == NULL)
         goto fail;
-    Py_DECREF(ok);
-    Py_DECREF(r); /* the task owns it now */
+    Py_DECREF(r); /* the weak reference owns it now */
     return r;
 fail:
     PyErr_Clear();
@@ -280,8 +284,11 @@ static PyObject *factory_call(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     if (f->inner && f->inner != Py_None) {
         task = PyObject_Call(f->inner, args, kw);
+    } else if (kw == NULL || PyDict_GET_SIZE(kw) == 0) {
+        PyObject *av[2] = {coro, loop}; /* asyncio.Task(coro, loop=loop) */
+        task = PyObject_Vectorcall(cs_py_task_type, av, 1, s_loop_kwnames);
     } else {
-        PyObject *kw2 = kw ? PyDict_Copy(kw) : PyDict_New();
+        PyObject *kw2 = PyDict_Copy(kw);
         if (kw2 == NULL || PyDict_SetItem(kw2, s_loop, loop) != 0) {
             Py_XDECREF(kw2);
             return NULL;
@@ -408,13 +415,14 @@ int cs_py_task_init(PyObject *module)
     if (!cs_py_task_type || !cs_py_future_type)
         return -1;
 #define INTERN(v, s) if ((v = PyUnicode_InternFromString(s)) == NULL) return -1
-    INTERN(s_add_done_callback, "add_done_callback");
     INTERN(s_get_name, "get_name");
     INTERN(s_loop, "loop");
     INTERN(s_done, "done");
     INTERN(s_cancelled, "cancelled");
     INTERN(s_exception, "exception");
     INTERN(s_get_coro, "get_coro");
+    if ((s_loop_kwnames = PyTuple_Pack(1, s_loop)) == NULL)
+        return -1;
 #undef INTERN
     if (PyType_Ready(&cs_py_row_type) < 0 ||
         PyType_Ready(&cs_py_factory_type) < 0)
