@@ -319,16 +319,24 @@ def _split_loc(text):
 
 
 def _never_awaited(coro):
+    # called from C (_coscope.tee): the frame below is the code running
+    # when the coroutine was dropped - where `fetch()` without await is
     name = getattr(coro, "__qualname__", None) or repr(coro)
     origin = getattr(coro, "cr_origin", None)
     if origin:
         frames = [_frame(f, l, fn) for (f, l, fn) in origin]
         details = ["created at %s:%d in %s" % tuple(origin[0])]
     else:
-        code = getattr(coro, "cr_code", None)
-        frames = ([_frame(code.co_filename, code.co_firstlineno, name)]
-                  if code else [])
-        details = ["(no creation site: COSCOPE_PY_ORIGIN=0)"]
+        frames = []
+        f = sys._getframe(1)
+        while f is not None and len(frames) < 64:
+            c = f.f_code
+            frames.append(_frame(c.co_filename, f.f_lineno,
+                                 getattr(c, "co_qualname", c.co_name)))
+            f = f.f_back
+        details = ["dropped at %s:%d in %s (COSCOPE_PY_ORIGIN=1 for the "
+                   "creation site)" % (frames[0]["file"], frames[0]["line"],
+                                       frames[0]["function"])] if frames else []
     _emit("never-awaited", "coroutine '%s' was never awaited" % name, None,
           frames, details)
 
@@ -406,10 +414,13 @@ def install():
     orig_warn = getattr(warnings, "_warn_unawaited_coroutine", None)
     if orig_warn is not None and not getattr(orig_warn, "_coscope", False):
         warnings._warn_unawaited_coroutine = C.tee(_never_awaited, orig_warn)
+    # origin tracking costs ~9% on a create_task + gather burst (bench/
+    # py_cost.py): on by default under `coscope check` only
     try:
-        depth = int(os.environ.get("COSCOPE_PY_ORIGIN", "1"))
+        depth = int(os.environ.get("COSCOPE_PY_ORIGIN",
+                                   "1" if os.environ.get("COSCOPE_REPORT_DIR") else "0"))
     except ValueError:
-        depth = 1
+        depth = 0
     if depth > 0 and sys.get_coroutine_origin_tracking_depth() < depth:
         sys.set_coroutine_origin_tracking_depth(depth)
     C.blocking_register()

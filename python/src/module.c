@@ -67,6 +67,9 @@ static PyObject *py_start(PyObject *m, PyObject *args)
          * than the C runtime's default, unless COSCOPE_STRINGS_KB says */
         if (!getenv("COSCOPE_STRINGS_KB"))
             cfg.strings_kb = 4096;
+        /* asyncio programs keep many tasks alive at once (gather) */
+        if (!getenv("COSCOPE_TASKS"))
+            cfg.task_slots = 65536;
         int rc = cs__trace_start_with(&cfg);
         if (rc == 0 && cs__trace_header()) {
             cs_py_tracing = 1;
