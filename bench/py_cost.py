@@ -7,7 +7,9 @@ round after round (the machine's speed drifts; each round compares
 neighbours), medians reported:
 
   spawn   100,000 asyncio.create_task() of a trivial coroutine, then one
-          asyncio.gather() of them all: wall time of the whole batch
+          asyncio.gather() of them all: CPU time of the whole batch
+          (time.process_time: on a shared machine wall time measures the
+          neighbours)
   echo    an asyncio TCP echo server (asyncio.start_server, 64-byte
           lines) in the measured process, driven over loopback by a
           blocking client in this process: the server's CPU time
@@ -16,6 +18,8 @@ neighbours), medians reported:
 Variants:  plain   no coscope on PYTHONPATH
            coscope coscope.install() (what `coscope run` does), the
                    interposer preloaded as `coscope run` does
+           coscope-np  the same without the interposer (what the bridge
+                   alone costs)
            debug   PYTHONASYNCIODEBUG=1, no coscope
 
 usage: py_cost.py [--quick] [--rounds R] [--python PY] [--pythonpath DIR]
@@ -38,11 +42,11 @@ N = int(sys.argv[1])
 async def leaf(i):
     return i
 async def main():
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     ts = [asyncio.create_task(leaf(i)) for i in range(N)]
     r = await asyncio.gather(*ts)
     assert len(r) == N
-    return time.perf_counter() - t0
+    return time.process_time() - t0
 print("@s", asyncio.run(main()))
 """
 
@@ -82,8 +86,10 @@ def variant_env(v, a):
     for k in ("COSCOPE", "PYTHONASYNCIODEBUG", "BENCH_COSCOPE", "LD_PRELOAD"):
         e.pop(k, None)
     e.pop("PYTHONPATH", None)  # plain and debug: not even the sitecustomize
-    if v == "coscope":
+    if v.startswith("coscope"):
         e["PYTHONPATH"] = a.pythonpath
+        e["BENCH_COSCOPE"] = "1"
+    if v == "coscope":
         e["BENCH_COSCOPE"] = "1"
         if a.preload:
             e["LD_PRELOAD"] = a.preload
@@ -145,7 +151,7 @@ def main():
     rounds = a.rounds or (1 if a.quick else 7)
     n_spawn = 2000 if a.quick else 100_000
     n_echo = 500 if a.quick else 20_000
-    variants = ["plain", "coscope", "debug"]
+    variants = ["plain", "coscope", "coscope-np", "debug"]
     res = {(w, v): [] for w in ("spawn", "echo") for v in variants}
     for r in range(rounds):
         for w, fn, n in (("spawn", run_spawn, n_spawn), ("echo", run_echo, n_echo)):
@@ -158,7 +164,7 @@ def main():
     for w in ("spawn", "echo"):
         base = statistics.median(res[(w, "plain")])
         line = "%-5s plain %s" % (w, fmt(w, base))
-        for v in ("coscope", "debug"):
+        for v in ("coscope", "coscope-np", "debug"):
             m = statistics.median(res[(w, v)])
             line += "   %s %s (%.3fx, %+.1f%%)" % (v, fmt(w, m), m / base,
                                                   (m / base - 1) * 100)

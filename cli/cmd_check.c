@@ -733,9 +733,13 @@ static const struct frame *culprit(const struct report *r)
 static void text_frame(FILE *f, int k, const struct frame *fr,
                        const char *indent)
 {
-    fprintf(f, "%s#%-2d %s", indent, k, fr->ip[0] ? fr->ip : "?");
-    if (fr->func[0])
-        fprintf(f, " in %s%s", fr->func, fr->inlined ? " [inlined]" : "");
+    if (fr->ip[0] == '\0' && fr->func[0]) /* a Python frame: no address */
+        fprintf(f, "%s#%-2d %s", indent, k, fr->func);
+    else {
+        fprintf(f, "%s#%-2d %s", indent, k, fr->ip[0] ? fr->ip : "?");
+        if (fr->func[0])
+            fprintf(f, " in %s%s", fr->func, fr->inlined ? " [inlined]" : "");
+    }
     if (fr->file[0])
         fprintf(f, " (%s:%ld)", fr->file, fr->line);
     fputc('\n', f);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "timeline.h"
 
 const char cmd_report_usage[] =
     "usage: coscope report [--partial] <file>\n"
@@ -130,7 +131,9 @@ static void account(struct report *r, const cs_trace_event *e)
                                                     : CS_WARN_COUNT]++;
             if (r->nwarnings < TOP_WARNINGS)
                 r->warnings[r->nwarnings++] = (struct warning){
-                    e->task_id, e->reason, e->arg, e->ring, 0, 0, 1};
+                    e->task_id, e->reason,
+                    e->arg | (e->flags & CS_RECF_PYSTACK ? CLI_TL_PYSTACK : 0u),
+                    e->ring, 0, 0, 1};
         }
         return;
     }
@@ -161,7 +164,9 @@ static void account(struct report *r, const cs_trace_event *e)
         r->warn_kinds[e->reason < CS_WARN_COUNT ? e->reason : CS_WARN_COUNT]++;
         if (r->nwarnings < TOP_WARNINGS)
             r->warnings[r->nwarnings++] = (struct warning){
-                e->task_id, e->reason, e->arg, e->ring, e->task_id != 0, 0, 0};
+                e->task_id, e->reason,
+                e->arg | (e->flags & CS_RECF_PYSTACK ? CLI_TL_PYSTACK : 0u),
+                e->ring, e->task_id != 0, 0, 0};
         break;
     case CS_EV_LOOP_ITER: {
         struct loop *l = &r->loops[e->ring];
@@ -268,9 +273,13 @@ static void print_warnings(struct report *r)
         uint64_t ips[CS_STACK_MAX];
         struct cli_frame f[2 * CS_STACK_MAX];
         char call[128];
-        int d =
-            w->stack ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX) : 0;
-        d = cli_symbolize_call(sym, ips, d < CS_STACK_MAX ? d : CS_STACK_MAX,
+        int py = (w->stack & CLI_TL_PYSTACK) != 0;
+        int d = w->stack && !py
+                    ? cs_trace_stack(r->t, w->stack, ips, CS_STACK_MAX)
+                    : 0;
+        call[0] = '\0';
+        if (!py)
+            d = cli_symbolize_call(sym, ips, d < CS_STACK_MAX ? d : CS_STACK_MAX,
                                f, 2 * CS_STACK_MAX, call, sizeof call);
         if (w->task)
             printf(": task %llu '%s'", (unsigned long long)w->task,
@@ -287,6 +296,19 @@ static void print_warnings(struct report *r)
             printf(" %s", cli_fmt_duration(w->step_ns, dur, sizeof dur));
         }
         putchar('\n');
+        if (py) { /* headline, then a frame a line */
+            char text[CS_STRING_MAX + 1];
+            char *save = NULL, *ln;
+            if (cs_trace_string(r->t, w->stack & ~CLI_TL_PYSTACK, text,
+                                sizeof text) < 0)
+                continue;
+            ln = strtok_r(text, "\n", &save);
+            if (ln)
+                printf("      %s\n", cli_sanitize(ln));
+            for (int k = 0; (ln = strtok_r(NULL, "\n", &save)) != NULL; k++)
+                printf("      #%-2d %s\n", k, cli_sanitize(ln));
+            continue;
+        }
         for (int k = 0; k < d; k++) {
             char text[512];
             printf("      #%-2d %s\n", k,

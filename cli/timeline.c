@@ -224,7 +224,8 @@ static int take_event(struct cli_timeline *tl, const cs_trace_event *e,
                                      e->task_id,
                                      -1,
                                      e->reason,
-                                     e->arg,
+                                     e->arg | (e->flags & CS_RECF_PYSTACK
+                                                   ? CLI_TL_PYSTACK : 0u),
                                      e->ring};
         if (e->task_id != 0 && task_index(tl, e->task_id, 1) < 0)
             return -ENOMEM;
@@ -464,11 +465,37 @@ void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
     }
 }
 
+/* A Python stack: the string's lines after its first (the headline). */
+static int py_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
+{
+    char text[CS_STRING_MAX + 1];
+    if (cs_trace_string(tl->t, id, text, sizeof text) < 0)
+        return 0;
+    char **v = calloc(CS_STACK_MAX, sizeof *v);
+    int d = 0;
+    if (v == NULL)
+        return -ENOMEM;
+    char *save = NULL, *ln = strtok_r(text, "\n", &save);
+    while ((ln = strtok_r(NULL, "\n", &save)) != NULL && d < CS_STACK_MAX) {
+        char line[CS_STRING_MAX + 16];
+        snprintf(line, sizeof line, "#%-2d %s", d, cli_sanitize(ln));
+        if ((v[d] = strdup(line)) == NULL) {
+            cli_tl_stack_free(v, d);
+            return -ENOMEM;
+        }
+        d++;
+    }
+    *frames = v;
+    return d;
+}
+
 int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
 {
     *frames = NULL;
     if (id == 0)
         return 0;
+    if (id & CLI_TL_PYSTACK)
+        return py_stack(tl, id & ~CLI_TL_PYSTACK, frames);
     if (!tl->sym_tried) {
         tl->sym_tried = 1;
         tl->sym = cli_symbols_for_trace(tl->t);

@@ -56,9 +56,12 @@ struct cli_tl_warning {
     uint64_t task;   /* task id, 0 none */
     long task_index; /* index in tasks[], -1 none */
     unsigned kind;   /* CS_WARN_* */
-    uint32_t stack;  /* stack id, 0 none */
+    uint32_t stack;  /* stack id, 0 none; | CLI_TL_PYSTACK: string id */
     uint32_t ring;   /* loop that reported it */
 };
+/* In a warning's stack: the id is a string's, a Python stack written as
+ * text (CS_RECF_PYSTACK); table ids stay below 2^26 (CS_TABLE_MAX). */
+#define CLI_TL_PYSTACK 0x80000000u
 
 struct cli_timeline {
     const char *path;           /* as given */

@@ -37,6 +37,11 @@ run "$ex/buggy" deadlock
 say "a task overflows its 64 KiB stack: the guard page catches it, and coscope names the task"
 (ulimit -c 0; run "$ex/buggy" overflow) 2>&1
 
+if [ -d "$b/python/lib/coscope" ]; then
+  say "an unmodified asyncio program (python3 examples/python/prices.py): coscope check finds its blocking call, with the .py line"
+  run "$coscope" check -- /usr/bin/python3 examples/python/prices.py
+fi
+
 say "a live server, looked at from another process without stopping it"
 fifo=$(mktemp -u)
 mkfifo "$fifo"

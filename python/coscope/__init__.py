@@ -205,8 +205,11 @@ def _report(kind, *a):
                 src = linecache.getline(user["file"], user["line"]).strip()
                 if src:
                     details.append("at %s:%d: %s" % (user["file"], user["line"], src))
+            pyname = _python_call(call, frames)
+            if pyname != call:
+                details.insert(0, "(the C call: %s)" % call)
             _emit("blocking", "blocking call %s() on the event loop in %s "
-                  "(took %.1f ms)" % (call, _label(task), ms), task, frames,
+                  "(took %.1f ms)" % (pyname, _label(task), ms), task, frames,
                   details)
         elif kind == "deadlock":
             (tasks,) = a
@@ -227,6 +230,34 @@ def _report(kind, *a):
             os.write(2, ("coscope: report failed: %r\n" % (e,)).encode())
         except OSError:
             pass
+
+
+# The Python function a blocking C call most likely came from.
+_PY_CALLS = {
+    "clock_nanosleep": "time.sleep", "nanosleep": "time.sleep",
+    "sleep": "time.sleep", "usleep": "time.sleep", "fsync": "os.fsync",
+    "fdatasync": "os.fdatasync", "recv": "socket.recv",
+    "recvfrom": "socket.recvfrom", "send": "socket.send",
+    "sendto": "socket.sendto", "connect": "socket.connect",
+    "accept": "socket.accept", "getaddrinfo": "socket.getaddrinfo",
+    "gethostbyname": "socket.gethostbyname", "flock": "fcntl.flock",
+    "sem_wait": "threading.Lock.acquire", "read": "os.read",
+    "write": "os.write", "waitpid": "os.waitpid", "wait": "os.wait",
+    "system": "os.system", "popen": "os.popen", "poll": "select.poll",
+    "select": "select.select", "epoll_wait": "select.epoll.poll",
+    "pthread_join": "threading.Thread.join",
+}
+
+
+def _python_call(call, frames):
+    """'subprocess.run' when the call came through subprocess, else the
+    Python function that makes that C call."""
+    for f in reversed(frames):  # outermost first: the API the user called
+        base = os.path.basename(f["file"])
+        if f["library"] and base in ("subprocess.py", "socket.py", "ssl.py"):
+            mod = base[:-3]
+            return "%s.%s" % (mod, f["function"].rsplit(".", 1)[-1])
+    return _PY_CALLS.get(call, call)
 
 
 # Library functions whose short waits are part of how they work, not a
