@@ -70,6 +70,7 @@ typedef struct cs_py_row {
 
 /* ---- module.c --------------------------------------------------------- */
 extern int cs_py_tracing;          /* 1 once the segment exists */
+extern int cs_py_recording;        /* COSCOPE_RECORD: name every task */
 extern uint64_t cs_py_slow_ticks;  /* slow-step threshold, clock ticks */
 extern PyObject *cs_py_report_cb;  /* coscope._report(kind, ...) */
 uint64_t cs_py_ticks_to_ns(uint64_t ticks);

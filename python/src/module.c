@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 int cs_py_tracing;
+int cs_py_recording;
 uint64_t cs_py_slow_ticks = UINT64_MAX;
 PyObject *cs_py_report_cb;
 __thread cs_py_thread *cs_py_self;
@@ -73,6 +74,7 @@ static PyObject *py_start(PyObject *m, PyObject *args)
         int rc = cs__trace_start_with(&cfg);
         if (rc == 0 && cs__trace_header()) {
             cs_py_tracing = 1;
+            cs_py_recording = cfg.record && cfg.record[0];
             ns_mult = cs__trace_header()->ns_mult;
         } else if (rc < 0) {
             fprintf(stderr, "coscope: cannot create the trace segment: %s; "
@@ -195,6 +197,8 @@ static PyObject *py_warn(PyObject *m, PyObject *args)
     if (!cs_py_tracing)
         Py_RETURN_NONE;
     cs_py_row *r = task == Py_None ? NULL : cs_py_row_find(task);
+    if (r)
+        cs_py_row_name(r);
     cs_py_thread *t = cs_py_thread_get();
     uint32_t sid = cs__trace_intern_n(text, (size_t)len);
     cs_seg_header *h = cs__trace_header();

@@ -120,6 +120,8 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
     }
     Py_XDECREF(w);
     int finished = reason >= CS_STOP_DONE;
+    if (finished && cs_py_recording)
+        cs_py_row_name(r); /* a trace file names every task */
     if (!finished) {
         if (r->coro)
             depth = cs_py_chain(r->coro, ids, CS_PY_CHAIN_MAX, &cw, &ctarget);
@@ -251,10 +253,6 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
                 __atomic_store_n(&t->ring->hdr->step_start, 0, __ATOMIC_RELAXED);
         }
     }
-    if (r)
-        cs_py_publish(r, t0, t1);
-    else if (t && t->ring)
-        cs__trace_step(t->ring, 0, CS_STOP_DONE, t0, t1);
     if (!saved_step.in_step && t1 - t0 >= cs_py_slow_ticks && t) {
         PyObject *et, *ev, *tb;
         PyErr_Fetch(&et, &ev, &tb);
@@ -263,6 +261,10 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
     } else if (t && t->sample_state) {
         __atomic_store_n(&t->sample_state, 0, __ATOMIC_RELEASE);
     }
+    if (r)
+        cs_py_publish(r, t0, t1);
+    else if (t && t->ring)
+        cs__trace_step(t->ring, 0, CS_STOP_DONE, t0, t1);
     if (res == NULL) {
         /* as Handle._run: SystemExit and KeyboardInterrupt go up, the rest
          * to the loop's exception handler (coscope/__init__.py) */

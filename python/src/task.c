@@ -147,6 +147,10 @@ void cs_py_row_name(cs_py_row *r)
             CS__TRACE_SET(s->name, id);
             cs__trace_task_end(s);
         }
+        cs_py_thread *t = cs_py_self;
+        if (t && t->ring) /* for trace files: their readers name tasks so */
+            cs__trace_emit(t->ring, cs__trace_now(), r->id,
+                           CS_REC_INFO(CS_EV_TASK_NAME, 0, 0), id);
     } else {
         PyErr_Clear();
     }
