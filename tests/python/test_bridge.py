@@ -285,3 +285,33 @@ def test_ps_lists_the_asyncio_process():
     row = [ln.split() for ln in p.stdout.splitlines()
            if ln.split()[:1] == [str(t.pid)]]
     assert row and row[0][2] == "5", p.stdout  # main, 2 nappers, 2 holders
+
+
+def test_pip_install_into_a_venv(tmp_path):
+    """pip install ./python for a user's own interpreter (offline: the
+    system's setuptools, no build isolation), then the in-code way."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    tree = tmp_path / "src"
+    for d in ("python", "libtrace", "include", "agent"):
+        shutil.copytree(os.path.join(src, d), tree / d,
+                        ignore=shutil.ignore_patterns("build", "*.egg-info",
+                                                      "__pycache__"))
+    venv = tmp_path / "venv"
+    subprocess.run([PYTHON, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, timeout=TIMEOUT)
+    py = str(venv / "bin" / "python")
+    p = subprocess.run([py, "-m", "pip", "install", "-q", "--no-build-isolation",
+                        "--no-index", str(tree / "python")],
+                       capture_output=True, text=True, timeout=300)
+    if "externally-managed" in p.stderr or "No module named pip" in p.stderr:
+        pytest.skip("pip cannot install here: " + p.stderr.strip()[-200:])
+    assert p.returncode == 0, p.stderr
+    e = env()
+    e.pop("PYTHONPATH", None)
+    r = subprocess.run([py, prog("in_code.py")], capture_output=True,
+                       text=True, timeout=TIMEOUT, env=e)
+    assert r.returncode == 0, r.stderr
+    assert "coscope: coroutine 'lost' was never awaited" in r.stderr
+    assert str(venv) in subprocess.run(
+        [py, "-c", "import coscope; print(coscope.__file__)"],
+        capture_output=True, text=True, env=e).stdout
