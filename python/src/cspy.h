@@ -41,6 +41,7 @@ typedef struct cs_py_thread {
     PyThreadState *tstate;   /* for the watchdog's stack samples */
     pid_t tid;
     struct cs_py_row *row;   /* task whose step runs now, or NULL */
+    PyObject *task;          /* that task (borrowed), also before its row */
     int in_step;             /* 1 while a Handle runs */
     uint64_t step_start;     /* clock value the running step began at */
     /* the watchdog's sample of the running step (written by the watchdog
@@ -93,6 +94,16 @@ cs_py_row *cs_py_row_dead(PyObject *task);
 /* The task finished (state: CS_TASK_DONE, _RAISED, _CANCELLED): its slot
  * says so and goes; the row leaves the table. */
 void cs_py_row_release(cs_py_row *r, unsigned state);
+/* coscope's id of task (made by the factory or with a row), 0 if none. */
+uint64_t cs_py_task_id(PyObject *task);
+/* Its creation site's string id, 0 if unknown. */
+uint32_t cs_py_task_site(PyObject *task);
+/* Drops what the factory noted of a task that never ran (pending report). */
+void cs_py_task_forget(PyObject *task);
+/* Records a task that finished in its first step (reason CS_STOP_*): it
+ * never gets a row. */
+int cs_py_task_finished_first(PyObject *task, unsigned reason, uint64_t t0,
+                              uint64_t t1);
 /* Names the row's slot from task.get_name() if not done yet. */
 void cs_py_row_name(cs_py_row *r);
 /* The task of a Handle's callback (a task step or wakeup), borrowed, or

@@ -128,8 +128,7 @@ static PyObject *py_watchdog_start(PyObject *m, PyObject *unused)
 static PyObject *py_task_id(PyObject *m, PyObject *task)
 {
     (void)m;
-    cs_py_row *r = cs_py_row_find(task);
-    return PyLong_FromUnsignedLongLong(r ? r->id : 0);
+    return PyLong_FromUnsignedLongLong(cs_py_task_id(task));
 }
 
 const char *cs_py_string(uint32_t id)
@@ -197,6 +196,7 @@ static PyObject *py_warn(PyObject *m, PyObject *args)
     if (!cs_py_tracing)
         Py_RETURN_NONE;
     cs_py_row *r = task == Py_None ? NULL : cs_py_row_find(task);
+    uint64_t id = task == Py_None ? 0 : cs_py_task_id(task);
     if (r)
         cs_py_row_name(r);
     cs_py_thread *t = cs_py_thread_get();
@@ -205,7 +205,7 @@ static PyObject *py_warn(PyObject *m, PyObject *args)
     if (h)
         __atomic_fetch_add(&h->warnings, 1, __ATOMIC_RELAXED);
     if (t && t->ring)
-        cs__trace_emit(t->ring, cs__trace_now(), r ? r->id : 0,
+        cs__trace_emit(t->ring, cs__trace_now(), id,
                        CS_REC_INFO(CS_EV_WARNING, kind, CS_RECF_PYSTACK), sid);
     Py_RETURN_NONE;
 }

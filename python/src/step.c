@@ -161,6 +161,29 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
         cs_py_row_release(r, state);
 }
 
+/* After a task's first step: it finished (records only, no row), or
+ * it suspended and gets its row now (a new reference). */
+static cs_py_row *first_step_end(PyObject *task, uint64_t t0, uint64_t t1)
+{
+    PyObject *w = PyObject_GetAttr(task, s_fut_waiter);
+    if (w == NULL)
+        PyErr_Clear();
+    if (w == Py_None) {
+        unsigned state;
+        unsigned reason = task_done_reason(task, &state);
+        if (reason >= CS_STOP_DONE) {
+            Py_DECREF(w);
+            cs_py_task_finished_first(task, reason, t0, t1);
+            return NULL;
+        }
+    }
+    Py_XDECREF(w);
+    cs_py_row *r = cs_py_row_of(task);
+    PyErr_Clear();
+    Py_XINCREF(r);
+    return r;
+}
+
 /* Hands the sample the watchdog took of this step (or None) to Python. */
 static PyObject *take_sample(cs_py_thread *t, uint64_t t0)
 {
@@ -179,7 +202,7 @@ static PyObject *take_sample(cs_py_thread *t, uint64_t t0)
     return text;
 }
 
-static void report_slow(cs_py_thread *t, cs_py_row *r, PyObject *cb,
+static void report_slow(cs_py_thread *t, PyObject *task, PyObject *cb,
                         uint64_t t0, uint64_t t1)
 {
     PyObject *sample = take_sample(t, t0);
@@ -187,7 +210,7 @@ static void report_slow(cs_py_thread *t, cs_py_row *r, PyObject *cb,
         return;
     double secs = (double)cs_py_ticks_to_ns(t1 - t0) / 1e9;
     PyObject *res = PyObject_CallFunction(cs_py_report_cb, "sOOdO", "slow",
-                                          r ? r->task : Py_None, cb, secs,
+                                          task ? task : Py_None, cb, secs,
                                           sample);
     Py_XDECREF(res);
     Py_DECREF(sample);
@@ -206,25 +229,34 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
         return PyErr_Format(PyExc_AttributeError, "incomplete Handle");
     cs_py_thread *t = cs_py_self ? cs_py_self : cs_py_thread_get();
     cs_py_row *r = NULL;
+    PyObject *task = NULL;
+    uint64_t id = 0;
     if (cs_py_tracing) {
-        PyObject *task = cs_py_task_of_callback(cb);
-        if (task)
-            r = cs_py_row_of(task);
+        task = cs_py_task_of_callback(cb);
+        if (task) {
+            r = cs_py_row_find(task);
+            id = r ? r->id : cs_py_task_id(task);
+        }
     }
     Py_INCREF(self);
+    Py_XINCREF(task);
     Py_XINCREF(r);
     cs_py_thread saved_step = {0};
+    uint64_t saved_id = 0;
     if (t) { /* a handle may run a nested loop: keep the outer step */
         saved_step.row = t->row;
+        saved_step.task = t->task;
         saved_step.in_step = t->in_step;
         saved_step.step_start = t->step_start;
+        saved_id = t->ring ? t->ring->hdr->step_task : 0;
     }
     uint64_t t0 = cs__trace_now();
     if (t) {
         t->row = r;
+        t->task = task;
         t->in_step = 1;
         t->step_start = t0;
-        cs__trace_step_begin(t->ring, r ? r->id : 0, t0);
+        cs__trace_step_begin(t->ring, id, t0);
     }
     if (r)
         cs__trace_task_running(r->ref, t0);
@@ -243,12 +275,12 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
     uint64_t t1 = cs__trace_now();
     if (t) {
         t->row = saved_step.row;
+        t->task = saved_step.task;
         t->in_step = saved_step.in_step;
         t->step_start = saved_step.step_start;
         if (t->ring) {
             if (saved_step.in_step)
-                cs__trace_step_begin(t->ring, saved_step.row ? saved_step.row->id : 0,
-                                     saved_step.step_start);
+                cs__trace_step_begin(t->ring, saved_id, saved_step.step_start);
             else
                 __atomic_store_n(&t->ring->hdr->step_start, 0, __ATOMIC_RELAXED);
         }
@@ -256,15 +288,23 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
     if (!saved_step.in_step && t1 - t0 >= cs_py_slow_ticks && t) {
         PyObject *et, *ev, *tb;
         PyErr_Fetch(&et, &ev, &tb);
-        report_slow(t, r, cb, t0, t1);
+        report_slow(t, task, cb, t0, t1);
         PyErr_Restore(et, ev, tb);
     } else if (t && t->sample_state) {
         __atomic_store_n(&t->sample_state, 0, __ATOMIC_RELEASE);
     }
-    if (r)
+    if (task && !r) { /* its first step: a row only if it suspended */
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        r = first_step_end(task, t0, t1); /* a new reference, or NULL */
+        if (r)
+            cs_py_publish(r, t0, t1);
+        PyErr_Restore(et, ev, tb);
+    } else if (r) {
         cs_py_publish(r, t0, t1);
-    else if (t && t->ring)
+    } else if (t && t->ring) {
         cs__trace_step(t->ring, 0, CS_STOP_DONE, t0, t1);
+    }
     if (res == NULL) {
         /* as Handle._run: SystemExit and KeyboardInterrupt go up, the rest
          * to the loop's exception handler (coscope/__init__.py) */
@@ -287,6 +327,7 @@ out:
     Py_DECREF(args);
     Py_DECREF(ctx);
     Py_XDECREF(r);
+    Py_XDECREF(task);
     Py_DECREF(self);
     return res;
 }

@@ -101,6 +101,129 @@ static void tab_del(cs_py_row *r)
     }
 }
 
+/* ---- tasks made but not yet suspended: task address -> what the row
+ * will need.  Most tasks of a create_task + gather burst finish in their
+ * first step: they never get a row (a Python object, a weak reference, a
+ * slot), only this entry and their records.  No reference is held: an
+ * entry left by a task destroyed before it ran is overwritten by the next
+ * task made at that address, or forgotten by the pending report. */
+
+typedef struct {
+    PyObject *task;   /* key, borrowed; NULL empty */
+    PyObject *coro;   /* borrowed */
+    uint64_t id, parent, created;
+    uint32_t site;
+} pend_entry;
+
+static pend_entry *pend;
+static size_t pend_cap, pend_used;
+
+static size_t pend_slot(const void *p)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 17) & (pend_cap - 1);
+}
+
+static pend_entry *pend_find(PyObject *task)
+{
+    if (pend_cap == 0)
+        return NULL;
+    for (size_t k = pend_slot(task);; k = (k + 1) & (pend_cap - 1)) {
+        if (pend[k].task == task)
+            return &pend[k];
+        if (pend[k].task == NULL)
+            return NULL;
+    }
+}
+
+static int pend_grow(void)
+{
+    size_t old = pend_cap, cap = old ? old * 2 : 1024;
+    pend_entry *o = pend, *n = calloc(cap, sizeof(*n));
+    if (n == NULL)
+        return -1;
+    pend = n;
+    pend_cap = cap;
+    for (size_t i = 0; i < old; i++)
+        if (o[i].task) {
+            size_t k = pend_slot(o[i].task);
+            while (pend[k].task)
+                k = (k + 1) & (cap - 1);
+            pend[k] = o[i];
+        }
+    free(o);
+    return 0;
+}
+
+static pend_entry *pend_put(PyObject *task)
+{
+    pend_entry *e = pend_find(task);
+    if (e)
+        return e; /* a task destroyed before it ran had this address */
+    if ((pend_used + 1) * 2 > pend_cap && pend_grow() != 0)
+        return NULL;
+    size_t k = pend_slot(task);
+    while (pend[k].task)
+        k = (k + 1) & (pend_cap - 1);
+    pend_used++;
+    pend[k].task = task;
+    return &pend[k];
+}
+
+static void pend_del(pend_entry *e)
+{
+    size_t m = pend_cap - 1, k = (size_t)(e - pend);
+    e->task = NULL;
+    pend_used--;
+    for (size_t j = (k + 1) & m; pend[j].task; j = (j + 1) & m) {
+        size_t want = pend_slot(pend[j].task);
+        if (((j - want) & m) >= ((j - k) & m)) {
+            pend[k] = pend[j];
+            pend[j].task = NULL;
+            k = j;
+        }
+    }
+}
+
+uint64_t cs_py_task_id(PyObject *task)
+{
+    cs_py_row *r = cs_py_row_find(task);
+    pend_entry *e = r ? NULL : pend_find(task);
+    return r ? r->id : e ? e->id : 0;
+}
+
+uint32_t cs_py_task_site(PyObject *task)
+{
+    cs_py_row *r = cs_py_row_find(task);
+    pend_entry *e = r ? NULL : pend_find(task);
+    return r ? r->site : e ? e->site : 0;
+}
+
+void cs_py_task_forget(PyObject *task)
+{
+    pend_entry *e = pend_find(task);
+    if (e)
+        pend_del(e);
+}
+
+int cs_py_task_finished_first(PyObject *task, unsigned reason, uint64_t t0,
+                              uint64_t t1)
+{
+    pend_entry *e = pend_find(task);
+    uint64_t id = e ? e->id : 0;
+    cs_py_thread *t = cs_py_self;
+    if (e)
+        pend_del(e);
+    if (t && t->ring) {
+        cs__trace_step(t->ring, id, reason, t0, t1);
+        cs__trace_emit(t->ring, t1, id,
+                       CS_REC_INFO(reason == CS_STOP_DONE ? CS_EV_TASK_DONE
+                                   : reason == CS_STOP_RAISED ? CS_EV_TASK_RAISED
+                                   : CS_EV_TASK_CANCELLED, 0, 0), 0);
+    }
+    return 0;
+}
+
 /* ---- rows ---------------------------------------------------------------- */
 
 void cs_py_row_release(cs_py_row *r, unsigned state)
@@ -207,14 +330,15 @@ PyTypeObject cs_py_row_type = {
 };
 
 /* A row for task (borrowed) made with site; also its done callback. */
-static cs_py_row *row_new(PyObject *task, PyObject *coro, uint32_t site)
+static cs_py_row *row_new(PyObject *task, PyObject *coro, uint32_t site,
+                          uint64_t id, uint64_t parent, uint64_t created)
 {
     cs_py_row *r = PyObject_New(cs_py_row, &cs_py_row_type);
     if (r == NULL)
         return NULL;
     r->task = task;
     r->coro = coro; /* borrowed: the task holds it as long as it lives */
-    r->id = next_id++;
+    r->id = id ? id : next_id++;
     r->site = site;
     r->named = 0;
     r->in_table = 0;
@@ -223,19 +347,17 @@ static cs_py_row *row_new(PyObject *task, PyObject *coro, uint32_t site)
     r->wr = NULL;
     memset(r->chain, 0, sizeof(r->chain));
     cs_py_thread *t = cs_py_thread_get();
-    uint64_t now = cs__trace_now();
-    r->ref = cs__trace_task_alloc(r->id, 0, site, 0,
+    uint64_t now = created ? created : cs__trace_now();
+    r->ref = cs__trace_task_alloc(r->id, 0, site, parent,
                                   t && t->ring ? t->ring->index : 0, now);
     if (r->ref) {
         cs_task_slot *s = cs__trace_task_begin(r->ref);
         if (s) {
             CS__TRACE_SET(s->flags, (uint16_t)(s->flags | CS_TASKF_PYTHON));
-            if (t && t->row)
-                CS__TRACE_SET(s->parent, t->row->id);
             cs__trace_task_end(s);
         }
     }
-    if (t && t->ring)
+    if (!id && t && t->ring) /* made by the factory: announced there */
         cs__trace_emit(t->ring, now, r->id,
                        CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), site);
     if (tab_put(r) != 0)
@@ -264,10 +386,18 @@ cs_py_row *cs_py_row_of(PyObject *task)
     PyErr_Clear();
     if (is_done)
         return NULL;
+    pend_entry *e = pend_find(task);
+    if (e) {
+        pend_entry copy = *e;
+        pend_del(e);
+        return row_new(task, copy.coro, copy.site, copy.id, copy.parent,
+                       copy.created);
+    }
     PyObject *coro = PyObject_CallMethodNoArgs(task, s_get_coro);
     if (coro == NULL)
         PyErr_Clear();
-    r = row_new(task, coro, 0);
+    r = row_new(task, coro && PyCoro_CheckExact(coro) ? coro : NULL, 0, 0,
+                0, 0);
     Py_XDECREF(coro);
     return r;
 }
@@ -304,10 +434,21 @@ static PyObject *factory_call(PyObject *self, PyObject *args, PyObject *kw)
     }
     if (task == NULL || !cs_py_tracing)
         return task;
-    if (PyObject_TypeCheck(task, (PyTypeObject *)cs_py_future_type) &&
-        cs_py_row_find(task) == NULL)
-        row_new(task, PyCoro_CheckExact(coro) ? coro : NULL,
-                cs_py_site_here());
+    if (!PyObject_TypeCheck(task, (PyTypeObject *)cs_py_future_type) ||
+        cs_py_row_find(task) != NULL)
+        return task;
+    pend_entry *e = pend_put(task);
+    if (e == NULL)
+        return task;
+    cs_py_thread *t = cs_py_thread_get();
+    e->coro = PyCoro_CheckExact(coro) ? coro : NULL;
+    e->id = next_id++;
+    e->parent = t && t->task ? cs_py_task_id(t->task) : 0;
+    e->created = cs__trace_now();
+    e->site = cs_py_site_here();
+    if (t && t->ring)
+        cs__trace_emit(t->ring, e->created, e->id,
+                       CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), e->site);
     return task;
 }
 

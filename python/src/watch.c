@@ -154,7 +154,7 @@ static void bl_report(const char *call, int64_t took_ns, const void *caller)
         if (stack) {
             PyObject *r = PyObject_CallFunction(
                 cs_py_report_cb, "ssdOO", "blocking", call,
-                (double)took_ns / 1e6, t->row ? t->row->task : Py_None, stack);
+                (double)took_ns / 1e6, t->task ? t->task : Py_None, stack);
             Py_XDECREF(r);
             Py_DECREF(stack);
         }
