@@ -22,8 +22,11 @@ Variants:  plain   no coscope on PYTHONPATH
                    alone costs)
            debug   PYTHONASYNCIODEBUG=1, no coscope
 
+  tasks   `coscope tasks PID --stacks` on 10,000 tasks parked in
+          asyncio.sleep inside named coroutines: seconds (issue: <= 1 s)
+
 usage: py_cost.py [--quick] [--rounds R] [--python PY] [--pythonpath DIR]
-                  [--preload LIB]
+                  [--preload LIB] [--coscope BIN]
 Prints one line per round and a summary with the ratios to plain.
 """
 import argparse
@@ -138,6 +141,28 @@ def run_echo(v, a, n):
     return cpu / n
 
 
+def tasks_stacks(a, n):
+    """Seconds `coscope tasks PID --stacks` takes on n tasks parked in
+    asyncio.sleep inside named coroutines (tests/python/progs/live.py)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    live = os.path.join(here, "..", "tests", "python", "progs", "live.py")
+    e = variant_env("coscope", a)
+    e.pop("BENCH_COSCOPE")
+    e["COSCOPE_SLOW_MS"] = "0"  # making 10,000 tasks is one long step
+    p = subprocess.Popen([a.python, live, str(n)], env=e, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    pid = int(p.stdout.readline().split()[1])
+    t0 = time.perf_counter()
+    out = subprocess.run([a.coscope, "tasks", str(pid), "--stacks"],
+                         capture_output=True, text=True, timeout=120)
+    took = time.perf_counter() - t0
+    p.stdin.close()
+    p.wait(timeout=120)
+    if out.returncode != 0 or out.stdout.count(" in nap_deep") != n:
+        raise RuntimeError("tasks --stacks: %s" % out.stderr[-500:])
+    return took
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -147,6 +172,8 @@ def main():
     ap.add_argument("--pythonpath",
                     default=os.path.join(here, "..", "build", "python", "lib"))
     ap.add_argument("--preload", default="")
+    ap.add_argument("--coscope",
+                    default=os.path.join(here, "..", "build", "cli", "coscope"))
     a = ap.parse_args()
     rounds = a.rounds or (1 if a.quick else 7)
     n_spawn = 2000 if a.quick else 100_000
@@ -160,6 +187,10 @@ def main():
                 res[(w, v)].append(fn(v, a, n))
             print("round %d %-5s " % (r + 1, w) + "  ".join(
                 "%s %s" % (v, fmt(w, res[(w, v)][-1])) for v in variants), flush=True)
+    n_live = 500 if a.quick else 10_000
+    took = [tasks_stacks(a, n_live) for _ in range(1 if a.quick else 3)]
+    print("tasks --stacks on %d parked tasks: %s s" % (
+        n_live, " ".join("%.3f" % t for t in took)))
     print("\nmedians over %d rounds (%s)" % (rounds, a.python))
     for w in ("spawn", "echo"):
         base = statistics.median(res[(w, "plain")])
