@@ -315,3 +315,29 @@ def test_pip_install_into_a_venv(tmp_path):
     assert str(venv) in subprocess.run(
         [py, "-c", "import coscope; print(coscope.__file__)"],
         capture_output=True, text=True, env=e).stdout
+
+
+def test_record_and_report_an_asyncio_program(tmp_path):
+    """COSCOPE_RECORD and `coscope report` / `export` on an asyncio
+    program: task names, the warning with its Python stack."""
+    trace = tmp_path / "t.cst"
+    p = subprocess.run([COSCOPE, "run", "--", PYTHON, prog("blocking.py"),
+                        "sleep"], capture_output=True, text=True,
+                       timeout=TIMEOUT, env=env(COSCOPE_RECORD=str(trace)))
+    assert p.returncode == 0, p.stderr
+    r = subprocess.run([COSCOPE, "report", str(trace)], capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    line = bug_line("blocking.py", "blocking sleep")
+    assert "blocking: task" in r.stdout and "'handler'" in r.stdout
+    assert "#0  %s:%d in block" % (prog("blocking.py"), line) in r.stdout
+    assert re.search(r"task \d+ 'handler', then done", r.stdout), r.stdout
+    out = tmp_path / "t.json"
+    x = subprocess.run([COSCOPE, "export", str(trace), "-o", str(out)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert x.returncode == 0, x.stderr
+    doc = json.loads(out.read_text())
+    events = doc["traceEvents"] if isinstance(doc, dict) else doc
+    warn = [e for e in events if e.get("cat") == "warning"]
+    assert any(("%s:%d in block" % (prog("blocking.py"), line)) in s
+               for e in warn for s in e["args"].get("stack", []))
