@@ -23,26 +23,32 @@ static int is_file(const char *p)
     return p[0] != '\0' && stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* <dir of this binary>/<libdir, relative>/<tail> into buf if ok() says
+ * it is there: installed, <prefix>/bin/coscope and <prefix>/<libdir>/... */
+static int next_to_exe(const char *tail, int (*ok)(const char *), char *buf,
+                       size_t cap)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return 0;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return 0;
+    *slash = '\0';
+    snprintf(buf, cap, "%s/%s/%s", exe, COSCOPE_PRELOAD_LIBDIR_REL, tail);
+    return ok(buf);
+}
+
 const char *cli_preload_path(void)
 {
     static char buf[PATH_MAX + 64];
-    char exe[PATH_MAX];
     const char *env = getenv("COSCOPE_PRELOAD");
     if (env != NULL && env[0] != '\0')
         return is_file(env) ? env : NULL;
-    /* installed: <prefix>/bin/coscope and <prefix>/<libdir>/the library */
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            snprintf(buf, sizeof buf, "%s/%s/%s", exe,
-                     COSCOPE_PRELOAD_LIBDIR_REL, PRELOAD_NAME);
-            if (is_file(buf))
-                return buf;
-        }
-    }
+    if (next_to_exe(PRELOAD_NAME, is_file, buf, sizeof buf))
+        return buf;
 #ifdef COSCOPE_PRELOAD_BUILD
     if (is_file(COSCOPE_PRELOAD_BUILD))
         return COSCOPE_PRELOAD_BUILD;
@@ -99,22 +105,11 @@ static int has_bridge(const char *dir)
 const char *cli_python_path(void)
 {
     static char buf[PATH_MAX + 64];
-    char exe[PATH_MAX];
     const char *env = getenv("COSCOPE_PYTHONPATH");
     if (env != NULL && env[0] != '\0')
         return has_bridge(env) ? env : NULL;
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            snprintf(buf, sizeof buf, "%s/%s/coscope/python", exe,
-                     COSCOPE_PRELOAD_LIBDIR_REL);
-            if (has_bridge(buf))
-                return buf;
-        }
-    }
+    if (next_to_exe("coscope/python", has_bridge, buf, sizeof buf))
+        return buf;
     if (has_bridge(COSCOPE_PYTHON_BUILD))
         return COSCOPE_PYTHON_BUILD;
     if (has_bridge(COSCOPE_PYTHON_INSTALL))
