@@ -372,6 +372,83 @@ def _never_awaited(coro):
           frames, details)
 
 
+# ---- lock cycles (under check) ------------------------------------------------
+
+def _patch_locks(asyncio):
+    """asyncio.Lock has no owner: under `coscope check` (COSCOPE_PY_LOCKS)
+    acquire/release note who holds and who waits for each lock, and a
+    task about to wait for a lock follows holder -> awaited lock -> holder
+    to find a cycle (or itself: a second acquire of a non-reentrant lock).
+    Off by default elsewhere: it costs a coroutine layer per acquire."""
+    import weakref
+    Lock = asyncio.locks.Lock
+    if getattr(Lock, "_coscope_patched", False):
+        return
+    owner = weakref.WeakKeyDictionary()    # lock -> task holding it
+    waiting = weakref.WeakKeyDictionary()  # task -> lock it waits for
+    orig_acquire, orig_release = Lock.acquire, Lock.release
+
+    def cycle(me, lock):
+        path, seen = [], set()
+        while lock is not None and id(lock) not in seen:
+            seen.add(id(lock))
+            holder = owner.get(lock)
+            if holder is None:
+                return None
+            path.append((holder, lock))
+            if holder is me:
+                return path
+            lock = waiting.get(holder)
+        return None
+
+    async def acquire(self):
+        me = asyncio.current_task()
+        if me is not None and self._locked:
+            path = cycle(me, self)
+            if path:
+                _lock_cycle(me, self, path)
+            waiting[me] = self
+            try:
+                await orig_acquire(self)
+            finally:
+                waiting.pop(me, None)
+        else:
+            await orig_acquire(self)
+        if me is not None:
+            owner[self] = me
+        return True
+
+    def release(self):
+        owner.pop(self, None)
+        orig_release(self)
+
+    acquire.__qualname__ = "Lock.acquire"
+    Lock.acquire, Lock.release = acquire, release
+    Lock._coscope_patched = True
+
+
+def _lock_cycle(me, lock, path):
+    frames = []
+    f = sys._getframe(2)  # the caller of acquire (through __aenter__)
+    while f is not None and len(frames) < 64:
+        c = f.f_code
+        frames.append(_frame(c.co_filename, f.f_lineno,
+                             getattr(c, "co_qualname", c.co_name)))
+        f = f.f_back
+    frames = [x for x in frames if not x["file"].endswith("coscope/__init__.py")]
+    details = ["task '%s' waits for lock 0x%x held by task '%s'"
+               % (_task_name(me if i == 0 else path[i - 1][0]), id(l),
+                  _task_name(h)) for i, (h, l) in enumerate(path)]
+    if len(path) == 1:
+        head = ("deadlock: task '%s' waits for a lock it holds itself"
+                % _task_name(me))
+    else:
+        head = ("deadlock: tasks wait for each other's locks in a cycle: %s"
+                % " -> ".join("'%s'" % _task_name(t)
+                              for t in [me] + [h for h, _ in path]))
+    _emit("deadlock", head, me, frames, details)
+
+
 # ---- installing --------------------------------------------------------------
 
 def _patch_loops(asyncio, C):
@@ -454,6 +531,9 @@ def install():
         depth = 0
     if depth > 0 and sys.get_coroutine_origin_tracking_depth() < depth:
         sys.set_coroutine_origin_tracking_depth(depth)
+    if os.environ.get("COSCOPE_PY_LOCKS",
+                      "1" if os.environ.get("COSCOPE_REPORT_DIR") else "0") == "1":
+        _patch_locks(asyncio)
     C.blocking_register()
     C.watchdog_start()
     _state["installed"] = True

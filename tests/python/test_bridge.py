@@ -87,6 +87,8 @@ CASES = [
      "Executing task 'reporter' took"),
     ("deadlock.py", [], "deadlock", "deadlock",
      "deadlock: tasks await each other in a cycle: 'a' -> 'b' -> 'a'"),
+    ("lock_deadlock.py", [], "deadlock", "deadlock locks",
+     "deadlock: tasks wait for each other's locks in a cycle: 'ba' -> 'ab' -> 'ba'"),
 ]
 
 
