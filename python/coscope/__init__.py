@@ -479,6 +479,19 @@ def _patch_loops(asyncio, C):
             pass
         return orig_ceh(self, context)
 
+    sel_loop = asyncio.selector_events.BaseSelectorEventLoop
+    orig_sel_init = sel_loop.__init__
+
+    def sel_init(self, *a, **kw):  # the selector comes after base's init
+        orig_sel_init(self, *a, **kw)
+        sel = getattr(self, "_selector", None)
+        if sel is not None and callable(getattr(sel, "select", None)):
+            try:  # one loop-iteration record per select: `top`'s busy %
+                sel.select = C.timed_select(sel.select)
+            except AttributeError:  # a selector with __slots__
+                pass
+
+    sel_loop.__init__ = sel_init
     base.__init__ = __init__
     base.set_task_factory = set_task_factory
     base.get_task_factory = get_task_factory
@@ -505,6 +518,7 @@ def install():
     import asyncio
     import asyncio.base_events
     import asyncio.events
+    import asyncio.selector_events
     import json  # noqa: F401  (reports made at shutdown cannot import)
     import linecache  # noqa: F401
     import warnings

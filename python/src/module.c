@@ -264,7 +264,34 @@ static PyObject *py_tee(PyObject *m, PyObject *args)
     return f;
 }
 
+/* timed_select(select) -> f: f(timeout) calls select(timeout) and
+ * writes a loop-iteration record with the time spent in it, which is
+ * what `top`'s "loop busy %" and trace files' idle time come from. */
+static PyObject *timed_select_call(PyObject *inner, PyObject *const *args,
+                                   Py_ssize_t nargs)
+{
+    cs_py_thread *t = cs_py_self ? cs_py_self : cs_py_thread_get();
+    uint64_t t0 = cs__trace_now();
+    PyObject *r = PyObject_Vectorcall(inner, args, (size_t)nargs, NULL);
+    if (t && t->ring) {
+        uint64_t t1 = cs__trace_now();
+        cs__trace_loop_iter(t->ring, t1, t1 - t0);
+    }
+    return r;
+}
+static PyMethodDef timed_select_def = {"select",
+    (PyCFunction)(void (*)(void))timed_select_call, METH_FASTCALL,
+    "the selector's select, timed by coscope"};
+
+static PyObject *py_timed_select(PyObject *m, PyObject *inner)
+{
+    (void)m;
+    return PyCFunction_New(&timed_select_def, inner);
+}
+
 static PyMethodDef methods[] = {
+    {"timed_select", py_timed_select, METH_O,
+     "timed_select(select): select, with a loop-iteration record per call"},
     {"tee", py_tee, METH_VARARGS,
      "tee(first, second): f(x) runs first(x), returns second(x)"},
     {"start", py_start, METH_VARARGS,

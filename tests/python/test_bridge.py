@@ -334,6 +334,8 @@ def test_record_and_report_an_asyncio_program(tmp_path):
     assert "blocking: task" in r.stdout and "'handler'" in r.stdout
     assert "#0  %s:%d in block" % (prog("blocking.py"), line) in r.stdout
     assert re.search(r"task \d+ 'handler', then done", r.stdout), r.stdout
+    # the selector's select is timed: loop iterations and busy %
+    assert re.search(r"loop 0: \d+ iterations, busy [\d.]+%", r.stdout), r.stdout
     out = tmp_path / "t.json"
     x = subprocess.run([COSCOPE, "export", str(trace), "-o", str(out)],
                        capture_output=True, text=True, timeout=TIMEOUT)
