@@ -60,10 +60,26 @@ static void sample(cs_py_thread *t, uint64_t start)
         return;
     }
     size_t n = 0;
-    if (memfd >= 0 && ftruncate(memfd, 0) == 0 && lseek(memfd, 0, SEEK_SET) == 0) {
+    /* The frames change under us (as faulthandler's do): a dump is kept
+     * when the innermost frame was the same before and after it (3.11),
+     * else taken again, three times at most. */
+    for (int tries = 0; tries < 3; tries++) {
+        if (memfd < 0 || ftruncate(memfd, 0) != 0 || lseek(memfd, 0, SEEK_SET) != 0)
+            break;
+#ifdef CS_PY_311
+        void *before = __atomic_load_n((void **)&t->tstate->cframe->current_frame,
+                                       __ATOMIC_ACQUIRE);
+#endif
         _Py_DumpTraceback(memfd, t->tstate);
         ssize_t k = pread(memfd, t->sample, sizeof(t->sample) - 1, 0);
         n = k > 0 ? (size_t)k : 0;
+#ifdef CS_PY_311
+        if (__atomic_load_n((void **)&t->tstate->cframe->current_frame,
+                            __ATOMIC_ACQUIRE) == before)
+            break;
+#else
+        break;
+#endif
     }
     t->sample[n] = 0;
     t->sample_len = n;
