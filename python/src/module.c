@@ -228,14 +228,6 @@ static PyObject *py_segment(PyObject *m, PyObject *unused)
     return PyUnicode_FromString(cs__trace_segment_path());
 }
 
-static PyObject *py_stop(PyObject *m, PyObject *unused)
-{
-    (void)m;
-    (void)unused;
-    /* the segment stays until exit (libtrace's atexit), as for C programs */
-    Py_RETURN_NONE;
-}
-
 /* tee(first, second) -> f: f(x) calls first(x) (errors ignored), then
  * returns second(x).  In C so that no frame of ours sits between a caller
  * and second: warnings' stacklevel still names the user's line. */
@@ -312,7 +304,6 @@ static PyMethodDef methods[] = {
     {"stack", py_stack, METH_VARARGS,
      "stack(max=64): [(file, line, function)] of this thread, innermost first"},
     {"segment", py_segment, METH_NOARGS, "the segment's path, or None"},
-    {"stop", py_stop, METH_NOARGS, "no-op (the segment goes at exit)"},
     {NULL, NULL, 0, NULL},
 };
 
