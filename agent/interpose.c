@@ -119,16 +119,19 @@ CS_EXPORT int cs_preload_attach(void *(*current_task)(void),
     __atomic_store_n(&cs__report, report, __ATOMIC_RELEASE);
     __atomic_store_n(&cs__current_task, current_task, __ATOMIC_RELEASE);
     return 1;
+}
+
+/* The Python extension's coscope, loaded after start-up without global
+ * symbols, registers here: blocking.h.  Same as an attach once the
+ * program's own functions have been resolved. */
 CS_EXPORT void cs_preload_register(void *(*current)(void),
                                    cs_agent_blocking_fn *report)
 {
     cs__busy++;
     if (!__atomic_load_n(&cs__resolved, __ATOMIC_ACQUIRE))
         cs__resolve_program();
-    __atomic_store_n(&cs__report, report, __ATOMIC_RELEASE);
-    __atomic_store_n(&cs__current_task, current, __ATOMIC_RELEASE);
-    dl_iterate_phdr(cs__range_cb, (void *)current);
     cs__busy--;
+    (void)cs_preload_attach(current, report);
 }
 
 /* True if a call from caller should be watched: it runs in a task. */

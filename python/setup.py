@@ -8,7 +8,8 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRACE = ["clock.c", "crc32.c", "file_write.c", "names.c", "reader.c",
-         "reader_file.c", "recorder.c", "modules.c", "ring_read.c",
+         "reader_file.c", "recorder.c", "map_guard.c", "modules.c",
+         "ring_read.c",
          "segment.c", "tables.c", "thread.c"]
 MINE = ["module.c", "step.c", "task.c", "where.c", "watch.c"]
 

@@ -79,10 +79,12 @@ def _emit(cls, headline, task, frames, details=()):
     if not frames:
         lines.append("    (no stack)")
     text = "\n".join(lines) + "\n"
-    try:
-        os.write(2, text.encode("utf-8", "replace"))
-    except OSError:
-        pass
+    # under `coscope check` (COSCOPE_REPORT_STDERR=off) check prints it
+    if os.environ.get("COSCOPE_REPORT_STDERR", "").lower() != "off":
+        try:
+            os.write(2, text.encode("utf-8", "replace"))
+        except OSError:
+            pass
     C = _state["C"]
     kind = {"never-awaited": C.WARN_NEVER_AWAITED,
             "unretrieved": C.WARN_EXCEPTION, "pending": C.WARN_PENDING,
@@ -548,10 +550,33 @@ def install():
     if os.environ.get("COSCOPE_PY_LOCKS",
                       "1" if os.environ.get("COSCOPE_REPORT_DIR") else "0") == "1":
         _patch_locks(asyncio)
-    C.blocking_register()
+    reached = C.blocking_register()
     C.watchdog_start()
     _state["installed"] = True
+    _hello(bool(_ON), bool(reached))
     return True
+
+
+def _hello(agent, interposer):
+    """Tells `coscope check` this process was seen, as the C agent does:
+    $COSCOPE_REPORT_DIR/<pid>.agent, one JSON line."""
+    rdir = os.environ.get("COSCOPE_REPORT_DIR")
+    if not rdir:
+        return
+    import json
+    line = json.dumps({"pid": os.getpid(), "exe": sys.executable,
+                       "agent": agent, "interposer": interposer},
+                      separators=(",", ":")) + "\n"
+    try:
+        fd = os.open(os.path.join(rdir, "%d.agent" % os.getpid()),
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC |
+                     os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
 
 
 class _AsyncioFinder:

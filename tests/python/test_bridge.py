@@ -112,6 +112,16 @@ def test_check_reports_each_class_at_its_line(name, args, cls, tag, headline):
     assert {x["class"] for x in doc["reports"]} - also == {cls}, doc["reports"]
 
 
+def test_check_prints_each_report_once():
+    # check prints the report itself; the bridge's own stderr copy stays
+    # quiet under it (COSCOPE_REPORT_STDERR=off), as the C agent's does
+    rc, out, err = check(prog("never_awaited.py"), fmt="text")
+    assert rc == 1, err
+    mine = [ln for ln in (out + err).splitlines()
+            if ln == "coscope: coroutine 'fetch' was never awaited"]
+    assert len(mine) == 1, out + err
+
+
 def test_clean_busy_program_has_no_report():
     # a slow step is its own test (slow_step.py); on a loaded 2-core CI
     # machine a busy step may pass 100 ms, which is not what this checks
@@ -186,13 +196,23 @@ def test_off_changes_nothing(name, args):
                          env=env(COSCOPE="off"))
     assert (off.returncode, off.stdout, off.stderr) == \
         (plain.returncode, plain.stdout, plain.stderr)
-    p = subprocess.run([COSCOPE, "check", "--", PYTHON, prog(name)] + args,
-                       capture_output=True, text=True, timeout=TIMEOUT,
-                       env=env(COSCOPE="off"))
-    assert p.returncode == plain.returncode
-    said = [ln for ln in p.stderr.splitlines() if ln.startswith("coscope: ")]
-    assert said == ["coscope: check: 0 reports (0 failing, 0 suppressed); "
-                    "'%s' exited with status %d" % (PYTHON, plain.returncode)]
+    # check under COSCOPE=off saw nothing: it says so and fails (exit 3),
+    # unless told that is expected
+    summary = ("coscope: check: 0 reports (0 failing, 0 suppressed); "
+               "'%s' exited with status %d" % (PYTHON, plain.returncode))
+    unseen = ("check: the command started no coscope process: nothing was "
+              "checked (--allow-untraced if that is expected)")
+    for flags, rc, line in (([], 3, "coscope: " + unseen),
+                            (["--allow-untraced"], plain.returncode,
+                             "coscope: warning: " + unseen)):
+        p = subprocess.run([COSCOPE, "check"] + flags +
+                           ["--", PYTHON, prog(name)] + args,
+                           capture_output=True, text=True, timeout=TIMEOUT,
+                           env=env(COSCOPE="off"))
+        assert p.returncode == rc, p.stderr
+        said = [ln for ln in p.stderr.splitlines()
+                if ln.startswith("coscope: ")]
+        assert said == [summary, line]
     off_in_code = subprocess.run([PYTHON, "-c", "import coscope, sys; "
                                   "sys.exit(0 if coscope.install() is False "
                                   "and coscope.segment() is None else 1)"],
