@@ -47,6 +47,7 @@ void cli_main_usage(FILE *f);
 int cmd_check(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_report(int argc, char **argv);
@@ -58,6 +59,7 @@ int cmd_watch(int argc, char **argv);
 extern const char cmd_check_usage[];
 extern const char cmd_export_usage[];
 extern const char cmd_help_usage[];
+extern const char cmd_metrics_usage[];
 extern const char cmd_ps_usage[];
 extern const char cmd_record_usage[];
 extern const char cmd_report_usage[];
@@ -106,6 +108,9 @@ void cli_catch_stop(void);
 /* Parses a process id ("4242"); prints the error and returns CLI_ERROR
  * when s is not one. */
 int cli_parse_pid(const char *s, int *pid);
+/* The pid a /dev/shm entry name is the segment of ("coscope.42" -> 42),
+ * or 0 for a name that is not a segment's. */
+int cli_segment_pid(const char *name);
 /*
  * Opens the live segment of pid and checks that its writer still runs.
  * On failure prints one line saying why (no such process, not traced,

@@ -40,21 +40,6 @@ struct ps_row {
     char command[CS_EXE_PATH_MAX]; /* /proc/PID/cmdline, or the exe path */
 };
 
-static int pid_of(const char *name)
-{
-    size_t n = strlen(CS_SEG_PREFIX);
-    if (strncmp(name, CS_SEG_PREFIX, n) != 0 || name[n] < '1' ||
-        name[n] > '9')
-        return 0;
-    long v = 0;
-    for (const char *p = name + n; *p; p++) {
-        if (*p < '0' || *p > '9' || v > 100000000)
-            return 0;
-        v = v * 10 + (*p - '0');
-    }
-    return (int)v;
-}
-
 /* Seconds since the process started (start time: clock ticks after boot),
  * or 0 if unknown. */
 static double age_s(uint64_t start_time)
@@ -170,7 +155,7 @@ static int collect(struct ps_row **rows, size_t *n)
         return cli_error("cannot list '%s': %s", CS_SEG_DIR, cli_strerror(errno));
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        int pid = pid_of(e->d_name);
+        int pid = cli_segment_pid(e->d_name);
         if (pid <= 0)
             continue;
         if (*n == cap) {

@@ -192,6 +192,21 @@ char *cli_proc_cmdline(int pid, char *buf, size_t cap)
     return buf;
 }
 
+int cli_segment_pid(const char *name)
+{
+    size_t n = strlen(CS_SEG_PREFIX);
+    if (strncmp(name, CS_SEG_PREFIX, n) != 0 || name[n] < '1' ||
+        name[n] > '9')
+        return 0;
+    long v = 0;
+    for (const char *p = name + n; *p; p++) {
+        if (*p < '0' || *p > '9' || v > 100000000)
+            return 0;
+        v = v * 10 + (*p - '0');
+    }
+    return (int)v;
+}
+
 static const char *seg_path(int pid, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/%s%d", CS_SEG_DIR, CS_SEG_PREFIX, pid);

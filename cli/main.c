@@ -21,6 +21,8 @@ const struct cli_command cli_commands[] = {
     {"export", cmd_export, cmd_export_usage,
      "write a trace file as Chrome/Perfetto JSON"},
     {"help", cmd_help, cmd_help_usage, "show help for coscope or a command"},
+    {"metrics", cmd_metrics, cmd_metrics_usage,
+     "serve every coscope process's metrics to Prometheus"},
     {"ps", cmd_ps, cmd_ps_usage, "list processes with a coscope segment"},
     {"record", cmd_record, cmd_record_usage,
      "write a trace file of a process or a command"},

@@ -15,6 +15,11 @@
  *   buggy blocking-sleep  usleep() in a task freezes the loop (needs
  *                         LD_PRELOAD=libcoscope-preload.so to be seen)
  *   buggy blocking-read   read() on a blocking pipe in a task (idem)
+ *   buggy blocking-service  a service: one handler blocks the loop with
+ *                         usleep() (as blocking-sleep), then 5 workers idle
+ *                         in cs_sleep; prints "ready" once the handler is
+ *                         done and runs until killed (for `coscope
+ *                         metrics` and Prometheus to look at)
  *   buggy cpu-loop        300 ms of computation in one step (seen by the
  *                         watchdog, once it exists)
  *   buggy lock-cycle      a task holding a lock awaits a task that wants it
@@ -264,6 +269,30 @@ static void *blocking_read_main(void *arg)
     return NULL; /* the pipe lives until exit: the writer may still run */
 }
 
+/* ---- blocking-service: a long-running process that blocked once -------- */
+
+static void *idle_worker(void *arg)
+{
+    (void)arg;
+    for (;;)
+        if (cs_sleep(CS_SEC(3600)) < 0)
+            return NULL;
+}
+
+static void *blocking_service_main(void *arg)
+{
+    (void)arg;
+    cs_task *h = cs_spawn("slow_handler", slow_handler, NULL);
+    cs_await(h, NULL);
+    cs_task *w[5];
+    for (int i = 0; i < 5; i++)
+        w[i] = cs_spawn("idle_worker", idle_worker, NULL);
+    cs_yield(); /* every worker runs once and parks */
+    printf("ready\n");
+    fflush(stdout);
+    return cs_gather(w, 5, NULL) == 0 ? NULL : NULL;
+}
+
 /* ---- cpu-loop: one long step ------------------------------------------- */
 
 static unsigned CULPRIT checksum(int64_t ns)
@@ -379,6 +408,7 @@ static const struct {
     {"pending", pending_main},
     {"blocking-sleep", blocking_sleep_main},
     {"blocking-read", blocking_read_main},
+    {"blocking-service", blocking_service_main},
     {"cpu-loop", cpu_loop_main},
     {"lock-cycle", lock_cycle_main},
     {"crash", crash_main},
