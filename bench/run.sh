@@ -52,6 +52,9 @@ fi
 if [ -x "$build/cli/coscope" ] && [ -x "$build/bench/cli_target" ]; then
   run cli sh "$here/bench_cli.sh" "$build" "$@"
 fi
+if [ -x "$build/cli/coscope" ] && [ -x "$build/bench/metrics_target" ]; then
+  run metrics python3 "$here/bench_metrics.py" "$build/cli/coscope" "$build/bench/metrics_target" "$@"
+fi
 
 echo
 awk -F '\t' '
