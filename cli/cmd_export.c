@@ -19,8 +19,10 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "export.h"
 #include "timeline.h"
 
 const char cmd_export_usage[] =
@@ -34,7 +36,12 @@ const char cmd_export_usage[] =
     "args.batched), loop idle time on one track per loop, warnings as\n"
     "instant events with their stacks.\n"
     "\n"
-    "    --format chrome  the output format (the only one so far)\n"
+    "    --format F       chrome (the default, JSON as above), pprof (a\n"
+    "                     gzipped profile.proto of where loop time went:\n"
+    "                     steps by task, warnings with their stacks; for go\n"
+    "                     tool pprof, Pyroscope, Parca) or perfetto (a\n"
+    "                     native Perfetto protobuf trace: tracks per task\n"
+    "                     and loop, flows, counters; see docs/fleet.md)\n"
     "    -o, --output F   write to F instead of standard output\n"
     "    --partial        read a file that is cut or damaged up to the\n"
     "                     damage instead of refusing it\n"
@@ -210,9 +217,19 @@ int cmd_export(int argc, char **argv)
         else
             return cli_bad_option("export", argv, optind, optopt);
     }
-    if (strcmp(format, "chrome") != 0)
-        return cli_error("export: unknown format '%s' (the format is "
-                         "'chrome')",
+    int (*write)(struct cli_timeline *, FILE *) =
+        strcmp(format, "chrome") == 0     ? cli_tl_write_chrome
+        : strcmp(format, "pprof") == 0    ? cli_tl_write_pprof
+        : strcmp(format, "perfetto") == 0 ? cli_tl_write_perfetto
+                                          : NULL;
+    if (write == NULL)
+        return cli_error("export: unknown format '%s' (formats: chrome, "
+                         "pprof, perfetto)",
+                         format);
+    if (write != cli_tl_write_chrome && (out == NULL || !strcmp(out, "-")) &&
+        isatty(STDOUT_FILENO))
+        return cli_error("export: refusing to write binary %s data to a "
+                         "terminal (use -o FILE)",
                          format);
     if (optind >= argc)
         return cli_error("export: missing trace file (see 'coscope help "
@@ -229,14 +246,16 @@ int cmd_export(int argc, char **argv)
         cli_tl_free(tl);
         return cli_error("cannot create '%s': %s", out, cli_strerror(e));
     }
-    int err = cli_tl_write_chrome(tl, f);
+    int err = write(tl, f);
     cli_tl_free(tl);
     if (f == stdout)
-        return err ? cli_error("out of memory") : CLI_OK;
+        return err ? cli_error("cannot write to standard output: %s",
+                               cli_strerror(err < 0 ? -err : ENOMEM))
+                   : CLI_OK;
     if (ferror(f) | (fclose(f) != 0) || err != 0) {
         remove(out);
         return cli_error("cannot write '%s': %s", out,
-                         err ? "out of memory" : cli_strerror(errno));
+                         cli_strerror(err < 0 ? -err : err ? ENOMEM : errno));
     }
     return CLI_OK;
 }

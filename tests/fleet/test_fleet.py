@@ -473,5 +473,85 @@ class Prometheus(unittest.TestCase):
             shutil.rmtree(d)
 
 
+def record_bug(test, mode, d):
+    """Records `buggy MODE` under the interposer into d; the file path."""
+    if BUGGY is None or PRELOAD is None:
+        skip("needs examples/buggy and libcoscope-preload.so (not built in "
+             "the sanitizer build)")
+    path = os.path.join(d, mode + ".cst")
+    r = coscope("record", "-o", path, "--", BUGGY, mode,
+                env=dict(os.environ, LD_PRELOAD=PRELOAD))
+    test.assertEqual(r.returncode, 0, r.stderr)
+    return path
+
+
+def top_rows(text):
+    """The rows of `pprof -top`: [(flat, cum, name)]."""
+    rows, started = [], False
+    for line in text.splitlines():
+        if re.match(r"\s*flat\s+flat%", line):
+            started = True
+            continue
+        cols = line.split(None, 5)
+        if started and len(cols) == 6:
+            rows.append((cols[0], cols[3], cols[5]))
+    return rows
+
+
+class Pprof(unittest.TestCase):
+    def setUp(self):
+        self.go = shutil.which("go")
+        if self.go is None:
+            skip("Debian's golang-go (go tool pprof) is not installed "
+                 "(scripts/install-deps.sh installs it as root)")
+        self.d = tempfile.mkdtemp()
+        self.env = dict(os.environ, HOME=self.d,
+                        GOCACHE=os.path.join(self.d, "gocache"))
+
+    def tearDown(self):
+        shutil.rmtree(self.d)
+
+    def pprof(self, *args):
+        r = subprocess.run([self.go, "tool", "pprof"] + list(args),
+                           capture_output=True, text=True, timeout=120,
+                           env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def test_blocking_culprit_leads_top(self):
+        trace = record_bug(self, "blocking-sleep", self.d)
+        out = os.path.join(self.d, "profile.pb.gz")
+        r = coscope("export", trace, "--format", "pprof", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(2), b"\x1f\x8b")  # gzip
+        rows = top_rows(self.pprof("-top", out))
+        self.assertTrue(rows, "no rows")
+        self.assertEqual(rows[0][2], "load_settings", rows)
+        # the blocked step is 100 ms or more of loop time
+        self.assertTrue(rows[0][0].endswith("ms") and
+                        float(rows[0][0][:-2]) >= 100, rows[0])
+        names = [n for _, _, n in rows]
+        self.assertIn("[task slow_handler]", names)
+        # per task: the ticker's steps (20 ending in cs_sleep, then the one
+        # that returns) are there, under its own frame
+        steps = top_rows(self.pprof("-top", "-sample_index=steps", out))
+        cum = {n: c for _, c, n in steps}
+        self.assertEqual(cum.get("[task ticker]"), "21", steps)
+        traces = self.pprof("-traces", out)
+        self.assertRegex(traces, r"warning:\s*\[blocking\]")
+        self.assertRegex(traces, r"load_settings\n\s+slow_handler\n"
+                         r"\s+\[task slow_handler\]")
+
+    def test_bad_format_and_file(self):
+        r = coscope("export", "/nonexistent.cst", "--format", "pprof",
+                    "-o", os.path.join(self.d, "x"))
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+        r = coscope("export", "/nonexistent.cst", "--format", "svg")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("pprof, perfetto", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
