@@ -539,7 +539,7 @@ class Pprof(unittest.TestCase):
         cum = {n: c for _, c, n in steps}
         self.assertEqual(cum.get("[task ticker]"), "21", steps)
         traces = self.pprof("-traces", out)
-        self.assertRegex(traces, r"warning:\s*\[blocking\]")
+        self.assertRegex(traces, r"warning:\s*blocking\n")
         self.assertRegex(traces, r"load_settings\n\s+slow_handler\n"
                          r"\s+\[task slow_handler\]")
 
