@@ -225,7 +225,7 @@ def test_errors(tmp):
     check(r.returncode == 0 and json.loads(r.stdout)["traceEvents"],
           "--partial: %s" % r.stderr)
     for args in (["export", good, "--frob"], ["export", good, "--format",
-                                              "perfetto"],
+                                              "svg"],
                  ["export"], ["export", good, good], ["view", good, "--port",
                                                       "70000"],
                  ["view", good, "--port", "x"], ["view", "--zap", good],
