@@ -26,8 +26,8 @@
 #include "timeline.h"
 
 const char cmd_export_usage[] =
-    "usage: coscope export <file> [--format chrome] [-o <out.json>] "
-    "[--partial]\n"
+    "usage: coscope export <file> [--format chrome|pprof|perfetto] "
+    "[-o <out>] [--partial]\n"
     "\n"
     "Writes a trace file as Chrome Trace Event Format JSON, for Perfetto UI\n"
     "(ui.perfetto.dev, 'Open trace file') or chrome://tracing: tasks as\n"
@@ -248,8 +248,10 @@ int cmd_export(int argc, char **argv)
     }
     int err = write(tl, f);
     cli_tl_free(tl);
+    /* a failed write to stdout is reported once, by run_command() */
     if (f == stdout)
-        return err ? cli_error("cannot write to standard output: %s",
+        return err && !ferror(stdout)
+                   ? cli_error("cannot write to standard output: %s",
                                cli_strerror(err < 0 ? -err : ENOMEM))
                    : CLI_OK;
     if (ferror(f) | (fclose(f) != 0) || err != 0) {

@@ -133,6 +133,15 @@ static int listen_on(const char *spec, char *shown, size_t cap)
     if (colon == NULL || hl == 0 || hl >= sizeof host || colon[1] == '\0')
         return cli_error("metrics: --listen wants ADDR:PORT, not '%s'", spec),
                -1;
+    /* getaddrinfo() takes "70000" and wraps it: check the port first */
+    char *pend;
+    errno = 0;
+    unsigned long port_no = strtoul(colon + 1, &pend, 10);
+    if (*pend != '\0' || colon[1] < '0' || colon[1] > '9' || errno != 0 ||
+        port_no > 65535)
+        return cli_error("metrics: bad --listen port '%s' (0 to 65535)",
+                         colon + 1),
+               -1;
     memcpy(host, spec, hl);
     host[hl] = '\0';
     if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
@@ -343,6 +352,11 @@ int cmd_metrics(int argc, char **argv)
     if (listen_spec && (textfile || once))
         return cli_error("metrics: --listen serves over HTTP; --textfile and "
                          "--once write files: use one or the other");
+    struct stat st;
+    if (textfile && stat(textfile, &st) == 0 && S_ISDIR(st.st_mode))
+        return cli_error("metrics: --textfile '%s' is a directory (give the "
+                         "file's path, e.g. '%s/coscope.prom')",
+                         textfile, textfile);
     struct cli_metrics *m = cli_metrics_new();
     if (m == NULL)
         return cli_error("out of memory");

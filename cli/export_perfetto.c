@@ -17,8 +17,9 @@
  *   - flows: from the last step of an awaited task to the step of its
  *     awaiter that resumed, and from a lock holder's step that released
  *     the lock (its last step before the waiter resumed) to the waiter;
- *   - counters per loop: "ready tasks" (the steps each iteration ran,
- *     i.e. the ready queue at its start, 0 while polling) and "loop lag"
+ *   - counters per loop: "ready tasks" (the steps each iteration ran:
+ *     the tasks ready at its start and those they woke; 0 while polling)
+ *     and "loop lag"
  *     (ns from one poll's end to the next poll's start: how long a new
  *     event waited at worst to be noticed);
  *   - warnings as instant events with their stack (InlineCallstack, and
@@ -233,6 +234,19 @@ static void track(struct pf *p, uint64_t uuid, uint64_t parent,
     packet_done(p);
 }
 
+/* A ring that recorded something: a loop thread (the segment has room
+ * for more rings than a program uses). */
+static int ring_used(struct cli_timeline *tl, uint32_t r)
+{
+    cs_trace_ring ring;
+    if (cs_trace_ring_get(tl->t, r, &ring) == 0 && ring.head > 0)
+        return 1;
+    for (size_t k = 0; k < tl->ntasks; k++)
+        if (tl->tasks[k].ring == r)
+            return 1;
+    return 0;
+}
+
 static void write_tracks(struct pf *p)
 {
     struct cli_timeline *tl = p->tl;
@@ -251,6 +265,10 @@ static void write_tracks(struct pf *p)
     packet_done(p);
     for (uint32_t r = 0; r < tl->info.ring_count; r++) {
         cs_trace_ring ring;
+        if (!ring_used(tl, r))
+            continue;
+        /* a trace file keeps no ring's thread id: a made-up one, unique
+         * in the process, keeps each loop a thread track of its own */
         uint64_t tid = cs_trace_ring_get(tl->t, r, &ring) == 0 && ring.tid
                            ? ring.tid
                            : (uint64_t)tl->info.pid * 1000 + r;
@@ -453,14 +471,18 @@ static void counter(struct pf *p, uint64_t ts, uint64_t track, int64_t v)
     packet_done(p);
 }
 
-/* Reads each ring's steps and iterations again: an iteration's steps are
- * the tasks that were ready when it began. */
+/* Reads each ring's steps and iterations again.  An iteration's count is
+ * the steps it ran between two polls: the tasks ready when it began and
+ * those they made ready (the loop runs both before it polls), so the most
+ * the ready queue held in it.  An iteration that skipped the poll is
+ * stamped with the last poll's end: it is placed at its last step's end
+ * instead, and so is the first, stamped before any poll. */
 static void write_counters(struct pf *p)
 {
     struct cli_timeline *tl = p->tl;
     cs_trace_event ev[1024];
     for (uint32_t r = 0; r < tl->info.ring_count && p->err == 0; r++) {
-        uint64_t cursor = 0, lost, ready = 0, run_from = 0;
+        uint64_t cursor = 0, lost, ready = 0, run_from = 0, last = 0;
         size_t n;
         do {
             n = 0;
@@ -468,17 +490,21 @@ static void write_counters(struct pf *p)
             if (cs_trace_read(tl->t, r, &cursor, ev, 1024, &n, &lost) != 0)
                 break;
             for (size_t i = 0; i < n && p->err == 0; i++) {
-                if (ev[i].type == CS_EV_STEP)
-                    ready++;
-                else if (ev[i].type == CS_EV_YIELDS)
-                    ready += ev[i].arg;
+                uint64_t ns = cs_trace_ns(tl->t, ev[i].ts);
+                uint64_t ticks =
+                    cs_trace_ticks_ns(tl->t, cs_trace_event_ticks(&ev[i]));
+                if (ev[i].type == CS_EV_STEP || ev[i].type == CS_EV_YIELDS) {
+                    ready += ev[i].type == CS_EV_STEP ? 1 : ev[i].arg;
+                    if (run_from == 0 && ev[i].type == CS_EV_STEP)
+                        run_from = ticks < ns ? ns - ticks : ns;
+                    last = ns > last ? ns : last;
+                }
                 if (ev[i].type != CS_EV_LOOP_ITER)
                     continue;
-                uint64_t end = cs_trace_ns(tl->t, ev[i].ts);
-                uint64_t wait =
-                    cs_trace_ticks_ns(tl->t, cs_trace_event_ticks(&ev[i]));
-                uint64_t poll = wait < end ? end - wait : end;
-                if (run_from && run_from <= poll) {
+                uint64_t end = ns, poll = ticks < end ? end - ticks : end;
+                if (ticks == 0 && end < last)
+                    end = poll = last;
+                if (run_from && run_from <= poll && ready > 0) {
                     counter(p, run_from, UUID_READY(r), (int64_t)ready);
                     counter(p, poll, UUID_READY(r), 0);
                     counter(p, poll, UUID_LAG(r), (int64_t)(poll - run_from));

@@ -19,7 +19,7 @@ const struct cli_command cli_commands[] = {
     {"check", cmd_check, cmd_check_usage,
      "run a command, fail on the agent's reports (CI)"},
     {"export", cmd_export, cmd_export_usage,
-     "write a trace file as Chrome/Perfetto JSON"},
+     "write a trace file as Chrome JSON, pprof or Perfetto"},
     {"help", cmd_help, cmd_help_usage, "show help for coscope or a command"},
     {"metrics", cmd_metrics, cmd_metrics_usage,
      "serve every coscope process's metrics to Prometheus"},
