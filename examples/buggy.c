@@ -19,7 +19,8 @@
  *                         usleep() (as blocking-sleep), then 5 workers idle
  *                         in cs_sleep; prints "ready" once the handler is
  *                         done and runs until killed (for `coscope
- *                         metrics` and Prometheus to look at)
+ *                         metrics` and Prometheus to look at); each line
+ *                         read on stdin runs the handler again ("blocked")
  *   buggy cpu-loop        300 ms of computation in one step (seen by the
  *                         watchdog, once it exists)
  *   buggy lock-cycle      a task holding a lock awaits a task that wants it
@@ -279,18 +280,36 @@ static void *idle_worker(void *arg)
             return NULL;
 }
 
+/* Each line on standard input is a request that blocks the loop again:
+ * the test can make it happen once Prometheus has seen the process. */
+static void *requests(void *arg)
+{
+    char buf[64];
+    ssize_t n;
+    (void)arg;
+    while ((n = cs_read(0, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] == '\n') {
+                cs_await(cs_spawn("slow_handler", slow_handler, NULL), NULL);
+                printf("blocked\n");
+                fflush(stdout);
+            }
+    return NULL;
+}
+
 static void *blocking_service_main(void *arg)
 {
     (void)arg;
     cs_task *h = cs_spawn("slow_handler", slow_handler, NULL);
     cs_await(h, NULL);
-    cs_task *w[5];
+    cs_task *w[6];
     for (int i = 0; i < 5; i++)
         w[i] = cs_spawn("idle_worker", idle_worker, NULL);
+    w[5] = cs_spawn("requests", requests, NULL);
     cs_yield(); /* every worker runs once and parks */
     printf("ready\n");
     fflush(stdout);
-    return cs_gather(w, 5, NULL) == 0 ? NULL : NULL;
+    return cs_gather(w, 6, NULL) == 0 ? NULL : NULL;
 }
 
 /* ---- cpu-loop: one long step ------------------------------------------- */
