@@ -282,6 +282,38 @@ class Metrics(unittest.TestCase):
         finally:
             t.stop()
 
+    def test_hostile_segments_are_counted_not_read(self):
+        # segments named for live processes that are no coscope programs:
+        # garbage, and a real segment's first page only
+        sleepers = [subprocess.Popen(["sleep", "600"]) for _ in range(2)]
+        paths = [SEG % p.pid for p in sleepers]
+        try:
+            with Target("park") as t:
+                with open(SEG % t.pid, "rb") as f:
+                    page = f.read(4096)
+                for path, data in zip(paths, [os.urandom(65536), page]):
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                 0o600)
+                    os.write(fd, data)
+                    os.close(fd)
+                r = coscope("metrics", "--once")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                s, _ = parse(r.stdout)
+                self.assertEqual(value(s, "coscope_tasks", pid=t.pid,
+                                       state="waiting"), 9)
+            for p in sleepers:
+                self.assertFalse(has_pid(s, p.pid))
+            self.assertGreaterEqual(value(s, "coscope_exporter_segments",
+                                          status="unreadable"), 2)
+        finally:
+            for p, path in zip(sleepers, paths):
+                p.kill()
+                p.wait()
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
     def test_openmetrics_when_asked(self):
         with Target("park") as t, Server() as srv:
             code, ctype, body = srv.get(
