@@ -419,8 +419,10 @@ def free_port():
 
 
 def skip(msg):
+    """Skips the test (or class) calling it; a group all skipped exits 77
+    (main below: a SystemExit inside a test would count as an error)."""
     print("SKIP: " + msg)
-    sys.exit(77)
+    raise unittest.SkipTest(msg)
 
 
 class Prometheus(unittest.TestCase):
@@ -661,6 +663,12 @@ def one(msg, field, default=None):
 
 
 PERFETTO_TARGET = os.environ.get("PERFETTO_TARGET")
+
+
+def no_preload():
+    """`record --no-preload` where the interposer is not built (the
+    sanitizer build: an interposer must follow libasan in LD_PRELOAD)."""
+    return [] if PRELOAD else ["--no-preload"]
 NCHILD, NBURST, HOG_MS = 3, 5, 60  # as in perfetto_target.c
 
 
@@ -680,8 +688,8 @@ class Perfetto(unittest.TestCase):
             skip("needs tests/fleet/perfetto_target")
         cls.d = tempfile.mkdtemp()
         trace = os.path.join(cls.d, "t.cst")
-        r = coscope("record", "-o", trace, "--", PERFETTO_TARGET,
-                    env=dict(os.environ, COSCOPE_SLOW_MS="20"))
+        r = coscope("record", "-o", trace, *no_preload(), "--",
+                    PERFETTO_TARGET, env=dict(os.environ, COSCOPE_SLOW_MS="20"))
         assert r.returncode == 0, r.stderr
         m = re.search(r"^pid (\d+) tid (\d+)$", r.stdout, re.M)
         assert m, r.stdout
@@ -907,6 +915,11 @@ class Perfetto(unittest.TestCase):
         self.assertEqual(set(tasks) - set(names.values()), set())
 
     def test_warning_with_its_stack(self):
+        if PRELOAD is None:
+            # the watchdog's slow-step reports are made on its own thread,
+            # which has no ring: they do not reach the trace today
+            skip("hog's warning comes from the interposer, not built in "
+                 "the sanitizer build")
         tasks = self.task_tracks()
         names, _ = self.interned("event_names")
         found = []
@@ -962,7 +975,8 @@ class ExportErrors(unittest.TestCase):
         if PERFETTO_TARGET is None:
             skip("needs tests/fleet/perfetto_target")
         path = os.path.join(self.d, "good.cst")
-        r = coscope("record", "-o", path, "--", PERFETTO_TARGET)
+        r = coscope("record", "-o", path, *no_preload(), "--",
+                    PERFETTO_TARGET)
         self.assertEqual(r.returncode, 0, r.stderr)
         return path
 
@@ -1037,4 +1051,8 @@ class ExportErrors(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    result = unittest.main(exit=False).result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    # every test skipped (a setUpClass skip counts once, running none)
+    sys.exit(77 if len(result.skipped) >= max(result.testsRun, 1) else 0)
