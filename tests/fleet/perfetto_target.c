@@ -16,10 +16,15 @@
  *                     with COSCOPE_SLOW_MS below it, a slow warning whose
  *                     stack holds hog()
  *
- * Prints "pid P tid T" (the loop thread) before anything runs.
+ *   second-K (K < 2)  on a second loop, in a thread of its own, running
+ *                     while main's does: second-0 sleeps once, second-1
+ *                     waits for main's loop to end; 2 steps each
+ *
+ * Prints "pid P tid T" (the main loop's thread) before anything runs.
  */
 #include <coscope.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,9 +113,46 @@ static void *amain(void *unused)
     return NULL;
 }
 
+static int wake[2]; /* main's loop ends the second loop through it */
+
+static void *second(void *arg)
+{
+    char c;
+    if (arg)
+        cs_read(wake[0], &c, 1);
+    else
+        cs_sleep(CS_MSEC(1));
+    return NULL;
+}
+
+static void *second_main(void *unused)
+{
+    (void)unused;
+    cs_task *t[2] = {cs_spawn("second-0", second, NULL),
+                     cs_spawn("second-1", second, wake)};
+    cs_gather(t, 2, NULL);
+    return NULL;
+}
+
+static void *second_loop(void *arg)
+{
+    (void)arg;
+    return (void *)(long)cs_run(second_main, NULL, NULL);
+}
+
 int main(void)
 {
+    pthread_t th;
+    void *r2;
     printf("pid %d tid %d\n", (int)getpid(), (int)gettid());
     fflush(stdout);
-    return cs_run(amain, NULL, NULL) == 0 ? 0 : 1;
+    /* the second loop lives until the first is done (a loop that ended
+     * gives its ring to the next one, and so its track) */
+    if (pipe(wake) != 0 ||
+        pthread_create(&th, NULL, second_loop, NULL) != 0)
+        return 1;
+    int r = cs_run(amain, NULL, NULL);
+    if (write(wake[1], "x", 1) != 1 || pthread_join(th, &r2) != 0)
+        return 1;
+    return r == 0 && r2 == NULL ? 0 : 1;
 }

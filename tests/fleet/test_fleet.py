@@ -738,14 +738,23 @@ class Perfetto(unittest.TestCase):
         return names, where
 
     def task_tracks(self):
-        """{task name: uuid} from the tracks named "NAME (task N)"."""
+        """{task name: [track]} from the tracks named "NAME (task N)"."""
         out = {}
         for t in self.tracks():
             m = re.match(r"^(.*) \(task \d+\)$", one(t, "name", ""))
             if m:
-                self.assertNotIn(m.group(1), out)
-                out[m.group(1)] = one(t, "uuid")
+                out.setdefault(m.group(1), []).append(t)
         return out
+
+    def task(self, name):
+        """The uuid of the one task track of that name."""
+        t = self.task_tracks()[name]
+        self.assertEqual(len(t), 1, name)
+        return one(t[0], "uuid")
+
+    def loop_of(self, name):
+        """The uuid of the loop track a task's track is under."""
+        return one(self.task_tracks()[name][0], "parent_uuid")
 
     def slices(self, uuid):
         """The closed slices of a track, in order: [(begin ts, end ts,
@@ -790,30 +799,36 @@ class Perfetto(unittest.TestCase):
         self.assertEqual(int(one(proc, "pid")), self.pid)
         self.assertEqual(one(proc, "process_name"), "perfetto_target")
         threads = [t for t in self.tracks() if "thread" in t]
-        self.assertEqual(len(threads), 1, "perfetto_target runs one loop")
-        loop = threads[0]
-        self.assertEqual(int(one(one(loop, "thread"), "pid")), self.pid)
-        self.assertEqual(one(loop, "parent_uuid"), one(procs[0], "uuid"))
+        self.assertEqual(len(threads), 2, "perfetto_target runs two loops")
+        for loop in threads:
+            self.assertEqual(int(one(one(loop, "thread"), "pid")), self.pid)
+            self.assertEqual(one(loop, "parent_uuid"), one(procs[0], "uuid"))
+        uuids = {one(t, "uuid"): t for t in self.tracks()}
+        self.assertEqual(len(uuids), len(self.tracks()), "uuids unique")
         tasks = self.task_tracks()
-        spawned = {"child-%d" % k for k in range(NCHILD)} | \
+        first = {"child-%d" % k for k in range(NCHILD)} | \
             {"awaiter-%d" % k for k in range(NCHILD)} | \
             {"burst-%d" % k for k in range(NBURST)} | \
             {"holder", "waiter", "hog"}
-        # the spawned tasks and cs_run's own
-        self.assertEqual(set(tasks) - spawned, {"main"})
-        self.assertEqual(set(tasks) & spawned, spawned)
-        uuids = {one(t, "uuid"): t for t in self.tracks()}
-        self.assertEqual(len(uuids), len(self.tracks()), "uuids unique")
-        for name, uuid in tasks.items():
-            self.assertEqual(one(uuids[uuid], "parent_uuid"),
-                             one(loop, "uuid"), name)
+        second = {"second-0", "second-1"}
+        # the spawned tasks and each cs_run's own, one track each
+        self.assertEqual(set(tasks), first | second | {"main"})
+        self.assertEqual(len(tasks["main"]), 2)
+        loops = {one(t, "uuid") for t in threads}
+        main_loop, other = self.loop_of("child-0"), self.loop_of("second-0")
+        self.assertEqual({main_loop, other}, loops)
+        for name in first | second:
+            self.task(name)
+            self.assertEqual(self.loop_of(name),
+                             main_loop if name in first else other, name)
+        self.assertEqual({one(t, "parent_uuid") for t in tasks["main"]},
+                         loops)
 
     def test_slices_are_the_steps(self):
-        tasks = self.task_tracks()
         names, _ = self.interned("event_names")
 
         def steps(name):
-            got = self.slices(tasks[name])
+            got = self.slices(self.task(name))
             for _, _, e in got:
                 self.assertEqual(names[one(e, "name_iid")], name)
             return got
@@ -838,15 +853,17 @@ class Perfetto(unittest.TestCase):
         self.assertGreaterEqual(hog[0][1] - hog[0][0], HOG_MS * 10**6)
         # the loop's own track: its time in epoll_wait, once for main's
         # 5 ms sleep with nothing else to run
-        threads = [t for t in self.tracks() if "thread" in t]
-        idle = self.slices(one(threads[0], "uuid"))
+        for name in ("second-0", "second-1"):
+            self.assertEqual(len(steps(name)), 2, name)
+        self.assertEqual(self.annotation(steps("second-1")[0][2], "reason"),
+                         "fd-read")
+        idle = self.slices(self.loop_of("child-0"))
         self.assertTrue(idle)
         self.assertEqual({names[one(e, "name_iid")] for _, _, e in idle},
                          {"epoll_wait"})
         self.assertGreaterEqual(max(b - a for a, b, _ in idle), 4 * 10**6)
 
     def test_flows_from_waker_and_awaited_task(self):
-        tasks = self.task_tracks()
 
         def flows(slice_, field):
             return set(slice_[2].get(field, []))
@@ -861,23 +878,27 @@ class Perfetto(unittest.TestCase):
         pairs = [("child-%d" % k, "awaiter-%d" % k) for k in range(NCHILD)]
         pairs.append(("holder", "waiter"))  # holder's release wakes waiter
         for src, dst in pairs:
-            last = self.slices(tasks[src])[-1]
-            resumed = self.slices(tasks[dst])[1]
+            last = self.slices(self.task(src))[-1]
+            resumed = self.slices(self.task(dst))[1]
             common = flows(last, "flow_ids") & \
                 flows(resumed, "terminating_flow_ids")
             self.assertEqual(len(common), 1, "%s -> %s" % (src, dst))
             self.assertLessEqual(last[1], resumed[0])
 
     def test_counters_for_ready_tasks_and_loop_lag(self):
-        by_unit = {}
+        by_unit, counters = {}, set()
+        main_loop = self.loop_of("child-0")
         for t in self.tracks():
             if "counter" in t:
-                by_unit.setdefault(one(one(t, "counter"), "unit"),
-                                   []).append(one(t, "uuid"))
+                counters.add(one(t, "uuid"))
+                if one(t, "parent_uuid") == main_loop:
+                    by_unit.setdefault(one(one(t, "counter"), "unit"),
+                                       []).append(one(t, "uuid"))
+        # two per loop
+        self.assertEqual(len(counters), 4)
         self.assertEqual(len(by_unit.get("UNIT_COUNT", [])), 1)
         self.assertEqual(len(by_unit.get("UNIT_TIME_NS", [])), 1)
         values = {}
-        counters = {u[0] for u in by_unit.values()}
         for _, ts, e in self.events():
             uuid = one(e, "track_uuid")
             self.assertEqual(one(e, "type") == "TYPE_COUNTER",
@@ -920,12 +941,11 @@ class Perfetto(unittest.TestCase):
             # which has no ring: they do not reach the trace today
             skip("hog's warning comes from the interposer, not built in "
                  "the sanitizer build")
-        tasks = self.task_tracks()
         names, _ = self.interned("event_names")
         found = []
         for _, ts, e in self.events():
             if one(e, "type") == "TYPE_INSTANT" and \
-                    one(e, "track_uuid") == tasks["hog"]:
+                    one(e, "track_uuid") == self.task("hog"):
                 found.append((names[one(e, "name_iid")], e))
         # hog's nanosleep outlasts COSCOPE_SLOW_MS: the interposer (blocking)
         # or the watchdog (slow) reports it, with hog on the stack
