@@ -7,9 +7,10 @@
  * What is written (field numbers from google/perfetto's
  * protos/perfetto/trace/; the subset we use is tests/fleet/
  * perfetto_subset.proto, which the tests decode our output with):
- *   - TrackDescriptor packets: the process; one thread track per loop
- *     ("loop N", its thread id); under each loop one track per task it
- *     ran ("NAME (task ID)"), and two counter tracks;
+ *   - TrackDescriptor packets: the process; one thread track per ring
+ *     that ran a loop ("loop N"; a trace file keeps no thread ids, so the
+ *     tid is made up); under each one track per task it ran ("NAME (task
+ *     ID)"), and two counter tracks;
  *   - TrackEvent slices (SLICE_BEGIN/SLICE_END) for every step, named by
  *     the task, with debug annotations "reason" (why it stopped) and
  *     "waited_on"; the loop's time in epoll_wait as "epoll_wait" slices
@@ -19,9 +20,8 @@
  *     the lock (its last step before the waiter resumed) to the waiter;
  *   - counters per loop: "ready tasks" (the steps each iteration ran:
  *     the tasks ready at its start and those they woke; 0 while polling)
- *     and "loop lag"
- *     (ns from one poll's end to the next poll's start: how long a new
- *     event waited at worst to be noticed);
+ *     and "loop lag" (ns from one poll's end to the next poll's start:
+ *     how long a new event waited at worst to be noticed);
  *   - warnings as instant events with their stack (InlineCallstack, and
  *     a "stack" annotation for viewers that predate it);
  *   - names interned: event names and annotation names are sent once, as
