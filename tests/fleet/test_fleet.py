@@ -597,6 +597,15 @@ class Pprof(unittest.TestCase):
         self.assertRegex(traces, r"warning:\s*blocking\n")
         self.assertRegex(traces, r"load_settings\n\s+slow_handler\n"
                          r"\s+\[task slow_handler\]")
+        # file and line: the usleep() call's, as buggy.c has it
+        src = os.path.join(HERE, "..", "..", "examples", "buggy.c")
+        with open(src) as f:
+            line = [i for i, l in enumerate(f, 1)
+                    if "usleep(200 * 1000)" in l]
+        self.assertEqual(len(line), 1)
+        rows = top_rows(self.pprof("-top", "-lines", out))
+        self.assertRegex(rows[0][2], r"^load_settings \S*/examples/buggy\.c:"
+                         r"%d$" % line[0])
 
     def test_bad_format_and_file(self):
         r = coscope("export", "/nonexistent.cst", "--format", "pprof",
