@@ -84,16 +84,16 @@ CS_EXTERN int cs_agent_task_get(const cs_task *t, cs_agent_task_info *info)
     if (t->state == CS__WAITING) {
         info->wait_reason = t->wait.reason;
         info->wait_obj = t->wait.obj;
-        if (t->wait.reason == CS__WAIT_TASK) {
+        if (t->wait.reason == CS_WAIT_TASK) {
             info->holder = t->wait.obj;
             info->wait_task = info->holder->id;
         }
-        if (t->wait.reason == CS__WAIT_LOCK) {
+        if (t->wait.reason == CS_WAIT_LOCK) {
             info->holder = cs__lock_holder(t->wait.obj);
             info->lock_holder = info->holder ? info->holder->id : 0;
         }
-        if (t->wait.reason == CS__WAIT_FD_READ ||
-            t->wait.reason == CS__WAIT_FD_WRITE)
+        if (t->wait.reason == CS_WAIT_FD_READ ||
+            t->wait.reason == CS_WAIT_FD_WRITE)
             info->wait_fd = t->wait.fd;
     }
     info->status = t->has_status ? t->status : 0;
@@ -112,9 +112,9 @@ CS_EXTERN const cs_task *cs_agent_task_edge(const cs_task *t)
 {
     if (!t || t->state != CS__WAITING)
         return NULL;
-    if (t->wait.reason == CS__WAIT_TASK)
+    if (t->wait.reason == CS_WAIT_TASK)
         return t->wait.obj;
-    if (t->wait.reason == CS__WAIT_LOCK)
+    if (t->wait.reason == CS_WAIT_LOCK)
         return cs__lock_holder(t->wait.obj);
     return NULL;
 }

@@ -33,7 +33,7 @@ static void cs__wait_ended(cs_task *self, cs_task *t)
     self->shielded = true;
     while (t->state != CS__DONE) {
         t->awaiter = self;
-        cs__wait(self, CS__WAIT_TASK, t, -1);
+        cs__wait(self, CS_WAIT_TASK, t, -1);
     }
     self->shielded = was;
 }
@@ -94,7 +94,7 @@ static int cs__await(cs_task *t, int64_t timeout, void **result)
             r = CS_ETIMEDOUT;
         if (r == 0) {
             t->awaiter = self;
-            r = cs__wait(self, CS__WAIT_TASK, t, timeout);
+            r = cs__wait(self, CS_WAIT_TASK, t, timeout);
         }
         if (r < 0) { /* cancelled or timed out: take t down with us */
             char buf[128];

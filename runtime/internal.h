@@ -81,22 +81,6 @@
 
 typedef struct cs__loop cs__loop;
 
-/* What a waiting task waits on; shared with the trace format later. */
-enum cs__wait {
-    CS__WAIT_NONE = 0,
-    CS__WAIT_SLEEP,
-    CS__WAIT_TASK,
-    CS__WAIT_LOCK,
-    CS__WAIT_EVENT,
-    CS__WAIT_SEMAPHORE,
-    CS__WAIT_QUEUE_PUT,
-    CS__WAIT_QUEUE_GET,
-    CS__WAIT_FD_READ,
-    CS__WAIT_FD_WRITE,
-    CS__WAIT_THREAD,
-    CS__WAIT_YIELD,
-};
-
 enum cs__state {
     CS__READY = 1, /* in the ready queue */
     CS__RUNNING,   /* the loop's current task */
@@ -149,9 +133,9 @@ struct cs_task {
     struct cs_task *awaiter;/* task suspended in cs_await on us */
     /* What the task is suspended on (valid while state == WAITING). */
     struct {
-        uint8_t reason;     /* enum cs__wait */
+        uint8_t reason;     /* enum cs_wait_reason (trace_format.h) */
         void *obj;          /* task/lock/event/semaphore/queue waited on */
-        int fd;             /* fd for CS__WAIT_FD_* */
+        int fd;             /* fd for CS_WAIT_FD_* */
         int events;         /* CS_READABLE|CS_WRITABLE wanted on fd */
         cs__link node;      /* node in the object's wait list */
         int result;         /* what the suspended call returns */
@@ -305,7 +289,8 @@ void cs__make_ready(cs__loop *loop, cs_task *t);
 void cs__suspend(cs__loop *loop, cs_task *self);
 void cs__wait_unlink(cs_task *t);
 void cs__task_end(cs_task *t) __attribute__((noreturn));
-int cs__wait(cs_task *self, enum cs__wait reason, void *obj, int64_t timeout);
+int cs__wait(cs_task *self, enum cs_wait_reason reason, void *obj,
+             int64_t timeout);
 void cs__wake(cs_task *t, int result);
 void cs__set_last_error(char **slot, const char *msg);
 void cs__set_name(char *buf, size_t cap, char **long_name, const char *name);

@@ -136,8 +136,8 @@ static int cs__fd_wait(cs_task *self, int fd, int events, int64_t timeout)
     self->wait.fd = fd;
     self->wait.events = events;
     loop->fd_waiters++;
-    return cs__wait(self, events & CS_READABLE ? CS__WAIT_FD_READ
-                                               : CS__WAIT_FD_WRITE,
+    return cs__wait(self, events & CS_READABLE ? CS_WAIT_FD_READ
+                                               : CS_WAIT_FD_WRITE,
                     NULL, timeout);
 }
 

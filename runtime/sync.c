@@ -42,7 +42,7 @@ struct cs_queue {
 static cs_task *cs__self_or_null(void) { return cs_current_task(); }
 
 /* Parks self on list until woken; returns what the waker passed. */
-static int cs__park(cs_task *self, cs__link *list, enum cs__wait why, void *obj)
+static int cs__park(cs_task *self, cs__link *list, enum cs_wait_reason why, void *obj)
 {
     int r = cs__cancel_check(self);
     if (r)
@@ -100,7 +100,7 @@ CS_EXTERN int cs_lock_acquire(cs_lock *l)
     if (l->holder == self)
         return CS_EDEADLK;
     /* on success the releaser has already made us the holder */
-    return cs__park(self, &l->waiters, CS__WAIT_LOCK, l);
+    return cs__park(self, &l->waiters, CS_WAIT_LOCK, l);
 }
 
 CS_EXTERN void cs_lock_release(cs_lock *l)
@@ -157,7 +157,7 @@ CS_EXTERN int cs_event_wait(cs_event *e)
         return CS_ENOLOOP;
     if (e->set)
         return 0;
-    return cs__park(self, &e->waiters, CS__WAIT_EVENT, e);
+    return cs__park(self, &e->waiters, CS_WAIT_EVENT, e);
 }
 
 /* ---- semaphore ---------------------------------------------------------- */
@@ -187,7 +187,7 @@ CS_EXTERN int cs_semaphore_acquire(cs_semaphore *s)
         s->value--;
         return 0;
     }
-    return cs__park(self, &s->waiters, CS__WAIT_SEMAPHORE, s);
+    return cs__park(self, &s->waiters, CS_WAIT_SEMAPHORE, s);
 }
 
 CS_EXTERN void cs_semaphore_release(cs_semaphore *s)
@@ -246,7 +246,7 @@ CS_EXTERN int cs_queue_put(cs_queue *q, void *item)
     if (!self)
         return CS_ENOLOOP;
     while (q->len == q->cap) {
-        int r = cs__park(self, &q->putters, CS__WAIT_QUEUE_PUT, q);
+        int r = cs__park(self, &q->putters, CS_WAIT_QUEUE_PUT, q);
         if (r)
             return r;
     }
@@ -265,7 +265,7 @@ CS_EXTERN int cs_queue_get(cs_queue *q, void **item)
     if (!self)
         return CS_ENOLOOP;
     while (q->len == 0) {
-        int r = cs__park(self, &q->getters, CS__WAIT_QUEUE_GET, q);
+        int r = cs__park(self, &q->getters, CS_WAIT_QUEUE_GET, q);
         if (r)
             return r;
     }

@@ -201,7 +201,8 @@ void cs__make_ready(cs__loop *loop, cs_task *t)
 
 /* ---- waiting ------------------------------------------------------------ */
 
-int cs__wait(cs_task *self, enum cs__wait reason, void *obj, int64_t timeout)
+int cs__wait(cs_task *self, enum cs_wait_reason reason, void *obj,
+             int64_t timeout)
 {
     cs__loop *loop = self->loop;
 
@@ -210,19 +211,19 @@ int cs__wait(cs_task *self, enum cs__wait reason, void *obj, int64_t timeout)
     self->wait.obj = obj;
     self->wait.result = 0;
     if (cs_unlikely(cs__agent != NULL) &&
-        (reason == CS__WAIT_LOCK || reason == CS__WAIT_TASK))
+        (reason == CS_WAIT_LOCK || reason == CS_WAIT_TASK))
         CS__HOOK(task_blocking, self);
     if (timeout >= 0 && cs__timer_add(loop, self, cs__deadline(timeout)) < 0) {
         /* no memory for the timer: behave as an immediate timeout */
         cs__wait_unlink(self);
         self->state = CS__RUNNING;
-        self->wait.reason = CS__WAIT_NONE;
+        self->wait.reason = CS_WAIT_NONE;
         return CS_ENOMEM;
     }
     cs__suspend(loop, self);
     if (loop->tr_ring)
         cs__trace_settle(loop);
-    self->wait.reason = CS__WAIT_NONE;
+    self->wait.reason = CS_WAIT_NONE;
     return self->wait.result;
 }
 
@@ -241,21 +242,21 @@ void cs__wake(cs_task *t, int result)
 void cs__wait_unlink(cs_task *t)
 {
     switch (t->wait.reason) {
-    case CS__WAIT_TASK:
+    case CS_WAIT_TASK:
         ((cs_task *)t->wait.obj)->awaiter = NULL;
         break;
-    case CS__WAIT_LOCK:
-    case CS__WAIT_EVENT:
-    case CS__WAIT_SEMAPHORE:
-    case CS__WAIT_QUEUE_PUT:
-    case CS__WAIT_QUEUE_GET:
+    case CS_WAIT_LOCK:
+    case CS_WAIT_EVENT:
+    case CS_WAIT_SEMAPHORE:
+    case CS_WAIT_QUEUE_PUT:
+    case CS_WAIT_QUEUE_GET:
         cs__list_del(&t->wait.node);
         break;
-    case CS__WAIT_FD_READ:
-    case CS__WAIT_FD_WRITE:
+    case CS_WAIT_FD_READ:
+    case CS_WAIT_FD_WRITE:
         cs__fd_unlink(t);
         break;
-    case CS__WAIT_THREAD:
+    case CS_WAIT_THREAD:
         cs__job_abandon(t);
         break;
     default:
@@ -577,7 +578,7 @@ CS_EXTERN int cs_sleep(int64_t ns)
         cs_yield();
         return cs__cancel_check(self);
     }
-    return cs__wait(self, CS__WAIT_SLEEP, NULL, ns);
+    return cs__wait(self, CS_WAIT_SLEEP, NULL, ns);
 }
 
 CS_EXTERN int cs_cancel(cs_task *t)

@@ -205,7 +205,7 @@ CS_EXTERN int cs_to_thread(cs_fn fn, void *arg, void **result)
         return r;
     }
     self->loop->jobs_pending++;
-    r = cs__wait(self, CS__WAIT_THREAD, j, -1);
+    r = cs__wait(self, CS_WAIT_THREAD, j, -1);
     if (r < 0) /* cancelled: j now belongs to the loop */
         return r;
     if (result)

@@ -93,7 +93,7 @@ void cs__timer_fire(cs__loop *loop, int64_t now)
     while (loop->heap_len && loop->heap[0]->deadline <= now) {
         cs_task *t = loop->heap[0];
         cs__timer_del(loop, t);
-        if (t->wait.reason == CS__WAIT_SLEEP) {
+        if (t->wait.reason == CS_WAIT_SLEEP) {
             cs__wake(t, 0);
         } else {
             cs__wait_unlink(t);

@@ -14,20 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The runtime's wait reasons are the trace's, value for value. */
-_Static_assert((int)CS__WAIT_NONE == (int)CS_WAIT_NONE, "wait none");
-_Static_assert((int)CS__WAIT_SLEEP == (int)CS_WAIT_SLEEP, "wait sleep");
-_Static_assert((int)CS__WAIT_TASK == (int)CS_WAIT_TASK, "wait task");
-_Static_assert((int)CS__WAIT_LOCK == (int)CS_WAIT_LOCK, "wait lock");
-_Static_assert((int)CS__WAIT_EVENT == (int)CS_WAIT_EVENT, "wait event");
-_Static_assert((int)CS__WAIT_SEMAPHORE == (int)CS_WAIT_SEMAPHORE, "wait semaphore");
-_Static_assert((int)CS__WAIT_QUEUE_PUT == (int)CS_WAIT_QUEUE_PUT, "wait queue put");
-_Static_assert((int)CS__WAIT_QUEUE_GET == (int)CS_WAIT_QUEUE_GET, "wait queue get");
-_Static_assert((int)CS__WAIT_FD_READ == (int)CS_WAIT_FD_READ, "wait fd read");
-_Static_assert((int)CS__WAIT_FD_WRITE == (int)CS_WAIT_FD_WRITE, "wait fd write");
-_Static_assert((int)CS__WAIT_THREAD == (int)CS_WAIT_THREAD, "wait thread");
-_Static_assert((int)CS__WAIT_YIELD == (int)CS_WAIT_YIELD, "wait yield");
-
 int cs__trace_rt_disabled;
 int cs__trace_predict;
 
@@ -307,10 +293,10 @@ static void cs__trace_target(cs_task *p, uint64_t *target, uint64_t *aux)
     uint64_t deadline = p->heap_index >= 0 ? (uint64_t)p->deadline : 0;
 
     switch (p->wait.reason) {
-    case CS__WAIT_SLEEP:
+    case CS_WAIT_SLEEP:
         *target = deadline;
         break;
-    case CS__WAIT_TASK: {
+    case CS_WAIT_TASK: {
         cs_task *a = p->wait.obj;
         cs_task_slot *s;
         *target = a->id;
@@ -320,20 +306,20 @@ static void cs__trace_target(cs_task *p, uint64_t *target, uint64_t *aux)
         }
         break;
     }
-    case CS__WAIT_LOCK: {
+    case CS_WAIT_LOCK: {
         cs_task *h = cs__lock_holder(p->wait.obj);
         *target = ((const cs__obj *)p->wait.obj)->id;
         *aux = h ? h->id : 0;
         break;
     }
-    case CS__WAIT_EVENT:
-    case CS__WAIT_SEMAPHORE:
-    case CS__WAIT_QUEUE_PUT:
-    case CS__WAIT_QUEUE_GET:
+    case CS_WAIT_EVENT:
+    case CS_WAIT_SEMAPHORE:
+    case CS_WAIT_QUEUE_PUT:
+    case CS_WAIT_QUEUE_GET:
         *target = p->wait.obj ? ((const cs__obj *)p->wait.obj)->id : 0;
         break;
-    case CS__WAIT_FD_READ:
-    case CS__WAIT_FD_WRITE:
+    case CS_WAIT_FD_READ:
+    case CS_WAIT_FD_WRITE:
         *target = (uint64_t)(int64_t)p->wait.fd;
         *aux = deadline;
         break;
