@@ -78,7 +78,7 @@ CS_EXTERN int cs_agent_task_get(const cs_task *t, cs_agent_task_info *info)
     info->name = cs_task_name(t);
     info->file = t->file;
     info->line = t->line;
-    info->state = t->state;
+    info->state = t->state; /* CS__* are CS_AGENT_* (internal.h, agent.h) */
     info->wait_fd = -1;
     info->deadline_ns = t->heap_index >= 0 ? t->deadline : -1;
     if (t->state == CS__WAITING) {

@@ -81,11 +81,14 @@
 
 typedef struct cs__loop cs__loop;
 
+/* A task's state: the format's values (enum cs_task_state), so that the
+ * task slot, the trace and cs_agent_task_info carry it as it is.  The
+ * runtime has no RAISED/CANCELLED: an ended task is DONE with a status. */
 enum cs__state {
-    CS__READY = 1, /* in the ready queue */
-    CS__RUNNING,   /* the loop's current task */
-    CS__WAITING,   /* suspended on wait.reason */
-    CS__DONE,      /* ended; status and result are final */
+    CS__READY = CS_TASK_READY,     /* in the ready queue */
+    CS__RUNNING = CS_TASK_RUNNING, /* the loop's current task */
+    CS__WAITING = CS_TASK_WAITING, /* suspended on wait.reason */
+    CS__DONE = CS_TASK_DONE,       /* ended; status and result are final */
 };
 
 /* A doubly linked list node/head; a waiting task sits in one wait list. */

@@ -13,17 +13,20 @@
 #define COSCOPE_AGENT_H
 
 #include <coscope.h>
+#include <coscope/trace_format.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Task states and wait reasons, as in include/coscope/trace_format.h. */
+/* Task states: the format's (enum cs_task_state), under the names agents
+ * have used; a finished task is CS_AGENT_DONE whatever its status.  Wait
+ * reasons are the format's enum cs_wait_reason. */
 enum {
-    CS_AGENT_READY = 1,
-    CS_AGENT_RUNNING,
-    CS_AGENT_WAITING,
-    CS_AGENT_DONE,
+    CS_AGENT_READY = CS_TASK_READY,
+    CS_AGENT_RUNNING = CS_TASK_RUNNING,
+    CS_AGENT_WAITING = CS_TASK_WAITING,
+    CS_AGENT_DONE = CS_TASK_DONE,
 };
 
 /* A snapshot of a task, valid until the task next runs. */
