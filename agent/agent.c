@@ -19,7 +19,7 @@ const char cs__agent_linked = 1;
 
 static const cs_agent_hooks cs__hooks = {
     .coro_created = cs__coro_created,
-    .coro_started = cs__coro_started,
+    .coro_started = cs__ag_coro_started,
     .coro_unstarted = cs__coro_unstarted,
     .task_raised = cs__task_raised,
     .task_unretrieved = cs__task_unretrieved,

@@ -211,7 +211,7 @@ const char *cs__wait_text(const cs_agent_task_info *i, char *buf,
 
 void cs__coro_created(cs_coro *c, const char *name, const char *file,
                       int line);
-void cs__coro_started(cs_coro *c);
+void cs__ag_coro_started(cs_coro *c);
 void cs__coro_unstarted(cs_coro *c, int leaked);
 void cs__task_raised(cs_task *t, int code, const char *msg);
 void cs__task_unretrieved(cs_task *t);

@@ -23,7 +23,7 @@ void cs__coro_created(cs_coro *c, const char *name, const char *file,
     *cs_agent_coro_slot(c) = bt;
 }
 
-void cs__coro_started(cs_coro *c)
+void cs__ag_coro_started(cs_coro *c)
 {
     void **slot = cs_agent_coro_slot(c);
     free(*slot);

@@ -152,7 +152,7 @@ static bool cs__in_task(const void *caller)
     return cs__current_task && cs__current_task();
 }
 
-static int64_t cs__now(void)
+static int64_t cs__ag_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -161,7 +161,7 @@ static int64_t cs__now(void)
 
 static void cs__blocked(const char *call, int64_t t0, const void *caller)
 {
-    int64_t took = cs__now() - t0;
+    int64_t took = cs__ag_now() - t0;
     int e = errno;
 
     if (!cs__report)
@@ -260,7 +260,7 @@ static bool cs__fd_blocks(int fd)
             return fallback;                                                  \
         if (!cs__in_task(caller_) || !(cond))                                 \
             return expr;                                                      \
-        int64_t t0_ = cs__now();                                              \
+        int64_t t0_ = cs__ag_now();                                              \
         type r_ = expr;                                                       \
         cs__blocked(#name, t0_, caller_);                                     \
         return r_;                                                            \
@@ -389,7 +389,7 @@ CS_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
         return real_pthread_mutex_lock(m);
     if ((r = real_pthread_mutex_trylock(m)) != EBUSY)
         return r; /* taken at once (or an error): it did not block */
-    t0 = cs__now();
+    t0 = cs__ag_now();
     r = real_pthread_mutex_lock(m);
     cs__blocked("pthread_mutex_lock", t0, caller);
     return r;
