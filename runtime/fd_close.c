@@ -14,8 +14,8 @@
  * libcoscope.a they are the program's own, linked with io.o).  Each makes
  * the system call, then bumps a per-fd generation word in a process-wide
  * table when the number was registered with a loop.  A loop stores the
- * generation it registered under (cs__fd.gen, and the upper half of the
- * epoll event's data) and compares it before trusting its registration
+ * generation it registered under (cs__fd.gen; the high half of its poller
+ * token, CS__TOKEN_FD) and compares it before trusting its registration
  * (io.c): a changed word means a new file, which is registered afresh,
  * made non-blocking, and whose old waiters are woken with CS_EBADF; an
  * event carrying an old generation comes from the old file and is

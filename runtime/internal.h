@@ -175,7 +175,7 @@ typedef struct cs__fd {
     cs_task *writer;        /* task waiting to write, or NULL */
     uint32_t gen;           /* the fd's generation when registered
                                (fd_close.c) */
-    bool registered;        /* added to epoll */
+    bool registered;        /* added to the poller */
     bool readable;          /* an edge said readable since the last EAGAIN */
     bool writable;
 } cs__fd;
@@ -308,19 +308,36 @@ void cs__timer_del(cs__loop *loop, cs_task *t);
 int64_t cs__timer_next(cs__loop *loop);
 void cs__timer_fire(cs__loop *loop, int64_t now);
 
-/* poll_epoll.c */
+/* poll_epoll.c: the poller, the only file that knows epoll.  It returns
+ * (token, mask) pairs; the loop dispatches them (loop.c). */
+#define CS__POLL_MAX 256   /* events taken per cs__poll_wait */
+#define CS__POLL_EDGE 0x100 /* cs__poll_add: edge- not level-triggered */
+/* Tokens the loop registers: an fd's I/O, with the generation it was
+ * registered under (fd_close.c) in the high half, or the thread pool's
+ * wake-up (no fd number is 2^32 - 1). */
+#define CS__TOKEN_FD(fd, gen) ((uint64_t)(gen) << 32 | (uint32_t)(fd))
+#define CS__TOKEN_JOBS UINT64_MAX
+typedef struct cs__poll_event {
+    uint64_t token;         /* as given to cs__poll_add */
+    unsigned mask;          /* CS_READABLE|CS_WRITABLE: what is ready */
+} cs__poll_event;
 int cs__poll_init(cs__loop *loop);
 void cs__poll_close(cs__loop *loop);
-int cs__poll_add(cs__loop *loop, int fd, uint32_t gen);
+/* Watches fd for mask (CS_READABLE|CS_WRITABLE|CS__POLL_EDGE), replacing
+ * any registration of the number; 0 or a negative code. */
+int cs__poll_add(cs__loop *loop, int fd, uint64_t token, unsigned mask);
 void cs__poll_del(cs__loop *loop, int fd);
-int cs__poll(cs__loop *loop, int64_t timeout_ns);
+int cs__poll_wait(cs__loop *loop, int64_t timeout_ns, cs__poll_event *out,
+                  int max);
 
 /* io.c */
 void cs__io_close(cs__loop *loop);
 cs__fd *cs__fd_get(cs__loop *loop, int fd);
+/* The poller says fd (registered under gen) is ready for mask. */
+void cs__io_ready(cs__loop *loop, int fd, uint32_t gen, unsigned mask);
 
 /* thread_pool.c */
-void cs__jobs_collect(cs__loop *loop);
+void cs__jobs_collect(cs__loop *loop); /* on a CS__TOKEN_JOBS event */
 void cs__jobs_drain(cs__loop *loop);
 
 /* stack.c */

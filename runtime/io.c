@@ -48,6 +48,29 @@ void cs__fd_unlink(cs_task *t)
     t->loop->fd_waiters--;
 }
 
+/* Hands a ready fd's edge to its waiters.  An edge registered under
+ * another generation comes from a file the number no longer names (one
+ * kept open elsewhere after the program closed this fd): dropped. */
+void cs__io_ready(cs__loop *loop, int fd, uint32_t gen, unsigned mask)
+{
+    cs__fd *f = cs__fd_get(loop, fd);
+
+    if (!f || gen != f->gen)
+        return;
+    if (mask & CS_READABLE)
+        f->readable = true;
+    if (mask & CS_WRITABLE)
+        f->writable = true;
+    for (int pass = 0; pass < 2; pass++) {
+        cs_task *t = pass ? f->writer : f->reader;
+        int got;
+        if (!t || !(got = (int)mask & t->wait.events))
+            continue;
+        cs__fd_unlink(t);
+        cs__wake(t, got);
+    }
+}
+
 static int cs__set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -73,7 +96,9 @@ static cs__fd *cs__fd_prepare(cs__loop *loop, int fd, int *err)
         if ((*err = cs__set_nonblock(fd)) < 0)
             return NULL;
         f->gen = cs__fd_gen_register(fd);
-        if ((*err = cs__poll_add(loop, fd, f->gen)) < 0) {
+        if ((*err = cs__poll_add(loop, fd, CS__TOKEN_FD(fd, f->gen),
+                                 CS_READABLE | CS_WRITABLE |
+                                     CS__POLL_EDGE)) < 0) {
             /* regular files cannot be polled: they never block anyway */
             if (*err != -EPERM)
                 return NULL;

@@ -22,8 +22,24 @@ static void cs__loop_timers(cs__loop *loop)
         cs__timer_fire(loop, cs__now());
 }
 
-/* Runs the loop until done(loop) holds.  Returns 0, or CS_EDEADLK when
- * every task is waiting and nothing (timer, fd, thread) can wake one. */
+/* Waits up to timeout (ns, < 0: forever) for I/O and thread completions
+ * and dispatches what the poller returns: an fd's readiness to its waiters
+ * (io.c), the thread pool's wake-up to its collector. */
+static void cs__loop_poll(cs__loop *loop, int64_t timeout)
+{
+    cs__poll_event evs[CS__POLL_MAX];
+    int n = cs__poll_wait(loop, timeout, evs, CS__POLL_MAX);
+
+    for (int i = 0; i < n; i++) {
+        uint64_t tok = evs[i].token;
+        if (tok == CS__TOKEN_JOBS)
+            cs__jobs_collect(loop);
+        else
+            cs__io_ready(loop, (int)(uint32_t)tok, (uint32_t)(tok >> 32),
+                         evs[i].mask);
+    }
+}
+
 /* One loop iteration ended, having spent t1 - t0 in the poller. */
 static inline void cs__loop_iter_trace(cs__loop *loop, uint64_t t0,
                                        uint64_t t1)
@@ -32,6 +48,8 @@ static inline void cs__loop_iter_trace(cs__loop *loop, uint64_t t0,
         cs__trace_loop_iter(loop->tr_ring, t1, t1 - t0);
 }
 
+/* Runs the loop until done(loop) holds.  Returns 0, or CS_EDEADLK when
+ * every task is waiting and nothing (timer, fd, thread) can wake one. */
 int cs__loop_run_until(cs__loop *loop, bool (*done)(cs__loop *))
 {
     for (;;) {
@@ -64,7 +82,7 @@ int cs__loop_run_until(cs__loop *loop, bool (*done)(cs__loop *))
         }
         if (loop->tr_ring)
             t0 = cs__trace_now();
-        cs__poll(loop, timeout);
+        cs__loop_poll(loop, timeout);
         if (loop->tr_ring)
             loop->tr_t0 = t1 = cs__trace_now(); /* later records follow */
         cs__loop_iter_trace(loop, t0, t1);

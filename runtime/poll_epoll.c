@@ -1,20 +1,29 @@
 /*
  * poll_epoll.c - the only file that knows epoll (as ae_epoll.c in Redis).
  *
- * Each fd is registered once, for both directions, edge-triggered, and
- * stays registered until cs_forget_fd(): one epoll_ctl per fd lifetime
- * instead of two per wait.  Edges set the fd's readable/writable flags and
- * wake its waiters; the I/O calls clear a flag when they see EAGAIN.
+ * Behind cs__poll_* (internal.h) a registration is an fd, a 64-bit token
+ * that comes back with its events, and a mask of CS_READABLE/CS_WRITABLE,
+ * optionally CS__POLL_EDGE; cs__poll_wait returns (token, mask) pairs and
+ * knows nothing of what they stand for: the loop dispatches them (loop.c).
+ * epoll's flags are translated here, both ways.  The loop's fds are
+ * registered once, for both directions, edge-triggered (io.c), which is
+ * one epoll_ctl per fd lifetime instead of two per wait.
  */
 #include "internal.h"
-#include "sys.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#define CS__MAX_EVENTS 256
+/* epoll_pwait with no mask, made directly (see sys.h for why): aarch64 has
+ * no epoll_wait system call. */
+static inline int cs__sys_epoll_wait(int epfd, struct epoll_event *evs,
+                                     int max, int ms)
+{
+    return (int)syscall(SYS_epoll_pwait, epfd, evs, max, ms, NULL, 8);
+}
 
 int cs__poll_init(cs__loop *loop)
 {
@@ -29,13 +38,13 @@ void cs__poll_close(cs__loop *loop)
     loop->epfd = -1;
 }
 
-/* The event's data: the fd in the low half, the generation it was
- * registered under (fd_close.c) in the high half. */
-int cs__poll_add(cs__loop *loop, int fd, uint32_t gen)
+int cs__poll_add(cs__loop *loop, int fd, uint64_t token, unsigned mask)
 {
     struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-        .data.u64 = (uint64_t)gen << 32 | (uint32_t)fd,
+        .events = (mask & CS_READABLE ? EPOLLIN | EPOLLRDHUP : 0) |
+                  (mask & CS_WRITABLE ? EPOLLOUT : 0) |
+                  (mask & CS__POLL_EDGE ? EPOLLET : 0),
+        .data.u64 = token,
     };
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
         return 0;
@@ -49,57 +58,34 @@ void cs__poll_del(cs__loop *loop, int fd)
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-/* Hands a ready fd's edge to its waiters.  An edge registered under
- * another generation comes from a file the number no longer names (one
- * kept open elsewhere after the program closed this fd): dropped. */
-static void cs__poll_dispatch(cs__loop *loop, int fd, uint32_t gen,
-                              uint32_t ev)
+/* Waits up to timeout_ns (< 0: forever); fills out[0..max) with what is
+ * ready.  A hang-up or an error makes an fd both readable and writable:
+ * the next read or write then says what happened.  Returns how many, 0 on
+ * EINTR, or a negative code. */
+int cs__poll_wait(cs__loop *loop, int64_t timeout_ns, cs__poll_event *out,
+                  int max)
 {
-    cs__fd *f = cs__fd_get(loop, fd);
-    int ready = 0;
-
-    if (!f || gen != f->gen)
-        return;
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        f->readable = true;
-        ready |= CS_READABLE;
-    }
-    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
-        f->writable = true;
-        ready |= CS_WRITABLE;
-    }
-    for (int pass = 0; pass < 2; pass++) {
-        cs_task *t = pass ? f->writer : f->reader;
-        int got;
-        if (!t || !(got = ready & t->wait.events))
-            continue;
-        cs__fd_unlink(t);
-        cs__wake(t, got);
-    }
-}
-
-/* Waits up to timeout_ns (< 0: forever) for I/O and thread completions. */
-int cs__poll(cs__loop *loop, int64_t timeout_ns)
-{
-    struct epoll_event evs[CS__MAX_EVENTS];
+    struct epoll_event evs[CS__POLL_MAX];
     int ms, n;
 
+    if (max > CS__POLL_MAX)
+        max = CS__POLL_MAX;
     if (timeout_ns < 0)
         ms = -1;
     else if (timeout_ns >= (int64_t)INT_MAX * 1000000)
         ms = INT_MAX;
     else /* round up: waking early would only spin */
         ms = (int)((timeout_ns + 999999) / 1000000);
-    n = cs__sys_epoll_wait(loop->epfd, evs, CS__MAX_EVENTS, ms);
+    n = cs__sys_epoll_wait(loop->epfd, evs, max, ms);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
-        int fd = (int)(uint32_t)evs[i].data.u64;
-        if (fd == loop->wakefd)
-            cs__jobs_collect(loop);
-        else
-            cs__poll_dispatch(loop, fd, (uint32_t)(evs[i].data.u64 >> 32),
-                              evs[i].events);
+        uint32_t e = evs[i].events;
+        out[i].token = evs[i].data.u64;
+        out[i].mask =
+            (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) ? CS_READABLE
+                                                               : 0) |
+            (e & (EPOLLOUT | EPOLLHUP | EPOLLERR) ? CS_WRITABLE : 0);
     }
     return n;
 }

@@ -11,11 +11,12 @@
  * caller.  syscall() is neither cancellable nor interposed.  Cold paths
  * (the to_thread pool's wake-ups) keep libc's calls.  Each returns
  * what libc's function would: the result, or -1 with errno set.
+ * (epoll_pwait is made the same way, in poll_epoll.c, which alone knows
+ * epoll.)
  */
 #ifndef CS_SYS_H
 #define CS_SYS_H
 
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -41,13 +42,6 @@ static inline int cs__sys_connect(int fd, const struct sockaddr *addr,
                                   socklen_t len)
 {
     return (int)syscall(SYS_connect, fd, addr, len);
-}
-
-/* epoll_pwait with no mask: aarch64 has no epoll_wait system call. */
-static inline int cs__sys_epoll_wait(int epfd, struct epoll_event *evs,
-                                     int max, int ms)
-{
-    return (int)syscall(SYS_epoll_pwait, epfd, evs, max, ms, NULL, 8);
 }
 
 #endif

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 static struct {
@@ -106,24 +105,23 @@ static int cs__pool_submit(cs__job *j)
     return r;
 }
 
-/* Creates the loop's eventfd on first use. */
+/* Creates the loop's eventfd on first use, watched level-triggered: the
+ * loop collects whenever its count is not zero. */
 static int cs__jobs_init(cs__loop *loop)
 {
-    struct epoll_event ev = {.events = EPOLLIN};
+    int e;
 
     if (loop->wakefd >= 0)
         return 0;
     loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (loop->wakefd < 0)
         return -errno;
-    ev.data.u64 = (uint32_t)loop->wakefd; /* as cs__poll decodes it */
-    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0) {
-        int e = -errno;
+    e = cs__poll_add(loop, loop->wakefd, CS__TOKEN_JOBS, CS_READABLE);
+    if (e < 0) {
         close(loop->wakefd);
         loop->wakefd = -1;
-        return e;
     }
-    return 0;
+    return e;
 }
 
 void cs__jobs_collect(cs__loop *loop)
@@ -158,8 +156,9 @@ void cs__jobs_collect(cs__loop *loop)
 void cs__jobs_drain(cs__loop *loop)
 {
     while (loop->jobs_pending > 0) {
-        struct epoll_event ev;
-        if (epoll_wait(loop->epfd, &ev, 1, -1) > 0 && (int)(uint32_t)ev.data.u64 == loop->wakefd)
+        cs__poll_event ev;
+        if (cs__poll_wait(loop, -1, &ev, 1) > 0 &&
+            ev.token == CS__TOKEN_JOBS)
             cs__jobs_collect(loop);
     }
     pthread_mutex_lock(&loop->done_mu); /* no worker is mid-signal now */
