@@ -260,7 +260,7 @@ static bool cs__fd_blocks(int fd)
             return fallback;                                                  \
         if (!cs__in_task(caller_) || !(cond))                                 \
             return expr;                                                      \
-        int64_t t0_ = cs__ag_now();                                              \
+        int64_t t0_ = cs__ag_now();                                           \
         type r_ = expr;                                                       \
         cs__blocked(#name, t0_, caller_);                                     \
         return r_;                                                            \

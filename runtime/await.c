@@ -25,6 +25,12 @@ void cs__set_run_error(const char *msg)
     cs__set_last_error(&cs__run_error, msg);
 }
 
+/* A wait on a task ends without it: t is no longer awaited. */
+static void cs__await_cancel(cs_task *self)
+{
+    ((cs_task *)self->wait.obj)->awaiter = NULL;
+}
+
 /* Waits, ignoring cancellation, until t has ended. */
 static void cs__wait_ended(cs_task *self, cs_task *t)
 {
@@ -33,7 +39,7 @@ static void cs__wait_ended(cs_task *self, cs_task *t)
     self->shielded = true;
     while (t->state != CS__DONE) {
         t->awaiter = self;
-        cs__wait(self, CS_WAIT_TASK, t, -1);
+        cs__wait(self, CS_WAIT_TASK, t, cs__await_cancel, -1);
     }
     self->shielded = was;
 }
@@ -94,7 +100,7 @@ static int cs__await(cs_task *t, int64_t timeout, void **result)
             r = CS_ETIMEDOUT;
         if (r == 0) {
             t->awaiter = self;
-            r = cs__wait(self, CS_WAIT_TASK, t, timeout);
+            r = cs__wait(self, CS_WAIT_TASK, t, cs__await_cancel, timeout);
         }
         if (r < 0) { /* cancelled or timed out: take t down with us */
             char buf[128];

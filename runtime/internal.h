@@ -91,6 +91,11 @@ enum cs__state {
     CS__DONE = CS_TASK_DONE,       /* ended; status and result are final */
 };
 
+/* Takes a waiting task off what it waits on, before a wake that the
+ * object did not cause (cancellation, timeout): each waitable kind
+ * brings its own (libdill's clause cancel). */
+typedef void cs__wait_cancel_fn(struct cs_task *t);
+
 /* A doubly linked list node/head; a waiting task sits in one wait list. */
 typedef struct cs__link {
     struct cs__link *prev, *next;
@@ -138,6 +143,7 @@ struct cs_task {
     struct {
         uint8_t reason;     /* enum cs_wait_reason (trace_format.h) */
         void *obj;          /* task/lock/event/semaphore/queue waited on */
+        cs__wait_cancel_fn *cancel; /* undoes the wait, NULL: nothing to */
         int fd;             /* fd for CS_WAIT_FD_* */
         int events;         /* CS_READABLE|CS_WRITABLE wanted on fd */
         cs__link node;      /* node in the object's wait list */
@@ -293,7 +299,7 @@ void cs__suspend(cs__loop *loop, cs_task *self);
 void cs__wait_unlink(cs_task *t);
 void cs__task_end(cs_task *t) __attribute__((noreturn));
 int cs__wait(cs_task *self, enum cs_wait_reason reason, void *obj,
-             int64_t timeout);
+             cs__wait_cancel_fn *cancel, int64_t timeout);
 void cs__wake(cs_task *t, int result);
 void cs__set_last_error(char **slot, const char *msg);
 void cs__set_name(char *buf, size_t cap, char **long_name, const char *name);
@@ -371,12 +377,10 @@ static inline bool cs__fd_current(int fd, const cs__fd *f)
            f->gen == __atomic_load_n(&g[fd], __ATOMIC_RELAXED);
 }
 
-/* io.c: forget a task waiting on an fd (cancel/timeout). */
+/* io.c: forget a task waiting on an fd (also its wait's cancel). */
 void cs__fd_unlink(cs_task *t);
 /* sync.c: the task holding a lock (NULL if free). */
 cs_task *cs__lock_holder(const cs_lock *l);
-/* thread_pool.c: leave a job behind (cancel). */
-void cs__job_abandon(cs_task *t);
 
 /* A task slot's state, wait and flags are adjacent (bytes 24..27): one
  * 32-bit store sets all three. */

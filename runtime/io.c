@@ -163,7 +163,7 @@ static int cs__fd_wait(cs_task *self, int fd, int events, int64_t timeout)
     loop->fd_waiters++;
     return cs__wait(self, events & CS_READABLE ? CS_WAIT_FD_READ
                                                : CS_WAIT_FD_WRITE,
-                    NULL, timeout);
+                    NULL, cs__fd_unlink, timeout);
 }
 
 CS_EXTERN int cs_wait_fd(int fd, int events, int64_t timeout_ns)

@@ -2,7 +2,8 @@
  * sync.c - locks, events, semaphores and queues for tasks of one loop.
  *
  * Waiters queue FIFO on the object's list through their wait.node, so
- * cancellation and timeouts unlink them generically (cs__wait_unlink).
+ * cancellation and timeouts unlink them with the wait's cancel function,
+ * cs__park_cancel.
  * Locks and semaphores hand ownership to the first waiter on release, so
  * a task that arrives later cannot barge past one that was woken but has
  * not run yet.  Queues follow asyncio.Queue (see cs_queue_put).
@@ -41,14 +42,18 @@ struct cs_queue {
 
 static cs_task *cs__self_or_null(void) { return cs_current_task(); }
 
+/* A parked task leaves its object's list without being handed anything. */
+static void cs__park_cancel(cs_task *t) { cs__list_del(&t->wait.node); }
+
 /* Parks self on list until woken; returns what the waker passed. */
-static int cs__park(cs_task *self, cs__link *list, enum cs_wait_reason why, void *obj)
+static int cs__park(cs_task *self, cs__link *list, enum cs_wait_reason why,
+                    void *obj)
 {
     int r = cs__cancel_check(self);
     if (r)
         return r;
     cs__list_push(list, &self->wait.node);
-    return cs__wait(self, why, obj, -1);
+    return cs__wait(self, why, obj, cs__park_cancel, -1);
 }
 
 /* Wakes the first waiter of list with 0, or returns NULL if none. */

@@ -202,13 +202,14 @@ void cs__make_ready(cs__loop *loop, cs_task *t)
 /* ---- waiting ------------------------------------------------------------ */
 
 int cs__wait(cs_task *self, enum cs_wait_reason reason, void *obj,
-             int64_t timeout)
+             cs__wait_cancel_fn *cancel, int64_t timeout)
 {
     cs__loop *loop = self->loop;
 
     self->state = CS__WAITING;
     self->wait.reason = (uint8_t)reason;
     self->wait.obj = obj;
+    self->wait.cancel = cancel;
     self->wait.result = 0;
     if (cs_unlikely(cs__agent != NULL) &&
         (reason == CS_WAIT_LOCK || reason == CS_WAIT_TASK))
@@ -241,27 +242,8 @@ void cs__wake(cs_task *t, int result)
  * the object itself did not cause (cancellation, timeout). */
 void cs__wait_unlink(cs_task *t)
 {
-    switch (t->wait.reason) {
-    case CS_WAIT_TASK:
-        ((cs_task *)t->wait.obj)->awaiter = NULL;
-        break;
-    case CS_WAIT_LOCK:
-    case CS_WAIT_EVENT:
-    case CS_WAIT_SEMAPHORE:
-    case CS_WAIT_QUEUE_PUT:
-    case CS_WAIT_QUEUE_GET:
-        cs__list_del(&t->wait.node);
-        break;
-    case CS_WAIT_FD_READ:
-    case CS_WAIT_FD_WRITE:
-        cs__fd_unlink(t);
-        break;
-    case CS_WAIT_THREAD:
-        cs__job_abandon(t);
-        break;
-    default:
-        break;
-    }
+    if (t->wait.cancel)
+        t->wait.cancel(t);
 }
 
 /* ---- creation and end --------------------------------------------------- */
@@ -578,7 +560,7 @@ CS_EXTERN int cs_sleep(int64_t ns)
         cs_yield();
         return cs__cancel_check(self);
     }
-    return cs__wait(self, CS_WAIT_SLEEP, NULL, ns);
+    return cs__wait(self, CS_WAIT_SLEEP, NULL, NULL, ns);
 }
 
 CS_EXTERN int cs_cancel(cs_task *t)

@@ -168,7 +168,8 @@ void cs__jobs_drain(cs__loop *loop)
     loop->wakefd = -1;
 }
 
-void cs__job_abandon(cs_task *t)
+/* The wait's cancel: the task leaves its job to the loop. */
+static void cs__job_abandon(cs_task *t)
 {
     cs__job *j = t->wait.obj;
     j->task = NULL;
@@ -204,7 +205,7 @@ CS_EXTERN int cs_to_thread(cs_fn fn, void *arg, void **result)
         return r;
     }
     self->loop->jobs_pending++;
-    r = cs__wait(self, CS_WAIT_THREAD, j, -1);
+    r = cs__wait(self, CS_WAIT_THREAD, j, cs__job_abandon, -1);
     if (r < 0) /* cancelled: j now belongs to the loop */
         return r;
     if (result)
