@@ -26,6 +26,7 @@ static const cs_agent_hooks cs__hooks = {
     .task_pending_at_exit = cs__task_pending_at_exit,
     .task_blocking = cs__task_blocking,
     .loop_stuck = cs__loop_stuck,
+    .fatal_signal = cs__ag_crash_report,
 };
 
 /* Hands the interposer, if the program runs under one, what it needs to
@@ -56,7 +57,5 @@ __attribute__((constructor)) static void cs__agent_init(void)
     void *ip[1];
     unw_backtrace(ip, 1);
     cs_agent_set_hooks(&cs__hooks);
-    if (cs__cfg.reports & CS__R_CRASH)
-        cs__crash_init();
     cs__watch_trace_start();
 }

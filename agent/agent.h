@@ -221,6 +221,7 @@ void cs__loop_stuck(void);
 /* detect_blocking.c: the interposer's entry (blocking.h) */
 CS_EXTERN void cs_agent_blocking_report(const char *call, int64_t took_ns,
                                         const void *caller);
-void cs__crash_init(void);
+/* detect_crash.c: the fatal_signal hook */
+void cs__ag_crash_report(int sig, siginfo_t *si, void *uc);
 
 #endif

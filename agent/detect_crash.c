@@ -1,42 +1,35 @@
 /*
  * detect_crash.c - "task 'T' crashed: SIGSEGV at ADDR": a fatal signal
- * (SEGV, BUS, FPE, ILL) raised inside a task.
+ * (SEGV, BUS, ABRT, FPE, ILL) raised inside a task.
  *
- * The handler runs on the loop thread's alternate stack (the runtime sets
- * one per loop thread, for stack overflows; its own SIGSEGV handler is put
- * in front of ours at each cs_run and chains to us).  The headline is
+ * No handler of its own: the runtime's fatal-signal handler (runtime/
+ * fatal.c) calls cs__ag_crash_report through the agent hook table, on the
+ * thread's alternate stack, after its stack-overflow report and before
+ * its flight-recorder dump, then hands the signal to the previous
+ * disposition (docs/runtime.md, "Fatal signals").  The headline is
  * formatted by hand and written with write(2), and the interrupted stack
  * is captured with libunwind from the signal's context: both
  * async-signal-safe.  Naming the frames is not (the symboliser allocates);
  * the process is dying anyway, so it is attempted under alarm(2), whose
- * handler gives up and lets the crash proceed if it hangs (a crash inside
- * malloc holding its lock).  Then the handler found at load runs, or the
- * default action: the process dies of the original signal, with its core.
+ * handler gives up (a crash inside malloc holding its lock) by jumping
+ * back here, so that the runtime's remaining steps still run.
  */
 #include "agent.h"
 
+#include <setjmp.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
-static const int cs__fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
-static struct sigaction cs__old[4];
-static volatile sig_atomic_t cs__crashing;
-static volatile sig_atomic_t cs__crash_sig;
-
-static int cs__slot(int sig)
-{
-    for (int i = 0; i < 4; i++)
-        if (cs__fatal[i] == sig)
-            return i;
-    return 0;
-}
+/* Where the alarm handler lands if naming the frames hangs. */
+static sigjmp_buf cs__ag_hung;
 
 static const char *cs__signame(int sig)
 {
     switch (sig) {
     case SIGSEGV: return "SIGSEGV";
     case SIGBUS: return "SIGBUS";
+    case SIGABRT: return "SIGABRT";
     case SIGFPE: return "SIGFPE";
     case SIGILL: return "SIGILL";
     default: return "signal";
@@ -80,35 +73,27 @@ static size_t cs__put_u(char *buf, size_t n, size_t cap, uint64_t v)
     return n;
 }
 
-/* Lets the crash proceed: the previous handler, or the default action. */
-static void cs__chain(int sig, siginfo_t *si, void *uc)
-{
-    cs__signal_chain(&cs__old[cs__slot(sig)], sig, si, uc);
-}
-
-static void cs__alarm(int sig)
+/* Async-signal-safe. */
+static void cs__ag_alarm(int sig)
 {
     static const char msg[] = "    (naming the frames hung; giving up)\n";
 
     (void)sig;
     (void)!write(2, msg, sizeof(msg) - 1);
-    signal(cs__crash_sig, SIG_DFL);
-    raise(cs__crash_sig);
+    siglongjmp(cs__ag_hung, 1);
 }
 
-static void cs__crash_handler(int sig, siginfo_t *si, void *uc)
+/* The fatal_signal hook: called once per process by the runtime. */
+void cs__ag_crash_report(int sig, siginfo_t *si, void *uc)
 {
     cs_task *t = cs_current_task();
     char buf[512];
     size_t n = 0;
     cs__bt bt;
+    struct sigaction sa, old_alarm;
 
-    if (!t || cs__crashing || !(cs__cfg.reports & CS__R_CRASH)) {
-        cs__chain(sig, si, uc);
+    if (!t || !(cs__cfg.reports & CS__R_CRASH))
         return;
-    }
-    cs__crashing = 1;
-    cs__crash_sig = sig;
     n = cs__put_s(buf, n, sizeof(buf), "coscope: task '");
     n = cs__put_s(buf, n, sizeof(buf), cs_task_name(t));
     n = cs__put_s(buf, n, sizeof(buf), "' crashed: ");
@@ -123,22 +108,15 @@ static void cs__crash_handler(int sig, siginfo_t *si, void *uc)
         (void)!write(2, buf, n);
     cs__bt_signal(&bt, uc);
     cs__bt_trim_self(&bt);
-    signal(SIGALRM, cs__alarm);
-    alarm(3);
-    cs__report_stack(&bt);
-    cs__report_json_end();
-    alarm(0);
-    cs__chain(sig, si, uc);
-}
-
-void cs__crash_init(void)
-{
-    struct sigaction sa;
-
     memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = cs__crash_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sa.sa_handler = cs__ag_alarm;
     sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 4; i++)
-        sigaction(cs__fatal[i], &sa, &cs__old[i]);
+    sigaction(SIGALRM, &sa, &old_alarm);
+    if (sigsetjmp(cs__ag_hung, 1) == 0) {
+        alarm(3);
+        cs__report_stack(&bt);
+        cs__report_json_end();
+    }
+    alarm(0);
+    sigaction(SIGALRM, &old_alarm, NULL);
 }

@@ -244,8 +244,8 @@ struct cs__loop {
     cs_task *free_tasks;
     size_t free_len;
     size_t free_low;        /* least free_len since the trim tick began */
-    /* alternate signal stack for overflow reports, if we installed one,
-     * and the thread's previous one, restored at the end */
+    /* alternate signal stack for the fatal-signal handler (fatal.c), if
+     * we installed one, and the thread's previous one, restored at the end */
     void *altstack;
     stack_t old_altstack;
 };
@@ -354,8 +354,6 @@ void cs__stack_pool_free(cs__loop *loop);
 /* Returns idle stacks' memory that stayed unused for a whole tick; gives
  * the poll timeout capped to the tick's end while there is some. */
 int64_t cs__stack_tick(cs__loop *loop, int64_t timeout);
-int cs__overflow_init(cs__loop *loop);
-void cs__overflow_fini(cs__loop *loop);
 
 /* fd_close.c: per-fd generations, bumped when a registered fd is closed
  * or replaced by the program's close/dup2/dup3/close_range. */

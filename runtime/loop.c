@@ -8,6 +8,7 @@
  * poll (no fd waiter, no pending thread job) and nothing to wait for.
  */
 #include "internal.h"
+#include "fatal.h"
 #include "poll_timeout.h"
 
 #include <stdio.h>
@@ -127,7 +128,9 @@ static int cs__loop_init(cs__loop *loop)
     }
     if ((r = cs__poll_init(loop)) < 0)
         return r;
-    cs__overflow_init(loop); /* without it overflows are plain SIGSEGVs */
+    /* without them an overflow is a plain SIGSEGV, a crash unreported */
+    cs__fatal_install();
+    cs__fatal_thread_init(loop);
     return 0;
 }
 
@@ -151,7 +154,7 @@ static void cs__loop_fini(cs__loop *loop)
     cs__stack_pool_free(loop);
     cs__io_close(loop);
     cs__poll_close(loop);
-    cs__overflow_fini(loop);
+    cs__fatal_thread_fini(loop);
     free(loop->heap);
     pthread_mutex_destroy(&loop->done_mu);
 }

@@ -29,12 +29,14 @@
  * hundred milliseconds keeps its stacks warm; one whose burst has passed
  * gets its memory back within two ticks.
  *
- * A fault in a guard page is reported by a SIGSEGV handler running on an
- * alternate signal stack (the task's own stack is exhausted), naming the
- * task; then the previous disposition runs, so the process still dies
- * with SIGSEGV (or a handler installed before ours still gets it).
+ * A fault in a guard page is reported by the runtime's fatal-signal
+ * handler (fatal.c), which runs on an alternate signal stack (the task's
+ * own stack is exhausted): its first step names the task; then the other
+ * steps and the previous disposition run, so the process still dies with
+ * SIGSEGV (or a handler installed before ours still gets it).
  */
 #include "internal.h"
+#include "fatal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,11 +70,6 @@
 #define CS__POOL_KEEP 4
 #define CS__TRIM_NS ((int64_t)250 * 1000 * 1000)
 
-/* The alternate signal stack: crash reporters chained after ours (the
- * agent's libunwind walk, libtrace's flight recorder) run on it too, and
- * under ASan their frames are several times larger.  Untouched pages cost
- * nothing. */
-#define CS__ALTSTACK_SIZE (256 * 1024)
 #define CS__STACK_MIN (16 * 1024)
 
 /* A slab of default-size stacks.  A slot is free when it was never
@@ -472,9 +469,6 @@ void cs__stack_pool_free(cs__loop *loop)
 
 /* ---- overflow reports --------------------------------------------------- */
 
-static struct sigaction cs__old_segv, cs__old_bus;
-static pthread_mutex_t cs__handler_mu = PTHREAD_MUTEX_INITIALIZER;
-
 /* Async-signal-safe: formats into buf with no locale, no malloc. */
 static size_t cs__fmt_u(char *buf, uint64_t v, int base)
 {
@@ -517,83 +511,15 @@ static void cs__overflow_report(cs_task *t, uintptr_t addr)
     (void)!write(2, buf, n);
 }
 
-/* Async-signal-safe: reads only the faulting thread's loop. */
-static void cs__segv_handler(int sig, siginfo_t *si, void *uc)
+/* The fatal handler's first step (fatal.c).  Async-signal-safe: reads
+ * only the faulting thread's loop. */
+void cs__stack_overflow_report(int sig, const siginfo_t *si)
 {
     cs__loop *loop = cs__tls_loop;
     cs_task *t = loop ? loop->current : NULL;
-    struct sigaction *old = sig == SIGBUS ? &cs__old_bus : &cs__old_segv;
     uintptr_t a = (uintptr_t)si->si_addr;
 
-    if (t && t->stack.guarded && a < (uintptr_t)t->stack.lo &&
-        a >= (uintptr_t)t->stack.lo - cs__page)
+    if ((sig == SIGSEGV || sig == SIGBUS) && t && t->stack.guarded &&
+        a < (uintptr_t)t->stack.lo && a >= (uintptr_t)t->stack.lo - cs__page)
         cs__overflow_report(t, a);
-    cs__signal_chain(old, sig, si, uc);
-}
-
-/* Puts our handler in front of whatever handles the signal now.  Checked
- * at every cs_run, so a handler installed after an earlier run (a crash
- * reporter, a test framework, a forked child resetting to SIG_DFL) is
- * chained to rather than lost or left in front of ours. */
-static void cs__install_handler(int sig, struct sigaction *old)
-{
-    struct sigaction sa, cur;
-
-    if (sigaction(sig, NULL, &cur) < 0 ||
-        ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == cs__segv_handler))
-        return;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = cs__segv_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, old);
-}
-
-int cs__overflow_init(cs__loop *loop)
-{
-    stack_t cur, ss;
-    size_t size = CS__ALTSTACK_SIZE;
-
-    cs__page_size();
-    pthread_mutex_lock(&cs__handler_mu);
-    cs__install_handler(SIGSEGV, &cs__old_segv);
-    cs__install_handler(SIGBUS, &cs__old_bus);
-    pthread_mutex_unlock(&cs__handler_mu);
-    if (sigaltstack(NULL, &cur) < 0)
-        return -errno;
-    if (cur.ss_flags & SS_ONSTACK)
-        return 0; /* cs_run from a signal handler: leave it alone */
-    if (!(cur.ss_flags & SS_DISABLE) && cur.ss_size >= size)
-        return 0; /* the thread already has a big enough one; use it */
-    /* none, or too small for the reporters (ASan gives each thread a
-     * small one): ours, and the old one back at the end */
-    loop->old_altstack = cur;
-    loop->altstack = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (loop->altstack == MAP_FAILED) {
-        loop->altstack = NULL;
-        return CS_ENOMEM;
-    }
-    ss.ss_sp = loop->altstack;
-    ss.ss_size = size;
-    ss.ss_flags = 0;
-    if (sigaltstack(&ss, NULL) < 0) {
-        munmap(loop->altstack, size);
-        loop->altstack = NULL;
-        return -errno;
-    }
-    return 0;
-}
-
-void cs__overflow_fini(cs__loop *loop)
-{
-    stack_t ss = {.ss_flags = SS_DISABLE};
-
-    if (!loop->altstack)
-        return;
-    if (!(loop->old_altstack.ss_flags & SS_DISABLE))
-        ss = loop->old_altstack;
-    sigaltstack(&ss, NULL);
-    munmap(loop->altstack, CS__ALTSTACK_SIZE);
-    loop->altstack = NULL;
 }

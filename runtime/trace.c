@@ -5,10 +5,10 @@
  * cs_run, at spawn, on a wake or on a fatal signal.
  */
 #include "internal.h"
+#include "fatal.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,58 +25,25 @@ uint64_t cs__obj_id_next(void)
     return __atomic_fetch_add(&cs__next_obj_id, 1, __ATOMIC_RELAXED);
 }
 
-/* ---- process start and the crash handler -------------------------------- */
+/* ---- process start and the crash record ---------------------------------- */
 
 static pthread_mutex_t cs__trace_mu = PTHREAD_MUTEX_INITIALIZER;
 static pid_t cs__trace_pid;          /* process that last tried to start */
-static int cs__crashing;
-
-#define CS__CRASH_SIGNALS 5
-static const int cs__crash_sig[CS__CRASH_SIGNALS] = {SIGSEGV, SIGBUS, SIGABRT,
-                                                      SIGFPE, SIGILL};
-static struct sigaction cs__crash_old[CS__CRASH_SIGNALS];
-
-/* Async-signal-safe: a warning record in the crashing thread's ring, the
- * flight recorder (COSCOPE_FLIGHT), then whatever handled the signal
- * before us, or the default action.  stack.c's overflow handler sits in
- * front of this one for SIGSEGV/SIGBUS, so its report comes first. */
-static void cs__crash_handler(int sig, siginfo_t *si, void *uc)
+/* The fatal handler's third step (fatal.c), run once per process: a
+ * warning record in the crashing thread's ring, then the flight recorder
+ * (COSCOPE_FLIGHT).  Async-signal-safe. */
+void cs__trace_crash(void)
 {
-    int i = 0;
+    cs__loop *loop = cs__tls_loop;
+    const char *path = cs__trace_flight_path();
 
-    while (i < CS__CRASH_SIGNALS - 1 && cs__crash_sig[i] != sig)
-        i++;
-    if (!__atomic_exchange_n(&cs__crashing, 1, __ATOMIC_ACQ_REL)) {
-        cs__loop *loop = cs__tls_loop;
-        const char *path = cs__trace_flight_path();
-        if (loop && loop->tr_ring)
-            cs__trace_warning(loop->tr_ring,
-                              loop->current ? loop->current->id : 0,
-                              CS_WARN_CRASH, 0);
-        if (path)
-            cs__trace_flight_dump(path, CS_SEG_F_FLIGHT | CS_SEG_F_CRASH);
-    }
-    cs__signal_chain(&cs__crash_old[i], sig, si, uc);
-}
-
-/* Installs the crash handler in front of the current ones (once per
- * process: a forked child that reset a signal gets it again, one that
- * inherited it is left alone, never chaining to itself). */
-static void cs__crash_install(void)
-{
-    struct sigaction sa, cur;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = cs__crash_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < CS__CRASH_SIGNALS; i++) {
-        if (sigaction(cs__crash_sig[i], NULL, &cur) < 0 ||
-            ((cur.sa_flags & SA_SIGINFO) &&
-             cur.sa_sigaction == cs__crash_handler))
-            continue;
-        sigaction(cs__crash_sig[i], &sa, &cs__crash_old[i]);
-    }
+    if (!path)
+        return;
+    if (loop && loop->tr_ring)
+        cs__trace_warning(loop->tr_ring,
+                          loop->current ? loop->current->id : 0,
+                          CS_WARN_CRASH, 0);
+    cs__trace_flight_dump(path, CS_SEG_F_FLIGHT | CS_SEG_F_CRASH);
 }
 
 void cs__trace_process_start(void)
@@ -92,8 +59,6 @@ void cs__trace_process_start(void)
         if (r < 0)
             fprintf(stderr, "coscope: tracing off: cannot create %s/%s%d: %s\n",
                     CS_SEG_DIR, CS_SEG_PREFIX, (int)pid, strerror(-r));
-        else if (r == 0 && cs__trace_flight_path())
-            cs__crash_install();
         __atomic_store_n(&cs__trace_pid, pid, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&cs__trace_mu);

@@ -81,8 +81,8 @@ typedef struct cs__trace_cache {
 } cs__trace_cache;
 
 /* Starts tracing for the process if not done yet (thread-safe; again in a
- * forked child).  Called before the loop installs its overflow handler, so
- * that handler runs first and chains to the crash handler. */
+ * forked child).  The crash record and flight dump are the fatal-signal
+ * handler's third step (cs__trace_crash, fatal.h). */
 void cs__trace_process_start(void);
 /* Takes a ring for loop's thread (NULL when off or all rings are taken). */
 void cs__trace_loop_start(struct cs__loop *loop);

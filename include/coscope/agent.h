@@ -5,15 +5,17 @@
  * async bugs; the runtime only reports the moments it cannot see from the
  * outside: a coroutine created, dropped unstarted or left unstarted, a task
  * raising, a failure nobody will retrieve, a task destroyed while pending,
- * a wait that blocks on a lock or a task, every task stuck.  Not for
- * applications.  Hooks run on the loop's thread, synchronously; a hook
- * must not suspend (no cs_* call that waits) and must be cheap.
+ * a wait that blocks on a lock or a task, every task stuck, a fatal
+ * signal.  Not for applications.  Hooks run synchronously on the loop's
+ * thread (fatal_signal: on the thread that got the signal); a hook must
+ * not suspend (no cs_* call that waits) and must be cheap.
  */
 #ifndef COSCOPE_AGENT_H
 #define COSCOPE_AGENT_H
 
 #include <coscope.h>
 #include <coscope/trace_format.h>
+#include <signal.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,6 +76,14 @@ typedef struct cs_agent_hooks {
      * in the loop context (cs_all_tasks lists them) before they are
      * cancelled */
     void (*loop_stuck)(void);
+    /* a fatal signal (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL) on any
+     * thread: called once per process from the runtime's handler, on the
+     * thread's alternate signal stack, after the stack-overflow report and
+     * before the flight-recorder dump (docs/runtime.md).  Async-signal-safe
+     * as far as it can be; it returns, and the runtime then hands the
+     * signal to the previous disposition.  Not on a loop's thread, or
+     * outside a task, cs_current_task() is NULL. */
+    void (*fatal_signal)(int sig, siginfo_t *si, void *uc);
 } cs_agent_hooks;
 
 /* Installs hooks (NULL removes them); the struct must outlive the runtime.
