@@ -53,10 +53,14 @@ static pthread_mutex_t cs__fatal_mu = PTHREAD_MUTEX_INITIALIZER;
 #define CS__STEP_FLIGHT 2
 static int cs__fatal_steps;
 /* Per signal, where this thread's handler stood when it last handed the
- * signal on.  Entered again deeper on the stack: the previous handler
- * called us (a loop).  Entered at the same depth or higher: a new signal,
- * the last one's handler having returned or jumped out. */
-static __thread uintptr_t cs__fatal_chain_sp[CS__FATAL_SIGNALS]
+ * signal on, and the siginfo it handed.  Entered again deeper on the stack
+ * with the same siginfo: the previous handler called us (a loop).  A new
+ * signal comes with a siginfo of its own, even after the last one's
+ * handler jumped out instead of returning. */
+static __thread struct {
+    uintptr_t sp;
+    const siginfo_t *si;
+} cs__fatal_chain[CS__FATAL_SIGNALS]
     __attribute__((tls_model("initial-exec")));
 
 static bool cs__fatal_claim(int step)
@@ -74,7 +78,7 @@ static void cs__fatal_handler(int sig, siginfo_t *si, void *uc)
 
     while (i < CS__FATAL_SIGNALS - 1 && cs__fatal_sig[i] != sig)
         i++;
-    if (cs__fatal_chain_sp[i] && sp < cs__fatal_chain_sp[i]) {
+    if (cs__fatal_chain[i].si == si && sp < cs__fatal_chain[i].sp) {
         cs__signal_chain(&dfl, sig, si, uc); /* handed back to us */
         return;
     }
@@ -83,9 +87,10 @@ static void cs__fatal_handler(int sig, siginfo_t *si, void *uc)
         h->fatal_signal(sig, si, uc);
     if (cs__fatal_claim(CS__STEP_FLIGHT))
         cs__trace_crash();
-    cs__fatal_chain_sp[i] = sp;
+    cs__fatal_chain[i].sp = sp;
+    cs__fatal_chain[i].si = si;
     cs__signal_chain(&cs__fatal_old[i], sig, si, uc);
-    cs__fatal_chain_sp[i] = 0;
+    cs__fatal_chain[i].si = NULL;
 }
 
 void cs__fatal_install(void)

@@ -2,7 +2,10 @@
  * test_stack.c - task stacks: a task that recurses without bound hits the
  * guard page and the process dies of SIGSEGV after the runtime names the
  * task on stderr; sizes set per coroutine and by COSCOPE_STACK_KB are
- * honoured; deep but bounded use of the default stack is fine.
+ * honoured; deep but bounded use of the default stack is fine.  The
+ * fatal-signal handler (runtime/fatal.c) reports in its fixed order, for
+ * every fatal signal, and does not loop with a handler that hands the
+ * signal back to it.
  *
  * Each victim runs in a child that re-executes this binary with --victim,
  * so that it starts with no cmocka signal handlers and no runtime state
@@ -65,6 +68,11 @@ enum {
     VICTIM_SENT = 8,        /* the task raise()s SIGSEGV, no fault; tracing
                                and the agent off: only the overflow handler
                                stands in front of the default action */
+    VICTIM_ABORT = 16,      /* the task calls abort() */
+    VICTIM_HANDBACK = 32,   /* after a first cs_run, the program installs a
+                               SIGSEGV handler that calls the one it
+                               replaced (ours); a second cs_run, which puts
+                               ours in front again, runs the victim */
 };
 
 /* Exit status of the program's own SIGSEGV handler. */
@@ -83,6 +91,8 @@ static void *victim_body(void *arg)
     const struct victim *v = arg;
     if (v->mode & VICTIM_SENT)
         raise(SIGSEGV);
+    else if (v->mode & VICTIM_ABORT)
+        abort();
     else
         recurse(0, v->depth < 0 ? SIZE_MAX : (size_t)v->depth);
     return CS_P(1);
@@ -128,6 +138,24 @@ static void program_segv_handler(int sig)
     _exit(VICTIM_HANDLED);
 }
 
+/* The handler VICTIM_HANDBACK's program replaced, and its own, which
+ * hands every signal back to it: async-signal-safe. */
+static struct sigaction handback_old;
+
+static void program_handback_handler(int sig, siginfo_t *si, void *uc)
+{
+    static const char msg[] = "program handler handed it back\n";
+    (void)!write(2, msg, sizeof(msg) - 1);
+    if ((handback_old.sa_flags & SA_SIGINFO) && handback_old.sa_sigaction)
+        handback_old.sa_sigaction(sig, si, uc);
+}
+
+static void *noop_main(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
 /* argv: --victim NAME STACK_BYTES DEPTH MODE; exits VICTIM_*. */
 static int victim_child(char **argv)
 {
@@ -141,6 +169,17 @@ static int victim_child(char **argv)
         sa.sa_flags = SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGSEGV, &sa, NULL);
+    }
+    if (v.mode & VICTIM_HANDBACK) {
+        struct sigaction sa;
+        alarm(30); /* a bouncing signal spins: die of SIGALRM instead */
+        if (cs_run(noop_main, NULL, NULL) != 0)
+            return VICTIM_FAILED;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = program_handback_handler;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, &handback_old);
     }
     if (v.mode & VICTIM_IN_THREAD) {
         pthread_t th;
@@ -306,6 +345,67 @@ static void test_stack_sent_sigsegv_still_kills(void **state)
                  status, err);
 }
 
+/* How many times needle occurs in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* The fatal handler's order: the overflow report, then the agent's crash
+ * report, each once. */
+static void test_stack_overflow_reported_before_crash(void **state)
+{
+    (void)state;
+    char err[8192];
+    struct victim v = {"ordered", 32 * 1024, -1, 0};
+    expect_overflow_report(run_victim(&v, NULL, err, sizeof(err)), err,
+                           v.name);
+    const char *overflow = strstr(err, "stack overflow in task 'ordered'");
+    const char *crash = strstr(err, "task 'ordered' crashed: SIGSEGV");
+    if (crash == NULL || crash < overflow)
+        fail_msg("expected the overflow report, then the crash report: %s",
+                 err);
+    assert_int_equal(count_of(err, "stack overflow in task"), 1);
+    assert_int_equal(count_of(err, "crashed: SIGSEGV"), 1);
+}
+
+/* SIGABRT is fatal like the others: reported in the task, then the
+ * process dies of it. */
+static void test_stack_abort_in_task_is_reported(void **state)
+{
+    (void)state;
+    char err[8192];
+    struct victim v = {"aborter", 0, 0, VICTIM_ABORT};
+    int status = run_victim(&v, NULL, err, sizeof(err));
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+        fail_msg("child status %#x, not death by SIGABRT; stderr: %s",
+                 status, err);
+    if (strstr(err, "task 'aborter' crashed: SIGABRT") == NULL)
+        fail_msg("no crash report for the abort: %s", err);
+    assert_null(strstr(err, "stack overflow"));
+}
+
+/* A handler installed after ours that calls ours would bounce the signal
+ * between the two: the runtime takes the default action the second time
+ * round, so each reports once and the process dies of the fault. */
+static void test_stack_handler_handing_back_reports_once(void **state)
+{
+    (void)state;
+    char err[8192];
+    struct victim v = {"bounced", 32 * 1024, -1, VICTIM_HANDBACK};
+    expect_overflow_report(run_victim(&v, NULL, err, sizeof(err)), err,
+                           v.name);
+    assert_int_equal(count_of(err, "stack overflow in task"), 1);
+    assert_int_equal(count_of(err, "program handler handed it back"), 1);
+    const char *report = strstr(err, "stack overflow");
+    const char *handler = strstr(err, "program handler handed it back");
+    if (handler < report)
+        fail_msg("expected the report, then the program handler: %s", err);
+}
+
 static void test_stack_absurd_size_is_refused(void **state)
 {
     (void)state;
@@ -376,6 +476,11 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_stack_overflow_chains_to_program_handler,
                            setup),
     cmocka_unit_test_setup(test_stack_sent_sigsegv_still_kills, setup),
+    cmocka_unit_test_setup(test_stack_overflow_reported_before_crash,
+                           setup),
+    cmocka_unit_test_setup(test_stack_abort_in_task_is_reported, setup),
+    cmocka_unit_test_setup(test_stack_handler_handing_back_reports_once,
+                           setup),
     cmocka_unit_test_setup(test_stack_absurd_size_is_refused, setup),
     cmocka_unit_test_setup(test_stack_default_fits_32k, setup),
     cmocka_unit_test_setup(test_stack_env_sets_default_size, setup),
