@@ -6,8 +6,13 @@
 #include "cs_test.h"
 
 #include <coscope/agent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* What the hooks saw; reset by setup. */
 static struct seen {
@@ -92,6 +97,25 @@ static void h_loop_stuck(void)
     seen.stuck_tasks = cs_all_tasks(NULL, 0);
 }
 
+/* Async-signal-safe: one line on stderr naming the signal and task. */
+static void h_fatal_signal(int sig, siginfo_t *si, void *uc)
+{
+    char line[128] = "fatal_signal hook: ";
+    size_t n = strlen(line);
+    cs_task *t = cs_current_task();
+    const char *name = t ? cs_task_name(t) : "-";
+
+    (void)si;
+    (void)uc;
+    line[n++] = (char)('0' + sig / 10);
+    line[n++] = (char)('0' + sig % 10);
+    line[n++] = ' ';
+    while (*name && n < sizeof(line) - 2)
+        line[n++] = *name++;
+    line[n++] = '\n';
+    (void)!write(2, line, n);
+}
+
 static const cs_agent_hooks hooks = {
     .coro_created = h_coro_created,
     .coro_started = h_coro_started,
@@ -101,6 +125,7 @@ static const cs_agent_hooks hooks = {
     .task_pending_at_exit = h_task_pending,
     .task_blocking = h_task_blocking,
     .loop_stuck = h_loop_stuck,
+    .fatal_signal = h_fatal_signal,
 };
 
 static int setup(void **state)
@@ -358,6 +383,64 @@ static void test_agent_hooks_loop_stuck(void **state)
     assert_int_equal(seen.stuck_tasks, 3); /* main and the two waiters */
 }
 
+/* ---- fatal signals -------------------------------------------------------- */
+
+static void *faulter(void *arg)
+{
+    (void)arg;
+    *(volatile int *)arg = 1; /* a PROT_NONE page: SIGSEGV */
+    return NULL;
+}
+
+static void *fault_main(void *arg)
+{
+    cs_await(cs_spawn("faulter", faulter, arg), NULL);
+    return NULL;
+}
+
+static void test_agent_hooks_fatal_signal_once_then_default(void **state)
+{
+    (void)state;
+    int err[2];
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* no cmocka (or sanitizer) handler between us and the default */
+        static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+            signal(sigs[i], SIG_DFL);
+        dup2(err[1], 2);
+        void *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+                          -1, 0);
+        if (page == MAP_FAILED)
+            _exit(3);
+        cs_run(fault_main, page, NULL);
+        _exit(0);
+    }
+    close(err[1]);
+    char out[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof out - 1 &&
+           (n = read(err[0], out + got, sizeof out - 1 - got)) > 0)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(err[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV)
+        fail_msg("child status %#x, not death by SIGSEGV; stderr: %s", st,
+                 out);
+    char want[64];
+    snprintf(want, sizeof want, "fatal_signal hook: %02d faulter\n", SIGSEGV);
+    const char *first = strstr(out, want);
+    if (!first || strstr(first + 1, "fatal_signal hook:"))
+        fail_msg("expected one '%s' line; stderr: %s", want, out);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_agent_hooks_coro_dropped_unstarted,
                                     setup, teardown),
@@ -378,6 +461,8 @@ static const struct CMUnitTest tests[] = {
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(test_agent_hooks_loop_stuck, setup,
                                     teardown),
+    cmocka_unit_test_setup_teardown(
+        test_agent_hooks_fatal_signal_once_then_default, setup, teardown),
 };
 
 CS_TEST_MAIN("runtime_agent_hooks", tests)
