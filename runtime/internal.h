@@ -339,8 +339,6 @@ int cs__poll_wait(cs__loop *loop, int64_t timeout_ns, cs__poll_event *out,
 /* io.c */
 void cs__io_close(cs__loop *loop);
 cs__fd *cs__fd_get(cs__loop *loop, int fd);
-/* The poller says fd (registered under gen) is ready for mask. */
-void cs__io_ready(cs__loop *loop, int fd, uint32_t gen, unsigned mask);
 
 /* thread_pool.c */
 void cs__jobs_collect(cs__loop *loop); /* on a CS__TOKEN_JOBS event */
@@ -377,6 +375,32 @@ static inline bool cs__fd_current(int fd, const cs__fd *f)
 
 /* io.c: forget a task waiting on an fd (also its wait's cancel). */
 void cs__fd_unlink(cs_task *t);
+
+/* io.c's part of the loop's poll phase (inline there, on the hot path):
+ * the poller says fd, registered under gen, is ready for mask; the edge
+ * goes to its waiters.  An edge registered under another generation comes
+ * from a file the number no longer names (one kept open elsewhere after
+ * the program closed this fd): dropped. */
+static inline void cs__io_ready(cs__loop *loop, int fd, uint32_t gen,
+                                unsigned mask)
+{
+    cs__fd *f = cs__fd_get(loop, fd);
+
+    if (!f || gen != f->gen)
+        return;
+    if (mask & CS_READABLE)
+        f->readable = true;
+    if (mask & CS_WRITABLE)
+        f->writable = true;
+    for (int pass = 0; pass < 2; pass++) {
+        cs_task *t = pass ? f->writer : f->reader;
+        int got;
+        if (!t || !(got = (int)mask & t->wait.events))
+            continue;
+        cs__fd_unlink(t);
+        cs__wake(t, got);
+    }
+}
 /* sync.c: the task holding a lock (NULL if free). */
 cs_task *cs__lock_holder(const cs_lock *l);
 

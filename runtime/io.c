@@ -48,29 +48,6 @@ void cs__fd_unlink(cs_task *t)
     t->loop->fd_waiters--;
 }
 
-/* Hands a ready fd's edge to its waiters.  An edge registered under
- * another generation comes from a file the number no longer names (one
- * kept open elsewhere after the program closed this fd): dropped. */
-void cs__io_ready(cs__loop *loop, int fd, uint32_t gen, unsigned mask)
-{
-    cs__fd *f = cs__fd_get(loop, fd);
-
-    if (!f || gen != f->gen)
-        return;
-    if (mask & CS_READABLE)
-        f->readable = true;
-    if (mask & CS_WRITABLE)
-        f->writable = true;
-    for (int pass = 0; pass < 2; pass++) {
-        cs_task *t = pass ? f->writer : f->reader;
-        int got;
-        if (!t || !(got = (int)mask & t->wait.events))
-            continue;
-        cs__fd_unlink(t);
-        cs__wake(t, got);
-    }
-}
-
 static int cs__set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
