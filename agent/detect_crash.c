@@ -19,10 +19,13 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-/* Where the alarm handler lands if naming the frames hangs. */
+/* Where the alarm handler lands if naming the frames hangs, and the
+ * thread whose stack that is. */
 static sigjmp_buf cs__ag_hung;
+static pid_t cs__ag_crash_tid;
 
 static const char *cs__signame(int sig)
 {
@@ -73,14 +76,43 @@ static size_t cs__put_u(char *buf, size_t n, size_t cap, uint64_t v)
     return n;
 }
 
-/* Async-signal-safe. */
+/* Async-signal-safe.  alarm(2) signals the process: another thread
+ * that takes it passes it on to the crashing one, whose stack the jump
+ * lands on. */
 static void cs__ag_alarm(int sig)
 {
     static const char msg[] = "    (naming the frames hung; giving up)\n";
 
-    (void)sig;
+    if ((pid_t)syscall(SYS_gettid) != cs__ag_crash_tid) {
+        syscall(SYS_tgkill, getpid(), cs__ag_crash_tid, sig);
+        return;
+    }
     (void)!write(2, msg, sizeof(msg) - 1);
     siglongjmp(cs__ag_hung, 1);
+}
+
+/* Names bt's frames and ends the report, giving up after 3 s. */
+static void cs__ag_name_frames(const cs__bt *bt)
+{
+    struct sigaction sa, old_alarm;
+    sigset_t alrm, mask;
+
+    cs__ag_crash_tid = (pid_t)syscall(SYS_gettid);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = cs__ag_alarm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &old_alarm);
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    pthread_sigmask(SIG_UNBLOCK, &alrm, &mask);
+    if (sigsetjmp(cs__ag_hung, 1) == 0) {
+        alarm(3);
+        cs__report_stack(bt);
+        cs__report_json_end();
+    }
+    alarm(0);
+    sigaction(SIGALRM, &old_alarm, NULL);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
 }
 
 /* The fatal_signal hook: called once per process by the runtime. */
@@ -90,7 +122,6 @@ void cs__ag_crash_report(int sig, siginfo_t *si, void *uc)
     char buf[512];
     size_t n = 0;
     cs__bt bt;
-    struct sigaction sa, old_alarm;
 
     if (!t || !(cs__cfg.reports & CS__R_CRASH))
         return;
@@ -108,15 +139,5 @@ void cs__ag_crash_report(int sig, siginfo_t *si, void *uc)
         (void)!write(2, buf, n);
     cs__bt_signal(&bt, uc);
     cs__bt_trim_self(&bt);
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = cs__ag_alarm;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, &old_alarm);
-    if (sigsetjmp(cs__ag_hung, 1) == 0) {
-        alarm(3);
-        cs__report_stack(&bt);
-        cs__report_json_end();
-    }
-    alarm(0);
-    sigaction(SIGALRM, &old_alarm, NULL);
+    cs__ag_name_frames(&bt);
 }
