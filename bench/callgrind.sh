@@ -1,7 +1,10 @@
 #!/bin/sh
 # bench/callgrind.sh BUILD_DIR - instructions per op of the switch round
-# trip and of spawn+await, counted by valgrind's callgrind.  Unlike times,
-# instruction counts repeat exactly on a shared, noisy machine.
+# trip, of spawn+await and of an fd round trip between two tasks (the echo
+# server's I/O path: EAGAIN, wait, poll, wake), counted by valgrind's
+# callgrind.  Unlike times, instruction counts repeat exactly on a shared,
+# noisy machine (run with COSCOPE=off for that: tracing batches short
+# yields by their measured duration, which valgrind stretches).
 #
 # Each bench runs twice with different N; (Ir(N2) - Ir(N1)) / (N2 - N1)
 # cancels start-up and loop set-up, leaving the cost of one op.  The
@@ -39,4 +42,5 @@ count() { # name, N1, N2, bench command without -n
 echo "callgrind, $(valgrind --version), $(date -u '+%Y-%m-%d %H:%M UTC')"
 count switch 100000 200000 "$build/bench/bench_switch" --only symmetric
 count spawn 50000 100000 "$build/bench/bench_spawn"
-echo "profiles: $out/callgrind.{switch,spawn}.top.txt"
+count fdpair 20000 40000 "$build/bench/bench_fdpair" --only coscope
+echo "profiles: $out/callgrind.{switch,spawn,fdpair}.top.txt"
