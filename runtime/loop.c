@@ -26,7 +26,7 @@ static void cs__loop_timers(cs__loop *loop)
 /* Waits up to timeout (ns, < 0: forever) for I/O and thread completions
  * and dispatches what the poller returns: an fd's readiness to its waiters
  * (io.c), the thread pool's wake-up to its collector. */
-static void cs__loop_poll(cs__loop *loop, int64_t timeout)
+static CS__HOT_INLINE void cs__loop_poll(cs__loop *loop, int64_t timeout)
 {
     cs__poll_event evs[CS__POLL_MAX];
     int n = cs__poll_wait(loop, timeout, evs, CS__POLL_MAX);
