@@ -143,7 +143,7 @@ struct cs_task {
     struct {
         uint8_t reason;     /* enum cs_wait_reason (trace_format.h) */
         void *obj;          /* task/lock/event/semaphore/queue waited on */
-        cs__wait_cancel_fn *cancel; /* undoes the wait, NULL: nothing to */
+        cs__wait_cancel_fn *cancel; /* takes it off obj; NULL: no need */
         int fd;             /* fd for CS_WAIT_FD_* */
         int events;         /* CS_READABLE|CS_WRITABLE wanted on fd */
         cs__link node;      /* node in the object's wait list */
@@ -376,8 +376,8 @@ static inline bool cs__fd_current(int fd, const cs__fd *f)
 /* io.c: forget a task waiting on an fd (also its wait's cancel). */
 void cs__fd_unlink(cs_task *t);
 
-/* io.c's part of the loop's poll phase (inline there, on the hot path):
- * the poller says fd, registered under gen, is ready for mask; the edge
+/* io.c's part of the loop's poll phase, inline for the hot path: the
+ * poller says fd, registered under gen, is ready for mask; the edge
  * goes to its waiters.  An edge registered under another generation comes
  * from a file the number no longer names (one kept open elsewhere after
  * the program closed this fd): dropped. */
@@ -401,6 +401,7 @@ static inline void cs__io_ready(cs__loop *loop, int fd, uint32_t gen,
         cs__wake(t, got);
     }
 }
+
 /* sync.c: the task holding a lock (NULL if free). */
 cs_task *cs__lock_holder(const cs_lock *l);
 
