@@ -22,8 +22,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* ASan's allocator cannot be replaced by a calloc of the program's. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CS_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CS_TEST_ASAN 1
+#endif
+#endif
 
 static int setup(void **state)
 {
@@ -69,6 +79,9 @@ enum {
                                and the agent off: only the overflow handler
                                stands in front of the default action */
     VICTIM_ABORT = 16,      /* the task calls abort() */
+    VICTIM_HANG = 64,       /* calloc() hangs on the alternate signal stack,
+                               as a crash inside malloc holding its lock
+                               makes the agent's symboliser hang */
     VICTIM_HANDBACK = 32,   /* after a first cs_run, the program installs a
                                SIGSEGV handler that calls the one it
                                replaced (ours); a second cs_run, which puts
@@ -86,9 +99,29 @@ enum {
     VICTIM_BAD_SIZE = 5,    /* cs_coro_set_stack_size refused the size */
 };
 
+/* VICTIM_HANG: the program's calloc, which the agent's symboliser calls
+ * (libdw), waits forever when called in a signal handler on the
+ * alternate stack once armed; else it is libc's. */
+static volatile sig_atomic_t calloc_hangs;
+#ifndef CS_TEST_ASAN
+extern void *__libc_calloc(size_t n, size_t size);
+
+void *calloc(size_t n, size_t size)
+{
+    stack_t ss;
+    if (calloc_hangs && sigaltstack(NULL, &ss) == 0 &&
+        (ss.ss_flags & SS_ONSTACK))
+        for (;;)
+            pause();
+    return __libc_calloc(n, size);
+}
+#endif
+
 static void *victim_body(void *arg)
 {
     const struct victim *v = arg;
+    if (v->mode & VICTIM_HANG)
+        calloc_hangs = 1;
     if (v->mode & VICTIM_SENT)
         raise(SIGSEGV);
     else if (v->mode & VICTIM_ABORT)
@@ -406,6 +439,33 @@ static void test_stack_handler_handing_back_reports_once(void **state)
         fail_msg("expected the report, then the program handler: %s", err);
 }
 
+/* The agent's crash report hangs naming the frames: after its alarm the
+ * handler goes on with the flight recorder and the default action. */
+static void test_stack_hung_crash_report_still_dumps_and_dies(void **state)
+{
+    (void)state;
+#ifdef CS_TEST_ASAN
+    skip(); /* no calloc of our own to hang (see above) */
+#endif
+    char err[8192], flight[] = "/tmp/cs_stack_flight_XXXXXX";
+    int fd = mkstemp(flight);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(flight);
+    setenv("COSCOPE_FLIGHT", flight, 1);
+    struct victim v = {"hung", 32 * 1024, -1, VICTIM_HANG};
+    int status = run_victim(&v, NULL, err, sizeof(err));
+    unsetenv("COSCOPE_FLIGHT");
+    expect_overflow_report(status, err, v.name);
+    if (strstr(err, "naming the frames hung; giving up") == NULL)
+        fail_msg("the symboliser did not hang, or was not given up: %s", err);
+    struct stat st;
+    int dumped = stat(flight, &st) == 0 && st.st_size > 0;
+    unlink(flight);
+    if (!dumped)
+        fail_msg("no flight recorder dump after the hung report: %s", err);
+}
+
 static void test_stack_absurd_size_is_refused(void **state)
 {
     (void)state;
@@ -480,6 +540,8 @@ static const struct CMUnitTest tests[] = {
                            setup),
     cmocka_unit_test_setup(test_stack_abort_in_task_is_reported, setup),
     cmocka_unit_test_setup(test_stack_handler_handing_back_reports_once,
+                           setup),
+    cmocka_unit_test_setup(test_stack_hung_crash_report_still_dumps_and_dies,
                            setup),
     cmocka_unit_test_setup(test_stack_absurd_size_is_refused, setup),
     cmocka_unit_test_setup(test_stack_default_fits_32k, setup),
