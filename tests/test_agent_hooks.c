@@ -10,9 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 /* What the hooks saw; reset by setup. */
 static struct seen {
@@ -401,36 +399,12 @@ static void *fault_main(void *arg)
 static void test_agent_hooks_fatal_signal_once_then_default(void **state)
 {
     (void)state;
-    int err[2];
-    assert_int_equal(pipe(err), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* no cmocka (or sanitizer) handler between us and the default */
-        static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
-        struct rlimit no_core = {0, 0};
-        setrlimit(RLIMIT_CORE, &no_core);
-        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-            signal(sigs[i], SIG_DFL);
-        dup2(err[1], 2);
-        void *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
-                          -1, 0);
-        if (page == MAP_FAILED)
-            _exit(3);
-        cs_run(fault_main, page, NULL);
-        _exit(0);
-    }
-    close(err[1]);
     char out[4096];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof out - 1 &&
-           (n = read(err[0], out + got, sizeof out - 1 - got)) > 0)
-        got += (size_t)n;
-    out[got] = '\0';
-    close(err[0]);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
+    void *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                      0);
+    assert_true(page != MAP_FAILED);
+    int st = cs_test_crash_child(fault_main, page, out, sizeof out, NULL);
+    munmap(page, 4096);
     if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV)
         fail_msg("child status %#x, not death by SIGSEGV; stderr: %s", st,
                  out);

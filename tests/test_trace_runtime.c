@@ -673,34 +673,14 @@ static void test_trace_runtime_crash_writes_flight(void **state)
     (void)state;
     char path[] = "/tmp/cs_trace_rt_XXXXXX";
     int fd = mkstemp(path);
-    int err[2];
     assert_true(fd >= 0);
     close(fd);
     unlink(path);
-    assert_int_equal(pipe(err), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* no cmocka (or sanitizer) handler between us and the default */
-        int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
-        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-            signal(sigs[i], SIG_DFL);
-        dup2(err[1], 2);
-        setenv("COSCOPE_FLIGHT", path, 1);
-        cs_run(overflow_main, NULL, NULL);
-        _exit(0);
-    }
-    close(err[1]);
     char out[4096];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof out - 1 &&
-           (n = read(err[0], out + got, sizeof out - 1 - got)) > 0)
-        got += (size_t)n;
-    out[got] = '\0';
-    close(err[0]);
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
+    int pid;
+    setenv("COSCOPE_FLIGHT", path, 1);
+    int st = cs_test_crash_child(overflow_main, NULL, out, sizeof out, &pid);
+    unsetenv("COSCOPE_FLIGHT");
     assert_true(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0));
     if (!strstr(out, "stack overflow in task 'overflower'"))
         fail_msg("no overflow report; stderr: %s", out);
@@ -731,7 +711,7 @@ static void test_trace_runtime_crash_writes_flight(void **state)
     unlink(path);
     assert_int_equal(crash, 1);
     /* a crashed process leaves its segment for post-mortem readers */
-    assert_int_equal(cs_trace_clean_pid((int)pid), 1);
+    assert_int_equal(cs_trace_clean_pid(pid), 1);
 }
 
 /* ---- COSCOPE_RECORD ----------------------------------------------------- */

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static pthread_mutex_t fail_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -149,4 +151,37 @@ int cs_test_run(const char *group, const struct CMUnitTest *tests, size_t n,
         rc = rc ? rc : 1;
     }
     return rc;
+}
+
+int cs_test_crash_child(cs_fn fn, void *arg, char *out, size_t cap,
+                        int *child)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+    int err[2], st = 0;
+    size_t got = 0;
+    ssize_t n;
+
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+            signal(sigs[i], SIG_DFL);
+        close(err[0]);
+        dup2(err[1], 2);
+        cs_run(fn, arg, NULL);
+        _exit(0);
+    }
+    close(err[1]);
+    while (got < cap - 1 &&
+           (n = read(err[0], out + got, cap - 1 - got)) > 0)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(err[0]);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (child)
+        *child = (int)pid;
+    return st;
 }

@@ -42,6 +42,14 @@ void cs_test_run_ok_at(cs_fn fn, void *arg, const char *file, int line);
 /* cs_err_name(), but "0" for success. */
 const char *cs_test_code_name(int code);
 
+/* Runs cs_run(fn, arg) in a forked child that is expected to die of a
+ * fatal signal: no core, the default disposition of SIGSEGV, SIGBUS,
+ * SIGABRT, SIGFPE and SIGILL (no cmocka or sanitizer handler between the
+ * runtime and it), stderr into out (cap bytes, NUL-terminated).  Returns
+ * the child's wait status; its pid in *child if child is not NULL. */
+int cs_test_crash_child(cs_fn fn, void *arg, char *out, size_t cap,
+                        int *child);
+
 #define CS_CHECK(cond)                                                      \
     do {                                                                    \
         if (!(cond))                                                        \
