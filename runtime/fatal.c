@@ -107,7 +107,8 @@ void cs__fatal_install(void)
             ((cur.sa_flags & SA_SIGINFO) &&
              cur.sa_sigaction == cs__fatal_handler))
             continue;
-        sigaction(cs__fatal_sig[i], &sa, &cs__fatal_old[i]);
+        cs__fatal_old[i] = cur; /* before a signal can find ours */
+        sigaction(cs__fatal_sig[i], &sa, NULL);
     }
     pthread_mutex_unlock(&cs__fatal_mu);
 }
