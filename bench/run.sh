@@ -43,6 +43,7 @@ run switch env COSCOPE=off COSCOPE_REPORT=off "$build/bench/bench_switch" "$@"
 run spawn env COSCOPE=off COSCOPE_REPORT=off "$build/bench/bench_spawn" --peer "$here/peers/asyncio_spawn.py" "$@"
 run memory env COSCOPE=off COSCOPE_REPORT=off "$build/bench/bench_memory" "$@"
 run echo env COSCOPE=off COSCOPE_REPORT=off "$build/bench/bench_echo" "$@"
+run fdpair env COSCOPE=off COSCOPE_REPORT=off "$build/bench/bench_fdpair" "$@"
 if [ -x "$build/bench/bench_trace" ]; then
   run trace "$build/bench/bench_trace" "$@"
   run agent "$build/bench/bench_trace" --agent "$@"
