@@ -32,7 +32,7 @@ static void die(const char *what)
     exit(1);
 }
 
-/* ---- coscope: two tasks --------------------------------------------------- */
+/* ---- coscope: two tasks ------------------------------------------------ */
 
 static char failed_mark;
 #define FAILED ((void *)&failed_mark) /* a task's result when a call failed */
@@ -88,7 +88,7 @@ static double bench_coscope(long n, int reps)
     return best;
 }
 
-/* ---- plain epoll: one thread ---------------------------------------------- */
+/* ---- plain epoll: one thread ------------------------------------------- */
 
 /* A read that must find nothing: the reader is about to wait. */
 static void plain_read_eagain(int fd)
@@ -171,7 +171,8 @@ int main(int argc, char **argv)
         return 0;
     char v[64], b[64], r[64];
     printf("ratio coscope/epoll: %.2fx\n", cs / ep);
-    bench_row("fd round trip, two tasks", bench_fmt(v, sizeof v, "%.0f ns", cs),
+    bench_row("fd round trip, two tasks",
+              bench_fmt(v, sizeof v, "%.0f ns", cs),
               bench_fmt(b, sizeof b, "epoll loop %.0f ns", ep),
               bench_fmt(r, sizeof r, "%.2fx", cs / ep), "(none)", -1);
     return 0;

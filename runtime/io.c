@@ -7,6 +7,7 @@
  * through is harmless because we never wait without having seen EAGAIN.
  */
 #include "internal.h"
+#include "poller.h"
 #include "sys.h"
 
 #include <errno.h>

@@ -8,6 +8,7 @@
  * poll (no fd waiter, no pending thread job) and nothing to wait for.
  */
 #include "internal.h"
+#include "poller.h"
 #include "fatal.h"
 #include "poll_timeout.h"
 

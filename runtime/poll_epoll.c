@@ -10,6 +10,7 @@
  * one epoll_ctl per fd lifetime instead of two per wait.
  */
 #include "internal.h"
+#include "poller.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -10,6 +10,7 @@
  * the worker hands it back.
  */
 #include "internal.h"
+#include "poller.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -381,7 +381,7 @@ static void test_agent_hooks_loop_stuck(void **state)
     assert_int_equal(seen.stuck_tasks, 3); /* main and the two waiters */
 }
 
-/* ---- fatal signals -------------------------------------------------------- */
+/* ---- fatal signals ----------------------------------------------------- */
 
 static void *faulter(void *arg)
 {
