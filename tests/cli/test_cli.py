@@ -1318,6 +1318,17 @@ class UserStacks(Case):
                                   stdout=subprocess.PIPE, text=True)
         self.addCleanup(self.finish)
         self.assertEqual(self.p.stdout.readline(), "ready\n")
+        # "ready" comes before main parks in its await and maybe before
+        # handler first runs (its stack comes with its first step): wait
+        # until the table shows both parked
+        for _ in range(500):
+            r = coscope("tasks", self.p.pid, "-f", "json")
+            if r.returncode == 0:
+                states = [t["state"] for t in json.loads(r.stdout)["tasks"]]
+                if states == ["waiting", "waiting"]:
+                    return
+            time.sleep(0.01)
+        self.fail("the target's tasks never both parked: %s" % r.stdout)
 
     def finish(self):
         self.p.kill()  # before its blocking call: nothing to report
