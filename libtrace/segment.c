@@ -293,6 +293,7 @@ int cs__trace_start_with(const cs__trace_config *cfg)
     ring_count = h.ring_count;
     map_rings();
     cs__trace_g.task_slots = h.task_slots;
+    cs__trace_g.epoch++; /* slots cached for an earlier segment are not ours */
     __atomic_store_n(&cs__trace_g.tasks,
                      (cs_task_slot *)(cs__seg_g.base +
                                       h.regions[CS_REGION_TASKS].offset),
@@ -316,10 +317,14 @@ int cs__trace_start_with(const cs__trace_config *cfg)
     return 0;
 }
 
+void (*cs__trace_stop_hook)(void);
+
 void cs__trace_stop(void)
 {
     if (cs__seg_g.base == NULL)
         return;
+    if (cs__trace_stop_hook != NULL)
+        cs__trace_stop_hook();
     /* Objects dlopen'ed since the last refresh, for the files below. */
     cs__trace_modules_refresh(0);
     if (recording)

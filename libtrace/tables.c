@@ -3,7 +3,9 @@
  * stack table.
  *
  * Task slots: a lock-free stack of free slot indices (Treiber, with a
- * 32-bit tag against ABA) kept in process memory, plus a high-water mark.
+ * 32-bit tag against ABA) kept in process memory, plus a high-water mark;
+ * in front of it, each loop's private cache of the slots it freed
+ * (cs__trace_slots), so a short-lived task costs no atomic operation.
  * A slot's fields are written only by the task's owner thread under the
  * slot's seqlock (writer.h).
  *
@@ -101,12 +103,17 @@ static uint32_t fresh_slot(void)
     return i + 1;
 }
 
-uint32_t cs__trace_task_alloc(uint64_t id, uint32_t name, uint32_t site,
-                              uint64_t parent, uint32_t ring, uint64_t now)
+uint32_t cs__trace_task_alloc_in(cs__trace_slots *c, uint64_t id,
+                                 uint32_t name, uint32_t site,
+                                 uint64_t parent, uint32_t ring, uint64_t now)
 {
+    uint32_t ref = 0;
     if (cs__trace_g.tasks == NULL)
         return 0;
-    uint32_t ref = free_pop();
+    if (c != NULL && c->n > 0 && c->epoch == cs__trace_g.epoch)
+        ref = c->ref[--c->n];
+    if (ref == 0)
+        ref = free_pop();
     if (ref == 0)
         ref = fresh_slot();
     if (ref == 0) {
@@ -138,11 +145,18 @@ uint32_t cs__trace_task_alloc(uint64_t id, uint32_t name, uint32_t site,
     return ref;
 }
 
-void cs__trace_task_free(uint32_t ref)
+uint32_t cs__trace_task_alloc(uint64_t id, uint32_t name, uint32_t site,
+                              uint64_t parent, uint32_t ring, uint64_t now)
+{
+    return cs__trace_task_alloc_in(NULL, id, name, site, parent, ring, now);
+}
+
+/* Marks ref's slot free for readers; 0 if there is no such slot. */
+static int slot_clear(uint32_t ref)
 {
     cs_task_slot *s = cs__trace_task_begin(ref);
     if (s == NULL)
-        return;
+        return 0;
     CS__TRACE_SET(s->id, (uint64_t)0);
     CS__TRACE_SET(s->gen, s->gen + 1);
     CS__TRACE_SET(s->state, (uint8_t)CS_TASK_FREE);
@@ -152,7 +166,37 @@ void cs__trace_task_free(uint32_t ref)
     CS__TRACE_SET(s->fp, (uint64_t)0);
     CS__TRACE_SET(s->ip, (uint64_t)0);
     cs__trace_task_end(s);
-    free_push(ref);
+    return 1;
+}
+
+void cs__trace_task_free(uint32_t ref)
+{
+    if (slot_clear(ref))
+        free_push(ref);
+}
+
+void cs__trace_task_free_in(cs__trace_slots *c, uint32_t ref)
+{
+    if (!slot_clear(ref))
+        return;
+    if (c != NULL && c->epoch != cs__trace_g.epoch) {
+        c->n = 0; /* refs of an earlier segment (a forked child's): gone */
+        c->epoch = cs__trace_g.epoch;
+    }
+    if (c == NULL || c->n == CS__TRACE_SLOTS_CACHE)
+        free_push(ref);
+    else
+        c->ref[c->n++] = ref;
+}
+
+void cs__trace_slots_flush(cs__trace_slots *c)
+{
+    if (c != NULL && c->epoch == cs__trace_g.epoch &&
+        cs__trace_g.tasks != NULL)
+        while (c->n > 0)
+            free_push(c->ref[--c->n]);
+    if (c != NULL)
+        c->n = 0;
 }
 
 /* ---- append-only tables --------------------------------------------------- */

@@ -63,6 +63,8 @@ typedef struct cs__trace_state {
     int clock_tsc;         /* 1: cs__trace_now() reads the TSC */
     cs_task_slot *tasks;   /* task table in the segment, NULL when off */
     uint32_t task_slots;   /* its size */
+    uint32_t epoch;        /* bumped by each start: which segment a cached
+                              slot ref (cs__trace_slots) belongs to */
 } cs__trace_state;
 extern cs__trace_state cs__trace_g;
 
@@ -83,6 +85,9 @@ int cs__trace_start_with(const cs__trace_config *cfg);
  * segment.  Rings and refs handed out before become invalid.  Registered
  * with atexit() by the first successful start. */
 void cs__trace_stop(void);
+/* Called first by cs__trace_stop, on the thread that stops (exit): the
+ * runtime writes there what its loop kept back (batches).  NULL: none. */
+extern void (*cs__trace_stop_hook)(void);
 /* 1 while a segment exists. */
 int cs__trace_active(void);
 /* The segment's header (read-write), or NULL. */
@@ -215,13 +220,41 @@ uint32_t cs__trace_task_alloc(uint64_t id, uint32_t name, uint32_t site,
 /* Frees the slot (its generation is bumped).  The owner thread only. */
 void cs__trace_task_free(uint32_t ref);
 
+/* A loop's cache of freed slots (its thread only): a short-lived task's
+ * slot goes back there and the next task takes it again, without the
+ * shared free list's two atomic operations.  A cached slot is free for
+ * readers (state FREE, generation bumped), like any other. */
+#define CS__TRACE_SLOTS_CACHE 64
+typedef struct cs__trace_slots {
+    uint32_t n;     /* refs in ref[] */
+    uint32_t epoch; /* cs__trace_g.epoch of the segment they are from */
+    uint32_t ref[CS__TRACE_SLOTS_CACHE];
+} cs__trace_slots;
+/* cs__trace_task_alloc, taking a slot from c first (c may be NULL). */
+uint32_t cs__trace_task_alloc_in(cs__trace_slots *c, uint64_t id,
+                                 uint32_t name, uint32_t site,
+                                 uint64_t parent, uint32_t ring, uint64_t now);
+/* cs__trace_task_free, keeping the slot in c while it has room. */
+void cs__trace_task_free_in(cs__trace_slots *c, uint32_t ref);
+/* Gives c's slots back to the shared free list (the loop ends). */
+void cs__trace_slots_flush(cs__trace_slots *c);
+
+/* The slot ref names, or NULL (0, out of range, or tracing off): the one
+ * bounds check on a ref. */
+static inline cs_task_slot *cs__trace_slot(uint32_t ref)
+{
+    if (ref == 0 || ref > cs__trace_g.task_slots)
+        return NULL;
+    return &cs__trace_g.tasks[ref - 1];
+}
+
 /* Opens a seqlock write section on ref's slot; returns the slot or NULL.
  * Store fields with CS__TRACE_SET, then call cs__trace_task_end(). */
 static inline cs_task_slot *cs__trace_task_begin(uint32_t ref)
 {
-    if (ref == 0 || ref > cs__trace_g.task_slots)
+    cs_task_slot *s = cs__trace_slot(ref);
+    if (s == NULL)
         return NULL;
-    cs_task_slot *s = &cs__trace_g.tasks[ref - 1];
     __atomic_store_n(&s->lock, s->lock + 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_RELEASE);
     return s;

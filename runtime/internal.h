@@ -206,6 +206,10 @@ struct cs__loop {
     uint64_t tr_hot_ticks;  /* "short": below this; 0 never batches */
     uint32_t tr_nbt;        /* tasks in tr_bt: a batch is open if any */
     struct cs_task *tr_bt[CS__TRACE_BATCH_TASKS]; /* the batch's tasks */
+    /* task-lifetime batching (trace.h): awaits and ends kept, not timed */
+    uint32_t tr_life_hot;   /* the last timed such step (or batch) was short */
+    uint32_t tr_nlife;      /* steps kept in tr_cache->life: open if any */
+    uint64_t tr_life_est;   /* ticks per step of the last lifetime batch */
     cs_task *reap;          /* ended task whose stack awaits release */
     cs__link all;           /* every unfinished task */
     size_t ntasks;          /* unfinished tasks */
@@ -441,6 +445,21 @@ static CS__HOT_INLINE bool cs__trace_batch_more(cs__loop *loop,
     return true;
 }
 
+/* Whether self's step, ending now with a switch to `to`, goes into the
+ * loop's lifetime batch (trace.h): an await of the task that runs next
+ * opens one; while one is open, any await or end joins it. */
+static CS__HOT_INLINE bool cs__trace_life_fits(const cs__loop *loop,
+                                               const cs_task *self,
+                                               const cs_task *to)
+{
+    if (!self || !to || loop->tr_nbt || loop->tr_nlife >= CS__TRACE_LIFE_MAX)
+        return false;
+    if (self->state == CS__WAITING)
+        return self->wait.reason == CS__WAIT_TASK &&
+               (loop->tr_nlife || self->wait.obj == to);
+    return self->state == CS__DONE && loop->tr_nlife;
+}
+
 /* Tracing at a switch from self to `to` (NULL: the loop context), before
  * cs__switch, which is a tail call on the hot path: nothing runs after it
  * until the resumed task's own code.  One timestamp: the end of self's
@@ -471,7 +490,7 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
     /* A short yield in a run of them: counted, not timed (trace.h). */
     if (cs__trace_batch_more(loop, self, to) ||
         (yielded && to && loop->tr_hot && !p && !self->tr_bk &&
-         cs__trace_batch_join(loop, self, to))) {
+         !loop->tr_nlife && cs__trace_batch_join(loop, self, to))) {
         if (to->tr_ref && to->tr_ref <= cs__trace_g.task_slots) {
             s = &cs__trace_g.tasks[to->tr_ref - 1];
             cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
@@ -479,28 +498,38 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
         }
         return;
     }
+    /* A short await or end in a run of them: kept, not timed (trace.h). */
+    if (!yielded && loop->tr_life_hot && cs__trace_life_fits(loop, self, to)) {
+        cs__trace_life_step(loop, self, to, have_regs, sp, fp, ip);
+        return;
+    }
     t0 = loop->tr_t0;
     t1 = cs__trace_now();
     if (loop->tr_nbt) { /* self's step began inside the batch */
         t0 = t1 - cs__trace_batch_end(loop, self, yielded, t1);
         batched = 1;
+    } else if (loop->tr_nlife) { /* ... inside a lifetime batch */
+        t0 = t1 - cs__trace_life_end(loop, t1, self != NULL);
+        batched = 2;
     }
     loop->tr_t0 = t1;
     loop->tr_prev = NULL;
     if (p && p != to)
         cs__trace_regs(p);
     if (yielded) {
-        if (!batched) {
-            uint32_t flags = 0, arg = cs__trace_dur_arg(t1 - t0, &flags);
+        if (batched != 1) { /* else counted by cs__trace_batch_end */
+            uint32_t flags = batched ? CS_RECF_BATCHED : 0;
+            uint32_t arg = cs__trace_dur_arg(t1 - t0, &flags);
             cs__trace_emit(r, t1, self->id,
                            CS_REC_INFO(CS_EV_STEP, CS_WAIT_YIELD, flags), arg);
-            loop->tr_hot = t1 - t0 < loop->tr_hot_ticks;
+            if (!batched)
+                loop->tr_hot = t1 - t0 < loop->tr_hot_ticks;
         }
         if ((s = cs__trace_task_begin(self->tr_ref)) != NULL) {
             cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_YIELD,
                                 have_regs ? s->flags | CS_TASKF_REGS_VALID
                                           : s->flags);
-            if (!batched) { /* else counted by cs__trace_batch_end */
+            if (batched != 1) {
                 CS__TRACE_SET(s->last_run, t0);
                 CS__TRACE_SET(s->steps, s->steps + 1);
                 CS__TRACE_SET(s->run_ticks, s->run_ticks + (t1 - t0));

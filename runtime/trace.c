@@ -29,14 +29,19 @@ uint64_t cs__obj_id_next(void)
 
 static pthread_mutex_t cs__trace_mu = PTHREAD_MUTEX_INITIALIZER;
 static pid_t cs__trace_pid;          /* process that last tried to start */
-/* The fatal handler's third step (fatal.c), run once per process: a
- * warning record in the crashing thread's ring, then the flight recorder
- * (COSCOPE_FLIGHT).  Async-signal-safe. */
+static void cs__trace_flush(void);
+
+/* The fatal handler's third step (fatal.c), run once per process: the
+ * open batch's records and a warning record in the crashing thread's
+ * ring, then the flight recorder (COSCOPE_FLIGHT).  Async-signal-safe
+ * (ring writes only). */
 void cs__trace_crash(void)
 {
     cs__loop *loop = cs__tls_loop;
     const char *path = cs__trace_flight_path();
 
+    if (loop && loop->tr_ring)
+        cs__trace_flush(); /* ring writes only: async-signal-safe */
     if (!path)
         return;
     if (loop && loop->tr_ring)
@@ -56,6 +61,7 @@ void cs__trace_process_start(void)
     pthread_mutex_lock(&cs__trace_mu);
     if (cs__trace_pid != pid) {
         r = cs__trace_start();
+        cs__trace_stop_hook = cs__trace_flush;
         if (r < 0)
             fprintf(stderr, "coscope: tracing off: cannot create %s/%s%d: %s\n",
                     CS_SEG_DIR, CS_SEG_PREFIX, (int)pid, strerror(-r));
@@ -82,6 +88,9 @@ void cs__trace_loop_start(cs__loop *loop)
     loop->tr_t0 = cs__trace_now();
     loop->tr_hot = 0;
     loop->tr_nbt = 0;
+    loop->tr_life_hot = 0;
+    loop->tr_nlife = 0;
+    loop->tr_life_est = 1;
     loop->tr_hdr = loop->tr_ring->hdr;
     /* COSCOPE_BATCH_NS: what a short yield step is (trace.h) */
     const char *v = getenv("COSCOPE_BATCH_NS");
@@ -95,6 +104,7 @@ void cs__trace_loop_stop(cs__loop *loop)
 {
     if (!loop->tr_ring)
         return;
+    cs__trace_slots_flush(&loop->tr_cache->slots);
     cs__trace_ring_release(loop->tr_ring);
     loop->tr_ring = NULL;
     free(loop->tr_cache);
@@ -177,30 +187,60 @@ static uint32_t cs__trace_name(cs__loop *loop, const char *name)
 
 /* ---- tasks -------------------------------------------------------------- */
 
+/* Whether two NUL-padded 32-byte names are equal (a task's name[] is:
+ * its struct is zeroed before the name is copied in). */
+static inline int cs__trace_name_eq(const char *a, const char *b)
+{
+    uint64_t x[4], y[4];
+
+    memcpy(x, a, sizeof(x));
+    memcpy(y, b, sizeof(y));
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) ==
+           0;
+}
+
+/* t's name id: the last short name again costs a 32-byte compare. */
+static uint32_t cs__trace_task_name(cs__loop *loop, const cs_task *t)
+{
+    cs__trace_cache *c = loop->tr_cache;
+    uint32_t id;
+
+    _Static_assert(sizeof(t->name) == sizeof(c->last_name), "name size");
+    if (t->long_name)
+        return cs__trace_name(loop, t->long_name);
+    if (c->last_name_id && cs__trace_name_eq(t->name, c->last_name))
+        return c->last_name_id;
+    if ((id = cs__trace_name(loop, t->name)) != 0) {
+        memcpy(c->last_name, t->name, sizeof(c->last_name));
+        c->last_name_id = id;
+    }
+    return id;
+}
+
 void cs__trace_task_new(cs__loop *loop, cs_task *t)
 {
     cs__trace_ring *r = loop->tr_ring;
     uint64_t now = loop->tr_t0;
     uint32_t site = t->file ? cs__trace_site(loop, t->file, t->line)
                             : cs__trace_site_ip(loop, loop->spawn_ip);
-    uint32_t name = cs__trace_name(loop, cs_task_name(t));
+    uint32_t name = cs__trace_task_name(loop, t);
     cs_task *parent = loop->current;
 
-    t->tr_ref = cs__trace_task_alloc(t->id, name, site,
-                                     parent ? parent->id : 0, r->index, now);
+    t->tr_ref = cs__trace_task_alloc_in(&loop->tr_cache->slots, t->id, name,
+                                        site, parent ? parent->id : 0,
+                                        r->index, now);
     cs__trace_emit(r, now, t->id, CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), site);
     cs__trace_emit(r, now, t->id, CS_REC_INFO(CS_EV_TASK_NAME, 0, 0), name);
 }
 
+/* One 32-bit store, as when a task is marked running (internal.h): a
+ * reader sees the word before or after it, either consistent. */
 void cs__trace_task_woken(cs_task *t)
 {
-    cs_task_slot *s = cs__trace_task_begin(t->tr_ref);
+    cs_task_slot *s = cs__trace_slot(t->tr_ref);
 
-    if (!s)
-        return;
-    CS__TRACE_SET(s->state, (uint8_t)CS_TASK_READY);
-    CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
-    cs__trace_task_end(s);
+    if (s)
+        cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_NONE, s->flags);
 }
 
 void cs__trace_task_flag(cs_task *t, unsigned flag)
@@ -236,7 +276,10 @@ void cs__trace_task_gone(cs_task *t)
 {
     if (t->loop->tr_prev == t)
         t->loop->tr_prev = NULL;
-    cs__trace_task_free(t->tr_ref);
+    if (t->loop->tr_cache && t->loop == cs__tls_loop)
+        cs__trace_task_free_in(&t->loop->tr_cache->slots, t->tr_ref);
+    else
+        cs__trace_task_free(t->tr_ref);
     t->tr_ref = 0;
 }
 
@@ -366,6 +409,124 @@ uint64_t cs__trace_batch_end(cs__loop *loop, cs_task *self, int self_yields,
     return n ? dur / n : 0;
 }
 
+/* How ended task p ended: its stop reason, slot state and end record. */
+static unsigned cs__trace_end_kind(const cs_task *p, unsigned *state,
+                                   unsigned *ev)
+{
+    if (!p->has_status || p->status == 0) {
+        *state = CS_TASK_DONE, *ev = CS_EV_TASK_DONE;
+        return CS_STOP_DONE;
+    }
+    if (p->status == CS_ECANCELLED) {
+        *state = CS_TASK_CANCELLED, *ev = CS_EV_TASK_CANCELLED;
+        return CS_STOP_CANCELLED;
+    }
+    *state = CS_TASK_RAISED, *ev = CS_EV_TASK_RAISED;
+    return CS_STOP_RAISED;
+}
+
+/* ---- task-lifetime batches (trace.h) ------------------------------------ */
+
+void cs__trace_life_step(cs__loop *loop, cs_task *self, cs_task *to,
+                         int have_regs, uintptr_t sp, uintptr_t fp,
+                         uintptr_t ip)
+{
+    cs__trace_life *e = &loop->tr_cache->life[loop->tr_nlife++];
+    cs_task *p = loop->tr_prev;
+    uint64_t target = 0, aux = 0;
+    unsigned state, wait = CS_WAIT_NONE, ev;
+    int parks = self->state == CS__WAITING;
+    cs_task_slot *s;
+
+    loop->tr_prev = NULL;
+    if (p && p != to)
+        cs__trace_regs(p);
+    e->task = self->id;
+    e->status = 0;
+    if (parks) {
+        cs__trace_target(self, &target, &aux); /* the awaited's awaiter */
+        e->reason = CS_WAIT_TASK;
+        state = CS_TASK_WAITING;
+        wait = CS_WAIT_TASK;
+    } else {
+        e->reason = (uint8_t)cs__trace_end_kind(self, &state, &ev);
+        e->status = self->status;
+    }
+    e->target = target;
+    if ((s = cs__trace_task_begin(self->tr_ref)) != NULL) {
+        CS__TRACE_SET(s->state, (uint8_t)state);
+        CS__TRACE_SET(s->wait, (uint8_t)wait);
+        CS__TRACE_SET(s->wait_target, target);
+        CS__TRACE_SET(s->wait_aux, aux);
+        CS__TRACE_SET(s->last_run, loop->tr_t0); /* the batch's start */
+        CS__TRACE_SET(s->steps, s->steps + 1);
+        CS__TRACE_SET(s->run_ticks, s->run_ticks + loop->tr_life_est);
+        if (parks && have_regs) {
+            CS__TRACE_SET(s->sp, (uint64_t)sp);
+            CS__TRACE_SET(s->fp, (uint64_t)fp);
+            CS__TRACE_SET(s->ip, (uint64_t)ip);
+            CS__TRACE_SET(s->flags, (uint16_t)(s->flags | CS_TASKF_REGS_VALID));
+        }
+        cs__trace_task_end(s);
+    }
+    if (parks && (!have_regs || cs__trace_predict == 0))
+        loop->tr_prev = self;
+    cs__trace_untimed_switch(loop->tr_hdr, to);
+    if ((s = cs__trace_slot(to->tr_ref)) != NULL)
+        cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
+                            s->flags & ~CS_TASKF_REGS_VALID);
+}
+
+uint64_t cs__trace_life_end(cs__loop *loop, uint64_t t1, int closing)
+{
+    cs__trace_ring *r = loop->tr_ring;
+    const cs__trace_life *e = loop->tr_cache->life;
+    uint32_t n = loop->tr_nlife + (closing ? 1 : 0);
+    uint64_t dur = t1 - loop->tr_t0, q = dur / n;
+    uint32_t flags = 0, arg = cs__trace_dur_arg(dur, &flags);
+    uint32_t qflags = CS_RECF_BATCHED, qarg = cs__trace_dur_arg(q, &qflags);
+
+    cs__trace_emit(r, t1, n, CS_REC_INFO(CS_EV_BATCH, 0, flags), arg);
+    for (uint32_t i = 0; i < loop->tr_nlife; i++, e++) {
+        unsigned ev = CS_EV_TASK_DONE;
+        if (e->reason == CS_WAIT_TASK)
+            cs__trace_emit(r, t1, e->target,
+                           CS_REC_INFO(CS_EV_WAIT, CS_WAIT_TASK, 0), 0);
+        cs__trace_emit(r, t1, e->task,
+                       CS_REC_INFO(CS_EV_STEP, e->reason, qflags), qarg);
+        if (e->reason == CS_WAIT_TASK)
+            continue;
+        if (e->reason == CS_STOP_CANCELLED)
+            ev = CS_EV_TASK_CANCELLED;
+        else if (e->reason == CS_STOP_RAISED)
+            ev = CS_EV_TASK_RAISED;
+        cs__trace_emit(r, t1, e->task, CS_REC_INFO(ev, 0, 0),
+                       ev == CS_EV_TASK_RAISED ? (uint32_t)e->status : 0);
+    }
+    loop->tr_nlife = 0;
+    loop->tr_life_est = q ? q : 1;
+    loop->tr_life_hot = q < loop->tr_hot_ticks;
+    return dur - q * (n - 1);
+}
+
+/* Writes what the calling thread's loop keeps in an open batch, now: the
+ * process is ending (exit, a fatal signal), and readers of what it leaves
+ * must see those steps.  The running task's step is not one of them. */
+static void cs__trace_flush(void)
+{
+    cs__loop *loop = cs__tls_loop;
+    uint64_t now;
+
+    if (!loop || !loop->tr_ring || (!loop->tr_nlife && !loop->tr_nbt))
+        return;
+    now = cs__trace_now();
+    if (loop->tr_nlife)
+        cs__trace_life_end(loop, now, 0);
+    if (loop->tr_nbt)
+        cs__trace_batch_end(loop, NULL, 0, now);
+    loop->tr_t0 = now;
+}
+
 void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1,
                       uint32_t batched)
 {
@@ -382,18 +543,13 @@ void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1,
         cs__trace_target(p, &target, &aux);
         cs__trace_emit(r, t1, target, CS_REC_INFO(CS_EV_WAIT, reason, 0),
                        (uint32_t)aux);
+        if (!batched && reason == CS__WAIT_TASK)
+            loop->tr_life_hot = t1 - t0 < loop->tr_hot_ticks;
         break;
     case CS__DONE:
-        if (!p->has_status || p->status == 0) {
-            state = CS_TASK_DONE, reason = CS_STOP_DONE;
-            ended = CS_EV_TASK_DONE;
-        } else if (p->status == CS_ECANCELLED) {
-            state = CS_TASK_CANCELLED, reason = CS_STOP_CANCELLED;
-            ended = CS_EV_TASK_CANCELLED;
-        } else {
-            state = CS_TASK_RAISED, reason = CS_STOP_RAISED;
-            ended = CS_EV_TASK_RAISED;
-        }
+        reason = cs__trace_end_kind(p, &state, &ended);
+        if (!batched)
+            loop->tr_life_hot = t1 - t0 < loop->tr_hot_ticks;
         break;
     default: /* CS__READY: yielded */
         state = CS_TASK_READY;

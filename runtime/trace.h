@@ -65,6 +65,32 @@ extern int cs__trace_rt_disabled;
 #define CS__TRACE_BATCH_MAX 64
 #define CS__TRACE_BATCH_TASKS 8
 
+/*
+ * Task-lifetime batching: the same idea for spawn + await.  A task that
+ * awaits a short task pays two switches, and with a clock read each the
+ * two reads cost as much as the rest of spawn + await.  Once a timed step
+ * that ended in an await or in the task's end (or a whole lifetime batch,
+ * on average) took less than COSCOPE_BATCH_NS, a task that awaits the task
+ * that runs next opens a batch: that switch reads no clock, and while the
+ * batch is open neither does any switch whose step ended in an await or in
+ * the task's end (up to CS__TRACE_LIFE_MAX steps).  Each such step is
+ * kept in the loop's cache (task, how it stopped, the awaited task) and
+ * its task slot is written at once (state, wait, awaiter, steps; run time
+ * an estimate, the last batch's ticks per step; last_run the batch's
+ * start).  The next other switch reads the clock and writes one CS_EV_BATCH
+ * record (steps, duration), then each kept step's records at the batch's
+ * end (CS_EV_WAIT, a CS_EV_STEP flagged CS_RECF_BATCHED with its share,
+ * its end record), then its own step, flagged the same.  A lifetime batch
+ * and a yield batch are never open at once.
+ */
+#define CS__TRACE_LIFE_MAX 32
+typedef struct cs__trace_life {
+    uint64_t task;   /* whose step it was */
+    uint64_t target; /* CS_WAIT_TASK: the awaited task's id */
+    int32_t status;  /* CS_STOP_RAISED: the error it ended with */
+    uint8_t reason;  /* CS_WAIT_TASK or a CS_STOP_* */
+} cs__trace_life;
+
 /* Per-loop caches of interned strings, so that a spawn interns (mutex) only
  * the first time a name or a site is seen. */
 #define CS__TRACE_CACHE 64
@@ -78,6 +104,10 @@ typedef struct cs__trace_cache {
         char name[32];    /* short names, by content */
         uint32_t id;
     } name[CS__TRACE_CACHE];
+    char last_name[32];   /* the last short name, NUL-padded as in a task */
+    uint32_t last_name_id;/* its id, 0 if none */
+    cs__trace_slots slots;/* task slots this loop freed, for reuse */
+    cs__trace_life life[CS__TRACE_LIFE_MAX]; /* the open lifetime batch */
 } cs__trace_cache;
 
 /* Starts tracing for the process if not done yet (thread-safe; again in a
@@ -98,6 +128,15 @@ uint64_t cs__trace_batch_end(struct cs__loop *loop, struct cs_task *self,
  * like cs__trace_batch_more; 0 if the batch has all the tasks it can. */
 int cs__trace_batch_join(struct cs__loop *loop, struct cs_task *t,
                          struct cs_task *to);
+
+/* self's step ends in an await or its end, inside a lifetime batch
+ * (opened by this call if none is): kept, not timed (see above). */
+void cs__trace_life_step(struct cs__loop *loop, struct cs_task *self,
+                         struct cs_task *to, int have_regs, uintptr_t sp,
+                         uintptr_t fp, uintptr_t ip);
+/* Ends the loop's lifetime batch at t1: its records; closing: the step
+ * ending now is the batch's last.  Returns that step's share (ticks). */
+uint64_t cs__trace_life_end(struct cs__loop *loop, uint64_t t1, int closing);
 
 /* Task slot and creation record for a new task. */
 void cs__trace_task_new(struct cs__loop *loop, struct cs_task *t);
