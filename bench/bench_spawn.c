@@ -43,6 +43,7 @@ static void *empty(void *arg)
 typedef struct spawn_run {
     long n;              /* ops per repetition and mode */
     int reps;            /* repetitions inside the child */
+    int modes;           /* how many of batch[] to run */
     double best[MODES];  /* best ns per op (per task in a burst) */
     int error;           /* first error seen, or 0 */
 } spawn_run;
@@ -68,7 +69,7 @@ static void *spawn_main(void *arg)
     for (int m = 0; m < MODES; m++)
         r->best[m] = 1e300;
     for (int rep = 0; rep < r->reps; rep++)
-        for (int m = 0; m < MODES; m++) {
+        for (int m = 0; m < r->modes; m++) {
             long rounds = r->n / batch[m] > 0 ? r->n / batch[m] : 1;
             int64_t t0 = bench_now_ns();
             for (long i = 0; i < rounds; i++)
@@ -82,11 +83,23 @@ static void *spawn_main(void *arg)
     return NULL;
 }
 
-/* The child: measures, prints one line of figures. */
-static int child(long n, int reps)
+/* The child (--child [--one] -n N --reps R): measures, prints one line
+ * of figures.  --one: spawn + await only (bench/callgrind.sh). */
+static int child(int argc, char **argv)
 {
-    spawn_run r = {.n = n, .reps = reps};
-    int rc = cs_run(spawn_main, &r, NULL);
+    spawn_run r = {.n = 1000000, .reps = 3, .modes = MODES};
+    int rc;
+
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--one") == 0)
+            r.modes = 1;
+        else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+            r.n = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+            r.reps = atoi(argv[++i]);
+    }
+    if ((rc = cs_run(spawn_main, &r, NULL)) == 0 && r.modes < MODES)
+        r.best[1] = r.best[2] = 0;
 
     if (rc != 0 || r.error != 0) {
         fprintf(stderr, "%s: %s\n", prog, cs_strerror(rc ? rc : r.error));
@@ -190,8 +203,8 @@ int main(int argc, char **argv)
     char cmd[4200], b[64];
     bench_opts o;
 
-    if (argc == 4 && strcmp(argv[1], "--child") == 0)
-        return child(strtol(argv[2], NULL, 10), atoi(argv[3]));
+    if (argc >= 2 && strcmp(argv[1], "--child") == 0)
+        return child(argc, argv);
     bench_parse(argc, argv, &o, "--peer", " [--peer asyncio_spawn.py]");
     long n = o.n ? o.n : o.quick ? 10000 : 1000000;
     int reps = o.reps ? o.reps : o.quick ? 1 : 5;
@@ -205,7 +218,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < 2; k++) {
             int c = (rep + k) % 2; /* who goes first alternates */
             double ns[MODES];
-            snprintf(cmd, sizeof cmd, "%s'%s' --child %ld 3",
+            snprintf(cmd, sizeof cmd, "%s'%s' --child -n %ld --reps 3",
                      c ? "env -u COSCOPE " : "COSCOPE=off ", argv[0], n);
             if (run_cmd(cmd, "@spawn", ns, 1) < 0) {
                 fprintf(stderr, "%s: the %s run failed\n", prog, cfg[c]);

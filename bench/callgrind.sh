@@ -41,6 +41,6 @@ count() { # name, N1, N2, bench command without -n
 
 echo "callgrind, $(valgrind --version), $(date -u '+%Y-%m-%d %H:%M UTC')"
 count switch 100000 200000 "$build/bench/bench_switch" --only symmetric
-count spawn 50000 100000 "$build/bench/bench_spawn"
+count spawn 50000 100000 "$build/bench/bench_spawn" --child --one
 count fdpair 20000 40000 "$build/bench/bench_fdpair" --only coscope
 echo "profiles: $out/callgrind.{switch,spawn,fdpair}.top.txt"

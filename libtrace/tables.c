@@ -103,17 +103,13 @@ static uint32_t fresh_slot(void)
     return i + 1;
 }
 
-uint32_t cs__trace_task_alloc_in(cs__trace_slots *c, uint64_t id,
-                                 uint32_t name, uint32_t site,
-                                 uint64_t parent, uint32_t ring, uint64_t now)
+uint32_t cs__trace_task_alloc(uint64_t id, uint32_t name, uint32_t site,
+                              uint64_t parent, uint32_t ring, uint64_t now)
 {
-    uint32_t ref = 0;
+    uint32_t ref;
     if (cs__trace_g.tasks == NULL)
         return 0;
-    if (c != NULL && c->n > 0 && c->epoch == cs__trace_g.epoch)
-        ref = c->ref[--c->n];
-    if (ref == 0)
-        ref = free_pop();
+    ref = free_pop();
     if (ref == 0)
         ref = fresh_slot();
     if (ref == 0) {
@@ -123,70 +119,19 @@ uint32_t cs__trace_task_alloc_in(cs__trace_slots *c, uint64_t id,
     cs_task_slot *s = cs__trace_task_begin(ref);
     if (s == NULL)
         return 0;
-    CS__TRACE_SET(s->id, id);
-    CS__TRACE_SET(s->name, name);
-    CS__TRACE_SET(s->site, site);
-    CS__TRACE_SET(s->state, (uint8_t)CS_TASK_READY);
-    CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
-    CS__TRACE_SET(s->flags, (uint16_t)0);
-    CS__TRACE_SET(s->wait_target, (uint64_t)0);
-    CS__TRACE_SET(s->wait_aux, (uint64_t)0);
-    CS__TRACE_SET(s->awaiter, (uint64_t)0);
-    CS__TRACE_SET(s->created, now);
-    CS__TRACE_SET(s->last_run, (uint64_t)0);
-    CS__TRACE_SET(s->steps, (uint64_t)0);
-    CS__TRACE_SET(s->run_ticks, (uint64_t)0);
-    CS__TRACE_SET(s->sp, (uint64_t)0);
-    CS__TRACE_SET(s->fp, (uint64_t)0);
-    CS__TRACE_SET(s->ip, (uint64_t)0);
-    CS__TRACE_SET(s->ring, ring);
-    CS__TRACE_SET(s->parent, parent);
+    cs__trace_slot_fill(s, id, name, site, parent, ring, now);
     cs__trace_task_end(s);
     return ref;
 }
 
-uint32_t cs__trace_task_alloc(uint64_t id, uint32_t name, uint32_t site,
-                              uint64_t parent, uint32_t ring, uint64_t now)
-{
-    return cs__trace_task_alloc_in(NULL, id, name, site, parent, ring, now);
-}
-
-/* Marks ref's slot free for readers; 0 if there is no such slot. */
-static int slot_clear(uint32_t ref)
+void cs__trace_task_free(uint32_t ref)
 {
     cs_task_slot *s = cs__trace_task_begin(ref);
     if (s == NULL)
-        return 0;
-    CS__TRACE_SET(s->id, (uint64_t)0);
-    CS__TRACE_SET(s->gen, s->gen + 1);
-    CS__TRACE_SET(s->state, (uint8_t)CS_TASK_FREE);
-    CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
-    CS__TRACE_SET(s->flags, (uint16_t)0);
-    CS__TRACE_SET(s->sp, (uint64_t)0);
-    CS__TRACE_SET(s->fp, (uint64_t)0);
-    CS__TRACE_SET(s->ip, (uint64_t)0);
-    cs__trace_task_end(s);
-    return 1;
-}
-
-void cs__trace_task_free(uint32_t ref)
-{
-    if (slot_clear(ref))
-        free_push(ref);
-}
-
-void cs__trace_task_free_in(cs__trace_slots *c, uint32_t ref)
-{
-    if (!slot_clear(ref))
         return;
-    if (c != NULL && c->epoch != cs__trace_g.epoch) {
-        c->n = 0; /* refs of an earlier segment (a forked child's): gone */
-        c->epoch = cs__trace_g.epoch;
-    }
-    if (c == NULL || c->n == CS__TRACE_SLOTS_CACHE)
-        free_push(ref);
-    else
-        c->ref[c->n++] = ref;
+    cs__trace_slot_clear(s);
+    cs__trace_task_end(s);
+    free_push(ref);
 }
 
 void cs__trace_slots_flush(cs__trace_slots *c)

@@ -158,6 +158,28 @@ static inline void cs__trace_emit(cs__trace_ring *r, uint64_t ts,
     __atomic_store_n(&rec->seq, i + 1, __ATOMIC_RELEASE);
 }
 
+/* Claims k records at once (one store of head); the caller then writes
+ * each with cs__trace_put(r, first + j, ...), in order.  Readers stop at
+ * a claimed record not yet written, as they do with cs__trace_emit's. */
+static inline uint64_t cs__trace_claim(cs__trace_ring *r, uint64_t k)
+{
+    uint64_t i = r->head;
+    r->head = i + k;
+    __atomic_store_n(&r->hdr->head, i + k, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    return i;
+}
+static inline void cs__trace_put(cs__trace_ring *r, uint64_t i, uint64_t ts,
+                                 uint64_t task, uint32_t info, uint32_t arg)
+{
+    cs_record *rec = &r->slot[i & r->mask];
+    __atomic_store_n(&rec->ts, ts, __ATOMIC_RELAXED);
+    __atomic_store_n(&rec->task_id, task, __ATOMIC_RELAXED);
+    __atomic_store_n(&rec->info, info, __ATOMIC_RELAXED);
+    __atomic_store_n(&rec->arg, arg, __ATOMIC_RELAXED);
+    __atomic_store_n(&rec->seq, i + 1, __ATOMIC_RELEASE);
+}
+
 /* Encodes a tick duration for a record's arg: exact below 2^32 ticks, else
  * shifted by 16 with CS_RECF_ARG_SHIFT16 set in *flags. */
 static inline uint32_t cs__trace_dur_arg(uint64_t ticks, uint32_t *flags)
@@ -230,12 +252,6 @@ typedef struct cs__trace_slots {
     uint32_t epoch; /* cs__trace_g.epoch of the segment they are from */
     uint32_t ref[CS__TRACE_SLOTS_CACHE];
 } cs__trace_slots;
-/* cs__trace_task_alloc, taking a slot from c first (c may be NULL). */
-uint32_t cs__trace_task_alloc_in(cs__trace_slots *c, uint64_t id,
-                                 uint32_t name, uint32_t site,
-                                 uint64_t parent, uint32_t ring, uint64_t now);
-/* cs__trace_task_free, keeping the slot in c while it has room. */
-void cs__trace_task_free_in(cs__trace_slots *c, uint32_t ref);
 /* Gives c's slots back to the shared free list (the loop ends). */
 void cs__trace_slots_flush(cs__trace_slots *c);
 
@@ -266,6 +282,84 @@ static inline void cs__trace_task_end(cs_task_slot *s)
 /* Stores one field inside a write section (relaxed atomic store). */
 #define CS__TRACE_SET(field, value)                                          \
     __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
+
+/* A new task's slot contents (state READY), inside a write section. */
+static inline void cs__trace_slot_fill(cs_task_slot *s, uint64_t id,
+                                       uint32_t name, uint32_t site,
+                                       uint64_t parent, uint32_t ring,
+                                       uint64_t now)
+{
+    CS__TRACE_SET(s->id, id);
+    CS__TRACE_SET(s->name, name);
+    CS__TRACE_SET(s->site, site);
+    CS__TRACE_SET(s->state, (uint8_t)CS_TASK_READY);
+    CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
+    CS__TRACE_SET(s->flags, (uint16_t)0);
+    CS__TRACE_SET(s->wait_target, (uint64_t)0);
+    CS__TRACE_SET(s->wait_aux, (uint64_t)0);
+    CS__TRACE_SET(s->awaiter, (uint64_t)0);
+    CS__TRACE_SET(s->created, now);
+    CS__TRACE_SET(s->last_run, (uint64_t)0);
+    CS__TRACE_SET(s->steps, (uint64_t)0);
+    CS__TRACE_SET(s->run_ticks, (uint64_t)0);
+    CS__TRACE_SET(s->sp, (uint64_t)0);
+    CS__TRACE_SET(s->fp, (uint64_t)0);
+    CS__TRACE_SET(s->ip, (uint64_t)0);
+    CS__TRACE_SET(s->ring, ring);
+    CS__TRACE_SET(s->parent, parent);
+}
+
+/* A freed slot's contents (state FREE, generation bumped), inside a
+ * write section. */
+static inline void cs__trace_slot_clear(cs_task_slot *s)
+{
+    CS__TRACE_SET(s->id, (uint64_t)0);
+    CS__TRACE_SET(s->gen, s->gen + 1);
+    CS__TRACE_SET(s->state, (uint8_t)CS_TASK_FREE);
+    CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
+    CS__TRACE_SET(s->flags, (uint16_t)0);
+    CS__TRACE_SET(s->sp, (uint64_t)0);
+    CS__TRACE_SET(s->fp, (uint64_t)0);
+    CS__TRACE_SET(s->ip, (uint64_t)0);
+}
+
+/* cs__trace_task_alloc, taking a slot from c first (c may be NULL). */
+static inline uint32_t cs__trace_task_alloc_in(cs__trace_slots *c,
+                                               uint64_t id, uint32_t name,
+                                               uint32_t site, uint64_t parent,
+                                               uint32_t ring, uint64_t now)
+{
+    cs_task_slot *s;
+    uint32_t ref;
+
+    if (c == NULL || c->n == 0 || c->epoch != cs__trace_g.epoch)
+        return cs__trace_task_alloc(id, name, site, parent, ring, now);
+    ref = c->ref[--c->n];
+    if ((s = cs__trace_task_begin(ref)) == NULL)
+        return 0;
+    cs__trace_slot_fill(s, id, name, site, parent, ring, now);
+    cs__trace_task_end(s);
+    return ref;
+}
+
+/* cs__trace_task_free, keeping the slot in c while it has room. */
+static inline void cs__trace_task_free_in(cs__trace_slots *c, uint32_t ref)
+{
+    cs_task_slot *s;
+
+    if (c != NULL && c->epoch != cs__trace_g.epoch) {
+        c->n = 0; /* refs of an earlier segment (a forked child's): gone */
+        c->epoch = cs__trace_g.epoch;
+    }
+    if (c == NULL || c->n == CS__TRACE_SLOTS_CACHE ||
+        (s = cs__trace_task_begin(ref)) == NULL) {
+        cs__trace_task_free(ref);
+        return;
+    }
+    cs__trace_slot_clear(s);
+    cs__trace_task_end(s);
+    c->ref[c->n++] = ref;
+}
 
 /* The task starts a step at now. */
 static inline void cs__trace_task_running(uint32_t ref, uint64_t now)

@@ -563,6 +563,11 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
     }
 }
 
+/* trace.c: the switch of a step that joins a lifetime batch (trace.h),
+ * from cs__jump_traced, by a tail call. */
+void cs__trace_jump_life(cs__loop *loop, cs_task *self, cs_task *to,
+                         cs__ctx *from, cs__ctx *dst);
+
 /* now + timeout, saturated so that a huge timeout means "far away". */
 static inline int64_t cs__deadline(int64_t timeout)
 {

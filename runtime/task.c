@@ -133,6 +133,12 @@ cs__jump(cs__loop *loop, cs_task *self, cs_task *to, bool dying)
             cs__switch(from, dst);
             return;
         }
+        /* a short await or task end inside a lifetime batch: kept, not
+         * timed (trace.h) */
+        if (loop->tr_life_hot && cs__trace_life_fits(loop, self, to)) {
+            cs__trace_jump_life(loop, self, to, from, dst);
+            return;
+        }
         cs__jump_traced(loop, self, to, from, dst);
         return;
     }

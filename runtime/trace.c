@@ -427,55 +427,95 @@ static unsigned cs__trace_end_kind(const cs_task *p, unsigned *state,
 
 /* ---- task-lifetime batches (trace.h) ------------------------------------ */
 
-void cs__trace_life_step(cs__loop *loop, cs_task *self, cs_task *to,
-                         int have_regs, uintptr_t sp, uintptr_t fp,
-                         uintptr_t ip)
+static CS__HOT_INLINE void cs__trace_life_in(cs__loop *loop, cs_task *self,
+                                              cs_task *to, int have_regs,
+                                              uintptr_t sp, uintptr_t fp,
+                                              uintptr_t ip)
 {
     cs__trace_life *e = &loop->tr_cache->life[loop->tr_nlife++];
-    cs_task *p = loop->tr_prev;
-    uint64_t target = 0, aux = 0;
-    unsigned state, wait = CS_WAIT_NONE, ev;
-    int parks = self->state == CS__WAITING;
+    cs_task *p = loop->tr_prev, *a = NULL;
+    unsigned state = CS_TASK_WAITING, wait = CS_WAIT_TASK, ev;
     cs_task_slot *s;
 
     loop->tr_prev = NULL;
     if (p && p != to)
         cs__trace_regs(p);
     e->task = self->id;
+    e->target = 0;
     e->status = 0;
-    if (parks) {
-        cs__trace_target(self, &target, &aux); /* the awaited's awaiter */
-        e->reason = CS_WAIT_TASK;
-        state = CS_TASK_WAITING;
-        wait = CS_WAIT_TASK;
+    e->reason = CS_WAIT_TASK;
+    if (self->state == CS__WAITING) { /* on task a: a's awaiter is self */
+        a = self->wait.obj;
+        e->target = a->id;
     } else {
         e->reason = (uint8_t)cs__trace_end_kind(self, &state, &ev);
         e->status = self->status;
+        wait = CS_WAIT_NONE;
     }
-    e->target = target;
     if ((s = cs__trace_task_begin(self->tr_ref)) != NULL) {
-        CS__TRACE_SET(s->state, (uint8_t)state);
-        CS__TRACE_SET(s->wait, (uint8_t)wait);
-        CS__TRACE_SET(s->wait_target, target);
-        CS__TRACE_SET(s->wait_aux, aux);
+        cs__trace_slot_word(s, state, wait,
+                            a && have_regs ? s->flags | CS_TASKF_REGS_VALID
+                                           : s->flags);
+        CS__TRACE_SET(s->wait_target, e->target);
+        CS__TRACE_SET(s->wait_aux, (uint64_t)0);
         CS__TRACE_SET(s->last_run, loop->tr_t0); /* the batch's start */
         CS__TRACE_SET(s->steps, s->steps + 1);
         CS__TRACE_SET(s->run_ticks, s->run_ticks + loop->tr_life_est);
-        if (parks && have_regs) {
+        if (a && have_regs) {
             CS__TRACE_SET(s->sp, (uint64_t)sp);
             CS__TRACE_SET(s->fp, (uint64_t)fp);
             CS__TRACE_SET(s->ip, (uint64_t)ip);
-            CS__TRACE_SET(s->flags, (uint16_t)(s->flags | CS_TASKF_REGS_VALID));
         }
         cs__trace_task_end(s);
     }
-    if (parks && (!have_regs || cs__trace_predict == 0))
+    if (a && (!have_regs || cs__trace_predict == 0))
         loop->tr_prev = self;
     cs__trace_untimed_switch(loop->tr_hdr, to);
-    if ((s = cs__trace_slot(to->tr_ref)) != NULL)
+    if ((s = cs__trace_slot(to->tr_ref)) == NULL)
+        return;
+    if (a == to) { /* the awaited task runs now: one section for both */
+        s = cs__trace_task_begin(to->tr_ref);
+        CS__TRACE_SET(s->awaiter, self->id);
         cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
                             s->flags & ~CS_TASKF_REGS_VALID);
+        cs__trace_task_end(s);
+        return;
+    }
+    cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
+                        s->flags & ~CS_TASKF_REGS_VALID);
+    if (a && (s = cs__trace_task_begin(a->tr_ref)) != NULL) {
+        CS__TRACE_SET(s->awaiter, self->id);
+        cs__trace_task_end(s);
+    }
 }
+
+void cs__trace_life_step(cs__loop *loop, cs_task *self, cs_task *to,
+                         int have_regs, uintptr_t sp, uintptr_t fp,
+                         uintptr_t ip)
+{
+    cs__trace_life_in(loop, self, to, have_regs, sp, fp, ip);
+}
+
+#ifndef CS__ASAN
+/* cs__jump_traced's way for a step that joins a lifetime batch: the
+ * same tail call to cs__switch, so the parked frame and its predicted
+ * registers are the same (switch.h), with none of the timed path. */
+__attribute__((noinline)) void cs__trace_jump_life(cs__loop *loop,
+                                                   cs_task *self, cs_task *to,
+                                                   cs__ctx *from, cs__ctx *dst)
+{
+    uintptr_t sp = 0, fp = 0, ip = 0;
+    int have = cs__trace_predict >= 0 &&
+               cs__ctx_regs_predict(__builtin_frame_address(0), &sp, &fp,
+                                    &ip);
+
+    cs__trace_life_in(loop, self, to, have, sp, fp, ip);
+    cs__switch(from, dst);
+#ifndef __OPTIMIZE__
+    cs__trace_settle(loop); /* no tail call at -O0: resumed here */
+#endif
+}
+#endif
 
 uint64_t cs__trace_life_end(cs__loop *loop, uint64_t t1, int closing)
 {
@@ -485,23 +525,29 @@ uint64_t cs__trace_life_end(cs__loop *loop, uint64_t t1, int closing)
     uint64_t dur = t1 - loop->tr_t0, q = dur / n;
     uint32_t flags = 0, arg = cs__trace_dur_arg(dur, &flags);
     uint32_t qflags = CS_RECF_BATCHED, qarg = cs__trace_dur_arg(q, &qflags);
+    /* the batch record, then two per kept step */
+    uint64_t i = cs__trace_claim(r, 1 + 2 * (uint64_t)loop->tr_nlife);
 
-    cs__trace_emit(r, t1, n, CS_REC_INFO(CS_EV_BATCH, 0, flags), arg);
-    for (uint32_t i = 0; i < loop->tr_nlife; i++, e++) {
-        unsigned ev = CS_EV_TASK_DONE;
-        if (e->reason == CS_WAIT_TASK)
-            cs__trace_emit(r, t1, e->target,
-                           CS_REC_INFO(CS_EV_WAIT, CS_WAIT_TASK, 0), 0);
-        cs__trace_emit(r, t1, e->task,
-                       CS_REC_INFO(CS_EV_STEP, e->reason, qflags), qarg);
-        if (e->reason == CS_WAIT_TASK)
+    cs__trace_put(r, i++, t1, n, CS_REC_INFO(CS_EV_BATCH, 0, flags), arg);
+    for (uint32_t k = 0; k < loop->tr_nlife; k++, e++) {
+        uint32_t step = CS_REC_INFO(CS_EV_STEP, e->reason, qflags);
+        if (e->reason == CS_WAIT_TASK) {
+            cs__trace_put(r, i++, t1, e->target,
+                          CS_REC_INFO(CS_EV_WAIT, CS_WAIT_TASK, 0), 0);
+            cs__trace_put(r, i++, t1, e->task, step, qarg);
             continue;
-        if (e->reason == CS_STOP_CANCELLED)
-            ev = CS_EV_TASK_CANCELLED;
-        else if (e->reason == CS_STOP_RAISED)
-            ev = CS_EV_TASK_RAISED;
-        cs__trace_emit(r, t1, e->task, CS_REC_INFO(ev, 0, 0),
-                       ev == CS_EV_TASK_RAISED ? (uint32_t)e->status : 0);
+        }
+        cs__trace_put(r, i++, t1, e->task, step, qarg);
+        if (e->reason == CS_STOP_DONE)
+            cs__trace_put(r, i++, t1, e->task,
+                          CS_REC_INFO(CS_EV_TASK_DONE, 0, 0), 0);
+        else if (e->reason == CS_STOP_CANCELLED)
+            cs__trace_put(r, i++, t1, e->task,
+                          CS_REC_INFO(CS_EV_TASK_CANCELLED, 0, 0), 0);
+        else
+            cs__trace_put(r, i++, t1, e->task,
+                          CS_REC_INFO(CS_EV_TASK_RAISED, 0, 0),
+                          (uint32_t)e->status);
     }
     loop->tr_nlife = 0;
     loop->tr_life_est = q ? q : 1;
