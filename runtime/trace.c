@@ -276,7 +276,9 @@ void cs__trace_task_gone(cs_task *t)
 {
     if (t->loop->tr_prev == t)
         t->loop->tr_prev = NULL;
-    if (t->loop->tr_cache && t->loop == cs__tls_loop)
+    /* on t's loop thread (awaited, detached or left at the loop's end),
+     * whose cache outlives its tasks (cs__trace_loop_stop) */
+    if (t->loop->tr_cache)
         cs__trace_task_free_in(&t->loop->tr_cache->slots, t->tr_ref);
     else
         cs__trace_task_free(t->tr_ref);
