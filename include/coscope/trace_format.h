@@ -237,7 +237,7 @@
 #include <stdint.h>
 
 #define CS_FORMAT_MAJOR 1
-#define CS_FORMAT_MINOR 3
+#define CS_FORMAT_MINOR 4 /* 4: lifetime batches (CS_EV_BATCH) */
 
 #define CS_SEG_MAGIC "COSCOPES"  /* 8 bytes, no NUL */
 #define CS_FILE_MAGIC "COSCOPEF" /* 8 bytes, no NUL */
@@ -382,7 +382,11 @@ enum cs_event_type {
     CS_EV_BATCH = 14,         /* a batch of short steps ended at ts (minor
                                  2): task_id = steps in it; arg = ticks
                                  from its first step's start to ts; the
-                                 CS_EV_YIELDS records that follow say whose */
+                                 CS_EV_YIELDS records that follow say whose,
+                                 or (minor 4, a lifetime batch) the
+                                 CS_EV_STEP records flagged CS_RECF_BATCHED
+                                 that follow at the same ts, each with its
+                                 CS_EV_WAIT before or its end record after */
     CS_EV_YIELDS = 15,        /* task ran arg steps of the batch just
                                  announced, each ended by a yield; reason =
                                  CS_WAIT_YIELD */
@@ -392,7 +396,8 @@ enum cs_event_type {
 /* Record flags (bits 16-31 of info, stored as a 16-bit value). */
 #define CS_RECF_ARG_SHIFT16 0x1u /* arg holds a duration >> 16 */
 /* CS_EV_STEP: the step began inside the batch that ends with the previous
- * CS_EV_BATCH (same ts): arg is its share of that batch, an estimate */
+ * CS_EV_BATCH (same ts): arg is its share of that batch, an estimate; a
+ * lifetime batch (minor 4) has one such step record per step */
 #define CS_RECF_BATCHED 0x2u
 /* (minor 3) CS_EV_WARNING: arg is a string id, a Python stack, one frame
  * a line ("file:line in function"), innermost first */
