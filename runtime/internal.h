@@ -391,6 +391,33 @@ static inline void cs__trace_slot_word(cs_task_slot *s, unsigned state,
     __atomic_store_n((cs__u32_alias *)&s->state, v, __ATOMIC_RELAXED);
 }
 
+/* A task woken (made ready by someone else): one 32-bit store, as when
+ * a task is marked running; a reader sees the word before or after it,
+ * either consistent. */
+static inline void cs__trace_task_woken(cs_task *t)
+{
+    cs_task_slot *s = cs__trace_slot(t->tr_ref);
+
+    if (s)
+        cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_NONE, s->flags);
+}
+
+/* The slot of a released task: back to its loop's cache, on the loop's
+ * thread (awaited, detached, or left at the loop's end), the cache
+ * outliving the tasks (cs__trace_loop_stop). */
+static inline void cs__trace_task_gone(cs_task *t)
+{
+    cs__loop *loop = t->loop;
+
+    if (loop->tr_prev == t)
+        loop->tr_prev = NULL;
+    if (loop->tr_cache)
+        cs__trace_task_free_in(&loop->tr_cache->slots, t->tr_ref);
+    else
+        cs__trace_task_free(t->tr_ref);
+    t->tr_ref = 0;
+}
+
 /* Whether parked registers are predicted before the switch (see
  * cs__trace_park_predicted): 0 not yet checked, 1 checked right, -1
  * wrong in this build (registers are then recorded after the switch). */

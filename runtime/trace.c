@@ -189,14 +189,18 @@ static uint32_t cs__trace_name(cs__loop *loop, const char *name)
 
 /* Whether two NUL-padded 32-byte names are equal (a task's name[] is:
  * its struct is zeroed before the name is copied in). */
+static inline uint64_t cs__ld8(const char *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
 static inline int cs__trace_name_eq(const char *a, const char *b)
 {
-    uint64_t x[4], y[4];
-
-    memcpy(x, a, sizeof(x));
-    memcpy(y, b, sizeof(y));
-    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) ==
-           0;
+    return ((cs__ld8(a) ^ cs__ld8(b)) | (cs__ld8(a + 8) ^ cs__ld8(b + 8)) |
+            (cs__ld8(a + 16) ^ cs__ld8(b + 16)) |
+            (cs__ld8(a + 24) ^ cs__ld8(b + 24))) == 0;
 }
 
 /* t's name id: the last short name again costs a 32-byte compare. */
@@ -229,18 +233,11 @@ void cs__trace_task_new(cs__loop *loop, cs_task *t)
     t->tr_ref = cs__trace_task_alloc_in(&loop->tr_cache->slots, t->id, name,
                                         site, parent ? parent->id : 0,
                                         r->index, now);
-    cs__trace_emit(r, now, t->id, CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), site);
-    cs__trace_emit(r, now, t->id, CS_REC_INFO(CS_EV_TASK_NAME, 0, 0), name);
-}
-
-/* One 32-bit store, as when a task is marked running (internal.h): a
- * reader sees the word before or after it, either consistent. */
-void cs__trace_task_woken(cs_task *t)
-{
-    cs_task_slot *s = cs__trace_slot(t->tr_ref);
-
-    if (s)
-        cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_NONE, s->flags);
+    uint64_t i = cs__trace_claim(r, 2);
+    cs__trace_put(r, i, now, t->id, CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0),
+                  site);
+    cs__trace_put(r, i + 1, now, t->id, CS_REC_INFO(CS_EV_TASK_NAME, 0, 0),
+                  name);
 }
 
 void cs__trace_task_flag(cs_task *t, unsigned flag)
@@ -270,19 +267,6 @@ void cs__trace_task_failed(cs__loop *loop, cs_task *t)
     CS__TRACE_SET(s->state, (uint8_t)CS_TASK_RAISED);
     CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
     cs__trace_task_end(s);
-}
-
-void cs__trace_task_gone(cs_task *t)
-{
-    if (t->loop->tr_prev == t)
-        t->loop->tr_prev = NULL;
-    /* on t's loop thread (awaited, detached or left at the loop's end),
-     * whose cache outlives its tasks (cs__trace_loop_stop) */
-    if (t->loop->tr_cache)
-        cs__trace_task_free_in(&t->loop->tr_cache->slots, t->tr_ref);
-    else
-        cs__trace_task_free(t->tr_ref);
-    t->tr_ref = 0;
 }
 
 void cs__trace_task_awaited(cs_task *const *tasks, size_t n,

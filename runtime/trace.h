@@ -140,12 +140,8 @@ uint64_t cs__trace_life_end(struct cs__loop *loop, uint64_t t1, int closing);
 
 /* Task slot and creation record for a new task. */
 void cs__trace_task_new(struct cs__loop *loop, struct cs_task *t);
-/* A task woken (made ready by someone else). */
-void cs__trace_task_woken(struct cs_task *t);
 /* Sets a CS_TASKF_* flag (cancel requested: also a CS_EV_CANCEL record). */
 void cs__trace_task_flag(struct cs_task *t, unsigned flag);
-/* The slot of a released task. */
-void cs__trace_task_gone(struct cs_task *t);
 /* t ended without running (no stack): its end event and slot state. */
 void cs__trace_task_failed(struct cs__loop *loop, struct cs_task *t);
 /* Each of tasks[0..n) is awaited by self (cs_gather: it awaits them one
