@@ -21,12 +21,12 @@
 #include "bench.h"
 
 #include <coscope.h>
+#include "spawn_burst.h"
 
 static const int sizes[] = {1, 64, 1000, 10000};
 #define NSIZES 4
 #define BMAX 10000
 
-static void *empty(void *arg) { return arg; }
 
 typedef struct burst_run {
     long n;                 /* tasks per size */
@@ -34,29 +34,20 @@ typedef struct burst_run {
     int error;              /* first error seen, or 0 */
 } burst_run;
 
-static int burst(cs_task **t, int b)
-{
-    for (int i = 0; i < b; i++)
-        if (!(t[i] = cs_spawn("empty", empty, NULL)))
-            return CS_ENOMEM;
-    if (b == 1)
-        return cs_await(t[0], NULL);
-    return cs_gather(t, (size_t)b, NULL);
-}
 
 static void *burst_main(void *arg)
 {
     static cs_task *t[BMAX];
     burst_run *r = arg;
 
-    if ((r->error = burst(t, BMAX)) != 0) /* warm-up */
+    if ((r->error = bench_burst(t, BMAX)) != 0) /* warm-up */
         return NULL;
     for (int s = 0; s < NSIZES; s++) {
         int b = sizes[s];
         long rounds = r->n / b > 0 ? r->n / b : 1;
         int64_t t0 = bench_now_ns();
         for (long i = 0; i < rounds; i++)
-            if ((r->error = burst(t, b)) != 0)
+            if ((r->error = bench_burst(t, b)) != 0)
                 return NULL;
         r->ns[s] = (double)(bench_now_ns() - t0) / (double)(rounds * b);
     }

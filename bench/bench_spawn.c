@@ -26,6 +26,7 @@
 #include "bench.h"
 
 #include <coscope.h>
+#include "spawn_burst.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -35,10 +36,6 @@ static const char *prog = "bench_spawn";
 enum { MODES = 3, BMAX = 10000 };
 static const int batch[MODES] = {1, 1000, 10000}; /* 1: one at a time */
 
-static void *empty(void *arg)
-{
-    return arg;
-}
 
 typedef struct spawn_run {
     long n;              /* ops per repetition and mode */
@@ -48,23 +45,13 @@ typedef struct spawn_run {
     int error;           /* first error seen, or 0 */
 } spawn_run;
 
-/* b spawns then their await (b == 1) or gather. */
-static int burst(cs_task **t, int b)
-{
-    for (int i = 0; i < b; i++)
-        if (!(t[i] = cs_spawn("empty", empty, NULL)))
-            return CS_ENOMEM;
-    if (b == 1)
-        return cs_await(t[0], NULL);
-    return cs_gather(t, (size_t)b, NULL);
-}
 
 static void *spawn_main(void *arg)
 {
     static cs_task *t[BMAX];
     spawn_run *r = arg;
 
-    if ((r->error = burst(t, BMAX)) != 0) /* warm-up: stacks pooled */
+    if ((r->error = bench_burst(t, BMAX)) != 0) /* warm-up: stacks pooled */
         return NULL;
     for (int m = 0; m < MODES; m++)
         r->best[m] = 1e300;
@@ -73,7 +60,7 @@ static void *spawn_main(void *arg)
             long rounds = r->n / batch[m] > 0 ? r->n / batch[m] : 1;
             int64_t t0 = bench_now_ns();
             for (long i = 0; i < rounds; i++)
-                if ((r->error = burst(t, batch[m])) != 0)
+                if ((r->error = bench_burst(t, batch[m])) != 0)
                     return NULL;
             double ns = (double)(bench_now_ns() - t0) /
                         (double)(rounds * batch[m]);
