@@ -83,7 +83,7 @@ extern int cs__trace_rt_disabled;
  * its end record), then its own step, flagged the same.  A lifetime batch
  * and a yield batch are never open at once.
  */
-#define CS__TRACE_LIFE_MAX 32
+#define CS__TRACE_LIFE_MAX 64
 typedef struct cs__trace_life {
     uint64_t task;   /* whose step it was */
     uint64_t target; /* CS_WAIT_TASK: the awaited task's id */
