@@ -427,13 +427,12 @@ static CS__HOT_INLINE void cs__trace_life_in(cs__loop *loop, cs_task *self,
     if (p && p != to)
         cs__trace_regs(p);
     e->task = self->id;
-    e->target = 0;
-    e->status = 0;
-    e->reason = CS_WAIT_TASK;
     if (self->state == CS__WAITING) { /* on task a: a's awaiter is self */
         a = self->wait.obj;
         e->target = a->id;
+        e->reason = CS_WAIT_TASK;
     } else {
+        e->target = 0;
         e->reason = (uint8_t)cs__trace_end_kind(self, &state, &ev);
         e->status = self->status;
         wait = CS_WAIT_NONE;
@@ -491,9 +490,9 @@ __attribute__((noinline)) void cs__trace_jump_life(cs__loop *loop,
                                                    cs__ctx *from, cs__ctx *dst)
 {
     uintptr_t sp = 0, fp = 0, ip = 0;
-    int have = cs__trace_predict >= 0 &&
+    int have = self->state == CS__WAITING && cs__trace_predict >= 0 &&
                cs__ctx_regs_predict(__builtin_frame_address(0), &sp, &fp,
-                                    &ip);
+                                    &ip); /* an ended task has none */
 
     cs__trace_life_in(loop, self, to, have, sp, fp, ip);
     cs__switch(from, dst);
