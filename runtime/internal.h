@@ -134,6 +134,7 @@ struct cs_task {
     bool cancel_delivered;  /* a call returned CS_ECANCELLED to the task */
     bool detached;          /* handle given up: free itself on end */
     bool shielded;          /* current wait ignores cancellation */
+    bool ran;               /* its first step has begun (trace.h) */
     bool has_status;        /* ended by cs_raise/cancel, see status */
     int status;             /* 0, or the error the task ended with */
     char *errmsg;           /* message of that error (malloc'ed) */
@@ -473,8 +474,9 @@ static CS__HOT_INLINE bool cs__trace_batch_more(cs__loop *loop,
 }
 
 /* Whether self's step, ending now with a switch to `to`, goes into the
- * loop's lifetime batch (trace.h): an await of the task that runs next
- * opens one; while one is open, any await or end joins it. */
+ * loop's lifetime batch (trace.h): an await of the task that runs next,
+ * or an end followed by a task's first step, opens one; while one is
+ * open, any await or end joins it. */
 static CS__HOT_INLINE bool cs__trace_life_fits(const cs__loop *loop,
                                                const cs_task *self,
                                                const cs_task *to)
@@ -484,7 +486,7 @@ static CS__HOT_INLINE bool cs__trace_life_fits(const cs__loop *loop,
     if (self->state == CS__WAITING)
         return self->wait.reason == CS__WAIT_TASK &&
                (loop->tr_nlife || self->wait.obj == to);
-    return self->state == CS__DONE && loop->tr_nlife;
+    return self->state == CS__DONE && (loop->tr_nlife || !to->ran);
 }
 
 /* Tracing at a switch from self to `to` (NULL: the loop context), before

@@ -365,6 +365,7 @@ static void cs__task_entry(void *arg)
 #ifdef CS__ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
+    t->ran = true;
     if (t->loop->tr_ring)
         cs__trace_settle(t->loop);
     /* Cancelled before its first step: like asyncio, the body never runs. */
