@@ -55,8 +55,8 @@ static void *spawn_main(void *arg)
         return NULL;
     for (int m = 0; m < MODES; m++)
         r->best[m] = 1e300;
-    for (int rep = 0; rep < r->reps; rep++)
-        for (int m = 0; m < r->modes; m++) {
+    for (int m = 0; m < r->modes; m++) /* a mode's reps in a row */
+        for (int rep = 0; rep < r->reps; rep++) {
             long rounds = r->n / batch[m] > 0 ? r->n / batch[m] : 1;
             int64_t t0 = bench_now_ns();
             for (long i = 0; i < rounds; i++)
