@@ -474,9 +474,9 @@ static CS__HOT_INLINE bool cs__trace_batch_more(cs__loop *loop,
 }
 
 /* Whether self's step, ending now with a switch to `to`, goes into the
- * loop's lifetime batch (trace.h): an await of the task that runs next,
- * or an end followed by a task's first step, opens one; while one is
- * open, any await or end joins it. */
+ * loop's lifetime batch (trace.h): an await of the task that runs next
+ * for the first time, or an end followed by a task's first step, opens
+ * one; while one is open, any await or end joins it. */
 static CS__HOT_INLINE bool cs__trace_life_fits(const cs__loop *loop,
                                                const cs_task *self,
                                                const cs_task *to)
@@ -485,8 +485,24 @@ static CS__HOT_INLINE bool cs__trace_life_fits(const cs__loop *loop,
         return false;
     if (self->state == CS__WAITING)
         return self->wait.reason == CS__WAIT_TASK &&
-               (loop->tr_nlife || self->wait.obj == to);
+               (loop->tr_nlife || (self->wait.obj == to && !to->ran));
     return self->state == CS__DONE && (loop->tr_nlife || !to->ran);
+}
+
+/* Whether a timed step of self, ending with a switch to `to`, is a short
+ * lifetime's (trace.h), whose length says if the next ones are batched:
+ * an await of a task about to run for the first time, or a task's end in
+ * its first step (its slot counts no step yet). */
+static inline bool cs__trace_life_kind(const cs_task *self,
+                                       const cs_task *to)
+{
+    const cs_task_slot *s;
+
+    if (self->state == CS__WAITING)
+        return self->wait.reason == CS__WAIT_TASK && to &&
+               self->wait.obj == to && !to->ran;
+    return self->state == CS__DONE && (s = cs__trace_slot(self->tr_ref)) &&
+           s->steps == 0;
 }
 
 /* Tracing at a switch from self to `to` (NULL: the loop context), before
@@ -574,6 +590,8 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
             loop->tr_prev = self;
     } else if (self) {
         loop->tr_hot = 0;
+        if (!batched && cs__trace_life_kind(self, to))
+            loop->tr_life_hot = t1 - t0 < loop->tr_hot_ticks;
         cs__trace_parked(loop, self, t0, t1, batched);
         if (self->state != CS__DONE) {
             if (have_regs)

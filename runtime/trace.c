@@ -574,13 +574,9 @@ void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1,
         cs__trace_target(p, &target, &aux);
         cs__trace_emit(r, t1, target, CS_REC_INFO(CS_EV_WAIT, reason, 0),
                        (uint32_t)aux);
-        if (!batched && reason == CS__WAIT_TASK)
-            loop->tr_life_hot = t1 - t0 < loop->tr_hot_ticks;
         break;
     case CS__DONE:
         reason = cs__trace_end_kind(p, &state, &ended);
-        if (!batched)
-            loop->tr_life_hot = t1 - t0 < loop->tr_hot_ticks;
         break;
     default: /* CS__READY: yielded */
         state = CS_TASK_READY;

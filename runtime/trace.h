@@ -69,10 +69,12 @@ extern int cs__trace_rt_disabled;
  * Task-lifetime batching: the same idea for spawn + await.  A task that
  * awaits a short task pays two switches, and with a clock read each the
  * two reads cost as much as the rest of spawn + await.  Once a timed step
- * that ended in an await or in the task's end (or a whole lifetime batch,
- * on average) took less than COSCOPE_BATCH_NS, a task that awaits the task
- * that runs next, or that ends before another task's first step (a burst),
- * opens a batch: that switch reads no clock, and while the
+ * of a short lifetime (an await of a task about to run for the first
+ * time, or a task's end in its first step), or a whole lifetime batch on
+ * average, took less than COSCOPE_BATCH_NS, a task that awaits the task
+ * that runs next for the first time, or that ends before another task's
+ * first step (a burst), opens a batch: that switch reads no clock, and
+ * while the
  * batch is open neither does any switch whose step ended in an await or in
  * the task's end (up to CS__TRACE_LIFE_MAX steps).  Each such step is
  * kept in the loop's cache (task, how it stopped, the awaited task) and
