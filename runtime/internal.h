@@ -211,6 +211,8 @@ struct cs__loop {
     uint32_t tr_life_hot;   /* the last timed such step (or batch) was short */
     uint32_t tr_nlife;      /* steps kept in tr_cache->life: open if any */
     uint64_t tr_life_est;   /* ticks per step of the last lifetime batch */
+    volatile sig_atomic_t tr_slow; /* the running step was found slow
+                               (cs_agent_step_slow): its switch is timed */
     cs_task *reap;          /* ended task whose stack awaits release */
     cs__link all;           /* every unfinished task */
     size_t ntasks;          /* unfinished tasks */
@@ -481,7 +483,8 @@ static CS__HOT_INLINE bool cs__trace_life_fits(const cs__loop *loop,
                                                const cs_task *self,
                                                const cs_task *to)
 {
-    if (!self || !to || loop->tr_nbt || loop->tr_nlife >= CS__TRACE_LIFE_MAX)
+    if (!self || !to || loop->tr_nbt || loop->tr_nlife >= CS__TRACE_LIFE_MAX ||
+        loop->tr_slow)
         return false;
     if (self->state == CS__WAITING)
         return self->wait.reason == CS__WAIT_TASK &&
@@ -557,6 +560,7 @@ cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
         t0 = t1 - cs__trace_life_end(loop, t1, self != NULL);
         batched = 2;
     }
+    loop->tr_slow = 0;
     loop->tr_t0 = t1;
     loop->tr_prev = NULL;
     if (p && p != to)

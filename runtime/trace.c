@@ -91,6 +91,7 @@ void cs__trace_loop_start(cs__loop *loop)
     loop->tr_life_hot = 0;
     loop->tr_nlife = 0;
     loop->tr_life_est = 1;
+    loop->tr_slow = 0;
     loop->tr_hdr = loop->tr_ring->hdr;
     /* COSCOPE_BATCH_NS: what a short yield step is (trace.h) */
     const char *v = getenv("COSCOPE_BATCH_NS");
@@ -474,6 +475,14 @@ static CS__HOT_INLINE void cs__trace_life_in(cs__loop *loop, cs_task *self,
     }
 }
 
+CS_EXTERN void cs_agent_step_slow(void)
+{
+    cs__loop *loop = cs__tls_loop;
+
+    if (loop && loop->tr_ring)
+        loop->tr_slow = 1;
+}
+
 void cs__trace_life_step(cs__loop *loop, cs_task *self, cs_task *to,
                          int have_regs, uintptr_t sp, uintptr_t fp,
                          uintptr_t ip)
@@ -508,6 +517,10 @@ uint64_t cs__trace_life_end(cs__loop *loop, uint64_t t1, int closing)
     const cs__trace_life *e = loop->tr_cache->life;
     uint32_t n = loop->tr_nlife + (closing ? 1 : 0);
     uint64_t dur = t1 - loop->tr_t0, q = dur / n;
+    /* the step ending now was found slow: the kept ones were short, each
+     * as long as the last batch's, and it takes the rest */
+    if (loop->tr_slow && closing && loop->tr_life_est * (n - 1) < dur)
+        q = loop->tr_life_est;
     uint32_t flags = 0, arg = cs__trace_dur_arg(dur, &flags);
     uint32_t qflags = CS_RECF_BATCHED, qarg = cs__trace_dur_arg(q, &qflags);
     /* the batch record, then two per kept step */
@@ -536,7 +549,7 @@ uint64_t cs__trace_life_end(cs__loop *loop, uint64_t t1, int closing)
     }
     loop->tr_nlife = 0;
     loop->tr_life_est = q ? q : 1;
-    loop->tr_life_hot = q < loop->tr_hot_ticks;
+    loop->tr_life_hot = !loop->tr_slow && q < loop->tr_hot_ticks;
     return dur - q * (n - 1);
 }
 

@@ -84,7 +84,9 @@ extern int cs__trace_rt_disabled;
  * record (steps, duration), then each kept step's records at the batch's
  * end (CS_EV_WAIT, a CS_EV_STEP flagged CS_RECF_BATCHED with its share,
  * its end record), then its own step, flagged the same.  A lifetime batch
- * and a yield batch are never open at once.
+ * and a yield batch are never open at once.  A step the agent's watchdog
+ * samples as slow (cs_agent_step_slow) is timed: it ends the batch and
+ * takes all but the other steps' estimate, so its length is kept.
  */
 #define CS__TRACE_LIFE_MAX 64
 typedef struct cs__trace_life {

@@ -112,6 +112,10 @@ CS_EXTERN void cs_agent_trace_warning(int kind, uint64_t task_id,
 /* A pointer-sized slot the agent may use for its own data per object. */
 CS_EXTERN void **cs_agent_coro_slot(cs_coro *c);
 CS_EXTERN void **cs_agent_task_slot(cs_task *t);
+/* The calling thread's loop runs a step the watchdog found slow: the
+ * trace times it on its own rather than in a batch.  Async-signal-safe
+ * (the sampling signal's handler calls it on the loop's thread). */
+CS_EXTERN void cs_agent_step_slow(void);
 
 #ifdef __cplusplus
 }
