@@ -9,6 +9,8 @@
  *     or raised, with the error), and main's wait naming it; the steps
  *     come in batches whose step counts match the steps that follow them,
  *     and timestamps never go back;
+ *   - a yield or a sleep closes a batch with its own step, and the yields
+ *     (timed, or counted in a yield batch) are all there;
  *   - inside a batch the task table is current: a task sees main waiting
  *     on it, itself running with main as its awaiter;
  *   - exit() while a batch is open: the recorded file (COSCOPE_RECORD)
@@ -86,6 +88,7 @@ static int index_of(uint64_t id)
 /* What the records say about each task. */
 typedef struct per_task {
     int created, named, steps, done, raised, awaited;
+    int yields;        /* steps ended by a yield: records, or in yields */
     int32_t error;
 } per_task;
 
@@ -130,6 +133,13 @@ static void summarise(cs_trace *tr, summary *s)
                     if (e->ts != batch_ts || batch_left-- <= 0)
                         s->batch_mismatch++;
                 }
+                if (e->type == CS_EV_YIELDS) { /* a yield batch's k steps */
+                    if (e->ts != batch_ts || batch_left < (int64_t)e->arg)
+                        s->batch_mismatch++;
+                    batch_left -= (int64_t)e->arg;
+                    if (k >= 0)
+                        s->t[k].yields += (int)e->arg;
+                }
                 if (e->type == CS_EV_WAIT && e->reason == CS_WAIT_TASK &&
                     (k = index_of(e->task_id)) >= 0) {
                     s->t[k].awaited++;
@@ -149,6 +159,7 @@ static void summarise(cs_trace *tr, summary *s)
                 case CS_EV_STEP:
                     s->t[k].steps += e->reason == CS_STOP_DONE ||
                                      e->reason == CS_STOP_RAISED;
+                    s->t[k].yields += e->reason == CS_WAIT_YIELD;
                     break;
                 case CS_EV_TASK_DONE:
                     s->t[k].done++;
@@ -208,6 +219,82 @@ static void test_trace_lifetimes_every_task_recorded(void **state)
     assert_int_equal(s.batch_mismatch, 0);
     assert_int_equal(s.back_in_time, 0);
     assert_every_task(&s, TASKS); /* ... and nothing of them was lost */
+}
+
+/* ---- a lifetime batch ended by another kind of step --------------------- */
+
+enum { YIELDS = 5 };
+
+static void *yielder(void *arg)
+{
+    for (int i = 0; i < YIELDS; i++)
+        cs_yield();
+    return arg;
+}
+
+static void *sleeper(void *arg)
+{
+    cs_sleep(CS_MSEC(1));
+    return arg;
+}
+
+static int yielding[TASKS]; /* ids[i] is a yielder */
+
+/* Short lifetimes, then a gather of two tasks that yield to each other,
+ * or an await of one that sleeps: each closes the open batch with its own
+ * kind of step. */
+static void *mixed_main(void *arg)
+{
+    (void)arg;
+    ntasks = 0;
+    for (int round = 0; round < 4; round++) {
+        cs_task *g[2];
+        for (int i = 0; i < 5; i++) {
+            cs_task *t = cs_spawn("quick", quick, NULL);
+            yielding[ntasks] = 0;
+            ids[ntasks++] = cs_task_id(t);
+            if (cs_await(t, NULL) != 0)
+                return (void *)1;
+        }
+        for (int i = 0; i < 2 - round % 2; i++) {
+            g[i] = cs_spawn("quick", round % 2 ? sleeper : yielder, NULL);
+            yielding[ntasks] = round % 2 == 0;
+            ids[ntasks++] = cs_task_id(g[i]);
+        }
+        if (cs_gather(g, (size_t)(2 - round % 2), NULL) != 0)
+            return (void *)2;
+    }
+    return NULL;
+}
+
+static void test_trace_lifetimes_other_steps_close_batches(void **state)
+{
+    (void)state;
+    cs_trace *tr;
+    static summary s;
+    void *res = (void *)-1;
+
+    assert_rc(cs_run(mixed_main, NULL, &res), 0);
+    assert_null(res);
+    cs_test_assert_clean();
+    assert_rc(cs_trace_open_pid((int)getpid(), &tr), 0);
+    summarise(tr, &s);
+    cs_trace_close(tr);
+    assert_true(s.batches >= 1);
+    assert_int_equal(s.batch_mismatch, 0);
+    assert_int_equal(s.back_in_time, 0);
+    for (int i = 0; i < ntasks; i++) {
+        assert_int_equal(s.t[i].created, 1);
+        assert_int_equal(s.t[i].steps, 1); /* the one that ended it */
+        assert_int_equal(s.t[i].done, 1);
+        if (!yielding[i]) { /* a gathered one may be done when awaited */
+            assert_true(s.t[i].awaited >= 1);
+            assert_int_equal(s.t[i].yields, 0);
+        }
+        else /* a last yield with nobody else ready switches nothing */
+            assert_true(s.t[i].yields >= YIELDS - 1 &&
+                        s.t[i].yields <= YIELDS);
+    }
 }
 
 /* ---- the task table inside a batch -------------------------------------- */
@@ -367,6 +454,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_trace_lifetimes_every_task_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_trace_lifetimes_other_steps_close_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_lifetimes_table_is_current,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_lifetimes_exit_keeps_batch,
