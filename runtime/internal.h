@@ -487,7 +487,7 @@ static CS__HOT_INLINE bool cs__trace_life_fits(const cs__loop *loop,
         loop->tr_slow)
         return false;
     if (self->state == CS__WAITING)
-        return self->wait.reason == CS__WAIT_TASK &&
+        return self->wait.reason == CS_WAIT_TASK &&
                (loop->tr_nlife || (self->wait.obj == to && !to->ran));
     return self->state == CS__DONE && (loop->tr_nlife || !to->ran);
 }
@@ -502,7 +502,7 @@ static inline bool cs__trace_life_kind(const cs_task *self,
     const cs_task_slot *s;
 
     if (self->state == CS__WAITING)
-        return self->wait.reason == CS__WAIT_TASK && to &&
+        return self->wait.reason == CS_WAIT_TASK && to &&
                self->wait.obj == to && !to->ran;
     return self->state == CS__DONE && (s = cs__trace_slot(self->tr_ref)) &&
            s->steps == 0;
