@@ -508,6 +508,15 @@ typedef struct {
 static PyTypeObject *step_wrapper_type; /* checked layout, or NULL */
 static int step_wrapper_checked;
 
+/* Is tp the C Task's step wrapper, by name?  3.11 calls the type
+ * "TaskStepMethWrapper", 3.12+ "_asyncio.TaskStepMethWrapper" (a heap
+ * type with its module's name). */
+static int is_step_wrapper_name(PyTypeObject *tp)
+{
+    const char *n = strrchr(tp->tp_name, '.');
+    return strcmp(n ? n + 1 : tp->tp_name, "TaskStepMethWrapper") == 0;
+}
+
 PyObject *cs_py_task_of_callback(PyObject *cb)
 {
     PyTypeObject *tp = Py_TYPE(cb);
@@ -526,7 +535,7 @@ PyObject *cs_py_task_of_callback(PyObject *cb)
         return PyObject_TypeCheck(self, (PyTypeObject *)cs_py_task_type)
                    ? self : NULL;
     }
-    if (!step_wrapper_checked && strcmp(tp->tp_name, "TaskStepMethWrapper") == 0) {
+    if (!step_wrapper_checked && is_step_wrapper_name(tp)) {
         step_wrapper_checked = 1;
         self = PyObject_GetAttrString(cb, "__self__");
         if (self && self == ((cs_step_wrapper *)cb)->sw_task)
@@ -537,7 +546,7 @@ PyObject *cs_py_task_of_callback(PyObject *cb)
             return ((cs_step_wrapper *)cb)->sw_task;
     }
     if (step_wrapper_checked && step_wrapper_type == NULL &&
-        strcmp(tp->tp_name, "TaskStepMethWrapper") == 0) {
+        is_step_wrapper_name(tp)) {
         self = PyObject_GetAttrString(cb, "__self__");
         if (self == NULL) {
             PyErr_Clear();

@@ -246,6 +246,36 @@ static int line_pub(PyObject *code, int line)
     return line;
 }
 
+/* What the waiting frame fr waits on, as target_of says for 3.11: the
+ * sleep's deadline from its local "h" (a TimerHandle), else the "self"
+ * it is a method of; through PyFrame_GetVarString (3.12+), only for the
+ * one waiting frame of a chain. */
+static uint64_t target_pub(PyFrameObject *fr, unsigned wait)
+{
+    uint64_t t = 0;
+#if PY_VERSION_HEX >= 0x030c0000
+    PyObject *v = PyFrame_GetVarString(fr, wait == CS_WAIT_SLEEP ? "h" : "self");
+    if (v == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (wait != CS_WAIT_SLEEP) {
+        t = (uint64_t)(uintptr_t)v; /* an address, as a key */
+    } else {
+        PyObject *when = PyObject_GetAttrString(v, "_when");
+        double d = when ? PyFloat_AsDouble(when) : -1;
+        Py_XDECREF(when);
+        PyErr_Clear();
+        t = d > 0 ? (uint64_t)(d * 1e9) : 0;
+    }
+    Py_DECREF(v);
+#else
+    (void)fr;
+    (void)wait;
+#endif
+    return t;
+}
+
 int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait,
                 uint64_t *target)
 {
@@ -271,10 +301,12 @@ int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait,
                                      PyFrame_GetLineNumber((PyFrameObject *)fr),
                                      line_pub);
         Py_DECREF(code);
-        Py_DECREF(fr);
         outer[n++] = e->loc.text;
-        if (e->loc.wait)
+        if (e->loc.wait) {
             w = e->loc.wait;
+            *target = target_pub((PyFrameObject *)fr, e->loc.wait);
+        }
+        Py_DECREF(fr);
         o = next == Py_None ? (Py_DECREF(next), NULL) : next;
     }
     Py_XDECREF(o);
