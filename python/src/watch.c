@@ -27,8 +27,22 @@
 #include <time.h>
 #include <unistd.h>
 
-/* CPython's, exported by 3.11-3.13 (Include/internal/pycore_traceback.h) */
+#if PY_VERSION_HEX >= 0x030d0000 && PY_VERSION_HEX < 0x030e0000
+/* 3.13 no longer exports _Py_DumpTraceback: its frame walk is done here
+ * (dump_traceback() of Python/traceback.c, same text) */
+#define CS_PY_OWN_DUMP 1
+#define Py_BUILD_CORE 1
+#include "internal/pycore_frame.h"
+#undef Py_BUILD_CORE
+#define CUR_FRAME(ts) ((ts)->current_frame)
+#elif PY_VERSION_HEX < 0x030d0000
+/* CPython's, exported by 3.11 and 3.12 (Include/internal/pycore_traceback.h) */
 extern void _Py_DumpTraceback(int fd, PyThreadState *tstate);
+#define CUR_FRAME(ts) ((ts)->cframe->current_frame)
+#else
+/* 3.14+: not ported; a slow step is still reported, without the sample */
+#define CS_PY_NO_DUMP 1
+#endif
 
 #define MAX_THREADS CS_RING_MAX
 
@@ -47,6 +61,73 @@ void cs_py_register_thread(cs_py_thread *t)
     pthread_mutex_unlock(&threads_mu);
 }
 
+#ifdef CS_PY_OWN_DUMP
+static void put_lit(char *buf, size_t *n, size_t cap, const char *s)
+{
+    while (*s && *n < cap)
+        buf[(*n)++] = *s++;
+}
+
+/* Appends s to buf (at *n, cap bytes) as faulthandler's _Py_DumpASCII
+ * would, at most 500 characters, but non-ASCII as UTF-8 (step.c decodes
+ * the sample as UTF-8).  Reads the string without the GIL: it is
+ * immutable. */
+static void put_str(char *buf, size_t *n, size_t cap, PyObject *s)
+{
+    if (s == NULL || !PyUnicode_Check(s)) {
+        put_lit(buf, n, cap, "???");
+        return;
+    }
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+    for (Py_ssize_t i = 0; i < len && i < 500; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        char u[4];
+        int k;
+        if (c < 0x80) { u[0] = (char)c; k = 1; }
+        else if (c < 0x800) { u[0] = (char)(0xc0 | (c >> 6)); u[1] = (char)(0x80 | (c & 0x3f)); k = 2; }
+        else if (c < 0x10000) { u[0] = (char)(0xe0 | (c >> 12)); u[1] = (char)(0x80 | ((c >> 6) & 0x3f)); u[2] = (char)(0x80 | (c & 0x3f)); k = 3; }
+        else { u[0] = (char)(0xf0 | (c >> 18)); u[1] = (char)(0x80 | ((c >> 12) & 0x3f)); u[2] = (char)(0x80 | ((c >> 6) & 0x3f)); u[3] = (char)(0x80 | (c & 0x3f)); k = 4; }
+        if (*n + (size_t)k > cap)
+            return;
+        memcpy(buf + *n, u, (size_t)k);
+        *n += (size_t)k;
+    }
+}
+
+/* The stack of tstate as _Py_DumpTraceback(fd, tstate) writes it
+ * ("Stack (most recent call first):" then '  File "f", line N in func'
+ * per frame, at most 100), into buf; its length.  Only reads memory. */
+static size_t own_dump(PyThreadState *ts, char *buf, size_t cap)
+{
+    size_t n = 0;
+    char num[24];
+    put_lit(buf, &n, cap, "Stack (most recent call first):\n");
+    _PyInterpreterFrame *f = __atomic_load_n(&ts->current_frame, __ATOMIC_ACQUIRE);
+    for (int depth = 0; f && depth < 100; f = f->previous) {
+        if (f->owner == FRAME_OWNED_BY_CSTACK || f->f_executable == NULL ||
+            !PyCode_Check(f->f_executable))
+            continue;
+        PyCodeObject *co = (PyCodeObject *)f->f_executable;
+        put_lit(buf, &n, cap, "  File \"");
+        put_str(buf, &n, cap, co->co_filename);
+        int line = PyUnstable_InterpreterFrame_GetLine(f);
+        if (line >= 0)
+            snprintf(num, sizeof(num), "%d", line);
+        else
+            strcpy(num, "???");
+        put_lit(buf, &n, cap, "\", line ");
+        put_lit(buf, &n, cap, num);
+        put_lit(buf, &n, cap, " in ");
+        put_str(buf, &n, cap, co->co_name);
+        put_lit(buf, &n, cap, "\n");
+        depth++;
+    }
+    return n;
+}
+#endif
+
 static void sample(cs_py_thread *t, uint64_t start)
 {
     int idle = 0;
@@ -61,24 +142,26 @@ static void sample(cs_py_thread *t, uint64_t start)
     }
     size_t n = 0;
     /* The frames change under us (as faulthandler's do): a dump is kept
-     * when the innermost frame was the same before and after it (3.11),
-     * else taken again, three times at most. */
+     * when the innermost frame was the same before and after it, else
+     * taken again, three times at most. */
     for (int tries = 0; tries < 3; tries++) {
+#ifdef CS_PY_NO_DUMP
+        break;
+#else
+        void *before = __atomic_load_n((void **)&CUR_FRAME(t->tstate),
+                                       __ATOMIC_ACQUIRE);
+#ifdef CS_PY_OWN_DUMP
+        n = own_dump(t->tstate, t->sample, sizeof(t->sample) - 1);
+#else
         if (memfd < 0 || ftruncate(memfd, 0) != 0 || lseek(memfd, 0, SEEK_SET) != 0)
             break;
-#ifdef CS_PY_311
-        void *before = __atomic_load_n((void **)&t->tstate->cframe->current_frame,
-                                       __ATOMIC_ACQUIRE);
-#endif
         _Py_DumpTraceback(memfd, t->tstate);
         ssize_t k = pread(memfd, t->sample, sizeof(t->sample) - 1, 0);
         n = k > 0 ? (size_t)k : 0;
-#ifdef CS_PY_311
-        if (__atomic_load_n((void **)&t->tstate->cframe->current_frame,
+#endif
+        if (__atomic_load_n((void **)&CUR_FRAME(t->tstate),
                             __ATOMIC_ACQUIRE) == before)
             break;
-#else
-        break;
 #endif
     }
     t->sample[n] = 0;
