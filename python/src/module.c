@@ -315,6 +315,19 @@ static struct PyModuleDef moddef = {
 
 PyMODINIT_FUNC PyInit__coscope(void)
 {
+    /* A build for another minor version (the CMake build's directory put
+     * on PYTHONPATH for another interpreter: the file name has no ABI tag)
+     * would read that version's structures wrongly: refuse it, before
+     * anything else runs.  Py_Version: the running interpreter's. */
+    if ((Py_Version >> 16) != (PY_VERSION_HEX >> 16)) {
+        PyErr_Format(PyExc_ImportError,
+                     "this coscope bridge was built for Python %d.%d, not %d.%d "
+                     "(build it for this interpreter: pip install ./python, or "
+                     "cmake -DPython3_EXECUTABLE=...)",
+                     PY_MAJOR_VERSION, PY_MINOR_VERSION,
+                     (int)(Py_Version >> 24), (int)((Py_Version >> 16) & 0xff));
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&moddef);
     if (m == NULL)
         return NULL;
