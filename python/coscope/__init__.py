@@ -494,6 +494,25 @@ def _patch_loops(asyncio, C):
                 pass
 
     sel_loop.__init__ = sel_init
+    if (3, 13, 0) <= sys.version_info[:3] < (3, 13, 3):
+        # 3.13.0-3.13.2 name every unnamed task "None" once a task factory
+        # is set (CPython gh-130033: create_task calls set_name(name) even
+        # for None), and ours always is: where the program set none, do
+        # what create_task does without a factory (the name given, else
+        # "Task-N"); a factory of the program's own keeps 3.13's way
+        orig_create = base.create_task
+
+        def create_task(self, coro, *, name=None, context=None):
+            f = self._task_factory
+            if type(f) is not C.TaskFactory or f.inner is not None:
+                return orig_create(self, coro, name=name, context=context)
+            self._check_closed()
+            task = f(self, coro, name=name, context=context)
+            if task._source_traceback:
+                del task._source_traceback[-1]
+            return task
+
+        base.create_task = create_task
     base.__init__ = __init__
     base.set_task_factory = set_task_factory
     base.get_task_factory = get_task_factory

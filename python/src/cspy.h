@@ -143,5 +143,8 @@ int cs_py_blocking_register(void);
 extern PyMethodDef cs_py_handle_run_def;
 /* Publishes row's state after a step (or on demand). */
 void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1);
+/* A task's first step ran outside Handle._run, from t0 to t1 (an eager
+ * task, 3.12+: inside the factory): what a first step's end records. */
+void cs_py_first_step_done(PyObject *task, uint64_t t0, uint64_t t1);
 
 #endif

@@ -184,6 +184,43 @@ static cs_py_row *first_step_end(PyObject *task, uint64_t t0, uint64_t t1)
     return r;
 }
 
+/* Eager tasks named before create_task gave them their name (3.12 calls
+ * set_name after the factory): named again at the start of the next
+ * step, by (task address, id), so that a task gone meanwhile is skipped.
+ * The GIL serialises these. */
+#define RENAME_MAX 64
+static struct { PyObject *task; uint64_t id; } renames[RENAME_MAX];
+static int nrenames;
+
+static void rename_eager(void)
+{
+    int n = nrenames;
+    nrenames = 0;
+    for (int i = 0; i < n; i++) {
+        cs_py_row *r = cs_py_row_find(renames[i].task);
+        if (r && r->id == renames[i].id) {
+            r->named = 0;
+            cs_py_row_name(r);
+        }
+    }
+}
+
+void cs_py_first_step_done(PyObject *task, uint64_t t0, uint64_t t1)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    cs_py_row *r = first_step_end(task, t0, t1);
+    if (r) {
+        cs_py_publish(r, t0, t1);
+        if (nrenames < RENAME_MAX) {
+            renames[nrenames].task = task;
+            renames[nrenames++].id = r->id;
+        }
+        Py_DECREF(r);
+    }
+    PyErr_Restore(et, ev, tb);
+}
+
 /* Hands the sample the watchdog took of this step (or None) to Python. */
 static PyObject *take_sample(cs_py_thread *t, uint64_t t0)
 {
@@ -232,6 +269,8 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
     PyObject *task = NULL;
     uint64_t id = 0;
     if (cs_py_tracing) {
+        if (nrenames)
+            rename_eager();
         task = cs_py_task_of_callback(cb);
         if (task) {
             r = cs_py_row_find(task);
@@ -273,6 +312,8 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
         PyErr_Restore(et, ev, tb);
     }
     uint64_t t1 = cs__trace_now();
+    if (nrenames) /* eager tasks made in this step: named by now */
+        rename_eager();
     if (t) {
         t->row = saved_step.row;
         t->task = saved_step.task;

@@ -409,6 +409,22 @@ typedef struct {
     PyObject *inner; /* the factory set before ours (chained), or NULL */
 } cs_py_factory;
 
+/* Did the task's coroutine run already (its task done, or the coroutine
+ * suspended)?  A task made the usual way has not started yet. */
+static int eager_started(PyObject *task, PyObject *coro)
+{
+    PyObject *v = PyObject_CallMethodNoArgs(task, s_done);
+    int yes = v == Py_True;
+    Py_XDECREF(v);
+    if (!yes) {
+        v = PyObject_GetAttrString(coro, "cr_suspended");
+        yes = v == Py_True;
+        Py_XDECREF(v);
+    }
+    PyErr_Clear();
+    return yes;
+}
+
 static PyObject *factory_call(PyObject *self, PyObject *args, PyObject *kw)
 {
     cs_py_factory *f = (cs_py_factory *)self;
@@ -416,7 +432,10 @@ static PyObject *factory_call(PyObject *self, PyObject *args, PyObject *kw)
 
     if (!PyArg_UnpackTuple(args, "task_factory", 2, 2, &loop, &coro))
         return NULL;
-    if (f->inner && f->inner != Py_None) {
+    uint64_t t_call = 0;
+    int chained = f->inner && f->inner != Py_None;
+    if (chained) {
+        t_call = cs__trace_now();
         task = PyObject_Call(f->inner, args, kw);
     } else if (kw == NULL || PyDict_GET_SIZE(kw) == 0) {
         PyObject *av[2] = {coro, loop}; /* asyncio.Task(coro, loop=loop) */
@@ -446,9 +465,17 @@ static PyObject *factory_call(PyObject *self, PyObject *args, PyObject *kw)
     e->parent = t && t->task ? cs_py_task_id(t->task) : 0;
     e->created = cs__trace_now();
     e->site = cs_py_site_here();
+    /* 3.12+'s eager tasks (asyncio.eager_task_factory, chained) ran their
+     * first step inside the factory, not through Handle._run: done, or
+     * suspended in an await */
+    int eager = chained && e->coro && eager_started(task, coro);
+    if (eager)
+        e->created = t_call;
     if (t && t->ring)
         cs__trace_emit(t->ring, e->created, e->id,
                        CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), e->site);
+    if (eager)
+        cs_py_first_step_done(task, t_call, cs__trace_now());
     return task;
 }
 

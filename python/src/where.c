@@ -42,6 +42,9 @@ static char aio_dir[1024];   /* ".../asyncio/" */
 static size_t aio_len;
 static char std_dir[1024];   /* the standard library's directory + "/" */
 static size_t std_len;
+static char own_dir[1024];   /* coscope's package (its create_task on
+                                3.13.0-3.13.2), counted as asyncio's */
+static size_t own_len;
 
 /* Wait reason said by asyncio's own waiting coroutines. */
 static unsigned wait_of(const char *qualname)
@@ -118,7 +121,8 @@ static const loc_entry *loc_get(PyObject *code, int key,
     e->code = Py_NewRef(code);
     e->key = key;
     e->loc.text = cs__trace_intern(text);
-    e->aio = aio_len && strncmp(file, aio_dir, aio_len) == 0;
+    e->aio = (aio_len && strncmp(file, aio_dir, aio_len) == 0) ||
+             (own_len && strncmp(file, own_dir, own_len) == 0);
     e->loc.library = e->aio || (std_len && strncmp(file, std_dir, std_len) == 0);
     e->loc.wait = e->aio ? (uint8_t)wait_of(func) : CS_WAIT_NONE;
     e->local = -1;
@@ -401,5 +405,6 @@ int cs_py_where_init(void)
     }
     dir_of("asyncio", "__file__", aio_dir, sizeof(aio_dir), &aio_len);
     dir_of("os", "__file__", std_dir, sizeof(std_dir), &std_len);
+    dir_of("coscope", "__file__", own_dir, sizeof(own_dir), &own_len);
     return 0;
 }
