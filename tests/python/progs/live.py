@@ -1,6 +1,8 @@
 """A live program to read from outside: tasks parked in named coroutines
 (argv[1] of them, default 3), one with a hostile name; says "ready PID"
-on stdout, exits when stdin closes."""
+on stdout, exits when stdin closes.  argv[2] "eager": the tasks are
+made by asyncio.eager_task_factory (3.12+), their first step run inside
+create_task."""
 import asyncio
 import os
 import sys
@@ -22,6 +24,8 @@ async def hold(ev):
 
 
 async def main():
+    if sys.argv[2:3] == ["eager"]:
+        asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
     ev = asyncio.Event()
     tasks = [asyncio.create_task(nap(i), name="napper-%d" % i) for i in range(N)]
     tasks.append(asyncio.create_task(hold(ev), name="holder"))
