@@ -32,7 +32,10 @@
 #include "writer.h"
 
 #if PY_VERSION_HEX >= 0x030b0000 && PY_VERSION_HEX < 0x030c0000
-#define CS_PY_311 1 /* where.c reads 3.11's frames directly */
+#define CS_PY_311 1 /* 3.11's frame layout */
+#endif
+#if PY_VERSION_HEX >= 0x030b0000 && PY_VERSION_HEX < 0x030e0000
+#define CS_PY_DIRECT 1 /* where.c reads frames directly: 3.11 to 3.13 */
 #endif
 
 /* One thread that runs an event loop (or any Handle). */

@@ -7,20 +7,28 @@
  * is never reused under a cached key).  The reader prints chains of these
  * ids; no Python runs in the target to read them.
  *
- * CPython 3.11: a suspended coroutine's frame is read directly (the
- * embedded _PyInterpreterFrame: code, prev_instr; the awaited object is
- * the top of its stack when the next instruction is RESUME with oparg
- * >= 2, as _PyGen_yf does), which costs a few loads per level.  Other
- * versions use the public attributes (cr_await, cr_frame, f_lineno): the
- * same chains, slower.
+ * CPython 3.11 to 3.13: a suspended coroutine's frame is read directly
+ * (the embedded _PyInterpreterFrame: code, last instruction; the awaited
+ * object is the top of its stack when, as _PyGen_yf says, the next
+ * instruction is RESUME with oparg >= 2 (3.11, 3.12) or the frame state
+ * is FRAME_SUSPENDED_YIELD_FROM (3.13)), which costs a few loads per
+ * level.  Other versions use the public attributes (cr_await, cr_frame,
+ * f_lineno): the same chains, slower.
  */
 #include "cspy.h"
 
-#ifdef CS_PY_311
+#ifdef CS_PY_DIRECT
 #define Py_BUILD_CORE 1
 #include "internal/pycore_frame.h"
 #undef Py_BUILD_CORE
 #include "opcode.h"
+#if PY_VERSION_HEX >= 0x030d0000
+#define FRAME_CODE(f) ((PyCodeObject *)(f)->f_executable)
+#define CUR_FRAME(ts) ((ts)->current_frame)
+#else
+#define FRAME_CODE(f) ((f)->f_code)
+#define CUR_FRAME(ts) ((ts)->cframe ? (ts)->cframe->current_frame : NULL)
+#endif
 #endif
 
 #include <string.h>
@@ -126,7 +134,7 @@ static const loc_entry *loc_get(PyObject *code, int key,
     e->loc.library = e->aio || (std_len && strncmp(file, std_dir, std_len) == 0);
     e->loc.wait = e->aio ? (uint8_t)wait_of(func) : CS_WAIT_NONE;
     e->local = -1;
-#ifdef CS_PY_311
+#ifdef CS_PY_DIRECT
     if (e->loc.wait != CS_WAIT_NONE) {
         const char *want = e->loc.wait == CS_WAIT_SLEEP ? "h" : "self";
         PyObject *names = co->co_localsplusnames;
@@ -144,33 +152,51 @@ static const loc_entry *loc_get(PyObject *code, int key,
     return e;
 }
 
-#ifdef CS_PY_311
+#ifdef CS_PY_DIRECT
 
-static int line_311(PyObject *code, int lasti)
+static int line_direct(PyObject *code, int lasti)
 {
     return PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
 }
 
 static const loc_entry *frame_loc(_PyInterpreterFrame *f)
 {
-    return loc_get((PyObject *)f->f_code, _PyInterpreterFrame_LASTI(f), line_311);
+    return loc_get((PyObject *)FRAME_CODE(f), _PyInterpreterFrame_LASTI(f),
+                   line_direct);
 }
 
-/* What a suspended generator or coroutine awaits (borrowed), or NULL. */
+/* What a suspended generator or coroutine awaits (borrowed), or NULL;
+ * *fp: its frame if it is suspended. */
 static PyObject *awaited(PyObject *o, _PyInterpreterFrame **fp)
 {
     if (!PyCoro_CheckExact(o) && !PyGen_CheckExact(o))
         return NULL;
     PyGenObject *g = (PyGenObject *)o;
+    _PyInterpreterFrame *f = (_PyInterpreterFrame *)g->gi_iframe;
+#if PY_VERSION_HEX >= 0x030d0000
+    if (g->gi_frame_state != FRAME_SUSPENDED &&
+        g->gi_frame_state != FRAME_SUSPENDED_YIELD_FROM)
+        return NULL;
+    *fp = f;
+    if (g->gi_frame_state != FRAME_SUSPENDED_YIELD_FROM ||
+        !PyCode_Check(f->f_executable) ||
+        f->stacktop <= FRAME_CODE(f)->co_nlocalsplus)
+        return NULL;
+#else
     if (g->gi_frame_state != FRAME_SUSPENDED)
         return NULL;
-    _PyInterpreterFrame *f = (_PyInterpreterFrame *)g->gi_iframe;
     *fp = f;
     _Py_CODEUNIT next = f->prev_instr[1];
     int op = _Py_OPCODE(next);
-    if ((op != RESUME && op != RESUME_QUICK) || _Py_OPARG(next) < 2 ||
-        f->stacktop <= f->f_code->co_nlocalsplus)
+#ifdef CS_PY_311
+    int resume = op == RESUME || op == RESUME_QUICK;
+#else
+    int resume = op == RESUME || op == INSTRUMENTED_RESUME;
+#endif
+    if (!resume || _Py_OPARG(next) < 2 ||
+        f->stacktop <= FRAME_CODE(f)->co_nlocalsplus)
         return NULL;
+#endif
     return f->localsplus[f->stacktop - 1];
 }
 
@@ -180,7 +206,7 @@ static PyObject *awaited(PyObject *o, _PyInterpreterFrame **fp)
  * queue... it is a method of. */
 static uint64_t target_of(_PyInterpreterFrame *f, const loc_entry *e)
 {
-    if (e->local < 0 || e->local >= f->f_code->co_nlocalsplus)
+    if (e->local < 0 || e->local >= FRAME_CODE(f)->co_nlocalsplus)
         return 0;
     PyObject *v = f->localsplus[e->local];
     if (v == NULL)
@@ -227,10 +253,14 @@ int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait,
 uint32_t cs_py_site_here(void)
 {
     PyThreadState *ts = PyThreadState_Get();
-    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+    _PyInterpreterFrame *f = CUR_FRAME(ts);
     uint32_t first = 0;
 
     for (int depth = 0; f && depth < 32; f = f->previous, depth++) {
+#if PY_VERSION_HEX >= 0x030d0000
+        if (f->owner == FRAME_OWNED_BY_CSTACK || !PyCode_Check(f->f_executable))
+            continue;
+#endif
         if (_PyFrame_IsIncomplete(f))
             continue;
         const loc_entry *e = frame_loc(f);
@@ -242,7 +272,7 @@ uint32_t cs_py_site_here(void)
     return first;
 }
 
-#else /* other versions: the public attributes */
+#else /* other versions (3.14+): the public attributes */
 
 static int line_pub(PyObject *code, int line)
 {
