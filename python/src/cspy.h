@@ -34,7 +34,10 @@
 #if PY_VERSION_HEX >= 0x030b0000 && PY_VERSION_HEX < 0x030c0000
 #define CS_PY_311 1 /* 3.11's frame layout */
 #endif
-#if PY_VERSION_HEX >= 0x030b0000 && PY_VERSION_HEX < 0x030e0000
+/* -DCS_PY_PUBLIC: the public attributes' way everywhere (the only one for
+ * 3.14+), to test and measure it on 3.12 and 3.13 */
+#if PY_VERSION_HEX >= 0x030b0000 && PY_VERSION_HEX < 0x030e0000 && \
+    !(defined(CS_PY_PUBLIC) && PY_VERSION_HEX >= 0x030c0000)
 #define CS_PY_DIRECT 1 /* where.c reads frames directly: 3.11 to 3.13 */
 #endif
 

@@ -24,7 +24,10 @@ if ! "$X" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
     exit 1
 fi
 ver=$("$X" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
-work=$work/$ver # one build directory per interpreter version
+# COSCOPE_EXTRA_CFLAGS: for the extension's build, e.g. -DCS_PY_PUBLIC (the
+# public attributes' way, 3.14's, tested on 3.12/3.13)
+flags=${COSCOPE_EXTRA_CFLAGS:-}
+work=$work/$ver${flags:+-$(echo "$flags" | tr -c 'A-Za-z0-9_\n' _)} # one per version (and flags)
 mkdir -p "$work"
 echo "bridge for Python $ver ($X) in $work"
 if [ -n "${COSCOPE_EXTRA_PYTHONPATH:-}" ]; then
@@ -36,6 +39,7 @@ if ! "$X" -c 'import pytest' 2>/dev/null; then
     exit 77
 fi
 cmake -S "$src" -B "$work" -DPython3_EXECUTABLE="$X" -DCOSCOPE_TESTS=OFF \
+      -DCMAKE_C_FLAGS="$flags" \
       -DCOSCOPE_BENCH=OFF -DCOSCOPE_EXAMPLES=OFF >"$work.configure.log" 2>&1 ||
     { cat "$work.configure.log" >&2; exit 1; }
 grep 'coscope python bridge' "$work.configure.log"
