@@ -185,8 +185,9 @@ static cs_py_row *first_step_end(PyObject *task, uint64_t t0, uint64_t t1)
 }
 
 /* Eager tasks named before create_task gave them their name (3.12 calls
- * set_name after the factory): named again at the start of the next
- * step, by (task address, id), so that a task gone meanwhile is skipped.
+ * set_name after the factory): named again at the end of the step that
+ * made them (or at the start of the next one, when made outside a step),
+ * found by (task address, id), so that a task gone meanwhile is skipped.
  * The GIL serialises these. */
 #define RENAME_MAX 64
 static struct { PyObject *task; uint64_t id; } renames[RENAME_MAX];
