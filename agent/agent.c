@@ -17,6 +17,8 @@ struct cs__cfg cs__cfg = {.reports = CS__R_ALL, .slow_ns = 100000000};
  * link pulls this file, and with it the constructor below. */
 const char cs__agent_linked = 1;
 
+bool cs__preload_on;
+
 static const cs_agent_hooks cs__hooks = {
     .coro_created = cs__coro_created,
     .coro_started = cs__ag_coro_started,
@@ -41,7 +43,8 @@ static bool cs__attach_preload(bool on)
     if (!attach)
         return false;
     if (on)
-        attach((void *(*)(void))cs_current_task, cs_agent_blocking_report);
+        cs__preload_on =
+            attach((void *(*)(void))cs_current_task, cs_agent_blocking_report);
     return true;
 }
 

@@ -100,6 +100,16 @@ typedef struct cs__sample {
  * thread).  One sample at a time; the handler is installed on first use.
  * Not from a signal handler. */
 int cs__sample_thread(pid_t tid, cs__sample *out, int timeout_ms);
+/* An interposer attached itself to this agent (agent.c): the program's
+ * sleeps and waits that resume.c defines in an executable carrying the
+ * agent then report their blocking calls themselves. */
+extern bool cs__preload_on;
+/* Sends thread tid the sample signal with no request: it interrupts its
+ * poller (epoll_wait returns, the loop ends its iteration), nothing else. */
+void cs__sample_wake(pid_t tid);
+/* Sample signals this thread has received, ever: how a call that failed
+ * with EINTR tells our signal from the program's (resume.c). */
+unsigned cs__sample_signals(void);
 
 /* ---- watchdog.c: slow steps ---------------------------------------------- */
 

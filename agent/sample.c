@@ -26,6 +26,15 @@ static cs__sample *cs__req;   /* the request in flight */
 static pid_t cs__req_tid;     /* the thread that must answer it */
 static int cs__req_state;     /* CS__*, atomic */
 
+/* Bumped by the handler on the thread it interrupts (initial-exec: no
+ * __tls_get_addr in a handler; libcoscope is loaded at start-up). */
+static __thread unsigned cs__sigs __attribute__((tls_model("initial-exec")));
+
+unsigned cs__sample_signals(void)
+{
+    return __atomic_load_n(&cs__sigs, __ATOMIC_RELAXED);
+}
+
 static void cs__sample_handler(int sig, siginfo_t *si, void *uc)
 {
     cs__sample *s = __atomic_load_n(&cs__req, __ATOMIC_ACQUIRE);
@@ -33,6 +42,8 @@ static void cs__sample_handler(int sig, siginfo_t *si, void *uc)
     int e = errno;
 
     (void)sig, (void)si;
+    /* before anything else: the interrupted call compares it on return */
+    __atomic_store_n(&cs__sigs, cs__sigs + 1, __ATOMIC_RELAXED);
     if (__atomic_load_n(&cs__req_state, __ATOMIC_ACQUIRE) != CS__ASKED ||
         !s || (pid_t)syscall(SYS_gettid) != cs__req_tid) {
         errno = e;
@@ -102,4 +113,10 @@ int cs__sample_thread(pid_t tid, cs__sample *out, int timeout_ms)
 out:
     pthread_mutex_unlock(&cs__sample_mu);
     return r;
+}
+
+void cs__sample_wake(pid_t tid)
+{
+    if (cs__sample_install() == 0)
+        syscall(SYS_tgkill, getpid(), tid, CS__SAMPLE_SIG);
 }

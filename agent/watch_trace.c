@@ -12,6 +12,7 @@
 #include "agent.h"
 
 #include <coscope/trace.h>
+#include <stdlib.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -34,6 +35,13 @@ static bool cs__self_open(void)
         return false;
     }
     cs__self_pid = getpid();
+    /* the segment exists, so cs__trace_stop is registered: registered
+     * again now, the watchdog's exit runs before it, and a slow step it
+     * reports at exit still reaches the trace (atexit runs the last
+     * registered first; the first registration then finds it done) */
+    static int reexit;
+    if (!reexit++)
+        atexit(cs__watchdog_exit);
     return true;
 }
 

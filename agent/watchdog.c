@@ -31,6 +31,9 @@ struct cs__watched {
     uint64_t src_seq;   /* either moves when it ends */
     uint64_t task_id;   /* its task */
     bool sampled;       /* sample holds this step's stack */
+    bool wake;          /* a warning posted to the loop may wait for it:
+                           look again and wake it (a signal can arrive
+                           just before it goes to sleep) */
     cs__sample sample;
 };
 
@@ -71,6 +74,25 @@ static void cs__slow_report(void *arg)
     cs__report_end();
 }
 
+/* The slow step as a warning in the trace, in its loop's ring: posted
+ * there from this thread (cs_agent_trace_warning_to), and the loop woken
+ * by a sample signal nobody asked for if it may be asleep in its poller,
+ * so that coscope metrics/report see it without waiting for the loop's
+ * next event.  Not at exit (wake false): the loop has ended or is the
+ * caller, and the warning is written at once. */
+static void cs__slow_trace(struct cs__watched *w, bool wake)
+{
+    cs__bt bt = w->sample.bt;
+    uint64_t id = w->task_id ? w->task_id : w->sample.task_id;
+
+    cs__bt_trim_self(&bt);
+    if (cs_agent_trace_warning_to(w->tid, CS_WARN_SLOW_STEP, id, bt.ip,
+                                  (size_t)bt.n) == 1 && wake) {
+        w->wake = true;
+        cs__sample_wake(w->tid);
+    }
+}
+
 static struct cs__watched *cs__watched_for(pid_t tid)
 {
     struct cs__watched *free_w = NULL;
@@ -95,10 +117,14 @@ static void cs__watch_step(const cs__step *st, int64_t now)
 
     if (!w)
         return;
+    if (w->wake && (w->wake = cs_agent_trace_warning_to(st->tid, 0, 0, NULL,
+                                                         0) == 1))
+        cs__sample_wake(st->tid);
     if (w->start_ns &&
         (w->src_start != st->start_ns || w->src_seq != st->seq)) { /* ended */
         if (w->sampled) {
             struct cs__slow s = {w, now - w->start_ns};
+            cs__slow_trace(w, true);
             cs__report_offstack(CS__R_SLOW, cs__slow_report, &s);
         }
         w->start_ns = 0;
@@ -141,7 +167,7 @@ static int64_t cs__next_look(const cs__step *steps, size_t n, int64_t now,
         const struct cs__watched *w = cs__watched_for(steps[k].tid);
         /* sampled: time its end; begun in a yield batch (seq): look
          * again soon, its start is only known to within a look */
-        if (!w || w->sampled || steps[k].seq)
+        if (!w || w->sampled || w->wake || steps[k].seq)
             return now + period;
         if (w->start_ns && w->start_ns + cs__cfg.slow_ns < next)
             next = w->start_ns + cs__cfg.slow_ns;
@@ -239,6 +265,7 @@ void cs__watchdog_exit(void)
         struct cs__watched *w = &cs__wd.w[k];
         if (w->tid && w->start_ns && w->sampled) {
             struct cs__slow s = {w, now - w->start_ns};
+            cs__slow_trace(w, false);
             cs__report_offstack(CS__R_SLOW, cs__slow_report, &s);
         }
     }

@@ -213,6 +213,7 @@ struct cs__loop {
     uint64_t tr_life_est;   /* ticks per step of the last lifetime batch */
     volatile sig_atomic_t tr_slow; /* the running step was found slow
                                (cs_agent_step_slow): its switch is timed */
+    cs__warn_box tr_box;    /* warnings posted by other threads */
     cs_task *reap;          /* ended task whose stack awaits release */
     cs__link all;           /* every unfinished task */
     size_t ntasks;          /* unfinished tasks */

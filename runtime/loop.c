@@ -46,8 +46,14 @@ static CS__HOT_INLINE void cs__loop_poll(cs__loop *loop, int64_t timeout)
 static inline void cs__loop_iter_trace(cs__loop *loop, uint64_t t0,
                                        uint64_t t1)
 {
-    if (loop->tr_ring)
+    if (loop->tr_ring) {
         cs__trace_loop_iter(loop->tr_ring, t1, t1 - t0);
+        /* the watchdog's reports, posted from its thread (warn_post.c) */
+        if (cs_unlikely(__atomic_load_n(&loop->tr_box.posted,
+                                        __ATOMIC_RELAXED) !=
+                        loop->tr_box.drained))
+            cs__warn_box_drain(loop);
+    }
 }
 
 /* Runs the loop until done(loop) holds.  Returns 0, or CS_EDEADLK when

@@ -93,6 +93,7 @@ void cs__trace_loop_start(cs__loop *loop)
     loop->tr_life_est = 1;
     loop->tr_slow = 0;
     loop->tr_hdr = loop->tr_ring->hdr;
+    cs__warn_box_open(loop);
     /* COSCOPE_BATCH_NS: what a short yield step is (trace.h) */
     const char *v = getenv("COSCOPE_BATCH_NS");
     long ns = v && *v ? strtol(v, NULL, 10) : 1000;
@@ -106,6 +107,7 @@ void cs__trace_loop_stop(cs__loop *loop)
     if (!loop->tr_ring)
         return;
     cs__trace_slots_flush(&loop->tr_cache->slots);
+    cs__warn_box_close(loop);
     cs__trace_ring_release(loop->tr_ring);
     loop->tr_ring = NULL;
     free(loop->tr_cache);

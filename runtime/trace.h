@@ -115,6 +115,25 @@ typedef struct cs__trace_cache {
     cs__trace_life life[CS__TRACE_LIFE_MAX]; /* the open lifetime batch */
 } cs__trace_cache;
 
+/* Warnings another thread posts for a loop (the watchdog's slow steps,
+ * warn_post.c): the loop's ring has one writer, its own thread, which
+ * copies them in at the end of its next iteration.  Posters take the
+ * registry lock; the loop thread only loads posted on its fast path. */
+#define CS__WARN_BOX 8
+typedef struct cs__warn_box {
+    struct {
+        uint64_t task;          /* the task it is about */
+        uint32_t kind, stack;   /* CS_WARN_*, stored stack id */
+    } e[CS__WARN_BOX];
+    uint32_t posted;            /* entries posted, ever (atomic) */
+    uint32_t drained;           /* entries written to the ring (atomic) */
+} cs__warn_box;
+/* Lists / unlists loop (with its ring) for posters; close drains first. */
+void cs__warn_box_open(struct cs__loop *loop);
+void cs__warn_box_close(struct cs__loop *loop);
+/* Writes the posted warnings into the loop's ring (its thread only). */
+void cs__warn_box_drain(struct cs__loop *loop);
+
 /* Starts tracing for the process if not done yet (thread-safe; again in a
  * forked child).  The crash record and flight dump are the fatal-signal
  * handler's third step (cs__trace_crash, fatal.h). */

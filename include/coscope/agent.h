@@ -109,6 +109,20 @@ CS_EXTERN const char *cs_agent_coro_name(const cs_coro *c, const char **file,
 CS_EXTERN void cs_agent_trace_warning(int kind, uint64_t task_id,
                                       const uintptr_t *ips, size_t n);
 
+/* cs_agent_trace_warning for the loop that runs on thread tid, from any
+ * thread (the watchdog's): on that loop's thread it is written at once;
+ * elsewhere it is posted to the loop, whose thread writes it into its own
+ * ring at the end of its current iteration (a ring has one writer); when
+ * no traced loop runs on tid (it ended), the calling thread writes it into
+ * a ring of its own.  Returns 1 if it was posted while the loop was
+ * between steps (maybe asleep in its poller: the caller may wake the
+ * thread, e.g. with a signal, to have it written now), 0 if written or
+ * posted, CS_EAGAIN if the loop's mailbox is full, CS_ENOENT if tracing is
+ * off.  kind 0 posts nothing and returns 1 if an earlier warning is still
+ * waiting in the mailbox of a loop between steps, else 0. */
+CS_EXTERN int cs_agent_trace_warning_to(int tid, int kind, uint64_t task_id,
+                                        const uintptr_t *ips, size_t n);
+
 /* A pointer-sized slot the agent may use for its own data per object. */
 CS_EXTERN void **cs_agent_coro_slot(cs_coro *c);
 CS_EXTERN void **cs_agent_task_slot(cs_task *t);

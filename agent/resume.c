@@ -1,0 +1,307 @@
+/*
+ * resume.c - the program's sleeps and waits run their whole time, although
+ * the watchdog interrupts the loop thread with a signal (sample.c) to take
+ * its stack.  The handler has SA_RESTART, which restarts read(), write()
+ * and the like; but the kernel never restarts these after a handler
+ * (signal(7), "Interruption of system calls"): they fail with EINTR, and
+ * usleep(200 ms) would come back after 100 ms.
+ *
+ * libcoscope therefore defines them (in libcoscope.so they interpose
+ * libc's for the whole process, as fd_close.c's close() does; in
+ * libcoscope.a they are the program's own, pulled in by its first call to
+ * one): each makes the system call and, when it failed with EINTR and the
+ * sample handler ran on this thread meanwhile (cs__sample_signals), makes
+ * it again for the time that is left.  An EINTR from the program's own
+ * signals is returned as without coscope.  Should one of ours and one of
+ * the program's land in the same call, the call resumes (as if the
+ * program's handler had SA_RESTART).
+ *
+ * The calls are made with syscall(2), not through libc: under the
+ * interposer (libcoscope-preload.so) the interposer's wrapper is met
+ * first and forwards here (RTLD_NEXT), so it still times and reports
+ * them.  In an executable that carries the agent (libcoscope.a) the
+ * program's calls bind to these at link time and never reach the
+ * interposer: there, when an interposer attached itself (agent.c), these
+ * report the blocking call themselves, with the interposer's rules (in a
+ * task, a non-zero timeout).  They are not pthread cancellation points.
+ * Not covered (documented in docs/agent.md): pause, sigsuspend,
+ * sigtimedwait, semop, msgrcv, io_getevents, and I/O on a socket with
+ * SO_RCVTIMEO.
+ */
+/* these are the definitions: no fortify wrappers in front of them */
+#undef _FORTIFY_SOURCE
+#include "agent.h"
+#include "blocking.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CS_EXPORT __attribute__((visibility("default")))
+#define CS__SIGSET_BYTES (_NSIG / 8) /* the kernel's sigset_t */
+
+static int64_t cs__mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct timespec cs__ts(int64_t ns)
+{
+    if (ns < 0)
+        ns = 0;
+    return (struct timespec){ns / 1000000000, ns % 1000000000};
+}
+
+static int64_t cs__ts_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/* Time left until deadline, in whole milliseconds rounded up (a wait
+ * that ends early would shorten the program's). */
+static int cs__ms_left(int64_t deadline)
+{
+    int64_t left = deadline - cs__mono();
+    return left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+}
+
+/* True if the call that started when the count was `before` failed with
+ * EINTR because of our signal: then it is made again. */
+static bool cs__ours(long r, unsigned before)
+{
+    return r < 0 && errno == EINTR && cs__sample_signals() != before;
+}
+
+/* ---- the blocking report of a static link with an interposer ------------- */
+
+static bool cs__watch(bool may_block)
+{
+    return may_block && cs__preload_on && cs__bt_self_is_main() &&
+           cs_current_task() != NULL;
+}
+
+#define CS__WATCHED(name, may_block, expr)                                   \
+    do {                                                                     \
+        const void *caller_ = __builtin_return_address(0);                   \
+        if (!cs__watch(may_block))                                           \
+            return expr;                                                     \
+        int64_t t0_ = cs__mono();                                            \
+        __typeof__(expr) r_ = expr;                                          \
+        int e_ = errno;                                                      \
+        cs_agent_blocking_report(name, cs__mono() - t0_, caller_);           \
+        errno = e_;                                                          \
+        return r_;                                                           \
+    } while (0)
+
+/* ---- sleeping ------------------------------------------------------------ */
+
+/* nanosleep, resumed with the kernel's remainder after our signals. */
+static int cs__nanosleep(const struct timespec *req, struct timespec *rem)
+{
+    struct timespec left, r2;
+    long r;
+
+    if (!req)
+        return (int)syscall(SYS_nanosleep, req, rem);
+    left = *req;
+    for (;;) {
+        unsigned before = cs__sample_signals();
+        r = syscall(SYS_nanosleep, &left, &r2);
+        if (!cs__ours(r, before))
+            break;
+        left = r2;
+    }
+    if (r < 0 && errno == EINTR && rem)
+        *rem = r2;
+    return (int)r;
+}
+
+static int cs__clock_nanosleep(clockid_t clk, int flags,
+                               const struct timespec *req,
+                               struct timespec *rem)
+{
+    struct timespec left, r2;
+    long r;
+
+    if (!req)
+        return EFAULT;
+    left = *req;
+    for (;;) {
+        unsigned before = cs__sample_signals();
+        r = syscall(SYS_clock_nanosleep, clk, flags, &left, &r2);
+        if (!cs__ours(r, before))
+            break;
+        if (!(flags & TIMER_ABSTIME)) /* an absolute one: the same again */
+            left = r2;
+    }
+    if (r == 0)
+        return 0;
+    if (errno == EINTR && rem && !(flags & TIMER_ABSTIME))
+        *rem = r2;
+    return errno;
+}
+
+static unsigned cs__sleep(unsigned s)
+{
+    struct timespec req = {s, 0}, rem = {0, 0};
+
+    if (cs__nanosleep(&req, &rem) == 0)
+        return 0;
+    return (unsigned)rem.tv_sec + (rem.tv_nsec >= 500000000); /* as glibc */
+}
+
+static int cs__usleep(useconds_t us)
+{
+    struct timespec req = {us / 1000000, (long)(us % 1000000) * 1000};
+    return cs__nanosleep(&req, NULL);
+}
+
+CS_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+    CS__WATCHED("nanosleep", true, cs__nanosleep(req, rem));
+}
+
+CS_EXPORT int clock_nanosleep(clockid_t clk, int flags,
+                              const struct timespec *req, struct timespec *rem)
+{
+    CS__WATCHED("clock_nanosleep", true,
+                cs__clock_nanosleep(clk, flags, req, rem));
+}
+
+CS_EXPORT unsigned sleep(unsigned s)
+{
+    CS__WATCHED("sleep", true, cs__sleep(s));
+}
+
+CS_EXPORT int usleep(useconds_t us)
+{
+    CS__WATCHED("usleep", us > 0, cs__usleep(us));
+}
+
+/* ---- waiting for fds ----------------------------------------------------- */
+
+/* ppoll with a relative timeout (NULL: none), resumed for what is left. */
+static int cs__ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                     const sigset_t *mask)
+{
+    int64_t deadline = tmo ? cs__mono() + cs__ts_ns(tmo) : 0;
+    long r;
+
+    for (;;) {
+        struct timespec left = tmo ? cs__ts(deadline - cs__mono()) : (struct timespec){0, 0};
+        unsigned before = cs__sample_signals();
+        r = syscall(SYS_ppoll, fds, n, tmo ? &left : NULL, mask,
+                    mask ? CS__SIGSET_BYTES : 0);
+        if (!cs__ours(r, before))
+            return (int)r;
+    }
+}
+
+CS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    struct timespec tmo = cs__ts((int64_t)timeout * 1000000);
+    CS__WATCHED("poll", timeout != 0,
+                cs__ppoll(fds, n, timeout < 0 ? NULL : &tmo, NULL));
+}
+
+CS_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+                    const sigset_t *mask)
+{
+    CS__WATCHED("ppoll", !tmo || tmo->tv_sec || tmo->tv_nsec,
+                cs__ppoll(fds, n, tmo, mask));
+}
+
+/* pselect6 with a relative timeout (NULL: none).  On EINTR the kernel
+ * leaves the sets as they were, so the same sets are waited on again;
+ * tv, when given, gets the time left as Linux's select() does. */
+static int cs__pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+                       const struct timespec *tmo, const sigset_t *mask,
+                       struct timeval *tv)
+{
+    int64_t deadline = tmo ? cs__mono() + cs__ts_ns(tmo) : 0;
+    struct {
+        const sigset_t *ss;
+        size_t len;
+    } data = {mask, CS__SIGSET_BYTES};
+    long r;
+
+    for (;;) {
+        struct timespec left = tmo ? cs__ts(deadline - cs__mono()) : (struct timespec){0, 0};
+        unsigned before = cs__sample_signals();
+        r = syscall(SYS_pselect6, nfds, rd, wr, ex, tmo ? &left : NULL, &data);
+        if (!cs__ours(r, before))
+            break;
+    }
+    if (tv && tmo) {
+        struct timespec left = cs__ts(deadline - cs__mono());
+        int e = errno;
+        tv->tv_sec = left.tv_sec;
+        tv->tv_usec = left.tv_nsec / 1000;
+        errno = e;
+    }
+    return (int)r;
+}
+
+static int cs__select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+                      struct timeval *tv)
+{
+    struct timespec tmo;
+
+    if (tv)
+        tmo = cs__ts((int64_t)tv->tv_sec * 1000000000 +
+                     (int64_t)tv->tv_usec * 1000);
+    return cs__pselect(nfds, rd, wr, ex, tv ? &tmo : NULL, NULL, tv);
+}
+
+CS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+                     struct timeval *tv)
+{
+    CS__WATCHED("select", !tv || tv->tv_sec || tv->tv_usec,
+                cs__select(nfds, rd, wr, ex, tv));
+}
+
+CS_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+                      const struct timespec *tmo, const sigset_t *mask)
+{
+    CS__WATCHED("pselect", !tmo || tmo->tv_sec || tmo->tv_nsec,
+                cs__pselect(nfds, rd, wr, ex, tmo, mask, NULL));
+}
+
+static int cs__epoll_pwait(int epfd, struct epoll_event *ev, int max,
+                           int timeout, const sigset_t *mask)
+{
+    int64_t deadline = cs__mono() + (int64_t)timeout * 1000000;
+    int ms = timeout;
+    long r;
+
+    for (;;) {
+        unsigned before = cs__sample_signals();
+        r = syscall(SYS_epoll_pwait, epfd, ev, max, ms, mask,
+                    CS__SIGSET_BYTES);
+        if (!cs__ours(r, before))
+            return (int)r;
+        if (timeout > 0)
+            ms = cs__ms_left(deadline);
+    }
+}
+
+CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max,
+                         int timeout)
+{
+    CS__WATCHED("epoll_wait", timeout != 0,
+                cs__epoll_pwait(epfd, ev, max, timeout, NULL));
+}
+
+CS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max,
+                          int timeout, const sigset_t *mask)
+{
+    CS__WATCHED("epoll_pwait", timeout != 0,
+                cs__epoll_pwait(epfd, ev, max, timeout, mask));
+}
