@@ -93,6 +93,9 @@ typedef struct cs__sample {
     cs__bt bt;       /* from the interrupted context, innermost first */
     uint64_t task_id; /* 0 if no task was running */
     char task[64];   /* its name */
+    uintptr_t call_ret; /* in a call of resume.c: its return address into
+                           the program (0: none); the frames inside it
+                           are ours and left out */
 } cs__sample;
 
 /* Interrupts thread tid of this process with CS__SAMPLE_SIG and takes its
@@ -110,6 +113,10 @@ void cs__sample_wake(pid_t tid);
 /* Sample signals this thread has received, ever: how a call that failed
  * with EINTR tells our signal from the program's (resume.c). */
 unsigned cs__sample_signals(void);
+/* The return address of the resume.c call running on this thread (0:
+ * none), for the sample handler. */
+extern __thread uintptr_t cs__resume_ret
+    __attribute__((tls_model("initial-exec")));
 
 /* ---- watchdog.c: slow steps ---------------------------------------------- */
 

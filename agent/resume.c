@@ -87,15 +87,24 @@ static bool cs__watch(bool may_block)
            cs_current_task() != NULL;
 }
 
+__thread uintptr_t cs__resume_ret __attribute__((tls_model("initial-exec")));
+
+/* The body of each wrapper: expr, with cs__resume_ret set so that a
+ * sample taken inside shows the call (this frame) and not our helpers. */
 #define CS__WATCHED(name, may_block, expr)                                   \
     do {                                                                     \
         const void *caller_ = __builtin_return_address(0);                   \
-        if (!cs__watch(may_block))                                           \
-            return expr;                                                     \
-        int64_t t0_ = cs__mono();                                            \
+        uintptr_t outer_ = cs__resume_ret;                                   \
+        int64_t t0_ = 0;                                                     \
+        bool watch_ = cs__watch(may_block);                                  \
+        if (watch_)                                                          \
+            t0_ = cs__mono();                                                \
+        cs__resume_ret = (uintptr_t)caller_;                                 \
         __typeof__(expr) r_ = expr;                                          \
         int e_ = errno;                                                      \
-        cs_agent_blocking_report(name, cs__mono() - t0_, caller_);           \
+        cs__resume_ret = outer_;                                             \
+        if (watch_)                                                          \
+            cs_agent_blocking_report(name, cs__mono() - t0_, caller_);       \
         errno = e_;                                                          \
         return r_;                                                           \
     } while (0)

@@ -51,6 +51,7 @@ static void cs__sample_handler(int sig, siginfo_t *si, void *uc)
     }
     cs__bt_signal(&s->bt, uc);
     cs_agent_step_slow(); /* not averaged into a trace batch */
+    s->call_ret = cs__resume_ret;
     s->task_id = 0;
     s->task[0] = '\0';
     if ((t = cs_current_task()) != NULL) {

@@ -74,6 +74,24 @@ static void cs__slow_report(void *arg)
     cs__report_end();
 }
 
+/* A sample taken inside one of resume.c's calls: the stack starts at the
+ * call (usleep, poll, ...) as it would with libc's, not in our helpers
+ * and the system call below it. */
+static void cs__sample_trim_call(cs__sample *s)
+{
+    cs__bt *bt = &s->bt;
+
+    for (int i = 1; s->call_ret && i < bt->n; i++) {
+        if (bt->ip[i] != s->call_ret)
+            continue;
+        memmove(bt->ip, bt->ip + i - 1,
+                (size_t)(bt->n - i + 1) * sizeof(bt->ip[0]));
+        bt->n -= i - 1;
+        bt->exact0 = false; /* a return address now */
+        break;
+    }
+}
+
 /* The slow step as a warning in the trace, in its loop's ring: posted
  * there from this thread (cs_agent_trace_warning_to), and the loop woken
  * by a sample signal nobody asked for if it may be asleep in its poller,
@@ -86,11 +104,12 @@ static void cs__slow_trace(struct cs__watched *w, bool wake)
     uint64_t id = w->task_id ? w->task_id : w->sample.task_id;
 
     cs__bt_trim_self(&bt);
-    if (cs_agent_trace_warning_to(w->tid, CS_WARN_SLOW_STEP, id, bt.ip,
-                                  (size_t)bt.n) == 1 && wake) {
+    int r = cs_agent_trace_warning_to(w->tid, CS_WARN_SLOW_STEP, id, bt.ip,
+                                      (size_t)bt.n);
+    if (r >= 0 && wake) /* posted: look until it is written */
         w->wake = true;
+    if (r == 1 && wake)
         cs__sample_wake(w->tid);
-    }
 }
 
 static struct cs__watched *cs__watched_for(pid_t tid)
@@ -117,9 +136,12 @@ static void cs__watch_step(const cs__step *st, int64_t now)
 
     if (!w)
         return;
-    if (w->wake && (w->wake = cs_agent_trace_warning_to(st->tid, 0, 0, NULL,
-                                                         0) == 1))
-        cs__sample_wake(st->tid);
+    if (w->wake) { /* a posted warning: still waiting in a sleeping loop? */
+        int r = cs_agent_trace_warning_to(st->tid, 0, 0, NULL, 0);
+        w->wake = r != 0;
+        if (r == 1)
+            cs__sample_wake(st->tid);
+    }
     if (w->start_ns &&
         (w->src_start != st->start_ns || w->src_seq != st->seq)) { /* ended */
         if (w->sampled) {
@@ -142,8 +164,10 @@ static void cs__watch_step(const cs__step *st, int64_t now)
     }
     if (!w->sampled && now - w->start_ns >= cs__cfg.slow_ns &&
         cs__sample_thread(st->tid, &w->sample, 100) == 0 &&
-        (w->sample.task_id == st->task_id || !st->task_id))
+        (w->sample.task_id == st->task_id || !st->task_id)) {
         w->sampled = true;
+        cs__sample_trim_call(&w->sample);
+    }
 }
 
 /*

@@ -42,17 +42,22 @@ static CS__HOT_INLINE void cs__loop_poll(cs__loop *loop, int64_t timeout)
     }
 }
 
+/* Warnings other threads posted (the watchdog's, warn_post.c) go into
+ * the ring: at each iteration's end and before the loop sleeps. */
+static inline void cs__loop_box(cs__loop *loop)
+{
+    if (cs_unlikely(__atomic_load_n(&loop->tr_box.posted, __ATOMIC_RELAXED) !=
+                    loop->tr_box.drained))
+        cs__warn_box_drain(loop);
+}
+
 /* One loop iteration ended, having spent t1 - t0 in the poller. */
 static inline void cs__loop_iter_trace(cs__loop *loop, uint64_t t0,
                                        uint64_t t1)
 {
     if (loop->tr_ring) {
         cs__trace_loop_iter(loop->tr_ring, t1, t1 - t0);
-        /* the watchdog's reports, posted from its thread (warn_post.c) */
-        if (cs_unlikely(__atomic_load_n(&loop->tr_box.posted,
-                                        __ATOMIC_RELAXED) !=
-                        loop->tr_box.drained))
-            cs__warn_box_drain(loop);
+        cs__loop_box(loop);
     }
 }
 
@@ -88,8 +93,10 @@ int cs__loop_run_until(cs__loop *loop, bool (*done)(cs__loop *))
             cs__loop_iter_trace(loop, loop->tr_t0, loop->tr_t0);
             continue; /* nothing could arrive: skip the syscall */
         }
-        if (loop->tr_ring)
+        if (loop->tr_ring) {
+            cs__loop_box(loop);
             t0 = cs__trace_now();
+        }
         cs__loop_poll(loop, timeout);
         if (loop->tr_ring)
             loop->tr_t0 = t1 = cs__trace_now(); /* later records follow */

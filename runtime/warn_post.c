@@ -128,9 +128,10 @@ CS_EXTERN int cs_agent_trace_warning_to(int tid, int kind, uint64_t task_id,
     if (kind == 0) { /* still waiting in an idle loop's mailbox? */
         pthread_mutex_lock(&cs__boxes_mu);
         loop = cs__box_find(tid);
-        r = loop && cs__box_idle(loop) &&
-            __atomic_load_n(&loop->tr_box.drained, __ATOMIC_ACQUIRE) !=
-                loop->tr_box.posted;
+        r = !loop || __atomic_load_n(&loop->tr_box.drained,
+                                     __ATOMIC_ACQUIRE) == loop->tr_box.posted
+                ? 0
+                : cs__box_idle(loop) ? 1 : 2;
         pthread_mutex_unlock(&cs__boxes_mu);
         return r;
     }

@@ -118,8 +118,9 @@ CS_EXTERN void cs_agent_trace_warning(int kind, uint64_t task_id,
  * between steps (maybe asleep in its poller: the caller may wake the
  * thread, e.g. with a signal, to have it written now), 0 if written or
  * posted, CS_EAGAIN if the loop's mailbox is full, CS_ENOENT if tracing is
- * off.  kind 0 posts nothing and returns 1 if an earlier warning is still
- * waiting in the mailbox of a loop between steps, else 0. */
+ * off.  kind 0 posts nothing and says whether warnings posted earlier
+ * still wait in the loop's mailbox: 0 no, 1 yes and the loop is between
+ * steps (wake it), 2 yes and a step runs (it ends in the loop's code). */
 CS_EXTERN int cs_agent_trace_warning_to(int tid, int kind, uint64_t task_id,
                                         const uintptr_t *ips, size_t n);
 
