@@ -14,9 +14,16 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Separate debug files from the build-id tree (/usr/lib/debug/.build-id,
+ * where Debian's -dbg and dbgsym packages put them), never through
+ * debuginfod: dwfl_standard_find_debuginfo starts a debuginfod client
+ * for any file without one, which initialises libcurl and OpenSSL inside
+ * the program, on the report's thread; OpenSSL's atexit cleanup then runs
+ * before the watchdog's (registered earlier), and a report still being
+ * written when the program exits crashed it in libcrypto. */
 static const Dwfl_Callbacks cs__dwfl_callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = dwfl_build_id_find_debuginfo,
 };
 static Dwfl *cs__dwfl;
 
