@@ -6,6 +6,8 @@
 #   loops on two threads    runtime_loop, runtime_io, runtime_timer
 #   the watchdog            agent_watchdog (both modes), agent_sample, and
 #                           buggy cpu-loop with the real watchdog thread
+#                           agent_resume (its mailbox into a loop's ring;
+#                           a usleep it interrupts)
 #   the recorder            libtrace_file (COSCOPE_RECORD's thread)
 #   reader vs live writer   libtrace_ring (a writer thread under a reader)
 # Forked children that start threads are outside what TSan supports
@@ -33,6 +35,14 @@ add_test(NAME tsan_watchdog_cpu_loop
                  $<TARGET_FILE:buggy> $<TARGET_FILE:clean_example>
                  $<TARGET_FILE:coscope_preload> $<TARGET_FILE:agent_forward>
                  $<TARGET_FILE:agent_many> $<TARGET_FILE:agent_watchdog>)
+# the watchdog's mailbox into a loop's ring, and a call it interrupts
+add_test(NAME tsan_resume_trace COMMAND agent_resume trace)
+add_test(NAME tsan_resume_usleep COMMAND agent_resume usleep)
+list(APPEND cs_tsan_targets agent_resume)
+foreach(t resume_trace resume_usleep)
+  set_tests_properties(tsan_${t} PROPERTIES LABELS tsan TIMEOUT 300
+                       ENVIRONMENT "${cs_tsan_env};COSCOPE_SLOW_MS=20")
+endforeach()
 foreach(t thread_pool loop io timer ring file sampler watchdog watchdog_exit
           watchdog_cpu_loop)
   set_tests_properties(tsan_${t} PROPERTIES LABELS tsan TIMEOUT 300

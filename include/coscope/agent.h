@@ -105,7 +105,7 @@ CS_EXTERN const char *cs_agent_coro_name(const cs_coro *c, const char **file,
  * task task_id (0: none) with the stack ips[0..n) (innermost first) in the
  * trace, so that coscope watch/report/view see what the agent reported.
  * Only on a loop's thread (the ring is single-writer); elsewhere, or with
- * tracing off, it does nothing. */
+ * tracing off, it does nothing (from another thread: the next function). */
 CS_EXTERN void cs_agent_trace_warning(int kind, uint64_t task_id,
                                       const uintptr_t *ips, size_t n);
 
