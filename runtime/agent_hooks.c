@@ -139,22 +139,9 @@ CS_EXTERN void cs_agent_trace_warning(int kind, uint64_t task_id,
                                       const uintptr_t *ips, size_t n)
 {
     cs__loop *loop = cs__tls_loop;
-    uint64_t buf[CS_STACK_MAX];
-    uint32_t stack = 0;
 
     if (!loop || !loop->tr_ring || kind <= 0 || kind >= CS_WARN_COUNT)
         return;
-    if (n > CS_STACK_MAX)
-        n = CS_STACK_MAX;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = ips[i];
-    if (n) {
-        stack = cs__trace_stack_put(buf, n);
-        /* the stack may point into an object dlopen'ed since the last
-         * refresh: list it, so that a reader can name the frames after we
-         * exit (one loader callback when nothing changed; never runs in a
-         * signal handler: agent reports are made in task context) */
-        cs__trace_modules_refresh(0);
-    }
-    cs__trace_warning(loop->tr_ring, task_id, (unsigned)kind, stack);
+    cs__trace_warning(loop->tr_ring, task_id, (unsigned)kind,
+                      cs__warn_stack_put(ips, n));
 }

@@ -133,6 +133,8 @@ void cs__warn_box_open(struct cs__loop *loop);
 void cs__warn_box_close(struct cs__loop *loop);
 /* Writes the posted warnings into the loop's ring (its thread only). */
 void cs__warn_box_drain(struct cs__loop *loop);
+/* Stores a warning's stack (any thread); its id, 0 for none. */
+uint32_t cs__warn_stack_put(const uintptr_t *ips, size_t n);
 
 /* Starts tracing for the process if not done yet (thread-safe; again in a
  * forked child).  The crash record and flight dump are the fatal-signal

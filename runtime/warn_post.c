@@ -70,6 +70,27 @@ void cs__warn_box_drain(cs__loop *loop)
     __atomic_store_n(&b->drained, p, __ATOMIC_RELEASE);
 }
 
+uint32_t cs__warn_stack_put(const uintptr_t *ips, size_t n)
+{
+    uint64_t buf[CS_STACK_MAX];
+    uint32_t stack;
+
+    if (n == 0)
+        return 0;
+    if (n > CS_STACK_MAX)
+        n = CS_STACK_MAX;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = ips[i];
+    stack = cs__trace_stack_put(buf, n);
+    /* the stack may point into an object dlopen'ed since the last
+     * refresh: list it, so that a reader can name the frames after we
+     * exit (one loader callback when nothing changed; never runs in a
+     * signal handler: agent reports are made in task context or on the
+     * watchdog's thread) */
+    cs__trace_modules_refresh(0);
+    return stack;
+}
+
 /* The loop traced on thread tid, or NULL; under cs__boxes_mu. */
 static cs__loop *cs__box_find(int tid)
 {
@@ -119,8 +140,7 @@ CS_EXTERN int cs_agent_trace_warning_to(int tid, int kind, uint64_t task_id,
                                         const uintptr_t *ips, size_t n)
 {
     cs__loop *own = cs__tls_loop, *loop;
-    uint64_t buf[CS_STACK_MAX];
-    uint32_t stack = 0;
+    uint32_t stack;
     int r;
 
     if (kind < 0 || kind >= CS_WARN_COUNT)
@@ -141,14 +161,7 @@ CS_EXTERN int cs_agent_trace_warning_to(int tid, int kind, uint64_t task_id,
     }
     if (!cs__trace_active())
         return CS_ENOENT;
-    if (n > CS_STACK_MAX)
-        n = CS_STACK_MAX;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = ips[i];
-    if (n) {
-        stack = cs__trace_stack_put(buf, n);
-        cs__trace_modules_refresh(0); /* as cs_agent_trace_warning */
-    }
+    stack = cs__warn_stack_put(ips, n);
     pthread_mutex_lock(&cs__boxes_mu);
     loop = cs__box_find(tid);
     r = loop ? cs__box_post(loop, (unsigned)kind, task_id, stack) : 1;
