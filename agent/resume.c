@@ -25,8 +25,8 @@
  * report the blocking call themselves, with the interposer's rules (in a
  * task, a non-zero timeout).  They are not pthread cancellation points.
  * Not covered (documented in docs/agent.md): pause, sigsuspend,
- * sigtimedwait, semop, msgrcv, io_getevents, and I/O on a socket with
- * SO_RCVTIMEO.
+ * sigtimedwait, semop, msgrcv, io_getevents, sem_timedwait, and I/O on a
+ * socket with SO_RCVTIMEO.
  */
 /* these are the definitions: no fortify wrappers in front of them */
 #undef _FORTIFY_SOURCE
