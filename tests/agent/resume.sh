@@ -6,14 +6,23 @@
 #           report still comes, sampled in the call
 #   alarm   the program's own SIGALRM still ends those calls with EINTR
 #   trace   the slow warning lands in the loop's ring (agent_resume checks
-#           its own segment), in the file of COSCOPE_RECORD as
-#           `coscope report` reads it, and in `coscope metrics --once`
+#           its own segment), in the files of `coscope record -- CMD`,
+#           COSCOPE_RECORD and `coscope record PID` as `coscope report`
+#           reads them, and in `coscope metrics --once`
 set -u
 group=$1 exe=$2 coscope=$3
 tmp=$(mktemp -d)
 trap 'exec 3>&-; rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 export COSCOPE_SLOW_MS=20
+
+report_has_slow() { # trace file, what made it
+  "$coscope" report "$1" >"$tmp/r" 2>&1 || fail "$2: report failed: $(cat "$tmp/r")"
+  grep -q "slow 1" "$tmp/r" || fail "$2: report: no 'slow 1': $(cat "$tmp/r")"
+  grep -A8 "slow: task 2 'hasher'" "$tmp/r" | grep -q "crunch" ||
+    fail "$2: report: no slow warning for 'hasher' in crunch: $(cat "$tmp/r")"
+  echo "ok: $2: $(grep -A5 "slow: task" "$tmp/r" | tr -s ' ' | tr '\n' ' ')"
+}
 
 calls="usleep nanosleep clock_nanosleep poll ppoll select pselect epoll_wait"
 case $group in
@@ -36,15 +45,15 @@ alarm)
     echo "ok: $(cat "$tmp/out")"
   done ;;
 trace)
-  COSCOPE_RECORD="$tmp/t.cst" "$exe" trace >"$tmp/out" 2>"$tmp/err" ||
+  # the command recorded by coscope record (interposer preloaded)
+  "$coscope" record -o "$tmp/t.cst" -- "$exe" trace >"$tmp/out" 2>"$tmp/err" ||
     fail "trace: $(cat "$tmp/out" "$tmp/err")"
   grep -q "in the loop's ring" "$tmp/out" || fail "trace: $(cat "$tmp/out")"
-  "$coscope" report "$tmp/t.cst" >"$tmp/r" 2>&1 ||
-    fail "report failed: $(cat "$tmp/r")"
-  grep -q "slow 1" "$tmp/r" || fail "report: no 'slow 1': $(cat "$tmp/r")"
-  grep -A8 "slow: task 2 'hasher'" "$tmp/r" | grep -q "crunch" ||
-    fail "report: no slow warning for 'hasher' in crunch: $(cat "$tmp/r")"
-  echo "ok: report: $(grep -A5 "slow: task" "$tmp/r" | tr -s ' ' | tr '\n' ' ')"
+  report_has_slow "$tmp/t.cst" record
+  # the program's own COSCOPE_RECORD, without the interposer
+  COSCOPE_RECORD="$tmp/t2.cst" "$exe" trace >"$tmp/out" 2>"$tmp/err" ||
+    fail "trace: $(cat "$tmp/out" "$tmp/err")"
+  report_has_slow "$tmp/t2.cst" COSCOPE_RECORD
   # live: the warning counted by the exporter while the process runs
   mkfifo "$tmp/in"
   "$exe" trace hold <"$tmp/in" >"$tmp/out2" 2>/dev/null &
@@ -57,8 +66,13 @@ trace)
     sleep 0.01
   done
   "$coscope" metrics --once >"$tmp/m" 2>&1 || fail "metrics: $(cat "$tmp/m")"
+  # and recorded from the outside: the warning is among the events its
+  # rings still hold when the recording starts, however long it lasts
+  "$coscope" record $pid -o "$tmp/t3.cst" --duration 1 >/dev/null 2>"$tmp/rec" ||
+    fail "record PID: $(cat "$tmp/rec")"
   exec 3>&-
   wait $pid || fail "hold: exit $?"
+  report_has_slow "$tmp/t3.cst" "record PID"
   line=$(grep "^coscope_warnings_total{.*pid=\"$pid\".*kind=\"slow\"" "$tmp/m" ||
          grep "^coscope_warnings_total{.*kind=\"slow\".*pid=\"$pid\"" "$tmp/m")
   [ "${line##* }" = 1 ] || fail "metrics: slow warnings of $pid: '$line'"
