@@ -111,50 +111,58 @@ __thread uintptr_t cs__resume_ret __attribute__((tls_model("initial-exec")));
 
 /* ---- sleeping ------------------------------------------------------------ */
 
-/* nanosleep, resumed with the kernel's remainder after our signals. */
-static int cs__nanosleep(const struct timespec *req, struct timespec *rem)
+/* clock_nanosleep, resumed after our signals until the deadline the
+ * call had when it began (an absolute sleep on clk from then on), so that
+ * the time our handler took does not lengthen it either.  0 or an errno
+ * value; *rem as the kernel gives it, for a relative sleep the program's
+ * signal ended. */
+static int cs__sleep_until(clockid_t clk, int flags, const struct timespec *req,
+                           struct timespec *rem)
 {
-    struct timespec left, r2;
-    long r;
+    struct timespec t, r2 = {0, 0}, now;
+    int64_t deadline = 0;
+    int abs = flags & TIMER_ABSTIME;
 
     if (!req)
-        return (int)syscall(SYS_nanosleep, req, rem);
-    left = *req;
+        return EFAULT;
+    t = *req;
+    if (!abs && clock_gettime(clk, &now) == 0)
+        deadline = cs__ts_ns(&now) + cs__ts_ns(req);
     for (;;) {
         unsigned before = cs__sample_signals();
-        r = syscall(SYS_nanosleep, &left, &r2);
+        long r = syscall(SYS_clock_nanosleep, clk, abs, &t, &r2);
+        if (r == 0)
+            return 0;
         if (!cs__ours(r, before))
             break;
-        left = r2;
+        if (!abs && deadline) { /* from here: until the first deadline */
+            abs = TIMER_ABSTIME;
+            t = cs__ts(deadline);
+        } else if (!abs) {
+            t = r2;
+        }
     }
-    if (r < 0 && errno == EINTR && rem)
+    int e = errno;
+    if (e == EINTR && rem && !(flags & TIMER_ABSTIME)) {
         *rem = r2;
-    return (int)r;
+        if (abs && clock_gettime(clk, &now) == 0) /* resumed: what is left */
+            *rem = cs__ts(deadline - cs__ts_ns(&now));
+    }
+    return e;
+}
+
+static int cs__nanosleep(const struct timespec *req, struct timespec *rem)
+{
+    /* Linux's nanosleep measures CLOCK_MONOTONIC */
+    int e = cs__sleep_until(CLOCK_MONOTONIC, 0, req, rem);
+    return e ? (errno = e, -1) : 0;
 }
 
 static int cs__clock_nanosleep(clockid_t clk, int flags,
                                const struct timespec *req,
                                struct timespec *rem)
 {
-    struct timespec left, r2;
-    long r;
-
-    if (!req)
-        return EFAULT;
-    left = *req;
-    for (;;) {
-        unsigned before = cs__sample_signals();
-        r = syscall(SYS_clock_nanosleep, clk, flags, &left, &r2);
-        if (!cs__ours(r, before))
-            break;
-        if (!(flags & TIMER_ABSTIME)) /* an absolute one: the same again */
-            left = r2;
-    }
-    if (r == 0)
-        return 0;
-    if (errno == EINTR && rem && !(flags & TIMER_ABSTIME))
-        *rem = r2;
-    return errno;
+    return cs__sleep_until(clk, flags, req, rem);
 }
 
 static unsigned cs__sleep(unsigned s)

@@ -8,7 +8,7 @@
  *                         pselect, epoll_wait, sleep: 1 s); exit 1 if it
  *                         returned early or failed
  *   agent_resume alarm-CALL   the program's own SIGALRM (a handler without
- *                         SA_RESTART) at 150 ms ends a 5 s CALL with
+ *                         SA_RESTART) at 400 ms ends a 5 s CALL with
  *                         EINTR, as without coscope; exit 1 if it does not
  *   agent_resume trace    a 300 ms step in task 'hasher', then the loop
  *                         sleeps in its poller on a pipe; a thread reads
@@ -109,7 +109,7 @@ static void *sleeper(void *arg)
     (void)arg;
     if (alarmed) {
         struct sigaction sa;
-        struct itimerval it = {{0, 0}, {0, 150000}};
+        struct itimerval it = {{0, 0}, {0, 400000}};
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_alarm; /* no SA_RESTART: the call must end */
         sigaction(SIGALRM, &sa, NULL);
@@ -211,7 +211,7 @@ static void *trace_main(void *arg)
     /* the loop sleeps in epoll_wait until the watcher saw the warning */
     if (cs_read(wake[0], &c, 1) != 1)
         return (void *)1;
-    pthread_join(th, NULL);
+    pthread_detach(th); /* it has ended or is ending: no wait on the loop */
     printf("ready\n");
     fflush(stdout);
     if (arg) /* hold: until stdin closes */

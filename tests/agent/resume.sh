@@ -18,7 +18,8 @@ export COSCOPE_SLOW_MS=20
 
 report_has_slow() { # trace file, what made it
   "$coscope" report "$1" >"$tmp/r" 2>&1 || fail "$2: report failed: $(cat "$tmp/r")"
-  grep -q "slow 1" "$tmp/r" || fail "$2: report: no 'slow 1': $(cat "$tmp/r")"
+  [ "$(grep -c "slow: task 2 'hasher'" "$tmp/r")" = 1 ] ||
+    fail "$2: report: not one slow warning for 'hasher': $(cat "$tmp/r")"
   grep -A8 "slow: task 2 'hasher'" "$tmp/r" | grep -q "crunch" ||
     fail "$2: report: no slow warning for 'hasher' in crunch: $(cat "$tmp/r")"
   echo "ok: $2: $(grep -A5 "slow: task" "$tmp/r" | tr -s ' ' | tr '\n' ' ')"
@@ -45,6 +46,8 @@ alarm)
     echo "ok: $(cat "$tmp/out")"
   done ;;
 trace)
+  # the 300 ms step is slow; the others (thread starts, under load) not
+  export COSCOPE_SLOW_MS=100
   # the command recorded by coscope record (interposer preloaded)
   "$coscope" record -o "$tmp/t.cst" -- "$exe" trace >"$tmp/out" 2>"$tmp/err" ||
     fail "trace: $(cat "$tmp/out" "$tmp/err")"
@@ -75,7 +78,8 @@ trace)
   report_has_slow "$tmp/t3.cst" "record PID"
   line=$(grep "^coscope_warnings_total{.*pid=\"$pid\".*kind=\"slow\"" "$tmp/m" ||
          grep "^coscope_warnings_total{.*kind=\"slow\".*pid=\"$pid\"" "$tmp/m")
-  [ "${line##* }" = 1 ] || fail "metrics: slow warnings of $pid: '$line'"
+  [ "${line##* }" -ge 1 ] 2>/dev/null ||
+    fail "metrics: slow warnings of $pid: '$line'"
   echo "ok: metrics: $line" ;;
 *) fail "unknown group $group" ;;
 esac
