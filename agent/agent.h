@@ -13,7 +13,7 @@
 #include <coscope.h>
 #include <coscope/agent.h>
 
-#include "../libtrace/writer.h"
+#include "writer.h"
 
 #include <pthread.h>
 #include <signal.h>

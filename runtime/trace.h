@@ -34,9 +34,7 @@
 #ifndef CS_RUNTIME_TRACE_H
 #define CS_RUNTIME_TRACE_H
 
-/* By path, so that builds outside CMake's targets (the aarch64 cross
- * build of tests/examples) need no extra include directory. */
-#include "../libtrace/writer.h"
+#include "writer.h"
 
 #include <stdint.h>
 

@@ -1,7 +1,0 @@
-/*
- * no_agent.c - for the aarch64 cross build of the runtime alone (no
- * libunwind or libdw for that target): the symbol through which the
- * runtime pulls the agent into a static link (runtime/agent_hooks.c),
- * here without one.
- */
-const char cs__agent_linked = 0;
