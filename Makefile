@@ -3,19 +3,21 @@
 #   make test   install missing packages, build, run every test twice
 #               (normal build, then AddressSanitizer + UBSan build), then
 #               a short run of each fuzzer (clang, libFuzzer) and the
-#               threaded tests under ThreadSanitizer
+#               threaded tests under ThreadSanitizer, and the runtime
+#               built without the agent (test-noagent)
 #   make fuzz   run each fuzzer FUZZ_TIME seconds (default 60)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 TSAN_BUILD ?= build-tsan
+NOAGENT_BUILD ?= build-noagent
 FUZZ_TIME ?= 60
 FUZZ_HARNESSES ?= file file_crc segment symbols check
 CMAKE_FLAGS ?=
 
 .PHONY: all deps build build-asan demo test test-normal test-asan bench clean \
-	build-fuzz test-fuzz fuzz build-tsan test-tsan
+	build-fuzz test-fuzz fuzz build-tsan test-tsan build-noagent test-noagent
 
 all: build
 
@@ -60,7 +62,21 @@ build-tsan: deps
 test-tsan: build-tsan
 	cd $(TSAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L tsan
 
-test: test-normal test-asan test-fuzz test-tsan
+# The runtime without the agent (cmake -DCOSCOPE_AGENT=OFF): libcoscope
+# links neither libunwind nor libdw/libelf (build_agent_link checks it);
+# only the runtime's tests and the examples are built and run there.
+NOAGENT_TESTS = ^(build_agent_link|runtime_|example_)
+NOAGENT_SKIP = ^(runtime_scale|example_aarch64_.*)$$
+build-noagent: deps
+	cmake -S . -B $(NOAGENT_BUILD) -DCOSCOPE_AGENT=OFF -DCOSCOPE_BENCH=OFF \
+	  $(CMAKE_FLAGS)
+	cmake --build $(NOAGENT_BUILD) -j $(JOBS) --target runtime_tests
+
+test-noagent: build-noagent
+	cd $(NOAGENT_BUILD) && ctest --output-on-failure -j $(JOBS) \
+	  -R '$(NOAGENT_TESTS)' -E '$(NOAGENT_SKIP)'
+
+test: test-normal test-noagent test-asan test-fuzz test-tsan
 
 # make fuzz [FUZZ_TIME=seconds per harness] [FUZZ_HARNESSES="file ..."]:
 # a crash is saved in tests/fuzz/regress/<harness>/, replayed by make test.
@@ -75,4 +91,4 @@ bench: build
 	@sh bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD) $(NOAGENT_BUILD)
