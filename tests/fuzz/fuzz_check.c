@@ -8,7 +8,7 @@
  * cmd_check.c is included so that its static parsers are reached without
  * exporting them from the CLI.
  */
-#include "../../cli/cmd_check.c"
+#include "cmd_check.c" /* cli/, an include directory of the harness */
 
 #include "fz.h"
 
