@@ -1,9 +1,12 @@
 #!/bin/sh
-# tests/install/check.sh BUILD_DIR - installs the build into a scratch
-# prefix, then builds and runs a consumer through pkg-config and through
-# find_package(coscope), shared and static.
+# tests/install/check.sh BUILD_DIR [on|off] - installs the build into a
+# scratch prefix, then builds and runs a consumer through pkg-config and
+# through find_package(coscope), shared and static.  off: a build without
+# the agent (COSCOPE_AGENT=OFF), whose programs link and run, -static too,
+# without libunwind or libdw, and report nothing.
 set -eu
 build=$1
+agent=${2:-on}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -28,6 +31,12 @@ echo "find_package consumer (shared, static): ok"
 # `pkg-config --static` alone.
 reported() {
   "$@" 2>"$tmp/err" || { echo "FAIL: $1 exited $?" >&2; exit 1; }
+  if [ "$agent" = off ]; then
+    if grep -q "never awaited" "$tmp/err"; then
+      echo "FAIL: $1: a report from a build without the agent" >&2; exit 1
+    fi
+    return
+  fi
   grep -q "coscope: coroutine 'send_email' was never awaited" "$tmp/err" ||
     { echo "FAIL: $1: no never-awaited report" >&2; cat "$tmp/err" >&2; exit 1; }
 }
@@ -38,7 +47,7 @@ cc -static -o "$tmp/leak_full" "$here/leak.c" \
   $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --static --cflags --libs coscope) 2>"$tmp/ld" ||
   { cat "$tmp/ld" >&2; echo "FAIL: cc -static with pkg-config --static" >&2; exit 1; }
 reported "$tmp/leak_full"
-echo "agent in every link mode (shared, libcoscope.a, -static): ok"
+echo "agent $agent in every link mode (shared, libcoscope.a, -static): ok"
 
 # `coscope run` finds the installed interposer next to the installed binary
 # (../lib...), not the build tree's.
