@@ -111,7 +111,7 @@ bool cs__ag_offstack(void (*fn)(void *), void *arg)
     struct cs__ag_offstack o = {fn, arg};
     pthread_t th;
 
-    if (cs__thread_start(&th, NULL, cs__ag_offstack_main, &o) != 0)
+    if (cs__tr_thread_start(&th, NULL, cs__ag_offstack_main, &o) != 0)
         return false;
     cs__ag_in_agent++;
     pthread_join(th, NULL);

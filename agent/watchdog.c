@@ -194,7 +194,7 @@ int cs__ag_watchdog_start(cs__ag_step_source *src, void *arg)
         pthread_mutex_init(&cs__ag_wd.mu, NULL);
         cs__ag_wd.cv_ready = true;
     }
-    if (cs__thread_start(&cs__ag_wd.th, NULL, cs__ag_watchdog_main, NULL) != 0)
+    if (cs__tr_thread_start(&cs__ag_wd.th, NULL, cs__ag_watchdog_main, NULL) != 0)
         return CS_ENOMEM;
     /* what top -H, gdb and bench/agent_cost.sh show for it */
     pthread_setname_np(cs__ag_wd.th, "coscope-watch");

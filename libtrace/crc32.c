@@ -51,7 +51,7 @@ static const uint32_t crc_table[256] = {
     0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du,
 };
 
-uint32_t cs__crc32(uint32_t crc, const void *data, size_t n)
+uint32_t cs__tr_crc32(uint32_t crc, const void *data, size_t n)
 {
     const uint8_t *p = data;
     crc = ~crc;

@@ -149,12 +149,12 @@ CS_EXTERN void cs_agent_trace_warning(int kind, uint64_t task_id,
     for (size_t i = 0; i < n; i++)
         buf[i] = ips[i];
     if (n) {
-        stack = cs__trace_stack_put(buf, n);
+        stack = cs__tr_stack_put(buf, n);
         /* the stack may point into an object dlopen'ed since the last
          * refresh: list it, so that a reader can name the frames after we
          * exit (one loader callback when nothing changed; never runs in a
          * signal handler: agent reports are made in task context) */
-        cs__trace_modules_refresh(0);
+        cs__tr_modules_refresh(0);
     }
-    cs__trace_warning(loop->tr_ring, task_id, (unsigned)kind, stack);
+    cs__tr_warning(loop->tr_ring, task_id, (unsigned)kind, stack);
 }
