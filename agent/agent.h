@@ -26,8 +26,8 @@
 
 /* A captured stack: raw instruction pointers, innermost first. */
 typedef struct cs__bt {
-    int n;                    /* frames in ip[] */
-    bool exact0;              /* ip[0] is a faulting pc, not a return address */
+    int n;       /* frames in ip[] */
+    bool exact0; /* ip[0] is a faulting pc, not a return address */
     uintptr_t ip[CS__BT_MAX]; /* innermost first */
 } cs__bt;
 
@@ -46,12 +46,12 @@ enum {
 };
 
 struct cs__cfg {
-    unsigned reports;  /* CS__R_* bits on; 0 when COSCOPE_REPORT=off */
-    bool strict;       /* COSCOPE_STRICT=1: abort after the first report */
-    bool quiet;        /* COSCOPE_REPORT_STDERR=off: reports only in
+    unsigned reports; /* CS__R_* bits on; 0 when COSCOPE_REPORT=off */
+    bool strict;      /* COSCOPE_STRICT=1: abort after the first report */
+    bool quiet;       /* COSCOPE_REPORT_STDERR=off: reports only in
                           COSCOPE_REPORT_DIR (coscope check prints them) */
-    int64_t slow_ns;   /* COSCOPE_SLOW_MS, default 100 ms */
-    char **allow;      /* COSCOPE_ALLOW file: function names, or NULL */
+    int64_t slow_ns;  /* COSCOPE_SLOW_MS, default 100 ms */
+    char **allow;     /* COSCOPE_ALLOW file: function names, or NULL */
     size_t nallow;
 };
 extern struct cs__cfg cs__cfg;
@@ -90,9 +90,9 @@ bool cs__bt_self_is_main(void);
 
 /* A sampled stack, and the task that was running on that thread. */
 typedef struct cs__sample {
-    cs__bt bt;       /* from the interrupted context, innermost first */
-    uint64_t task_id; /* 0 if no task was running */
-    char task[64];   /* its name */
+    cs__bt bt;          /* from the interrupted context, innermost first */
+    uint64_t task_id;   /* 0 if no task was running */
+    char task[64];      /* its name */
     uintptr_t call_ret; /* in a call of resume.c: its return address into
                            the program (0: none); the frames inside it
                            are ours and left out */
@@ -155,11 +155,11 @@ typedef struct cs__sym {
     uintptr_t modoff;   /* ip - module load address */
     const char *file;   /* source file (debug info), or NULL */
     int line;
-    int ninline;        /* inlined calls at ip, innermost first */
+    int ninline; /* inlined calls at ip, innermost first */
     struct {
         const char *func, *file;
         int line;
-    } inl[8];           /* CS_SYMNAME_INLINE_MAX, symname.h */
+    } inl[8]; /* CS_SYMNAME_INLINE_MAX, symname.h */
 } cs__sym;
 
 /* Names ip; is_return says ip is a return address (looked up at ip - 1).
@@ -217,12 +217,10 @@ void cs__report_dir_hello(bool agent_on, bool interposer);
 /* True if any frame of bt is a function of the allow list. */
 bool cs__report_allowed(const cs__bt *bt);
 /* "task 'NAME' (id N)" into buf. */
-const char *cs__task_label(const cs_agent_task_info *i, char *buf,
-                           size_t cap);
+const char *cs__task_label(const cs_agent_task_info *i, char *buf, size_t cap);
 /* What the task waits for, in words ("waits for lock 0x.. held by task
  * 'w' (id 3)"), into buf. */
-const char *cs__wait_text(const cs_agent_task_info *i, char *buf,
-                          size_t cap);
+const char *cs__wait_text(const cs_agent_task_info *i, char *buf, size_t cap);
 
 /* ---- detectors --------------------------------------------------------- */
 

@@ -98,8 +98,7 @@ void cs__bt_signal(cs__bt *bt, void *uc)
 /* The load address of the object holding the agent, or 0 when that is the
  * main program (a static link), where "ours" cannot be told from the
  * user's code by object. */
-static int cs__main_base_cb(struct dl_phdr_info *info, size_t size,
-                            void *data)
+static int cs__main_base_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     *(uintptr_t *)data = info->dlpi_addr;

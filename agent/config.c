@@ -23,9 +23,12 @@ static const struct {
     const char *name;
     unsigned bit;
 } cs__classes[] = {
-    {"never-awaited", CS__R_NEVER_AWAITED}, {"unretrieved", CS__R_UNRETRIEVED},
-    {"pending", CS__R_PENDING},             {"blocking", CS__R_BLOCKING},
-    {"deadlock", CS__R_DEADLOCK},           {"crash", CS__R_CRASH},
+    {"never-awaited", CS__R_NEVER_AWAITED},
+    {"unretrieved", CS__R_UNRETRIEVED},
+    {"pending", CS__R_PENDING},
+    {"blocking", CS__R_BLOCKING},
+    {"deadlock", CS__R_DEADLOCK},
+    {"crash", CS__R_CRASH},
     {"slow", CS__R_SLOW},
 };
 
@@ -39,7 +42,8 @@ static unsigned cs__parse_reports(const char *v)
     if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
         return 0;
     snprintf(buf, sizeof(buf), "%s", v);
-    for (char *w = strtok_r(buf, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+    for (char *w = strtok_r(buf, ", ", &save); w;
+         w = strtok_r(NULL, ", ", &save)) {
         size_t i;
         for (i = 0; i < sizeof(cs__classes) / sizeof(cs__classes[0]); i++)
             if (strcmp(w, cs__classes[i].name) == 0)
@@ -47,8 +51,10 @@ static unsigned cs__parse_reports(const char *v)
         if (i < sizeof(cs__classes) / sizeof(cs__classes[0]))
             bits |= cs__classes[i].bit;
         else
-            fprintf(stderr, "coscope: unknown report class '%s' in "
-                            "COSCOPE_REPORT\n", w);
+            fprintf(stderr,
+                    "coscope: unknown report class '%s' in "
+                    "COSCOPE_REPORT\n",
+                    w);
     }
     return bits;
 }

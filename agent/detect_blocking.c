@@ -75,14 +75,15 @@ static void cs__blocking_report(void *arg)
         return;
     if (!cs__report_begin(CS__R_BLOCKING,
                           "blocking call %s() on the event loop in task '%s' "
-                          "(took %.1f ms)", b->call, b->i.name,
-                          (double)b->took_ns / 1e6))
+                          "(took %.1f ms)",
+                          b->call, b->i.name, (double)b->took_ns / 1e6))
         return;
     cs__drop_interceptors(&b->bt);
     cs__task_label(&b->i, label, sizeof(label));
     if (b->i.file)
         cs__report_line("%s (created at %s:%d) held the loop: no other task "
-                        "ran meanwhile", label, b->i.file, b->i.line);
+                        "ran meanwhile",
+                        label, b->i.file, b->i.line);
     else
         cs__report_line("%s held the loop: no other task ran meanwhile",
                         label);

@@ -9,8 +9,7 @@
 
 #include <stdlib.h>
 
-void cs__coro_created(cs_coro *c, const char *name, const char *file,
-                      int line)
+void cs__coro_created(cs_coro *c, const char *name, const char *file, int line)
 {
     cs__bt *bt;
 
@@ -68,8 +67,7 @@ void cs__coro_unstarted(cs_coro *c, int leaked)
     *slot = NULL;
     if (cs__cfg.reports & CS__R_NEVER_AWAITED) {
         cs_task *cur = cs_current_task();
-        cs__report_trace(CS__R_NEVER_AWAITED, cur ? cs_task_id(cur) : 0,
-                         u.bt);
+        cs__report_trace(CS__R_NEVER_AWAITED, cur ? cs_task_id(cur) : 0, u.bt);
         cs__report_offstack(CS__R_NEVER_AWAITED, cs__unstarted_report, &u);
     }
     free(u.bt);

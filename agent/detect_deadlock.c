@@ -61,7 +61,8 @@ static void cs__cycle_report(void *arg)
     for (int k = 0; k < c->n; k++) {
         cs__bt bt = c->here;
         cs_agent_task_get(c->path[k], &i);
-        cs__report_line("%s %s here:", cs__task_label(&i, label, sizeof(label)),
+        cs__report_line("%s %s here:",
+                        cs__task_label(&i, label, sizeof(label)),
                         k == 0 ? "blocks" : "is blocked");
         if (k > 0)
             cs__bt_parked(&bt, i.sp, i.fp, i.ip);
@@ -125,7 +126,8 @@ static void cs__stuck_report(void *arg)
 
     if (!cs__report_begin(CS__R_DEADLOCK,
                           "deadlock: every task is waiting and nothing can "
-                          "wake any of them (%zu tasks)", st->n))
+                          "wake any of them (%zu tasks)",
+                          st->n))
         return;
     for (size_t k = 0; k < st->n && shown < 16; k++) {
         cs_agent_task_info i;
@@ -133,7 +135,8 @@ static void cs__stuck_report(void *arg)
         if (cs_agent_task_get(st->all[k], &i) != 0 ||
             cs__explained(st->all[k]))
             continue;
-        cs__report_line("%s %s, here:", cs__task_label(&i, label, sizeof(label)),
+        cs__report_line("%s %s, here:",
+                        cs__task_label(&i, label, sizeof(label)),
                         cs__wait_text(&i, what, sizeof(what)));
         cs__bt_parked(&bt, i.sp, i.fp, i.ip);
         cs__bt_trim_self(&bt);

@@ -52,14 +52,14 @@
 
 /* ---- what the program has ------------------------------------------------ */
 
-static void *(*cs__current_task)(void);      /* NULL: not (yet) known */
+static void *(*cs__current_task)(void); /* NULL: not (yet) known */
 static cs_agent_blocking_fn *cs__report;
-static uintptr_t cs__rt_lo, cs__rt_hi;       /* libcoscope's address range */
-static int cs__resolved;                     /* 1 once looked up */
+static uintptr_t cs__rt_lo, cs__rt_hi; /* libcoscope's address range */
+static int cs__resolved;               /* 1 once looked up */
 /* initial-exec: this library is loaded at start-up (LD_PRELOAD), and the
  * default model for a shared object costs a __tls_get_addr call on every
  * wrapped libc call. */
-static __thread int cs__busy                 /* in a report, or resolving */
+static __thread int cs__busy /* in a report, or resolving */
     __attribute__((tls_model("initial-exec")));
 
 static int cs__range_cb(struct dl_phdr_info *info, size_t size, void *data)
@@ -191,15 +191,15 @@ static void cs__blocked(const char *call, int64_t t0, const void *caller)
     X(int, accept, (int, struct sockaddr *, socklen_t *))                     \
     X(int, connect, (int, const struct sockaddr *, socklen_t))                \
     X(int, poll, (struct pollfd *, nfds_t, int))                              \
-    X(int, select,                                                            \
-      (int, fd_set *, fd_set *, fd_set *, struct timeval *))                  \
+    X(int, select, (int, fd_set *, fd_set *, fd_set *, struct timeval *))     \
     X(int, epoll_wait, (int, struct epoll_event *, int, int))                 \
     X(int, pthread_mutex_lock, (pthread_mutex_t *))                           \
     X(int, pthread_mutex_trylock, (pthread_mutex_t *))                        \
     X(int, pthread_join, (pthread_t, void **))                                \
     X(int, sem_wait, (sem_t *))                                               \
-    X(int, getaddrinfo, (const char *, const char *,                          \
-                         const struct addrinfo *, struct addrinfo **))        \
+    X(int, getaddrinfo,                                                       \
+      (const char *, const char *, const struct addrinfo *,                   \
+       struct addrinfo **))                                                   \
     X(struct hostent *, gethostbyname, (const char *))                        \
     X(int, system, (const char *))                                            \
     X(FILE *, popen, (const char *, const char *))                            \
@@ -227,7 +227,8 @@ static void *cs__real(void **slot, const char *name)
     __atomic_store_n(slot, p, __ATOMIC_RELEASE);
     return p;
 }
-#define REAL(name) ((__typeof__(real_##name))cs__real((void **)&real_##name, #name))
+#define REAL(name)                                                            \
+    ((__typeof__(real_##name))cs__real((void **)&real_##name, #name))
 
 __attribute__((constructor)) static void cs__preload_init(void)
 {
@@ -370,7 +371,8 @@ CS_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e,
 CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max,
                          int timeout)
 {
-    CS_WATCH(int, epoll_wait, timeout != 0, real_epoll_wait(epfd, ev, max, timeout),
+    CS_WATCH(int, epoll_wait, timeout != 0,
+             real_epoll_wait(epfd, ev, max, timeout),
              (int)syscall(SYS_epoll_pwait, epfd, ev, max, timeout, NULL, 8));
 }
 
@@ -481,5 +483,6 @@ CS_EXPORT int fcntl64(int fd, int cmd, ...)
     arg = va_arg(ap, void *);
     va_end(ap);
     CS_WATCH(int, fcntl64, cmd == F_SETLKW || cmd == F_OFD_SETLKW,
-             real_fcntl64(fd, cmd, arg), (int)syscall(SYS_fcntl, fd, cmd, arg));
+             real_fcntl64(fd, cmd, arg),
+             (int)syscall(SYS_fcntl, fd, cmd, arg));
 }

@@ -27,7 +27,8 @@ static pthread_mutex_t cs__report_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Writes to stderr, unless COSCOPE_REPORT_STDERR=off (coscope check, which
  * renders every report itself from COSCOPE_REPORT_DIR: once, not twice). */
-static void cs__say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void cs__say(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 static void cs__say(const char *fmt, ...)
 {
     va_list ap;
@@ -64,12 +65,14 @@ static int cs__class_index(unsigned cls)
 static void cs__say_left_out(void)
 {
     static const char *names[] = {"never-awaited", "unretrieved", "pending",
-                                  "blocking", "deadlock", "crash", "slow"};
+                                  "blocking",      "deadlock",    "crash",
+                                  "slow"};
 
     for (int k = 0; k < 7; k++)
         if (__atomic_load_n(&cs__left_out[k], __ATOMIC_RELAXED))
-            fprintf(stderr, "coscope: %u more '%s' reports were left out "
-                            "(after the first %d)\n",
+            fprintf(stderr,
+                    "coscope: %u more '%s' reports were left out "
+                    "(after the first %d)\n",
                     cs__left_out[k], names[k], CS__REPORTS_MAX);
 }
 
@@ -91,9 +94,12 @@ static bool cs__budget(unsigned cls)
 void cs__report_trace(unsigned cls, uint64_t task_id, const cs__bt *bt)
 {
     /* CS_WARN_* of coscope/trace_format.h, by class bit */
-    static const int kinds[] = {3 /* never awaited */, 4 /* exception */,
-                                5 /* pending */,       2 /* blocking */,
-                                6 /* deadlock */,      7 /* crash */,
+    static const int kinds[] = {3 /* never awaited */,
+                                4 /* exception */,
+                                5 /* pending */,
+                                2 /* blocking */,
+                                6 /* deadlock */,
+                                7 /* crash */,
                                 1 /* slow step */};
 
     cs__bt own;
@@ -190,9 +196,10 @@ static void cs__sym_raw(uintptr_t ip, cs__sym *s)
 /* ---- COSCOPE_REPORT_DIR: the report as one JSON line ------------------- */
 
 #define CS__JS_FRAMES 64
-static const char *const cs__class_names[] = {
-    "never-awaited", "unretrieved", "pending", "blocking",
-    "deadlock",      "crash",       "slow"};
+static const char *const cs__class_names[] = {"never-awaited", "unretrieved",
+                                              "pending",       "blocking",
+                                              "deadlock",      "crash",
+                                              "slow"};
 /* The report being written (under the report lock, or in the crash
  * handler, which runs once). */
 static struct {
@@ -226,7 +233,7 @@ static void cs__js_task_from(const char *text)
     if (!q)
         return;
     n = (size_t)(q - p) < sizeof(cs__js.task) - 1 ? (size_t)(q - p)
-                                                   : sizeof(cs__js.task) - 1;
+                                                  : sizeof(cs__js.task) - 1;
     memcpy(cs__js.task, p, n);
     cs__js.task[n] = 0;
     cs__js.has_task = true;
@@ -329,8 +336,9 @@ static void cs__js_finish(void)
     /* Only our own regular file: in a shared directory another user may
      * have put a symlink, a FIFO or a 0666 file there to receive it
      * (docs/reliability.md).  open and fstat: async-signal-safe. */
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
-                        O_CLOEXEC,
+    fd = open(path,
+              O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+                  O_CLOEXEC,
               0600);
     if (fd < 0)
         return;
@@ -456,9 +464,9 @@ static void cs__trim_by_name(cs__bt *bt)
 /* One printed frame (and, for the first stack of a report, one JSON
  * frame): "#k  0x... in func+0xoff (file:line)"; an inlined call has no
  * offset and says "[inlined]". */
-static void cs__frame_out(int k, uintptr_t ip, const char *func,
-                          uintptr_t off, const char *mod, uintptr_t modoff,
-                          const char *file, int line, bool inlined)
+static void cs__frame_out(int k, uintptr_t ip, const char *func, uintptr_t off,
+                          const char *mod, uintptr_t modoff, const char *file,
+                          int line, bool inlined)
 {
     char where[320] = "";
 
@@ -547,8 +555,8 @@ bool cs__report_allowed(const cs__bt *bt)
             if (s.inl[j].file)
                 snprintf(site, sizeof(site), "%s:%d",
                          cs__basename(s.inl[j].file), s.inl[j].line);
-            allowed = cs__cfg_allowed(s.inl[j].func,
-                                      s.inl[j].file ? site : NULL);
+            allowed =
+                cs__cfg_allowed(s.inl[j].func, s.inl[j].file ? site : NULL);
         }
         if (s.file)
             snprintf(site, sizeof(site), "%s:%d", cs__basename(s.file),
@@ -560,16 +568,14 @@ bool cs__report_allowed(const cs__bt *bt)
     return allowed;
 }
 
-const char *cs__task_label(const cs_agent_task_info *i, char *buf,
-                           size_t cap)
+const char *cs__task_label(const cs_agent_task_info *i, char *buf, size_t cap)
 {
     snprintf(buf, cap, "task '%s' (id %llu)", i->name ? i->name : "?",
              (unsigned long long)i->id);
     return buf;
 }
 
-const char *cs__wait_text(const cs_agent_task_info *i, char *buf,
-                          size_t cap)
+const char *cs__wait_text(const cs_agent_task_info *i, char *buf, size_t cap)
 {
     cs_agent_task_info h;
     char who[160] = "no task";
@@ -584,24 +590,37 @@ const char *cs__wait_text(const cs_agent_task_info *i, char *buf,
         else
             snprintf(buf, cap, "sleeps");
         break;
-    case 2: snprintf(buf, cap, "awaits %s", who); break;
+    case 2:
+        snprintf(buf, cap, "awaits %s", who);
+        break;
     case 3:
         snprintf(buf, cap, "waits for lock %p held by %s", i->wait_obj, who);
         break;
-    case 4: snprintf(buf, cap, "waits for event %p", i->wait_obj); break;
-    case 5: snprintf(buf, cap, "waits for semaphore %p", i->wait_obj); break;
+    case 4:
+        snprintf(buf, cap, "waits for event %p", i->wait_obj);
+        break;
+    case 5:
+        snprintf(buf, cap, "waits for semaphore %p", i->wait_obj);
+        break;
     case 6:
         snprintf(buf, cap, "waits to put into full queue %p", i->wait_obj);
         break;
     case 7:
         snprintf(buf, cap, "waits to get from empty queue %p", i->wait_obj);
         break;
-    case 8: snprintf(buf, cap, "waits for fd %d to be readable", i->wait_fd); break;
-    case 9: snprintf(buf, cap, "waits for fd %d to be writable", i->wait_fd); break;
-    case 10: snprintf(buf, cap, "waits for a cs_to_thread call"); break;
+    case 8:
+        snprintf(buf, cap, "waits for fd %d to be readable", i->wait_fd);
+        break;
+    case 9:
+        snprintf(buf, cap, "waits for fd %d to be writable", i->wait_fd);
+        break;
+    case 10:
+        snprintf(buf, cap, "waits for a cs_to_thread call");
+        break;
     default:
-        snprintf(buf, cap, "%s", i->state == CS_AGENT_READY ? "is ready to run"
-                                                            : "is not waiting");
+        snprintf(buf, cap, "%s",
+                 i->state == CS_AGENT_READY ? "is ready to run"
+                                            : "is not waiting");
     }
     return buf;
 }

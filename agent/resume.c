@@ -91,22 +91,22 @@ __thread uintptr_t cs__resume_ret __attribute__((tls_model("initial-exec")));
 
 /* The body of each wrapper: expr, with cs__resume_ret set so that a
  * sample taken inside shows the call (this frame) and not our helpers. */
-#define CS__WATCHED(name, may_block, expr)                                   \
-    do {                                                                     \
-        const void *caller_ = __builtin_return_address(0);                   \
-        uintptr_t outer_ = cs__resume_ret;                                   \
-        int64_t t0_ = 0;                                                     \
-        bool watch_ = cs__watch(may_block);                                  \
-        if (watch_)                                                          \
-            t0_ = cs__mono();                                                \
-        cs__resume_ret = (uintptr_t)caller_;                                 \
-        __typeof__(expr) r_ = expr;                                          \
-        int e_ = errno;                                                      \
-        cs__resume_ret = outer_;                                             \
-        if (watch_)                                                          \
-            cs_agent_blocking_report(name, cs__mono() - t0_, caller_);       \
-        errno = e_;                                                          \
-        return r_;                                                           \
+#define CS__WATCHED(name, may_block, expr)                                    \
+    do {                                                                      \
+        const void *caller_ = __builtin_return_address(0);                    \
+        uintptr_t outer_ = cs__resume_ret;                                    \
+        int64_t t0_ = 0;                                                      \
+        bool watch_ = cs__watch(may_block);                                   \
+        if (watch_)                                                           \
+            t0_ = cs__mono();                                                 \
+        cs__resume_ret = (uintptr_t)caller_;                                  \
+        __typeof__(expr) r_ = expr;                                           \
+        int e_ = errno;                                                       \
+        cs__resume_ret = outer_;                                              \
+        if (watch_)                                                           \
+            cs_agent_blocking_report(name, cs__mono() - t0_, caller_);        \
+        errno = e_;                                                           \
+        return r_;                                                            \
     } while (0)
 
 /* ---- sleeping ------------------------------------------------------------ */
@@ -116,8 +116,8 @@ __thread uintptr_t cs__resume_ret __attribute__((tls_model("initial-exec")));
  * the time our handler took does not lengthen it either.  0 or an errno
  * value; *rem as the kernel gives it, for a relative sleep the program's
  * signal ended. */
-static int cs__sleep_until(clockid_t clk, int flags, const struct timespec *req,
-                           struct timespec *rem)
+static int cs__sleep_until(clockid_t clk, int flags,
+                           const struct timespec *req, struct timespec *rem)
 {
     struct timespec t, r2 = {0, 0}, now;
     int64_t deadline = 0;
@@ -212,7 +212,8 @@ static int cs__ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
     long r;
 
     for (;;) {
-        struct timespec left = tmo ? cs__ts(deadline - cs__mono()) : (struct timespec){0, 0};
+        struct timespec left = tmo ? cs__ts(deadline - cs__mono())
+                                   : (struct timespec){0, 0};
         unsigned before = cs__sample_signals();
         r = syscall(SYS_ppoll, fds, n, tmo ? &left : NULL, mask,
                     mask ? CS__SIGSET_BYTES : 0);
@@ -250,7 +251,8 @@ static int cs__pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
     long r;
 
     for (;;) {
-        struct timespec left = tmo ? cs__ts(deadline - cs__mono()) : (struct timespec){0, 0};
+        struct timespec left = tmo ? cs__ts(deadline - cs__mono())
+                                   : (struct timespec){0, 0};
         unsigned before = cs__sample_signals();
         r = syscall(SYS_pselect6, nfds, rd, wr, ex, tmo ? &left : NULL, &data);
         if (!cs__ours(r, before))

@@ -22,9 +22,9 @@
 enum { CS__IDLE, CS__ASKED, CS__ANSWERED };
 
 static pthread_mutex_t cs__sample_mu = PTHREAD_MUTEX_INITIALIZER;
-static cs__sample *cs__req;   /* the request in flight */
-static pid_t cs__req_tid;     /* the thread that must answer it */
-static int cs__req_state;     /* CS__*, atomic */
+static cs__sample *cs__req; /* the request in flight */
+static pid_t cs__req_tid;   /* the thread that must answer it */
+static int cs__req_state;   /* CS__*, atomic */
 
 /* Bumped by the handler on the thread it interrupts (initial-exec: no
  * __tls_get_addr in a handler; libcoscope is loaded at start-up). */
@@ -44,8 +44,8 @@ static void cs__sample_handler(int sig, siginfo_t *si, void *uc)
     (void)sig, (void)si;
     /* before anything else: the interrupted call compares it on return */
     __atomic_store_n(&cs__sigs, cs__sigs + 1, __ATOMIC_RELAXED);
-    if (__atomic_load_n(&cs__req_state, __ATOMIC_ACQUIRE) != CS__ASKED ||
-        !s || (pid_t)syscall(SYS_gettid) != cs__req_tid) {
+    if (__atomic_load_n(&cs__req_state, __ATOMIC_ACQUIRE) != CS__ASKED || !s ||
+        (pid_t)syscall(SYS_gettid) != cs__req_tid) {
         errno = e;
         return;
     }

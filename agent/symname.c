@@ -17,7 +17,8 @@
 static const char *die_name(Dwarf_Die *die)
 {
     Dwarf_Attribute a;
-    const char *n = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &a));
+    const char *n =
+        dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &a));
     return n ? n : dwarf_diename(die);
 }
 

@@ -25,12 +25,12 @@ typedef struct cs_symname_inline {
 
 /* What an address is called.  Strings belong to the Dwfl session. */
 typedef struct cs_symname {
-    const char *func;  /* the ELF symbol (the out-of-line function), or NULL */
-    uint64_t offset;   /* ip - the symbol's start */
-    const char *file;  /* the function's own line: the address's, or the
+    const char *func; /* the ELF symbol (the out-of-line function), or NULL */
+    uint64_t offset;  /* ip - the symbol's start */
+    const char *file; /* the function's own line: the address's, or the
                           call site of its outermost inlined call; or NULL */
     int line;
-    int ninline;       /* inlined calls at the address, innermost first */
+    int ninline; /* inlined calls at the address, innermost first */
     cs_symname_inline inl[CS_SYMNAME_INLINE_MAX];
 } cs_symname;
 

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 
-static cs_trace *cs__self;      /* our segment, once open */
-static pid_t cs__self_pid;      /* the process it belongs to (fork) */
+static cs_trace *cs__self;            /* our segment, once open */
+static pid_t cs__self_pid;            /* the process it belongs to (fork) */
 static unsigned cs__wait, cs__waited; /* polls between open attempts */
 
 static bool cs__self_open(void)
@@ -61,9 +61,9 @@ static size_t cs__trace_steps(cs__step *out, size_t cap, void *arg)
         out[n].tid = (pid_t)ring.tid;
         out[n].task_id = ring.step_task;
         out[n].seq = ring.switches;
-        out[n].start_ns =
-            ring.step_start ? (int64_t)cs_trace_ns(cs__self, ring.step_start)
-                            : 0;
+        out[n].start_ns = ring.step_start
+                              ? (int64_t)cs_trace_ns(cs__self, ring.step_start)
+                              : 0;
         n++;
     }
     return n;

@@ -25,13 +25,13 @@
 
 /* What the watchdog knows of one loop thread. */
 struct cs__watched {
-    pid_t tid;          /* 0: unused entry */
-    int64_t start_ns;   /* start of the step being watched, 0 none */
-    int64_t src_start;  /* the source's start_ns and seq for that step: */
-    uint64_t src_seq;   /* either moves when it ends */
-    uint64_t task_id;   /* its task */
-    bool sampled;       /* sample holds this step's stack */
-    bool wake;          /* a warning posted to the loop may wait for it:
+    pid_t tid;         /* 0: unused entry */
+    int64_t start_ns;  /* start of the step being watched, 0 none */
+    int64_t src_start; /* the source's start_ns and seq for that step: */
+    uint64_t src_seq;  /* either moves when it ends */
+    uint64_t task_id;  /* its task */
+    bool sampled;      /* sample holds this step's stack */
+    bool wake;         /* a warning posted to the loop may wait for it:
                            look again and wake it (a signal can arrive
                            just before it goes to sleep) */
     cs__sample sample;
@@ -41,7 +41,7 @@ static struct {
     cs__step_source *src;
     void *arg;
     pthread_t th;
-    pid_t pid;          /* the process the thread runs in (fork) */
+    pid_t pid; /* the process the thread runs in (fork) */
     bool running;
     int stop; /* atomic */
     /* the watchdog's naps end early when stop is set: they can last a
@@ -67,7 +67,8 @@ static void cs__slow_report(void *arg)
         return;
     cs__report_line("task id %llu; one step held its loop (thread %d) past "
                     "the %.0f ms threshold (COSCOPE_SLOW_MS); sampled while "
-                    "it ran:", (unsigned long long)s->w->task_id, (int)s->w->tid,
+                    "it ran:",
+                    (unsigned long long)s->w->task_id, (int)s->w->tid,
                     (double)cs__cfg.slow_ns / 1e6);
     cs__bt_trim_self(&bt);
     cs__report_stack(&bt);
@@ -203,7 +204,7 @@ static void *cs__watchdog_main(void *arg)
 {
     cs__step steps[CS__WATCH_MAX];
     int64_t period = cs__cfg.slow_ns / 4 < 10000000 ? cs__cfg.slow_ns / 4
-                                                     : 10000000;
+                                                    : 10000000;
 
     (void)arg;
     if (period < 1000000)

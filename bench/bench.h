@@ -87,7 +87,10 @@ static inline void bench_row(const char *figure, const char *value,
                              const char *target, int meets)
 {
     printf("@row\t%s\t%s\t%s\t%s\t%s\t%s\n", figure, value, baseline, ratio,
-           target, meets < 0 ? "info" : meets ? "meets" : "misses");
+           target,
+           meets < 0 ? "info"
+           : meets   ? "meets"
+                     : "misses");
     fflush(stdout);
 }
 

@@ -29,9 +29,9 @@ static const int sizes[] = {1, 64, 1000, 10000};
 
 
 typedef struct burst_run {
-    long n;                 /* tasks per size */
-    double ns[NSIZES];      /* ns per task, per size */
-    int error;              /* first error seen, or 0 */
+    long n;            /* tasks per size */
+    double ns[NSIZES]; /* ns per task, per size */
+    int error;         /* first error seen, or 0 */
 } burst_run;
 
 
@@ -117,7 +117,8 @@ int main(int argc, char **argv)
         for (int s = 0; s < NSIZES; s++)
             best[c][s] = 1e300;
     printf("bench_burst: spawn + gather of bursts, %ld tasks per size, "
-           "%d pairs of runs\n", n, reps);
+           "%d pairs of runs\n",
+           n, reps);
     for (int rep = 0; rep < reps; rep++)
         for (int c = 0; c < 2; c++) {
             double ns[NSIZES];

@@ -53,8 +53,13 @@
 #define BENCH_ECHO_SERVER "./bench_echo_server"
 #endif
 
-enum { MSG_SIZE = 64, IO_TIMEOUT_S = 5, MAX_CONNS = 256, LOAD_THREADS = 2,
-       MAX_SLICES = 100 };
+enum {
+    MSG_SIZE = 64,
+    IO_TIMEOUT_S = 5,
+    MAX_CONNS = 256,
+    LOAD_THREADS = 2,
+    MAX_SLICES = 100
+};
 
 static const char *prog = "bench_echo";
 static volatile pid_t children[2]; /* for the watchdog */
@@ -380,8 +385,7 @@ static int drive(int port, int conns, long ms, long *requests,
     }
     pthread_barrier_init(&l.barrier, NULL, (unsigned)nth + 1);
     for (int i = 0; i < nth; i++) {
-        th[i] = (load_thread){.l = &l,
-                              .nfd = conns / nth + (i < conns % nth)};
+        th[i] = (load_thread){.l = &l, .nfd = conns / nth + (i < conns % nth)};
         if (pthread_create(&th[i].id, &attr, load_run, &th[i]) != 0) {
             fprintf(stderr, "%s: cannot start load threads\n", prog);
             exit(1); /* cannot happen short of resource exhaustion */
@@ -389,7 +393,8 @@ static int drive(int port, int conns, long ms, long *requests,
     }
     pthread_barrier_wait(&l.barrier);
     int64_t t0 = bench_now_ns();
-    struct timespec d = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    struct timespec d = {.tv_sec = ms / 1000,
+                         .tv_nsec = (ms % 1000) * 1000000};
     while (nanosleep(&d, &d) != 0 && errno == EINTR) {
     }
     atomic_store(&l.stop, 1);
@@ -410,9 +415,9 @@ static int drive(int port, int conns, long ms, long *requests,
 
 /* What one server did at one connection count, summed over the slices. */
 typedef struct tally {
-    long requests;   /* requests completed */
-    int64_t ns;      /* time the load ran */
-    int64_t cpu_ns;  /* server CPU time, or -1 if unknown */
+    long requests;  /* requests completed */
+    int64_t ns;     /* time the load ran */
+    int64_t cpu_ns; /* server CPU time, or -1 if unknown */
 } tally;
 
 static double rps_of(const tally *t)
@@ -428,8 +433,8 @@ static int cmp_double(const void *a, const void *b)
 
 /* Reports coscope (cs) against epoll (ep); ratios[] holds the coscope/epoll
  * ratio of each slice pair, whose median is the ratio reported. */
-static void report(int conns, const tally *cs, const tally *ep,
-                   double *ratios, int n)
+static void report(int conns, const tally *cs, const tally *ep, double *ratios,
+                   int n)
 {
     char fig[64], v[64], b[64], r[64];
     qsort(ratios, (size_t)n, sizeof *ratios, cmp_double);
@@ -492,8 +497,8 @@ int main(int argc, char **argv)
             argv[nargs++] = argv[i];
     bench_parse(nargs, argv, &o, "--server", " [--server PATH] [--no-pin]");
     cpu_set_t cpus;
-    if (sched_getaffinity(0, sizeof cpus, &cpus) != 0 || !CPU_ISSET(0, &cpus) ||
-        !CPU_ISSET(1, &cpus))
+    if (sched_getaffinity(0, sizeof cpus, &cpus) != 0 ||
+        !CPU_ISSET(0, &cpus) || !CPU_ISSET(1, &cpus))
         pin = 0;
     long ms = o.n ? o.n : o.quick ? 200 : 2000;
     int slices = o.reps ? o.reps : o.quick ? 1 : 10;

@@ -38,8 +38,8 @@ static char failed_mark;
 #define FAILED ((void *)&failed_mark) /* a task's result when a call failed */
 
 struct pair {
-    int fd[2];  /* socketpair ends: A's, B's */
-    long n;     /* round trips */
+    int fd[2]; /* socketpair ends: A's, B's */
+    long n;    /* round trips */
 };
 
 static void *task_b(void *arg)
@@ -114,8 +114,9 @@ static double bench_epoll(long n, int reps)
     for (int rep = 0; rep < reps; rep++) {
         int fd[2], ep = epoll_create1(EPOLL_CLOEXEC);
         char c = 'x';
-        if (ep < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-                                              SOCK_CLOEXEC, 0, fd) < 0)
+        if (ep < 0 ||
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                       fd) < 0)
             die("epoll_create1/socketpair");
         for (int i = 0; i < 2; i++) {
             struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
@@ -159,8 +160,8 @@ int main(int argc, char **argv)
     if (!do_cs && !do_ep)
         bench_usage(argv[0], " [--only coscope|epoll]");
 
-    printf("fd round trip over a socketpair: %ld round trips, best of %d\n",
-           n, reps);
+    printf("fd round trip over a socketpair: %ld round trips, best of %d\n", n,
+           reps);
     double cs = do_cs ? bench_coscope(n, reps) : 0;
     double ep = do_ep ? bench_epoll(n, reps) : 0;
     if (do_cs)

@@ -162,7 +162,8 @@ int main(int argc, char **argv)
     printf("RSS per task:     %.2f KiB\n", rss_kib);
     printf("virtual per task: %.2f KiB, VMAs per task: %.2f\n", vsz_kib, vmas);
     printf("mappings with every task parked: %ld (%.1f %% of "
-           "vm.max_map_count)\n", r.maps_after,
+           "vm.max_map_count)\n",
+           r.maps_after,
            max_maps > 0 ? 100.0 * (double)r.maps_after / (double)max_maps : 0);
     printf("spawn and park:   %.0f ns per task\n", (double)r.spawn_ns / n);
     printf("ratio to the 8 KiB budget: %.2f\n", rss_kib / 8.0);

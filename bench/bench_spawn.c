@@ -38,11 +38,11 @@ static const int batch[MODES] = {1, 1000, 10000}; /* 1: one at a time */
 
 
 typedef struct spawn_run {
-    long n;              /* ops per repetition and mode */
-    int reps;            /* repetitions inside the child */
-    int modes;           /* how many of batch[] to run */
-    double best[MODES];  /* best ns per op (per task in a burst) */
-    int error;           /* first error seen, or 0 */
+    long n;             /* ops per repetition and mode */
+    int reps;           /* repetitions inside the child */
+    int modes;          /* how many of batch[] to run */
+    double best[MODES]; /* best ns per op (per task in a burst) */
+    int error;          /* first error seen, or 0 */
 } spawn_run;
 
 
@@ -62,8 +62,8 @@ static void *spawn_main(void *arg)
             for (long i = 0; i < rounds; i++)
                 if ((r->error = bench_burst(t, batch[m])) != 0)
                     return NULL;
-            double ns = (double)(bench_now_ns() - t0) /
-                        (double)(rounds * batch[m]);
+            double ns =
+                (double)(bench_now_ns() - t0) / (double)(rounds * batch[m]);
             if (ns < r->best[m])
                 r->best[m] = ns;
         }
@@ -235,7 +235,8 @@ int main(int argc, char **argv)
             best[c][m] = 1e300;
     printf("spawn + await of an empty task, and bursts of 1,000 and 10,000 "
            "(spawns then one gather): %ld ops per mode, %d pairs of runs "
-           "(3 repetitions each)\n", n, reps);
+           "(3 repetitions each)\n",
+           n, reps);
     for (int rep = 0; rep < reps; rep++)
         for (int k = 0; k < 2; k++) {
             int c = (rep + k) % 2; /* who goes first alternates */
@@ -247,31 +248,35 @@ int main(int argc, char **argv)
                 return 1;
             }
             printf("  %-11s pair %d: one %.1f ns, B=1000 %.1f ns, "
-                   "B=10000 %.1f ns\n", cfg[c], rep + 1, ns[0], ns[1], ns[2]);
+                   "B=10000 %.1f ns\n",
+                   cfg[c], rep + 1, ns[0], ns[1], ns[2]);
             for (int m = 0; m < MODES; m++)
                 if (ns[m] < best[c][m])
                     best[c][m] = ns[m];
         }
     double ratio = best[1][0] / best[0][0];
     printf("coscope spawn+await: %.1f ns/op traced, %.1f ns/op COSCOPE=off, "
-           "%.2fx\n", best[1][0], best[0][0], ratio);
+           "%.2fx\n",
+           best[1][0], best[0][0], ratio);
     printf("coscope bursts, ns/task traced / off: B=1000 %.1f / %.1f, "
-           "B=10000 %.1f / %.1f\n", best[1][1], best[0][1], best[1][2],
-           best[0][2]);
+           "B=10000 %.1f / %.1f\n",
+           best[1][1], best[0][1], best[1][2], best[0][2]);
     row("spawn+await traced", best[1][0],
         bench_fmt(b, sizeof b, "off %.1f ns", best[0][0]), ratio,
         "<= 120 ns, <= 1.3x", best[1][0] <= 120 && ratio <= 1.3);
     double il[MODES];
-    snprintf(cmd, sizeof cmd, "env -u COSCOPE '%s' --child --interleaved "
-             "-n %ld --reps %d", argv[0], n / 20 > 1000 ? n / 20 : 1000,
-             reps * 8);
+    snprintf(cmd, sizeof cmd,
+             "env -u COSCOPE '%s' --child --interleaved "
+             "-n %ld --reps %d",
+             argv[0], n / 20 > 1000 ? n / 20 : 1000, reps * 8);
     if (run_cmd(cmd, "@interleaved", il, 0) < 0) {
         fprintf(stderr, "%s: the interleaved run failed\n", prog);
         return 1;
     }
     printf("interleaved in one process (traced and untraced loops "
            "alternating, %d samples each): traced %.1f ns, untraced %.1f ns, "
-           "%.2fx\n", reps * 8, il[0], il[1], il[0] / il[1]);
+           "%.2fx\n",
+           reps * 8, il[0], il[1], il[0] / il[1]);
     row("spawn+await traced, interleaved", il[0],
         bench_fmt(b, sizeof b, "untraced %.1f ns", il[1]), il[0] / il[1],
         "<= 120 ns, <= 1.3x", il[0] <= 120 && il[0] / il[1] <= 1.3);
@@ -282,13 +287,14 @@ int main(int argc, char **argv)
     if (g == 0) {
         double one = go[0] / best[1][0];
         printf("go goroutine+WaitGroup, ns/goroutine: one %.1f, B=1000 %.1f, "
-               "B=10000 %.1f\n", go[0], go[1], go[2]);
+               "B=10000 %.1f\n",
+               go[0], go[1], go[2]);
         printf("ratio go/coscope traced: one %.2fx, B=1000 %.2fx, "
-               "B=10000 %.2fx\n", one, go[1] / best[1][1],
-               go[2] / best[1][2]);
+               "B=10000 %.2fx\n",
+               one, go[1] / best[1][1], go[2] / best[1][2]);
         row("spawn+await traced vs go", best[1][0],
-            bench_fmt(b, sizeof b, "go %.1f ns", go[0]), one,
-            ">= 2x faster", one >= 2);
+            bench_fmt(b, sizeof b, "go %.1f ns", go[0]), one, ">= 2x faster",
+            one >= 2);
         for (int m = 1; m < MODES; m++) {
             char fig[64];
             snprintf(fig, sizeof fig, "burst %d traced vs go", batch[m]);

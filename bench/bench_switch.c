@@ -40,11 +40,11 @@ static void *yielder(void *arg)
 }
 
 typedef struct switch_run {
-    long n;        /* round trips per repetition */
-    int reps;      /* repetitions */
-    double best;   /* best ns per round trip, symmetric */
+    long n;           /* round trips per repetition */
+    int reps;         /* repetitions */
+    double best;      /* best ns per round trip, symmetric */
     double best_asym; /* best ns per round trip, main vs worker */
-    int error;     /* first error seen, or 0 */
+    int error;        /* first error seen, or 0 */
 } switch_run;
 
 static int symmetric_only; /* skip the main-vs-worker measurement */
@@ -152,10 +152,10 @@ static double bench_floor(long n, int reps)
     uintptr_t *sp = stack + 8192;
     double best = 1e300;
 
-    *--sp = 0;                      /* keeps the peer's frame 16-aligned */
-    *--sp = (uintptr_t)floor_peer;  /* floor_switch returns here */
+    *--sp = 0;                     /* keeps the peer's frame 16-aligned */
+    *--sp = (uintptr_t)floor_peer; /* floor_switch returns here */
     for (int i = 0; i < 6; i++)
-        *--sp = 0;                  /* rbp rbx r12 r13 r14 r15 */
+        *--sp = 0; /* rbp rbx r12 r13 r14 r15 */
     floor_peer_sp = sp;
     for (int rep = 0; rep < reps; rep++) {
         int64_t t0 = bench_now_ns();
@@ -212,7 +212,8 @@ static double bench_ucontext(long n, int reps)
 int main(int argc, char **argv)
 {
     bench_opts o;
-    bench_parse(argc, argv, &o, "--only", " [--only coscope|symmetric|ucontext]");
+    bench_parse(argc, argv, &o, "--only",
+                " [--only coscope|symmetric|ucontext]");
     long n = o.n ? o.n : o.quick ? 10000 : 10000000;
     int reps = o.reps ? o.reps : o.quick ? 1 : 5;
     long n_uc = n / 10 > 0 ? n / 10 : 1;
@@ -223,8 +224,9 @@ int main(int argc, char **argv)
     if (!do_cs && !do_uc)
         bench_usage(argv[0], " [--only coscope|symmetric|ucontext]");
 
-    printf("switch round trip: %ld round trips (swapcontext %ld), best of %d\n",
-           n, n_uc, reps);
+    printf(
+        "switch round trip: %ld round trips (swapcontext %ld), best of %d\n",
+        n, n_uc, reps);
     double cs_asym = 0;
     double cs = do_cs ? bench_coscope(n, reps, &cs_asym) : 0;
     double uc = do_uc ? bench_ucontext(n_uc, reps) : 0;
@@ -260,7 +262,7 @@ int main(int argc, char **argv)
     bench_row("switch round trip, main vs worker",
               bench_fmt(v, sizeof v, "%.1f ns", cs_asym),
               bench_fmt(b, sizeof b, "swapcontext %.1f ns", uc),
-              bench_fmt(r, sizeof r, "%.1fx faster", uc / cs_asym),
-              "(info)", -1);
+              bench_fmt(r, sizeof r, "%.1fx faster", uc / cs_asym), "(info)",
+              -1);
     return 0;
 }

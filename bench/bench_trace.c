@@ -63,8 +63,8 @@ static void *yielder(void *arg)
 }
 
 typedef struct switch_run {
-    long n;     /* round trips */
-    double ns;  /* ns per round trip */
+    long n;    /* round trips */
+    double ns; /* ns per round trip */
 } switch_run;
 
 /* Symmetric, as bench_switch's headline figure: two identical yielders,
@@ -335,7 +335,8 @@ int main(int argc, char **argv)
     }
     printf("traced switch round trip %.2f ns, untraced %.2f ns, %.2fx\n", on,
            off, on / off);
-    bench_row("traced switch round trip", bench_fmt(v, sizeof v, "%.1f ns", on),
+    bench_row("traced switch round trip",
+              bench_fmt(v, sizeof v, "%.1f ns", on),
               bench_fmt(b, sizeof b, "untraced %.1f ns", off),
               bench_fmt(r, sizeof r, "%.2fx", on / off), "<= 1.5x",
               on / off <= 1.5);
@@ -345,9 +346,9 @@ int main(int argc, char **argv)
     if (rate < 0)
         return 1;
     printf("reader decode: %.1f million events/s\n", rate / 1e6);
-    bench_row("reader decode", bench_fmt(v, sizeof v, "%.1f M events/s",
-                                         rate / 1e6),
-              "-", "-", ">= 20 M/s", rate >= 20e6);
+    bench_row("reader decode",
+              bench_fmt(v, sizeof v, "%.1f M events/s", rate / 1e6), "-", "-",
+              ">= 20 M/s", rate >= 20e6);
 
 echo:
     /* echo: two servers, traced and untraced, rounds alternating */
@@ -357,7 +358,7 @@ echo:
         (port[1] = start_server(path, 1, &servers[1])) < 0)
         return 1;
     const int conn_counts[2] = {1, 8};
-    double best[2][2] = {{0}}; /* [conns][traced] */
+    double best[2][2] = {{0}};                           /* [conns][traced] */
     double cpu[2][2] = {{1e300, 1e300}, {1e300, 1e300}}; /* ns/request */
     for (int rep = 0; rep < echo_reps; rep++)
         for (int c = 0; c < 2; c++)
@@ -368,10 +369,11 @@ echo:
                 double rps = drive(port[s], conn_counts[c], ms, &count);
                 int64_t c1 = bench_cpu_ns(servers[s]);
                 double per = count > 0 && c0 >= 0 && c1 >= c0
-                                 ? (double)(c1 - c0) / (double)count : 0;
+                                 ? (double)(c1 - c0) / (double)count
+                                 : 0;
                 printf("  echo rep %d, %d conn, %s: %.0f req/s, %.0f ns of "
-                       "server CPU per request\n", rep + 1, conn_counts[c],
-                       name[s], rps, per);
+                       "server CPU per request\n",
+                       rep + 1, conn_counts[c], name[s], rps, per);
                 if (per > 0 && per < cpu[c][s])
                     cpu[c][s] = per;
                 if (rps < 0) {

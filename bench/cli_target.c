@@ -56,7 +56,8 @@ static void *ping_main(void *arg)
 {
     (void)arg;
     long a = 0, b = 0;
-    cs_task *t[2] = {cs_spawn("ping", pinger, &a), cs_spawn("pong", pinger, &b)};
+    cs_task *t[2] = {cs_spawn("ping", pinger, &a),
+                     cs_spawn("pong", pinger, &b)};
     printf("ready\n");
     fflush(stdout);
     int64_t end = cs_now_ns() + (int64_t)(seconds * 1e9);

@@ -32,8 +32,8 @@ int main(int argc, char **argv)
         return 3;
     }
     cs__trace_ring *ring = cs__trace_ring_acquire();
-    uint32_t name = cs__trace_intern("worker"), site =
-        cs__trace_intern("service.c:42");
+    uint32_t name = cs__trace_intern("worker"),
+             site = cs__trace_intern("service.c:42");
     static const unsigned reasons[] = {CS_WAIT_SLEEP, CS_WAIT_FD_READ,
                                        CS_WAIT_QUEUE_GET, CS_WAIT_LOCK};
     for (long i = 1; i <= n; i++) {
@@ -41,9 +41,9 @@ int main(int argc, char **argv)
         uint32_t ref = cs__trace_task_alloc((uint64_t)i, name, site, 0, 0, t0);
         if (ref == 0)
             return 3;
-        unsigned state = i % 10 == 0 ? CS_TASK_READY
+        unsigned state = i % 10 == 0   ? CS_TASK_READY
                          : i % 10 == 1 ? CS_TASK_DONE
-                                      : CS_TASK_WAITING;
+                                       : CS_TASK_WAITING;
         unsigned reason = state == CS_TASK_WAITING ? reasons[i % 4]
                           : state == CS_TASK_READY ? CS_WAIT_YIELD
                                                    : CS_WAIT_NONE;

@@ -254,12 +254,12 @@ void cli_ts_release(struct cli_taskset *x);
 
 /* One frame, symbolised. */
 struct cli_frame {
-    uint64_t ip;      /* instruction pointer (return address but for #0) */
-    char func[128];   /* function name, "" if unknown */
-    uint64_t offset;  /* ip - function start */
-    char file[256];   /* source file, "" if unknown */
-    int line;         /* source line, 0 if unknown */
-    char module[128]; /* basename of the ELF file, "" if unknown */
+    uint64_t ip;         /* instruction pointer (return address but for #0) */
+    char func[128];      /* function name, "" if unknown */
+    uint64_t offset;     /* ip - function start */
+    char file[256];      /* source file, "" if unknown */
+    int line;            /* source line, 0 if unknown */
+    char module[128];    /* basename of the ELF file, "" if unknown */
     uint64_t mod_offset; /* ip - the module's load bias, if in_module */
     int in_module;       /* a trace's module table placed ip in module */
     int inlined;         /* an inlined call at ip (no offset of its own) */

@@ -61,9 +61,10 @@ const char cmd_check_usage[] =
     "    -h, --help         show this help\n";
 
 #define NCLASS 7
-static const char *const class_names[NCLASS] = {
-    "never-awaited", "unretrieved", "pending", "blocking",
-    "deadlock",      "crash",       "slow"};
+static const char *const class_names[NCLASS] = {"never-awaited", "unretrieved",
+                                                "pending",       "blocking",
+                                                "deadlock",      "crash",
+                                                "slow"};
 
 #define MAX_FRAMES 64
 #define MAX_LINE 65536
@@ -145,10 +146,20 @@ static int jstr(struct jp *p, char *out, size_t cap)
         if (c == '\\') {
             p->s++;
             switch (*p->s) {
-            case '"': enc[0] = '"'; break;
-            case '\\': enc[0] = '\\'; break;
-            case '/': enc[0] = '/'; break;
-            case 'b': case 'f': case 'n': case 'r': case 't':
+            case '"':
+                enc[0] = '"';
+                break;
+            case '\\':
+                enc[0] = '\\';
+                break;
+            case '/':
+                enc[0] = '/';
+                break;
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
                 enc[0] = '?';
                 break;
             case 'u': {
@@ -264,13 +275,27 @@ static int jskip(struct jp *p)
     if (++p->depth > 32)
         return -1;
     switch (*p->s) {
-    case '"': r = jstr(p, tmp, sizeof tmp); break;
-    case '{': r = jskip_seq(p, '}', 1); break;
-    case '[': r = jskip_seq(p, ']', 0); break;
-    case 't': r = jlit(p, "true"); break;
-    case 'f': r = jlit(p, "false"); break;
-    case 'n': r = jlit(p, "null"); break;
-    default: r = jnum(p, &v); break;
+    case '"':
+        r = jstr(p, tmp, sizeof tmp);
+        break;
+    case '{':
+        r = jskip_seq(p, '}', 1);
+        break;
+    case '[':
+        r = jskip_seq(p, ']', 0);
+        break;
+    case 't':
+        r = jlit(p, "true");
+        break;
+    case 'f':
+        r = jlit(p, "false");
+        break;
+    case 'n':
+        r = jlit(p, "null");
+        break;
+    default:
+        r = jnum(p, &v);
+        break;
     }
     p->depth--;
     return r;
@@ -288,8 +313,8 @@ static int jstr_or_null(struct jp *p, char *out, size_t cap)
 }
 
 /* Calls field(p, key, ctx) for each key of an object. */
-static int jobject(struct jp *p, int (*field)(struct jp *, const char *, void *),
-                   void *ctx)
+static int jobject(struct jp *p,
+                   int (*field)(struct jp *, const char *, void *), void *ctx)
 {
     ws(p);
     if (*p->s != '{')
@@ -489,9 +514,9 @@ struct note {
 };
 
 struct seen {
-    size_t procs;                 /* coscope processes that said hello */
-    size_t no_agent;              /* of those: COSCOPE_REPORT=off */
-    size_t no_preload;            /* ...and the interposer missed */
+    size_t procs;      /* coscope processes that said hello */
+    size_t no_agent;   /* of those: COSCOPE_REPORT=off */
+    size_t no_preload; /* ...and the interposer missed */
     struct note off[SEEN_SHOWN], bare[SEEN_SHOWN];
 };
 
@@ -588,30 +613,37 @@ static int say_unseen(struct seen *sn, int preload, int allowed)
     const char *how = allowed ? "warning: " : "";
     int bad = 0;
     if (sn->procs == 0) {
-        fprintf(stderr, "coscope: %scheck: the command started no coscope "
-                        "process: nothing was checked (--allow-untraced if "
-                        "that is expected)\n", how);
+        fprintf(stderr,
+                "coscope: %scheck: the command started no coscope "
+                "process: nothing was checked (--allow-untraced if "
+                "that is expected)\n",
+                how);
         return 1;
     }
     for (size_t i = 0; i < sn->no_agent && i < SEEN_SHOWN; i++)
-        fprintf(stderr, "coscope: %scheck: process %ld ('%s') ran without "
-                        "its agent (COSCOPE_REPORT=off): its bugs were not "
-                        "looked for\n",
+        fprintf(stderr,
+                "coscope: %scheck: process %ld ('%s') ran without "
+                "its agent (COSCOPE_REPORT=off): its bugs were not "
+                "looked for\n",
                 how, sn->off[i].pid, cli_sanitize(sn->off[i].exe));
     if (sn->no_agent > SEEN_SHOWN)
-        fprintf(stderr, "coscope: %scheck: and %zu more processes without "
-                        "their agent\n", how, sn->no_agent - SEEN_SHOWN);
+        fprintf(stderr,
+                "coscope: %scheck: and %zu more processes without "
+                "their agent\n",
+                how, sn->no_agent - SEEN_SHOWN);
     bad |= sn->no_agent > 0;
     if (!preload)
         return bad; /* --no-preload: the user chose to go without */
     for (size_t i = 0; i < sn->no_preload && i < SEEN_SHOWN; i++)
-        fprintf(stderr, "coscope: %scheck: the interposer did not reach "
-                        "process %ld ('%s'; a static executable?): its "
-                        "blocking calls were not looked for\n",
+        fprintf(stderr,
+                "coscope: %scheck: the interposer did not reach "
+                "process %ld ('%s'; a static executable?): its "
+                "blocking calls were not looked for\n",
                 how, sn->bare[i].pid, cli_sanitize(sn->bare[i].exe));
     if (sn->no_preload > SEEN_SHOWN)
-        fprintf(stderr, "coscope: %scheck: and %zu more processes the "
-                        "interposer did not reach\n",
+        fprintf(stderr,
+                "coscope: %scheck: and %zu more processes the "
+                "interposer did not reach\n",
                 how, sn->no_preload - SEEN_SHOWN);
     return bad | (sn->no_preload > 0);
 }
@@ -662,8 +694,8 @@ static int load_suppressions(const char *path, struct suppression **out,
             continue;
         char *colon = strchr(s, ':');
         if (colon == NULL || colon[1] == '\0') {
-            rc = cli_error("check: '%s' line %ld: want 'class:function'",
-                           path, lineno);
+            rc = cli_error("check: '%s' line %ld: want 'class:function'", path,
+                           lineno);
             break;
         }
         *colon = '\0';
@@ -792,8 +824,9 @@ static void out_json(FILE *f, const struct reports *rs, char **cmd,
         fputs(i ? "," : "", f);
         cli_json_str(f, cmd[i]);
     }
-    fprintf(f, "],\"exit_status\":%d,\"failing\":%zu,\"suppressed\":%zu,"
-               "\"reports\":[",
+    fprintf(f,
+            "],\"exit_status\":%d,\"failing\":%zu,\"suppressed\":%zu,"
+            "\"reports\":[",
             cmd_status, failing, rs->suppressed);
     for (size_t i = 0; i < rs->n; i++) {
         const struct report *r = &rs->v[i];
@@ -817,12 +850,23 @@ static void xml_str(FILE *f, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&apos;", f); break;
-        default: fputc(*s, f);
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        case '\'':
+            fputs("&apos;", f);
+            break;
+        default:
+            fputc(*s, f);
         }
     }
 }
@@ -876,8 +920,9 @@ static void out_junit(FILE *f, const struct reports *rs, size_t failing,
     fputs(stamp, f);
     fputs("\" hostname=\"", f);
     xml_str(f, host);
-    fprintf(f, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
-               "time=\"%.3f\">\n<properties>\n",
+    fprintf(f,
+            "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+            "time=\"%.3f\">\n<properties>\n",
             failing ? failing : 1, failing, run->secs);
     xml_property(f, "command", cmd);
     xml_property(f, "exit_status", status);
@@ -945,22 +990,25 @@ static void sarif_uri(FILE *f, const char *path)
 
 static void out_sarif(FILE *f, const struct reports *rs)
 {
-    fprintf(f, "{\"$schema\":\"https://json.schemastore.org/sarif-2.1.0."
-               "json\",\"version\":\"2.1.0\",\"runs\":[{\"tool\":{"
-               "\"driver\":{\"name\":\"coscope\",\"version\":\"%s\","
-               "\"informationUri\":\"https://github.com/coscope/coscope\","
-               "\"rules\":[",
+    fprintf(f,
+            "{\"$schema\":\"https://json.schemastore.org/sarif-2.1.0."
+            "json\",\"version\":\"2.1.0\",\"runs\":[{\"tool\":{"
+            "\"driver\":{\"name\":\"coscope\",\"version\":\"%s\","
+            "\"informationUri\":\"https://github.com/coscope/coscope\","
+            "\"rules\":[",
             COSCOPE_VERSION);
     for (int i = 0; i < NCLASS; i++)
-        fprintf(f, "%s{\"id\":\"%s\",\"shortDescription\":{\"text\":"
-                   "\"coscope agent report: %s\"}}",
+        fprintf(f,
+                "%s{\"id\":\"%s\",\"shortDescription\":{\"text\":"
+                "\"coscope agent report: %s\"}}",
                 i ? "," : "", class_names[i], class_names[i]);
     fputs("]}},\"results\":[", f);
     for (size_t i = 0; i < rs->n; i++) {
         const struct report *r = &rs->v[i];
         const struct frame *c = culprit(r);
-        fprintf(f, "%s\n{\"ruleId\":\"%s\",\"ruleIndex\":%d,\"level\":\"%s\","
-                   "\"message\":{\"text\":",
+        fprintf(f,
+                "%s\n{\"ruleId\":\"%s\",\"ruleIndex\":%d,\"level\":\"%s\","
+                "\"message\":{\"text\":",
                 i ? "," : "", class_names[r->cls], r->cls,
                 r->failing ? "error" : "warning");
         cli_json_str(f, r->headline);
@@ -1153,10 +1201,18 @@ int cmd_check(int argc, char **argv)
     free(supp);
 
     switch (fmt) {
-    case FMT_TEXT: out_text(out, &rs); break;
-    case FMT_JSON: out_json(out, &rs, argv + optind, cmd_status, failing); break;
-    case FMT_JUNIT: out_junit(out, &rs, failing, &run); break;
-    default: out_sarif(out, &rs); break;
+    case FMT_TEXT:
+        out_text(out, &rs);
+        break;
+    case FMT_JSON:
+        out_json(out, &rs, argv + optind, cmd_status, failing);
+        break;
+    case FMT_JUNIT:
+        out_junit(out, &rs, failing, &run);
+        break;
+    default:
+        out_sarif(out, &rs);
+        break;
     }
     free(rs.v);
     if (out != stdout) {
@@ -1168,8 +1224,8 @@ int cmd_check(int argc, char **argv)
     fprintf(stderr,
             "coscope: check: %zu report%s (%zu failing, %zu suppressed); "
             "'%s' exited with status %d\n",
-            kept, kept == 1 ? "" : "s", failing, rs.suppressed,
-            argv[optind], cmd_status);
+            kept, kept == 1 ? "" : "s", failing, rs.suppressed, argv[optind],
+            cmd_status);
     int unseen = say_unseen(&sn, preload, allow_untraced);
     if (failing > 0)
         return CLI_FINDINGS;

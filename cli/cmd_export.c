@@ -151,8 +151,8 @@ static int write_warnings(struct cli_timeline *tl, FILE *f, unsigned pid)
 {
     for (size_t i = 0; i < tl->nwarnings; i++) {
         const struct cli_tl_warning *x = &tl->warnings[i];
-        uint64_t tid =
-            x->task_index >= 0 ? x->task : CLI_TL_LOOP_TID + x->ring;
+        uint64_t tid = x->task_index >= 0 ? x->task
+                                          : CLI_TL_LOOP_TID + x->ring;
         fprintf(f,
                 ",\n{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"warning\","
                 "\"name\":\"warning: %s\",\"pid\":%u,\"tid\":%llu,\"ts\":",
@@ -257,7 +257,9 @@ int cmd_export(int argc, char **argv)
     if (ferror(f) | (fclose(f) != 0) || err != 0) {
         remove(out);
         return cli_error("cannot write '%s': %s", out,
-                         cli_strerror(err < 0 ? -err : err ? ENOMEM : errno));
+                         cli_strerror(err < 0 ? -err
+                                      : err   ? ENOMEM
+                                              : errno));
     }
     return CLI_OK;
 }

@@ -79,8 +79,8 @@ static int write_textfile(struct cli_metrics *m, int om, const char *path)
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >=
         (int)sizeof tmp)
         return cli_error("metrics: path too long: '%s'", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                  0644);
+    int fd =
+        open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
         return cli_error("cannot create '%s': %s", tmp, strerror(errno));
     FILE *f = fdopen(fd, "w");
@@ -278,8 +278,8 @@ static void serve_one(struct cli_metrics *m, int fd)
         char msg[128];
         int n = snprintf(msg, sizeof msg, "cannot read %s: %s\n", CS_SEG_DIR,
                          strerror(-err));
-        respond(fd, "500 Internal Server Error", "text/plain", msg,
-                (size_t)n, head);
+        respond(fd, "500 Internal Server Error", "text/plain", msg, (size_t)n,
+                head);
         return;
     }
     respond(fd, "200 OK", cli_metrics_content_type(fmt), body, len, head);

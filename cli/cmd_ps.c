@@ -115,8 +115,7 @@ static int row_fill(struct ps_row *r, const char *path)
     if (err == -EPERM && stat(path, &st) == 0)
         snprintf(r->status, sizeof r->status, "planted (uid %u)",
                  (unsigned)st.st_uid);
-    else if (err == -EACCES && stat(path, &st) == 0 &&
-             st.st_uid != geteuid())
+    else if (err == -EACCES && stat(path, &st) == 0 && st.st_uid != geteuid())
         snprintf(r->status, sizeof r->status, "other user (uid %u)",
                  (unsigned)st.st_uid);
     else if (err == -EAGAIN)
@@ -152,7 +151,8 @@ static int collect(struct ps_row **rows, size_t *n)
     *rows = NULL;
     *n = 0;
     if (d == NULL)
-        return cli_error("cannot list '%s': %s", CS_SEG_DIR, cli_strerror(errno));
+        return cli_error("cannot list '%s': %s", CS_SEG_DIR,
+                         cli_strerror(errno));
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         int pid = cli_segment_pid(e->d_name);

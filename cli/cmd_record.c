@@ -99,8 +99,8 @@ static int record_pid(int pid, const char *path, double duration)
  * any) has passed; polls because waitpid has no timeout. */
 static int wait_timed(pid_t child, double duration, int *status)
 {
-    uint64_t until =
-        duration > 0 ? cli_now_ns() + (uint64_t)(duration * 1e9) : UINT64_MAX;
+    uint64_t until = duration > 0 ? cli_now_ns() + (uint64_t)(duration * 1e9)
+                                  : UINT64_MAX;
     int sent = 0;
     for (;;) {
         pid_t r = waitpid(child, status, WNOHANG);
@@ -137,7 +137,8 @@ static int record_command(char **argv, const char *path, double duration,
     cli_catch_stop();
     int status = 0, err = wait_timed(child, duration, &status);
     if (err != 0)
-        return cli_error("cannot wait for '%s': %s", argv[0], cli_strerror(-err));
+        return cli_error("cannot wait for '%s': %s", argv[0],
+                         cli_strerror(-err));
     if (stat(path, &st) != 0)
         return WIFEXITED(status) && WEXITSTATUS(status) == 127
                    ? CLI_ERROR

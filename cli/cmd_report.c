@@ -64,7 +64,7 @@ struct report {
     cs_trace_info info;
     uint64_t events, lost, first_ts, last_ts;
     /* `record PID`: what the rings held before the recording began */
-    uint64_t *window;             /* per ring: last seq from before, or 0 */
+    uint64_t *window; /* per ring: last seq from before, or 0 */
     int has_window;
     uint64_t before, before_first, before_last, window_first; /* events,
                                                      clock values */
@@ -130,10 +130,16 @@ static void account(struct report *r, const cs_trace_event *e)
             r->warn_kinds[e->reason < CS_WARN_COUNT ? e->reason
                                                     : CS_WARN_COUNT]++;
             if (r->nwarnings < TOP_WARNINGS)
-                r->warnings[r->nwarnings++] = (struct warning){
-                    e->task_id, e->reason,
-                    e->arg | (e->flags & CS_RECF_PYSTACK ? CLI_TL_PYSTACK : 0u),
-                    e->ring, 0, 0, 1};
+                r->warnings[r->nwarnings++] =
+                    (struct warning){e->task_id,
+                                     e->reason,
+                                     e->arg | (e->flags & CS_RECF_PYSTACK
+                                                   ? CLI_TL_PYSTACK
+                                                   : 0u),
+                                     e->ring,
+                                     0,
+                                     0,
+                                     1};
         }
         return;
     }
@@ -164,9 +170,13 @@ static void account(struct report *r, const cs_trace_event *e)
         r->warn_kinds[e->reason < CS_WARN_COUNT ? e->reason : CS_WARN_COUNT]++;
         if (r->nwarnings < TOP_WARNINGS)
             r->warnings[r->nwarnings++] = (struct warning){
-                e->task_id, e->reason,
+                e->task_id,
+                e->reason,
                 e->arg | (e->flags & CS_RECF_PYSTACK ? CLI_TL_PYSTACK : 0u),
-                e->ring, e->task_id != 0, 0, 0};
+                e->ring,
+                e->task_id != 0,
+                0,
+                0};
         break;
     case CS_EV_LOOP_ITER: {
         struct loop *l = &r->loops[e->ring];
@@ -279,8 +289,9 @@ static void print_warnings(struct report *r)
                     : 0;
         call[0] = '\0';
         if (!py)
-            d = cli_symbolize_call(sym, ips, d < CS_STACK_MAX ? d : CS_STACK_MAX,
-                               f, 2 * CS_STACK_MAX, call, sizeof call);
+            d = cli_symbolize_call(sym, ips,
+                                   d < CS_STACK_MAX ? d : CS_STACK_MAX, f,
+                                   2 * CS_STACK_MAX, call, sizeof call);
         if (w->task)
             printf(": task %llu '%s'", (unsigned long long)w->task,
                    name_of(r, w->task, n, sizeof n));
@@ -322,39 +333,39 @@ static void print_warnings(struct report *r)
     cli_symbols_close(sym);
 }
 
-static void print_report(struct report *r, const char *path,
-                         uint64_t size)
+static void print_report(struct report *r, const char *path, uint64_t size)
 {
     char d[32], n[256], state[128];
     if (r->info.valid_bytes < size) /* --partial */
-        snprintf(state, sizeof state, "cut or damaged after byte %llu of "
+        snprintf(state, sizeof state,
+                 "cut or damaged after byte %llu of "
                  "%llu (read up to it: --partial)",
                  (unsigned long long)r->info.valid_bytes,
                  (unsigned long long)size);
     else
-        snprintf(state, sizeof state, "%s", r->info.complete
-                                                ? "complete"
-                                                : "truncated (no end marker)");
+        snprintf(state, sizeof state, "%s",
+                 r->info.complete ? "complete" : "truncated (no end marker)");
     if (r->has_window && r->before > 0) {
         /* `record PID`: the recording, then what the rings held before */
         char b[32], w[64] = "no events";
         if (r->window_first)
             snprintf(w, sizeof w, "%s of events",
-                     cli_fmt_duration(cs_trace_ticks_ns(
-                                          r->t, r->last_ts - r->window_first),
-                                      d, sizeof d));
+                     cli_fmt_duration(
+                         cs_trace_ticks_ns(r->t, r->last_ts - r->window_first),
+                         d, sizeof d));
         printf("trace '%s': process %d ('%s'), %s while recorded (before "
                "it, the rings still held %llu events over %s), %s\n",
                path, r->info.pid, cli_sanitize(r->info.exe_path), w,
                (unsigned long long)r->before,
-               cli_fmt_duration(cs_trace_ticks_ns(
-                                    r->t, r->before_last - r->before_first),
+               cli_fmt_duration(cs_trace_ticks_ns(r->t, r->before_last -
+                                                            r->before_first),
                                 b, sizeof b),
                state);
     } else {
         printf("trace '%s': process %d ('%s'), %s of events, %s\n", path,
                r->info.pid, cli_sanitize(r->info.exe_path),
-               cli_fmt_duration(cs_trace_ticks_ns(r->t, r->last_ts - r->first_ts),
+               cli_fmt_duration(cs_trace_ticks_ns(r->t,
+                                                  r->last_ts - r->first_ts),
                                 d, sizeof d),
                state);
     }

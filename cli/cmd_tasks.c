@@ -190,7 +190,7 @@ static void print_node(struct cli_taskset *x, struct cli_task *r,
     }
 }
 
-#define TREE_FOLD 10  /* awaited tasks drawn under one task; the rest counted */
+#define TREE_FOLD 10 /* awaited tasks drawn under one task; the rest counted */
 #define TREE_DEPTH 64 /* levels drawn */
 
 /* Draws task k and, below it, what it waits on: every task it awaits (a
@@ -229,8 +229,7 @@ static void print_subtree(struct cli_taskset *x, long k, const char *prefix,
                       last ? "    " : "│   ", depth + 1);
     }
     if (total > n)
-        printf("%s└── ... and %d more awaited tasks\n", sub,
-               total - n);
+        printf("%s└── ... and %d more awaited tasks\n", sub, total - n);
 }
 
 static void print_tree(struct cli_taskset *x)

@@ -55,33 +55,33 @@ struct top_prev {
 
 /* One displayed task. */
 struct top_row {
-    long idx;        /* into ts.v */
-    double cpu;      /* % of one CPU since the last refresh */
-    double steps_s;  /* steps per second since the last refresh */
-    uint64_t wait;   /* ns since its last step began, when not running */
+    long idx;       /* into ts.v */
+    double cpu;     /* % of one CPU since the last refresh */
+    double steps_s; /* steps per second since the last refresh */
+    uint64_t wait;  /* ns since its last step began, when not running */
 };
 
 struct top {
     struct cli_taskset ts;
-    double interval;          /* seconds */
+    double interval; /* seconds */
     enum top_sort sort;
-    char filter[64];          /* name substring, "" for all */
-    long iterations;          /* refreshes left, < 0 unlimited */
-    struct top_prev *prev;    /* open addressing on id */
+    char filter[64];       /* name substring, "" for all */
+    long iterations;       /* refreshes left, < 0 unlimited */
+    struct top_prev *prev; /* open addressing on id */
     size_t prev_cap;
-    uint64_t prev_now;        /* ns; 0 before the first refresh */
+    uint64_t prev_now; /* ns; 0 before the first refresh */
     uint32_t rings;
-    uint64_t *cursor;         /* per ring */
-    uint64_t *poll;           /* per ring: poll ticks since last refresh */
-    uint64_t *iters;          /* per ring: iterations since last refresh */
-    uint64_t events, lost;    /* since the last refresh */
-    uint64_t rings_t0;        /* ns: when the rings were last read */
-    double rings_dt;          /* ns the last ring sample covers */
+    uint64_t *cursor;      /* per ring */
+    uint64_t *poll;        /* per ring: poll ticks since last refresh */
+    uint64_t *iters;       /* per ring: iterations since last refresh */
+    uint64_t events, lost; /* since the last refresh */
+    uint64_t rings_t0;     /* ns: when the rings were last read */
+    double rings_dt;       /* ns the last ring sample covers */
     uint64_t warnings, warnings_new;
     struct top_row *rows;
     size_t nrows, rows_cap;
-    uint64_t selected;        /* task id under the cursor */
-    int show_stack;           /* the selected task's stack is shown */
+    uint64_t selected; /* task id under the cursor */
+    int show_stack;    /* the selected task's stack is shown */
     cs_trace_event ev[1024];
 };
 
@@ -202,8 +202,8 @@ static int sample(struct top *p)
         return CLI_ERROR;
     int err = sample_rings(p);
     if (err != 0)
-        return cli_error("cannot read the events of process %d: %s",
-                         p->ts.pid, cli_trace_strerror(err));
+        return cli_error("cannot read the events of process %d: %s", p->ts.pid,
+                         cli_trace_strerror(err));
     cs_trace_info info;
     cs_trace_info_get(p->ts.t, &info);
     p->warnings_new = p->prev_now ? info.warnings - p->warnings : 0;
@@ -225,8 +225,8 @@ static int sample(struct top *p)
         struct top_row *row = &p->rows[p->nrows++];
         memset(row, 0, sizeof *row);
         row->idx = (long)i;
-        const struct top_prev *e =
-            p->prev_cap ? &p->prev[prev_slot(p, t->id)] : NULL;
+        const struct top_prev *e = p->prev_cap ? &p->prev[prev_slot(p, t->id)]
+                                               : NULL;
         if (dt > 0 && e != NULL && e->id == t->id) {
             uint64_t run = run_ns(p, t);
             run = run > e->run_ns ? run - e->run_ns : 0;
@@ -282,14 +282,15 @@ static int summary(struct top *p, char lines[3][512])
         /* No iteration ended: one step ran throughout, or the loop
          * waited in epoll_wait throughout. */
         double poll = (double)cs_trace_ticks_ns(p->ts.t, p->poll[r]);
-        double busy = p->iters[r]        ? 100.0 * (1.0 - poll / dt)
+        double busy = p->iters[r]       ? 100.0 * (1.0 - poll / dt)
                       : ring.step_start ? 100.0
                                         : 0.0;
         if (busy < 0)
             busy = 0;
         n += (size_t)snprintf(lines[1] + n, 512 - n,
-                              "%sloop %u: busy %.0f%%, %llu iterations", n ? "; " : "",
-                              r, busy, (unsigned long long)p->iters[r]);
+                              "%sloop %u: busy %.0f%%, %llu iterations",
+                              n ? "; " : "", r, busy,
+                              (unsigned long long)p->iters[r]);
     }
     if (n == 0)
         snprintf(lines[1], 512, "no loop running");
@@ -300,8 +301,8 @@ static int summary(struct top *p, char lines[3][512])
              p->lost ? " (some lost)" : "", (unsigned long long)p->warnings,
              (unsigned long long)p->warnings_new,
              cli_fmt_duration((uint64_t)(p->interval * 1e9), d, sizeof d),
-             sort_name(p->sort), p->filter[0] ? " - filter: '" : "",
-             p->filter, p->filter[0] ? "'" : "");
+             sort_name(p->sort), p->filter[0] ? " - filter: '" : "", p->filter,
+             p->filter[0] ? "'" : "");
     return 3;
 }
 
@@ -322,8 +323,7 @@ static void row_line(struct top *p, const struct top_row *row, char *buf,
     snprintf(buf, cap, "%7llu  %-20.20s  %-8s %5.1f  %7.1f  %8s  %9s  %s",
              (unsigned long long)r->t.id, cli_ts_str(&p->ts, r->t.name),
              cs_trace_state_name(r->t.state), row->cpu, row->steps_s,
-             cli_fmt_duration(run_ns(p, &r->t), run, sizeof run),
-             waited, w);
+             cli_fmt_duration(run_ns(p, &r->t), run, sizeof run), waited, w);
 }
 
 /* ---- plain text --------------------------------------------------------- */
@@ -378,8 +378,9 @@ static void draw_stack(struct top *p, long sel, int y0, int rows, int cols)
         cli_ts_stack_one(&p->ts, (size_t)p->rows[sel].idx) != CLI_OK)
         r->stack_note = "cannot read its memory (same user or "
                         "CAP_SYS_PTRACE needed)";
-    snprintf(buf, sizeof buf, "stack of task %llu '%s':",
-             (unsigned long long)r->t.id, cli_ts_str(&p->ts, r->t.name));
+    snprintf(buf, sizeof buf,
+             "stack of task %llu '%s':", (unsigned long long)r->t.id,
+             cli_ts_str(&p->ts, r->t.name));
     attron(A_BOLD);
     mvaddnstr(y0, 0, buf, cols);
     attroff(A_BOLD);

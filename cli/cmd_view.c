@@ -210,7 +210,10 @@ static const struct array arrays[] = {
 };
 #define NARRAYS (sizeof arrays / sizeof arrays[0])
 
-static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
+static size_t pad8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
 
 /* Element i of array a, stored at p. */
 static void array_elem(struct cli_timeline *tl, size_t a, size_t i, void *p)

@@ -286,8 +286,9 @@ static void print_json_event(struct watch *w, const cs_trace_event *e,
     if (e->type == CS_EV_STEP) {
         printf(",\"reason\":");
         cli_json_str(stdout, cs_trace_wait_name(e->reason));
-        printf(",\"ran_ns\":%llu", (unsigned long long)cs_trace_ticks_ns(
-                                       w->t, cs_trace_event_ticks(e)));
+        printf(",\"ran_ns\":%llu",
+               (unsigned long long)cs_trace_ticks_ns(w->t,
+                                                     cs_trace_event_ticks(e)));
         if (pw && pw->valid)
             printf(",\"wait_target\":%llu", (unsigned long long)pw->target);
     } else if (e->type == CS_EV_WARNING) {
@@ -314,8 +315,8 @@ static void print_event(struct watch *w, const cs_trace_event *e)
         name_put(w, e->task_id, e->arg);
     if (e->type == CS_EV_LOOP_ITER && !w->iterations)
         return;
-    int use_wait =
-        e->type == CS_EV_STEP && pw->valid && pw->reason == e->reason;
+    int use_wait = e->type == CS_EV_STEP && pw->valid &&
+                   pw->reason == e->reason;
     if (w->json) {
         print_json_event(w, e, use_wait ? pw : NULL);
     } else {
@@ -371,8 +372,7 @@ static long drain(struct watch *w)
                 /* a task's name follows its creation: one line for both
                  * ("created at ...", under its name), not a "named" line
                  * after every "created" */
-                int named_next = i + 1 < n &&
-                                 e->type == CS_EV_TASK_CREATED &&
+                int named_next = i + 1 < n && e->type == CS_EV_TASK_CREATED &&
                                  w->ev[i + 1].type == CS_EV_TASK_NAME &&
                                  w->ev[i + 1].task_id == e->task_id;
                 if (named_next && !w->json) {

@@ -195,8 +195,7 @@ char *cli_proc_cmdline(int pid, char *buf, size_t cap)
 int cli_segment_pid(const char *name)
 {
     size_t n = strlen(CS_SEG_PREFIX);
-    if (strncmp(name, CS_SEG_PREFIX, n) != 0 || name[n] < '1' ||
-        name[n] > '9')
+    if (strncmp(name, CS_SEG_PREFIX, n) != 0 || name[n] < '1' || name[n] > '9')
         return 0;
     long v = 0;
     for (const char *p = name + n; *p; p++) {
@@ -283,7 +282,8 @@ int cli_open_pid(int pid, cs_trace **out)
         return cli_error("'%s' has an unsupported format: %s", path,
                          cs_trace_error_detail());
     default:
-        return cli_error("cannot open '%s': %s", path, cli_trace_strerror(err));
+        return cli_error("cannot open '%s': %s", path,
+                         cli_trace_strerror(err));
     }
 }
 
@@ -420,8 +420,8 @@ static int utf8_len(const unsigned char *s)
             return 0;
         cp = cp << 6 | (s[i] & 0x3fu);
     }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff) ||
-                    cp >= 0xfffe)) ||
+    if ((n == 3 &&
+         (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff) || cp >= 0xfffe)) ||
         (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
         return 0;
     return n;

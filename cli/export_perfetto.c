@@ -40,29 +40,55 @@
 enum {
     TRACE_PACKET = 1,
     /* TracePacket */
-    TP_TIMESTAMP = 8, TP_SEQUENCE_ID = 10, TP_TRACK_EVENT = 11,
-    TP_INTERNED_DATA = 12, TP_SEQUENCE_FLAGS = 13,
+    TP_TIMESTAMP = 8,
+    TP_SEQUENCE_ID = 10,
+    TP_TRACK_EVENT = 11,
+    TP_INTERNED_DATA = 12,
+    TP_SEQUENCE_FLAGS = 13,
     TP_TRACK_DESCRIPTOR = 60,
-    SEQ_INCREMENTAL_STATE_CLEARED = 1, SEQ_NEEDS_INCREMENTAL_STATE = 2,
+    SEQ_INCREMENTAL_STATE_CLEARED = 1,
+    SEQ_NEEDS_INCREMENTAL_STATE = 2,
     /* TrackDescriptor */
-    TD_UUID = 1, TD_NAME = 2, TD_PROCESS = 3, TD_THREAD = 4,
-    TD_PARENT_UUID = 5, TD_COUNTER = 8,
-    PD_PID = 1, PD_PROCESS_NAME = 6, /* ProcessDescriptor */
-    THD_PID = 1, THD_TID = 2, THD_THREAD_NAME = 5, /* ThreadDescriptor */
-    CD_UNIT = 3, CD_UNIT_NAME = 6, /* CounterDescriptor */
-    UNIT_COUNT = 2, UNIT_TIME_NS = 1,
+    TD_UUID = 1,
+    TD_NAME = 2,
+    TD_PROCESS = 3,
+    TD_THREAD = 4,
+    TD_PARENT_UUID = 5,
+    TD_COUNTER = 8,
+    PD_PID = 1,
+    PD_PROCESS_NAME = 6, /* ProcessDescriptor */
+    THD_PID = 1,
+    THD_TID = 2,
+    THD_THREAD_NAME = 5, /* ThreadDescriptor */
+    CD_UNIT = 3,
+    CD_UNIT_NAME = 6, /* CounterDescriptor */
+    UNIT_COUNT = 2,
+    UNIT_TIME_NS = 1,
     /* TrackEvent */
-    TE_DEBUG_ANNOTATIONS = 4, TE_TYPE = 9, TE_NAME_IID = 10,
-    TE_TRACK_UUID = 11, TE_COUNTER_VALUE = 30, TE_FLOW_IDS = 47,
-    TE_TERMINATING_FLOW_IDS = 48, TE_CALLSTACK = 55,
-    TYPE_SLICE_BEGIN = 1, TYPE_SLICE_END = 2, TYPE_INSTANT = 3,
+    TE_DEBUG_ANNOTATIONS = 4,
+    TE_TYPE = 9,
+    TE_NAME_IID = 10,
+    TE_TRACK_UUID = 11,
+    TE_COUNTER_VALUE = 30,
+    TE_FLOW_IDS = 47,
+    TE_TERMINATING_FLOW_IDS = 48,
+    TE_CALLSTACK = 55,
+    TYPE_SLICE_BEGIN = 1,
+    TYPE_SLICE_END = 2,
+    TYPE_INSTANT = 3,
     TYPE_COUNTER = 4,
-    CS_FRAMES = 1, FR_FUNCTION_NAME = 1, FR_SOURCE_FILE = 2,
+    CS_FRAMES = 1,
+    FR_FUNCTION_NAME = 1,
+    FR_SOURCE_FILE = 2,
     FR_LINE_NUMBER = 3, /* InlineCallstack, its Frame */
     /* DebugAnnotation */
-    DA_NAME_IID = 1, DA_UINT_VALUE = 3, DA_STRING_VALUE = 6,
+    DA_NAME_IID = 1,
+    DA_UINT_VALUE = 3,
+    DA_STRING_VALUE = 6,
     /* InternedData, EventName, DebugAnnotationName */
-    ID_EVENT_NAMES = 2, ID_DEBUG_ANNOTATION_NAMES = 3, IN_IID = 1,
+    ID_EVENT_NAMES = 2,
+    ID_DEBUG_ANNOTATION_NAMES = 3,
+    IN_IID = 1,
     IN_NAME = 2,
 };
 
@@ -87,9 +113,9 @@ struct pf {
     struct cli_pb pkt, out;
     struct names ev, ann; /* event names, annotation names */
     int err;
-    uint64_t flow;        /* last flow id */
-    uint64_t *flow_out;   /* per step: flow starting at it, 0 none */
-    uint64_t *flow_in;    /* per step: flow ending at it */
+    uint64_t flow;      /* last flow id */
+    uint64_t *flow_out; /* per step: flow starting at it, 0 none */
+    uint64_t *flow_in;  /* per step: flow ending at it */
 };
 
 static uint64_t hs(const char *s)
@@ -370,12 +396,12 @@ static int find_flows(struct pf *p)
             if (!s->has_target || from_id == 0)
                 continue;
             uint64_t key[2] = {from_id, 0};
-            uint64_t(*f)[2] = bsearch(key, byid, tl->ntasks, sizeof *byid,
-                                      id_cmp);
+            uint64_t(*f)[2] =
+                bsearch(key, byid, tl->ntasks, sizeof *byid, id_cmp);
             if (f == NULL)
                 continue;
-            long src = last_step_before(tl, (long)(*f)[1],
-                                        tl->steps[i + 1].start);
+            long src =
+                last_step_before(tl, (long)(*f)[1], tl->steps[i + 1].start);
             /* a slice starts one flow (and may end one) */
             if (src < 0 || p->flow_out[src] || p->flow_in[i + 1] ||
                 tl->steps[src].end < s->end)

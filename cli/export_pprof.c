@@ -29,28 +29,46 @@
 
 /* profile.proto field numbers */
 enum {
-    P_SAMPLE_TYPE = 1, P_SAMPLE = 2, P_LOCATION = 4, P_FUNCTION = 5,
-    P_STRING_TABLE = 6, P_TIME_NANOS = 9, P_DURATION_NANOS = 10,
-    P_PERIOD_TYPE = 11, P_PERIOD = 12, P_COMMENT = 13,
+    P_SAMPLE_TYPE = 1,
+    P_SAMPLE = 2,
+    P_LOCATION = 4,
+    P_FUNCTION = 5,
+    P_STRING_TABLE = 6,
+    P_TIME_NANOS = 9,
+    P_DURATION_NANOS = 10,
+    P_PERIOD_TYPE = 11,
+    P_PERIOD = 12,
+    P_COMMENT = 13,
     P_DEFAULT_SAMPLE_TYPE = 14,
-    VT_TYPE = 1, VT_UNIT = 2,
-    S_LOCATION_ID = 1, S_VALUE = 2, S_LABEL = 3,
-    L_KEY = 1, L_STR = 2, L_NUM = 3,
-    LOC_ID = 1, LOC_ADDRESS = 3, LOC_LINE = 4,
-    LINE_FUNCTION_ID = 1, LINE_LINE = 2,
-    F_ID = 1, F_NAME = 2, F_SYSTEM_NAME = 3, F_FILENAME = 4,
+    VT_TYPE = 1,
+    VT_UNIT = 2,
+    S_LOCATION_ID = 1,
+    S_VALUE = 2,
+    S_LABEL = 3,
+    L_KEY = 1,
+    L_STR = 2,
+    L_NUM = 3,
+    LOC_ID = 1,
+    LOC_ADDRESS = 3,
+    LOC_LINE = 4,
+    LINE_FUNCTION_ID = 1,
+    LINE_LINE = 2,
+    F_ID = 1,
+    F_NAME = 2,
+    F_SYSTEM_NAME = 3,
+    F_FILENAME = 4,
 };
 
-#define NVALUES 3       /* steps, cpu, warnings */
-#define TASK_DEPTH 16   /* parent frames followed at most */
+#define NVALUES 3     /* steps, cpu, warnings */
+#define TASK_DEPTH 16 /* parent frames followed at most */
 
 /* A string, function or location key -> its index or id. */
 struct dict {
     struct entry {
-        char *s;      /* owned, for strings; NULL for numeric keys */
+        char *s;       /* owned, for strings; NULL for numeric keys */
         uint64_t a, b; /* numeric key */
         uint64_t id;   /* 0: empty */
-    } *v;
+    } * v;
     size_t cap, n;
 };
 
@@ -58,8 +76,11 @@ struct pprof {
     struct cli_timeline *tl;
     struct cli_pb out, loc, fn, str;
     struct dict strings, funcs, locs;
-    uint64_t next_string;  /* index of the next string */
-    struct idx { uint64_t id; size_t k; } *byid; /* tasks by id */
+    uint64_t next_string; /* index of the next string */
+    struct idx {
+        uint64_t id;
+        size_t k;
+    } * byid; /* tasks by id */
 };
 
 static uint64_t hash(const char *s, uint64_t a, uint64_t b)
@@ -235,9 +256,10 @@ static void sample(struct pprof *p, const uint64_t *locs, int nlocs,
         char name[256];
         size_t l = cli_pb_begin(b, S_LABEL);
         cli_pb_varint(b, L_KEY, (uint64_t)string_id(p, "task"));
-        cli_pb_varint(b, L_STR, (uint64_t)string_id(
-                                    p, cli_tl_task_name(p->tl, task, name,
-                                                        sizeof name)));
+        cli_pb_varint(b, L_STR,
+                      (uint64_t)string_id(p,
+                                          cli_tl_task_name(p->tl, task, name,
+                                                           sizeof name)));
         cli_pb_end(b, l);
         l = cli_pb_begin(b, S_LABEL);
         cli_pb_varint(b, L_KEY, (uint64_t)string_id(p, "task_id"));
@@ -397,8 +419,8 @@ static int gzip_to(FILE *f, struct cli_pb **parts, int n)
             size_t got = sizeof buf - z.avail_out;
             if (r == Z_STREAM_ERROR || fwrite(buf, 1, got, f) != got)
                 err = -EIO;
-        } while (err == 0 && (z.avail_in > 0 || (flush == Z_FINISH &&
-                                                 r != Z_STREAM_END)));
+        } while (err == 0 &&
+                 (z.avail_in > 0 || (flush == Z_FINISH && r != Z_STREAM_END)));
     }
     deflateEnd(&z);
     return err;

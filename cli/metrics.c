@@ -29,8 +29,8 @@
 
 /* Step-duration buckets, seconds: 0.1 is asyncio's slow-callback
  * threshold, so "steps over 100 ms" is count - bucket{le="0.1"}. */
-static const double bucket_le[] = {1e-6, 1e-5, 1e-4, 1e-3, 0.005, 0.01,
-                                   0.025, 0.05, 0.1, 0.25, 1, 2.5, 10};
+static const double bucket_le[] = {1e-6, 1e-5, 1e-4, 1e-3, 0.005, 0.01, 0.025,
+                                   0.05, 0.1,  0.25, 1,    2.5,   10};
 #define NBUCKETS (sizeof bucket_le / sizeof bucket_le[0])
 
 /* One loop (ring) of a process. */
@@ -49,14 +49,15 @@ struct mloop {
 /* One process, remembered from scrape to scrape. */
 struct mproc {
     int pid;
-    int seen;          /* listed in /dev/shm at this scrape */
-    cs_trace *t;       /* its segment, open */
+    int seen;    /* listed in /dev/shm at this scrape */
+    cs_trace *t; /* its segment, open */
     cs_trace_info info;
-    char labels[192];  /* pid="..",command=".." */
+    char labels[192];    /* pid="..",command=".." */
     struct mloop *loops; /* info.ring_count of them */
     uint64_t steps_timed, yield_steps;
-    uint64_t hist[NBUCKETS]; /* non-cumulative: bucket i holds le[i-1]..le[i] */
-    uint64_t hist_inf;       /* beyond the last bound */
+    uint64_t
+        hist[NBUCKETS]; /* non-cumulative: bucket i holds le[i-1]..le[i] */
+    uint64_t hist_inf;  /* beyond the last bound */
     double sum_s;
     uint64_t warn[CS_WARN_COUNT + 1]; /* last: kinds this version lacks */
     uint64_t lost, written;
@@ -219,8 +220,8 @@ static int read_loop(struct cli_metrics *m, struct mproc *p, uint32_t r,
     for (;;) {
         size_t n = 0;
         uint64_t lost = 0;
-        int err = cs_trace_read(p->t, r, &l->cursor, m->ev, m->evcap, &n,
-                                &lost);
+        int err =
+            cs_trace_read(p->t, r, &l->cursor, m->ev, m->evcap, &n, &lost);
         p->lost += lost;
         if (err != 0)
             return err;
@@ -473,7 +474,7 @@ static void render_loops(struct cli_metrics *m, struct out *o)
                     sample_u(o, fam[k].name, m->v[i], l, lp->ring.iterations);
                 else
                     sample_d(o, fam[k].name, m->v[i], l,
-                             k == 1 ? lp->wait_s
+                             k == 1   ? lp->wait_s
                              : k == 2 ? lp->busy
                                       : lp->running_s);
             }
@@ -512,8 +513,7 @@ static void render_trace(struct cli_metrics *m, struct out *o)
     family(o, "coscope_events_lost_total", "counter",
            "Trace records overwritten before this exporter read them.");
     for (size_t i = 0; i < m->n; i++)
-        sample_u(o, "coscope_events_lost_total", m->v[i], NULL,
-                 m->v[i]->lost);
+        sample_u(o, "coscope_events_lost_total", m->v[i], NULL, m->v[i]->lost);
     family(o, "coscope_dropped_total", "counter",
            "Entries the process could not store: its tables were full.");
     for (size_t i = 0; i < m->n; i++) {

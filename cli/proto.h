@@ -29,8 +29,7 @@ void cli_pb_varint(struct cli_pb *b, unsigned field, uint64_t v);
 void cli_pb_fixed64(struct cli_pb *b, unsigned field, uint64_t v);
 void cli_pb_double(struct cli_pb *b, unsigned field, double v);
 /* A field of wire type 2: bytes or string. */
-void cli_pb_bytes(struct cli_pb *b, unsigned field, const void *p,
-                  size_t n);
+void cli_pb_bytes(struct cli_pb *b, unsigned field, const void *p, size_t n);
 void cli_pb_str(struct cli_pb *b, unsigned field, const char *s);
 /* Opens a nested message in field; returns the mark cli_pb_end wants. */
 size_t cli_pb_begin(struct cli_pb *b, unsigned field);

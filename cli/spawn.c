@@ -82,11 +82,10 @@ int cli_output_check(const char *path)
     if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return cli_error("cannot write '%s': is a directory", path);
     if (unlink(path) != 0 && errno != ENOENT)
-        return cli_error("cannot replace '%s': %s", path,
-                         cli_strerror(errno));
+        return cli_error("cannot replace '%s': %s", path, cli_strerror(errno));
     /* made and removed again: whoever writes it creates it afresh */
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                  0600);
+    int fd =
+        open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return cli_error("cannot write '%s': %s", path, cli_strerror(errno));
     close(fd);

@@ -214,8 +214,8 @@ static const struct cli_module *trace_module(const struct cli_symbols *s,
 
 /* The module of ip (a the address looked up), its name and offset into f;
  * NULL if none has symbols. */
-static Dwfl_Module *module_of(struct cli_symbols *s, uint64_t ip,
-                              Dwarf_Addr a, struct cli_frame *f)
+static Dwfl_Module *module_of(struct cli_symbols *s, uint64_t ip, Dwarf_Addr a,
+                              struct cli_frame *f)
 {
     Dwfl_Module *m;
     if (s->mods != NULL) {
@@ -279,7 +279,8 @@ void cli_symbolize(struct cli_symbols *s, uint64_t ip, int is_return,
                    struct cli_frame *f)
 {
     struct cli_frame all[CS_SYMNAME_INLINE_MAX + 1];
-    int n = cli_symbolize_all(s, ip, is_return, all, CS_SYMNAME_INLINE_MAX + 1);
+    int n =
+        cli_symbolize_all(s, ip, is_return, all, CS_SYMNAME_INLINE_MAX + 1);
     *f = all[n - 1]; /* the out-of-line function */
 }
 

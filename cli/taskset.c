@@ -143,8 +143,7 @@ int cli_ts_read(struct cli_taskset *x)
     }
     if (r < 0)
         return cli_error("cannot read the task table of process %d: %s (%s)",
-                         x->pid, cli_trace_strerror(r),
-                         cli_trace_detail());
+                         x->pid, cli_trace_strerror(r), cli_trace_detail());
     x->now = cli_now_ns();
     if (x->n > 1)
         qsort(x->v, x->n, sizeof *x->v, cmp_id);
@@ -266,8 +265,8 @@ static void running_text(struct cli_taskset *x, const struct cli_task *r,
         uint64_t start = cs_trace_ns(x->t, ring.step_start);
         cli_fmt_duration(x->now > start ? x->now - start : 0, d, sizeof d);
     }
-    int st =
-        ring.tid ? cli_thread_state(x->pid, (int)ring.tid, sc, sizeof sc) : 0;
+    int st = ring.tid ? cli_thread_state(x->pid, (int)ring.tid, sc, sizeof sc)
+                      : 0;
     if (st != 0 && st != 'R')
         snprintf(buf, cap, "blocking the loop%s%s%s%s", sc[0] ? " in " : "",
                  sc, d[0] ? " for " : "", d);
@@ -452,8 +451,7 @@ static int stack_of(struct cli_taskset *x, struct cli_unwinder *u,
 }
 
 /* Unwinds tasks [from, to); CLI_ERROR (printed unless quiet) on failure. */
-static int stacks_of(struct cli_taskset *x, size_t from, size_t to,
-                     int quiet)
+static int stacks_of(struct cli_taskset *x, size_t from, size_t to, int quiet)
 {
     int err = 0;
     struct cli_unwinder *u = cli_unwind_open(x->pid, &err);

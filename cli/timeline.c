@@ -31,8 +31,8 @@ static int map_rebuild(struct cli_timeline *tl, size_t cap)
     for (size_t i = 0; i < cap; i++)
         m[i] = -1;
     for (size_t i = 0; i < tl->ntasks; i++) {
-        size_t h =
-            (size_t)(tl->tasks[i].id * 0x9e3779b97f4a7c15ull) & (cap - 1);
+        size_t h = (size_t)(tl->tasks[i].id * 0x9e3779b97f4a7c15ull) &
+                   (cap - 1);
         while (m[h] >= 0)
             h = (h + 1) & (cap - 1);
         m[h] = (long)i;
@@ -225,7 +225,8 @@ static int take_event(struct cli_timeline *tl, const cs_trace_event *e,
                                      -1,
                                      e->reason,
                                      e->arg | (e->flags & CS_RECF_PYSTACK
-                                                   ? CLI_TL_PYSTACK : 0u),
+                                                   ? CLI_TL_PYSTACK
+                                                   : 0u),
                                      e->ring};
         if (e->task_id != 0 && task_index(tl, e->task_id, 1) < 0)
             return -ENOMEM;
@@ -422,7 +423,8 @@ void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
     long k;
     buf[0] = '\0';
     if (s->batched && s->reason == CS_WAIT_YIELD) {
-        snprintf(buf, cap, "%llu yields in a batch (the span is the batch's, "
+        snprintf(buf, cap,
+                 "%llu yields in a batch (the span is the batch's, "
                  "shared with the tasks that ran in it)",
                  (unsigned long long)s->target);
         return;

@@ -45,7 +45,10 @@
 #define CULPRIT __attribute__((noipa))
 #endif
 
-static void *nothing(void *arg) { return arg; }
+static void *nothing(void *arg)
+{
+    return arg;
+}
 
 static void *nested_main(void *arg)
 {
@@ -135,7 +138,10 @@ static void *raise_main(void *arg)
 
 /* ---- never-awaited: the coroutine is made, then forgotten ------------ */
 
-static void *send_email(void *arg) { return arg; }
+static void *send_email(void *arg)
+{
+    return arg;
+}
 
 static volatile int notified;
 
@@ -241,8 +247,7 @@ static void *late_writer(void *arg)
 
 static size_t bytes_read;
 
-static ssize_t CULPRIT read_request(int fd, char *buf,
-                                                      size_t n)
+static ssize_t CULPRIT read_request(int fd, char *buf, size_t n)
 {
     ssize_t r = read(fd, buf, n); /* the bug: a blocking fd, read directly */
     if (r > 0)

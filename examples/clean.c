@@ -41,7 +41,10 @@ static void *blocking_work(void *arg)
     return arg;
 }
 
-static void *square(void *arg) { return (void *)((long)arg * (long)arg); }
+static void *square(void *arg)
+{
+    return (void *)((long)arg * (long)arg);
+}
 
 static void *worker(void *arg)
 {

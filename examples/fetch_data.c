@@ -27,7 +27,10 @@ struct fetch {
 
 static int64_t t0;
 
-static double elapsed(void) { return (double)(cs_now_ns() - t0) / 1e9; }
+static double elapsed(void)
+{
+    return (double)(cs_now_ns() - t0) / 1e9;
+}
 
 static void *fetch_data(void *arg)
 {

@@ -36,23 +36,23 @@ extern "C" {
 #define CS_VERSION_STRING "0.1.0"
 
 /* Errors: negative errno values where one fits, our own below -4000. */
-#define CS_ERRNO_MAP(XX)                                                  \
-    XX(ECANCELLED, -125, "task was cancelled")                            \
-    XX(ETIMEDOUT, -110, "timed out")                                      \
-    XX(ENOMEM, -12, "out of memory")                                      \
-    XX(EINVAL, -22, "invalid argument")                                   \
-    XX(EAGAIN, -11, "resource temporarily unavailable")                   \
-    XX(EBADF, -9, "bad file descriptor")                                  \
-    XX(EPERM, -1, "operation not permitted")                              \
-    XX(ENOENT, -2, "no such file or directory")                           \
-    XX(ESRCH, -3, "no such process")                                      \
-    XX(EACCES, -13, "permission denied")                                  \
-    XX(EBUSY, -16, "resource busy")                                       \
+#define CS_ERRNO_MAP(XX)                                                      \
+    XX(ECANCELLED, -125, "task was cancelled")                                \
+    XX(ETIMEDOUT, -110, "timed out")                                          \
+    XX(ENOMEM, -12, "out of memory")                                          \
+    XX(EINVAL, -22, "invalid argument")                                       \
+    XX(EAGAIN, -11, "resource temporarily unavailable")                       \
+    XX(EBADF, -9, "bad file descriptor")                                      \
+    XX(EPERM, -1, "operation not permitted")                                  \
+    XX(ENOENT, -2, "no such file or directory")                               \
+    XX(ESRCH, -3, "no such process")                                          \
+    XX(EACCES, -13, "permission denied")                                      \
+    XX(EBUSY, -16, "resource busy")                                           \
     XX(ENESTED, -4001, "cs_run() cannot be called from a running event loop") \
-    XX(ENOLOOP, -4002, "no running event loop on this thread")            \
-    XX(ERAISED, -4003, "task raised an error")                            \
-    XX(ECORRUPT, -4004, "data is corrupt")                                \
-    XX(EVERSION, -4005, "unsupported format version")                     \
+    XX(ENOLOOP, -4002, "no running event loop on this thread")                \
+    XX(ERAISED, -4003, "task raised an error")                                \
+    XX(ECORRUPT, -4004, "data is corrupt")                                    \
+    XX(EVERSION, -4005, "unsupported format version")                         \
     XX(EDEADLK, -35, "resource deadlock would occur")
 
 enum {
@@ -244,8 +244,8 @@ CS_EXTERN size_t cs_queue_size(const cs_queue *q);
 /* CLOCK_MONOTONIC in nanoseconds. Callable anywhere. */
 CS_EXTERN int64_t cs_now_ns(void);
 
-#define CS_MSEC(n) ((int64_t)(n) * 1000000LL)
-#define CS_SEC(n) ((int64_t)(n) * 1000000000LL)
+#define CS_MSEC(n) ((int64_t)(n)*1000000LL)
+#define CS_SEC(n) ((int64_t)(n)*1000000000LL)
 
 #ifdef __cplusplus
 }

@@ -63,8 +63,7 @@ static void sample(uint64_t *tsc, uint64_t *ns)
 uint64_t cs__ticks_scale(uint64_t ticks, uint64_t mult)
 {
     uint64_t hi = ticks >> 32, lo = ticks & 0xffffffffu;
-    return hi * mult + ((lo * (mult & 0xffffffffu)) >> 32) +
-           lo * (mult >> 32);
+    return hi * mult + ((lo * (mult & 0xffffffffu)) >> 32) + lo * (mult >> 32);
 }
 
 void cs__clock_calibrate(cs__clock_cal *cal, int force_monotonic)

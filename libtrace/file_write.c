@@ -116,8 +116,8 @@ int cs__file_create(const char *path)
         if (lstat(path, &st) != 0) {
             if (errno != ENOENT)
                 return -errno;
-            fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                                O_CLOEXEC,
+            fd = open(path,
+                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                       0600);
             if (fd >= 0 || errno != EEXIST)
                 return fd >= 0 ? fd : -errno;

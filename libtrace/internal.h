@@ -20,7 +20,7 @@
 #include "coscope/trace_format.h"
 #include "writer.h"
 
-#define CS__ALIGN(x, a) (((x) + ((a) - 1)) & ~(uint64_t)((a) - 1))
+#define CS__ALIGN(x, a) (((x) + ((a)-1)) & ~(uint64_t)((a)-1))
 
 /* ---- crc32.c -------------------------------------------------------------- */
 /* CRC-32 of n bytes continuing from crc (start with 0).  Signal-safe. */
@@ -72,17 +72,17 @@ void cs__tables_fini(void);
 /* ---- segment.c ------------------------------------------------------------ */
 /* The writer's view of its own segment. */
 typedef struct cs__seg {
-    uint8_t *base;          /* mapping, NULL when off */
-    size_t size;            /* mapping size */
-    cs_seg_header *hdr;     /* == base */
-    uint8_t *strings;       /* string table */
+    uint8_t *base;      /* mapping, NULL when off */
+    size_t size;        /* mapping size */
+    cs_seg_header *hdr; /* == base */
+    uint8_t *strings;   /* string table */
     uint64_t strings_size;
-    uint8_t *stacks;        /* stack table */
+    uint8_t *stacks; /* stack table */
     uint64_t stacks_size;
     cs_module_table *modules; /* module table, NULL when none */
-    uint8_t *rings;         /* first ring */
+    uint8_t *rings;           /* first ring */
     uint64_t ring_stride;
-    char path[4096];        /* /dev/shm/coscope.<pid>, or cfg->dir's */
+    char path[4096]; /* /dev/shm/coscope.<pid>, or cfg->dir's */
 } cs__seg;
 extern cs__seg cs__seg_g;
 
@@ -150,41 +150,41 @@ typedef struct cs__chunk_ref {
 } cs__chunk_ref;
 
 struct cs_trace {
-    int is_file;             /* trace file (1) or live segment (0) */
-    cs_seg_header hdr;       /* validated copy of the header */
+    int is_file;       /* trace file (1) or live segment (0) */
+    cs_seg_header hdr; /* validated copy of the header */
     /* live segment */
-    const uint8_t *map;      /* read-only mapping */
+    const uint8_t *map; /* read-only mapping */
     uint64_t map_size;
     uint64_t rings_off, ring_stride;
     uint64_t tasks_off;
     uint64_t strings_off, strings_size;
     uint64_t stacks_off, stacks_size;
-    uint64_t modules_off;    /* module table header, 0: none */
-    uint32_t modules_cap;    /* its capacity, checked against the region */
-    int modules_bad;         /* its header does not fit its region */
+    uint64_t modules_off; /* module table header, 0: none */
+    uint32_t modules_cap; /* its capacity, checked against the region */
+    int modules_bad;      /* its header does not fit its region */
     /* trace file: tables copied into memory, records indexed */
     int fd;
-    uint8_t *strings;        /* file: string table bytes */
+    uint8_t *strings; /* file: string table bytes */
     uint64_t strings_len;
-    uint8_t *stacks;         /* file: stack table bytes */
+    uint8_t *stacks; /* file: stack table bytes */
     uint64_t stacks_len;
-    cs_task_slot *tasks;     /* file: task snapshot */
+    cs_task_slot *tasks; /* file: task snapshot */
     uint32_t ntasks;
-    cs_module *modules;      /* file: module table entries, checked */
+    cs_module *modules; /* file: module table entries, checked */
     uint32_t nmodules;
-    cs__chunk_ref *chunks;   /* file: records chunks in file order */
+    cs__chunk_ref *chunks; /* file: records chunks in file order */
     size_t nchunks, chunks_cap;
-    uint8_t *scratch;        /* file: one chunk payload */
+    uint8_t *scratch; /* file: one chunk payload */
     size_t scratch_cap;
-    int complete;            /* file: END chunk reached */
+    int complete;                     /* file: END chunk reached */
     uint64_t window_seq[CS_RING_MAX]; /* file: CS_CHUNK_WINDOW per ring */
-    uint64_t valid_bytes;    /* file: bytes up to the last whole chunk */
+    uint64_t valid_bytes; /* file: bytes up to the last whole chunk */
     /* diagnostics */
-    int corrupt_line;        /* line of the first corruption seen */
-    char corrupt_what[96];   /* what it was */
-    uint64_t tasks_skipped;  /* slots that never read consistently */
-    unsigned owner;          /* live segment: the file's owner (uid) */
-    int guard;               /* live segment: its map_guard.c slot */
+    int corrupt_line;       /* line of the first corruption seen */
+    char corrupt_what[96];  /* what it was */
+    uint64_t tasks_skipped; /* slots that never read consistently */
+    unsigned owner;         /* live segment: the file's owner (uid) */
+    int guard;              /* live segment: its map_guard.c slot */
 };
 
 /* ---- map_guard.c ---------------------------------------------------------- */
@@ -219,8 +219,8 @@ uint32_t cs__live_modules_count(cs_trace *t);
 void cs__event_from_record(const cs_record *r, uint32_t ring,
                            cs_trace_event *ev);
 /* Resolves a string / stack id in a table of len bytes (hostile). */
-int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id,
-                    char *buf, size_t cap);
+int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id, char *buf,
+                    size_t cap);
 int cs__stack_copy(const uint8_t *table, uint64_t len, uint32_t id,
                    uint64_t *ips, size_t cap);
 

@@ -71,8 +71,7 @@ static int listed(const struct walk *w, uint32_t count, const cs_module *m)
     return 0;
 }
 
-static void describe(const struct dl_phdr_info *info, int is_exe,
-                     cs_module *m)
+static void describe(const struct dl_phdr_info *info, int is_exe, cs_module *m)
 {
     memset(m, 0, sizeof *m);
     m->base = info->dlpi_addr;
@@ -107,9 +106,8 @@ static int module_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     struct walk *w = arg;
     int is_exe = w->index++ == 0;
-    if (is_exe &&
-        size >= offsetof(struct dl_phdr_info, dlpi_subs) +
-                    sizeof info->dlpi_subs) {
+    if (is_exe && size >= offsetof(struct dl_phdr_info, dlpi_subs) +
+                              sizeof info->dlpi_subs) {
         if (walked && !w->force && info->dlpi_adds == seen_adds &&
             info->dlpi_subs == seen_subs)
             return 1; /* nothing loaded or unloaded since the last walk */

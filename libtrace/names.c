@@ -50,7 +50,7 @@ const char *cs_trace_strerror(int code)
     }
 }
 
-#define NAME(table, v)                                                      \
+#define NAME(table, v)                                                        \
     ((v) < sizeof(table) / sizeof((table)[0]) && (table)[v] ? (table)[v] : "?")
 
 const char *cs_trace_event_name(unsigned type)
@@ -79,22 +79,14 @@ const char *cs_trace_event_name(unsigned type)
 const char *cs_trace_wait_name(unsigned reason)
 {
     static const char *const names[] = {
-        [CS_WAIT_NONE] = "none",
-        [CS_WAIT_SLEEP] = "sleep",
-        [CS_WAIT_TASK] = "task",
-        [CS_WAIT_LOCK] = "lock",
-        [CS_WAIT_EVENT] = "event",
-        [CS_WAIT_SEMAPHORE] = "semaphore",
-        [CS_WAIT_QUEUE_PUT] = "queue-put",
-        [CS_WAIT_QUEUE_GET] = "queue-get",
-        [CS_WAIT_FD_READ] = "fd-read",
-        [CS_WAIT_FD_WRITE] = "fd-write",
-        [CS_WAIT_THREAD] = "thread",
-        [CS_WAIT_YIELD] = "yield",
-        [CS_WAIT_FUTURE] = "future",
-        [CS_STOP_DONE] = "done",
-        [CS_STOP_RAISED] = "raised",
-        [CS_STOP_CANCELLED] = "cancelled",
+        [CS_WAIT_NONE] = "none",           [CS_WAIT_SLEEP] = "sleep",
+        [CS_WAIT_TASK] = "task",           [CS_WAIT_LOCK] = "lock",
+        [CS_WAIT_EVENT] = "event",         [CS_WAIT_SEMAPHORE] = "semaphore",
+        [CS_WAIT_QUEUE_PUT] = "queue-put", [CS_WAIT_QUEUE_GET] = "queue-get",
+        [CS_WAIT_FD_READ] = "fd-read",     [CS_WAIT_FD_WRITE] = "fd-write",
+        [CS_WAIT_THREAD] = "thread",       [CS_WAIT_YIELD] = "yield",
+        [CS_WAIT_FUTURE] = "future",       [CS_STOP_DONE] = "done",
+        [CS_STOP_RAISED] = "raised",       [CS_STOP_CANCELLED] = "cancelled",
     };
     return NAME(names, reason);
 }
@@ -102,9 +94,9 @@ const char *cs_trace_wait_name(unsigned reason)
 const char *cs_trace_state_name(unsigned state)
 {
     static const char *const names[] = {
-        [CS_TASK_FREE] = "free",       [CS_TASK_READY] = "ready",
-        [CS_TASK_RUNNING] = "running", [CS_TASK_WAITING] = "waiting",
-        [CS_TASK_DONE] = "done",       [CS_TASK_RAISED] = "raised",
+        [CS_TASK_FREE] = "free",           [CS_TASK_READY] = "ready",
+        [CS_TASK_RUNNING] = "running",     [CS_TASK_WAITING] = "waiting",
+        [CS_TASK_DONE] = "done",           [CS_TASK_RAISED] = "raised",
         [CS_TASK_CANCELLED] = "cancelled",
     };
     return NAME(names, state);

@@ -234,8 +234,8 @@ static int owner_check(cs_trace *t, int pid)
         return 0;
     char what[128];
     snprintf(what, sizeof what,
-             "segment owned by uid %u but process %d runs as uid %u",
-             t->owner, pid, euid);
+             "segment owned by uid %u but process %d runs as uid %u", t->owner,
+             pid, euid);
     cs__set_detail(__LINE__, what);
     return -EPERM;
 }
@@ -346,7 +346,8 @@ static const cs_ring_header *ring_at(cs_trace *t, uint32_t r, int *err)
     *err = 0;
     if (rh == NULL)
         *err = CS__CORRUPT(t, "ring outside the segment");
-    else if (__atomic_load_n(&rh->slots, __ATOMIC_RELAXED) != t->hdr.ring_slots)
+    else if (__atomic_load_n(&rh->slots, __ATOMIC_RELAXED) !=
+             t->hdr.ring_slots)
         *err = CS__CORRUPT(t, "ring slot count differs from the header's");
     return *err ? NULL : rh;
 }
@@ -506,8 +507,8 @@ static uint32_t entry_word(const uint8_t *table, uint32_t id)
     return __atomic_load_n((const uint32_t *)(table + id), __ATOMIC_ACQUIRE);
 }
 
-int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id,
-                    char *buf, size_t cap)
+int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id, char *buf,
+                    size_t cap)
 {
     if (cap > 0)
         buf[0] = '\0';
@@ -631,10 +632,10 @@ static int read_module(cs_trace *t, uint32_t *iter, cs_trace_module *out)
             return CS__CORRUPT(t, "module table geometry out of range");
         if (i >= cs__live_modules_count(t))
             return 0;
-        const cs_module *p =
-            at(t, t->modules_off + sizeof(cs_module_table) +
-                      (uint64_t)i * sizeof m,
-               sizeof m);
+        const cs_module *p = at(t,
+                                t->modules_off + sizeof(cs_module_table) +
+                                    (uint64_t)i * sizeof m,
+                                sizeof m);
         if (p == NULL)
             return CS__CORRUPT(t, "module entry outside the segment");
         memcpy(&m, p, sizeof m); /* committed entries never change */

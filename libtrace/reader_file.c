@@ -185,21 +185,30 @@ static int scan(cs_trace *t, uint64_t off, uint64_t size)
             err = load_payload(t, &c, off);
         if (!err) {
             switch (c.kind) {
-            case CS_CHUNK_RECORDS: err = add_records(t, &c, off); break;
+            case CS_CHUNK_RECORDS:
+                err = add_records(t, &c, off);
+                break;
             case CS_CHUNK_STRINGS:
                 err = add_table(t, &t->strings, &t->strings_len, &c);
                 break;
             case CS_CHUNK_STACKS:
                 err = add_table(t, &t->stacks, &t->stacks_len, &c);
                 break;
-            case CS_CHUNK_TASKS: err = add_tasks(t, &c); break;
-            case CS_CHUNK_MODULES: err = add_modules(t, &c); break;
+            case CS_CHUNK_TASKS:
+                err = add_tasks(t, &c);
+                break;
+            case CS_CHUNK_MODULES:
+                err = add_modules(t, &c);
+                break;
             case CS_CHUNK_WINDOW: /* a hint: a bad one is ignored */
                 if (c.ring < t->hdr.ring_count && c.length == 0)
                     t->window_seq[c.ring] = c.base;
                 break;
-            case CS_CHUNK_END: t->complete = 1; break;
-            default: break; /* unknown kind from a newer minor: skip */
+            case CS_CHUNK_END:
+                t->complete = 1;
+                break;
+            default:
+                break; /* unknown kind from a newer minor: skip */
             }
         }
         if (err == -ENOMEM)
@@ -216,7 +225,8 @@ static int scan(cs_trace *t, uint64_t off, uint64_t size)
 
 int cs__file_open(const char *path, cs_trace **out)
 {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO: no wait */
+    int fd =
+        open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO: no wait */
     if (fd < 0) {
         cs__set_detail(__LINE__, "cannot open trace file");
         return -errno;

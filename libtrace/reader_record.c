@@ -131,8 +131,9 @@ int cs_trace_rec_finish(cs_trace_rec *r)
     if (hwm > t->hdr.task_slots)
         hwm = t->hdr.task_slots;
     if (!err)
-        err = cs__fw_tasks(r->fd, (const cs_task_slot *)(t->map + t->tasks_off),
-                           hwm, r->buf, REC_BUF);
+        err = cs__fw_tasks(r->fd,
+                           (const cs_task_slot *)(t->map + t->tasks_off), hwm,
+                           r->buf, REC_BUF);
     if (!err)
         err = cs__fw_chunk(r->fd, CS_CHUNK_END, 0, 0, 0, r->buf, 0);
     if (close(r->fd) != 0 && !err)

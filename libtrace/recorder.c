@@ -26,13 +26,13 @@ static struct {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    int stop;            /* set by cs__recorder_stop, under lock */
+    int stop; /* set by cs__recorder_stop, under lock */
     int fd;
-    int err;             /* first write error; the recorder then idles */
-    uint64_t *cursor;    /* per ring */
-    uint64_t str_done;   /* string table bytes written */
-    uint64_t stk_done;   /* stack table bytes written */
-    uint32_t mod_done;   /* module entries written */
+    int err;           /* first write error; the recorder then idles */
+    uint64_t *cursor;  /* per ring */
+    uint64_t str_done; /* string table bytes written */
+    uint64_t stk_done; /* stack table bytes written */
+    uint32_t mod_done; /* module entries written */
     uint8_t *buf;
 } rec;
 
@@ -145,11 +145,13 @@ void cs__recorder_stop(void)
     pthread_join(rec.thread, NULL);
     if (rec.err == 0)
         rec.err = drain();
-    uint64_t hwm = __atomic_load_n(&cs__seg_g.hdr->tasks_hwm, __ATOMIC_ACQUIRE);
+    uint64_t hwm =
+        __atomic_load_n(&cs__seg_g.hdr->tasks_hwm, __ATOMIC_ACQUIRE);
     if (hwm > cs__seg_g.hdr->task_slots)
         hwm = cs__seg_g.hdr->task_slots;
     if (rec.err == 0)
-        rec.err = cs__fw_tasks(rec.fd, cs__trace_g.tasks, hwm, rec.buf, REC_BUF);
+        rec.err =
+            cs__fw_tasks(rec.fd, cs__trace_g.tasks, hwm, rec.buf, REC_BUF);
     if (rec.err == 0)
         cs__fw_chunk(rec.fd, CS_CHUNK_END, 0, 0, 0, rec.buf, 0);
     close(rec.fd);

@@ -28,10 +28,10 @@
 cs__trace_state cs__trace_g;
 cs__seg cs__seg_g;
 
-static cs__trace_ring *rings;    /* writer handles, one per ring */
+static cs__trace_ring *rings;       /* writer handles, one per ring */
 static cs__trace_ring *stale_rings; /* a forked child's parent's handles */
 static uint32_t ring_count;
-static char flight_path[4096];   /* COSCOPE_FLIGHT, copied at start */
+static char flight_path[4096]; /* COSCOPE_FLIGHT, copied at start */
 static int have_flight;
 static int recording;
 
@@ -53,9 +53,9 @@ void cs__trace_config_env(cs__trace_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     const char *on = getenv("COSCOPE");
-    cfg->enabled = !(on != NULL && (strcmp(on, "off") == 0 ||
-                                    strcmp(on, "0") == 0 ||
-                                    strcmp(on, "no") == 0));
+    cfg->enabled =
+        !(on != NULL && (strcmp(on, "off") == 0 || strcmp(on, "0") == 0 ||
+                         strcmp(on, "no") == 0));
     cfg->ring_kb = env_u32("COSCOPE_RING_KB", 1024, 4, 1u << 20);
     cfg->rings = env_u32("COSCOPE_RINGS", 4, 1, CS_RING_MAX);
     cfg->task_slots = env_u32("COSCOPE_TASKS", 16384, 16, CS_TASK_SLOTS_MAX);
@@ -160,8 +160,8 @@ static int create_file(const char *path, uint64_t size)
         else if (fd < 0)
             return -errno;
     }
-    int err = fchmod(fd, 0600) == 0 && ftruncate(fd, (off_t)size) == 0
-                  ? 0 : -errno;
+    int err =
+        fchmod(fd, 0600) == 0 && ftruncate(fd, (off_t)size) == 0 ? 0 : -errno;
     if (err == 0) {
         err = -posix_fallocate(fd, 0, (off_t)size);
         if (err == -EOPNOTSUPP || err == -EINVAL) { /* write every page */
@@ -256,16 +256,15 @@ int cs__trace_start_with(const cs__trace_config *cfg)
         cs__seg_g.path[0] = '\0';
         return fd;
     }
-    void *base = mmap(NULL, h.segment_size, PROT_READ | PROT_WRITE,
-                      MAP_SHARED, fd, 0);
+    void *base =
+        mmap(NULL, h.segment_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int err = base == MAP_FAILED ? -errno : 0;
     close(fd);
     rings = calloc(cfg->rings, sizeof *rings);
     if (err == 0 && rings == NULL)
         err = -ENOMEM;
     if (err == 0)
-        err = cs__tables_init(h.task_slots,
-                              h.regions[CS_REGION_STRINGS].size);
+        err = cs__tables_init(h.task_slots, h.regions[CS_REGION_STRINGS].size);
     if (err != 0) {
         if (base != MAP_FAILED)
             munmap(base, h.segment_size);

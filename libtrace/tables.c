@@ -23,14 +23,14 @@
 
 #include "internal.h"
 
-static uint32_t *free_next;  /* per slot: ref of the next free slot */
-static uint64_t free_head;   /* tag << 32 | ref of the first free slot */
-static uint32_t task_hwm;    /* slots handed out from the fresh area */
+static uint32_t *free_next; /* per slot: ref of the next free slot */
+static uint64_t free_head;  /* tag << 32 | ref of the first free slot */
+static uint32_t task_hwm;   /* slots handed out from the fresh area */
 
 static pthread_mutex_t str_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t *str_hash;   /* open addressing, string ids, 0 empty */
-static uint32_t str_mask;    /* buckets - 1 */
-static uint32_t str_count;   /* ids in str_hash */
+static uint32_t *str_hash; /* open addressing, string ids, 0 empty */
+static uint32_t str_mask;  /* buckets - 1 */
+static uint32_t str_count; /* ids in str_hash */
 
 int cs__tables_init(uint32_t task_slots, uint64_t strings_size)
 {
@@ -163,8 +163,8 @@ uint64_t cs__string_entry_size(const uint8_t *table, uint64_t size,
 {
     if (off % 4 != 0 || off >= size || size - off < 4)
         return 0;
-    uint32_t w = __atomic_load_n((const uint32_t *)(table + off),
-                                 __ATOMIC_ACQUIRE);
+    uint32_t w =
+        __atomic_load_n((const uint32_t *)(table + off), __ATOMIC_ACQUIRE);
     if (w == 0 || w > CS_STRING_MAX + 1)
         return 0;
     uint64_t sz = CS__ALIGN(4 + (uint64_t)w, 4);
@@ -176,8 +176,8 @@ uint64_t cs__stack_entry_size(const uint8_t *table, uint64_t size,
 {
     if (off % 8 != 0 || off >= size || size - off < 8)
         return 0;
-    uint32_t n = __atomic_load_n((const uint32_t *)(table + off),
-                                 __ATOMIC_ACQUIRE);
+    uint32_t n =
+        __atomic_load_n((const uint32_t *)(table + off), __ATOMIC_ACQUIRE);
     if (n == 0 || n > CS_STACK_MAX)
         return 0;
     uint64_t sz = 8 + 8 * (uint64_t)n;
@@ -213,8 +213,8 @@ uint32_t cs__trace_intern_n(const char *s, size_t n)
             id = str_hash[b];
             goto out;
         }
-    uint64_t off = reserve(&cs__seg_g.hdr->strings_used, cs__seg_g.strings_size,
-                           CS__ALIGN(4 + n + 1, 4),
+    uint64_t off = reserve(&cs__seg_g.hdr->strings_used,
+                           cs__seg_g.strings_size, CS__ALIGN(4 + n + 1, 4),
                            &cs__seg_g.hdr->strings_dropped);
     if (off == 0)
         goto out;
@@ -244,7 +244,8 @@ uint32_t cs__trace_stack_put(const uint64_t *ips, size_t n)
     if (n > CS_STACK_MAX)
         n = CS_STACK_MAX;
     uint64_t off = reserve(&cs__seg_g.hdr->stacks_used, cs__seg_g.stacks_size,
-                           8 + 8 * (uint64_t)n, &cs__seg_g.hdr->stacks_dropped);
+                           8 + 8 * (uint64_t)n,
+                           &cs__seg_g.hdr->stacks_dropped);
     if (off == 0)
         return 0;
     uint8_t *e = cs__seg_g.stacks + off;

@@ -46,24 +46,24 @@ typedef struct cs__trace_ring {
 
 /* Settings; cs__trace_start() fills them from the environment. */
 typedef struct cs__trace_config {
-    int enabled;          /* COSCOPE=off|0|no disables */
-    uint32_t ring_kb;     /* COSCOPE_RING_KB per ring, default 1024 */
-    uint32_t rings;       /* COSCOPE_RINGS, default 4 */
-    uint32_t task_slots;  /* COSCOPE_TASKS, default 16384 */
-    uint32_t strings_kb;  /* COSCOPE_STRINGS_KB, default 256 */
-    uint32_t stacks_kb;   /* COSCOPE_STACKS_KB, default 256 */
-    int force_monotonic;  /* COSCOPE_CLOCK=monotonic: never use the TSC */
-    const char *record;   /* COSCOPE_RECORD: stream events to this file */
-    const char *flight;   /* COSCOPE_FLIGHT: dump the rings here at exit */
-    const char *dir;      /* segment directory, default /dev/shm (tests) */
+    int enabled;         /* COSCOPE=off|0|no disables */
+    uint32_t ring_kb;    /* COSCOPE_RING_KB per ring, default 1024 */
+    uint32_t rings;      /* COSCOPE_RINGS, default 4 */
+    uint32_t task_slots; /* COSCOPE_TASKS, default 16384 */
+    uint32_t strings_kb; /* COSCOPE_STRINGS_KB, default 256 */
+    uint32_t stacks_kb;  /* COSCOPE_STACKS_KB, default 256 */
+    int force_monotonic; /* COSCOPE_CLOCK=monotonic: never use the TSC */
+    const char *record;  /* COSCOPE_RECORD: stream events to this file */
+    const char *flight;  /* COSCOPE_FLIGHT: dump the rings here at exit */
+    const char *dir;     /* segment directory, default /dev/shm (tests) */
 } cs__trace_config;
 
 /* The process-wide writer state read by the inline functions below. */
 typedef struct cs__trace_state {
-    int clock_tsc;         /* 1: cs__trace_now() reads the TSC */
-    cs_task_slot *tasks;   /* task table in the segment, NULL when off */
-    uint32_t task_slots;   /* its size */
-    uint32_t epoch;        /* bumped by each start: which segment a cached
+    int clock_tsc;       /* 1: cs__trace_now() reads the TSC */
+    cs_task_slot *tasks; /* task table in the segment, NULL when off */
+    uint32_t task_slots; /* its size */
+    uint32_t epoch;      /* bumped by each start: which segment a cached
                               slot ref (cs__trace_slots) belongs to */
 } cs__trace_state;
 extern cs__trace_state cs__trace_g;
@@ -280,7 +280,7 @@ static inline void cs__trace_task_end(cs_task_slot *s)
     __atomic_store_n(&s->lock, s->lock + 1, __ATOMIC_RELEASE);
 }
 /* Stores one field inside a write section (relaxed atomic store). */
-#define CS__TRACE_SET(field, value)                                          \
+#define CS__TRACE_SET(field, value)                                           \
     __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
 
 /* A new task's slot contents (state READY), inside a write section. */
@@ -324,10 +324,10 @@ static inline void cs__trace_slot_clear(cs_task_slot *s)
 }
 
 /* cs__trace_task_alloc, taking a slot from c first (c may be NULL). */
-static inline uint32_t cs__trace_task_alloc_in(cs__trace_slots *c,
-                                               uint64_t id, uint32_t name,
-                                               uint32_t site, uint64_t parent,
-                                               uint32_t ring, uint64_t now)
+static inline uint32_t cs__trace_task_alloc_in(cs__trace_slots *c, uint64_t id,
+                                               uint32_t name, uint32_t site,
+                                               uint64_t parent, uint32_t ring,
+                                               uint64_t now)
 {
     cs_task_slot *s;
     uint32_t ref;

@@ -131,9 +131,15 @@ CS_EXTERN const char *cs_agent_coro_name(const cs_coro *c, const char **file,
     return cs__coro_name(c);
 }
 
-CS_EXTERN void **cs_agent_coro_slot(cs_coro *c) { return c ? &c->agent : NULL; }
+CS_EXTERN void **cs_agent_coro_slot(cs_coro *c)
+{
+    return c ? &c->agent : NULL;
+}
 
-CS_EXTERN void **cs_agent_task_slot(cs_task *t) { return t ? &t->agent : NULL; }
+CS_EXTERN void **cs_agent_task_slot(cs_task *t)
+{
+    return t ? &t->agent : NULL;
+}
 
 CS_EXTERN void cs_agent_trace_warning(int kind, uint64_t task_id,
                                       const uintptr_t *ips, size_t n)

@@ -10,8 +10,8 @@
 CS_EXTERN const char *cs_strerror(int code)
 {
     switch (code) {
-#define XX(name, value, text) \
-    case CS_##name:           \
+#define XX(name, value, text)                                                 \
+    case CS_##name:                                                           \
         return text;
         CS_ERRNO_MAP(XX)
 #undef XX
@@ -31,8 +31,8 @@ CS_EXTERN const char *cs_strerror(int code)
 CS_EXTERN const char *cs_err_name(int code)
 {
     switch (code) {
-#define XX(name, value, text) \
-    case CS_##name:           \
+#define XX(name, value, text)                                                 \
+    case CS_##name:                                                           \
         return "CS_" #name;
         CS_ERRNO_MAP(XX)
 #undef XX
@@ -48,4 +48,7 @@ CS_EXTERN int64_t cs_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-int64_t cs__now(void) { return cs_now_ns(); }
+int64_t cs__now(void)
+{
+    return cs_now_ns();
+}

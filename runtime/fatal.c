@@ -42,7 +42,7 @@
 
 #define CS__FATAL_SIGNALS 5
 static const int cs__fatal_sig[CS__FATAL_SIGNALS] = {SIGSEGV, SIGBUS, SIGABRT,
-                                                      SIGFPE, SIGILL};
+                                                     SIGFPE, SIGILL};
 /* What handled each signal before us (written under cs__fatal_mu, before
  * our handler is in place). */
 static struct sigaction cs__fatal_old[CS__FATAL_SIGNALS];

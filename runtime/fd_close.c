@@ -43,9 +43,9 @@
  * them (linux/close_range.h, not in every libc's headers) */
 #define CLOSE_RANGE_CLOEXEC_FLAG (1U << 2)
 
-uint32_t *cs__fd_gen;          /* CS__FD_GEN_MAX words, or NULL */
-uint32_t cs__fd_closes;        /* registered fds closed, ever */
-static int cs__fd_high = -1;   /* highest fd ever registered */
+uint32_t *cs__fd_gen;        /* CS__FD_GEN_MAX words, or NULL */
+uint32_t cs__fd_closes;      /* registered fds closed, ever */
+static int cs__fd_high = -1; /* highest fd ever registered */
 static pthread_once_t cs__fd_once = PTHREAD_ONCE_INIT;
 
 static void cs__fd_gen_map(void)
@@ -82,9 +82,9 @@ static void cs__fd_gone(int fd)
     if (!g || fd < 0 || fd >= CS__FD_GEN_MAX)
         return;
     v = __atomic_load_n(&g[fd], __ATOMIC_RELAXED);
-    while ((v & 1) && !__atomic_compare_exchange_n(&g[fd], &v, v + 1, false,
-                                                   __ATOMIC_RELEASE,
-                                                   __ATOMIC_RELAXED))
+    while ((v & 1) &&
+           !__atomic_compare_exchange_n(&g[fd], &v, v + 1, false,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED))
         ;
     if (v & 1)
         __atomic_add_fetch(&cs__fd_closes, 1, __ATOMIC_RELEASE);

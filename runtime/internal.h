@@ -102,69 +102,69 @@ typedef struct cs__link {
 } cs__link;
 
 typedef struct cs__stack {
-    void *lo;        /* lowest usable byte (just above the guard page) */
-    size_t size;     /* usable bytes */
-    bool guarded;    /* the page below lo is a guard (stack.c) */
+    void *lo;              /* lowest usable byte (just above the guard page) */
+    size_t size;           /* usable bytes */
+    bool guarded;          /* the page below lo is a guard (stack.c) */
     struct cs__slab *slab; /* the slab it was carved from, or NULL: a
                               mapping of its own */
-    unsigned vg_id;  /* valgrind's id for the stack, if registered */
+    unsigned vg_id;        /* valgrind's id for the stack, if registered */
 } cs__stack;
 
 /* A jump target for cs_raise inside cs_await_coro; innermost first. */
 typedef struct cs__catch {
-    jmp_buf env;            /* where cs_raise lands */
-    struct cs__catch *up;   /* enclosing cs_await_coro of the same task */
+    jmp_buf env;          /* where cs_raise lands */
+    struct cs__catch *up; /* enclosing cs_await_coro of the same task */
 } cs__catch;
 
 struct cs_task {
-    cs__ctx ctx;            /* saved registers while not running */
-    cs__loop *loop;         /* loop the task belongs to */
-    struct cs_task *next;   /* ready queue or free-list link */
-    cs__link all;           /* node in loop->all (unfinished tasks) */
-    uint64_t id;            /* unique, never reused */
-    cs_fn fn;               /* body and its argument */
+    cs__ctx ctx;          /* saved registers while not running */
+    cs__loop *loop;       /* loop the task belongs to */
+    struct cs_task *next; /* ready queue or free-list link */
+    cs__link all;         /* node in loop->all (unfinished tasks) */
+    uint64_t id;          /* unique, never reused */
+    cs_fn fn;             /* body and its argument */
     void *arg;
-    char name[32];          /* short names live here... */
-    char *long_name;        /* ...longer ones are malloc'ed */
-    const char *file;       /* creation site (static string) or NULL */
+    char name[32];    /* short names live here... */
+    char *long_name;  /* ...longer ones are malloc'ed */
+    const char *file; /* creation site (static string) or NULL */
     int line;
-    uint8_t state;          /* enum cs__state */
-    bool cancel_pending;    /* cancel requested, not yet delivered */
-    bool cancelled;         /* cs_cancel was called (sticky) */
-    bool cancel_delivered;  /* a call returned CS_ECANCELLED to the task */
-    bool detached;          /* handle given up: free itself on end */
-    bool shielded;          /* current wait ignores cancellation */
-    bool ran;               /* its first step has begun (trace.h) */
-    bool has_status;        /* ended by cs_raise/cancel, see status */
-    int status;             /* 0, or the error the task ended with */
-    char *errmsg;           /* message of that error (malloc'ed) */
-    void *result;           /* return value of fn */
-    struct cs_task *awaiter;/* task suspended in cs_await on us */
+    uint8_t state;           /* enum cs__state */
+    bool cancel_pending;     /* cancel requested, not yet delivered */
+    bool cancelled;          /* cs_cancel was called (sticky) */
+    bool cancel_delivered;   /* a call returned CS_ECANCELLED to the task */
+    bool detached;           /* handle given up: free itself on end */
+    bool shielded;           /* current wait ignores cancellation */
+    bool ran;                /* its first step has begun (trace.h) */
+    bool has_status;         /* ended by cs_raise/cancel, see status */
+    int status;              /* 0, or the error the task ended with */
+    char *errmsg;            /* message of that error (malloc'ed) */
+    void *result;            /* return value of fn */
+    struct cs_task *awaiter; /* task suspended in cs_await on us */
     /* What the task is suspended on (valid while state == WAITING). */
     struct {
-        uint8_t reason;     /* enum cs_wait_reason (trace_format.h) */
-        void *obj;          /* task/lock/event/semaphore/queue waited on */
+        uint8_t reason; /* enum cs_wait_reason (trace_format.h) */
+        void *obj;      /* task/lock/event/semaphore/queue waited on */
         cs__wait_cancel_fn *cancel; /* takes it off obj; NULL: no need */
-        int fd;             /* fd for CS_WAIT_FD_* */
-        int events;         /* CS_READABLE|CS_WRITABLE wanted on fd */
-        cs__link node;      /* node in the object's wait list */
-        int result;         /* what the suspended call returns */
+        int fd;                     /* fd for CS_WAIT_FD_* */
+        int events;                 /* CS_READABLE|CS_WRITABLE wanted on fd */
+        cs__link node;              /* node in the object's wait list */
+        int result;                 /* what the suspended call returns */
     } wait;
-    int64_t deadline;       /* timer deadline (ns), valid if heap_index>=0 */
-    int32_t heap_index;     /* position in the timer heap, -1 if none */
-    size_t stack_size;      /* requested stack size (0: default) */
-    cs__stack stack;        /* stack while the task has one */
-    cs__catch *catcher;     /* innermost cs_await_coro */
-    char *last_error;       /* cs_last_error() for this task (malloc'ed) */
-    void *fake_stack;       /* ASan fake-stack handle across switches */
-    void *agent;            /* the agent's slot (cs_agent_task_slot) */
-    uint32_t tr_ref;        /* slot in the trace task table, 0 if none */
-    uint32_t tr_bk;         /* its steps in the loop's yield batch, 0 if
+    int64_t deadline;   /* timer deadline (ns), valid if heap_index>=0 */
+    int32_t heap_index; /* position in the timer heap, -1 if none */
+    size_t stack_size;  /* requested stack size (0: default) */
+    cs__stack stack;    /* stack while the task has one */
+    cs__catch *catcher; /* innermost cs_await_coro */
+    char *last_error;   /* cs_last_error() for this task (malloc'ed) */
+    void *fake_stack;   /* ASan fake-stack handle across switches */
+    void *agent;        /* the agent's slot (cs_agent_task_slot) */
+    uint32_t tr_ref;    /* slot in the trace task table, 0 if none */
+    uint32_t tr_bk;     /* its steps in the loop's yield batch, 0 if
                                not in it (trace.h) */
 };
 
 struct cs_coro {
-    uint64_t id;            /* trace id, never reused */
+    uint64_t id; /* trace id, never reused */
     cs_fn fn;
     void *arg;
     char name[32];
@@ -172,33 +172,33 @@ struct cs_coro {
     const char *file;
     int line;
     size_t stack_size;
-    void *agent;            /* the agent's slot (cs_agent_coro_slot) */
-    cs__link live;          /* in the thread's unstarted list (agent on) */
+    void *agent;   /* the agent's slot (cs_agent_coro_slot) */
+    cs__link live; /* in the thread's unstarted list (agent on) */
 };
 
 /* Per-fd state of the poller; fds are registered once, edge-triggered. */
 typedef struct cs__fd {
-    cs_task *reader;        /* task waiting to read, or NULL */
-    cs_task *writer;        /* task waiting to write, or NULL */
-    uint32_t gen;           /* the fd's generation when registered
+    cs_task *reader; /* task waiting to read, or NULL */
+    cs_task *writer; /* task waiting to write, or NULL */
+    uint32_t gen;    /* the fd's generation when registered
                                (fd_close.c) */
-    bool registered;        /* added to the poller */
-    bool readable;          /* an edge said readable since the last EAGAIN */
+    bool registered; /* added to the poller */
+    bool readable;   /* an edge said readable since the last EAGAIN */
     bool writable;
 } cs__fd;
 
 struct cs__loop {
-    cs_task *current;       /* running task, NULL in the loop context */
-    cs__ctx ctx;            /* the loop's own context (cs_run's stack) */
-    cs_task *ready_head;    /* ready FIFO */
+    cs_task *current;    /* running task, NULL in the loop context */
+    cs__ctx ctx;         /* the loop's own context (cs_run's stack) */
+    cs_task *ready_head; /* ready FIFO */
     cs_task *ready_tail;
-    int budget;             /* hand-offs left before the loop must poll */
+    int budget; /* hand-offs left before the loop must poll */
     /* tracing (trace.h): ring of this loop's thread, NULL when untraced */
     cs__trace_ring *tr_ring;
-    cs_task *tr_prev;       /* parked by the last switch, registers not
+    cs_task *tr_prev;          /* parked by the last switch, registers not
                                recorded yet (trace.h), or NULL */
-    uint64_t tr_t0;         /* trace clock when the current step began */
-    void *spawn_ip;         /* cs_spawn's caller, for the task it makes:
+    uint64_t tr_t0;            /* trace clock when the current step began */
+    void *spawn_ip;            /* cs_spawn's caller, for the task it makes:
                                its creation site when it has no file:line */
     cs__trace_cache *tr_cache; /* interned names and sites */
     /* yield batching (trace.h): short yield steps counted, not timed */
@@ -208,34 +208,34 @@ struct cs__loop {
     uint32_t tr_nbt;        /* tasks in tr_bt: a batch is open if any */
     struct cs_task *tr_bt[CS__TRACE_BATCH_TASKS]; /* the batch's tasks */
     /* task-lifetime batching (trace.h): awaits and ends kept, not timed */
-    uint32_t tr_life_hot;   /* the last timed such step (or batch) was short */
-    uint32_t tr_nlife;      /* steps kept in tr_cache->life: open if any */
-    uint64_t tr_life_est;   /* ticks per step of the last lifetime batch */
+    uint32_t tr_life_hot; /* the last timed such step (or batch) was short */
+    uint32_t tr_nlife;    /* steps kept in tr_cache->life: open if any */
+    uint64_t tr_life_est; /* ticks per step of the last lifetime batch */
     volatile sig_atomic_t tr_slow; /* the running step was found slow
                                (cs_agent_step_slow): its switch is timed */
-    cs__warn_box tr_box;    /* warnings posted by other threads */
-    cs_task *reap;          /* ended task whose stack awaits release */
-    cs__link all;           /* every unfinished task */
-    size_t ntasks;          /* unfinished tasks */
-    cs_task *main;          /* cs_run's task */
+    cs__warn_box tr_box;           /* warnings posted by other threads */
+    cs_task *reap;                 /* ended task whose stack awaits release */
+    cs__link all;                  /* every unfinished task */
+    size_t ntasks;                 /* unfinished tasks */
+    cs_task *main;                 /* cs_run's task */
     /* timers: 4-ary min-heap of tasks keyed by deadline */
     cs_task **heap;
     uint32_t heap_len, heap_cap;
     /* poller */
-    int epfd;               /* -1 until first needed */
-    cs__fd *fds;            /* indexed by fd */
-    int nfds;               /* size of fds */
-    int fd_waiters;         /* tasks waiting in cs_read/write/wait_fd */
-    uint32_t fd_closes_seen;/* cs__fd_closes at the last sweep */
+    int epfd;                /* -1 until first needed */
+    cs__fd *fds;             /* indexed by fd */
+    int nfds;                /* size of fds */
+    int fd_waiters;          /* tasks waiting in cs_read/write/wait_fd */
+    uint32_t fd_closes_seen; /* cs__fd_closes at the last sweep */
     /* cs_to_thread completions */
-    int wakefd;             /* eventfd the workers signal, -1 until needed */
-    pthread_mutex_t done_mu;/* guards done_head */
+    int wakefd;              /* eventfd the workers signal, -1 until needed */
+    pthread_mutex_t done_mu; /* guards done_head */
     struct cs__job *done_head;
-    int jobs_pending;       /* submitted and not yet collected */
+    int jobs_pending; /* submitted and not yet collected */
     /* ASan: the thread stack of the loop context */
     const void *asan_stack_lo;
     size_t asan_stack_size;
-    void *fake_stack;       /* ASan fake-stack handle of the loop context */
+    void *fake_stack; /* ASan fake-stack handle of the loop context */
     /* stacks (stack.c): slabs of default-size stacks, and the idle ones
      * in a LIFO pool, oldest first, their memory still resident */
     size_t stack_default;   /* default stack size, rounded; 0 until known */
@@ -243,15 +243,15 @@ struct cs__loop {
     struct cs__slab *slab_free; /* slabs that may have free slots */
     cs__stack *pool;
     size_t pool_len, pool_cap;
-    size_t pool_low;        /* least pool_len since the trim tick began */
-    int64_t trim_at;        /* end of the trim tick (cs__now), 0: none */
+    size_t pool_low; /* least pool_len since the trim tick began */
+    int64_t trim_at; /* end of the trim tick (cs__now), 0: none */
     /* task ids come from a process-wide counter in blocks, so a spawn
      * does not pay for a locked add */
     uint64_t next_id, end_id;
     /* task structs kept for reuse, LIFO; trimmed with the stacks */
     cs_task *free_tasks;
     size_t free_len;
-    size_t free_low;        /* least free_len since the trim tick began */
+    size_t free_low; /* least free_len since the trim tick began */
     /* alternate signal stack for the fatal-signal handler (fatal.c), if
      * we installed one, and the thread's previous one, restored at the end */
     void *altstack;
@@ -270,18 +270,18 @@ typedef struct cs__job {
     cs_fn fn;
     void *arg;
     void *result;
-    cs_task *task;          /* waiting task, NULL once abandoned */
+    cs_task *task; /* waiting task, NULL once abandoned */
     cs__loop *loop;
     struct cs__job *next;
 } cs__job;
 
 /* agent_hooks.c: the installed hooks, NULL when no agent is loaded. */
 extern const cs_agent_hooks *cs__agent;
-#define CS__HOOK(name, ...)                                 \
-    do {                                                    \
-        const cs_agent_hooks *h_ = cs__agent;               \
-        if (cs_unlikely(h_ != NULL) && h_->name != NULL)    \
-            h_->name(__VA_ARGS__);                          \
+#define CS__HOOK(name, ...)                                                   \
+    do {                                                                      \
+        const cs_agent_hooks *h_ = cs__agent;                                 \
+        if (cs_unlikely(h_ != NULL) && h_->name != NULL)                      \
+            h_->name(__VA_ARGS__);                                            \
     } while (0)
 void cs__agent_coro_created(cs_coro *c);
 void cs__agent_coro_forget(cs_coro *c);
@@ -371,8 +371,9 @@ cs_task *cs__lock_holder(const cs_lock *l);
  * 32-bit store sets all three. */
 typedef uint32_t cs__u32_alias __attribute__((may_alias));
 _Static_assert(offsetof(cs_task_slot, state) == 24 &&
-               offsetof(cs_task_slot, wait) == 25 &&
-               offsetof(cs_task_slot, flags) == 26, "slot state word");
+                   offsetof(cs_task_slot, wait) == 25 &&
+                   offsetof(cs_task_slot, flags) == 26,
+               "slot state word");
 /* A switch to `to` inside a yield batch (trace.h): which task runs, and
  * one more untimed switch since step_start, for watchdogs (the ring's
  * owner is its only writer). */
@@ -388,8 +389,10 @@ static inline void cs__trace_untimed_switch(cs_ring_header *h,
 static inline void cs__trace_slot_word(cs_task_slot *s, unsigned state,
                                        unsigned wait, unsigned flags)
 {
-    struct { uint8_t state, wait; uint16_t flags; } w = {
-        (uint8_t)state, (uint8_t)wait, (uint16_t)flags};
+    struct {
+        uint8_t state, wait;
+        uint16_t flags;
+    } w = {(uint8_t)state, (uint8_t)wait, (uint16_t)flags};
     cs__u32_alias v;
     memcpy(&v, &w, sizeof(v));
     __atomic_store_n((cs__u32_alias *)&s->state, v, __ATOMIC_RELAXED);
@@ -465,8 +468,8 @@ static inline void cs__trace_settle(cs__loop *loop)
 /* self, in the loop's yield batch, yields to `to`: counted, no clock
  * (trace.h).  The fast path of cs__jump, and cs__trace_switch's first
  * check where cs__jump has none (ASan builds). */
-static CS__HOT_INLINE bool cs__trace_batch_more(cs__loop *loop,
-                                                cs_task *self, cs_task *to)
+static CS__HOT_INLINE bool cs__trace_batch_more(cs__loop *loop, cs_task *self,
+                                                cs_task *to)
 {
     if (!self || !self->tr_bk || !to || self->state != CS__READY ||
         self->tr_bk >= CS__TRACE_BATCH_MAX)
@@ -497,8 +500,7 @@ static CS__HOT_INLINE bool cs__trace_life_fits(const cs__loop *loop,
  * lifetime's (trace.h), whose length says if the next ones are batched:
  * an await of a task about to run for the first time, or a task's end in
  * its first step (its slot counts no step yet). */
-static inline bool cs__trace_life_kind(const cs_task *self,
-                                       const cs_task *to)
+static inline bool cs__trace_life_kind(const cs_task *self, const cs_task *to)
 {
     const cs_task_slot *s;
 
@@ -525,9 +527,10 @@ static inline bool cs__trace_life_kind(const cs_task *self,
  * 32-bit store of state/wait/flags outside the seqlock: a reader sees the
  * word before or after it, and either goes with the rest of the slot
  * (running: no wait, registers not valid). */
-static CS__HOT_INLINE void
-cs__trace_switch(cs__loop *loop, cs_task *self, cs_task *to, int have_regs,
-                 uintptr_t sp, uintptr_t fp, uintptr_t ip)
+static CS__HOT_INLINE void cs__trace_switch(cs__loop *loop, cs_task *self,
+                                            cs_task *to, int have_regs,
+                                            uintptr_t sp, uintptr_t fp,
+                                            uintptr_t ip)
 {
     cs__trace_ring *r = loop->tr_ring;
     cs_task *p = loop->tr_prev;
@@ -640,8 +643,14 @@ static inline int cs__cancel_check(cs_task *self)
 }
 
 /* Wait lists */
-static inline void cs__list_init(cs__link *h) { h->prev = h->next = h; }
-static inline bool cs__list_empty(const cs__link *h) { return h->next == h; }
+static inline void cs__list_init(cs__link *h)
+{
+    h->prev = h->next = h;
+}
+static inline bool cs__list_empty(const cs__link *h)
+{
+    return h->next == h;
+}
 static inline void cs__list_push(cs__link *h, cs__link *n)
 {
     n->prev = h->prev;
@@ -655,8 +664,8 @@ static inline void cs__list_del(cs__link *n)
     n->next->prev = n->prev;
     n->prev = n->next = n;
 }
-#define cs__container_of(p, type, member) \
-    ((type *)((char *)(p) - offsetof(type, member)))
+#define cs__container_of(p, type, member)                                     \
+    ((type *)((char *)(p)-offsetof(type, member)))
 #define cs__waiter_of(l) cs__container_of(l, cs_task, wait.node)
 
 #endif

@@ -75,8 +75,8 @@ static cs__fd *cs__fd_prepare(cs__loop *loop, int fd, int *err)
             return NULL;
         f->gen = cs__fd_gen_register(fd);
         if ((*err = cs__poll_add(loop, fd, CS__TOKEN_FD(fd, f->gen),
-                                 CS_READABLE | CS_WRITABLE |
-                                     CS__POLL_EDGE)) < 0) {
+                                 CS_READABLE | CS_WRITABLE | CS__POLL_EDGE)) <
+            0) {
             /* regular files cannot be polled: they never block anyway */
             if (*err != -EPERM)
                 return NULL;
@@ -139,8 +139,8 @@ static int cs__fd_wait(cs_task *self, int fd, int events, int64_t timeout)
     self->wait.fd = fd;
     self->wait.events = events;
     loop->fd_waiters++;
-    return cs__wait(self, events & CS_READABLE ? CS_WAIT_FD_READ
-                                               : CS_WAIT_FD_WRITE,
+    return cs__wait(self,
+                    events & CS_READABLE ? CS_WAIT_FD_READ : CS_WAIT_FD_WRITE,
                     NULL, cs__fd_unlink, timeout);
 }
 
@@ -157,23 +157,23 @@ CS_EXTERN int cs_wait_fd(int fd, int events, int64_t timeout_ns)
 }
 
 /* The common shape of cs_read/cs_write/cs_accept: try, wait on EAGAIN. */
-#define CS__IO_LOOP(self, fd, dir, flag, expr)                         \
-    for (;;) {                                                         \
-        ssize_t r_ = (expr);                                           \
-        int w_;                                                        \
-        if (r_ >= 0)                                                   \
-            return r_;                                                 \
-        if (errno == EINTR)                                            \
-            continue;                                                  \
-        if (errno != EAGAIN && errno != EWOULDBLOCK)                   \
-            return -errno;                                             \
-        if (!self)                                                     \
-            return -errno;                                             \
-        if (fd < self->loop->nfds)                                     \
-            self->loop->fds[fd].flag = false;                          \
-        w_ = cs__fd_wait(self, fd, dir, -1);                           \
-        if (w_ < 0)                                                    \
-            return w_;                                                 \
+#define CS__IO_LOOP(self, fd, dir, flag, expr)                                \
+    for (;;) {                                                                \
+        ssize_t r_ = (expr);                                                  \
+        int w_;                                                               \
+        if (r_ >= 0)                                                          \
+            return r_;                                                        \
+        if (errno == EINTR)                                                   \
+            continue;                                                         \
+        if (errno != EAGAIN && errno != EWOULDBLOCK)                          \
+            return -errno;                                                    \
+        if (!self)                                                            \
+            return -errno;                                                    \
+        if (fd < self->loop->nfds)                                            \
+            self->loop->fds[fd].flag = false;                                 \
+        w_ = cs__fd_wait(self, fd, dir, -1);                                  \
+        if (w_ < 0)                                                           \
+            return w_;                                                        \
     }
 
 /* Makes fd non-blocking once before the first try. */
@@ -190,16 +190,14 @@ CS_EXTERN ssize_t cs_read(int fd, void *buf, size_t n)
 {
     cs_task *self = cs_current_task();
     cs__io_begin(self, fd);
-    CS__IO_LOOP(self, fd, CS_READABLE, readable,
-                cs__sys_read(fd, buf, n));
+    CS__IO_LOOP(self, fd, CS_READABLE, readable, cs__sys_read(fd, buf, n));
 }
 
 CS_EXTERN ssize_t cs_write(int fd, const void *buf, size_t n)
 {
     cs_task *self = cs_current_task();
     cs__io_begin(self, fd);
-    CS__IO_LOOP(self, fd, CS_WRITABLE, writable,
-                cs__sys_write(fd, buf, n));
+    CS__IO_LOOP(self, fd, CS_WRITABLE, writable, cs__sys_write(fd, buf, n));
 }
 
 CS_EXTERN ssize_t cs_write_all(int fd, const void *buf, size_t n)
@@ -220,8 +218,7 @@ CS_EXTERN int cs_accept(int fd, struct sockaddr *addr, socklen_t *len)
     cs_task *self = cs_current_task();
     cs__io_begin(self, fd);
     CS__IO_LOOP(self, fd, CS_READABLE, readable,
-                cs__sys_accept4(fd, addr, len,
-                                SOCK_NONBLOCK | SOCK_CLOEXEC));
+                cs__sys_accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
 }
 
 CS_EXTERN int cs_connect(int fd, const struct sockaddr *addr, socklen_t len)

@@ -110,7 +110,10 @@ static bool cs__main_done(cs__loop *loop)
     return loop->main->state == CS__DONE;
 }
 
-static bool cs__all_done(cs__loop *loop) { return loop->ntasks == 0; }
+static bool cs__all_done(cs__loop *loop)
+{
+    return loop->ntasks == 0;
+}
 
 /* Cancels every unfinished task. */
 static void cs__cancel_all(cs__loop *loop)
@@ -237,7 +240,8 @@ CS_EXTERN int cs_run(cs_fn fn, void *arg, void **result)
         CS__HOOK(loop_stuck);
         cs__cancel_all(&loop);
         cs__loop_run_until(&loop, cs__main_done);
-        if (loop.main->state != CS__DONE || loop.main->status == CS_ECANCELLED) {
+        if (loop.main->state != CS__DONE ||
+            loop.main->status == CS_ECANCELLED) {
             loop.main->has_status = true;
             loop.main->status = CS_EDEADLK;
             free(loop.main->errmsg);
@@ -251,9 +255,10 @@ CS_EXTERN int cs_run(cs_fn fn, void *arg, void **result)
     if (status) {
         msg = loop.main->errmsg;
         loop.main->errmsg = NULL;
-        if (!msg && asprintf(&msg, "task 'main' %s", status == CS_ECANCELLED
-                                                         ? "was cancelled"
-                                                         : cs_strerror(status)) < 0)
+        if (!msg &&
+            asprintf(&msg, "task 'main' %s",
+                     status == CS_ECANCELLED ? "was cancelled"
+                                             : cs_strerror(status)) < 0)
             msg = NULL;
     }
     cs__report_pending(&loop);

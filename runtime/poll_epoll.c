@@ -83,10 +83,10 @@ int cs__poll_wait(cs__loop *loop, int64_t timeout_ns, cs__poll_event *out,
     for (int i = 0; i < n; i++) {
         uint32_t e = evs[i].events;
         out[i].token = evs[i].data.u64;
-        out[i].mask =
-            (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) ? CS_READABLE
-                                                               : 0) |
-            (e & (EPOLLOUT | EPOLLHUP | EPOLLERR) ? CS_WRITABLE : 0);
+        out[i].mask = (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+                           ? CS_READABLE
+                           : 0) |
+                      (e & (EPOLLOUT | EPOLLHUP | EPOLLERR) ? CS_WRITABLE : 0);
     }
     return n;
 }

@@ -14,7 +14,7 @@
 
 #include "internal.h"
 
-#define CS__POLL_MAX 256   /* events taken per cs__poll_wait */
+#define CS__POLL_MAX 256    /* events taken per cs__poll_wait */
 #define CS__POLL_EDGE 0x100 /* cs__poll_add: edge- not level-triggered */
 /* Tokens the loop registers: an fd's I/O, with the generation it was
  * registered under (fd_close.c) in the high half, or the thread pool's
@@ -22,8 +22,8 @@
 #define CS__TOKEN_FD(fd, gen) ((uint64_t)(gen) << 32 | (uint32_t)(fd))
 #define CS__TOKEN_JOBS UINT64_MAX
 typedef struct cs__poll_event {
-    uint64_t token;         /* as given to cs__poll_add */
-    unsigned mask;          /* CS_READABLE|CS_WRITABLE: what is ready */
+    uint64_t token; /* as given to cs__poll_add */
+    unsigned mask;  /* CS_READABLE|CS_WRITABLE: what is ready */
 } cs__poll_event;
 int cs__poll_init(cs__loop *loop);
 void cs__poll_close(cs__loop *loop);

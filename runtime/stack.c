@@ -85,8 +85,8 @@ typedef struct cs__slab {
     size_t nslots, nfree;       /* slots, and free ones */
     size_t nmprotect;           /* mprotect guards (budget to give back) */
     bool on_free_list;
-    uint64_t *free_bits;        /* bit i: slot i is free */
-    uint64_t *guard_bits;       /* bit i: slot i has its guard */
+    uint64_t *free_bits;  /* bit i: slot i is free */
+    uint64_t *guard_bits; /* bit i: slot i has its guard */
 } cs__slab;
 
 static size_t cs__page;
@@ -130,9 +130,9 @@ static size_t cs__stack_round(size_t size)
 
 enum { CS__GUARD_UNKNOWN, CS__GUARD_MADVISE, CS__GUARD_MPROTECT };
 
-static int cs__guard_mode;       /* how guards are made, once known */
-static long cs__guard_budget;    /* mprotect guards still allowed */
-static int cs__guard_warned;     /* the one-time warning was given */
+static int cs__guard_mode;    /* how guards are made, once known */
+static long cs__guard_budget; /* mprotect guards still allowed */
+static int cs__guard_warned;  /* the one-time warning was given */
 static pthread_once_t cs__guard_once = PTHREAD_ONCE_INIT;
 
 static void cs__guard_init(void)
@@ -148,7 +148,7 @@ static void cs__guard_init(void)
     }
     cs__guard_budget = max / 5;
     cs__guard_mode = e && strcmp(e, "mprotect") == 0 ? CS__GUARD_MPROTECT
-                                                      : CS__GUARD_UNKNOWN;
+                                                     : CS__GUARD_UNKNOWN;
 }
 
 /* Says once, on stderr, that stacks from now on have no guard page. */
@@ -354,7 +354,8 @@ int cs__stack_get(cs__loop *loop, cs__stack *s, size_t size)
     }
     /* another size: a mapping of its own */
     base = mmap(NULL, size + pg, PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
+                0);
     if (base == MAP_FAILED)
         return CS_ENOMEM;
     cs__stack_init(s, base + pg, size, NULL, cs__guard_install(base));
@@ -506,8 +507,9 @@ static void cs__overflow_report(cs_task *t, uintptr_t addr)
     n += cs__fmt_u(buf + n, addr, 16);
     n += cs__fmt_s(buf + n, 32, " in its guard page; stack is ");
     n += cs__fmt_u(buf + n, t->stack.size / 1024, 10);
-    n += cs__fmt_s(buf + n, 100,
-                   " KiB (raise it with cs_coro_set_stack_size or COSCOPE_STACK_KB)\n");
+    n += cs__fmt_s(
+        buf + n, 100,
+        " KiB (raise it with cs_coro_set_stack_size or COSCOPE_STACK_KB)\n");
     (void)!write(2, buf, n);
 }
 

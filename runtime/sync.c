@@ -15,35 +15,41 @@
 /* Each starts with a cs__obj (its trace id, see internal.h). */
 struct cs_lock {
     cs__obj obj;
-    cs_task *holder;   /* owning task, NULL when free */
-    cs__link waiters;  /* tasks in cs_lock_acquire, FIFO */
+    cs_task *holder;  /* owning task, NULL when free */
+    cs__link waiters; /* tasks in cs_lock_acquire, FIFO */
 };
 
 struct cs_event {
     cs__obj obj;
-    bool set;          /* the flag */
-    cs__link waiters;  /* tasks in cs_event_wait */
+    bool set;         /* the flag */
+    cs__link waiters; /* tasks in cs_event_wait */
 };
 
 struct cs_semaphore {
     cs__obj obj;
-    unsigned value;    /* permits available */
-    cs__link waiters;  /* tasks in cs_semaphore_acquire, FIFO */
+    unsigned value;   /* permits available */
+    cs__link waiters; /* tasks in cs_semaphore_acquire, FIFO */
 };
 
 struct cs_queue {
     cs__obj obj;
-    size_t cap;        /* capacity (>= 1) */
-    size_t head, len;  /* ring position and fill */
-    cs__link getters;  /* tasks waiting in cs_queue_get for an item */
-    cs__link putters;  /* tasks waiting in cs_queue_put for room */
-    void **items;      /* ring of cap items */
+    size_t cap;       /* capacity (>= 1) */
+    size_t head, len; /* ring position and fill */
+    cs__link getters; /* tasks waiting in cs_queue_get for an item */
+    cs__link putters; /* tasks waiting in cs_queue_put for room */
+    void **items;     /* ring of cap items */
 };
 
-static cs_task *cs__self_or_null(void) { return cs_current_task(); }
+static cs_task *cs__self_or_null(void)
+{
+    return cs_current_task();
+}
 
 /* A parked task leaves its object's list without being handed anything. */
-static void cs__park_cancel(cs_task *t) { cs__list_del(&t->wait.node); }
+static void cs__park_cancel(cs_task *t)
+{
+    cs__list_del(&t->wait.node);
+}
 
 /* Parks self on list until woken; returns what the waker passed. */
 static int cs__park(cs_task *self, cs__link *list, enum cs_wait_reason why,
@@ -81,7 +87,10 @@ CS_EXTERN cs_lock *cs_lock_new(void)
     return l;
 }
 
-CS_EXTERN void cs_lock_free(cs_lock *l) { free(l); }
+CS_EXTERN void cs_lock_free(cs_lock *l)
+{
+    free(l);
+}
 
 CS_EXTERN int cs_lock_try_acquire(cs_lock *l)
 {
@@ -119,7 +128,10 @@ CS_EXTERN void cs_lock_release(cs_lock *l)
 }
 
 /* The holder of l, for the deadlock detector and the task dump. */
-cs_task *cs__lock_holder(const cs_lock *l) { return l ? l->holder : NULL; }
+cs_task *cs__lock_holder(const cs_lock *l)
+{
+    return l ? l->holder : NULL;
+}
 
 /* ---- event -------------------------------------------------------------- */
 
@@ -133,7 +145,10 @@ CS_EXTERN cs_event *cs_event_new(void)
     return e;
 }
 
-CS_EXTERN void cs_event_free(cs_event *e) { free(e); }
+CS_EXTERN void cs_event_free(cs_event *e)
+{
+    free(e);
+}
 
 CS_EXTERN void cs_event_set(cs_event *e)
 {
@@ -150,7 +165,10 @@ CS_EXTERN void cs_event_clear(cs_event *e)
         e->set = false;
 }
 
-CS_EXTERN int cs_event_is_set(const cs_event *e) { return e && e->set; }
+CS_EXTERN int cs_event_is_set(const cs_event *e)
+{
+    return e && e->set;
+}
 
 CS_EXTERN int cs_event_wait(cs_event *e)
 {
@@ -178,7 +196,10 @@ CS_EXTERN cs_semaphore *cs_semaphore_new(unsigned value)
     return s;
 }
 
-CS_EXTERN void cs_semaphore_free(cs_semaphore *s) { free(s); }
+CS_EXTERN void cs_semaphore_free(cs_semaphore *s)
+{
+    free(s);
+}
 
 CS_EXTERN int cs_semaphore_acquire(cs_semaphore *s)
 {
@@ -231,7 +252,10 @@ CS_EXTERN void cs_queue_free(cs_queue *q)
     free(q);
 }
 
-CS_EXTERN size_t cs_queue_size(const cs_queue *q) { return q ? q->len : 0; }
+CS_EXTERN size_t cs_queue_size(const cs_queue *q)
+{
+    return q ? q->len : 0;
+}
 
 static void cs__queue_push(cs_queue *q, void *item)
 {

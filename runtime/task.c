@@ -29,8 +29,8 @@ static uint64_t cs__next_id = 1;
 static uint64_t cs__new_id(cs__loop *loop)
 {
     if (cs_unlikely(loop->next_id == loop->end_id)) {
-        loop->next_id = __atomic_fetch_add(&cs__next_id, CS__ID_BLOCK,
-                                           __ATOMIC_RELAXED);
+        loop->next_id =
+            __atomic_fetch_add(&cs__next_id, CS__ID_BLOCK, __ATOMIC_RELAXED);
         loop->end_id = loop->next_id + CS__ID_BLOCK;
     }
     return loop->next_id++;
@@ -72,11 +72,9 @@ void cs__set_last_error(char **slot, const char *msg)
 /* The traced switch, out of line so that the untraced one stays a few
  * instructions and a tail call: records the switch (trace.h), then
  * switches, itself by a tail call, so the parked frame is the same. */
-static __attribute__((noinline)) void cs__jump_traced(cs__loop *loop,
-                                                      cs_task *self,
-                                                      cs_task *to,
-                                                      cs__ctx *from,
-                                                      cs__ctx *dst)
+static __attribute__((noinline)) void
+cs__jump_traced(cs__loop *loop, cs_task *self, cs_task *to, cs__ctx *from,
+                cs__ctx *dst)
 {
     uintptr_t sp = 0, fp = 0, ip = 0;
     /* Parked registers, known before the switch: with cs__switch
@@ -84,8 +82,7 @@ static __attribute__((noinline)) void cs__jump_traced(cs__loop *loop,
      * pointer are this function's (switch.h); checked once after a switch
      * (cs__trace_regs), and not used again if wrong. */
     int have = self && cs__trace_predict >= 0 &&
-               cs__ctx_regs_predict(__builtin_frame_address(0), &sp, &fp,
-                                    &ip);
+               cs__ctx_regs_predict(__builtin_frame_address(0), &sp, &fp, &ip);
 
     cs__trace_switch(loop, self, to, have, sp, fp, ip);
     cs__switch(from, dst);
@@ -102,8 +99,8 @@ static __attribute__((noinline)) void cs__jump_traced(cs__loop *loop,
  * An ended task's stack is released later, by the next task to end or by
  * the loop context (cs__task_reap), never by the code after a switch:
  * that keeps the switch a tail call on the hot path. */
-static CS__HOT_INLINE void
-cs__jump(cs__loop *loop, cs_task *self, cs_task *to, bool dying)
+static CS__HOT_INLINE void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
+                                    bool dying)
 {
     cs__ctx *from = self ? &self->ctx : &loop->ctx;
     cs__ctx *dst = to ? &to->ctx : &loop->ctx;
@@ -463,7 +460,10 @@ CS_EXTERN const char *cs_task_name(const cs_task *t)
     return t->long_name ? t->long_name : t->name;
 }
 
-CS_EXTERN uint64_t cs_task_id(const cs_task *t) { return t ? t->id : 0; }
+CS_EXTERN uint64_t cs_task_id(const cs_task *t)
+{
+    return t ? t->id : 0;
+}
 
 CS_EXTERN int cs_task_done(const cs_task *t)
 {

@@ -25,8 +25,14 @@ static struct {
     int idle;             /* workers waiting for a job */
     int queued;           /* jobs in the queue, not yet taken */
     int max;              /* upper bound on threads */
-} cs__pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-              NULL, NULL, 0, 0, 0, 0};
+} cs__pool = {PTHREAD_MUTEX_INITIALIZER,
+              PTHREAD_COND_INITIALIZER,
+              NULL,
+              NULL,
+              0,
+              0,
+              0,
+              0};
 
 /* Tells the worker's thread it is a pool worker (the agent's interposer
  * will not report blocking calls made here). */
@@ -158,8 +164,7 @@ void cs__jobs_drain(cs__loop *loop)
 {
     while (loop->jobs_pending > 0) {
         cs__poll_event ev;
-        if (cs__poll_wait(loop, -1, &ev, 1) > 0 &&
-            ev.token == CS__TOKEN_JOBS)
+        if (cs__poll_wait(loop, -1, &ev, 1) > 0 && ev.token == CS__TOKEN_JOBS)
             cs__jobs_collect(loop);
     }
     pthread_mutex_lock(&loop->done_mu); /* no worker is mid-signal now */

@@ -28,7 +28,7 @@ uint64_t cs__obj_id_next(void)
 /* ---- process start and the crash record ---------------------------------- */
 
 static pthread_mutex_t cs__trace_mu = PTHREAD_MUTEX_INITIALIZER;
-static pid_t cs__trace_pid;          /* process that last tried to start */
+static pid_t cs__trace_pid; /* process that last tried to start */
 static void cs__trace_flush(void);
 
 /* The fatal handler's third step (fatal.c), run once per process: the
@@ -45,8 +45,7 @@ void cs__trace_crash(void)
     if (!path)
         return;
     if (loop && loop->tr_ring)
-        cs__trace_warning(loop->tr_ring,
-                          loop->current ? loop->current->id : 0,
+        cs__trace_warning(loop->tr_ring, loop->current ? loop->current->id : 0,
                           CS_WARN_CRASH, 0);
     cs__trace_flight_dump(path, CS_SEG_F_FLIGHT | CS_SEG_F_CRASH);
 }
@@ -63,7 +62,8 @@ void cs__trace_process_start(void)
         r = cs__trace_start();
         cs__trace_stop_hook = cs__trace_flush;
         if (r < 0)
-            fprintf(stderr, "coscope: tracing off: cannot create %s/%s%d: %s\n",
+            fprintf(stderr,
+                    "coscope: tracing off: cannot create %s/%s%d: %s\n",
                     CS_SEG_DIR, CS_SEG_PREFIX, (int)pid, strerror(-r));
         __atomic_store_n(&cs__trace_pid, pid, __ATOMIC_RELEASE);
     }
@@ -157,7 +157,8 @@ static uint32_t cs__trace_site_ip(cs__loop *loop, void *ip)
     h = (h ^ (h >> 16)) % CS__TRACE_CACHE;
     if (c->site[h].id && c->site[h].file == key && c->site[h].line == -1)
         return c->site[h].id;
-    int n = snprintf(buf, sizeof(buf), "@0x%llx", (unsigned long long)(uintptr_t)ip);
+    int n = snprintf(buf, sizeof(buf), "@0x%llx",
+                     (unsigned long long)(uintptr_t)ip);
     uint32_t id = cs__trace_intern_n(buf, (size_t)n);
     if (id) {
         c->site[h].file = key;
@@ -417,9 +418,9 @@ static unsigned cs__trace_end_kind(const cs_task *p, unsigned *state,
 /* ---- task-lifetime batches (trace.h) ------------------------------------ */
 
 static CS__HOT_INLINE void cs__trace_life_in(cs__loop *loop, cs_task *self,
-                                              cs_task *to, int have_regs,
-                                              uintptr_t sp, uintptr_t fp,
-                                              uintptr_t ip)
+                                             cs_task *to, int have_regs,
+                                             uintptr_t sp, uintptr_t fp,
+                                             uintptr_t ip)
 {
     cs__trace_life *e = &loop->tr_cache->life[loop->tr_nlife++];
     cs_task *p = loop->tr_prev, *a = NULL;

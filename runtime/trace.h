@@ -104,12 +104,12 @@ typedef struct cs__trace_cache {
         uint32_t id;
     } site[CS__TRACE_CACHE];
     struct {
-        char name[32];    /* short names, by content */
+        char name[32]; /* short names, by content */
         uint32_t id;
     } name[CS__TRACE_CACHE];
-    char last_name[32];   /* the last short name, NUL-padded as in a task */
-    uint32_t last_name_id;/* its id, 0 if none */
-    cs__trace_slots slots;/* task slots this loop freed, for reuse */
+    char last_name[32];    /* the last short name, NUL-padded as in a task */
+    uint32_t last_name_id; /* its id, 0 if none */
+    cs__trace_slots slots; /* task slots this loop freed, for reuse */
     cs__trace_life life[CS__TRACE_LIFE_MAX]; /* the open lifetime batch */
 } cs__trace_cache;
 
@@ -120,11 +120,11 @@ typedef struct cs__trace_cache {
 #define CS__WARN_BOX 8
 typedef struct cs__warn_box {
     struct {
-        uint64_t task;          /* the task it is about */
-        uint32_t kind, stack;   /* CS_WARN_*, stored stack id */
+        uint64_t task;        /* the task it is about */
+        uint32_t kind, stack; /* CS_WARN_*, stored stack id */
     } e[CS__WARN_BOX];
-    uint32_t posted;            /* entries posted, ever (atomic) */
-    uint32_t drained;           /* entries written to the ring (atomic) */
+    uint32_t posted;  /* entries posted, ever (atomic) */
+    uint32_t drained; /* entries written to the ring (atomic) */
 } cs__warn_box;
 /* Lists / unlists loop (with its ring) for posters; close drains first. */
 void cs__warn_box_open(struct cs__loop *loop);
@@ -174,8 +174,8 @@ void cs__trace_task_awaited(struct cs_task *const *tasks, size_t n,
                             const struct cs_task *self);
 /* The step of prev ended at t1 (it started at t0); prev parked or ended.
  * batched: the step began inside a yield batch, which counted it. */
-void cs__trace_parked(struct cs__loop *loop, struct cs_task *prev,
-                      uint64_t t0, uint64_t t1, uint32_t batched);
+void cs__trace_parked(struct cs__loop *loop, struct cs_task *prev, uint64_t t0,
+                      uint64_t t1, uint32_t batched);
 
 /* Coroutines: ids and records. */
 uint64_t cs__trace_coro_new(const char *file, int line);

@@ -19,7 +19,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define CS__BOXES_MAX 64 /* traced loops at once: the segment has fewer rings */
+#define CS__BOXES_MAX                                                         \
+    64 /* traced loops at once: the segment has fewer rings */
 
 static pthread_mutex_t cs__boxes_mu = PTHREAD_MUTEX_INITIALIZER;
 static cs__loop *cs__boxes[CS__BOXES_MAX];
@@ -151,7 +152,8 @@ CS_EXTERN int cs_agent_trace_warning_to(int tid, int kind, uint64_t task_id,
         r = !loop || __atomic_load_n(&loop->tr_box.drained,
                                      __ATOMIC_ACQUIRE) == loop->tr_box.posted
                 ? 0
-                : cs__box_idle(loop) ? 1 : 2;
+            : cs__box_idle(loop) ? 1
+                                 : 2;
         pthread_mutex_unlock(&cs__boxes_mu);
         return r;
     }

@@ -142,7 +142,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static void *value(void *arg) { return arg; }
+static void *value(void *arg)
+{
+    return arg;
+}
 
 static void *raiser(void *arg)
 {
@@ -230,7 +233,8 @@ static void *unawaited_fail_main(void *arg)
     return NULL;
 }
 
-static void test_agent_hooks_unawaited_failure_reported_at_loop_end(void **state)
+static void
+test_agent_hooks_unawaited_failure_reported_at_loop_end(void **state)
 {
     (void)state;
     assert_int_equal(cs_run(unawaited_fail_main, NULL, NULL), 0);
@@ -280,7 +284,7 @@ static void test_agent_hooks_pending_task_at_exit(void **state)
     assert_int_equal(seen.pending, 1); /* the detached one is not reported */
     assert_string_equal(seen.pending_name, "pending_sleeper");
     assert_int_equal(seen.pending_state, CS_AGENT_WAITING);
-    assert_true(seen.pending_has_ip); /* where it was suspended */
+    assert_true(seen.pending_has_ip);      /* where it was suspended */
     assert_int_equal(seen.unretrieved, 0); /* cancelled is not a failure */
 }
 
@@ -400,8 +404,8 @@ static void test_agent_hooks_fatal_signal_once_then_default(void **state)
 {
     (void)state;
     char out[4096];
-    void *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                      0);
+    void *page =
+        mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     assert_true(page != MAP_FAILED);
     int st = cs_test_crash_child(fault_main, page, out, sizeof out, NULL);
     munmap(page, 4096);

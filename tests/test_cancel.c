@@ -27,8 +27,8 @@ struct target {
     int entered;
     int rc;
     int finished;
-    void *obj;   /* the thing waited on */
-    int fd;      /* for I/O targets */
+    void *obj; /* the thing waited on */
+    int fd;    /* for I/O targets */
 };
 
 /* Runs after the wait: records the outcome and propagates it, so the
@@ -351,9 +351,9 @@ static void test_cancel_during_queue_get_and_put(void **state)
 /* ---- await -------------------------------------------------------------- */
 
 struct chain {
-    cs_task *inner;     /* the task being awaited */
-    struct target in;   /* what the inner task did */
-    int await_rc;       /* what the outer's cs_await returned */
+    cs_task *inner;           /* the task being awaited */
+    struct target in;         /* what the inner task did */
+    int await_rc;             /* what the outer's cs_await returned */
     int inner_done_at_return; /* inner had finished when cs_await returned */
 };
 
@@ -447,8 +447,8 @@ static void test_cancel_during_gather_cancels_all(void **state)
 /* ---- wait_for ----------------------------------------------------------- */
 
 struct timed_chain {
-    struct target in;  /* the task waited for */
-    int rc;            /* what the outer's cs_wait_for returned */
+    struct target in; /* the task waited for */
+    int rc;           /* what the outer's cs_wait_for returned */
     int inner_done_at_return;
 };
 

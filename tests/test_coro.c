@@ -18,8 +18,8 @@ static int setup(void **state)
 }
 
 struct body {
-    int ran;          /* times the body ran */
-    cs_task *task;    /* cs_current_task() inside the body */
+    int ran;       /* times the body ran */
+    cs_task *task; /* cs_current_task() inside the body */
 };
 
 static void *body_fn(void *arg)
@@ -143,8 +143,7 @@ static void *nested_inner(void *arg)
 static void *nested_outer(void *arg)
 {
     void *r = NULL;
-    CS_CHECK_RC(cs_await_coro(cs_coro_new("inner", nested_inner, arg), &r),
-                0);
+    CS_CHECK_RC(cs_await_coro(cs_coro_new("inner", nested_inner, arg), &r), 0);
     return CS_P(CS_I(r) * 10);
 }
 
@@ -152,8 +151,7 @@ static void *nested_coro_main(void *arg)
 {
     (void)arg;
     void *r = NULL;
-    CS_CHECK_RC(cs_await_coro(cs_coro_new("outer", nested_outer, CS_P(4)),
-                              &r),
+    CS_CHECK_RC(cs_await_coro(cs_coro_new("outer", nested_outer, CS_P(4)), &r),
                 0);
     CS_CHECK_PTR_EQ(r, CS_P(50));
     return NULL;

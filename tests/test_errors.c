@@ -120,8 +120,7 @@ static void *deep_raiser(void *arg)
 static void *deep_main(void *arg)
 {
     (void)arg;
-    CS_CHECK_RC(cs_await(cs_spawn("deep", deep_raiser, NULL), NULL),
-                CS_EBUSY);
+    CS_CHECK_RC(cs_await(cs_spawn("deep", deep_raiser, NULL), NULL), CS_EBUSY);
     const char *msg = cs_last_error();
     CS_CHECK(msg != NULL && strcmp(msg, "raised at depth 0") == 0);
     return NULL;
@@ -235,8 +234,8 @@ static void test_errors_raise_leaves_reusable_stack(void **state)
 /* ---- last error is per task -------------------------------------------- */
 
 struct per_task {
-    cs_event *a_failed;   /* A has seen its error */
-    cs_event *b_checked;  /* B has looked and done a good await */
+    cs_event *a_failed;  /* A has seen its error */
+    cs_event *b_checked; /* B has looked and done a good await */
 };
 
 static void *task_a(void *arg)
@@ -291,8 +290,7 @@ static void *raise_long(void *arg)
 static void *long_main(void *arg)
 {
     (void)arg;
-    CS_CHECK_RC(cs_await(cs_spawn("long", raise_long, NULL), NULL),
-                CS_EINVAL);
+    CS_CHECK_RC(cs_await(cs_spawn("long", raise_long, NULL), NULL), CS_EINVAL);
     const char *msg = cs_last_error();
     CS_CHECK(msg != NULL);
     /* Kept whole or truncated, but a prefix of what was raised. */
@@ -339,9 +337,9 @@ static void test_errors_raise_outside_task_aborts(void **state)
 static void test_errors_strerror_and_names(void **state)
 {
     (void)state;
-#define CHECK_CODE(name, value, text)                                       \
-    assert_int_equal(CS_##name, value);                                     \
-    assert_string_equal(cs_strerror(CS_##name), text);                      \
+#define CHECK_CODE(name, value, text)                                         \
+    assert_int_equal(CS_##name, value);                                       \
+    assert_string_equal(cs_strerror(CS_##name), text);                        \
     assert_string_equal(cs_err_name(CS_##name), "CS_" #name);
     CS_ERRNO_MAP(CHECK_CODE)
 #undef CHECK_CODE
@@ -358,8 +356,8 @@ static const struct CMUnitTest tests[] = {
                            setup),
     cmocka_unit_test_setup(test_errors_raise_normalises_code, setup),
     cmocka_unit_test_setup(test_errors_raise_from_nested_calls, setup),
-    cmocka_unit_test_setup(test_errors_raise_in_awaited_coro_returns_to_awaiter,
-                           setup),
+    cmocka_unit_test_setup(
+        test_errors_raise_in_awaited_coro_returns_to_awaiter, setup),
     cmocka_unit_test_setup(test_errors_raise_leaves_reusable_stack, setup),
     cmocka_unit_test_setup(test_errors_last_error_is_per_task, setup),
     cmocka_unit_test_setup(test_errors_long_message_is_kept_or_truncated,

@@ -135,10 +135,10 @@ static void *dup2_replaces(void *arg)
         int a[2], b[2];
         CS_CHECK_INT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
         CS_CHECK_INT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
-        check_pair(a[0], a[1]);        /* a[0] registered */
+        check_pair(a[0], a[1]);                  /* a[0] registered */
         CS_CHECK_INT_EQ(dup2(b[0], a[0]), a[0]); /* now b's file */
         close(b[0]);
-        check_pair(a[0], b[1]);        /* b's peer wakes the reader */
+        check_pair(a[0], b[1]); /* b's peer wakes the reader */
         close(a[0]);
         close(a[1]);
         close(b[1]);
@@ -164,15 +164,15 @@ static void *old_file_kept_open(void *arg)
     CS_CHECK_INT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
     CS_CHECK_INT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
     check_pair(a[0], a[1]);
-    keep = dup(a[0]);                  /* the old file lives on */
+    keep = dup(a[0]); /* the old file lives on */
     CS_CHECK(keep >= 0);
     CS_CHECK_INT_EQ(dup2(b[0], a[0]), a[0]);
     r = cs_spawn("reader", reader, CS_P(a[0]));
-    cs_yield();                        /* parked on b's file */
+    cs_yield();                                 /* parked on b's file */
     CS_CHECK_INT_EQ(cs_write(a[1], "y", 1), 1); /* an edge of the old */
     for (int i = 0; i < 5; i++)
         cs_yield();
-    CS_CHECK(!cs_task_done(r));        /* not woken by the old file */
+    CS_CHECK(!cs_task_done(r)); /* not woken by the old file */
     CS_CHECK_INT_EQ(cs_write(b[1], "x", 1), 1);
     CS_CHECK_RC(cs_wait_for(r, BOUND, &got), 0);
     CS_CHECK_INT_EQ(CS_I(got), 'x');
@@ -230,8 +230,7 @@ static void *accept_rounds(void *arg)
         CS_CHECK_INT_EQ(bind(s.lfd, (struct sockaddr *)&s.sa, sizeof(s.sa)),
                         0);
         CS_CHECK_INT_EQ(listen(s.lfd, 8), 0);
-        CS_CHECK_INT_EQ(getsockname(s.lfd, (struct sockaddr *)&s.sa, &len),
-                        0);
+        CS_CHECK_INT_EQ(getsockname(s.lfd, (struct sockaddr *)&s.sa, &len), 0);
         c = cs_spawn("connector", connector, &s);
         conn = cs_accept(s.lfd, NULL, NULL); /* parks until it connects */
         CS_CHECK(conn >= 0);
@@ -294,8 +293,8 @@ static void test_fd_reuse_parked_reader_woken_by_close(void **state)
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_fd_reuse_socketpair_rounds, setup,
                                     teardown),
-    cmocka_unit_test_setup_teardown(test_fd_reuse_pipe_after_socketpair,
-                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(test_fd_reuse_pipe_after_socketpair, setup,
+                                    teardown),
     cmocka_unit_test_setup_teardown(test_fd_reuse_dup2_replaces, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_fd_reuse_old_file_kept_open, setup,

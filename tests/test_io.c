@@ -175,9 +175,9 @@ static void test_io_pipe_round_trip_larger_than_buffer(void **state)
 #define DUPLEX_BYTES (512 * 1024)
 
 struct duplex {
-    int fd[2];           /* socketpair */
-    unsigned char *out;  /* what side 0 sends */
-    unsigned char *in;   /* what side 1 received */
+    int fd[2];          /* socketpair */
+    unsigned char *out; /* what side 0 sends */
+    unsigned char *in;  /* what side 1 received */
     ssize_t sent;
     char reply;
 };
@@ -215,15 +215,14 @@ static void *duplex_peer(void *arg)
 static void *duplex_main(void *arg)
 {
     (void)arg;
-    struct duplex d = {{-1, -1}, malloc(DUPLEX_BYTES), malloc(DUPLEX_BYTES),
-                       0, 0};
+    struct duplex d = {
+        {-1, -1}, malloc(DUPLEX_BYTES), malloc(DUPLEX_BYTES), 0, 0};
     CS_CHECK(d.out != NULL && d.in != NULL);
     CS_CHECK_INT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, d.fd), 0);
     for (size_t i = 0; i < DUPLEX_BYTES; i++)
         d.out[i] = (unsigned char)(i * 7 + i / 251);
     cs_task *t[3] = {cs_spawn("sender", duplex_sender, &d),
-                     cs_spawn("reply_reader", duplex_reply_reader, &d),
-                     NULL};
+                     cs_spawn("reply_reader", duplex_reply_reader, &d), NULL};
     cs_yield(); /* both park on fd[0], one per direction */
     t[2] = cs_spawn("peer", duplex_peer, &d);
     CS_CHECK_RC(cs_gather(t, 3, NULL), 0);
@@ -446,8 +445,9 @@ static void *tcp_client(void *arg)
     struct tcp *t = arg;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     CS_CHECK(fd >= 0);
-    CS_CHECK_INT_EQ(
-        cs_connect(fd, (struct sockaddr *)&t->addr, sizeof(t->addr)), 0);
+    CS_CHECK_INT_EQ(cs_connect(fd, (struct sockaddr *)&t->addr,
+                               sizeof(t->addr)),
+                    0);
     static const char msg[] = "hello over loopback";
     CS_CHECK_INT_EQ(cs_write_all(fd, msg, sizeof(msg)), sizeof(msg));
     size_t got = 0;

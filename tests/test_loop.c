@@ -362,10 +362,10 @@ static pthread_barrier_t both_running; /* both loops are inside cs_run */
 static pthread_barrier_t both_worked;  /* both loops did their work */
 
 struct loop_ctx {
-    int which;            /* 0 or 1 */
-    cs_task *main_task;   /* this loop's main task */
-    uint64_t ids[3];      /* ids of the three workers */
-    int rounds;           /* worker rounds completed */
+    int which;          /* 0 or 1 */
+    cs_task *main_task; /* this loop's main task */
+    uint64_t ids[3];    /* ids of the three workers */
+    int rounds;         /* worker rounds completed */
     pthread_t thread;
     int run_rc;
     void *run_result;
@@ -423,8 +423,9 @@ static void test_loop_two_loops_on_two_threads(void **state)
     for (int i = 0; i < 2; i++) {
         ctx[i].which = i;
         ctx[i].run_rc = 1;
-        assert_int_equal(
-            pthread_create(&ctx[i].thread, NULL, loop_thread, &ctx[i]), 0);
+        assert_int_equal(pthread_create(&ctx[i].thread, NULL, loop_thread,
+                                        &ctx[i]),
+                         0);
     }
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_join(ctx[i].thread, NULL), 0);

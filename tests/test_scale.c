@@ -96,8 +96,8 @@ static long rss_kib(void)
 /* ---- the children ---------------------------------------------------------- */
 
 struct park {
-    long n;          /* tasks to park */
-    long parked;     /* tasks that reached cs_sleep */
+    long n;      /* tasks to park */
+    long parked; /* tasks that reached cs_sleep */
 };
 
 static void *parked(void *arg)
@@ -227,9 +227,9 @@ static int child(const char *kind, long n)
 /* ---- the parent ------------------------------------------------------------- */
 
 struct result {
-    int status;          /* wait status */
-    char out[4096];      /* stdout */
-    char err[8192];      /* stderr */
+    int status;     /* wait status */
+    char out[4096]; /* stdout */
+    char err[8192]; /* stderr */
 };
 
 static void slurp(int fd, char *buf, size_t cap)
@@ -296,7 +296,8 @@ static long field(const struct result *r, const char *key)
 {
     size_t k = strlen(key);
 
-    for (const char *p = r->out; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+    for (const char *p = r->out; p && *p;
+         p = strchr(p, '\n'), p = p ? p + 1 : p)
         if (strncmp(p, key, k) == 0 && p[k] == ' ')
             return strtol(p + k + 1, NULL, 10);
     fail_msg("no '%s' in the child's output:\n%s\nstderr:\n%s", key, r->out,
@@ -358,8 +359,8 @@ static void test_scale_mprotect_overflow_caught(void **state)
     struct result r;
     (void)state;
 
-    run_child("park", 1000, "COSCOPE_STACK_GUARD=mprotect",
-              "SCALE_OVERFLOW=1", &r);
+    run_child("park", 1000, "COSCOPE_STACK_GUARD=mprotect", "SCALE_OVERFLOW=1",
+              &r);
     if (!WIFSIGNALED(r.status) || WTERMSIG(r.status) != SIGSEGV)
         fail_msg("child status %#x, want SIGSEGV; stderr:\n%s", r.status,
                  r.err);
@@ -390,7 +391,8 @@ static void check_rss_after_burst(const char *env)
     assert_true(peak - before >= 100000 * 4 * 9 / 10);
     if (after > before + before / 10)
         fail_msg("%s: RSS %ld KiB after the burst, %ld KiB before (peak "
-                 "%ld KiB)", env ? env : "traced", after, before, peak);
+                 "%ld KiB)",
+                 env ? env : "traced", after, before, peak);
 }
 
 static void test_scale_rss_returns_after_burst(void **state)

@@ -72,17 +72,17 @@ struct victim {
 
 /* Where and how the victim runs. */
 enum {
-    VICTIM_IN_THREAD = 1,   /* the loop runs on a second thread */
-    VICTIM_IN_HANDLER = 2,  /* the program has its own SIGSEGV handler */
-    VICTIM_IN_MAIN = 4,     /* main itself recurses, no extra task */
-    VICTIM_SENT = 8,        /* the task raise()s SIGSEGV, no fault; tracing
+    VICTIM_IN_THREAD = 1,  /* the loop runs on a second thread */
+    VICTIM_IN_HANDLER = 2, /* the program has its own SIGSEGV handler */
+    VICTIM_IN_MAIN = 4,    /* main itself recurses, no extra task */
+    VICTIM_SENT = 8,       /* the task raise()s SIGSEGV, no fault; tracing
                                and the agent off: only the overflow handler
                                stands in front of the default action */
-    VICTIM_ABORT = 16,      /* the task calls abort() */
-    VICTIM_HANG = 64,       /* calloc() hangs on the alternate signal stack,
+    VICTIM_ABORT = 16,     /* the task calls abort() */
+    VICTIM_HANG = 64,      /* calloc() hangs on the alternate signal stack,
                                as a crash inside malloc holding its lock
                                makes the agent's symboliser hang */
-    VICTIM_HANDBACK = 32,   /* after a first cs_run, the program installs a
+    VICTIM_HANDBACK = 32,  /* after a first cs_run, the program installs a
                                SIGSEGV handler that calls the one it
                                replaced (ours); a second cs_run, which puts
                                ours in front again, runs the victim */
@@ -93,10 +93,10 @@ enum {
 
 /* Exit codes of the victim child. */
 enum {
-    VICTIM_OK = 0,          /* the task returned */
-    VICTIM_FAILED = 3,      /* something else went wrong */
-    VICTIM_NO_TASK = 4,     /* cs_create_task refused the coroutine */
-    VICTIM_BAD_SIZE = 5,    /* cs_coro_set_stack_size refused the size */
+    VICTIM_OK = 0,       /* the task returned */
+    VICTIM_FAILED = 3,   /* something else went wrong */
+    VICTIM_NO_TASK = 4,  /* cs_create_task refused the coroutine */
+    VICTIM_BAD_SIZE = 5, /* cs_coro_set_stack_size refused the size */
 };
 
 /* VICTIM_HANG: the program's calloc, which the agent's symboliser calls
@@ -261,8 +261,9 @@ static int run_victim(const struct victim *v, const char *env_kb, char *err,
             setenv("COSCOPE_STACK_KB", env_kb, 1);
         else
             unsetenv("COSCOPE_STACK_KB");
-        char *args[] = {"test_stack", "--victim", (char *)v->name, stack,
-                        depth, mode, NULL};
+        char *args[] = {"test_stack", "--victim", (char *)v->name,
+                        stack,        depth,      mode,
+                        NULL};
         execv("/proc/self/exe", args);
         _exit(127);
     }
@@ -357,7 +358,8 @@ static void test_stack_overflow_chains_to_program_handler(void **state)
     int status = run_victim(&v, NULL, err, sizeof(err));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != VICTIM_HANDLED)
         fail_msg("child status %#x, not the program handler's exit; "
-                 "stderr: %s", status, err);
+                 "stderr: %s",
+                 status, err);
     const char *report = strstr(err, "stack overflow");
     const char *handler = strstr(err, "program handler ran");
     if (report == NULL || strstr(err, "'handled_runaway'") == NULL ||
@@ -374,8 +376,8 @@ static void test_stack_sent_sigsegv_still_kills(void **state)
     struct victim v = {"sender", 0, 0, VICTIM_SENT};
     int status = run_victim(&v, NULL, err, sizeof(err));
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV)
-        fail_msg("child status %#x, not death by SIGSEGV; stderr: %s",
-                 status, err);
+        fail_msg("child status %#x, not death by SIGSEGV; stderr: %s", status,
+                 err);
 }
 
 /* How many times needle occurs in hay. */
@@ -414,8 +416,8 @@ static void test_stack_abort_in_task_is_reported(void **state)
     struct victim v = {"aborter", 0, 0, VICTIM_ABORT};
     int status = run_victim(&v, NULL, err, sizeof(err));
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
-        fail_msg("child status %#x, not death by SIGABRT; stderr: %s",
-                 status, err);
+        fail_msg("child status %#x, not death by SIGABRT; stderr: %s", status,
+                 err);
     if (strstr(err, "task 'aborter' crashed: SIGABRT") == NULL)
         fail_msg("no crash report for the abort: %s", err);
     assert_null(strstr(err, "stack overflow"));
@@ -480,8 +482,8 @@ static void test_stack_absurd_size_is_refused(void **state)
         int status = run_victim(&v, NULL, err, sizeof(err));
         if (!WIFEXITED(status) || (WEXITSTATUS(status) != VICTIM_NO_TASK &&
                                    WEXITSTATUS(status) != VICTIM_BAD_SIZE))
-            fail_msg("stack size %zu: child status %#x; stderr: %s",
-                     sizes[i], status, err);
+            fail_msg("stack size %zu: child status %#x; stderr: %s", sizes[i],
+                     status, err);
     }
 }
 
@@ -536,8 +538,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_stack_overflow_chains_to_program_handler,
                            setup),
     cmocka_unit_test_setup(test_stack_sent_sigsegv_still_kills, setup),
-    cmocka_unit_test_setup(test_stack_overflow_reported_before_crash,
-                           setup),
+    cmocka_unit_test_setup(test_stack_overflow_reported_before_crash, setup),
     cmocka_unit_test_setup(test_stack_abort_in_task_is_reported, setup),
     cmocka_unit_test_setup(test_stack_handler_handing_back_reports_once,
                            setup),

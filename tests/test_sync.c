@@ -125,8 +125,7 @@ static void test_sync_lock_serves_waiters_fifo(void **state)
 {
     (void)state;
     cs_test_run_ok(lock_fifo_main, NULL);
-    assert_string_equal(trace.buf,
-                        "w3 w1 w4 w0 w2 release L3 L1 L4 L0 L2");
+    assert_string_equal(trace.buf, "w3 w1 w4 w0 w2 release L3 L1 L4 L0 L2");
 }
 
 /* ---- event -------------------------------------------------------------- */
@@ -347,8 +346,8 @@ static void test_sync_release_hands_over_without_barging(void **state)
 struct pc {
     cs_queue *q;
     size_t capacity;
-    int n;           /* items to move */
-    int max_size;    /* largest cs_queue_size() seen */
+    int n;        /* items to move */
+    int max_size; /* largest cs_queue_size() seen */
 };
 
 static void *producer(void *arg)
@@ -457,10 +456,10 @@ static uint32_t rng(void)
 
 struct lock_stress {
     cs_lock *l;
-    int holders;        /* tasks inside the critical section */
-    int entries;        /* critical sections completed */
-    int cancelled;      /* tasks whose acquire was cancelled */
-    int live;           /* workers still running */
+    int holders;   /* tasks inside the critical section */
+    int entries;   /* critical sections completed */
+    int cancelled; /* tasks whose acquire was cancelled */
+    int live;      /* workers still running */
 };
 
 static void *lock_stress_worker(void *arg)
@@ -639,8 +638,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_sync_queue_backpressure, setup),
     cmocka_unit_test_setup(test_sync_queue_capacity_one_alternates, setup),
     cmocka_unit_test_setup(test_sync_queue_put_blocks_when_full, setup),
-    cmocka_unit_test_setup(test_sync_lock_survives_random_cancellation,
-                           setup),
+    cmocka_unit_test_setup(test_sync_lock_survives_random_cancellation, setup),
     cmocka_unit_test_setup(test_sync_queue_loses_no_item_under_cancellation,
                            setup),
 };

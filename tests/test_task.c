@@ -159,8 +159,8 @@ static void test_task_yield_runs_every_ready_task(void **state)
 /* ---- identity ----------------------------------------------------------- */
 
 struct identity {
-    cs_task *seen;    /* cs_current_task() inside the task */
-    char name[32];    /* cs_task_name() inside the task */
+    cs_task *seen; /* cs_current_task() inside the task */
+    char name[32]; /* cs_task_name() inside the task */
 };
 
 static void *record_identity(void *arg)
@@ -399,8 +399,8 @@ static void test_task_gather_first_error_awaits_all(void **state)
 /* ---- wait_for ----------------------------------------------------------- */
 
 struct slow {
-    int sleep_rc;   /* what the inner cs_sleep returned */
-    int finished;   /* the inner task ran to its end */
+    int sleep_rc; /* what the inner cs_sleep returned */
+    int finished; /* the inner task ran to its end */
 };
 
 static void *slow_inner(void *arg)

@@ -45,13 +45,13 @@ static int sem_wait_10s(sem_t *s)
  * is done (the runtime's only 8-byte write from a worker thread).
  */
 static struct {
-    atomic_int armed;       /* hold the next 8-byte write from a worker */
-    pthread_t loop_thread;  /* never held */
-    sem_t held;             /* the worker is being held */
-    sem_t release;          /* lets it go (it gives up after 1 s) */
-    sem_t written;          /* its write() has returned */
-    ssize_t rc;             /* what that write() returned */
-    int err;                /* and errno */
+    atomic_int armed;      /* hold the next 8-byte write from a worker */
+    pthread_t loop_thread; /* never held */
+    sem_t held;            /* the worker is being held */
+    sem_t release;         /* lets it go (it gives up after 1 s) */
+    sem_t written;         /* its write() has returned */
+    ssize_t rc;            /* what that write() returned */
+    int err;               /* and errno */
 } hold;
 
 ssize_t write(int fd, const void *buf, size_t n)
@@ -96,7 +96,8 @@ static void *to_thread_job(void *arg)
 static void *two_jobs_main(void *arg)
 {
     (void)arg;
-    cs_task *t[2] = {cs_spawn("first", to_thread_job, (void *)job_done_at_once),
+    cs_task *t[2] = {cs_spawn("first", to_thread_job,
+                              (void *)job_done_at_once),
                      cs_spawn("second", to_thread_job,
                               (void *)job_after_first_is_held)};
     CS_CHECK_RC(cs_gather(t, 2, NULL), 0);
@@ -138,10 +139,12 @@ static void test_thread_pool_no_wakeup_after_run_returns(void **state)
     if (stray > 0)
         fail_msg("%zd bytes that nobody wrote arrived in a pipe opened "
                  "after cs_run returned (the worker signalled a closed, "
-                 "reused eventfd number)", stray);
+                 "reused eventfd number)",
+                 stray);
     if (hold.rc != (ssize_t)sizeof(uint64_t))
         fail_msg("the worker's wake-up write returned %zd (%s) after "
-                 "cs_run returned", hold.rc, strerror(hold.err));
+                 "cs_run returned",
+                 hold.rc, strerror(hold.err));
 }
 
 /* ---- runs elsewhere, returns the value ---------------------------------- */
@@ -186,10 +189,10 @@ static void test_thread_pool_runs_on_another_thread(void **state)
 /* ---- the loop keeps running --------------------------------------------- */
 
 struct blocked {
-    sem_t release;        /* posted by a task on the loop */
-    cs_event *in_flight;  /* set by the caller just before cs_to_thread */
-    int other_ran;        /* the other task ran during the call */
-    int call_returned;    /* cs_to_thread has returned */
+    sem_t release;       /* posted by a task on the loop */
+    cs_event *in_flight; /* set by the caller just before cs_to_thread */
+    int other_ran;       /* the other task ran during the call */
+    int call_returned;   /* cs_to_thread has returned */
 };
 
 static void *block_until_released(void *arg)
@@ -287,8 +290,8 @@ static void test_thread_pool_concurrent_calls(void **state)
 /* The worker reports through a pipe, which the loop can wait on without
  * needing a second pool thread. */
 struct cancelled_call {
-    int notify[2];      /* worker -> loop: 's' started, 'f' finished */
-    sem_t release;      /* lets fn return */
+    int notify[2]; /* worker -> loop: 's' started, 'f' finished */
+    sem_t release; /* lets fn return */
     atomic_int fn_done;
     int call_rc;
 };
@@ -497,10 +500,12 @@ static void *pool_loop_thread(void *arg)
 static void test_thread_pool_shared_by_two_loops(void **state)
 {
     (void)state;
-    struct pool_loop pl[2] = {{.base = 1000, .rc = 1}, {.base = 5000, .rc = 1}};
+    struct pool_loop pl[2] = {{.base = 1000, .rc = 1},
+                              {.base = 5000, .rc = 1}};
     for (int i = 0; i < 2; i++)
-        assert_int_equal(
-            pthread_create(&pl[i].thread, NULL, pool_loop_thread, &pl[i]), 0);
+        assert_int_equal(pthread_create(&pl[i].thread, NULL, pool_loop_thread,
+                                        &pl[i]),
+                         0);
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_join(pl[i].thread, NULL), 0);
     cs_test_assert_clean();

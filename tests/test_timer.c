@@ -153,8 +153,8 @@ static void test_timer_many_sleepers_all_wake(void **state)
 /* ---- no starvation ------------------------------------------------------ */
 
 struct spin {
-    int stop;     /* set by the task the spinner must not starve */
-    long spins;   /* yields the spinner made meanwhile */
+    int stop;   /* set by the task the spinner must not starve */
+    long spins; /* yields the spinner made meanwhile */
 };
 
 static void *spinner(void *arg)

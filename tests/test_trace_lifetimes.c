@@ -88,15 +88,15 @@ static int index_of(uint64_t id)
 /* What the records say about each task. */
 typedef struct per_task {
     int created, named, steps, done, raised, awaited;
-    int yields;        /* steps ended by a yield: records, or in yields */
+    int yields; /* steps ended by a yield: records, or in yields */
     int32_t error;
 } per_task;
 
 typedef struct summary {
     per_task t[TASKS + GATHERED];
-    int batches;       /* CS_EV_BATCH records */
-    int batch_mismatch;/* batches whose count is not the steps after them */
-    int back_in_time;  /* records older than the one before them */
+    int batches;        /* CS_EV_BATCH records */
+    int batch_mismatch; /* batches whose count is not the steps after them */
+    int back_in_time;   /* records older than the one before them */
 } summary;
 
 /* Reads every ring of tr into *s. */
@@ -152,8 +152,8 @@ static void summarise(cs_trace *tr, summary *s)
                     s->t[k].created++;
                     break;
                 case CS_EV_TASK_NAME:
-                    assert_true(cs_trace_string(tr, e->arg, name,
-                                                sizeof name) > 0);
+                    assert_true(
+                        cs_trace_string(tr, e->arg, name, sizeof name) > 0);
                     s->t[k].named += strcmp(name, "quick") == 0;
                     break;
                 case CS_EV_STEP:
@@ -290,8 +290,7 @@ static void test_trace_lifetimes_other_steps_close_batches(void **state)
         if (!yielding[i]) { /* a gathered one may be done when awaited */
             assert_true(s.t[i].awaited >= 1);
             assert_int_equal(s.t[i].yields, 0);
-        }
-        else /* a last yield with nobody else ready switches nothing */
+        } else /* a last yield with nobody else ready switches nothing */
             assert_true(s.t[i].yields >= YIELDS - 1 &&
                         s.t[i].yields <= YIELDS);
     }
@@ -396,8 +395,7 @@ static void learn_child_ids(cs_trace *tr, int n)
         uint64_t cursor = 0, lost = 0;
         size_t got;
         do {
-            assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &got, &lost),
-                      0);
+            assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &got, &lost), 0);
             for (size_t i = 0; i < got && k < n; i++)
                 if (ev[i].type == CS_EV_TASK_NAME &&
                     cs_trace_string(tr, ev[i].arg, name, sizeof name) > 0 &&

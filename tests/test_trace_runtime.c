@@ -53,7 +53,7 @@ typedef struct seen_task {
 } seen_task;
 
 typedef struct snapshot {
-    int rc;                  /* first reader error, 0 if none */
+    int rc; /* first reader error, 0 if none */
     size_t n;
     seen_task task[MAX_SEEN];
 } snapshot;
@@ -107,12 +107,12 @@ static void assert_parked(const cs_trace_task *t)
 typedef struct table_world {
     cs_lock *lock;
     cs_event *go;
-    int pipe[2];            /* the fd waiter reads pipe[0] */
+    int pipe[2]; /* the fd waiter reads pipe[0] */
     uint64_t holder_id, blocked_id, sleeper_id, awaiter_id, checker_id;
     uint64_t main_id;
     cs_task *holder;
-    int64_t before_sleep;   /* cs_now_ns() before the sleeper slept */
-    int ring_running;       /* a ring's header named the checker running */
+    int64_t before_sleep; /* cs_now_ns() before the sleeper slept */
+    int ring_running;     /* a ring's header named the checker running */
     snapshot snap;
 } table_world;
 
@@ -247,14 +247,14 @@ static void test_trace_runtime_task_table_states(void **state)
     assert_int_equal(blocked->state, CS_TASK_WAITING);
     assert_int_equal(blocked->wait, CS_WAIT_LOCK);
     assert_int_equal(blocked->wait_aux, tw.holder_id); /* the holder */
-    assert_true(blocked->wait_target != 0);           /* the lock's id */
+    assert_true(blocked->wait_target != 0);            /* the lock's id */
     assert_true(blocked->wait_target != holder->wait_target);
     assert_parked(blocked);
 
     assert_int_equal(sleeper->state, CS_TASK_WAITING);
     assert_int_equal(sleeper->wait, CS_WAIT_SLEEP);
-    assert_true(sleeper->wait_target >= (uint64_t)tw.before_sleep +
-                                            3600 * 1000000000ULL);
+    assert_true(sleeper->wait_target >=
+                (uint64_t)tw.before_sleep + 3600 * 1000000000ULL);
     assert_parked(sleeper);
 
     assert_int_equal(awaiter->state, CS_TASK_WAITING);
@@ -342,8 +342,8 @@ static void step_sequence(char *seq, size_t cap, int *created, int *done)
                     continue;
                 if (e->type == CS_EV_TASK_CREATED) {
                     char site[512], want[512];
-                    assert_true(cs_trace_string(tr, e->arg, site,
-                                                sizeof site) > 0);
+                    assert_true(
+                        cs_trace_string(tr, e->arg, site, sizeof site) > 0);
                     snprintf(want, sizeof want, "%s:%d", __FILE__,
                              spawn_line + (who == 'b'));
                     assert_string_equal(site, want);
@@ -358,9 +358,10 @@ static void step_sequence(char *seq, size_t cap, int *created, int *done)
                     continue;
                 int batched = (e->flags & CS_RECF_BATCHED) != 0;
                 seq[len++] = (char)who;
-                seq[len++] = e->reason == CS_WAIT_YIELD  ? 'y'
-                             : e->reason == CS_STOP_DONE ? (batched ? 'D' : 'd')
-                                                         : '?';
+                seq[len++] = e->reason == CS_WAIT_YIELD ? 'y'
+                             : e->reason == CS_STOP_DONE
+                                 ? (batched ? 'D' : 'd')
+                                 : '?';
                 seq[len] = '\0';
             }
         } while (n > 0);
@@ -746,7 +747,7 @@ static void test_trace_runtime_record_file(void **state)
         do {
             assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &k, &lost), 0);
             for (size_t i = 0; i < k; i++) /* batched yields count too */
-                steps += ev[i].type == CS_EV_STEP  ? 1
+                steps += ev[i].type == CS_EV_STEP     ? 1
                          : ev[i].type == CS_EV_YIELDS ? (int)ev[i].arg
                                                       : 0;
         } while (k > 0);

@@ -33,22 +33,22 @@ enum {
 
 /* A snapshot of a task, valid until the task next runs. */
 typedef struct cs_agent_task_info {
-    uint64_t id;          /* cs_task_id() */
-    const char *name;     /* cs_task_name() */
-    const char *file;     /* creation site, or NULL */
+    uint64_t id;      /* cs_task_id() */
+    const char *name; /* cs_task_name() */
+    const char *file; /* creation site, or NULL */
     int line;
-    int state;            /* CS_AGENT_* */
-    int wait_reason;      /* CS_WAIT_* of trace_format.h (0: none) */
-    const void *wait_obj; /* lock/event/semaphore/queue/task waited on */
-    uint64_t wait_task;   /* id of the awaited task (CS_WAIT_TASK) */
-    uint64_t lock_holder; /* id of the holder of the awaited lock */
-    int wait_fd;          /* fd for CS_WAIT_FD_*, else -1 */
-    int64_t deadline_ns;  /* timer deadline (CLOCK_MONOTONIC), or -1 */
-    int status;           /* 0, or the error it ended with */
-    const char *errmsg;   /* that error's message, or NULL */
-    int detached;         /* handle given up */
-    int awaited;          /* another task is suspended awaiting it */
-    uintptr_t sp, fp, ip; /* registers while parked, else 0 */
+    int state;             /* CS_AGENT_* */
+    int wait_reason;       /* CS_WAIT_* of trace_format.h (0: none) */
+    const void *wait_obj;  /* lock/event/semaphore/queue/task waited on */
+    uint64_t wait_task;    /* id of the awaited task (CS_WAIT_TASK) */
+    uint64_t lock_holder;  /* id of the holder of the awaited lock */
+    int wait_fd;           /* fd for CS_WAIT_FD_*, else -1 */
+    int64_t deadline_ns;   /* timer deadline (CLOCK_MONOTONIC), or -1 */
+    int status;            /* 0, or the error it ended with */
+    const char *errmsg;    /* that error's message, or NULL */
+    int detached;          /* handle given up */
+    int awaited;           /* another task is suspended awaiting it */
+    uintptr_t sp, fp, ip;  /* registers while parked, else 0 */
     const cs_task *holder; /* the holder of the awaited lock (CS_WAIT_LOCK),
                             * or the awaited task (CS_WAIT_TASK), or NULL */
 } cs_agent_task_info;

@@ -44,17 +44,17 @@ typedef struct cs_trace cs_trace;
 
 /* What the header says, validated. */
 typedef struct cs_trace_info {
-    int is_file;              /* 1 for trace files */
-    int pid;                  /* writer process */
-    uint64_t start_time;      /* /proc/PID/stat field 22 of the writer */
+    int is_file;         /* 1 for trace files */
+    int pid;             /* writer process */
+    uint64_t start_time; /* /proc/PID/stat field 22 of the writer */
     unsigned version_major, version_minor;
-    unsigned clock;           /* CS_CLOCK_TSC or CS_CLOCK_MONOTONIC */
-    uint32_t flags;           /* CS_SEG_F_* */
-    uint64_t tick_hz;         /* ticks per second */
-    uint64_t realtime_anchor; /* wall clock (ns) at tsc_anchor */
-    uint32_t ring_count;      /* rings (iterate 0..ring_count-1) */
-    uint32_t ring_slots;      /* records per ring */
-    uint32_t task_slots;      /* task table size (file: slots saved) */
+    unsigned clock;                 /* CS_CLOCK_TSC or CS_CLOCK_MONOTONIC */
+    uint32_t flags;                 /* CS_SEG_F_* */
+    uint64_t tick_hz;               /* ticks per second */
+    uint64_t realtime_anchor;       /* wall clock (ns) at tsc_anchor */
+    uint32_t ring_count;            /* rings (iterate 0..ring_count-1) */
+    uint32_t ring_slots;            /* records per ring */
+    uint32_t task_slots;            /* task table size (file: slots saved) */
     char exe_path[CS_EXE_PATH_MAX]; /* NUL-terminated */
     uint8_t build_id[CS_BUILD_ID_MAX];
     uint32_t build_id_len;
@@ -62,8 +62,8 @@ typedef struct cs_trace_info {
     uint64_t tasks_hwm, tasks_dropped, strings_dropped, stacks_dropped;
     uint64_t warnings, rings_dropped;
     /* trace files only */
-    int complete;             /* an END chunk was reached */
-    uint64_t valid_bytes;     /* bytes up to the last whole chunk */
+    int complete;         /* an END chunk was reached */
+    uint64_t valid_bytes; /* bytes up to the last whole chunk */
 } cs_trace_info;
 
 /* One ring's header (live), or what a file knows of it. */
@@ -105,14 +105,14 @@ typedef struct cs_trace_task {
     uint16_t flags;       /* CS_TASKF_* */
     uint64_t wait_target; /* per wait reason, see trace_format.h */
     uint64_t wait_aux;
-    uint64_t awaiter;     /* task awaiting this one, 0 none */
-    uint64_t parent;      /* creating task, 0 none */
-    uint64_t created;     /* clock values */
+    uint64_t awaiter; /* task awaiting this one, 0 none */
+    uint64_t parent;  /* creating task, 0 none */
+    uint64_t created; /* clock values */
     uint64_t last_run;
     uint64_t steps;
-    uint64_t run_ticks;   /* total run time in ticks */
-    uint64_t sp, fp, ip;  /* saved registers when CS_TASKF_REGS_VALID */
-    uint32_t ring;        /* owning loop's ring */
+    uint64_t run_ticks;  /* total run time in ticks */
+    uint64_t sp, fp, ip; /* saved registers when CS_TASKF_REGS_VALID */
+    uint32_t ring;       /* owning loop's ring */
 } cs_trace_task;
 
 /* One object loaded in the writer (module table, format minor 1). */

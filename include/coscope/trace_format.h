@@ -251,7 +251,7 @@
 #define CS_SEG_PREFIX "coscope."
 
 /* Limits a reader enforces (and a writer respects). */
-#define CS_RING_MAX 256          /* rings per segment */
+#define CS_RING_MAX 256 /* rings per segment */
 #define CS_RING_SLOTS_MIN 64
 #define CS_RING_SLOTS_MAX (1u << 25) /* 1 GiB of records */
 #define CS_TASK_SLOTS_MAX (1u << 22)
@@ -261,9 +261,9 @@
 #define CS_CHUNK_MAX (16u << 20) /* payload bytes in one file chunk */
 #define CS_EXE_PATH_MAX 512
 #define CS_BUILD_ID_MAX 32
-#define CS_MODULE_PATH_MAX 448   /* bytes of a module path, with its NUL */
-#define CS_MODULES_MAX 4096      /* entries in a module table */
-#define CS_MODULES_DEFAULT 256   /* entries a writer makes room for */
+#define CS_MODULE_PATH_MAX 448 /* bytes of a module path, with its NUL */
+#define CS_MODULES_MAX 4096    /* entries in a module table */
+#define CS_MODULES_DEFAULT 256 /* entries a writer makes room for */
 
 /* Clock of the ts fields. */
 enum cs_clock_kind {
@@ -272,9 +272,9 @@ enum cs_clock_kind {
 };
 
 /* Header flags. */
-#define CS_SEG_F_READY 0x1u   /* set last when the segment is initialised */
-#define CS_SEG_F_FLIGHT 0x2u  /* trace file dumped by the flight recorder */
-#define CS_SEG_F_CRASH 0x4u   /* ... from a crash signal handler */
+#define CS_SEG_F_READY 0x1u  /* set last when the segment is initialised */
+#define CS_SEG_F_FLIGHT 0x2u /* trace file dumped by the flight recorder */
+#define CS_SEG_F_CRASH 0x4u  /* ... from a crash signal handler */
 
 /* Module flags (cs_module.flags). */
 #define CS_MODF_EXE 0x1u      /* the main executable */
@@ -292,19 +292,19 @@ enum cs_region {
 /* Why a task is not running.  Shared by the runtime, the trace and the CLI;
  * the wait target in the task slot is interpreted per reason. */
 enum cs_wait_reason {
-    CS_WAIT_NONE = 0,       /* not waiting (ready, running or finished) */
-    CS_WAIT_SLEEP = 1,      /* timer: target = deadline, CLOCK_MONOTONIC ns */
-    CS_WAIT_TASK = 2,       /* awaiting another task: target = its id */
-    CS_WAIT_LOCK = 3,       /* target = lock id, aux = holder task id */
-    CS_WAIT_EVENT = 4,      /* target = event id */
-    CS_WAIT_SEMAPHORE = 5,  /* target = semaphore id */
-    CS_WAIT_QUEUE_PUT = 6,  /* queue full: target = queue id */
-    CS_WAIT_QUEUE_GET = 7,  /* queue empty: target = queue id */
-    CS_WAIT_FD_READ = 8,    /* target = fd; aux = deadline or 0 */
-    CS_WAIT_FD_WRITE = 9,   /* target = fd; aux = deadline or 0 */
-    CS_WAIT_THREAD = 10,    /* to_thread call in a worker */
-    CS_WAIT_YIELD = 11,     /* yielded, ready to run again */
-    CS_WAIT_FUTURE = 12,    /* (minor 3) an asyncio future; target 0 */
+    CS_WAIT_NONE = 0,      /* not waiting (ready, running or finished) */
+    CS_WAIT_SLEEP = 1,     /* timer: target = deadline, CLOCK_MONOTONIC ns */
+    CS_WAIT_TASK = 2,      /* awaiting another task: target = its id */
+    CS_WAIT_LOCK = 3,      /* target = lock id, aux = holder task id */
+    CS_WAIT_EVENT = 4,     /* target = event id */
+    CS_WAIT_SEMAPHORE = 5, /* target = semaphore id */
+    CS_WAIT_QUEUE_PUT = 6, /* queue full: target = queue id */
+    CS_WAIT_QUEUE_GET = 7, /* queue empty: target = queue id */
+    CS_WAIT_FD_READ = 8,   /* target = fd; aux = deadline or 0 */
+    CS_WAIT_FD_WRITE = 9,  /* target = fd; aux = deadline or 0 */
+    CS_WAIT_THREAD = 10,   /* to_thread call in a worker */
+    CS_WAIT_YIELD = 11,    /* yielded, ready to run again */
+    CS_WAIT_FUTURE = 12,   /* (minor 3) an asyncio future; target 0 */
     CS_WAIT_COUNT = 13,
 };
 
@@ -340,14 +340,14 @@ enum cs_task_state {
 /* Warning kinds (reason byte of a CS_EV_WARNING record). */
 enum cs_warning_kind {
     CS_WARN_NONE = 0,
-    CS_WARN_SLOW_STEP = 1,     /* a step ran longer than the threshold */
-    CS_WARN_BLOCKING = 2,      /* a blocking call on the loop thread */
-    CS_WARN_NEVER_AWAITED = 3, /* a coroutine dropped without running */
-    CS_WARN_EXCEPTION = 4,     /* a task's error was never retrieved */
-    CS_WARN_PENDING = 5,       /* a task still pending when the loop ended */
-    CS_WARN_DEADLOCK = 6,      /* a wait-for cycle, or every task stuck */
-    CS_WARN_CRASH = 7,         /* fatal signal */
-    CS_WARN_STACK_OVERFLOW = 8,/* a task overran its stack */
+    CS_WARN_SLOW_STEP = 1,      /* a step ran longer than the threshold */
+    CS_WARN_BLOCKING = 2,       /* a blocking call on the loop thread */
+    CS_WARN_NEVER_AWAITED = 3,  /* a coroutine dropped without running */
+    CS_WARN_EXCEPTION = 4,      /* a task's error was never retrieved */
+    CS_WARN_PENDING = 5,        /* a task still pending when the loop ended */
+    CS_WARN_DEADLOCK = 6,       /* a wait-for cycle, or every task stuck */
+    CS_WARN_CRASH = 7,          /* fatal signal */
+    CS_WARN_STACK_OVERFLOW = 8, /* a task overran its stack */
     CS_WARN_COUNT = 9,
 };
 
@@ -403,9 +403,9 @@ enum cs_event_type {
  * a line ("file:line in function"), innermost first */
 #define CS_RECF_PYSTACK 0x4u
 
-#define CS_REC_INFO(type, reason, flags)                                    \
+#define CS_REC_INFO(type, reason, flags)                                      \
     ((uint32_t)(type) | ((uint32_t)(reason) << 8) | ((uint32_t)(flags) << 16))
-#define CS_REC_TYPE(info) ((uint32_t)(info) & 0xffu)
+#define CS_REC_TYPE(info) ((uint32_t)(info)&0xffu)
 #define CS_REC_REASON(info) (((uint32_t)(info) >> 8) & 0xffu)
 #define CS_REC_FLAGS(info) ((uint32_t)(info) >> 16)
 
@@ -436,32 +436,32 @@ typedef struct cs_region_ref {
 } cs_region_ref;
 
 typedef struct cs_seg_header {
-    char magic[8];            /* CS_SEG_MAGIC or CS_FILE_MAGIC */
-    uint32_t endian;          /* CS_ENDIAN_MARK */
-    uint16_t version_major;   /* CS_FORMAT_MAJOR */
-    uint16_t version_minor;   /* CS_FORMAT_MINOR */
-    uint32_t header_size;     /* sizeof(cs_seg_header) */
-    uint8_t word_size;        /* sizeof(void *) of the writer */
-    uint8_t clock;            /* enum cs_clock_kind */
-    uint16_t record_size;     /* sizeof(cs_record) */
-    uint32_t pid;             /* writer process */
-    uint32_t flags;           /* CS_SEG_F_* */
-    uint64_t start_time;      /* /proc/PID/stat field 22 */
-    uint64_t segment_size;    /* bytes mapped (0 in files) */
-    uint64_t tsc_anchor;      /* clock value at calibration */
-    uint64_t ns_anchor;       /* CLOCK_MONOTONIC ns at tsc_anchor */
-    uint64_t ns_mult;         /* ns per tick, 32.32 fixed point */
-    uint64_t tick_hz;         /* ticks per second */
-    uint64_t realtime_anchor; /* CLOCK_REALTIME ns at tsc_anchor */
-    uint32_t ring_count;      /* rings in the rings region */
-    uint32_t ring_slots;      /* records per ring, power of two */
-    uint32_t task_slots;      /* slots in the task table */
-    uint32_t task_slot_size;  /* sizeof(cs_task_slot) */
-    uint32_t ring_header_size;/* sizeof(cs_ring_header) */
-    uint32_t build_id_len;    /* bytes of build_id used */
+    char magic[8];                     /* CS_SEG_MAGIC or CS_FILE_MAGIC */
+    uint32_t endian;                   /* CS_ENDIAN_MARK */
+    uint16_t version_major;            /* CS_FORMAT_MAJOR */
+    uint16_t version_minor;            /* CS_FORMAT_MINOR */
+    uint32_t header_size;              /* sizeof(cs_seg_header) */
+    uint8_t word_size;                 /* sizeof(void *) of the writer */
+    uint8_t clock;                     /* enum cs_clock_kind */
+    uint16_t record_size;              /* sizeof(cs_record) */
+    uint32_t pid;                      /* writer process */
+    uint32_t flags;                    /* CS_SEG_F_* */
+    uint64_t start_time;               /* /proc/PID/stat field 22 */
+    uint64_t segment_size;             /* bytes mapped (0 in files) */
+    uint64_t tsc_anchor;               /* clock value at calibration */
+    uint64_t ns_anchor;                /* CLOCK_MONOTONIC ns at tsc_anchor */
+    uint64_t ns_mult;                  /* ns per tick, 32.32 fixed point */
+    uint64_t tick_hz;                  /* ticks per second */
+    uint64_t realtime_anchor;          /* CLOCK_REALTIME ns at tsc_anchor */
+    uint32_t ring_count;               /* rings in the rings region */
+    uint32_t ring_slots;               /* records per ring, power of two */
+    uint32_t task_slots;               /* slots in the task table */
+    uint32_t task_slot_size;           /* sizeof(cs_task_slot) */
+    uint32_t ring_header_size;         /* sizeof(cs_ring_header) */
+    uint32_t build_id_len;             /* bytes of build_id used */
     uint8_t build_id[CS_BUILD_ID_MAX]; /* GNU build-id of the executable */
     cs_region_ref regions[CS_REGION_COUNT]; /* by enum cs_region */
-    cs_region_ref modules;    /* module table; zero: none (minor 0) */
+    cs_region_ref modules; /* module table; zero: none (minor 0) */
     uint8_t reserved0[32];
     /* live counters: atomically updated while the process runs */
     uint64_t strings_used;    /* string table bytes reserved */
@@ -477,10 +477,10 @@ typedef struct cs_seg_header {
 } cs_seg_header;
 
 typedef struct cs_ring_header {
-    uint64_t head;       /* records ever claimed; written by the owner only */
-    uint32_t tid;        /* owner thread id */
-    uint32_t state;      /* enum cs_ring_state */
-    uint32_t slots;      /* record slots, power of two */
+    uint64_t head;  /* records ever claimed; written by the owner only */
+    uint32_t tid;   /* owner thread id */
+    uint32_t state; /* enum cs_ring_state */
+    uint32_t slots; /* record slots, power of two */
     uint32_t reserved0;
     uint64_t step_start; /* clock value the current step began at, 0 idle */
     uint64_t step_task;  /* task running now, 0 none */
@@ -520,7 +520,7 @@ typedef struct cs_task_slot {
     uint64_t ip;          /* parked: resume address */
     uint32_t ring;        /* owning loop's ring index */
     uint32_t reserved0;
-    uint64_t parent;      /* creating task id */
+    uint64_t parent; /* creating task id */
 } cs_task_slot;
 
 typedef struct cs_chunk_header {
@@ -540,7 +540,7 @@ typedef struct cs_module_table {
     uint32_t capacity;   /* entries the region holds */
     uint32_t entry_size; /* sizeof(cs_module) */
     uint32_t reserved0;
-    uint64_t dropped;    /* objects left out: table full */
+    uint64_t dropped; /* objects left out: table full */
     uint64_t reserved1[5];
 } cs_module_table;
 
@@ -557,14 +557,14 @@ typedef struct cs_module {
 } cs_module;
 
 /* Byte size of one ring (header and slots), a multiple of 64. */
-#define CS_RING_STRIDE(slots)                                               \
+#define CS_RING_STRIDE(slots)                                                 \
     ((uint64_t)sizeof(cs_ring_header) + (uint64_t)(slots) * sizeof(cs_record))
 /* First reserved bytes of the string and stack tables (id 0 = none). */
 #define CS_TABLE_FIRST 8u
 
 /* ---- layout checks ------------------------------------------------------ */
 
-#define CS__FMT_AT(type, field, off)                                        \
+#define CS__FMT_AT(type, field, off)                                          \
     _Static_assert(offsetof(type, field) == (off), #type "." #field)
 
 CS__FMT_AT(cs_seg_header, magic, 0);

@@ -36,50 +36,50 @@
 #endif
 /* -DCS_PY_PUBLIC: the public attributes' way everywhere (the only one for
  * 3.14+), to test and measure it on 3.12 and 3.13 */
-#if PY_VERSION_HEX >= 0x030b0000 && PY_VERSION_HEX < 0x030e0000 && \
+#if PY_VERSION_HEX >= 0x030b0000 && PY_VERSION_HEX < 0x030e0000 &&            \
     !(defined(CS_PY_PUBLIC) && PY_VERSION_HEX >= 0x030c0000)
 #define CS_PY_DIRECT 1 /* where.c reads frames directly: 3.11 to 3.13 */
 #endif
 
 /* One thread that runs an event loop (or any Handle). */
 typedef struct cs_py_thread {
-    cs__trace_ring *ring;    /* its event ring, NULL when tracing is off */
-    PyThreadState *tstate;   /* for the watchdog's stack samples */
+    cs__trace_ring *ring;  /* its event ring, NULL when tracing is off */
+    PyThreadState *tstate; /* for the watchdog's stack samples */
     pid_t tid;
-    struct cs_py_row *row;   /* task whose step runs now, or NULL */
-    PyObject *task;          /* that task (borrowed), also before its row */
-    int in_step;             /* 1 while a Handle runs */
-    uint64_t step_start;     /* clock value the running step began at */
+    struct cs_py_row *row; /* task whose step runs now, or NULL */
+    PyObject *task;        /* that task (borrowed), also before its row */
+    int in_step;           /* 1 while a Handle runs */
+    uint64_t step_start;   /* clock value the running step began at */
     /* the watchdog's sample of the running step (written by the watchdog
      * thread while sample_for == step_start and sample_state == 1) */
-    int sample_state;        /* 0 none, 1 being taken, 2 taken */
-    uint64_t sample_for;     /* the step_start it belongs to */
-    char sample[8192];       /* faulthandler-style text */
+    int sample_state;    /* 0 none, 1 being taken, 2 taken */
+    uint64_t sample_for; /* the step_start it belongs to */
+    char sample[8192];   /* faulthandler-style text */
     size_t sample_len;
 } cs_py_thread;
 
 /* A task's row: its slot in the segment's task table.  Held by the task
  * as a done callback, so that it dies with the task (done or destroyed). */
 typedef struct cs_py_row {
-    PyObject_HEAD
-    PyObject *task;   /* borrowed: the row lives no longer than its task */
-    PyObject *coro;   /* borrowed: the task's own reference keeps it */
-    uint64_t id;      /* coscope task id */
-    uint32_t ref;     /* task slot ref (0: none, table full or off) */
-    uint32_t site;    /* creation site string id */
-    uint8_t named;    /* name interned into the slot */
-    uint8_t in_table; /* listed in the task -> row table */
-    uint8_t reported; /* a deadlock report named it already */
+    PyObject_HEAD PyObject
+        *task;          /* borrowed: the row lives no longer than its task */
+    PyObject *coro;     /* borrowed: the task's own reference keeps it */
+    uint64_t id;        /* coscope task id */
+    uint32_t ref;       /* task slot ref (0: none, table full or off) */
+    uint32_t site;      /* creation site string id */
+    uint8_t named;      /* name interned into the slot */
+    uint8_t in_table;   /* listed in the task -> row table */
+    uint8_t reported;   /* a deadlock report named it already */
     uint64_t wait_task; /* address of the task it awaits (a key), 0 none */
     uint32_t chain[CS_PY_CHAIN_MAX]; /* last published await chain */
-    PyObject *wr;     /* the weak reference whose callback this row is */
+    PyObject *wr; /* the weak reference whose callback this row is */
 } cs_py_row;
 
 /* ---- module.c --------------------------------------------------------- */
-extern int cs_py_tracing;          /* 1 once the segment exists */
-extern int cs_py_recording;        /* COSCOPE_RECORD: name every task */
-extern uint64_t cs_py_slow_ticks;  /* slow-step threshold, clock ticks */
-extern PyObject *cs_py_report_cb;  /* coscope._report(kind, ...) */
+extern int cs_py_tracing;         /* 1 once the segment exists */
+extern int cs_py_recording;       /* COSCOPE_RECORD: name every task */
+extern uint64_t cs_py_slow_ticks; /* slow-step threshold, clock ticks */
+extern PyObject *cs_py_report_cb; /* coscope._report(kind, ...) */
 uint64_t cs_py_ticks_to_ns(uint64_t ticks);
 /* The segment's string id (our own table), or NULL. */
 const char *cs_py_string(uint32_t id);
@@ -115,8 +115,8 @@ void cs_py_row_name(cs_py_row *r);
 /* The task of a Handle's callback (a task step or wakeup), borrowed, or
  * NULL. */
 PyObject *cs_py_task_of_callback(PyObject *cb);
-extern PyObject *cs_py_task_type;  /* asyncio.Task */
-extern PyObject *cs_py_future_type;/* asyncio.Future */
+extern PyObject *cs_py_task_type;   /* asyncio.Task */
+extern PyObject *cs_py_future_type; /* asyncio.Future */
 
 /* ---- where.c ---------------------------------------------------------- */
 /* What a code location says about a wait (for the innermost frame). */

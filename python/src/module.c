@@ -77,15 +77,18 @@ static PyObject *py_start(PyObject *m, PyObject *args)
             cs_py_recording = cfg.record && cfg.record[0];
             ns_mult = cs__trace_header()->ns_mult;
         } else if (rc < 0) {
-            fprintf(stderr, "coscope: cannot create the trace segment: %s; "
-                            "running untraced\n", strerror(-rc));
+            fprintf(stderr,
+                    "coscope: cannot create the trace segment: %s; "
+                    "running untraced\n",
+                    strerror(-rc));
         }
     }
     /* ticks per ms from the calibration: ns = ticks * mult >> 32 */
     if (slow_ms <= 0)
         cs_py_slow_ticks = UINT64_MAX;
     else
-        cs_py_slow_ticks = (uint64_t)(slow_ms * 1e6 * 4294967296.0 / (double)ns_mult);
+        cs_py_slow_ticks =
+            (uint64_t)(slow_ms * 1e6 * 4294967296.0 / (double)ns_mult);
     if (!cs_py_tracing)
         Py_RETURN_NONE;
     return PyUnicode_FromString(cs__trace_segment_path());
@@ -271,8 +274,8 @@ static PyObject *timed_select_call(PyObject *inner, PyObject *const *args,
     }
     return r;
 }
-static PyMethodDef timed_select_def = {"select",
-    (PyCFunction)(void (*)(void))timed_select_call, METH_FASTCALL,
+static PyMethodDef timed_select_def = {
+    "select", (PyCFunction)(void (*)(void))timed_select_call, METH_FASTCALL,
     "the selector's select, timed by coscope"};
 
 static PyObject *py_timed_select(PyObject *m, PyObject *inner)
@@ -308,9 +311,15 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef moddef = {
-    PyModuleDef_HEAD_INIT, "_coscope",
-    "coscope's asyncio bridge, in C (use the coscope package)", -1, methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_coscope",
+    "coscope's asyncio bridge, in C (use the coscope package)",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__coscope(void)
@@ -320,12 +329,13 @@ PyMODINIT_FUNC PyInit__coscope(void)
      * would read that version's structures wrongly: refuse it, before
      * anything else runs.  Py_Version: the running interpreter's. */
     if ((Py_Version >> 16) != (PY_VERSION_HEX >> 16)) {
-        PyErr_Format(PyExc_ImportError,
-                     "this coscope bridge was built for Python %d.%d, not %d.%d "
-                     "(build it for this interpreter: pip install ./python, or "
-                     "cmake -DPython3_EXECUTABLE=...)",
-                     PY_MAJOR_VERSION, PY_MINOR_VERSION,
-                     (int)(Py_Version >> 24), (int)((Py_Version >> 16) & 0xff));
+        PyErr_Format(
+            PyExc_ImportError,
+            "this coscope bridge was built for Python %d.%d, not %d.%d "
+            "(build it for this interpreter: pip install ./python, or "
+            "cmake -DPython3_EXECUTABLE=...)",
+            PY_MAJOR_VERSION, PY_MINOR_VERSION, (int)(Py_Version >> 24),
+            (int)((Py_Version >> 16) & 0xff));
         return NULL;
     }
     PyObject *m = PyModule_Create(&moddef);

@@ -33,7 +33,8 @@ static unsigned task_done_reason(PyObject *task, unsigned *state)
     unsigned r = CS_WAIT_YIELD;
     if (d == Py_True) {
         PyObject *c = PyObject_CallMethodNoArgs(task, s_cancelled);
-        PyObject *e = c == Py_True ? NULL : PyObject_GetAttr(task, s_exception);
+        PyObject *e = c == Py_True ? NULL
+                                   : PyObject_GetAttr(task, s_exception);
         r = CS_STOP_DONE;
         *state = CS_TASK_DONE;
         if (c == Py_True) {
@@ -84,7 +85,8 @@ static void report_cycle(cs_py_row *r, PyObject *target)
             m->reported = 1;
         PyList_Append(list, members[i]);
     }
-    PyObject *res = PyObject_CallFunction(cs_py_report_cb, "sO", "deadlock", list);
+    PyObject *res =
+        PyObject_CallFunction(cs_py_report_cb, "sO", "deadlock", list);
     Py_XDECREF(res);
     Py_DECREF(list);
     PyErr_Clear();
@@ -125,7 +127,8 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
     if (!finished) {
         if (r->coro)
             depth = cs_py_chain(r->coro, ids, CS_PY_CHAIN_MAX, &cw, &ctarget);
-        if (state == CS_TASK_WAITING && cw != CS_WAIT_NONE && reason != CS_WAIT_TASK) {
+        if (state == CS_TASK_WAITING && cw != CS_WAIT_NONE &&
+            reason != CS_WAIT_TASK) {
             reason = cw;
             target = ctarget;
         }
@@ -154,8 +157,11 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
         if (finished)
             cs__trace_emit(t->ring, t1, r->id,
                            CS_REC_INFO(reason == CS_STOP_DONE ? CS_EV_TASK_DONE
-                                       : reason == CS_STOP_RAISED ? CS_EV_TASK_RAISED
-                                       : CS_EV_TASK_CANCELLED, 0, 0), 0);
+                                       : reason == CS_STOP_RAISED
+                                           ? CS_EV_TASK_RAISED
+                                           : CS_EV_TASK_CANCELLED,
+                                       0, 0),
+                           0);
     }
     if (finished)
         cs_py_row_release(r, state);
@@ -190,7 +196,10 @@ static cs_py_row *first_step_end(PyObject *task, uint64_t t0, uint64_t t1)
  * found by (task address, id), so that a task gone meanwhile is skipped.
  * The GIL serialises these. */
 #define RENAME_MAX 64
-static struct { PyObject *task; uint64_t id; } renames[RENAME_MAX];
+static struct {
+    PyObject *task;
+    uint64_t id;
+} renames[RENAME_MAX];
 static int nrenames;
 
 static void rename_eager(void)
@@ -231,7 +240,8 @@ static PyObject *take_sample(cs_py_thread *t, uint64_t t0)
         ;
     PyObject *text = NULL;
     if (st == 2 && t->sample_for == t0)
-        text = PyUnicode_DecodeUTF8(t->sample, (Py_ssize_t)t->sample_len, "replace");
+        text = PyUnicode_DecodeUTF8(t->sample, (Py_ssize_t)t->sample_len,
+                                    "replace");
     __atomic_store_n(&t->sample_state, 0, __ATOMIC_RELEASE);
     if (text == NULL) {
         PyErr_Clear();
@@ -324,7 +334,8 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
             if (saved_step.in_step)
                 cs__trace_step_begin(t->ring, saved_id, saved_step.step_start);
             else
-                __atomic_store_n(&t->ring->hdr->step_start, 0, __ATOMIC_RELAXED);
+                __atomic_store_n(&t->ring->hdr->step_start, 0,
+                                 __ATOMIC_RELAXED);
         }
     }
     if (!saved_step.in_step && t1 - t0 >= cs_py_slow_ticks && t) {
@@ -351,14 +362,16 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
         /* as Handle._run: SystemExit and KeyboardInterrupt go up, the rest
          * to the loop's exception handler (coscope/__init__.py) */
         if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
-            PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) || on_error == NULL)
+            PyErr_ExceptionMatches(PyExc_KeyboardInterrupt) ||
+            on_error == NULL)
             goto out;
         PyObject *et, *ev, *tb;
         PyErr_Fetch(&et, &ev, &tb);
         PyErr_NormalizeException(&et, &ev, &tb);
         if (tb && ev)
             PyException_SetTraceback(ev, tb);
-        res = PyObject_CallFunctionObjArgs(on_error, self, ev ? ev : Py_None, NULL);
+        res = PyObject_CallFunctionObjArgs(on_error, self, ev ? ev : Py_None,
+                                           NULL);
         Py_XDECREF(et);
         Py_XDECREF(ev);
         Py_XDECREF(tb);
@@ -399,8 +412,9 @@ PyObject *cs_py_make_handle_run(PyObject *cls, PyObject *err_cb)
     off_args = member_offset(cls, "_args");
     off_context = member_offset(cls, "_context");
     if (off_callback < 0 || off_args < 0 || off_context < 0)
-        return PyErr_Format(PyExc_RuntimeError,
-                            "asyncio's Handle has no _callback/_args/_context slots");
+        return PyErr_Format(
+            PyExc_RuntimeError,
+            "asyncio's Handle has no _callback/_args/_context slots");
     if (!s_fut_waiter &&
         (!(s_fut_waiter = PyUnicode_InternFromString("_fut_waiter")) ||
          !(s_done = PyUnicode_InternFromString("done")) ||

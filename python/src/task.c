@@ -19,8 +19,8 @@
 
 PyObject *cs_py_task_type;
 PyObject *cs_py_future_type;
-static PyObject *s_get_name, *s_loop, *s_done,
-    *s_cancelled, *s_exception, *s_get_coro;
+static PyObject *s_get_name, *s_loop, *s_done, *s_cancelled, *s_exception,
+    *s_get_coro;
 static PyObject *s_loop_kwnames; /* ("loop",) */
 static uint64_t next_id = 1;
 
@@ -109,8 +109,8 @@ static void tab_del(cs_py_row *r)
  * task made at that address, or forgotten by the pending report. */
 
 typedef struct {
-    PyObject *task;   /* key, borrowed; NULL empty */
-    PyObject *coro;   /* borrowed */
+    PyObject *task; /* key, borrowed; NULL empty */
+    PyObject *coro; /* borrowed */
     uint64_t id, parent, created;
     uint32_t site;
 } pend_entry;
@@ -218,8 +218,11 @@ int cs_py_task_finished_first(PyObject *task, unsigned reason, uint64_t t0,
         cs__trace_step(t->ring, id, reason, t0, t1);
         cs__trace_emit(t->ring, t1, id,
                        CS_REC_INFO(reason == CS_STOP_DONE ? CS_EV_TASK_DONE
-                                   : reason == CS_STOP_RAISED ? CS_EV_TASK_RAISED
-                                   : CS_EV_TASK_CANCELLED, 0, 0), 0);
+                                   : reason == CS_STOP_RAISED
+                                       ? CS_EV_TASK_RAISED
+                                       : CS_EV_TASK_CANCELLED,
+                                   0, 0),
+                       0);
     }
     return 0;
 }
@@ -319,8 +322,7 @@ static PyObject *row_repr(PyObject *self)
 }
 
 PyTypeObject cs_py_row_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "_coscope.Row",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_coscope.Row",
     .tp_basicsize = sizeof(cs_py_row),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_dealloc = row_dealloc,
@@ -396,8 +398,8 @@ cs_py_row *cs_py_row_of(PyObject *task)
     PyObject *coro = PyObject_CallMethodNoArgs(task, s_get_coro);
     if (coro == NULL)
         PyErr_Clear();
-    r = row_new(task, coro && PyCoro_CheckExact(coro) ? coro : NULL, 0, 0,
-                0, 0);
+    r = row_new(task, coro && PyCoro_CheckExact(coro) ? coro : NULL, 0, 0, 0,
+                0);
     Py_XDECREF(coro);
     return r;
 }
@@ -405,8 +407,8 @@ cs_py_row *cs_py_row_of(PyObject *task)
 /* ---- the task factory ------------------------------------------------------ */
 
 typedef struct {
-    PyObject_HEAD
-    PyObject *inner; /* the factory set before ours (chained), or NULL */
+    PyObject_HEAD PyObject
+        *inner; /* the factory set before ours (chained), or NULL */
 } cs_py_factory;
 
 /* Did the task's coroutine run already (its task done, or the coroutine
@@ -510,8 +512,7 @@ static PyGetSetDef factory_getset[] = {
 };
 
 PyTypeObject cs_py_factory_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "_coscope.TaskFactory",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_coscope.TaskFactory",
     .tp_basicsize = sizeof(cs_py_factory),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
@@ -529,8 +530,7 @@ PyTypeObject cs_py_factory_type = {
 /* 3.11's _asyncio.TaskStepMethWrapper: {PyObject_HEAD; TaskObj *sw_task;
  * PyObject *sw_arg}.  The layout is checked against __self__ once. */
 typedef struct {
-    PyObject_HEAD
-    PyObject *sw_task;
+    PyObject_HEAD PyObject *sw_task;
 } cs_step_wrapper;
 static PyTypeObject *step_wrapper_type; /* checked layout, or NULL */
 static int step_wrapper_checked;
@@ -560,7 +560,8 @@ PyObject *cs_py_task_of_callback(PyObject *cb)
     if (PyMethod_Check(cb)) { /* a pure-Python Task's __step */
         self = PyMethod_GET_SELF(cb);
         return PyObject_TypeCheck(self, (PyTypeObject *)cs_py_task_type)
-                   ? self : NULL;
+                   ? self
+                   : NULL;
     }
     if (!step_wrapper_checked && is_step_wrapper_name(tp)) {
         step_wrapper_checked = 1;
@@ -595,7 +596,9 @@ int cs_py_task_init(PyObject *module)
     Py_DECREF(aio);
     if (!cs_py_task_type || !cs_py_future_type)
         return -1;
-#define INTERN(v, s) if ((v = PyUnicode_InternFromString(s)) == NULL) return -1
+#define INTERN(v, s)                                                          \
+    if ((v = PyUnicode_InternFromString(s)) == NULL)                          \
+    return -1
     INTERN(s_get_name, "get_name");
     INTERN(s_loop, "loop");
     INTERN(s_done, "done");

@@ -50,7 +50,7 @@ static cs_py_thread *threads[MAX_THREADS];
 static int nthreads;
 static pthread_mutex_t threads_mu = PTHREAD_MUTEX_INITIALIZER;
 static int memfd = -1;
-static int stopping;        /* set at exit: the segment is about to go */
+static int stopping; /* set at exit: the segment is about to go */
 static pthread_t watchdog_th;
 
 void cs_py_register_thread(cs_py_thread *t)
@@ -85,10 +85,25 @@ static void put_str(char *buf, size_t *n, size_t cap, PyObject *s)
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         char u[4];
         int k;
-        if (c < 0x80) { u[0] = (char)c; k = 1; }
-        else if (c < 0x800) { u[0] = (char)(0xc0 | (c >> 6)); u[1] = (char)(0x80 | (c & 0x3f)); k = 2; }
-        else if (c < 0x10000) { u[0] = (char)(0xe0 | (c >> 12)); u[1] = (char)(0x80 | ((c >> 6) & 0x3f)); u[2] = (char)(0x80 | (c & 0x3f)); k = 3; }
-        else { u[0] = (char)(0xf0 | (c >> 18)); u[1] = (char)(0x80 | ((c >> 12) & 0x3f)); u[2] = (char)(0x80 | ((c >> 6) & 0x3f)); u[3] = (char)(0x80 | (c & 0x3f)); k = 4; }
+        if (c < 0x80) {
+            u[0] = (char)c;
+            k = 1;
+        } else if (c < 0x800) {
+            u[0] = (char)(0xc0 | (c >> 6));
+            u[1] = (char)(0x80 | (c & 0x3f));
+            k = 2;
+        } else if (c < 0x10000) {
+            u[0] = (char)(0xe0 | (c >> 12));
+            u[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+            u[2] = (char)(0x80 | (c & 0x3f));
+            k = 3;
+        } else {
+            u[0] = (char)(0xf0 | (c >> 18));
+            u[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+            u[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+            u[3] = (char)(0x80 | (c & 0x3f));
+            k = 4;
+        }
         if (*n + (size_t)k > cap)
             return;
         memcpy(buf + *n, u, (size_t)k);
@@ -104,7 +119,8 @@ static size_t own_dump(PyThreadState *ts, char *buf, size_t cap)
     size_t n = 0;
     char num[24];
     put_lit(buf, &n, cap, "Stack (most recent call first):\n");
-    _PyInterpreterFrame *f = __atomic_load_n(&ts->current_frame, __ATOMIC_ACQUIRE);
+    _PyInterpreterFrame *f =
+        __atomic_load_n(&ts->current_frame, __ATOMIC_ACQUIRE);
     for (int depth = 0; f && depth < 100; f = f->previous) {
         if (f->owner == FRAME_OWNED_BY_CSTACK || f->f_executable == NULL ||
             !PyCode_Check(f->f_executable))
@@ -136,7 +152,8 @@ static void sample(cs_py_thread *t, uint64_t start)
         return;
     t->sample_for = start;
     /* the step may have ended between our check and the claim */
-    if (__atomic_load_n(&t->ring->hdr->step_start, __ATOMIC_ACQUIRE) != start) {
+    if (__atomic_load_n(&t->ring->hdr->step_start, __ATOMIC_ACQUIRE) !=
+        start) {
         __atomic_store_n(&t->sample_state, 0, __ATOMIC_RELEASE);
         return;
     }
@@ -148,12 +165,13 @@ static void sample(cs_py_thread *t, uint64_t start)
 #ifdef CS_PY_NO_DUMP
         break;
 #else
-        void *before = __atomic_load_n((void **)&CUR_FRAME(t->tstate),
-                                       __ATOMIC_ACQUIRE);
+        void *before =
+            __atomic_load_n((void **)&CUR_FRAME(t->tstate), __ATOMIC_ACQUIRE);
 #ifdef CS_PY_OWN_DUMP
         n = own_dump(t->tstate, t->sample, sizeof(t->sample) - 1);
 #else
-        if (memfd < 0 || ftruncate(memfd, 0) != 0 || lseek(memfd, 0, SEEK_SET) != 0)
+        if (memfd < 0 || ftruncate(memfd, 0) != 0 ||
+            lseek(memfd, 0, SEEK_SET) != 0)
             break;
         _Py_DumpTraceback(memfd, t->tstate);
         ssize_t k = pread(memfd, t->sample, sizeof(t->sample) - 1, 0);
@@ -183,8 +201,8 @@ static void *watchdog_main(void *arg)
             cs_py_thread *t = __atomic_load_n(&threads[i], __ATOMIC_ACQUIRE);
             if (t == NULL || t->ring == NULL || t->tstate == NULL)
                 continue;
-            uint64_t start = __atomic_load_n(&t->ring->hdr->step_start,
-                                             __ATOMIC_ACQUIRE);
+            uint64_t start =
+                __atomic_load_n(&t->ring->hdr->step_start, __ATOMIC_ACQUIRE);
             if (start && now > start && now - start >= cs_py_slow_ticks &&
                 !(t->sample_for == start &&
                   __atomic_load_n(&t->sample_state, __ATOMIC_ACQUIRE)))
@@ -227,9 +245,13 @@ static void *bl_current(void)
  * a thread handshake (sem_wait in Thread.start) is not a finding. */
 static int always(const char *call)
 {
-    static const char *const a[] = {"sleep", "usleep", "nanosleep",
-        "clock_nanosleep", "fsync", "fdatasync", "getaddrinfo",
-        "gethostbyname", "system", "popen", "waitpid", "wait", "flock"};
+    static const char *const a[] = {"sleep",       "usleep",
+                                    "nanosleep",   "clock_nanosleep",
+                                    "fsync",       "fdatasync",
+                                    "getaddrinfo", "gethostbyname",
+                                    "system",      "popen",
+                                    "waitpid",     "wait",
+                                    "flock"};
     for (size_t i = 0; i < sizeof(a) / sizeof(a[0]); i++)
         if (strcmp(call, a[i]) == 0)
             return 1;
@@ -251,9 +273,10 @@ static void bl_report(const char *call, int64_t took_ns, const void *caller)
     if (cs_py_report_cb && t) {
         PyObject *stack = cs_py_stack_here(64);
         if (stack) {
-            PyObject *r = PyObject_CallFunction(
-                cs_py_report_cb, "ssdOO", "blocking", call,
-                (double)took_ns / 1e6, t->task ? t->task : Py_None, stack);
+            PyObject *r =
+                PyObject_CallFunction(cs_py_report_cb, "ssdOO", "blocking",
+                                      call, (double)took_ns / 1e6,
+                                      t->task ? t->task : Py_None, stack);
             Py_XDECREF(r);
             Py_DECREF(stack);
         }

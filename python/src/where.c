@@ -39,25 +39,28 @@ typedef struct {
     PyObject *code; /* strong; NULL = empty */
     int key;        /* instruction offset (3.11) or line */
     cs_py_loc loc;
-    uint8_t aio;    /* asyncio's own code */
-    int16_t local;  /* waiting frames: index of the local that says on
+    uint8_t aio;   /* asyncio's own code */
+    int16_t local; /* waiting frames: index of the local that says on
                        what ("h" of sleep, "self" of the rest), -1 none */
 } loc_entry;
 
 static loc_entry *locs;
 static size_t locs_used;
-static char aio_dir[1024];   /* ".../asyncio/" */
+static char aio_dir[1024]; /* ".../asyncio/" */
 static size_t aio_len;
-static char std_dir[1024];   /* the standard library's directory + "/" */
+static char std_dir[1024]; /* the standard library's directory + "/" */
 static size_t std_len;
-static char own_dir[1024];   /* coscope's package (its create_task on
+static char own_dir[1024]; /* coscope's package (its create_task on
                                 3.13.0-3.13.2), counted as asyncio's */
 static size_t own_len;
 
 /* Wait reason said by asyncio's own waiting coroutines. */
 static unsigned wait_of(const char *qualname)
 {
-    static const struct { const char *name; unsigned wait; } w[] = {
+    static const struct {
+        const char *name;
+        unsigned wait;
+    } w[] = {
         {"sleep", CS_WAIT_SLEEP},
         {"Lock.acquire", CS_WAIT_LOCK},
         {"Event.wait", CS_WAIT_EVENT},
@@ -131,14 +134,16 @@ static const loc_entry *loc_get(PyObject *code, int key,
     e->loc.text = cs__trace_intern(text);
     e->aio = (aio_len && strncmp(file, aio_dir, aio_len) == 0) ||
              (own_len && strncmp(file, own_dir, own_len) == 0);
-    e->loc.library = e->aio || (std_len && strncmp(file, std_dir, std_len) == 0);
+    e->loc.library = e->aio ||
+                     (std_len && strncmp(file, std_dir, std_len) == 0);
     e->loc.wait = e->aio ? (uint8_t)wait_of(func) : CS_WAIT_NONE;
     e->local = -1;
 #ifdef CS_PY_DIRECT
     if (e->loc.wait != CS_WAIT_NONE) {
         const char *want = e->loc.wait == CS_WAIT_SLEEP ? "h" : "self";
         PyObject *names = co->co_localsplusnames;
-        for (Py_ssize_t i = 0; names && i < PyTuple_GET_SIZE(names) && i < 32767; i++) {
+        for (Py_ssize_t i = 0;
+             names && i < PyTuple_GET_SIZE(names) && i < 32767; i++) {
             const char *n = PyUnicode_AsUTF8(PyTuple_GET_ITEM(names, i));
             if (n && strcmp(n, want) == 0) {
                 e->local = (int16_t)i;
@@ -156,7 +161,8 @@ static const loc_entry *loc_get(PyObject *code, int key,
 
 static int line_direct(PyObject *code, int lasti)
 {
-    return PyCode_Addr2Line((PyCodeObject *)code, lasti * (int)sizeof(_Py_CODEUNIT));
+    return PyCode_Addr2Line((PyCodeObject *)code,
+                            lasti * (int)sizeof(_Py_CODEUNIT));
 }
 
 static const loc_entry *frame_loc(_PyInterpreterFrame *f)
@@ -258,7 +264,8 @@ uint32_t cs_py_site_here(void)
 
     for (int depth = 0; f && depth < 32; f = f->previous, depth++) {
 #if PY_VERSION_HEX >= 0x030d0000
-        if (f->owner == FRAME_OWNED_BY_CSTACK || !PyCode_Check(f->f_executable))
+        if (f->owner == FRAME_OWNED_BY_CSTACK ||
+            !PyCode_Check(f->f_executable))
             continue;
 #endif
         if (_PyFrame_IsIncomplete(f))
@@ -288,7 +295,8 @@ static uint64_t target_pub(PyFrameObject *fr, unsigned wait)
 {
     uint64_t t = 0;
 #if PY_VERSION_HEX >= 0x030c0000
-    PyObject *v = PyFrame_GetVarString(fr, wait == CS_WAIT_SLEEP ? "h" : "self");
+    PyObject *v =
+        PyFrame_GetVarString(fr, wait == CS_WAIT_SLEEP ? "h" : "self");
     if (v == NULL) {
         PyErr_Clear();
         return 0;
@@ -321,8 +329,12 @@ int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait,
     *target = 0;
 
     while (o && n < 64 && (PyCoro_CheckExact(o) || PyGen_CheckExact(o))) {
-        PyObject *fr = PyObject_GetAttrString(o, PyCoro_CheckExact(o) ? "cr_frame" : "gi_frame");
-        PyObject *next = PyObject_GetAttrString(o, PyCoro_CheckExact(o) ? "cr_await" : "gi_yieldfrom");
+        PyObject *fr = PyObject_GetAttrString(o, PyCoro_CheckExact(o)
+                                                     ? "cr_frame"
+                                                     : "gi_frame");
+        PyObject *next = PyObject_GetAttrString(o, PyCoro_CheckExact(o)
+                                                       ? "cr_await"
+                                                       : "gi_yieldfrom");
         Py_DECREF(o);
         o = NULL;
         if (fr == NULL || fr == Py_None) {
@@ -331,9 +343,9 @@ int cs_py_chain(PyObject *coro, uint32_t *ids, int cap, unsigned *wait,
             break;
         }
         PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)fr);
-        const loc_entry *e = loc_get((PyObject *)code,
-                                     PyFrame_GetLineNumber((PyFrameObject *)fr),
-                                     line_pub);
+        const loc_entry *e =
+            loc_get((PyObject *)code,
+                    PyFrame_GetLineNumber((PyFrameObject *)fr), line_pub);
         Py_DECREF(code);
         outer[n++] = e->loc.text;
         if (e->loc.wait) {
@@ -359,8 +371,8 @@ uint32_t cs_py_site_here(void)
     Py_XINCREF(f);
     for (int depth = 0; f && depth < 32; depth++) {
         PyCodeObject *code = PyFrame_GetCode(f);
-        const loc_entry *e = loc_get((PyObject *)code, PyFrame_GetLineNumber(f),
-                                     line_pub);
+        const loc_entry *e =
+            loc_get((PyObject *)code, PyFrame_GetLineNumber(f), line_pub);
         Py_DECREF(code);
         if (!first)
             first = e->loc.text;
@@ -389,7 +401,8 @@ PyObject *cs_py_stack_here(int max)
     for (int i = 0; f && i < max; i++) {
         PyCodeObject *code = PyFrame_GetCode(f);
         PyObject *t = Py_BuildValue("(OiO)", code->co_filename,
-                                    PyFrame_GetLineNumber(f), code->co_qualname);
+                                    PyFrame_GetLineNumber(f),
+                                    code->co_qualname);
         Py_DECREF(code);
         if (t == NULL || PyList_Append(list, t) != 0) {
             Py_XDECREF(t);
@@ -406,8 +419,8 @@ PyObject *cs_py_stack_here(int max)
     return list;
 }
 
-static void dir_of(const char *module, const char *attr, char *out,
-                   size_t cap, size_t *len)
+static void dir_of(const char *module, const char *attr, char *out, size_t cap,
+                   size_t *len)
 {
     PyObject *m = PyImport_ImportModule(module);
     PyObject *v = m ? PyObject_GetAttrString(m, attr) : NULL;

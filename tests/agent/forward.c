@@ -26,13 +26,13 @@
 
 static int failures;
 
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "forward: %s:%d: %s\n", __FILE__, __LINE__,    \
-                    #cond);                                                \
-            failures++;                                                    \
-        }                                                                  \
+#define CHECK(cond)                                                           \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            fprintf(stderr, "forward: %s:%d: %s\n", __FILE__, __LINE__,       \
+                    #cond);                                                   \
+            failures++;                                                       \
+        }                                                                     \
     } while (0)
 
 /* Each wrapped call once, results checked: outside tasks and in workers. */
@@ -67,7 +67,8 @@ static void *every_call(void *arg)
     CHECK(send(sv[0], "xy", 2, 0) == 2);
     CHECK(recv(sv[1], buf, sizeof(buf), 0) == 2);
     CHECK(sendto(sv[1], "z", 1, 0, NULL, 0) == 1);
-    CHECK(recvfrom(sv[0], buf, sizeof(buf), 0, NULL, NULL) == 1 && buf[0] == 'z');
+    CHECK(recvfrom(sv[0], buf, sizeof(buf), 0, NULL, NULL) == 1 &&
+          buf[0] == 'z');
     close(sv[0]);
     close(sv[1]);
     CHECK(pthread_mutex_lock(&mu) == 0);

@@ -6,7 +6,10 @@
 
 #include <stdlib.h>
 
-static void *nothing(void *arg) { return arg; }
+static void *nothing(void *arg)
+{
+    return arg;
+}
 
 static void *amain(void *arg)
 {

@@ -39,7 +39,7 @@
 #define WANT_MS 200
 
 static const char *call;
-static int alarmed;          /* alarm-CALL */
+static int alarmed; /* alarm-CALL */
 static volatile sig_atomic_t alarms;
 
 static int64_t mono_ms(void)
@@ -67,7 +67,8 @@ static int __attribute__((noinline)) wait_in(const char *c, int ms)
     if (!strcmp(c, "nanosleep"))
         return nanosleep(&ts, &rem);
     if (!strcmp(c, "clock_nanosleep"))
-        return (errno = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &rem)) ? -1 : 0;
+        return (errno = clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &rem)) ? -1
+                                                                        : 0;
     if (!strcmp(c, "sleep"))
         return sleep((unsigned)(ms + 999) / 1000) ? (errno = EINTR, -1) : 0;
     if (!strcmp(c, "select"))
@@ -116,8 +117,8 @@ static void *sleeper(void *arg)
         setitimer(ITIMER_REAL, &it, NULL);
         r = wait_in(call, 5000);
         int e = errno;
-        printf("%s: returned %d (%s) after the program's SIGALRM (%d)\n",
-               call, r, r < 0 ? strerror(e) : "no error", (int)alarms);
+        printf("%s: returned %d (%s) after the program's SIGALRM (%d)\n", call,
+               r, r < 0 ? strerror(e) : "no error", (int)alarms);
         return (void *)(intptr_t)(r < 0 && e == EINTR && alarms == 1 ? 0 : 1);
     }
     t0 = mono_ms();
@@ -183,8 +184,9 @@ static void *watcher(void *arg)
                 cs_trace_ring ring;
                 if (cs_trace_ring_get(t, r, &ring) == 0 &&
                     (int)ring.tid == loop_tid && found_in(t, r)) {
-                    printf("slow warning for task %llu in the loop's ring %u\n",
-                           (unsigned long long)hasher_id, r);
+                    printf(
+                        "slow warning for task %llu in the loop's ring %u\n",
+                        (unsigned long long)hasher_id, r);
                     fflush(stdout);
                     cs_trace_close(t);
                     if (write(wake[1], "x", 1) != 1)

@@ -148,8 +148,7 @@ int main(void)
     fflush(stdout);
     /* the second loop lives until the first is done (a loop that ended
      * gives its ring to the next one, and so its track) */
-    if (pipe(wake) != 0 ||
-        pthread_create(&th, NULL, second_loop, NULL) != 0)
+    if (pipe(wake) != 0 || pthread_create(&th, NULL, second_loop, NULL) != 0)
         return 1;
     int r = cs_run(amain, NULL, NULL);
     if (write(wake[1], "x", 1) != 1 || pthread_join(th, &r2) != 0)

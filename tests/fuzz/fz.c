@@ -136,7 +136,8 @@ size_t fz_resize_chunk(uint8_t *data, size_t size, size_t max, unsigned r)
     if (size < sizeof(cs_seg_header))
         return size;
     memcpy(&hs, data + offsetof(cs_seg_header, header_size), 4);
-    for (uint64_t off = hs; n < 256 && off + sizeof(cs_chunk_header) <= size;) {
+    for (uint64_t off = hs;
+         n < 256 && off + sizeof(cs_chunk_header) <= size;) {
         cs_chunk_header c;
         memcpy(&c, data + off, sizeof c);
         if (c.length > size - off - sizeof c)

@@ -15,15 +15,15 @@
 #include <unistd.h>
 
 static pthread_mutex_t fail_mutex = PTHREAD_MUTEX_INITIALIZER;
-static int fail_count;       /* failures since the last reset */
+static int fail_count;          /* failures since the last reset */
 static char fail_msg_buf[1024]; /* the first of them, "file:line: what" */
 
 void cs_test_fail_at(const char *file, int line, const char *fmt, ...)
 {
     pthread_mutex_lock(&fail_mutex);
     if (fail_count++ == 0) {
-        int off = snprintf(fail_msg_buf, sizeof(fail_msg_buf), "%s:%d: ",
-                           file, line);
+        int off = snprintf(fail_msg_buf, sizeof(fail_msg_buf), "%s:%d: ", file,
+                           line);
         va_list ap;
         va_start(ap, fmt);
         if (off > 0 && (size_t)off < sizeof(fail_msg_buf))
@@ -57,8 +57,8 @@ void cs_test_run_ok_at(cs_fn fn, void *arg, const char *file, int line)
     cs_test_assert_clean_at(file, line);
     if (rc != 0) {
         print_error("cs_run returned %d (%s), want 0: %s\n", rc,
-                    cs_test_code_name(rc), cs_last_error() ? cs_last_error()
-                                                           : "");
+                    cs_test_code_name(rc),
+                    cs_last_error() ? cs_last_error() : "");
         _fail(file, line);
     }
 }
@@ -153,8 +153,7 @@ int cs_test_run(const char *group, const struct CMUnitTest *tests, size_t n,
     return rc;
 }
 
-int cs_test_crash_child(cs_fn fn, void *arg, char *out, size_t cap,
-                        int *child)
+int cs_test_crash_child(cs_fn fn, void *arg, char *out, size_t cap, int *child)
 {
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
     int err[2], st = 0;
@@ -175,8 +174,7 @@ int cs_test_crash_child(cs_fn fn, void *arg, char *out, size_t cap,
         _exit(0);
     }
     close(err[1]);
-    while (got < cap - 1 &&
-           (n = read(err[0], out + got, cap - 1 - got)) > 0)
+    while (got < cap - 1 && (n = read(err[0], out + got, cap - 1 - got)) > 0)
         got += (size_t)n;
     out[got] = '\0';
     close(err[0]);

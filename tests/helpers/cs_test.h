@@ -36,7 +36,8 @@ void cs_test_assert_clean_at(const char *file, int line);
 
 /* Runs fn(arg) as cs_run's main; fails the test (at the caller's line)
  * unless cs_run returned 0 and every CS_CHECK inside passed. */
-#define cs_test_run_ok(fn, arg) cs_test_run_ok_at((fn), (arg), __FILE__, __LINE__)
+#define cs_test_run_ok(fn, arg)                                               \
+    cs_test_run_ok_at((fn), (arg), __FILE__, __LINE__)
 void cs_test_run_ok_at(cs_fn fn, void *arg, const char *file, int line);
 
 /* cs_err_name(), but "0" for success. */
@@ -50,46 +51,46 @@ const char *cs_test_code_name(int code);
 int cs_test_crash_child(cs_fn fn, void *arg, char *out, size_t cap,
                         int *child);
 
-#define CS_CHECK(cond)                                                      \
-    do {                                                                    \
-        if (!(cond))                                                        \
-            cs_test_fail_at(__FILE__, __LINE__, "check failed: %s", #cond); \
+#define CS_CHECK(cond)                                                        \
+    do {                                                                      \
+        if (!(cond))                                                          \
+            cs_test_fail_at(__FILE__, __LINE__, "check failed: %s", #cond);   \
     } while (0)
 
-#define CS_CHECK_INT_EQ(a, b)                                               \
-    do {                                                                    \
-        long long cs__a = (long long)(a), cs__b = (long long)(b);           \
-        if (cs__a != cs__b)                                                 \
-            cs_test_fail_at(__FILE__, __LINE__, "%s == %s: %lld != %lld",   \
-                            #a, #b, cs__a, cs__b);                          \
+#define CS_CHECK_INT_EQ(a, b)                                                 \
+    do {                                                                      \
+        long long cs__a = (long long)(a), cs__b = (long long)(b);             \
+        if (cs__a != cs__b)                                                   \
+            cs_test_fail_at(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, \
+                            #b, cs__a, cs__b);                                \
     } while (0)
 
-#define CS_CHECK_PTR_EQ(a, b)                                               \
-    do {                                                                    \
-        const void *cs__a = (const void *)(a), *cs__b = (const void *)(b);  \
-        if (cs__a != cs__b)                                                 \
-            cs_test_fail_at(__FILE__, __LINE__, "%s == %s: %p != %p", #a,   \
-                            #b, cs__a, cs__b);                              \
+#define CS_CHECK_PTR_EQ(a, b)                                                 \
+    do {                                                                      \
+        const void *cs__a = (const void *)(a), *cs__b = (const void *)(b);    \
+        if (cs__a != cs__b)                                                   \
+            cs_test_fail_at(__FILE__, __LINE__, "%s == %s: %p != %p", #a, #b, \
+                            cs__a, cs__b);                                    \
     } while (0)
 
 /* Checks that a status is the expected CS_E* code, naming both on failure. */
-#define CS_CHECK_RC(rc, expected)                                           \
-    do {                                                                    \
-        int cs__r = (int)(rc), cs__e = (int)(expected);                     \
-        if (cs__r != cs__e)                                                 \
-            cs_test_fail_at(__FILE__, __LINE__, "%s: got %d (%s), want %s", \
-                            #rc, cs__r, cs_test_code_name(cs__r),           \
-                            cs_test_code_name(cs__e));                      \
+#define CS_CHECK_RC(rc, expected)                                             \
+    do {                                                                      \
+        int cs__r = (int)(rc), cs__e = (int)(expected);                       \
+        if (cs__r != cs__e)                                                   \
+            cs_test_fail_at(__FILE__, __LINE__, "%s: got %d (%s), want %s",   \
+                            #rc, cs__r, cs_test_code_name(cs__r),             \
+                            cs_test_code_name(cs__e));                        \
     } while (0)
 
 /* Main-stack counterpart of CS_CHECK_RC, for cmocka tests. */
-#define assert_rc(rc, expected)                                             \
-    do {                                                                    \
-        int cs__r = (int)(rc), cs__e = (int)(expected);                     \
-        if (cs__r != cs__e)                                                 \
-            fail_msg("%s: got %d (%s), want %d (%s)", #rc, cs__r,           \
-                     cs_test_code_name(cs__r), cs__e,                       \
-                     cs_test_code_name(cs__e));                             \
+#define assert_rc(rc, expected)                                               \
+    do {                                                                      \
+        int cs__r = (int)(rc), cs__e = (int)(expected);                       \
+        if (cs__r != cs__e)                                                   \
+            fail_msg("%s: got %d (%s), want %d (%s)", #rc, cs__r,             \
+                     cs_test_code_name(cs__r), cs__e,                         \
+                     cs_test_code_name(cs__e));                               \
     } while (0)
 
 /* An ordered log of tokens, shared by the tasks of one loop. */
@@ -114,11 +115,11 @@ void cs_trace_add(cs_trace *t, const char *fmt, ...)
  */
 int cs_test_run(const char *group, const struct CMUnitTest *tests, size_t n,
                 int argc, char **argv);
-#define CS_TEST_MAIN(group, tests)                                          \
-    int main(int argc, char **argv)                                         \
-    {                                                                       \
-        return cs_test_run(group, tests, sizeof(tests) / sizeof(tests[0]),  \
-                           argc, argv);                                     \
+#define CS_TEST_MAIN(group, tests)                                            \
+    int main(int argc, char **argv)                                           \
+    {                                                                         \
+        return cs_test_run(group, tests, sizeof(tests) / sizeof(tests[0]),    \
+                           argc, argv);                                       \
     }
 
 #endif

@@ -2,7 +2,10 @@
  * find_package(coscope): proves the header, libraries and package files. */
 #include <coscope.h>
 
-static void *twice(void *arg) { return (void *)((long)arg * 2); }
+static void *twice(void *arg)
+{
+    return (void *)((long)arg * 2);
+}
 
 static void *amain(void *arg)
 {

@@ -3,7 +3,10 @@
  * come with the runtime in all of them. */
 #include <coscope.h>
 
-static void *send_email(void *arg) { return arg; }
+static void *send_email(void *arg)
+{
+    return arg;
+}
 
 static void *amain(void *arg)
 {

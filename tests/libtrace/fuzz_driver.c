@@ -28,8 +28,10 @@ static uint64_t rnd(void)
 static void mutate(uint8_t *b, size_t *len, size_t cap)
 {
     static const uint64_t interesting[] = {
-        0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0xffff, 0x7fffffff, 0xffffffff,
-        0x80000000, UINT64_MAX, UINT64_MAX - 31, 1u << 20, 4096, 32, 64};
+        0,          1,          0x7f,       0x80,
+        0xff,       0x7fff,     0xffff,     0x7fffffff,
+        0xffffffff, 0x80000000, UINT64_MAX, UINT64_MAX - 31,
+        1u << 20,   4096,       32,         64};
     if (*len == 0)
         return;
     switch (rnd() % 5) {

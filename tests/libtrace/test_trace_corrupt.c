@@ -63,16 +63,16 @@ static int open_copy(seg_copy *s, size_t len, cs_trace **t)
 }
 
 /* Damages one header field, checks the open result, undoes the damage. */
-#define EXPECT_OPEN(s, field, value, code)                                  \
-    do {                                                                    \
-        __typeof__(hdr(s)->field) saved = hdr(s)->field;                    \
-        hdr(s)->field = (value);                                            \
-        cs_trace *t_;                                                       \
-        assert_code(open_copy((s), (s)->len, &t_), (code));                 \
-        if (t_ == NULL)                                                     \
-            assert_true((code) != 0);                                       \
-        cs_trace_close(t_);                                                 \
-        hdr(s)->field = saved;                                              \
+#define EXPECT_OPEN(s, field, value, code)                                    \
+    do {                                                                      \
+        __typeof__(hdr(s)->field) saved = hdr(s)->field;                      \
+        hdr(s)->field = (value);                                              \
+        cs_trace *t_;                                                         \
+        assert_code(open_copy((s), (s)->len, &t_), (code));                   \
+        if (t_ == NULL)                                                       \
+            assert_true((code) != 0);                                         \
+        cs_trace_close(t_);                                                   \
+        hdr(s)->field = saved;                                                \
     } while (0)
 
 static void test_trace_corrupt_header_fields_refused(void **state)
@@ -119,8 +119,13 @@ static void test_trace_corrupt_truncated_segment_refused(void **state)
 {
     seg_copy *s = *state;
     cs_trace *t;
-    size_t cuts[] = {0, 1, 100, sizeof(cs_seg_header) - 1,
-                     sizeof(cs_seg_header), s->len / 2, s->len - 1};
+    size_t cuts[] = {0,
+                     1,
+                     100,
+                     sizeof(cs_seg_header) - 1,
+                     sizeof(cs_seg_header),
+                     s->len / 2,
+                     s->len - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         assert_code(open_copy(s, cuts[i], &t), CS_TRACE_ECORRUPT);
         assert_null(t);
@@ -560,8 +565,8 @@ static void test_trace_corrupt_table_cut_inside_a_word(void **state)
     memset(tab, 0xff, sizeof tab);
     memset(tab, 0, 16);
     for (uint32_t cut = 1; cut < 8; cut++) {
-        cs_trace *t = file_tables(s, tab, 16 + (cut < 4 ? cut : 3), tab,
-                                  16 + cut);
+        cs_trace *t =
+            file_tables(s, tab, 16 + (cut < 4 ? cut : 3), tab, 16 + cut);
         char buf[16] = "x";
         uint64_t ips[4];
         assert_code(cs_trace_string(t, 16, buf, sizeof buf),
@@ -610,8 +615,8 @@ static const struct CMUnitTest tests[] = {
         test_trace_corrupt_truncated_segment_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(
         test_trace_corrupt_segment_shrunk_under_reader, setup, teardown),
-    cmocka_unit_test_setup_teardown(
-        test_trace_corrupt_planted_segment_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_trace_corrupt_planted_segment_refused,
+                                    setup, teardown),
     cmocka_unit_test(test_trace_corrupt_fifo_refused_without_waiting),
     cmocka_unit_test_setup_teardown(test_trace_corrupt_ring_headers, setup,
                                     teardown),
@@ -623,8 +628,8 @@ static const struct CMUnitTest tests[] = {
                                     teardown),
     cmocka_unit_test_setup_teardown(test_trace_corrupt_module_chunks, setup,
                                     teardown),
-    cmocka_unit_test_setup_teardown(
-        test_trace_corrupt_table_cut_inside_a_word, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_trace_corrupt_table_cut_inside_a_word,
+                                    setup, teardown),
     cmocka_unit_test(test_trace_corrupt_names_are_total),
 };
 

@@ -112,7 +112,8 @@ static void test_trace_file_flight_dump_matches_segment(void **state)
     assert_int_equal(task.parent, 7);
     assert_int_equal(cs_trace_task_next(file, &it, &task), 0);
     /* Same clock conversion as the live segment. */
-    assert_int_equal(cs_trace_ns(file, 123456789), cs_trace_ns(live, 123456789));
+    assert_int_equal(cs_trace_ns(file, 123456789),
+                     cs_trace_ns(live, 123456789));
     cs_trace_close(file);
     cs_trace_close(live);
 }
@@ -252,8 +253,7 @@ static void test_trace_file_recorder_keeps_exact_losses(void **state)
         ids[i] = cs__trace_intern(s);
     }
     for (uint64_t i = 1; i <= total; i++)
-        cs__trace_emit(r, i, i * 7, CS_REC_INFO(CS_EV_USER, 0, 0),
-                       ids[i % 8]);
+        cs__trace_emit(r, i, i * 7, CS_REC_INFO(CS_EV_USER, 0, 0), ids[i % 8]);
     cs__trace_task_alloc(3, ids[3], 0, 0, 0, 0);
     cs__trace_stop(); /* final drain, tasks, END */
 
@@ -307,8 +307,8 @@ static void test_trace_file_crash_leaves_flight_record(void **state)
         sa.sa_handler = on_segv;
         sigaction(SIGSEGV, &sa, NULL);
         /* A real fault (not UB a sanitizer would stop first). */
-        volatile int *guard = mmap(NULL, 4096, PROT_NONE,
-                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        volatile int *guard =
+            mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         *guard = 1;
         _exit(3);
     }
@@ -503,8 +503,8 @@ static void test_trace_file_modules_dlopen_refreshed(void **state)
  * a file of theirs, mode 0666 (kept open, as they would), and a symbolic
  * link to a file of ours. */
 typedef struct planted {
-    int fd;          /* the pre-created file, still open */
-    char link[200];  /* path of the symlink */
+    int fd;         /* the pre-created file, still open */
+    char link[200]; /* path of the symlink */
     char target[200];
 } planted;
 

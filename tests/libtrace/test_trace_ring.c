@@ -255,8 +255,7 @@ static const struct CMUnitTest tests[] = {
                               teardown),
     cmocka_unit_test_teardown(test_trace_ring_two_processes_large_ring,
                               teardown),
-    cmocka_unit_test_teardown(test_trace_ring_task_slots_never_torn,
-                              teardown),
+    cmocka_unit_test_teardown(test_trace_ring_task_slots_never_torn, teardown),
 };
 
 TL_MAIN("libtrace_ring", tests)

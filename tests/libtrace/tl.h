@@ -34,22 +34,22 @@ const char *tl_path(const char *name);
 uint8_t *tl_slurp(const char *path, size_t *len);
 void tl_spit(const char *path, const void *data, size_t len);
 /* Fails unless the code is as expected, naming both. */
-#define assert_code(rc, want)                                               \
-    do {                                                                    \
-        int tl__r = (int)(rc), tl__w = (int)(want);                         \
-        if (tl__r != tl__w)                                                 \
-            fail_msg("%s: got %d (%s), want %d (%s) [%s]", #rc, tl__r,      \
-                     cs_trace_strerror(tl__r), tl__w,                       \
-                     cs_trace_strerror(tl__w), cs_trace_error_detail());    \
+#define assert_code(rc, want)                                                 \
+    do {                                                                      \
+        int tl__r = (int)(rc), tl__w = (int)(want);                           \
+        if (tl__r != tl__w)                                                   \
+            fail_msg("%s: got %d (%s), want %d (%s) [%s]", #rc, tl__r,        \
+                     cs_trace_strerror(tl__r), tl__w,                         \
+                     cs_trace_strerror(tl__w), cs_trace_error_detail());      \
     } while (0)
 
 /* Shared main: runs the table, or only tests whose names match argv[1]. */
-#define TL_MAIN(name, table)                                                \
-    int main(int argc, char **argv)                                         \
-    {                                                                       \
-        if (argc > 1)                                                       \
-            cmocka_set_test_filter(argv[1]);                                \
-        return cmocka_run_group_tests_name(name, table, NULL, NULL);        \
+#define TL_MAIN(name, table)                                                  \
+    int main(int argc, char **argv)                                           \
+    {                                                                         \
+        if (argc > 1)                                                         \
+            cmocka_set_test_filter(argv[1]);                                  \
+        return cmocka_run_group_tests_name(name, table, NULL, NULL);          \
     }
 
 #endif

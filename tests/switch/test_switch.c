@@ -34,39 +34,42 @@
 #else
 static jmp_buf fail_env;
 
-static void fail_at(const char *file, int line, const char *what,
-                    uintmax_t a, uintmax_t b)
+static void fail_at(const char *file, int line, const char *what, uintmax_t a,
+                    uintmax_t b)
 {
     fprintf(stderr, "%s:%d: %s (0x%jx, 0x%jx)\n", file, line, what, a, b);
     longjmp(fail_env, 1);
 }
 
-#define assert_true(c)                                                       \
-    do {                                                                     \
-        if (!(c))                                                            \
-            fail_at(__FILE__, __LINE__, "false: " #c, 0, 0);                 \
+#define assert_true(c)                                                        \
+    do {                                                                      \
+        if (!(c))                                                             \
+            fail_at(__FILE__, __LINE__, "false: " #c, 0, 0);                  \
     } while (0)
-#define assert_int_equal(a, b)                                               \
-    do {                                                                     \
-        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b);                  \
-        if (a_ != b_)                                                        \
-            fail_at(__FILE__, __LINE__, #a " != " #b, a_, b_);               \
+#define assert_int_equal(a, b)                                                \
+    do {                                                                      \
+        uintmax_t a_ = (uintmax_t)(a), b_ = (uintmax_t)(b);                   \
+        if (a_ != b_)                                                         \
+            fail_at(__FILE__, __LINE__, #a " != " #b, a_, b_);                \
     } while (0)
 #define assert_ptr_equal(a, b) assert_int_equal((uintptr_t)(a), (uintptr_t)(b))
-#define assert_in_range(v, lo, hi)                                           \
-    do {                                                                     \
-        uintmax_t v_ = (uintmax_t)(v);                                       \
-        if (v_ < (uintmax_t)(lo) || v_ > (uintmax_t)(hi))                    \
-            fail_at(__FILE__, __LINE__, #v " not in [" #lo ", " #hi "]", v_, \
-                    (uintmax_t)(lo));                                        \
+#define assert_in_range(v, lo, hi)                                            \
+    do {                                                                      \
+        uintmax_t v_ = (uintmax_t)(v);                                        \
+        if (v_ < (uintmax_t)(lo) || v_ > (uintmax_t)(hi))                     \
+            fail_at(__FILE__, __LINE__, #v " not in [" #lo ", " #hi "]", v_,  \
+                    (uintmax_t)(lo));                                         \
     } while (0)
 
 struct CMUnitTest {
     const char *name;
     void (*fn)(void **state);
 };
-#define cmocka_unit_test(f) { #f, f }
-#define cmocka_run_group_tests(t, setup, teardown)                          \
+#define cmocka_unit_test(f)                                                   \
+    {                                                                         \
+#f, f                                                                 \
+    }
+#define cmocka_run_group_tests(t, setup, teardown)                            \
     run_tests(t, sizeof(t) / sizeof((t)[0]))
 
 static int run_tests(const struct CMUnitTest *t, size_t n)
@@ -126,9 +129,9 @@ enum { STACK_SIZE = 64 * 1024 };
 /* A task stack: malloc'd, or mmap'd with a PROT_NONE guard page below it
  * so that running off the end faults instead of corrupting the heap. */
 struct stack {
-    void *lo;     /* usable stack, [lo, lo + size) */
-    size_t size;  /* usable bytes */
-    void *map;    /* whole mapping when mmap'd, else NULL */
+    void *lo;      /* usable stack, [lo, lo + size) */
+    size_t size;   /* usable bytes */
+    void *map;     /* whole mapping when mmap'd, else NULL */
     size_t maplen; /* its length */
 };
 
@@ -179,9 +182,9 @@ struct pp_task {
     cs__ctx ctx;
     struct stack stack;
     int id;
-    unsigned long runs;  /* times resumed */
-    bool own_stack;      /* every run was on this task's stack */
-    cs__ctx *next;       /* where to switch after a run */
+    unsigned long runs; /* times resumed */
+    bool own_stack;     /* every run was on this task's stack */
+    cs__ctx *next;      /* where to switch after a run */
 };
 
 static int pp_last; /* id of the task that ran last */
@@ -267,8 +270,7 @@ static void test_switch_ring_between_tasks(void **state)
  * value.  Also checks that sp and the frame pointer come back unchanged.
  * Returns the number of values that changed.
  */
-static NOIPA int keep_across_switch(uint64_t seed, cs__ctx *from,
-                                    cs__ctx *to)
+static NOIPA int keep_across_switch(uint64_t seed, cs__ctx *from, cs__ctx *to)
 {
     const uint64_t k = 0x9e3779b97f4a7c15u;
     uint64_t v0 = seed ^ k * 1, v1 = seed ^ k * 2, v2 = seed ^ k * 3;
@@ -285,18 +287,56 @@ static NOIPA int keep_across_switch(uint64_t seed, cs__ctx *from,
 
     READ_SP(sp);
 
-    IN_GPR(v0); IN_GPR(v1); IN_GPR(v2); IN_GPR(v3); IN_GPR(v4);
-    IN_GPR(v5); IN_GPR(v6); IN_GPR(v7); IN_GPR(v8); IN_GPR(v9);
-    IN_GPR(v10); IN_GPR(v11); IN_GPR(v12); IN_GPR(v13);
-    IN_FPR(d0); IN_FPR(d1); IN_FPR(d2); IN_FPR(d3); IN_FPR(d4);
-    IN_FPR(d5); IN_FPR(d6); IN_FPR(d7); IN_FPR(d8); IN_FPR(d9);
+    IN_GPR(v0);
+    IN_GPR(v1);
+    IN_GPR(v2);
+    IN_GPR(v3);
+    IN_GPR(v4);
+    IN_GPR(v5);
+    IN_GPR(v6);
+    IN_GPR(v7);
+    IN_GPR(v8);
+    IN_GPR(v9);
+    IN_GPR(v10);
+    IN_GPR(v11);
+    IN_GPR(v12);
+    IN_GPR(v13);
+    IN_FPR(d0);
+    IN_FPR(d1);
+    IN_FPR(d2);
+    IN_FPR(d3);
+    IN_FPR(d4);
+    IN_FPR(d5);
+    IN_FPR(d6);
+    IN_FPR(d7);
+    IN_FPR(d8);
+    IN_FPR(d9);
     cs__switch(from, to);
     READ_SP(sp_after);
-    IN_GPR(v0); IN_GPR(v1); IN_GPR(v2); IN_GPR(v3); IN_GPR(v4);
-    IN_GPR(v5); IN_GPR(v6); IN_GPR(v7); IN_GPR(v8); IN_GPR(v9);
-    IN_GPR(v10); IN_GPR(v11); IN_GPR(v12); IN_GPR(v13);
-    IN_FPR(d0); IN_FPR(d1); IN_FPR(d2); IN_FPR(d3); IN_FPR(d4);
-    IN_FPR(d5); IN_FPR(d6); IN_FPR(d7); IN_FPR(d8); IN_FPR(d9);
+    IN_GPR(v0);
+    IN_GPR(v1);
+    IN_GPR(v2);
+    IN_GPR(v3);
+    IN_GPR(v4);
+    IN_GPR(v5);
+    IN_GPR(v6);
+    IN_GPR(v7);
+    IN_GPR(v8);
+    IN_GPR(v9);
+    IN_GPR(v10);
+    IN_GPR(v11);
+    IN_GPR(v12);
+    IN_GPR(v13);
+    IN_FPR(d0);
+    IN_FPR(d1);
+    IN_FPR(d2);
+    IN_FPR(d3);
+    IN_FPR(d4);
+    IN_FPR(d5);
+    IN_FPR(d6);
+    IN_FPR(d7);
+    IN_FPR(d8);
+    IN_FPR(d9);
 
     bad += v0 != (seed ^ k * 1);
     bad += v1 != (seed ^ k * 2);
@@ -368,10 +408,10 @@ static void test_switch_callee_saved_registers_survive(void **state)
 
 struct entry_seen {
     cs__ctx ctx;
-    void *arg;          /* argument entry received */
-    uintptr_t cfa;      /* sp in the trampoline at the call to entry */
-    uintptr_t fp;       /* entry's frame pointer */
-    uintptr_t asm_sp;   /* sp read directly (aarch64: always aligned) */
+    void *arg;        /* argument entry received */
+    uintptr_t cfa;    /* sp in the trampoline at the call to entry */
+    uintptr_t fp;     /* entry's frame pointer */
+    uintptr_t asm_sp; /* sp read directly (aarch64: always aligned) */
     bool ran;
 };
 
@@ -403,8 +443,8 @@ static void record_entry(void *arg)
 static void test_switch_entry_stack_aligned(void **state)
 {
     static const size_t offs[] = {0, 1, 8, 15};
-    static const size_t sizes[] = {STACK_SIZE, STACK_SIZE - 1,
-                                   STACK_SIZE - 8, STACK_SIZE - 24};
+    static const size_t sizes[] = {STACK_SIZE, STACK_SIZE - 1, STACK_SIZE - 8,
+                                   STACK_SIZE - 24};
     static const uint64_t args[] = {0xfedcba9880000000u, 0x80000001u,
                                     0xffffffffffffffffu, 0};
     char *mem = malloc(STACK_SIZE + 16);
@@ -424,8 +464,7 @@ static void test_switch_entry_stack_aligned(void **state)
             assert_int_equal(seen.cfa % 16, 0);
             assert_int_equal(seen.fp % 16, 0);
             assert_int_equal(seen.asm_sp % 16, 0);
-            assert_in_range(seen.cfa, (uintptr_t)lo,
-                            (uintptr_t)lo + sizes[j]);
+            assert_in_range(seen.cfa, (uintptr_t)lo, (uintptr_t)lo + sizes[j]);
             /* Not more than a few words used above entry's frame. */
             assert_true((uintptr_t)lo + sizes[j] - seen.cfa <= 256);
         }
@@ -452,8 +491,8 @@ static NOIPA void park_here(cs__ctx *from, cs__ctx *to, struct parked_at *at)
 static struct {
     cs__ctx ctx;
     struct stack stack;
-    struct parked_at at;       /* where the task parked */
-    uintptr_t main_regs[3];    /* main's regs, read by the running task */
+    struct parked_at at;    /* where the task parked */
+    uintptr_t main_regs[3]; /* main's regs, read by the running task */
 } rg;
 
 static void regs_entry(void *arg)
@@ -477,8 +516,7 @@ static void check_regs(uintptr_t sp, uintptr_t fp, uintptr_t ip,
     assert_true(fp - sp < 4096);
     assert_int_equal(sp, at->sp);
 #endif
-    assert_in_range(ip, (uintptr_t)park_here + 1,
-                    (uintptr_t)park_here + 4096);
+    assert_in_range(ip, (uintptr_t)park_here + 1, (uintptr_t)park_here + 4096);
 }
 
 static void test_switch_regs_describe_parked_caller(void **state)
@@ -515,7 +553,7 @@ static struct {
     struct stack stack[NEST_DEPTH];
     int log[2 * NEST_DEPTH]; /* +i on first entry, -i-1 when resumed */
     int nlog;
-    bool locals_ok;          /* each level's local survived, on its stack */
+    bool locals_ok; /* each level's local survived, on its stack */
 } nest;
 
 static void nest_entry(void *arg)
@@ -578,7 +616,7 @@ static struct {
     struct stack stack;
     uintptr_t ip[UW_MAX]; /* frames seen, innermost first */
     int n;
-    int rc;               /* _Unwind_Backtrace's result */
+    int rc; /* _Unwind_Backtrace's result */
 } uw;
 
 extern void cs__trampoline(void); /* asm backends' root frame */

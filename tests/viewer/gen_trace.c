@@ -26,10 +26,10 @@
 #define MS 1000000ull
 #define S 1000000000ull
 
-static uint64_t t0;       /* trace clock at start; ns (monotonic clock) */
+static uint64_t t0;        /* trace clock at start; ns (monotonic clock) */
 static char seg_dir[4096]; /* the segment lives next to the output file,
                               not in /dev/shm where `coscope ps` looks */
-static uint64_t nrecords; /* records emitted */
+static uint64_t nrecords;  /* records emitted */
 
 static void start(uint32_t ring_kb, uint32_t rings)
 {
@@ -214,9 +214,10 @@ static void gen_many(void)
     cs__trace_ring *r = cs__trace_ring_acquire();
     for (uint64_t k = 1; k <= TASKS; k++) {
         char name[32];
-        snprintf(name, sizeof name, "%s", k == 450   ? "slowpoke"
-                                          : k == 520 ? "blocker"
-                                                     : "conn");
+        snprintf(name, sizeof name, "%s",
+                 k == 450   ? "slowpoke"
+                 : k == 520 ? "blocker"
+                            : "conn");
         task_new(r, 0, k, name, "many.c:42", 0);
     }
     uint64_t now = 0;
@@ -254,7 +255,8 @@ static void gen_batch(void)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: gen_trace three|mixed|empty|batch|big OUT [N]\n");
+        fprintf(stderr,
+                "usage: gen_trace three|mixed|empty|batch|big OUT [N]\n");
         return 2;
     }
     snprintf(seg_dir, sizeof seg_dir, "%s", argv[2]);
