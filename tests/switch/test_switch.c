@@ -261,6 +261,35 @@ static void test_switch_ring_between_tasks(void **state)
 
 /* --- callee-saved registers -------------------------------------------- */
 
+/* The values of v0..v13 and d0..d9 pinned in their registers (as the
+ * compiler must keep them live across the switch), before and after. */
+#define IN_ALL_REGS()                                                         \
+    IN_GPR(v0);                                                               \
+    IN_GPR(v1);                                                               \
+    IN_GPR(v2);                                                               \
+    IN_GPR(v3);                                                               \
+    IN_GPR(v4);                                                               \
+    IN_GPR(v5);                                                               \
+    IN_GPR(v6);                                                               \
+    IN_GPR(v7);                                                               \
+    IN_GPR(v8);                                                               \
+    IN_GPR(v9);                                                               \
+    IN_GPR(v10);                                                              \
+    IN_GPR(v11);                                                              \
+    IN_GPR(v12);                                                              \
+    IN_GPR(v13);                                                              \
+    IN_FPR(d0);                                                               \
+    IN_FPR(d1);                                                               \
+    IN_FPR(d2);                                                               \
+    IN_FPR(d3);                                                               \
+    IN_FPR(d4);                                                               \
+    IN_FPR(d5);                                                               \
+    IN_FPR(d6);                                                               \
+    IN_FPR(d7);                                                               \
+    IN_FPR(d8);                                                               \
+    IN_FPR(d9);                                                               \
+    (void)0
+
 /*
  * Keeps 14 integers and 10 doubles live across one cs__switch(): more than
  * the callee-saved registers hold (rbx r12-r15 on x86-64; x19-x28 and
@@ -287,56 +316,10 @@ static NOIPA int keep_across_switch(uint64_t seed, cs__ctx *from, cs__ctx *to)
 
     READ_SP(sp);
 
-    IN_GPR(v0);
-    IN_GPR(v1);
-    IN_GPR(v2);
-    IN_GPR(v3);
-    IN_GPR(v4);
-    IN_GPR(v5);
-    IN_GPR(v6);
-    IN_GPR(v7);
-    IN_GPR(v8);
-    IN_GPR(v9);
-    IN_GPR(v10);
-    IN_GPR(v11);
-    IN_GPR(v12);
-    IN_GPR(v13);
-    IN_FPR(d0);
-    IN_FPR(d1);
-    IN_FPR(d2);
-    IN_FPR(d3);
-    IN_FPR(d4);
-    IN_FPR(d5);
-    IN_FPR(d6);
-    IN_FPR(d7);
-    IN_FPR(d8);
-    IN_FPR(d9);
+    IN_ALL_REGS();
     cs__switch(from, to);
     READ_SP(sp_after);
-    IN_GPR(v0);
-    IN_GPR(v1);
-    IN_GPR(v2);
-    IN_GPR(v3);
-    IN_GPR(v4);
-    IN_GPR(v5);
-    IN_GPR(v6);
-    IN_GPR(v7);
-    IN_GPR(v8);
-    IN_GPR(v9);
-    IN_GPR(v10);
-    IN_GPR(v11);
-    IN_GPR(v12);
-    IN_GPR(v13);
-    IN_FPR(d0);
-    IN_FPR(d1);
-    IN_FPR(d2);
-    IN_FPR(d3);
-    IN_FPR(d4);
-    IN_FPR(d5);
-    IN_FPR(d6);
-    IN_FPR(d7);
-    IN_FPR(d8);
-    IN_FPR(d9);
+    IN_ALL_REGS();
 
     bad += v0 != (seed ^ k * 1);
     bad += v1 != (seed ^ k * 2);
