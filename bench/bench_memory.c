@@ -19,6 +19,7 @@
 #include <coscope.h>
 #include <errno.h>
 #include <unistd.h>
+#include "../tests/helpers/cs_proc.h"
 
 static const char *prog = "bench_memory";
 static const char map_count_path[] = "/proc/sys/vm/max_map_count";
@@ -49,32 +50,6 @@ static int read_statm(long *vsz, long *rss)
     return ok ? 0 : -1;
 }
 
-static long count_maps(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (!f)
-        return -1;
-    long lines = 0;
-    int c;
-    while ((c = getc(f)) != EOF)
-        lines += c == '\n';
-    fclose(f);
-    return lines;
-}
-
-static long read_long_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    long v = -1;
-    if (f) {
-        if (fscanf(f, "%ld", &v) != 1)
-            v = -1;
-        fclose(f);
-    }
-    return v;
-}
-
-
 static void *sleeper(void *arg)
 {
     mem_run *r = arg;
@@ -95,7 +70,7 @@ static void *memory_main(void *arg)
     }
     memset(tasks, 0xff, (size_t)r->n * sizeof *tasks); /* fault it in now */
     read_statm(&r->vsz_before, &r->rss_before);
-    r->maps_before = count_maps();
+    r->maps_before = cs_proc_count_maps();
 
     int64_t t0 = bench_now_ns();
     for (r->spawned = 0; r->spawned < r->n; r->spawned++) {
@@ -108,7 +83,7 @@ static void *memory_main(void *arg)
     r->spawn_ns = bench_now_ns() - t0;
 
     read_statm(&r->vsz_after, &r->rss_after);
-    r->maps_after = count_maps();
+    r->maps_after = cs_proc_count_maps();
 
     for (long i = 0; i < r->spawned; i++)
         cs_cancel(tasks[i]);
@@ -134,7 +109,7 @@ int main(int argc, char **argv)
     else
         printf("stack size configured: 64 KiB (default; COSCOPE_STACK_KB "
                "unset)\n");
-    long max_maps = read_long_file(map_count_path);
+    long max_maps = cs_proc_read_long(map_count_path);
     printf("vm.max_map_count = %ld (left as it is)\n", max_maps);
 
     int rc = cs_run(memory_main, &r, NULL);

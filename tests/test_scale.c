@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "cs_proc.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CS_ASAN 1
@@ -43,33 +44,6 @@ static int setup(void **state)
     (void)state;
     cs_test_reset();
     return 0;
-}
-
-static long count_maps(void)
-{
-    FILE *f = fopen("/proc/self/maps", "re");
-    long n = 0;
-    int c;
-
-    if (!f)
-        return -1;
-    while ((c = getc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
-}
-
-static long read_long(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    long v = -1;
-
-    if (f) {
-        if (fscanf(f, "%ld", &v) != 1)
-            v = -1;
-        fclose(f);
-    }
-    return v;
 }
 
 /* Resident KiB of this process less its shared memory (RssAnon +
@@ -142,7 +116,8 @@ static void *park_main(void *arg)
     while (p->parked < spawned)
         cs_yield(); /* each step starts more of them */
     printf("spawned %ld\nparked %ld\nmaps %ld\nmax_map_count %ld\n", spawned,
-           p->parked, count_maps(), read_long("/proc/sys/vm/max_map_count"));
+           p->parked, cs_proc_count_maps(),
+           cs_proc_read_long("/proc/sys/vm/max_map_count"));
     void *m[100];
     for (int i = 0; i < 100; i++)
         if ((m[i] = malloc(1 << 20)) != NULL) {
@@ -339,7 +314,7 @@ static void test_scale_million_parked_then_overflow(void **state)
 static void test_scale_mprotect_guards_within_budget(void **state)
 {
     struct result r;
-    long max = read_long("/proc/sys/vm/max_map_count");
+    long max = cs_proc_read_long("/proc/sys/vm/max_map_count");
     long n = max > 0 && max / 5 + 10000 > 40000 ? max / 5 + 10000 : 40000;
     (void)state;
 
