@@ -11,7 +11,7 @@
  * Under AddressSanitizer each switch is announced with
  * __sanitizer_start/finish_switch_fiber so ASan follows the stack change.
  */
-#include "internal.h"
+#include "trace_batch.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,7 +70,7 @@ void cs__set_last_error(char **slot, const char *msg)
 
 #ifndef CS__ASAN
 /* The traced switch, out of line so that the untraced one stays a few
- * instructions and a tail call: records the switch (trace.h), then
+ * instructions and a tail call: records the switch (trace_batch.h), then
  * switches, itself by a tail call, so the parked frame is the same. */
 static __attribute__((noinline)) void
 cs__jump_traced(cs__loop *loop, cs_task *self, cs_task *to, cs__ctx *from,
@@ -120,10 +120,10 @@ static CS__HOT_INLINE void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
     /* A tail call: cs__switch resumes `to` by jumping straight to its
      * return address, so the switch costs no mispredicted return (see
      * switch_x86_64.S).  Nothing may follow it here.  Traced: the one
-     * timestamp and the records are written before the switch (trace.h). */
+     * timestamp and the records are written before the switch (trace_batch.h). */
     (void)dying;
     if (loop->tr_ring) {
-        /* a short yield inside a batch: counted, not timed (trace.h).
+        /* a short yield inside a batch: counted, not timed (trace_batch.h).
          * tr_prev is NULL here: a batch opens only without one, and the
          * timed switches that set it close the batch first. */
         if (cs__trace_batch_more(loop, self, to)) {
@@ -131,7 +131,7 @@ static CS__HOT_INLINE void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
             return;
         }
         /* a short await or task end inside a lifetime batch: kept, not
-         * timed (trace.h) */
+         * timed (trace_batch.h) */
         if (loop->tr_life_hot && cs__trace_life_fits(loop, self, to)) {
             cs__trace_jump_life(loop, self, to, from, dst);
             return;

@@ -1,10 +1,10 @@
 /*
  * trace.c - wiring libtrace into the runtime (see trace.h for what is
  * recorded where).  The per-switch part is cs__trace_parked() and the
- * inline cs__trace_switch() in internal.h; everything else here runs at
+ * inline cs__trace_switch() in trace_batch.h; everything else here runs at
  * cs_run, at spawn, on a wake or on a fatal signal.
  */
-#include "internal.h"
+#include "trace_batch.h"
 #include "fatal.h"
 
 #include <errno.h>
@@ -94,7 +94,7 @@ void cs__trace_loop_start(cs__loop *loop)
     loop->tr_slow = 0;
     loop->tr_hdr = loop->tr_ring->hdr;
     cs__warn_box_open(loop);
-    /* COSCOPE_BATCH_NS: what a short yield step is (trace.h) */
+    /* COSCOPE_BATCH_NS: what a short yield step is (trace_batch.h) */
     const char *v = getenv("COSCOPE_BATCH_NS");
     long ns = v && *v ? strtol(v, NULL, 10) : 1000;
     cs_seg_header *h = cs__trace_header();
@@ -415,7 +415,7 @@ static unsigned cs__trace_end_kind(const cs_task *p, unsigned *state,
     return CS_STOP_RAISED;
 }
 
-/* ---- task-lifetime batches (trace.h) ------------------------------------ */
+/* ---- task-lifetime batches (trace_batch.h) ------------------------------------ */
 
 static CS__HOT_INLINE void cs__trace_life_in(cs__loop *loop, cs_task *self,
                                              cs_task *to, int have_regs,

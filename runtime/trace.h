@@ -13,7 +13,7 @@
  *     CS_EV_STEP record for the task that parks (it ran from the previous
  *     switch's timestamp to this one), its slot (state, wait reason and
  *     target, steps, run time) and marks the task it resumes as running
- *     (cs__trace_switch in internal.h); the parked task's saved sp/fp/ip
+ *     (cs__trace_switch in trace_batch.h); the parked task's saved sp/fp/ip
  *     exist only after the switch, so they are recorded by the next switch
  *     or the next place the runtime runs after one (cs__trace_settle);
  *   - waits other than yields add a CS_EV_WAIT record naming the target;
@@ -45,47 +45,11 @@ struct cs_task;
  * non-zero take no ring, so they run with every hook compiled in but off. */
 extern int cs__trace_rt_disabled;
 
-/*
- * Yield batching.  A yield round trip costs ~11 ns untraced and the TSC
- * read alone ~12 ns on the machines we measured, so timing every switch
- * makes a tight yield loop 3.5x slower.  Once a timed yield step (or a
- * whole batch, on average) took less than COSCOPE_BATCH_NS (default
- * 1000), the next yields are counted instead of timed: each adds one to
- * the task's tr_bk and stores the ring's step_task word, nothing else.
- * The next switch that is not such a yield (a wait, the end of a task, the
- * loop's turn, a task's CS__TRACE_BATCH_MAX-th step in the batch, a ninth
- * task) reads the clock and writes one
- * CS_EV_BATCH record (steps, duration) and a CS_EV_YIELDS record per task
- * (its steps), and shares the time out over the slots by steps.  The
- * watchdog still sees which task runs (step_task) and a step_start at
- * most one batch old.  COSCOPE_BATCH_NS=0 times every step.
- */
+/* Yield batching: trace_batch.h. */
 #define CS__TRACE_BATCH_MAX 64
 #define CS__TRACE_BATCH_TASKS 8
 
-/*
- * Task-lifetime batching: the same idea for spawn + await.  A task that
- * awaits a short task pays two switches, and with a clock read each the
- * two reads cost as much as the rest of spawn + await.  Once a timed step
- * of a short lifetime (an await of a task about to run for the first
- * time, or a task's end in its first step), or a whole lifetime batch on
- * average, took less than COSCOPE_BATCH_NS, a task that awaits the task
- * that runs next for the first time, or that ends before another task's
- * first step (a burst), opens a batch: that switch reads no clock, and
- * while the
- * batch is open neither does any switch whose step ended in an await or in
- * the task's end (up to CS__TRACE_LIFE_MAX steps).  Each such step is
- * kept in the loop's cache (task, how it stopped, the awaited task) and
- * its task slot is written at once (state, wait, awaiter, steps; run time
- * an estimate, the last batch's ticks per step; last_run the batch's
- * start).  The next other switch reads the clock and writes one CS_EV_BATCH
- * record (steps, duration), then each kept step's records at the batch's
- * end (CS_EV_WAIT, a CS_EV_STEP flagged CS_RECF_BATCHED with its share,
- * its end record), then its own step, flagged the same.  A lifetime batch
- * and a yield batch are never open at once.  A step the agent's watchdog
- * samples as slow (cs_agent_step_slow) is timed: it ends the batch and
- * takes all but the other steps' estimate, so its length is kept.
- */
+/* Task-lifetime batching: trace_batch.h. */
 #define CS__TRACE_LIFE_MAX 64
 typedef struct cs__trace_life {
     uint64_t task;   /* whose step it was */
@@ -142,25 +106,6 @@ void cs__trace_process_start(void);
 void cs__trace_loop_start(struct cs__loop *loop);
 /* Gives the ring back (after every task slot was freed). */
 void cs__trace_loop_stop(struct cs__loop *loop);
-
-/* Ends the loop's yield batch at t1 (trace clock): self, switching out
- * now, ran the batch's last step, a yield if self_yields; returns the
- * ticks of that last step's share (cs__trace_switch, trace.h). */
-uint64_t cs__trace_batch_end(struct cs__loop *loop, struct cs_task *self,
-                             int self_yields, uint64_t t1);
-/* Opens or joins the loop's yield batch with t's yield to `to`, counted
- * like cs__trace_batch_more; 0 if the batch has all the tasks it can. */
-int cs__trace_batch_join(struct cs__loop *loop, struct cs_task *t,
-                         struct cs_task *to);
-
-/* self's step ends in an await or its end, inside a lifetime batch
- * (opened by this call if none is): kept, not timed (see above). */
-void cs__trace_life_step(struct cs__loop *loop, struct cs_task *self,
-                         struct cs_task *to, int have_regs, uintptr_t sp,
-                         uintptr_t fp, uintptr_t ip);
-/* Ends the loop's lifetime batch at t1: its records; closing: the step
- * ending now is the batch's last.  Returns that step's share (ticks). */
-uint64_t cs__trace_life_end(struct cs__loop *loop, uint64_t t1, int closing);
 
 /* Task slot and creation record for a new task. */
 void cs__trace_task_new(struct cs__loop *loop, struct cs_task *t);
