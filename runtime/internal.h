@@ -67,6 +67,15 @@
 #define CS__HOT_INLINE inline __attribute__((always_inline))
 #endif
 
+/* Whether the traced switch reaches cs__switch by a tail call, so that
+ * the parked frame is its caller's and the parked registers can be
+ * predicted before the switch (trace_batch.h): optimised builds without
+ * ASan.  Elsewhere the switch returns into cs__jump, which records them
+ * after it (cs__trace_settle). */
+#if defined(__OPTIMIZE__) && !defined(CS__ASAN)
+#define CS__TAIL_SWITCH 1
+#endif
+
 #define cs_likely(x) __builtin_expect(!!(x), 1)
 #define cs_unlikely(x) __builtin_expect(!!(x), 0)
 

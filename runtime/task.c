@@ -68,7 +68,7 @@ void cs__set_last_error(char **slot, const char *msg)
 
 /* ---- switching ---------------------------------------------------------- */
 
-#ifndef CS__ASAN
+#ifdef CS__TAIL_SWITCH
 /* The traced switch, out of line so that the untraced one stays a few
  * instructions and a tail call: records the switch (trace_batch.h), then
  * switches, itself by a tail call, so the parked frame is the same. */
@@ -86,10 +86,24 @@ cs__jump_traced(cs__loop *loop, cs_task *self, cs_task *to, cs__ctx *from,
 
     cs__trace_switch(loop, self, to, have, sp, fp, ip);
     cs__switch(from, dst);
-#ifndef __OPTIMIZE__
-    /* -O0 makes no tail calls: the guess above is wrong there, and this
-     * runs when we are resumed, right after the switch. */
-    cs__trace_settle(loop);
+}
+#endif
+
+#ifndef CS__TAIL_SWITCH
+/* cs__switch, telling ASan about the change of stacks. */
+static inline void cs__asan_switch(cs__loop *loop, cs_task *self, cs_task *to,
+                                   bool dying, cs__ctx *from, cs__ctx *dst)
+{
+#ifdef CS__ASAN
+    void **fake = self ? &self->fake_stack : &loop->fake_stack;
+    const void *lo = to ? to->stack.lo : loop->asan_stack_lo;
+    size_t size = to ? to->stack.size : loop->asan_stack_size;
+    __sanitizer_start_switch_fiber(dying ? NULL : fake, lo, size);
+    cs__switch(from, dst);
+    __sanitizer_finish_switch_fiber(*fake, NULL, NULL);
+#else
+    (void)loop, (void)self, (void)to, (void)dying;
+    cs__switch(from, dst);
 #endif
 }
 #endif
@@ -105,16 +119,13 @@ static CS__HOT_INLINE void cs__jump(cs__loop *loop, cs_task *self, cs_task *to,
     cs__ctx *from = self ? &self->ctx : &loop->ctx;
     cs__ctx *dst = to ? &to->ctx : &loop->ctx;
 
-#ifdef CS__ASAN
-    void **fake = self ? &self->fake_stack : &loop->fake_stack;
-    const void *lo = to ? to->stack.lo : loop->asan_stack_lo;
-    size_t size = to ? to->stack.size : loop->asan_stack_size;
+#ifndef CS__TAIL_SWITCH
+    /* No tail call (ASan, or no optimisation): the switch returns here,
+     * so registers are recorded right after it. */
     if (loop->tr_ring)
         cs__trace_switch(loop, self, to, 0, 0, 0, 0);
-    __sanitizer_start_switch_fiber(dying ? NULL : fake, lo, size);
-    cs__switch(from, dst);
-    __sanitizer_finish_switch_fiber(*fake, NULL, NULL);
-    if (loop->tr_ring) /* not a tail call here: record at once */
+    cs__asan_switch(loop, self, to, dying, from, dst);
+    if (loop->tr_ring)
         cs__trace_settle(loop);
 #else
     /* A tail call: cs__switch resumes `to` by jumping straight to its

@@ -334,11 +334,9 @@ int cs__trace_batch_join(cs__loop *loop, cs_task *t, cs_task *to)
         return 0;
     loop->tr_bt[loop->tr_nbt++] = t;
     /* its registers are not recorded while it is batched: say so */
-    if (t->tr_ref && t->tr_ref <= cs__trace_g.task_slots) {
-        s = &cs__trace_g.tasks[t->tr_ref - 1];
+    if ((s = cs__trace_slot(t->tr_ref)) != NULL)
         cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_YIELD,
                             s->flags & ~CS_TASKF_REGS_VALID);
-    }
     t->tr_bk = 1;
     cs__trace_untimed_switch(loop->tr_hdr, to);
     return 1;
@@ -493,7 +491,7 @@ void cs__trace_life_step(cs__loop *loop, cs_task *self, cs_task *to,
     cs__trace_life_in(loop, self, to, have_regs, sp, fp, ip);
 }
 
-#ifndef CS__ASAN
+#ifdef CS__TAIL_SWITCH
 /* cs__jump_traced's way for a step that joins a lifetime batch: the
  * same tail call to cs__switch, so the parked frame and its predicted
  * registers are the same (switch.h), with none of the timed path. */
@@ -508,9 +506,6 @@ __attribute__((noinline)) void cs__trace_jump_life(cs__loop *loop,
 
     cs__trace_life_in(loop, self, to, have, sp, fp, ip);
     cs__switch(from, dst);
-#ifndef __OPTIMIZE__
-    cs__trace_settle(loop); /* no tail call at -O0: resumed here */
-#endif
 }
 #endif
 

@@ -277,11 +277,9 @@ static CS__HOT_INLINE void cs__trace_switch(cs__loop *loop, cs_task *self,
     if (cs__trace_batch_more(loop, self, to) ||
         (yielded && to && loop->tr_hot && !p && !self->tr_bk &&
          !loop->tr_nlife && cs__trace_batch_join(loop, self, to))) {
-        if (to->tr_ref && to->tr_ref <= cs__trace_g.task_slots) {
-            s = &cs__trace_g.tasks[to->tr_ref - 1];
+        if ((s = cs__trace_slot(to->tr_ref)) != NULL)
             cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
                                 s->flags & ~CS_TASKF_REGS_VALID);
-        }
         return;
     }
     /* A short await or end in a run of them: kept, not timed (above). */
@@ -345,11 +343,9 @@ static CS__HOT_INLINE void cs__trace_switch(cs__loop *loop, cs_task *self,
     __atomic_store_n(&r->hdr->step_task, to ? to->id : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->hdr->switches, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->hdr->step_start, to ? t1 : 0, __ATOMIC_RELEASE);
-    if (to && to->tr_ref && to->tr_ref <= cs__trace_g.task_slots) {
-        s = &cs__trace_g.tasks[to->tr_ref - 1];
+    if (to && (s = cs__trace_slot(to->tr_ref)) != NULL)
         cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
                             s->flags & ~CS_TASKF_REGS_VALID);
-    }
 }
 
 /* trace.c: the switch of a step that joins a lifetime batch (above),
