@@ -61,8 +61,8 @@ typedef struct cs_py_thread {
 /* A task's row: its slot in the segment's task table.  Held by the task
  * as a done callback, so that it dies with the task (done or destroyed). */
 typedef struct cs_py_row {
-    PyObject_HEAD PyObject
-        *task;          /* borrowed: the row lives no longer than its task */
+    PyObject_HEAD
+    PyObject *task;     /* borrowed: the row lives no longer than its task */
     PyObject *coro;     /* borrowed: the task's own reference keeps it */
     uint64_t id;        /* coscope task id */
     uint32_t ref;       /* task slot ref (0: none, table full or off) */

@@ -322,7 +322,10 @@ static PyObject *row_repr(PyObject *self)
 }
 
 PyTypeObject cs_py_row_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_coscope.Row",
+    /* clang-format off */
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_coscope.Row",
+    /* clang-format on */
     .tp_basicsize = sizeof(cs_py_row),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_dealloc = row_dealloc,
@@ -407,8 +410,8 @@ cs_py_row *cs_py_row_of(PyObject *task)
 /* ---- the task factory ------------------------------------------------------ */
 
 typedef struct {
-    PyObject_HEAD PyObject
-        *inner; /* the factory set before ours (chained), or NULL */
+    PyObject_HEAD
+    PyObject *inner; /* the factory set before ours (chained), or NULL */
 } cs_py_factory;
 
 /* Did the task's coroutine run already (its task done, or the coroutine
@@ -512,7 +515,10 @@ static PyGetSetDef factory_getset[] = {
 };
 
 PyTypeObject cs_py_factory_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_coscope.TaskFactory",
+    /* clang-format off */
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_coscope.TaskFactory",
+    /* clang-format on */
     .tp_basicsize = sizeof(cs_py_factory),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
@@ -530,7 +536,8 @@ PyTypeObject cs_py_factory_type = {
 /* 3.11's _asyncio.TaskStepMethWrapper: {PyObject_HEAD; TaskObj *sw_task;
  * PyObject *sw_arg}.  The layout is checked against __self__ once. */
 typedef struct {
-    PyObject_HEAD PyObject *sw_task;
+    PyObject_HEAD
+    PyObject *sw_task;
 } cs_step_wrapper;
 static PyTypeObject *step_wrapper_type; /* checked layout, or NULL */
 static int step_wrapper_checked;
