@@ -80,6 +80,83 @@ static inline void bench_parse(int argc, char **argv, bench_opts *o,
     }
 }
 
+/* -n's value, or the bench's default for a --quick or a full run. */
+static inline long bench_n(const bench_opts *o, long quick, long full)
+{
+    return o->n ? o->n : o->quick ? quick : full;
+}
+
+/* --reps's value, or the bench's default for a --quick or a full run. */
+static inline int bench_reps(const bench_opts *o, int quick, int full)
+{
+    return o->reps ? o->reps : o->quick ? quick : full;
+}
+
+/* Whether side `name` runs: no --only, or --only name. */
+static inline int bench_only(const bench_opts *o, const char *name)
+{
+    return !o->extra || strcmp(o->extra, name) == 0;
+}
+
+/* Sets n bests to "none seen yet" (a figure every real one beats). */
+static inline void bench_best_init(double *best, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        best[i] = 1e300;
+}
+
+/*
+ * Times reps runs of rounds(n) (n round trips of what is measured),
+ * printing "  <what> rep R: X ns/round trip" for each; returns the least
+ * ns per round trip.
+ */
+static inline double bench_best_rounds(const char *what, void (*rounds)(long),
+                                       long n, int reps)
+{
+    double best = 1e300;
+    for (int rep = 0; rep < reps; rep++) {
+        int64_t t0 = bench_now_ns();
+        rounds(n);
+        int64_t t1 = bench_now_ns();
+        double ns = (double)(t1 - t0) / (double)n;
+        printf("  %s rep %d: %.2f ns/round trip\n", what, rep + 1, ns);
+        if (ns < best)
+            best = ns;
+    }
+    return best;
+}
+
+/*
+ * Runs cmd (a child run of a bench, through the shell) and reads the
+ * count figures of its line "<tag> F1 F2 ..." into out; echoes its other
+ * lines when echo is set.  0 if the child exited 0 and said its figures.
+ */
+static inline int bench_run_child(const char *cmd, const char *tag,
+                                  double *out, int count, int echo)
+{
+    char line[512];
+    size_t k = strlen(tag);
+    int got = 0;
+    FILE *p;
+
+    fflush(stdout);
+    if (!(p = popen(cmd, "r")))
+        return -1;
+    while (fgets(line, sizeof line, p)) {
+        if (strncmp(line, tag, k) == 0 && line[k] == ' ') {
+            char *s = line + k, *end;
+            got = 1;
+            for (int i = 0; i < count && got; i++, s = end) {
+                out[i] = strtod(s, &end);
+                got = end != s;
+            }
+        } else if (echo) {
+            fputs(line, stdout);
+        }
+    }
+    return pclose(p) == 0 && got ? 0 : -1;
+}
+
 /* Prints a summary row for bench/run.sh (see the top of this file); meets
  * is 1 or 0, or -1 for a figure that has no target. */
 static inline void bench_row(const char *figure, const char *value,

@@ -18,10 +18,7 @@
  * Options: --quick, -n N (tasks per repetition and size, default 200,000),
  * --reps R (pairs of child runs, default 5; the best of each is kept).
  */
-#include "bench.h"
-
-#include <coscope.h>
-#include "spawn_burst.h"
+#include "bench_tasks.h"
 
 static const int sizes[] = {1, 64, 1000, 10000};
 #define NSIZES 4
@@ -75,19 +72,11 @@ static int child(long n)
 /* Runs one child with tracing on or off; fills ns[].  0 on success. */
 static int run_child(const char *self, long n, int traced, double *ns)
 {
-    char cmd[4200], line[512];
-    FILE *p;
-    int got = 0;
+    char cmd[4200];
 
     snprintf(cmd, sizeof cmd, "%s'%s' --child %ld",
              traced ? "" : "COSCOPE=off ", self, n);
-    if (!(p = popen(cmd, "r")))
-        return -1;
-    while (fgets(line, sizeof line, p))
-        if (strncmp(line, "@burst ", 7) == 0)
-            got = sscanf(line + 7, "%lf %lf %lf %lf", &ns[0], &ns[1], &ns[2],
-                         &ns[3]) == NSIZES;
-    return pclose(p) == 0 && got ? 0 : -1;
+    return bench_run_child(cmd, "@burst", ns, NSIZES, 0);
 }
 
 static void row(const char *fig, double v, double base, const char *target,
@@ -111,11 +100,9 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--child") == 0)
         return child(strtol(argv[2], NULL, 10));
     bench_parse(argc, argv, &o, NULL, NULL);
-    long n = o.n ? o.n : o.quick ? 20000 : 200000;
-    int reps = o.reps ? o.reps : o.quick ? 1 : 5;
-    for (int c = 0; c < 2; c++)
-        for (int s = 0; s < NSIZES; s++)
-            best[c][s] = 1e300;
+    long n = bench_n(&o, 20000, 200000);
+    int reps = bench_reps(&o, 1, 5);
+    bench_best_init(&best[0][0], 2 * NSIZES);
     printf("bench_burst: spawn + gather of bursts, %ld tasks per size, "
            "%d pairs of runs\n",
            n, reps);

@@ -32,22 +32,13 @@
  * the load threads on CPU 1: the same placement for both servers, where
  * unpinned runs swing by 4x at one connection as the kernel moves threads).
  */
-#include "bench.h"
+#include "bench_server.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #ifndef BENCH_ECHO_SERVER
 #define BENCH_ECHO_SERVER "./bench_echo_server"
@@ -62,7 +53,6 @@ enum {
 };
 
 static const char *prog = "bench_echo";
-static volatile pid_t children[2]; /* for the watchdog */
 
 static int pin = 1; /* servers on CPU 0, load on CPU 1 (if 2+ CPUs) */
 
@@ -192,42 +182,16 @@ static int start_plain(server *s)
     return s->pid > 0 ? 0 : -1;
 }
 
+static void pin_server(void *arg)
+{
+    (void)arg;
+    pin_to(0);
+}
+
 static int start_coscope(server *s, const char *path)
 {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return -1;
-    s->pid = fork();
-    if (s->pid == 0) {
-        pin_to(0);
-        dup2(p[1], STDOUT_FILENO);
-        execl(path, path, "0", (char *)NULL);
-        fprintf(stderr, "%s: cannot run '%s': %s\n", prog, path,
-                strerror(errno));
-        _exit(127);
-    }
-    close(p[1]);
-    if (s->pid < 0) {
-        close(p[0]);
-        return -1;
-    }
-    char line[128];
-    size_t got = 0;
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    while (got < sizeof line - 1 && !memchr(line, '\n', got) &&
-           poll(&pfd, 1, 10000) == 1) {
-        ssize_t n = read(p[0], line + got, sizeof line - 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    line[got] = '\0';
-    close(p[0]); /* the server prints nothing more on stdout */
-    if (sscanf(line, "listening on 127.0.0.1:%d", &s->port) != 1) {
-        fprintf(stderr, "%s: '%s' did not say where it listens\n", prog, path);
-        return -1;
-    }
-    return 0;
+    s->port = bench_server_start(prog, path, pin_server, NULL, &s->pid);
+    return s->port < 0 ? -1 : 0;
 }
 
 /* SIGTERMs the server and reaps it; returns 0 if it ended as expected
@@ -256,20 +220,6 @@ static int stop_server(server *s)
     return -1;
 }
 
-/* CPU time the server's (only) thread has run, in ns, from schedstat. */
-static void watchdog(int sig)
-{
-    (void)sig;
-    static const char msg[] = "bench_echo: time bound exceeded\n";
-    for (int i = 0; i < 2; i++)
-        if (children[i] > 0)
-            kill(children[i], SIGKILL);
-    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(1);
-}
-
 /* ---- the load generator ------------------------------------------------ */
 
 typedef struct load {
@@ -285,26 +235,6 @@ typedef struct load_thread {
     long count;   /* round trips completed */
     pthread_t id; /* the thread */
 } load_thread;
-
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    struct timeval tv = {.tv_sec = IO_TIMEOUT_S};
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 static int recv_all(int fd, char *buf, size_t n)
 {
@@ -345,7 +275,7 @@ static void *load_run(void *arg)
     int nfd = 0;
     memset(msg, 'x', sizeof msg);
     for (; nfd < t->nfd; nfd++) {
-        fds[nfd] = connect_to(t->l->port);
+        fds[nfd] = bench_connect(t->l->port, IO_TIMEOUT_S);
         if (fds[nfd] < 0) {
             atomic_store(&t->l->failed, 1);
             break;
@@ -500,28 +430,27 @@ int main(int argc, char **argv)
     if (sched_getaffinity(0, sizeof cpus, &cpus) != 0 ||
         !CPU_ISSET(0, &cpus) || !CPU_ISSET(1, &cpus))
         pin = 0;
-    long ms = o.n ? o.n : o.quick ? 200 : 2000;
-    int slices = o.reps ? o.reps : o.quick ? 1 : 10;
+    long ms = bench_n(&o, 200, 2000);
+    int slices = bench_reps(&o, 1, 10);
     if (slices > MAX_SLICES)
         slices = MAX_SLICES;
     const int conn_counts[2] = {1, o.quick ? 4 : 50};
     const char *path = o.extra ? o.extra : BENCH_ECHO_SERVER;
 
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGALRM, watchdog);
-    alarm((unsigned)(4 * (ms / 1000 + slices * (IO_TIMEOUT_S + 1)) + 30));
+    bench_watchdog_arm(
+        prog, (unsigned)(4 * (ms / 1000 + slices * (IO_TIMEOUT_S + 1)) + 30));
 
     server srv[2] = {{.name = "epoll"}, {.name = "coscope"}};
     if (start_plain(&srv[0]) != 0) {
         perror("bench_echo: cannot start the epoll server");
         return 1;
     }
-    children[0] = srv[0].pid;
+    bench_children[0] = srv[0].pid;
     if (start_coscope(&srv[1], path) != 0) {
         stop_server(&srv[0]);
         return 1;
     }
-    children[1] = srv[1].pid;
+    bench_children[1] = srv[1].pid;
     printf("echo: %d-byte ping-pong, %ld ms per point in %d slices; epoll "
            "server on port %d, coscope server (%s) on port %d; %s\n",
            MSG_SIZE, ms, slices, srv[0].port, path, srv[1].port,

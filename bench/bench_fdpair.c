@@ -153,10 +153,10 @@ int main(int argc, char **argv)
 {
     bench_opts o;
     bench_parse(argc, argv, &o, "--only", " [--only coscope|epoll]");
-    long n = o.n ? o.n : o.quick ? 2000 : 200000;
-    int reps = o.reps ? o.reps : o.quick ? 1 : 5;
-    int do_cs = !o.extra || strcmp(o.extra, "coscope") == 0;
-    int do_ep = !o.extra || strcmp(o.extra, "epoll") == 0;
+    long n = bench_n(&o, 2000, 200000);
+    int reps = bench_reps(&o, 1, 5);
+    int do_cs = bench_only(&o, "coscope");
+    int do_ep = bench_only(&o, "epoll");
     if (!do_cs && !do_ep)
         bench_usage(argv[0], " [--only coscope|epoll]");
 

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
 {
     bench_opts o;
     bench_parse(argc, argv, &o, NULL, NULL);
-    mem_run r = {.n = o.n ? o.n : o.quick ? 1000 : 100000};
+    mem_run r = {.n = bench_n(&o, 1000, 100000)};
     long page_kib = sysconf(_SC_PAGESIZE) / 1024;
 
     const char *env = getenv("COSCOPE_STACK_KB");

@@ -23,10 +23,8 @@
  * Options: --quick, -n N (ops per repetition and mode, default 1 million),
  * --reps R (pairs of child runs, default 5), --peer PATH (the Python peer).
  */
-#include "bench.h"
+#include "bench_tasks.h"
 
-#include <coscope.h>
-#include "spawn_burst.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -131,28 +129,6 @@ static int child(int argc, char **argv)
     return 0;
 }
 
-/* Runs cmd and reads the figures of the line starting with tag (MODES
- * numbers) into ns; echoes the other lines when echo is set.  0 if ok. */
-static int run_cmd(const char *cmd, const char *tag, double *ns, int echo)
-{
-    char line[512];
-    size_t k = strlen(tag);
-    int got = 0;
-    FILE *p;
-
-    fflush(stdout);
-    if (!(p = popen(cmd, "r")))
-        return -1;
-    while (fgets(line, sizeof line, p)) {
-        if (strncmp(line, tag, k) == 0 && line[k] == ' ')
-            got = sscanf(line + k, "%lf %lf %lf", &ns[0], &ns[1], &ns[2]) ==
-                  MODES;
-        else if (echo)
-            fputs(line, stdout);
-    }
-    return pclose(p) == 0 && got ? 0 : -1;
-}
-
 /* Builds and runs the Go peer; 0 and its figures, 1 skipped, -1 failed. */
 static int run_go(const char *self, long n, int quick, double *ns)
 {
@@ -186,7 +162,7 @@ static int run_go(const char *self, long n, int quick, double *ns)
     }
     snprintf(cmd, sizeof cmd, "'%s/go_spawn' -n %ld -reps 3", dir, n);
     printf("running %s\n", cmd);
-    return run_cmd(cmd, "@go", ns, 1) == 0 ? 0 : -1;
+    return bench_run_child(cmd, "@go", ns, MODES, 1) == 0 ? 0 : -1;
 }
 
 /* Runs the Python peer and returns its ns/op, or a negative value. */
@@ -228,11 +204,9 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "--child") == 0)
         return child(argc, argv);
     bench_parse(argc, argv, &o, "--peer", " [--peer asyncio_spawn.py]");
-    long n = o.n ? o.n : o.quick ? 10000 : 1000000;
-    int reps = o.reps ? o.reps : o.quick ? 1 : 5;
-    for (int c = 0; c < 2; c++)
-        for (int m = 0; m < MODES; m++)
-            best[c][m] = 1e300;
+    long n = bench_n(&o, 10000, 1000000);
+    int reps = bench_reps(&o, 1, 5);
+    bench_best_init(&best[0][0], 2 * MODES);
     printf("spawn + await of an empty task, and bursts of 1,000 and 10,000 "
            "(spawns then one gather): %ld ops per mode, %d pairs of runs "
            "(3 repetitions each)\n",
@@ -243,7 +217,7 @@ int main(int argc, char **argv)
             double ns[MODES];
             snprintf(cmd, sizeof cmd, "%s'%s' --child -n %ld --reps 3",
                      c ? "env -u COSCOPE " : "COSCOPE=off ", argv[0], n);
-            if (run_cmd(cmd, "@spawn", ns, 1) < 0) {
+            if (bench_run_child(cmd, "@spawn", ns, MODES, 1) < 0) {
                 fprintf(stderr, "%s: the %s run failed\n", prog, cfg[c]);
                 return 1;
             }
@@ -269,7 +243,7 @@ int main(int argc, char **argv)
              "env -u COSCOPE '%s' --child --interleaved "
              "-n %ld --reps %d",
              argv[0], n / 20 > 1000 ? n / 20 : 1000, reps * 8);
-    if (run_cmd(cmd, "@interleaved", il, 0) < 0) {
+    if (bench_run_child(cmd, "@interleaved", il, MODES, 0) < 0) {
         fprintf(stderr, "%s: the interleaved run failed\n", prog);
         return 1;
     }

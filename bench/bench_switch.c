@@ -22,22 +22,13 @@
  * swapcontext runs N/10), --reps R (default 5), --only coscope|symmetric|ucontext
  * (to run one side, e.g. under callgrind).
  */
-#include "bench.h"
+#include "bench_tasks.h"
 
-#include <coscope.h>
 #include <ucontext.h>
 
 static const char *prog = "bench_switch";
 
 /* ---- coscope: two tasks yielding to each other ------------------------- */
-
-static void *yielder(void *arg)
-{
-    long n = *(const long *)arg;
-    for (long i = 0; i < n; i++)
-        cs_yield();
-    return NULL;
-}
 
 typedef struct switch_run {
     long n;           /* round trips per repetition */
@@ -55,20 +46,11 @@ static void *switch_main(void *arg)
     r->best = r->best_asym = 1e300;
     for (int rep = 0; rep < r->reps; rep++) {
         /* symmetric: two identical yielders, main waits in cs_gather */
-        cs_task *t[2] = {cs_spawn("yield_a", yielder, &r->n),
-                         cs_spawn("yield_b", yielder, &r->n)};
-        if (!t[0] || !t[1]) {
-            r->error = CS_ENOMEM;
+        double ns = bench_pingpong(&r->n);
+        if (ns < 0) {
+            r->error = (int)ns;
             return NULL;
         }
-        int64_t t0 = bench_now_ns();
-        int rc = cs_gather(t, 2, NULL);
-        int64_t t1 = bench_now_ns();
-        if (rc != 0) {
-            r->error = rc;
-            return NULL;
-        }
-        double ns = (double)(t1 - t0) / (double)r->n;
         printf("  coscope rep %d: %.2f ns/round trip (symmetric)\n", rep + 1,
                ns);
         if (ns < r->best)
@@ -78,17 +60,17 @@ static void *switch_main(void *arg)
             continue;
 
         /* main vs worker */
-        cs_task *b = cs_spawn("yield_b", yielder, &r->n);
+        cs_task *b = cs_spawn("yield_b", bench_yielder, &r->n);
         if (!b) {
             r->error = CS_ENOMEM;
             return NULL;
         }
         cs_yield(); /* let B start, so both loops run in step */
-        t0 = bench_now_ns();
+        int64_t t0 = bench_now_ns();
         for (long i = 0; i < r->n; i++)
             cs_yield();
-        t1 = bench_now_ns();
-        rc = cs_await(b, NULL);
+        int64_t t1 = bench_now_ns();
+        int rc = cs_await(b, NULL);
         if (rc != 0) {
             r->error = rc;
             return NULL;
@@ -146,28 +128,23 @@ static void floor_peer(void)
         floor_switch(&floor_peer_sp, floor_main_sp);
 }
 
+static void floor_rounds(long n)
+{
+    for (long i = 0; i < n; i++)
+        floor_switch(&floor_main_sp, floor_peer_sp);
+}
+
 static double bench_floor(long n, int reps)
 {
     static uintptr_t stack[8192] __attribute__((aligned(16)));
     uintptr_t *sp = stack + 8192;
-    double best = 1e300;
 
     *--sp = 0;                     /* keeps the peer's frame 16-aligned */
     *--sp = (uintptr_t)floor_peer; /* floor_switch returns here */
     for (int i = 0; i < 6; i++)
         *--sp = 0; /* rbp rbx r12 r13 r14 r15 */
     floor_peer_sp = sp;
-    for (int rep = 0; rep < reps; rep++) {
-        int64_t t0 = bench_now_ns();
-        for (long i = 0; i < n; i++)
-            floor_switch(&floor_main_sp, floor_peer_sp);
-        int64_t t1 = bench_now_ns();
-        double ns = (double)(t1 - t0) / (double)n;
-        printf("  bare switch rep %d: %.2f ns/round trip\n", rep + 1, ns);
-        if (ns < best)
-            best = ns;
-    }
-    return best;
+    return bench_best_rounds("bare switch", floor_rounds, n, reps);
 }
 #endif
 
@@ -181,10 +158,15 @@ static void uc_peer_fn(void)
         swapcontext(&uc_peer, &uc_main);
 }
 
+static void uc_rounds(long n)
+{
+    for (long i = 0; i < n; i++)
+        swapcontext(&uc_main, &uc_peer);
+}
+
 static double bench_ucontext(long n, int reps)
 {
     static char stack[64 * 1024];
-    volatile double best = 1e300; /* swapcontext returns twice, like setjmp */
 
     if (getcontext(&uc_peer) != 0) {
         perror("bench_switch: getcontext");
@@ -195,18 +177,7 @@ static double bench_ucontext(long n, int reps)
     uc_peer.uc_link = NULL;
     makecontext(&uc_peer, uc_peer_fn, 0);
     swapcontext(&uc_main, &uc_peer); /* start the peer */
-
-    for (int rep = 0; rep < reps; rep++) {
-        int64_t t0 = bench_now_ns();
-        for (long i = 0; i < n; i++)
-            swapcontext(&uc_main, &uc_peer);
-        int64_t t1 = bench_now_ns();
-        double ns = (double)(t1 - t0) / (double)n;
-        printf("  swapcontext rep %d: %.2f ns/round trip\n", rep + 1, ns);
-        if (ns < best)
-            best = ns;
-    }
-    return best;
+    return bench_best_rounds("swapcontext", uc_rounds, n, reps);
 }
 
 int main(int argc, char **argv)
@@ -214,13 +185,13 @@ int main(int argc, char **argv)
     bench_opts o;
     bench_parse(argc, argv, &o, "--only",
                 " [--only coscope|symmetric|ucontext]");
-    long n = o.n ? o.n : o.quick ? 10000 : 10000000;
-    int reps = o.reps ? o.reps : o.quick ? 1 : 5;
+    long n = bench_n(&o, 10000, 10000000);
+    int reps = bench_reps(&o, 1, 5);
     long n_uc = n / 10 > 0 ? n / 10 : 1;
     /* --only symmetric: just the symmetric ping-pong (for callgrind) */
     symmetric_only = o.extra && strcmp(o.extra, "symmetric") == 0;
-    int do_cs = !o.extra || strcmp(o.extra, "coscope") == 0 || symmetric_only;
-    int do_uc = !o.extra || strcmp(o.extra, "ucontext") == 0;
+    int do_cs = bench_only(&o, "coscope") || symmetric_only;
+    int do_uc = bench_only(&o, "ucontext");
     if (!do_cs && !do_uc)
         bench_usage(argv[0], " [--only coscope|symmetric|ucontext]");
 

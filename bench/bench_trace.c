@@ -28,20 +28,11 @@
  * Options: --quick, -n N (round trips per switch rep, default 5 million),
  * --reps R (default 5), --server PATH (the echo server binary), --agent.
  */
-#include "bench.h"
+#include "bench_server.h"
+#include "bench_tasks.h"
 
-#include <arpa/inet.h>
-#include <coscope.h>
 #include <coscope/trace.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #ifndef BENCH_ECHO_SERVER
 #define BENCH_ECHO_SERVER "./bench_echo_server"
@@ -54,14 +45,6 @@ static const char *prog = "bench_trace";
 
 /* ---- switch round trip --------------------------------------------------- */
 
-static void *yielder(void *arg)
-{
-    long n = *(const long *)arg;
-    for (long i = 0; i < n; i++)
-        cs_yield();
-    return NULL;
-}
-
 typedef struct switch_run {
     long n;    /* round trips */
     double ns; /* ns per round trip */
@@ -72,14 +55,9 @@ typedef struct switch_run {
 static void *switch_main(void *arg)
 {
     switch_run *r = arg;
-    cs_task *t[2] = {cs_spawn("yield_a", yielder, &r->n),
-                     cs_spawn("yield_b", yielder, &r->n)};
-    if (!t[0] || !t[1])
-        cs_raise(CS_ENOMEM, "spawn");
-    int64_t t0 = bench_now_ns();
-    cs_gather(t, 2, NULL);
-    int64_t t1 = bench_now_ns();
-    r->ns = (double)(t1 - t0) / (double)r->n;
+    r->ns = bench_pingpong(&r->n);
+    if (r->ns < 0)
+        cs_raise((int)r->ns, "ping-pong");
     return NULL;
 }
 
@@ -156,68 +134,34 @@ static double decode_rate(int quick)
 
 enum { MSG_SIZE = 64, MAX_CONNS = 64 };
 
-static pid_t servers[2];
-
-static void watchdog(int sig)
-{
-    (void)sig;
-    static const char msg[] = "bench_trace: time bound exceeded\n";
-    for (int i = 0; i < 2; i++)
-        if (servers[i] > 0)
-            kill(servers[i], SIGKILL);
-    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-        /* nothing more to do */
-    }
-    _exit(1);
-}
-
 static int agent_mode; /* --agent: variants are agent off / agent on */
 
-/* Starts the echo server, variant 0 the baseline (COSCOPE=off, or with
- * --agent COSCOPE_REPORT=off), 1 the measured one; returns its port. */
+/* In the server's child: variant 0 the baseline (COSCOPE=off, or with
+ * --agent COSCOPE_REPORT=off), 1 the measured one. */
+static void server_env(void *arg)
+{
+    int traced = *(const int *)arg;
+    if (agent_mode) {
+        unsetenv("COSCOPE");
+        if (!traced) {
+            setenv("COSCOPE_REPORT", "off", 1);
+            unsetenv("LD_PRELOAD");
+        } else {
+            unsetenv("COSCOPE_REPORT");
+            setenv("LD_PRELOAD", BENCH_PRELOAD, 1);
+        }
+    } else if (!traced) {
+        setenv("COSCOPE", "off", 1);
+    } else {
+        unsetenv("COSCOPE");
+    }
+}
+
+/* Starts the echo server, variant traced (see server_env); its port. */
 static int start_server(const char *path, int traced, pid_t *pid)
 {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return -1;
-    *pid = fork();
-    if (*pid == 0) {
-        dup2(p[1], STDOUT_FILENO);
-        if (agent_mode) {
-            unsetenv("COSCOPE");
-            if (!traced) {
-                setenv("COSCOPE_REPORT", "off", 1);
-                unsetenv("LD_PRELOAD");
-            } else {
-                unsetenv("COSCOPE_REPORT");
-                setenv("LD_PRELOAD", BENCH_PRELOAD, 1);
-            }
-        } else if (!traced) {
-            setenv("COSCOPE", "off", 1);
-        } else {
-            unsetenv("COSCOPE");
-        }
-        execl(path, path, "0", (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char line[128];
-    size_t got = 0;
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    while (got < sizeof line - 1 && !memchr(line, '\n', got) &&
-           poll(&pfd, 1, 10000) == 1) {
-        ssize_t n = read(p[0], line + got, sizeof line - 1 - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    line[got] = '\0';
-    close(p[0]);
-    int port;
-    if (*pid < 0 || sscanf(line, "listening on 127.0.0.1:%d", &port) != 1) {
-        fprintf(stderr, "%s: '%s' did not say where it listens\n", prog, path);
-        return -1;
-    }
+    int port = bench_server_start(prog, path, server_env, &traced, pid);
+    bench_children[traced] = *pid;
     return port;
 }
 
@@ -232,26 +176,6 @@ static int stop_server(pid_t pid)
     return 0;
 }
 
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    struct timeval tv = {.tv_sec = 5};
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0)
-        return -1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* CPU time the (single-threaded) server has used, ns: the first field of
- * /proc/PID/schedstat.  Steadier than requests/s on a shared machine. */
 /* conns connections, one request in flight on each, for ms; req/s, and
  * the requests served in *count. */
 static double drive(int port, int conns, long ms, long *count_out)
@@ -261,7 +185,7 @@ static double drive(int port, int conns, long ms, long *count_out)
     long count = 0;
     memset(msg, 'x', sizeof msg);
     for (int i = 0; i < conns; i++)
-        if ((fds[i] = connect_to(port)) < 0)
+        if ((fds[i] = bench_connect(port, 5)) < 0)
             return -1;
     int64_t t0 = bench_now_ns(), end = t0 + ms * 1000000, t1;
     int ok = 1;
@@ -299,8 +223,8 @@ int main(int argc, char **argv)
         }
     }
     bench_parse(argc, argv, &o, "--server", " [--server PATH] [--agent]");
-    long n = o.n ? o.n : o.quick ? 20000 : 5000000;
-    int reps = o.reps ? o.reps : o.quick ? 1 : 5;
+    long n = bench_n(&o, 20000, 5000000);
+    int reps = bench_reps(&o, 1, 5);
     long ms = o.quick ? 100 : 1000;
     int echo_reps = o.quick ? 1 : 5;
     const char *path = o.extra ? o.extra : BENCH_ECHO_SERVER;
@@ -310,9 +234,7 @@ int main(int argc, char **argv)
 #endif
     char v[64], b[64], r[64], fig[64];
 
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGALRM, watchdog);
-    alarm((unsigned)(90 + reps * 10));
+    bench_watchdog_arm(prog, (unsigned)(90 + reps * 10));
 
     const char *name[2] = {"COSCOPE=off", "traced"};
     const char *what = "traced";
@@ -354,6 +276,7 @@ echo:
     /* echo: two servers, traced and untraced, rounds alternating */
     ;
     int port[2];
+    pid_t servers[2] = {0};
     if ((port[0] = start_server(path, 0, &servers[0])) < 0 ||
         (port[1] = start_server(path, 1, &servers[1])) < 0)
         return 1;
