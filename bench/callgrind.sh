@@ -11,12 +11,8 @@
 # per-function profile of the larger run is kept in BUILD_DIR/bench/out/
 # (callgrind_annotate shows where the instructions go).
 set -eu
-if [ $# -ne 1 ] || [ ! -d "$1" ]; then
-  echo "usage: bench/callgrind.sh BUILD_DIR" >&2
-  exit 2
-fi
-command -v valgrind >/dev/null || { echo "bench/callgrind.sh: valgrind not found" >&2; exit 1; }
-build=$(cd "$1" && pwd)
+. "$(dirname "$0")/script_args.sh"
+bench_script_args bench/callgrind.sh valgrind "$@"
 out="$build/bench/out"
 mkdir -p "$out"
 

@@ -6,12 +6,8 @@
 # (strace slows both servers down, which changes batching a little: read
 # the counts as close estimates, not exact figures.)
 set -eu
-if [ $# -ne 1 ] || [ ! -d "$1" ]; then
-  echo "usage: bench/echo_syscalls.sh BUILD_DIR" >&2
-  exit 2
-fi
-command -v strace >/dev/null || { echo "bench/echo_syscalls.sh: strace not found" >&2; exit 1; }
-build=$(cd "$1" && pwd)
+. "$(dirname "$0")/script_args.sh"
+bench_script_args bench/echo_syscalls.sh strace "$@"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 strace -ff -o "$dir/t" "$build/bench/bench_echo" -n 1000 --reps 2 >"$dir/out" 2>&1 ||
