@@ -1,0 +1,73 @@
+/*
+ * cs_snap.h - reading a trace's task table in the tests of the runtime's
+ * trace (test_trace_runtime.c, test_trace_process.c): a snapshot of every
+ * live task with its name, and lookups that fail the test when a task is
+ * missing.  Through the reader API (coscope/trace.h) only.
+ */
+#ifndef CS_TEST_SNAP_H
+#define CS_TEST_SNAP_H
+
+#include "cs_test.h"
+
+#include <coscope/trace.h>
+#include <string.h>
+
+#define MAX_SEEN 64
+
+typedef struct seen_task {
+    char name[64];
+    cs_trace_task t;
+} seen_task;
+
+typedef struct snapshot {
+    int rc; /* first reader error, 0 if none */
+    size_t n;
+    seen_task task[MAX_SEEN];
+} snapshot;
+
+/* Copies every live task of trace tr into *s. */
+static inline void snap_tasks(cs_trace *tr, snapshot *s)
+{
+    uint32_t iter = 0;
+    cs_trace_task t;
+    int rc;
+
+    s->n = 0;
+    while ((rc = cs_trace_task_next(tr, &iter, &t)) == 1) {
+        if (s->n == MAX_SEEN)
+            break;
+        s->task[s->n].t = t;
+        if (cs_trace_string(tr, t.name, s->task[s->n].name,
+                            sizeof s->task[s->n].name) < 0)
+            strcpy(s->task[s->n].name, "?");
+        s->n++;
+    }
+    if (rc < 0 && !s->rc)
+        s->rc = rc;
+}
+
+static inline const cs_trace_task *find(const snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->task[i].name, name) == 0)
+            return &s->task[i].t;
+    return NULL;
+}
+
+static inline const cs_trace_task *must_find(const snapshot *s,
+                                             const char *name)
+{
+    const cs_trace_task *t = find(s, name);
+    if (!t)
+        fail_msg("task '%s' not in the task table (%zu tasks)", name, s->n);
+    return t;
+}
+
+static inline void assert_parked(const cs_trace_task *t)
+{
+    assert_true(t->flags & CS_TASKF_REGS_VALID);
+    assert_true(t->sp != 0);
+    assert_true(t->ip != 0);
+}
+
+#endif
