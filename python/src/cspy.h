@@ -75,6 +75,28 @@ typedef struct cs_py_row {
     PyObject *wr; /* the weak reference whose callback this row is */
 } cs_py_row;
 
+/* The record type of a task's end by its step's stop reason (CS_STOP_*). */
+static inline unsigned cs_py_end_event(unsigned reason)
+{
+    return reason == CS_STOP_DONE     ? CS_EV_TASK_DONE
+           : reason == CS_STOP_RAISED ? CS_EV_TASK_RAISED
+                                      : CS_EV_TASK_CANCELLED;
+}
+
+/* The start of the initialiser of each of the extension's static types:
+ * the object head, the type's name, the size of its instances, the
+ * default flags and its doc string.  Spelt once, here, also because
+ * clang-format 14 joins the line after PyVarObject_HEAD_INIT to it (see
+ * .clang-format). */
+/* clang-format off */
+#define CS_PY_TYPE_HEAD(name, instance, doc)                                  \
+    PyVarObject_HEAD_INIT(NULL, 0)                                            \
+    .tp_name = (name),                                                        \
+    .tp_basicsize = sizeof(instance),                                         \
+    .tp_flags = Py_TPFLAGS_DEFAULT,                                           \
+    .tp_doc = (doc)
+/* clang-format on */
+
 /* ---- module.c --------------------------------------------------------- */
 extern int cs_py_tracing;         /* 1 once the segment exists */
 extern int cs_py_recording;       /* COSCOPE_RECORD: name every task */

@@ -156,12 +156,7 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
         cs__trace_step(t->ring, r->id, reason, t0, t1);
         if (finished)
             cs__trace_emit(t->ring, t1, r->id,
-                           CS_REC_INFO(reason == CS_STOP_DONE ? CS_EV_TASK_DONE
-                                       : reason == CS_STOP_RAISED
-                                           ? CS_EV_TASK_RAISED
-                                           : CS_EV_TASK_CANCELLED,
-                                       0, 0),
-                           0);
+                           CS_REC_INFO(cs_py_end_event(reason), 0, 0), 0);
     }
     if (finished)
         cs_py_row_release(r, state);

@@ -217,12 +217,7 @@ int cs_py_task_finished_first(PyObject *task, unsigned reason, uint64_t t0,
     if (t && t->ring) {
         cs__trace_step(t->ring, id, reason, t0, t1);
         cs__trace_emit(t->ring, t1, id,
-                       CS_REC_INFO(reason == CS_STOP_DONE ? CS_EV_TASK_DONE
-                                   : reason == CS_STOP_RAISED
-                                       ? CS_EV_TASK_RAISED
-                                       : CS_EV_TASK_CANCELLED,
-                                   0, 0),
-                       0);
+                       CS_REC_INFO(cs_py_end_event(reason), 0, 0), 0);
     }
     return 0;
 }
@@ -322,16 +317,12 @@ static PyObject *row_repr(PyObject *self)
 }
 
 PyTypeObject cs_py_row_type = {
-    /* clang-format off */
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "_coscope.Row",
-    /* clang-format on */
-    .tp_basicsize = sizeof(cs_py_row),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    CS_PY_TYPE_HEAD("_coscope.Row", cs_py_row,
+                    "coscope's record of one asyncio task (a weakref "
+                    "callback)"),
     .tp_dealloc = row_dealloc,
     .tp_call = row_call,
     .tp_repr = row_repr,
-    .tp_doc = "coscope's record of one asyncio task (a weakref callback)",
 };
 
 /* A row for task (borrowed) made with site; also its done callback. */
@@ -515,20 +506,15 @@ static PyGetSetDef factory_getset[] = {
 };
 
 PyTypeObject cs_py_factory_type = {
-    /* clang-format off */
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "_coscope.TaskFactory",
-    /* clang-format on */
-    .tp_basicsize = sizeof(cs_py_factory),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    CS_PY_TYPE_HEAD("_coscope.TaskFactory", cs_py_factory,
+                    "TaskFactory(inner=None): an asyncio task factory that "
+                    "records each task in coscope's segment, then behaves "
+                    "as inner (or asyncio.Task)"),
     .tp_new = PyType_GenericNew,
     .tp_init = factory_init,
     .tp_dealloc = factory_dealloc,
     .tp_call = factory_call,
     .tp_getset = factory_getset,
-    .tp_doc = "TaskFactory(inner=None): an asyncio task factory that "
-              "records each task in coscope's segment, then behaves as "
-              "inner (or asyncio.Task)",
 };
 
 /* ---- a Handle's callback -> its task ------------------------------------- */
