@@ -62,6 +62,21 @@ def _frame(file, line, func):
             "library": lib}
 
 
+def _report_file_write(rdir, name, line, flags):
+    """Writes line to rdir/name (created 0600; flags: how it is opened
+    besides), in one write(2); a report file that cannot be written is
+    skipped, as the C agent skips it."""
+    try:
+        fd = os.open(os.path.join(rdir, name),
+                     os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | flags, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
 def _emit(cls, headline, task, frames, details=()):
     """One report: stderr, the JSON line for check, a warning record."""
     if cls not in _ON:
@@ -104,16 +119,8 @@ def _emit(cls, headline, task, frames, details=()):
               "pid": os.getpid(),
               "frames": [dict(ip=None, **f) for f in frames[:64]]}
         line = json.dumps(js, separators=(",", ":")) + "\n"
-        try:
-            fd = os.open(os.path.join(rdir, "%d.jsonl" % os.getpid()),
-                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                         0o600)
-            try:
-                os.write(fd, line.encode("utf-8", "replace"))
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+        _report_file_write(rdir, "%d.jsonl" % os.getpid(), line,
+                           os.O_APPEND)
     if os.environ.get("COSCOPE_STRICT") == "1":
         os.write(2, b"  COSCOPE_STRICT=1: aborting at the first report\n")
         os.abort()
@@ -586,16 +593,8 @@ def _hello(agent, interposer):
     line = json.dumps({"pid": os.getpid(), "exe": sys.executable,
                        "agent": agent, "interposer": interposer},
                       separators=(",", ":")) + "\n"
-    try:
-        fd = os.open(os.path.join(rdir, "%d.agent" % os.getpid()),
-                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC |
-                     os.O_NOFOLLOW, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8", "replace"))
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+    _report_file_write(rdir, "%d.agent" % os.getpid(), line,
+                       os.O_TRUNC | os.O_NOFOLLOW)
 
 
 class _AsyncioFinder:
