@@ -10,6 +10,7 @@
  */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 
 /* Each starts with a cs__obj (its trace id, see internal.h). */
@@ -45,6 +46,14 @@ static cs_task *cs__self_or_null(void)
     return cs_current_task();
 }
 
+/* The calling task, for a call on obj: 0 and *self, or CS_EINVAL (no
+ * object) or CS_ENOLOOP (not called from a task). */
+static int cs__sync_caller(const void *obj, cs_task **self)
+{
+    *self = cs__self_or_null();
+    return !obj ? CS_EINVAL : !*self ? CS_ENOLOOP : 0;
+}
+
 /* A parked task leaves its object's list without being handed anything. */
 static void cs__park_cancel(cs_task *t)
 {
@@ -75,16 +84,24 @@ static cs_task *cs__unpark(cs__link *list)
     return t;
 }
 
+/* A zeroed object of size bytes with its trace id and an empty list of
+ * waiters at waiters_off (lock, event, semaphore), or NULL. */
+static void *cs__sync_new(size_t size, size_t waiters_off)
+{
+    char *o = calloc(1, size);
+    if (o) {
+        ((cs__obj *)o)->id = cs__obj_id_next();
+        cs__list_init((cs__link *)(o + waiters_off));
+    }
+    return o;
+}
+#define CS__SYNC_NEW(type) cs__sync_new(sizeof(type), offsetof(type, waiters))
+
 /* ---- lock --------------------------------------------------------------- */
 
 CS_EXTERN cs_lock *cs_lock_new(void)
 {
-    cs_lock *l = calloc(1, sizeof(*l));
-    if (l) {
-        l->obj.id = cs__obj_id_next();
-        cs__list_init(&l->waiters);
-    }
-    return l;
+    return CS__SYNC_NEW(cs_lock);
 }
 
 CS_EXTERN void cs_lock_free(cs_lock *l)
@@ -94,14 +111,14 @@ CS_EXTERN void cs_lock_free(cs_lock *l)
 
 CS_EXTERN int cs_lock_try_acquire(cs_lock *l)
 {
-    cs_task *self = cs__self_or_null();
+    cs_task *self;
+    int r = cs__sync_caller(l, &self);
 
-    if (!l || !self)
-        return !l ? CS_EINVAL : CS_ENOLOOP;
-    if (l->holder)
+    if (r == 0 && l->holder)
         return CS_EBUSY;
-    l->holder = self;
-    return 0;
+    if (r == 0)
+        l->holder = self;
+    return r;
 }
 
 CS_EXTERN int cs_lock_acquire(cs_lock *l)
@@ -137,12 +154,7 @@ cs_task *cs__lock_holder(const cs_lock *l)
 
 CS_EXTERN cs_event *cs_event_new(void)
 {
-    cs_event *e = calloc(1, sizeof(*e));
-    if (e) {
-        e->obj.id = cs__obj_id_next();
-        cs__list_init(&e->waiters);
-    }
-    return e;
+    return CS__SYNC_NEW(cs_event);
 }
 
 CS_EXTERN void cs_event_free(cs_event *e)
@@ -172,12 +184,11 @@ CS_EXTERN int cs_event_is_set(const cs_event *e)
 
 CS_EXTERN int cs_event_wait(cs_event *e)
 {
-    cs_task *self = cs__self_or_null();
+    cs_task *self;
+    int r = cs__sync_caller(e, &self);
 
-    if (!e)
-        return CS_EINVAL;
-    if (!self)
-        return CS_ENOLOOP;
+    if (r != 0)
+        return r;
     if (e->set)
         return 0;
     return cs__park(self, &e->waiters, CS_WAIT_EVENT, e);
@@ -187,28 +198,19 @@ CS_EXTERN int cs_event_wait(cs_event *e)
 
 CS_EXTERN cs_semaphore *cs_semaphore_new(unsigned value)
 {
-    cs_semaphore *s = calloc(1, sizeof(*s));
-    if (s) {
-        s->obj.id = cs__obj_id_next();
+    cs_semaphore *s = CS__SYNC_NEW(cs_semaphore);
+    if (s)
         s->value = value;
-        cs__list_init(&s->waiters);
-    }
     return s;
-}
-
-CS_EXTERN void cs_semaphore_free(cs_semaphore *s)
-{
-    free(s);
 }
 
 CS_EXTERN int cs_semaphore_acquire(cs_semaphore *s)
 {
-    cs_task *self = cs__self_or_null();
+    cs_task *self;
+    int r = cs__sync_caller(s, &self);
 
-    if (!s)
-        return CS_EINVAL;
-    if (!self)
-        return CS_ENOLOOP;
+    if (r != 0)
+        return r;
     if (s->value > 0 && cs__list_empty(&s->waiters)) {
         s->value--;
         return 0;
@@ -220,6 +222,11 @@ CS_EXTERN void cs_semaphore_release(cs_semaphore *s)
 {
     if (s && !cs__unpark(&s->waiters)) /* else the permit went to a waiter */
         s->value++;
+}
+
+CS_EXTERN void cs_semaphore_free(cs_semaphore *s)
+{
+    free(s);
 }
 
 /* ---- queue -------------------------------------------------------------- */
@@ -268,14 +275,13 @@ static void cs__queue_push(cs_queue *q, void *item)
  * and consumers is the one asyncio users expect. */
 CS_EXTERN int cs_queue_put(cs_queue *q, void *item)
 {
-    cs_task *self = cs__self_or_null();
+    cs_task *self;
+    int r = cs__sync_caller(q, &self);
 
-    if (!q)
-        return CS_EINVAL;
-    if (!self)
-        return CS_ENOLOOP;
+    if (r != 0)
+        return r;
     while (q->len == q->cap) {
-        int r = cs__park(self, &q->putters, CS_WAIT_QUEUE_PUT, q);
+        r = cs__park(self, &q->putters, CS_WAIT_QUEUE_PUT, q);
         if (r)
             return r;
     }
@@ -286,15 +292,14 @@ CS_EXTERN int cs_queue_put(cs_queue *q, void *item)
 
 CS_EXTERN int cs_queue_get(cs_queue *q, void **item)
 {
-    cs_task *self = cs__self_or_null();
+    cs_task *self;
     void *v;
+    int r = cs__sync_caller(q, &self);
 
-    if (!q)
-        return CS_EINVAL;
-    if (!self)
-        return CS_ENOLOOP;
+    if (r != 0)
+        return r;
     while (q->len == 0) {
-        int r = cs__park(self, &q->getters, CS_WAIT_QUEUE_GET, q);
+        r = cs__park(self, &q->getters, CS_WAIT_QUEUE_GET, q);
         if (r)
             return r;
     }
