@@ -199,13 +199,10 @@ CS_EXTERN int cs_to_thread(cs_fn fn, void *arg, void **result)
         return r;
     if ((r = cs__jobs_init(self->loop)) < 0)
         return r;
-    j = calloc(1, sizeof(*j));
+    j = malloc(sizeof(*j));
     if (!j)
         return CS_ENOMEM;
-    j->fn = fn;
-    j->arg = arg;
-    j->task = self;
-    j->loop = self->loop;
+    *j = (cs__job){.fn = fn, .arg = arg, .task = self, .loop = self->loop};
     if ((r = cs__pool_submit(j)) < 0) {
         free(j);
         return r;
