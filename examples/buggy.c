@@ -280,9 +280,9 @@ static void *blocking_read_main(void *arg)
 static void *idle_worker(void *arg)
 {
     (void)arg;
-    for (;;)
-        if (cs_sleep(CS_SEC(3600)) < 0)
-            return NULL;
+    while (cs_sleep(CS_SEC(3600)) >= 0)
+        ; /* until cancelled */
+    return NULL;
 }
 
 /* Each line on standard input is a request that blocks the loop again:
