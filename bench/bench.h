@@ -98,6 +98,19 @@ static inline int bench_only(const bench_opts *o, const char *name)
     return !o->extra || strcmp(o->extra, name) == 0;
 }
 
+/* printf, for a side of the bench that ran (on), else nothing. */
+static inline void bench_printf_if(int on, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline void bench_printf_if(int on, const char *fmt, ...)
+{
+    va_list ap;
+    if (!on)
+        return;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+}
+
 /* Sets n bests to "none seen yet" (a figure every real one beats). */
 static inline void bench_best_init(double *best, size_t n)
 {

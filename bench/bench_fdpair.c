@@ -164,10 +164,8 @@ int main(int argc, char **argv)
            reps);
     double cs = do_cs ? bench_coscope(n, reps) : 0;
     double ep = do_ep ? bench_epoll(n, reps) : 0;
-    if (do_cs)
-        printf("coscope, two tasks:  %.0f ns\n", cs);
-    if (do_ep)
-        printf("plain epoll loop:    %.0f ns\n", ep);
+    bench_printf_if(do_cs, "coscope, two tasks:  %.0f ns\n", cs);
+    bench_printf_if(do_ep, "plain epoll loop:    %.0f ns\n", ep);
     if (!do_cs || !do_ep)
         return 0;
     char v[64], b[64], r[64];

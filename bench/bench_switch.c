@@ -204,12 +204,9 @@ int main(int argc, char **argv)
 #ifdef HAVE_FLOOR
     double fl = do_cs && do_uc ? bench_floor(n, reps) : 0;
 #endif
-    if (do_cs) {
-        printf("coscope cs_yield round trip: %.2f ns\n", cs);
-        printf("coscope main vs worker:      %.2f ns\n", cs_asym);
-    }
-    if (do_uc)
-        printf("swapcontext round trip:      %.2f ns\n", uc);
+    bench_printf_if(do_cs, "coscope cs_yield round trip: %.2f ns\n", cs);
+    bench_printf_if(do_cs, "coscope main vs worker:      %.2f ns\n", cs_asym);
+    bench_printf_if(do_uc, "swapcontext round trip:      %.2f ns\n", uc);
     if (!do_cs || !do_uc)
         return 0;
     char v[64], b[64], r[64];
