@@ -162,11 +162,11 @@ static void test_trace_runtime_off_creates_no_segment(void **state)
 
 /* exit() from a task while another still yields: the segment goes, and
  * the other loop work left cannot fault on it. */
-/* Yields a few times (as test_trace_runtime.c's ping and pong do). */
+/* Yields (intptr_t)arg times (3: as test_trace_runtime.c's ping and pong
+ * do). */
 static void *spinner(void *arg)
 {
-    (void)arg;
-    for (int i = 0; i < 3; i++)
+    for (intptr_t i = (intptr_t)arg; i > 0; i--)
         cs_yield();
     return NULL;
 }
@@ -180,7 +180,7 @@ static void *exit_body(void *arg)
 static void *exit_main(void *arg)
 {
     (void)arg;
-    cs_detach(cs_spawn("spinner", spinner, NULL));
+    cs_detach(cs_spawn("spinner", spinner, CS_P(3)));
     cs_await(cs_spawn("exiter", exit_body, NULL), NULL);
     return NULL;
 }
