@@ -14,17 +14,13 @@
  */
 #include "cs_snap.h"
 
-#include <coscope/agent.h>
 #include <coscope/trace.h>
-#include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #if defined(__SANITIZE_ADDRESS__)
@@ -310,6 +306,14 @@ static void *overflow_main(void *arg)
     return NULL;
 }
 
+/* 1 for the crash warning of task arg (a cs_trace_task). */
+static int crash_of(const cs_trace_event *e, const void *arg)
+{
+    const cs_trace_task *t = arg;
+    return e->type == CS_EV_WARNING && e->reason == CS_WARN_CRASH &&
+           e->task_id == t->id;
+}
+
 static void test_trace_runtime_crash_writes_flight(void **state)
 {
     (void)state;
@@ -336,19 +340,7 @@ static void test_trace_runtime_crash_writes_flight(void **state)
     snap_tasks(tr, &s);
     const cs_trace_task *t = must_find(&s, "overflower");
     assert_int_equal(t->state, CS_TASK_RUNNING);
-    int crash = 0;
-    static cs_trace_event ev[4096];
-    for (uint32_t r = 0; r < info.ring_count; r++) {
-        uint64_t cursor = 0, lost = 0;
-        size_t k;
-        do {
-            assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &k, &lost), 0);
-            for (size_t i = 0; i < k; i++)
-                crash += ev[i].type == CS_EV_WARNING &&
-                         ev[i].reason == CS_WARN_CRASH &&
-                         ev[i].task_id == t->id;
-        } while (k > 0);
-    }
+    int crash = snap_count_events(tr, crash_of, t, NULL);
     cs_trace_close(tr);
     unlink(path);
     assert_int_equal(crash, 1);

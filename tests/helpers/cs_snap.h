@@ -70,4 +70,31 @@ static inline void assert_parked(const cs_trace_task *t)
     assert_true(t->ip != 0);
 }
 
+/* What snap_count_events() adds up: a count for one event. */
+typedef int snap_count_fn(const cs_trace_event *e, const void *arg);
+
+/* Reads every ring of tr from its start: the sum of count(e, arg) over
+ * its events; the events each ring's last read said were lost add up in
+ * *lost (when not NULL). */
+static inline int snap_count_events(cs_trace *tr, snap_count_fn *count,
+                                    const void *arg, uint64_t *lost_out)
+{
+    static cs_trace_event ev[4096];
+    cs_trace_info info;
+    int sum = 0;
+    assert_rc(cs_trace_info_get(tr, &info), 0);
+    for (uint32_t r = 0; r < info.ring_count; r++) {
+        uint64_t cursor = 0, lost = 0;
+        size_t k;
+        do {
+            assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &k, &lost), 0);
+            for (size_t i = 0; i < k; i++)
+                sum += count(&ev[i], arg);
+        } while (k > 0);
+        if (lost_out)
+            *lost_out += lost;
+    }
+    return sum;
+}
+
 #endif
