@@ -10,6 +10,7 @@
  */
 #include <coscope.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,12 @@
 static long ntasks;
 static double seconds;
 
+/* Parks for an hour, longer than any run: what `coscope tasks` lists.
+ * Its result: whether its sleep was cut short. */
 static void *napper(void *arg)
 {
     (void)arg;
-    cs_sleep(CS_SEC(3600));
-    return NULL;
+    return (void *)(intptr_t)(cs_sleep(CS_SEC(3600)) != 0);
 }
 
 static void *park_main(void *arg)
