@@ -54,38 +54,43 @@ static char own_dir[1024]; /* coscope's package (its create_task on
                                 3.13.0-3.13.2), counted as asyncio's */
 static size_t own_len;
 
+/* What asyncio's own waiting coroutines wait on. */
+typedef struct asyncio_waiter {
+    const char *qualname; /* the coroutine's co_qualname */
+    unsigned wait;        /* the CS_WAIT_* reason it stands for */
+} asyncio_waiter;
+
+static const asyncio_waiter asyncio_waiters[] = {
+    {"sleep", CS_WAIT_SLEEP},
+    {"Lock.acquire", CS_WAIT_LOCK},
+    {"Event.wait", CS_WAIT_EVENT},
+    {"Condition.wait", CS_WAIT_EVENT},
+    {"Semaphore.acquire", CS_WAIT_SEMAPHORE},
+    {"Queue.get", CS_WAIT_QUEUE_GET},
+    {"Queue.put", CS_WAIT_QUEUE_PUT},
+    {"Queue.join", CS_WAIT_EVENT},
+    {"StreamReader._wait_for_data", CS_WAIT_FD_READ},
+    {"BaseSelectorEventLoop.sock_recv", CS_WAIT_FD_READ},
+    {"BaseSelectorEventLoop.sock_recv_into", CS_WAIT_FD_READ},
+    {"BaseSelectorEventLoop.sock_accept", CS_WAIT_FD_READ},
+    {"BaseSelectorEventLoop.sock_sendall", CS_WAIT_FD_WRITE},
+    {"BaseSelectorEventLoop.sock_connect", CS_WAIT_FD_WRITE},
+    {"FlowControlMixin._drain_helper", CS_WAIT_FD_WRITE},
+    {"StreamWriter.drain", CS_WAIT_FD_WRITE},
+    {"wait_for", CS_WAIT_TASK},
+    {"_wait", CS_WAIT_TASK},
+    {"wait", CS_WAIT_TASK},
+    {"BaseEventLoop.run_in_executor", CS_WAIT_THREAD},
+    {"to_thread", CS_WAIT_THREAD},
+};
+
 /* Wait reason said by asyncio's own waiting coroutines. */
 static unsigned wait_of(const char *qualname)
 {
-    static const struct {
-        const char *name;
-        unsigned wait;
-    } w[] = {
-        {"sleep", CS_WAIT_SLEEP},
-        {"Lock.acquire", CS_WAIT_LOCK},
-        {"Event.wait", CS_WAIT_EVENT},
-        {"Condition.wait", CS_WAIT_EVENT},
-        {"Semaphore.acquire", CS_WAIT_SEMAPHORE},
-        {"Queue.get", CS_WAIT_QUEUE_GET},
-        {"Queue.put", CS_WAIT_QUEUE_PUT},
-        {"Queue.join", CS_WAIT_EVENT},
-        {"StreamReader._wait_for_data", CS_WAIT_FD_READ},
-        {"BaseSelectorEventLoop.sock_recv", CS_WAIT_FD_READ},
-        {"BaseSelectorEventLoop.sock_recv_into", CS_WAIT_FD_READ},
-        {"BaseSelectorEventLoop.sock_accept", CS_WAIT_FD_READ},
-        {"BaseSelectorEventLoop.sock_sendall", CS_WAIT_FD_WRITE},
-        {"BaseSelectorEventLoop.sock_connect", CS_WAIT_FD_WRITE},
-        {"FlowControlMixin._drain_helper", CS_WAIT_FD_WRITE},
-        {"StreamWriter.drain", CS_WAIT_FD_WRITE},
-        {"wait_for", CS_WAIT_TASK},
-        {"_wait", CS_WAIT_TASK},
-        {"wait", CS_WAIT_TASK},
-        {"BaseEventLoop.run_in_executor", CS_WAIT_THREAD},
-        {"to_thread", CS_WAIT_THREAD},
-    };
-    for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
-        if (strcmp(qualname, w[i].name) == 0)
-            return w[i].wait;
+    size_t n = sizeof asyncio_waiters / sizeof asyncio_waiters[0];
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(qualname, asyncio_waiters[i].qualname) == 0)
+            return asyncio_waiters[i].wait;
     return CS_WAIT_NONE;
 }
 
