@@ -380,8 +380,8 @@ static void *lock_cycle_main(void *arg)
 {
     (void)arg;
     cs_lock *l = cs_lock_new();
-    cs_task *t = cs_spawn("update_cache", update_cache, l);
-    int r = cs_await(t, NULL);
+    /* update_cache takes l, then awaits flush_cache, which wants l */
+    int r = cs_await(cs_spawn("update_cache", update_cache, l), NULL);
     cs_lock_free(l);
     if (r < 0)
         cs_raise(r, "%s", cs_last_error());
@@ -419,10 +419,13 @@ static void *crash_main(void *arg)
     return cs_await(t, NULL) == 0 ? NULL : NULL;
 }
 
-static const struct {
-    const char *name;
-    cs_fn main;
-} bugs[] = {
+/* Each bug this program can show: buggy MODE runs main. */
+struct bug {
+    const char *mode; /* the command-line argument */
+    cs_fn main;       /* the loop's main task */
+};
+
+static const struct bug bugs[] = {
     {"deadlock", deadlock_main},
     {"nested", nested_main},
     {"overflow", overflow_main},
@@ -441,7 +444,7 @@ static const struct {
 int main(int argc, char **argv)
 {
     for (size_t i = 0; argc == 2 && i < sizeof(bugs) / sizeof(bugs[0]); i++) {
-        if (strcmp(argv[1], bugs[i].name) != 0)
+        if (strcmp(argv[1], bugs[i].mode) != 0)
             continue;
         int r = cs_run(bugs[i].main, NULL, NULL);
         if (r < 0) {
@@ -453,7 +456,7 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "usage: buggy MODE\nmodes:");
     for (size_t i = 0; i < sizeof(bugs) / sizeof(bugs[0]); i++)
-        fprintf(stderr, " %s", bugs[i].name);
+        fprintf(stderr, " %s", bugs[i].mode);
     fprintf(stderr, "\n");
     return 2;
 }
