@@ -20,13 +20,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: metrics_target N\n");
         return 2;
     }
-    cs__trace_config cfg;
-    cs__trace_config_env(&cfg);
-    cfg.enabled = 1;
-    cfg.rings = 1;
-    cfg.ring_kb = 256; /* 8192 records */
-    cfg.task_slots = (uint32_t)n + 16;
-    cfg.record = cfg.flight = NULL;
+    /* the same segment whatever the environment says (no COSCOPE_*): one
+     * ring of 8192 records, room for the tasks, the default string and
+     * stack areas, no record or flight file */
+    cs__trace_config cfg = {.enabled = 1,
+                            .rings = 1,
+                            .ring_kb = 256,
+                            .task_slots = (uint32_t)n + 16,
+                            .strings_kb = 256,
+                            .stacks_kb = 256};
     if (cs__trace_start_with(&cfg) != 0) {
         fprintf(stderr, "metrics_target: cannot create the segment\n");
         return 3;
