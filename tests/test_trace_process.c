@@ -318,9 +318,7 @@ static void test_trace_runtime_crash_writes_flight(void **state)
 {
     (void)state;
     char path[] = "/tmp/cs_trace_rt_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    snap_tmp_file(path);
     unlink(path);
     char out[4096];
     int pid;

@@ -239,62 +239,64 @@ static void *steps_main(void *arg)
 /* The step, batch and yields records of ping ('a') and pong ('b'), in
  * ring order: "ay" a step ended by a yield, "ad" by returning ("aD" if it
  * began in a batch), "A2" a yields record of 2 steps, "#6" a batch of 6. */
+/* What step_sequence() gathers as it reads the rings. */
+typedef struct step_seq {
+    cs_trace *tr;      /* the trace read (for the created records' sites) */
+    char *seq;         /* the sequence, see step_sequence() */
+    size_t len, cap;   /* its length and the buffer's size */
+    int created, done; /* ping's and pong's created and done records */
+} step_seq;
+
+/* Adds event e to the step_seq arg (const only for snap_count_fn). */
+static int step_seq_add(const cs_trace_event *e, const void *arg)
+{
+    step_seq *q = (step_seq *)arg;
+    int who = e->task_id == ping_id ? 'a' : e->task_id == pong_id ? 'b' : 0;
+    if (q->len + 4 >= q->cap)
+        return 0;
+    if (e->type == CS_EV_BATCH) {
+        q->len += (size_t)snprintf(q->seq + q->len, q->cap - q->len, "#%llu",
+                                   (unsigned long long)e->task_id);
+        return 0;
+    }
+    if (!who)
+        return 0;
+    if (e->type == CS_EV_TASK_CREATED) {
+        char site[512], want[512];
+        assert_true(cs_trace_string(q->tr, e->arg, site, sizeof site) > 0);
+        snprintf(want, sizeof want, "%s:%d", __FILE__,
+                 spawn_line + (who == 'b'));
+        assert_string_equal(site, want);
+        q->created++;
+    }
+    if (e->type == CS_EV_TASK_DONE)
+        q->done++;
+    if (e->type == CS_EV_YIELDS)
+        q->len += (size_t)snprintf(q->seq + q->len, q->cap - q->len, "%c%u",
+                                   who - 'a' + 'A', e->arg);
+    if (e->type != CS_EV_STEP)
+        return 0;
+    int batched = (e->flags & CS_RECF_BATCHED) != 0;
+    q->seq[q->len++] = (char)who;
+    q->seq[q->len++] = e->reason == CS_WAIT_YIELD  ? 'y'
+                       : e->reason == CS_STOP_DONE ? (batched ? 'D' : 'd')
+                                                   : '?';
+    q->seq[q->len] = '\0';
+    return 0;
+}
+
 static void step_sequence(char *seq, size_t cap, int *created, int *done)
 {
-    cs_trace *tr;
-    cs_trace_info info;
-    size_t len = 0;
-    static cs_trace_event ev[4096];
+    step_seq q = {.seq = seq, .cap = cap};
+    uint64_t lost = 0;
 
-    *created = *done = 0;
     seq[0] = '\0';
-    assert_rc(cs_trace_open_pid((int)getpid(), &tr), 0);
-    assert_rc(cs_trace_info_get(tr, &info), 0);
-    for (uint32_t r = 0; r < info.ring_count; r++) {
-        uint64_t cursor = 0, lost = 0;
-        size_t n;
-        do {
-            assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &n, &lost), 0);
-            for (size_t i = 0; i < n && len + 4 < cap; i++) {
-                const cs_trace_event *e = &ev[i];
-                int who = e->task_id == ping_id   ? 'a'
-                          : e->task_id == pong_id ? 'b'
-                                                  : 0;
-                if (e->type == CS_EV_BATCH) {
-                    len += (size_t)snprintf(seq + len, cap - len, "#%llu",
-                                            (unsigned long long)e->task_id);
-                    continue;
-                }
-                if (!who)
-                    continue;
-                if (e->type == CS_EV_TASK_CREATED) {
-                    char site[512], want[512];
-                    assert_true(
-                        cs_trace_string(tr, e->arg, site, sizeof site) > 0);
-                    snprintf(want, sizeof want, "%s:%d", __FILE__,
-                             spawn_line + (who == 'b'));
-                    assert_string_equal(site, want);
-                    ++*created;
-                }
-                if (e->type == CS_EV_TASK_DONE)
-                    ++*done;
-                if (e->type == CS_EV_YIELDS)
-                    len += (size_t)snprintf(seq + len, cap - len, "%c%u",
-                                            who - 'a' + 'A', e->arg);
-                if (e->type != CS_EV_STEP)
-                    continue;
-                int batched = (e->flags & CS_RECF_BATCHED) != 0;
-                seq[len++] = (char)who;
-                seq[len++] = e->reason == CS_WAIT_YIELD ? 'y'
-                             : e->reason == CS_STOP_DONE
-                                 ? (batched ? 'D' : 'd')
-                                 : '?';
-                seq[len] = '\0';
-            }
-        } while (n > 0);
-        assert_int_equal(lost, 0);
-    }
-    cs_trace_close(tr);
+    assert_rc(cs_trace_open_pid((int)getpid(), &q.tr), 0);
+    snap_count_events(q.tr, step_seq_add, &q, &lost);
+    assert_int_equal(lost, 0);
+    cs_trace_close(q.tr);
+    *created = q.created;
+    *done = q.done;
 }
 
 /* Runs ping and pong with COSCOPE_BATCH_NS=batch_ns and checks their
@@ -347,9 +349,7 @@ static void test_trace_runtime_record_file(void **state)
 {
     (void)state;
     char path[] = "/tmp/cs_trace_rec_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    snap_tmp_file(path);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {

@@ -10,7 +10,9 @@
 #include "cs_test.h"
 
 #include <coscope/trace.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_SEEN 64
 
@@ -68,6 +70,15 @@ static inline void assert_parked(const cs_trace_task *t)
     assert_true(t->flags & CS_TASKF_REGS_VALID);
     assert_true(t->sp != 0);
     assert_true(t->ip != 0);
+}
+
+/* Makes a new empty file from tmpl (mkstemp's "...XXXXXX"), whose name
+ * tmpl then holds; the caller removes it. */
+static inline void snap_tmp_file(char *tmpl)
+{
+    int fd = mkstemp(tmpl);
+    assert_true(fd >= 0);
+    close(fd);
 }
 
 /* What snap_count_events() adds up: a count for one event. */
