@@ -16,7 +16,7 @@
  *   - exit() while a batch is open: the recorded file (COSCOPE_RECORD)
  *     still has every task's end.
  */
-#include "cs_test.h"
+#include "cs_snap.h"
 
 #include <coscope/trace.h>
 #include <stdio.h>
@@ -381,29 +381,31 @@ static void *exit_main(void *arg)
     return NULL;
 }
 
+/* What learn_child_ids() gathers: the trace, and the ids found so far. */
+typedef struct quick_ids {
+    cs_trace *tr; /* the child's trace (for the name strings) */
+    int n, k;     /* ids wanted, ids found */
+} quick_ids;
+
+/* Notes e's task in ids[] if e names it "quick" (arg: a quick_ids). */
+static int quick_id_add(const cs_trace_event *e, const void *arg)
+{
+    quick_ids *q = (quick_ids *)arg;
+    char name[64];
+    if (q->k < q->n && e->type == CS_EV_TASK_NAME &&
+        cs_trace_string(q->tr, e->arg, name, sizeof name) > 0 &&
+        strcmp(name, "quick") == 0)
+        ids[q->k++] = e->task_id;
+    return 0;
+}
+
 /* The ids of the child's first n tasks named "quick", in spawn order
  * (from their name records), into ids[]. */
 static void learn_child_ids(cs_trace *tr, int n)
 {
-    static cs_trace_event ev[4096];
-    cs_trace_info info;
-    char name[64];
-    int k = 0;
-
-    assert_rc(cs_trace_info_get(tr, &info), 0);
-    for (uint32_t r = 0; r < info.ring_count; r++) {
-        uint64_t cursor = 0, lost = 0;
-        size_t got;
-        do {
-            assert_rc(cs_trace_read(tr, r, &cursor, ev, 4096, &got, &lost), 0);
-            for (size_t i = 0; i < got && k < n; i++)
-                if (ev[i].type == CS_EV_TASK_NAME &&
-                    cs_trace_string(tr, ev[i].arg, name, sizeof name) > 0 &&
-                    strcmp(name, "quick") == 0)
-                    ids[k++] = ev[i].task_id;
-        } while (got > 0);
-    }
-    assert_int_equal(k, n);
+    quick_ids q = {.tr = tr, .n = n};
+    snap_count_events(tr, quick_id_add, &q, NULL);
+    assert_int_equal(q.k, n);
     ntasks = n;
 }
 
