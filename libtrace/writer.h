@@ -310,17 +310,19 @@ static inline void cs__trace_slot_fill(cs_task_slot *s, uint64_t id,
 }
 
 /* A freed slot's contents (state FREE, generation bumped), inside a
- * write section. */
+ * write section.  Readers skip a slot whose id is 0 and every allocation
+ * fills the whole slot (cs__trace_slot_fill), so the rest is left as it
+ * was.  state, wait and flags (bytes 24..27, all zero when free) are one
+ * 32-bit store. */
+typedef uint32_t cs__trace_u32_alias __attribute__((may_alias));
+_Static_assert(offsetof(cs_task_slot, state) == 24 &&
+                   offsetof(cs_task_slot, site) == 28,
+               "slot state word");
 static inline void cs__trace_slot_clear(cs_task_slot *s)
 {
     CS__TRACE_SET(s->id, (uint64_t)0);
     CS__TRACE_SET(s->gen, s->gen + 1);
-    CS__TRACE_SET(s->state, (uint8_t)CS_TASK_FREE);
-    CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
-    CS__TRACE_SET(s->flags, (uint16_t)0);
-    CS__TRACE_SET(s->sp, (uint64_t)0);
-    CS__TRACE_SET(s->fp, (uint64_t)0);
-    CS__TRACE_SET(s->ip, (uint64_t)0);
+    __atomic_store_n((cs__trace_u32_alias *)&s->state, 0, __ATOMIC_RELAXED);
 }
 
 /* cs__trace_task_alloc, taking a slot from c first (c may be NULL). */

@@ -6,7 +6,7 @@
  * cancels the awaited one too, and the awaiter returns only once that task
  * has ended, so a handle never outlives the await that consumed it.
  */
-#include "internal.h"
+#include "trace_batch.h" /* cs__trace_task_gone */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +74,8 @@ static int cs__collect(cs_task *self, cs_task *t, void **result)
     t->detached = true; /* the handle is consumed */
     if (t->loop->reap != t)
         cs__task_release(t);
+    else if (t->tr_ref) /* its struct waits for its stack; its slot not */
+        cs__trace_task_gone(t);
     return r;
 }
 

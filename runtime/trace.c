@@ -228,10 +228,21 @@ static uint32_t cs__trace_task_name(cs__loop *loop, const cs_task *t)
 void cs__trace_task_new(cs__loop *loop, cs_task *t)
 {
     cs__trace_ring *r = loop->tr_ring;
+    cs__trace_cache *c = loop->tr_cache;
     uint64_t now = loop->tr_t0;
-    uint32_t site = t->file ? cs__trace_site(loop, t->file, t->line)
-                            : cs__trace_site_ip(loop, loop->spawn_ip);
-    uint32_t name = cs__trace_task_name(loop, t);
+    const char *key = t->file ? t->file : (const char *)loop->spawn_ip;
+    int line = t->file ? t->line : -1;
+    uint32_t site = c->last_site_id, name;
+
+    /* a loop spawning from the same place again: one compare */
+    if (!site || c->last_site != key || c->last_line != line) {
+        site = t->file ? cs__trace_site(loop, t->file, t->line)
+                       : cs__trace_site_ip(loop, loop->spawn_ip);
+        c->last_site = key;
+        c->last_line = line;
+        c->last_site_id = site;
+    }
+    name = cs__trace_task_name(loop, t);
     cs_task *parent = loop->current;
 
     t->tr_ref = cs__trace_task_alloc_in(&loop->tr_cache->slots, t->id, name,
@@ -438,6 +449,12 @@ static CS__HOT_INLINE void cs__trace_life_in(cs__loop *loop, cs_task *self,
         e->reason = (uint8_t)cs__trace_end_kind(self, &state, &ev);
         e->status = self->status;
         wait = CS_WAIT_NONE;
+        /* Ended, and its awaiter runs next: it returns from cs__wait to
+         * cs__collect, which frees our slot, with no code of the program
+         * in between.  A state nobody can see for longer than that is not
+         * written (the end is in the batch's records). */
+        if (to->wait.reason == CS_WAIT_TASK && to->wait.obj == self)
+            goto to_running;
     }
     if ((s = cs__trace_task_begin(self->tr_ref)) != NULL) {
         cs__trace_slot_word(s, state, wait,
@@ -457,6 +474,7 @@ static CS__HOT_INLINE void cs__trace_life_in(cs__loop *loop, cs_task *self,
     }
     if (a && (!have_regs || cs__trace_predict == 0))
         loop->tr_prev = self;
+to_running:
     cs__trace_untimed_switch(loop->tr_hdr, to);
     if ((s = cs__trace_slot(to->tr_ref)) == NULL)
         return;

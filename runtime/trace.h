@@ -73,6 +73,9 @@ typedef struct cs__trace_cache {
     } name[CS__TRACE_CACHE];
     char last_name[32];    /* the last short name, NUL-padded as in a task */
     uint32_t last_name_id; /* its id, 0 if none */
+    const char *last_site; /* the last task's site key (file, or spawn ip) */
+    int last_line;         /* and line (-1: an ip) */
+    uint32_t last_site_id; /* its id, 0 if none */
     cs__trace_slots slots; /* task slots this loop freed, for reuse */
     cs__trace_life life[CS__TRACE_LIFE_MAX]; /* the open lifetime batch */
 } cs__trace_cache;
