@@ -218,6 +218,10 @@ uint32_t cs__live_modules_count(cs_trace *t);
 /* Converts a record into the public event form. */
 void cs__event_from_record(const cs_record *r, uint32_t ring,
                            cs_trace_event *ev);
+/* The events record r stands for (one, or a compact record's, minor 5)
+ * into ev[0..room): how many, 0 if they do not fit (nothing written). */
+size_t cs__event_expand(const cs_record *r, uint32_t ring, cs_trace_event *ev,
+                        size_t room);
 /* Resolves a string / stack id in a table of len bytes (hostile). */
 int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id, char *buf,
                     size_t cap);

@@ -412,6 +412,55 @@ void cs__event_from_record(const cs_record *r, uint32_t ring,
     ev->ring = ring;
 }
 
+/* One event of a compact record: its seq, ts and ring, these fields. */
+static void event_set(cs_trace_event *ev, const cs_record *r, uint32_t ring,
+                      uint64_t task, unsigned type, unsigned reason,
+                      unsigned flags, uint32_t arg)
+{
+    ev->seq = r->seq;
+    ev->ts = r->ts;
+    ev->task_id = task;
+    ev->arg = arg;
+    ev->type = (uint8_t)type;
+    ev->reason = (uint8_t)reason;
+    ev->flags = (uint16_t)flags;
+    ev->ring = ring;
+}
+
+size_t cs__event_expand(const cs_record *r, uint32_t ring, cs_trace_event *ev,
+                        size_t room)
+{
+    uint32_t type = CS_REC_TYPE(r->info);
+    uint32_t hi = (uint32_t)r->info >> 8; /* reason | flags << 8 */
+    uint64_t task = r->task_id;
+
+    if (type == CS_EV_TASK_NEW) {
+        if (room < 2)
+            return 0;
+        event_set(&ev[0], r, ring, task, CS_EV_TASK_CREATED, 0, 0, r->arg);
+        event_set(&ev[1], r, ring, task, CS_EV_TASK_NAME, 0, 0,
+                  (hi & 0xffffffu) << 2);
+        return 2;
+    }
+    if (type == CS_EV_LIFE) {
+        /* any d gives events: ids are opaque, nothing is indexed by them */
+        uint64_t d = (hi & 0xffu) | (uint64_t)(hi >> 9) << 8;
+        unsigned f = CS_RECF_BATCHED | ((hi >> 8) & CS_RECF_ARG_SHIFT16);
+        if (room < 4)
+            return 0;
+        event_set(&ev[0], r, ring, task, CS_EV_WAIT, CS_WAIT_TASK, 0, 0);
+        event_set(&ev[1], r, ring, task - d, CS_EV_STEP, CS_WAIT_TASK, f,
+                  r->arg);
+        event_set(&ev[2], r, ring, task, CS_EV_STEP, CS_STOP_DONE, f, r->arg);
+        event_set(&ev[3], r, ring, task, CS_EV_TASK_DONE, 0, 0, 0);
+        return 4;
+    }
+    if (room < 1)
+        return 0;
+    cs__event_from_record(r, ring, ev);
+    return 1;
+}
+
 int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
                   cs_trace_event *ev, size_t cap, size_t *n, uint64_t *lost)
 {
@@ -427,12 +476,22 @@ int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
     const cs_record *slots = (const cs_record *)(rh + 1);
     cs_record buf[256];
     while (*n < cap) {
-        size_t want = cap - *n < 256 ? cap - *n : 256;
+        /* records whose events surely fit; at the end, one at a time, and
+         * one whose events do not fit is left for the next call */
+        size_t want = (cap - *n) / CS_EV_EXPAND_MAX;
+        want = want > 256 ? 256 : want ? want : 1;
+        uint64_t cursor0 = *cursor, lost0 = *lost;
         size_t got = cs__ring_read(rh, slots, t->hdr.ring_slots, cursor, buf,
                                    want, lost);
-        for (size_t i = 0; i < got; i++)
-            cs__event_from_record(&buf[i], r, &ev[*n + i]);
-        *n += got;
+        for (size_t i = 0; i < got; i++) {
+            size_t k = cs__event_expand(&buf[i], r, &ev[*n], cap - *n);
+            if (k == 0) { /* only when want == 1: unread again */
+                *cursor = cursor0;
+                *lost = lost0;
+                return guarded(t, 0);
+            }
+            *n += k;
+        }
         if (got < want)
             break;
     }

@@ -294,9 +294,12 @@ int cs__file_read(cs_trace *t, uint32_t ring, uint64_t *cursor,
         for (uint32_t k = 0; k < c.count && *n < cap; k++) {
             if (rec[k].seq <= *cursor)
                 continue;
+            size_t got = cs__event_expand(&rec[k], ring, &ev[*n], cap - *n);
+            if (got == 0) /* its events do not fit: the next call's */
+                return 0;
+            *n += got;
             *lost += rec[k].seq - *cursor - 1;
             *cursor = rec[k].seq;
-            cs__event_from_record(&rec[k], ring, &ev[(*n)++]);
         }
     }
     return 0;

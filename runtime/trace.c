@@ -248,6 +248,16 @@ void cs__trace_task_new(cs__loop *loop, cs_task *t)
     t->tr_ref = cs__trace_task_alloc_in(&loop->tr_cache->slots, t->id, name,
                                         site, parent ? parent->id : 0,
                                         r->index, now);
+    /* one record for both (minor 5): string ids are multiples of 4
+     * below CS_TABLE_MAX, so name >> 2 fits in 24 bits */
+    _Static_assert(CS_TABLE_MAX <= 1u << 26, "name id in 24 bits");
+    if (cs_likely((name & 3) == 0 && name < CS_TABLE_MAX)) {
+        cs__trace_emit(r, now, t->id,
+                       CS_REC_INFO(CS_EV_TASK_NEW, (name >> 2) & 0xff,
+                                   name >> 10),
+                       site);
+        return;
+    }
     uint64_t i = cs__trace_claim(r, 2);
     cs__trace_put(r, i, now, t->id, CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0),
                   site);
@@ -449,6 +459,14 @@ static CS__HOT_INLINE void cs__trace_life_in(cs__loop *loop, cs_task *self,
         e->reason = (uint8_t)cs__trace_end_kind(self, &state, &ev);
         e->status = self->status;
         wait = CS_WAIT_NONE;
+        /* the await of it just before, by a task made not long before it:
+         * both steps are one CS_EV_LIFE record (minor 5) */
+        if (loop->tr_nlife >= 2 && e[-1].reason == CS_WAIT_TASK &&
+            e[-1].target == self->id && e->reason == CS_STOP_DONE &&
+            self->id - e[-1].task - 1 < CS__TRACE_LIFE_D_MAX - 1) {
+            e[-1].reason = CS__TRACE_LIFE_PAIR;
+            loop->tr_cache->life_pairs++;
+        }
         /* Ended, and its awaiter runs next: it returns from cs__wait to
          * cs__collect, which frees our slot, with no code of the program
          * in between.  A state nobody can see for longer than that is not
@@ -539,12 +557,26 @@ uint64_t cs__trace_life_end(cs__loop *loop, uint64_t t1, int closing)
         q = loop->tr_life_est;
     uint32_t flags = 0, arg = cs__trace_dur_arg(dur, &flags);
     uint32_t qflags = CS_RECF_BATCHED, qarg = cs__trace_dur_arg(q, &qflags);
-    /* the batch record, then two per kept step */
-    uint64_t i = cs__trace_claim(r, 1 + 2 * (uint64_t)loop->tr_nlife);
+    /* the batch record, then two per kept step, or one per pair of an
+     * await and the awaited task's only step (CS_EV_LIFE) */
+    uint64_t pairs = loop->tr_cache->life_pairs;
+    uint64_t i = cs__trace_claim(r, 1 + 2 * (uint64_t)loop->tr_nlife -
+                                        3 * pairs);
+    /* CS_EV_LIFE's flags: bit 0 CS_RECF_ARG_SHIFT16, then d >> 8 */
+    uint32_t lshift = qflags & CS_RECF_ARG_SHIFT16;
 
     cs__trace_put(r, i++, t1, n, CS_REC_INFO(CS_EV_BATCH, 0, flags), arg);
     for (uint32_t k = 0; k < loop->tr_nlife; k++, e++) {
         uint32_t step = CS_REC_INFO(CS_EV_STEP, e->reason, qflags);
+        if (e->reason == CS__TRACE_LIFE_PAIR) { /* e[1] is its end */
+            uint64_t d = e->target - e->task;
+            cs__trace_put(r, i++, t1, e->target,
+                          CS_REC_INFO(CS_EV_LIFE, d & 0xff,
+                                      lshift | (uint32_t)(d >> 8) << 1),
+                          qarg);
+            e++, k++;
+            continue;
+        }
         if (e->reason == CS_WAIT_TASK) {
             cs__trace_put(r, i++, t1, e->target,
                           CS_REC_INFO(CS_EV_WAIT, CS_WAIT_TASK, 0), 0);
@@ -564,6 +596,7 @@ uint64_t cs__trace_life_end(cs__loop *loop, uint64_t t1, int closing)
                           (uint32_t)e->status);
     }
     loop->tr_nlife = 0;
+    loop->tr_cache->life_pairs = 0;
     loop->tr_life_est = q ? q : 1;
     loop->tr_life_hot = !loop->tr_slow && q < loop->tr_hot_ticks;
     return dur - q * (n - 1);

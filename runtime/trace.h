@@ -51,6 +51,11 @@ extern int cs__trace_rt_disabled;
 
 /* Task-lifetime batching: trace_batch.h. */
 #define CS__TRACE_LIFE_MAX 64
+/* A kept await whose awaited task's only step, its end, is the next kept
+ * step: the two are written as one CS_EV_LIFE record (minor 5), which
+ * holds the awaiter as d = task - awaiter, 1 <= d < CS__TRACE_LIFE_D_MAX. */
+#define CS__TRACE_LIFE_PAIR 0xfe
+#define CS__TRACE_LIFE_D_MAX ((uint64_t)1 << 23)
 typedef struct cs__trace_life {
     uint64_t task;   /* whose step it was */
     uint64_t target; /* CS_WAIT_TASK: the awaited task's id */
@@ -78,6 +83,7 @@ typedef struct cs__trace_cache {
     uint32_t last_site_id; /* its id, 0 if none */
     cs__trace_slots slots; /* task slots this loop freed, for reuse */
     cs__trace_life life[CS__TRACE_LIFE_MAX]; /* the open lifetime batch */
+    uint32_t life_pairs; /* entries of life[] marked CS__TRACE_LIFE_PAIR */
 } cs__trace_cache;
 
 /* Warnings another thread posts for a loop (the watchdog's slow steps,

@@ -237,7 +237,8 @@
 #include <stdint.h>
 
 #define CS_FORMAT_MAJOR 1
-#define CS_FORMAT_MINOR 4 /* 4: lifetime batches (CS_EV_BATCH) */
+#define CS_FORMAT_MINOR 5 /* 4: lifetime batches (CS_EV_BATCH); 5: compact
+                             records (CS_EV_TASK_NEW, CS_EV_LIFE) */
 
 #define CS_SEG_MAGIC "COSCOPES"  /* 8 bytes, no NUL */
 #define CS_FILE_MAGIC "COSCOPEF" /* 8 bytes, no NUL */
@@ -390,8 +391,25 @@ enum cs_event_type {
     CS_EV_YIELDS = 15,        /* task ran arg steps of the batch just
                                  announced, each ended by a yield; reason =
                                  CS_WAIT_YIELD */
-    CS_EV_TYPE_COUNT = 16,
+    CS_EV_TYPE_COUNT = 16, /* types of the events a reader returns */
+    /* (minor 5) compact records: libtrace's reader never returns them,
+     * it returns the events each stands for, in this order, all with the
+     * record's seq and ts (a reader of the raw ring must do the same) */
+    CS_EV_TASK_NEW = 16, /* task; arg = site string id; reason | flags << 8
+                            = name string id >> 2: CS_EV_TASK_CREATED
+                            (arg site) then CS_EV_TASK_NAME (arg name) */
+    CS_EV_LIFE = 17,     /* in a lifetime batch, after its CS_EV_BATCH: an
+                            await of task by task - d, d = reason | (flags
+                            >> 1) << 8 (1 <= d < 2^23), and task's one
+                            step, ended by its return; arg = each step's
+                            share, ticks (CS_RECF_ARG_SHIFT16 in flags bit
+                            0).  Stands for CS_EV_WAIT (task, CS_WAIT_TASK),
+                            CS_EV_STEP (task - d, CS_WAIT_TASK, batched),
+                            CS_EV_STEP (task, CS_STOP_DONE, batched),
+                            CS_EV_TASK_DONE (task) */
 };
+/* Events one record stands for, at most (CS_EV_LIFE). */
+#define CS_EV_EXPAND_MAX 4
 
 /* Record flags (bits 16-31 of info, stored as a 16-bit value). */
 #define CS_RECF_ARG_SHIFT16 0x1u /* arg holds a duration >> 16 */
