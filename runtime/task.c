@@ -242,12 +242,18 @@ int cs__wait(cs_task *self, enum cs_wait_reason reason, void *obj,
     return self->wait.result;
 }
 
-void cs__wake(cs_task *t, int result)
+/* cs__wake without the slot's READY (for a task that runs next). */
+static inline void cs__wake_quiet(cs_task *t, int result)
 {
     if (t->heap_index >= 0)
         cs__timer_del(t->loop, t);
     t->wait.result = result;
     cs__make_ready(t->loop, t);
+}
+
+void cs__wake(cs_task *t, int result)
+{
+    cs__wake_quiet(t, result);
     if (t->tr_ref)
         cs__trace_task_woken(t);
 }
@@ -325,7 +331,14 @@ static void cs__task_finished(cs__loop *loop, cs_task *t)
     if (t->awaiter) {
         cs_task *a = t->awaiter;
         t->awaiter = NULL;
-        cs__wake(a, 0);
+        if (!loop->ready_head) {
+            /* a runs next, after runtime code only (t's switch, or the
+             * loop's turn): its slot says READY then RUNNING at that
+             * switch, so the first is left out (trace_batch.h) */
+            cs__wake_quiet(a, 0);
+        } else {
+            cs__wake(a, 0);
+        }
     }
 }
 

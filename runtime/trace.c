@@ -496,12 +496,12 @@ to_running:
     cs__trace_untimed_switch(loop->tr_hdr, to);
     if ((s = cs__trace_slot(to->tr_ref)) == NULL)
         return;
-    if (a == to) { /* the awaited task runs now: one section for both */
-        s = cs__trace_task_begin(to->tr_ref);
+    if (a == to) { /* the awaited task runs now: two single stores, each
+                      * seen before or after, either consistent (a ready
+                      * task may have an awaiter, as after cs_gather's) */
         CS__TRACE_SET(s->awaiter, self->id);
         cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
                             s->flags & ~CS_TASKF_REGS_VALID);
-        cs__trace_task_end(s);
         return;
     }
     cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
