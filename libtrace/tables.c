@@ -139,7 +139,7 @@ void cs__trace_slots_flush(cs__trace_slots *c)
     if (c != NULL && c->epoch == cs__trace_g.epoch &&
         cs__trace_g.tasks != NULL)
         while (c->n > 0)
-            free_push(c->ref[--c->n]);
+            free_push(c->ref[--c->n] & ~CS__TRACE_SLOT_CLEAN);
     if (c != NULL)
         c->n = 0;
 }

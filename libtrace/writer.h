@@ -315,6 +315,7 @@ static inline void cs__trace_slot_fill(cs_task_slot *s, uint64_t id,
  * was.  state, wait and flags (bytes 24..27, all zero when free) are one
  * 32-bit store. */
 typedef uint32_t cs__trace_u32_alias __attribute__((may_alias));
+#define CS__TRACE_BIG_ENDIAN (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
 _Static_assert(offsetof(cs_task_slot, state) == 24 &&
                    offsetof(cs_task_slot, site) == 28,
                "slot state word");
@@ -323,6 +324,31 @@ static inline void cs__trace_slot_clear(cs_task_slot *s)
     CS__TRACE_SET(s->id, (uint64_t)0);
     CS__TRACE_SET(s->gen, s->gen + 1);
     __atomic_store_n((cs__trace_u32_alias *)&s->state, 0, __ATOMIC_RELAXED);
+}
+
+/* In a cached ref: the slot's task never had a step recorded (steps 0),
+ * so every field that only a step writes (wait target and aux, last run,
+ * run time, sp/fp/ip) is still the zero cs__trace_slot_fill left. */
+#define CS__TRACE_SLOT_CLEAN 0x80000000u
+_Static_assert(CS_TASK_SLOTS_MAX < CS__TRACE_SLOT_CLEAN, "ref bit");
+
+/* cs__trace_slot_fill of a CS__TRACE_SLOT_CLEAN slot: what may differ. */
+static inline void cs__trace_slot_refill(cs_task_slot *s, uint64_t id,
+                                         uint32_t name, uint32_t site,
+                                         uint64_t parent, uint32_t ring,
+                                         uint64_t now)
+{
+    CS__TRACE_SET(s->id, id);
+    CS__TRACE_SET(s->name, name);
+    CS__TRACE_SET(s->site, site);
+    /* READY, no wait, no flags: one store (bytes 24..27) */
+    __atomic_store_n((cs__trace_u32_alias *)&s->state,
+                     (uint32_t)CS_TASK_READY << (CS__TRACE_BIG_ENDIAN ? 24 : 0),
+                     __ATOMIC_RELAXED);
+    CS__TRACE_SET(s->awaiter, (uint64_t)0);
+    CS__TRACE_SET(s->created, now);
+    CS__TRACE_SET(s->ring, ring);
+    CS__TRACE_SET(s->parent, parent);
 }
 
 /* cs__trace_task_alloc, taking a slot from c first (c may be NULL). */
@@ -337,11 +363,14 @@ static inline uint32_t cs__trace_task_alloc_in(cs__trace_slots *c, uint64_t id,
     if (c == NULL || c->n == 0 || c->epoch != cs__trace_g.epoch)
         return cs__trace_task_alloc(id, name, site, parent, ring, now);
     ref = c->ref[--c->n];
-    if ((s = cs__trace_task_begin(ref)) == NULL)
+    if ((s = cs__trace_task_begin(ref & ~CS__TRACE_SLOT_CLEAN)) == NULL)
         return 0;
-    cs__trace_slot_fill(s, id, name, site, parent, ring, now);
+    if (ref & CS__TRACE_SLOT_CLEAN)
+        cs__trace_slot_refill(s, id, name, site, parent, ring, now);
+    else
+        cs__trace_slot_fill(s, id, name, site, parent, ring, now);
     cs__trace_task_end(s);
-    return ref;
+    return ref & ~CS__TRACE_SLOT_CLEAN;
 }
 
 /* cs__trace_task_free, keeping the slot in c while it has room. */
@@ -360,7 +389,7 @@ static inline void cs__trace_task_free_in(cs__trace_slots *c, uint32_t ref)
     }
     cs__trace_slot_clear(s);
     cs__trace_task_end(s);
-    c->ref[c->n++] = ref;
+    c->ref[c->n++] = ref | (s->steps == 0 ? CS__TRACE_SLOT_CLEAN : 0);
 }
 
 /* The task starts a step at now. */
