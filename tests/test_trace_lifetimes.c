@@ -97,6 +97,10 @@ typedef struct summary {
     int batches;        /* CS_EV_BATCH records */
     int batch_mismatch; /* batches whose count is not the steps after them */
     int back_in_time;   /* records older than the one before them */
+    uint64_t events;    /* events read, every ring */
+    uint64_t records;   /* records written (the rings' heads) */
+    int shared_seq;     /* events with the seq of the one before: from a
+                           compact record (format minor 5) */
 } summary;
 
 /* Reads every ring of tr into *s. */
@@ -109,7 +113,8 @@ static void summarise(cs_trace *tr, summary *s)
     memset(s, 0, sizeof *s);
     assert_rc(cs_trace_info_get(tr, &info), 0);
     for (uint32_t r = 0; r < info.ring_count; r++) {
-        uint64_t cursor = 0, lost = 0, last_ts = 0, batch_ts = 0;
+        uint64_t cursor = 0, lost = 0, last_ts = 0, batch_ts = 0, seq = 0;
+        cs_trace_ring ring;
         int64_t batch_left = -1; /* batched steps still to come */
         size_t n;
         do {
@@ -118,6 +123,9 @@ static void summarise(cs_trace *tr, summary *s)
             for (size_t i = 0; i < n; i++) {
                 const cs_trace_event *e = &ev[i];
                 int k = index_of(e->task_id);
+                s->events++;
+                s->shared_seq += e->seq == seq;
+                seq = e->seq;
                 if (e->ts < last_ts)
                     s->back_in_time++;
                 last_ts = e->ts;
@@ -174,6 +182,8 @@ static void summarise(cs_trace *tr, summary *s)
             }
         } while (n > 0);
         assert_int_equal(lost, 0);
+        assert_rc(cs_trace_ring_get(tr, r, &ring), 0);
+        s->records += ring.head;
         if (batch_left > 0)
             s->batch_mismatch++;
     }
@@ -219,6 +229,13 @@ static void test_trace_lifetimes_every_task_recorded(void **state)
     assert_int_equal(s.batch_mismatch, 0);
     assert_int_equal(s.back_in_time, 0);
     assert_every_task(&s, TASKS); /* ... and nothing of them was lost */
+    /* ... though each task took one record for its creation and name
+     * (CS_EV_TASK_NEW), and most awaited ones (not the raiser, nor one cut
+     * by a batch's end) one for main's wait and both steps (CS_EV_LIFE),
+     * each read as the same events as before */
+    assert_true(s.shared_seq >= TASKS + 3 * (TASKS / 2));
+    assert_true(s.records + s.shared_seq == s.events);
+    assert_true(s.records < s.events / 2);
 }
 
 /* ---- a lifetime batch ended by another kind of step --------------------- */

@@ -83,6 +83,89 @@ static void test_trace_segment_roundtrip_every_event_type(void **state)
     cs_trace_close(t);
 }
 
+/* Compact records (format minor 5) come out as the events they stand for,
+ * each with the record's seq and ts, from the live segment and from a
+ * file; a read never splits one: with room for fewer of its events it
+ * stops before it, and the next read gets it whole.  Any id difference
+ * is taken as it is (ids are opaque), and a record of a plain type comes
+ * out as itself. */
+static void check_compact(cs_trace *t)
+{
+    cs_trace_event ev[16];
+    uint64_t cursor = 0, lost = 0;
+    size_t n;
+
+    /* room for 1: the CS_EV_TASK_NEW (2 events) waits */
+    assert_code(cs_trace_read(t, 0, &cursor, ev, 1, &n, &lost), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(cursor, 0);
+    /* room for 3: it, then the CS_EV_LIFE (4) waits */
+    assert_code(cs_trace_read(t, 0, &cursor, ev, 3, &n, &lost), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(cursor, 1);
+    assert_int_equal(ev[0].type, CS_EV_TASK_CREATED);
+    assert_int_equal(ev[0].task_id, 42);
+    assert_int_equal(ev[0].arg, 8);
+    assert_int_equal(ev[1].type, CS_EV_TASK_NAME);
+    assert_int_equal(ev[1].task_id, 42);
+    assert_int_equal(ev[1].arg, 0x123456u << 2);
+    assert_int_equal(ev[0].seq, 1);
+    assert_int_equal(ev[1].seq, 1);
+    assert_int_equal(ev[1].ts, 500);
+    assert_code(cs_trace_read(t, 0, &cursor, ev, 16, &n, &lost), 0);
+    assert_int_equal(n, 4 + 4 + 1);
+    assert_int_equal(cursor, 4);
+    assert_int_equal(lost, 0);
+    /* awaiter 100 - 300 = ...: await of 100 by 100 - d, d = 300 */
+    assert_int_equal(ev[0].type, CS_EV_WAIT);
+    assert_int_equal(ev[0].reason, CS_WAIT_TASK);
+    assert_int_equal(ev[0].task_id, 100);
+    assert_int_equal(ev[1].type, CS_EV_STEP);
+    assert_int_equal(ev[1].reason, CS_WAIT_TASK);
+    assert_int_equal(ev[1].task_id, 100 - 300);
+    assert_int_equal(ev[1].flags, CS_RECF_BATCHED);
+    assert_int_equal(cs_trace_event_ticks(&ev[1]), 77);
+    assert_int_equal(ev[2].type, CS_EV_STEP);
+    assert_int_equal(ev[2].reason, CS_STOP_DONE);
+    assert_int_equal(ev[2].task_id, 100);
+    assert_int_equal(cs_trace_event_ticks(&ev[2]), 77);
+    assert_int_equal(ev[3].type, CS_EV_TASK_DONE);
+    assert_int_equal(ev[3].task_id, 100);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(ev[i].ts, 600);
+    /* d > task wraps, shift16 kept: still four events, no fault */
+    assert_int_equal(ev[4].type, CS_EV_WAIT);
+    assert_int_equal(ev[5].task_id, (uint64_t)3 - 0x7fffffu);
+    assert_int_equal(cs_trace_event_ticks(&ev[5]), (uint64_t)5 << 16);
+    assert_int_equal(ev[8].type, CS_EV_USER);
+}
+
+static void test_trace_segment_compact_records_expand(void **state)
+{
+    (void)state;
+    tl_start(4, 1);
+    cs__trace_ring *r = cs__trace_ring_acquire();
+    assert_non_null(r);
+    cs__trace_emit(r, 500, 42,
+                   CS_REC_INFO(CS_EV_TASK_NEW, 0x56, 0x1234), 8);
+    cs__trace_emit(r, 600, 100,
+                   CS_REC_INFO(CS_EV_LIFE, 300 & 0xff, (300 >> 8) << 1), 77);
+    cs__trace_emit(r, 600, 3,
+                   CS_REC_INFO(CS_EV_LIFE, 0xff,
+                               0xfffeu | CS_RECF_ARG_SHIFT16),
+                   5);
+    cs__trace_emit(r, 700, 9, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
+
+    cs_trace *t = tl_open_self();
+    check_compact(t);
+    cs_trace_close(t);
+    const char *path = tl_path("compact.cst");
+    assert_code(cs__trace_flight_dump(path, 0), 0);
+    assert_code(cs_trace_open_file(path, &t), 0);
+    check_compact(t);
+    cs_trace_close(t);
+}
+
 static void test_trace_segment_header_describes_process(void **state)
 {
     (void)state;
@@ -506,6 +589,8 @@ static void test_trace_segment_killed_mid_stream_still_parses(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_teardown(test_trace_segment_roundtrip_every_event_type,
+                              teardown),
+    cmocka_unit_test_teardown(test_trace_segment_compact_records_expand,
                               teardown),
     cmocka_unit_test_teardown(test_trace_segment_header_describes_process,
                               teardown),
