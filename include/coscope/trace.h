@@ -158,8 +158,12 @@ CS_TRACE_EXTERN uint64_t cs_trace_event_ticks(const cs_trace_event *ev);
  * Reads ring r's events after *cursor (the seq of the last event consumed
  * or lost; start with 0) into ev[0..cap).  Sets *n to the events copied and
  * adds to *lost the events overwritten before they could be read, and
- * advances *cursor, so that over any sequence of calls events received +
- * lost == the ring's head at the last call.  Returns 0 or a negative code.
+ * advances *cursor, so that over any sequence of calls records received +
+ * lost == the ring's head at the last call.  A compact record (format
+ * minor 5) comes out as the events it stands for, which share its seq
+ * (count a record per new seq); it is never split: with room in ev for
+ * fewer of its events (at most CS_EV_EXPAND_MAX) the read stops before
+ * it.  Returns 0 or a negative code.
  */
 CS_TRACE_EXTERN int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
                                   cs_trace_event *ev, size_t cap, size_t *n,
