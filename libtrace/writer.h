@@ -343,7 +343,8 @@ static inline void cs__trace_slot_refill(cs_task_slot *s, uint64_t id,
     CS__TRACE_SET(s->site, site);
     /* READY, no wait, no flags: one store (bytes 24..27) */
     __atomic_store_n((cs__trace_u32_alias *)&s->state,
-                     (uint32_t)CS_TASK_READY << (CS__TRACE_BIG_ENDIAN ? 24 : 0),
+                     (uint32_t)CS_TASK_READY
+                         << (CS__TRACE_BIG_ENDIAN ? 24 : 0),
                      __ATOMIC_RELAXED);
     CS__TRACE_SET(s->awaiter, (uint64_t)0);
     CS__TRACE_SET(s->created, now);

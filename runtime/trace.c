@@ -560,8 +560,8 @@ uint64_t cs__trace_life_end(cs__loop *loop, uint64_t t1, int closing)
     /* the batch record, then two per kept step, or one per pair of an
      * await and the awaited task's only step (CS_EV_LIFE) */
     uint64_t pairs = loop->tr_cache->life_pairs;
-    uint64_t i = cs__trace_claim(r, 1 + 2 * (uint64_t)loop->tr_nlife -
-                                        3 * pairs);
+    uint64_t i =
+        cs__trace_claim(r, 1 + 2 * (uint64_t)loop->tr_nlife - 3 * pairs);
     /* CS_EV_LIFE's flags: bit 0 CS_RECF_ARG_SHIFT16, then d >> 8 */
     uint32_t lshift = qflags & CS_RECF_ARG_SHIFT16;
 

@@ -237,8 +237,9 @@
 #include <stdint.h>
 
 #define CS_FORMAT_MAJOR 1
-#define CS_FORMAT_MINOR 5 /* 4: lifetime batches (CS_EV_BATCH); 5: compact
-                             records (CS_EV_TASK_NEW, CS_EV_LIFE) */
+/* minor 4: lifetime batches (CS_EV_BATCH); 5: compact records
+ * (CS_EV_TASK_NEW, CS_EV_LIFE) */
+#define CS_FORMAT_MINOR 5
 
 #define CS_SEG_MAGIC "COSCOPES"  /* 8 bytes, no NUL */
 #define CS_FILE_MAGIC "COSCOPEF" /* 8 bytes, no NUL */
@@ -391,7 +392,7 @@ enum cs_event_type {
     CS_EV_YIELDS = 15,        /* task ran arg steps of the batch just
                                  announced, each ended by a yield; reason =
                                  CS_WAIT_YIELD */
-    CS_EV_TYPE_COUNT = 16, /* types of the events a reader returns */
+    CS_EV_TYPE_COUNT = 16,    /* types of the events a reader returns */
     /* (minor 5) compact records: libtrace's reader never returns them,
      * it returns the events each stands for, in this order, all with the
      * record's seq and ts (a reader of the raw ring must do the same) */

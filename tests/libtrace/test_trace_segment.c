@@ -146,8 +146,7 @@ static void test_trace_segment_compact_records_expand(void **state)
     tl_start(4, 1);
     cs__trace_ring *r = cs__trace_ring_acquire();
     assert_non_null(r);
-    cs__trace_emit(r, 500, 42,
-                   CS_REC_INFO(CS_EV_TASK_NEW, 0x56, 0x1234), 8);
+    cs__trace_emit(r, 500, 42, CS_REC_INFO(CS_EV_TASK_NEW, 0x56, 0x1234), 8);
     cs__trace_emit(r, 600, 100,
                    CS_REC_INFO(CS_EV_LIFE, 300 & 0xff, (300 >> 8) << 1), 77);
     cs__trace_emit(r, 600, 3,
