@@ -283,32 +283,6 @@ static inline void cs__trace_task_end(cs_task_slot *s)
 #define CS__TRACE_SET(field, value)                                           \
     __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
 
-/* A new task's slot contents (state READY), inside a write section. */
-static inline void cs__trace_slot_fill(cs_task_slot *s, uint64_t id,
-                                       uint32_t name, uint32_t site,
-                                       uint64_t parent, uint32_t ring,
-                                       uint64_t now)
-{
-    CS__TRACE_SET(s->id, id);
-    CS__TRACE_SET(s->name, name);
-    CS__TRACE_SET(s->site, site);
-    CS__TRACE_SET(s->state, (uint8_t)CS_TASK_READY);
-    CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
-    CS__TRACE_SET(s->flags, (uint16_t)0);
-    CS__TRACE_SET(s->wait_target, (uint64_t)0);
-    CS__TRACE_SET(s->wait_aux, (uint64_t)0);
-    CS__TRACE_SET(s->awaiter, (uint64_t)0);
-    CS__TRACE_SET(s->created, now);
-    CS__TRACE_SET(s->last_run, (uint64_t)0);
-    CS__TRACE_SET(s->steps, (uint64_t)0);
-    CS__TRACE_SET(s->run_ticks, (uint64_t)0);
-    CS__TRACE_SET(s->sp, (uint64_t)0);
-    CS__TRACE_SET(s->fp, (uint64_t)0);
-    CS__TRACE_SET(s->ip, (uint64_t)0);
-    CS__TRACE_SET(s->ring, ring);
-    CS__TRACE_SET(s->parent, parent);
-}
-
 /* A freed slot's contents (state FREE, generation bumped), inside a
  * write section.  Readers skip a slot whose id is 0 and every allocation
  * fills the whole slot (cs__trace_slot_fill), so the rest is left as it
@@ -332,7 +306,7 @@ static inline void cs__trace_slot_clear(cs_task_slot *s)
 #define CS__TRACE_SLOT_CLEAN 0x80000000u
 _Static_assert(CS_TASK_SLOTS_MAX < CS__TRACE_SLOT_CLEAN, "ref bit");
 
-/* cs__trace_slot_fill of a CS__TRACE_SLOT_CLEAN slot: what may differ. */
+/* A new task's slot in a CS__TRACE_SLOT_CLEAN one: what may differ. */
 static inline void cs__trace_slot_refill(cs_task_slot *s, uint64_t id,
                                          uint32_t name, uint32_t site,
                                          uint64_t parent, uint32_t ring,
@@ -350,6 +324,24 @@ static inline void cs__trace_slot_refill(cs_task_slot *s, uint64_t id,
     CS__TRACE_SET(s->created, now);
     CS__TRACE_SET(s->ring, ring);
     CS__TRACE_SET(s->parent, parent);
+}
+
+/* A new task's slot contents (state READY), inside a write section:
+ * cs__trace_slot_refill and the fields only a step writes. */
+static inline void cs__trace_slot_fill(cs_task_slot *s, uint64_t id,
+                                       uint32_t name, uint32_t site,
+                                       uint64_t parent, uint32_t ring,
+                                       uint64_t now)
+{
+    cs__trace_slot_refill(s, id, name, site, parent, ring, now);
+    CS__TRACE_SET(s->wait_target, (uint64_t)0);
+    CS__TRACE_SET(s->wait_aux, (uint64_t)0);
+    CS__TRACE_SET(s->last_run, (uint64_t)0);
+    CS__TRACE_SET(s->steps, (uint64_t)0);
+    CS__TRACE_SET(s->run_ticks, (uint64_t)0);
+    CS__TRACE_SET(s->sp, (uint64_t)0);
+    CS__TRACE_SET(s->fp, (uint64_t)0);
+    CS__TRACE_SET(s->ip, (uint64_t)0);
 }
 
 /* cs__trace_task_alloc, taking a slot from c first (c may be NULL). */
