@@ -81,7 +81,7 @@ typedef struct cs__trace_cache {
     const char *last_site; /* the last task's site key (file, or spawn ip) */
     int last_line;         /* and line (-1: an ip) */
     uint32_t last_site_id; /* its id, 0 if none */
-    cs__trace_slots slots; /* task slots this loop freed, for reuse */
+    cs__tr_slots slots;    /* task slots this loop freed, for reuse */
     cs__trace_life life[CS__TRACE_LIFE_MAX]; /* the open lifetime batch */
     uint32_t life_pairs; /* entries of life[] marked CS__TRACE_LIFE_PAIR */
 } cs__trace_cache;
