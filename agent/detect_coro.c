@@ -14,7 +14,7 @@ void cs__coro_created(cs_coro *c, const char *name, const char *file, int line)
     cs__bt *bt;
 
     (void)name, (void)file, (void)line;
-    if (!(cs__cfg.reports & CS__R_NEVER_AWAITED))
+    if (!cs__reporting(CS_WARN_NEVER_AWAITED))
         return;
     if ((bt = malloc(sizeof(*bt))) == NULL)
         return; /* reported without its stack */
@@ -42,7 +42,7 @@ static void cs__unstarted_report(void *arg)
     int line = 0;
     const char *name = cs_agent_coro_name(u->c, &file, &line);
 
-    if (!cs__report_begin(CS__R_NEVER_AWAITED,
+    if (!cs__report_begin(CS_WARN_NEVER_AWAITED,
                           "coroutine '%s' was never awaited", name))
         return;
     how = u->leaked ? "still unstarted when its loop ended"
@@ -65,10 +65,11 @@ void cs__coro_unstarted(cs_coro *c, int leaked)
     struct cs__unstarted u = {c, leaked, *slot};
 
     *slot = NULL;
-    if (cs__cfg.reports & CS__R_NEVER_AWAITED) {
+    if (cs__reporting(CS_WARN_NEVER_AWAITED)) {
         cs_task *cur = cs_current_task();
-        cs__report_trace(CS__R_NEVER_AWAITED, cur ? cs_task_id(cur) : 0, u.bt);
-        cs__report_offstack(CS__R_NEVER_AWAITED, cs__unstarted_report, &u);
+        cs__report_trace(CS_WARN_NEVER_AWAITED, cur ? cs_task_id(cur) : 0,
+                         u.bt);
+        cs__report_offstack(CS_WARN_NEVER_AWAITED, cs__unstarted_report, &u);
     }
     free(u.bt);
 }

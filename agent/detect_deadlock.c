@@ -56,7 +56,7 @@ static void cs__cycle_report(void *arg)
                                 k ? ", which" : "", k ? "" : label,
                                 cs__wait_text(&i, what, sizeof(what)));
     }
-    if (!cs__report_begin(CS__R_DEADLOCK, "deadlock: %s", head))
+    if (!cs__report_begin(CS_WARN_DEADLOCK, "deadlock: %s", head))
         return;
     for (int k = 0; k < c->n; k++) {
         cs__bt bt = c->here;
@@ -77,7 +77,7 @@ void cs__task_blocking(cs_task *t)
     const cs_task *path[CS__CHAIN_MAX];
     int n = 0;
 
-    if (!(cs__cfg.reports & CS__R_DEADLOCK))
+    if (!cs__reporting(CS_WARN_DEADLOCK))
         return;
     for (const cs_task *cur = t; cur && n < CS__CHAIN_MAX;) {
         if (cs__reported(cur))
@@ -91,8 +91,8 @@ void cs__task_blocking(cs_task *t)
                 *cs_agent_task_slot((cs_task *)path[k]) = CS__REPORTED;
             }
             cs__bt_here(&c.here, 0);
-            cs__report_trace(CS__R_DEADLOCK, cs_task_id(t), &c.here);
-            cs__report_offstack(CS__R_DEADLOCK, cs__cycle_report, &c);
+            cs__report_trace(CS_WARN_DEADLOCK, cs_task_id(t), &c.here);
+            cs__report_offstack(CS_WARN_DEADLOCK, cs__cycle_report, &c);
             return;
         }
         for (int k = 1; k < n; k++)
@@ -124,7 +124,7 @@ static void cs__stuck_report(void *arg)
     char what[256], label[160];
     size_t shown = 0;
 
-    if (!cs__report_begin(CS__R_DEADLOCK,
+    if (!cs__report_begin(CS_WARN_DEADLOCK,
                           "deadlock: every task is waiting and nothing can "
                           "wake any of them (%zu tasks)",
                           st->n))
@@ -152,7 +152,7 @@ void cs__loop_stuck(void)
 {
     struct cs__stuck st = {NULL, cs_all_tasks(NULL, 0), 0};
 
-    if (!(cs__cfg.reports & CS__R_DEADLOCK) || st.n == 0)
+    if (!cs__reporting(CS_WARN_DEADLOCK) || st.n == 0)
         return;
     if ((st.all = calloc(st.n, sizeof(*st.all))) == NULL)
         return;
@@ -162,8 +162,8 @@ void cs__loop_stuck(void)
     for (size_t k = 0; k < st.n; k++)
         st.unexplained += !cs__explained(st.all[k]);
     if (st.unexplained) {
-        cs__report_trace(CS__R_DEADLOCK, 0, NULL);
-        cs__report_offstack(CS__R_DEADLOCK, cs__stuck_report, &st);
+        cs__report_trace(CS_WARN_DEADLOCK, 0, NULL);
+        cs__report_offstack(CS_WARN_DEADLOCK, cs__stuck_report, &st);
     }
     free(st.all);
 }

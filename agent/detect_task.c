@@ -30,7 +30,7 @@ void cs__task_raised(cs_task *t, int code, const char *msg)
     struct cs__raised *r;
 
     (void)code, (void)msg;
-    if (!(cs__cfg.reports & CS__R_UNRETRIEVED))
+    if (!cs__reporting(CS_WARN_EXCEPTION))
         return;
     r = &cs__raised[cs__raised_next++ % CS__RAISED_RING];
     r->id = cs_task_id(t);
@@ -66,7 +66,7 @@ static void cs__unretrieved_report(void *arg)
 {
     struct cs__task_report *r = arg;
 
-    if (!cs__report_begin(CS__R_UNRETRIEVED,
+    if (!cs__report_begin(CS_WARN_EXCEPTION,
                           "Task exception was never retrieved"))
         return;
     cs__report_created(&r->i);
@@ -87,15 +87,14 @@ void cs__task_unretrieved(cs_task *t)
     struct cs__task_report r;
     const cs__bt *raised;
 
-    if (!(cs__cfg.reports & CS__R_UNRETRIEVED) ||
-        cs_agent_task_get(t, &r.i) != 0)
+    if (!cs__reporting(CS_WARN_EXCEPTION) || cs_agent_task_get(t, &r.i) != 0)
         return;
     raised = cs__raised_find(r.i.id);
     r.have_bt = raised != NULL;
     if (raised)
         r.bt = *raised;
-    cs__report_trace(CS__R_UNRETRIEVED, r.i.id, raised ? &r.bt : NULL);
-    cs__report_offstack(CS__R_UNRETRIEVED, cs__unretrieved_report, &r);
+    cs__report_trace(CS_WARN_EXCEPTION, r.i.id, raised ? &r.bt : NULL);
+    cs__report_offstack(CS_WARN_EXCEPTION, cs__unretrieved_report, &r);
 }
 
 static void cs__pending_report(void *arg)
@@ -103,8 +102,8 @@ static void cs__pending_report(void *arg)
     struct cs__task_report *r = arg;
     char what[256];
 
-    if (!cs__report_begin(CS__R_PENDING, "Task was destroyed but it is "
-                                         "pending!"))
+    if (!cs__report_begin(CS_WARN_PENDING, "Task was destroyed but it is "
+                                           "pending!"))
         return;
     cs__report_created(&r->i);
     cs__report_line("neither awaited nor detached when the loop's main "
@@ -121,8 +120,8 @@ void cs__task_pending_at_exit(cs_task *t)
 {
     struct cs__task_report r;
 
-    if (!(cs__cfg.reports & CS__R_PENDING) || cs_agent_task_get(t, &r.i) != 0)
+    if (!cs__reporting(CS_WARN_PENDING) || cs_agent_task_get(t, &r.i) != 0)
         return;
-    cs__report_trace(CS__R_PENDING, r.i.id, NULL);
-    cs__report_offstack(CS__R_PENDING, cs__pending_report, &r);
+    cs__report_trace(CS_WARN_PENDING, r.i.id, NULL);
+    cs__report_offstack(CS_WARN_PENDING, cs__pending_report, &r);
 }

@@ -55,32 +55,25 @@ static void *cs__offstack_main(void *p)
 
 static bool cs__frame_is_ours(const cs__bt *bt, int i);
 
-static unsigned cs__made[8], cs__left_out[8]; /* per class bit */
-
-static int cs__class_index(unsigned cls)
-{
-    return __builtin_ctz(cls) & 7;
-}
+static unsigned cs__made[CS_WARN_COUNT], cs__left_out[CS_WARN_COUNT];
 
 static void cs__say_left_out(void)
 {
-    static const char *names[] = {"never-awaited", "unretrieved", "pending",
-                                  "blocking",      "deadlock",    "crash",
-                                  "slow"};
-
-    for (int k = 0; k < 7; k++)
-        if (__atomic_load_n(&cs__left_out[k], __ATOMIC_RELAXED))
-            fprintf(stderr,
-                    "coscope: %u more '%s' reports were left out "
-                    "(after the first %d)\n",
-                    cs__left_out[k], names[k], CS__REPORTS_MAX);
+#define CS__SAY(kind, value, name, trace_name, reported)                      \
+    if (__atomic_load_n(&cs__left_out[value], __ATOMIC_RELAXED))              \
+        fprintf(stderr,                                                       \
+                "coscope: %u more '%s' reports were left out "                \
+                "(after the first %d)\n",                                     \
+                cs__left_out[value], name, CS__REPORTS_MAX);
+    CS_REPORT_CLASS_MAP(CS__SAY)
+#undef CS__SAY
 }
 
 /* True while class cls is under its report budget. */
 static bool cs__budget(unsigned cls)
 {
     static int said;
-    int k = cs__class_index(cls);
+    unsigned k = cls < CS_WARN_COUNT ? cls : 0;
 
     if (__atomic_add_fetch(&cs__made[k], 1, __ATOMIC_RELAXED) <=
         CS__REPORTS_MAX)
@@ -93,25 +86,16 @@ static bool cs__budget(unsigned cls)
 
 void cs__report_trace(unsigned cls, uint64_t task_id, const cs__bt *bt)
 {
-    /* CS_WARN_* of coscope/trace_format.h, by class bit */
-    static const int kinds[] = {3 /* never awaited */,
-                                4 /* exception */,
-                                5 /* pending */,
-                                2 /* blocking */,
-                                6 /* deadlock */,
-                                7 /* crash */,
-                                1 /* slow step */};
-
     cs__bt own;
 
-    if (!(cs__cfg.reports & cls))
+    if (!cs__reporting(cls))
         return;
     if (bt) { /* the stack as the report prints it: without our frames */
         own = *bt;
         cs__bt_trim_self(&own);
     }
-    cs_agent_trace_warning(kinds[cs__class_index(cls)], task_id,
-                           bt ? own.ip : NULL, bt ? (size_t)own.n : 0);
+    cs_agent_trace_warning((int)cls, task_id, bt ? own.ip : NULL,
+                           bt ? (size_t)own.n : 0);
 }
 
 /* The agent's own waits (the join below) are no blocking calls of the
@@ -139,7 +123,7 @@ bool cs__offstack(void (*fn)(void *), void *arg)
 
 void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg)
 {
-    if (!(cs__cfg.reports & cls) || !cs__budget(cls))
+    if (!cs__reporting(cls) || !cs__budget(cls))
         return;
     if (cs__offstack(fn, arg))
         return;
@@ -196,10 +180,6 @@ static void cs__sym_raw(uintptr_t ip, cs__sym *s)
 /* ---- COSCOPE_REPORT_DIR: the report as one JSON line ------------------- */
 
 #define CS__JS_FRAMES 64
-static const char *const cs__class_names[] = {"never-awaited", "unretrieved",
-                                              "pending",       "blocking",
-                                              "deadlock",      "crash",
-                                              "slow"};
 /* The report being written (under the report lock, or in the crash
  * handler, which runs once). */
 static struct {
@@ -306,7 +286,7 @@ static void cs__js_finish(void)
         return;
     cs__js.on = false;
     cs__js_put(&n, "{\"class\":\"%s\",\"headline\":",
-               cs__class_names[cs__class_index(cs__js.cls)]);
+               cs_trace_report_name(cs__js.cls));
     cs__js_str(&n, cs__js.head);
     cs__js_put(&n, ",\"task\":");
     if (cs__js.has_task)
@@ -406,7 +386,7 @@ bool cs__report_begin(unsigned cls, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!(cs__cfg.reports & cls))
+    if (!cs__reporting(cls))
         return false;
     pthread_mutex_lock(&cs__report_mu);
     va_start(ap, fmt);

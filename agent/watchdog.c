@@ -62,7 +62,8 @@ static void cs__slow_report(void *arg)
     struct cs__slow *s = arg;
     cs__bt bt = s->w->sample.bt;
 
-    if (!cs__report_begin(CS__R_SLOW, "Executing task '%s' took %.3f seconds",
+    if (!cs__report_begin(CS_WARN_SLOW_STEP,
+                          "Executing task '%s' took %.3f seconds",
                           s->w->sample.task, (double)s->took_ns / 1e9))
         return;
     cs__report_line("task id %llu; one step held its loop (thread %d) past "
@@ -148,7 +149,7 @@ static void cs__watch_step(const cs__step *st, int64_t now)
         if (w->sampled) {
             struct cs__slow s = {w, now - w->start_ns};
             cs__slow_trace(w, true);
-            cs__report_offstack(CS__R_SLOW, cs__slow_report, &s);
+            cs__report_offstack(CS_WARN_SLOW_STEP, cs__slow_report, &s);
         }
         w->start_ns = 0;
         w->sampled = false;
@@ -231,7 +232,7 @@ static void *cs__watchdog_main(void *arg)
 
 int cs__watchdog_start(cs__step_source *src, void *arg)
 {
-    if (cs__wd.running || !src || !(cs__cfg.reports & CS__R_SLOW))
+    if (cs__wd.running || !src || !cs__reporting(CS_WARN_SLOW_STEP))
         return 0;
     cs__wd.src = src;
     cs__wd.arg = arg;
@@ -291,7 +292,7 @@ void cs__watchdog_exit(void)
         if (w->tid && w->start_ns && w->sampled) {
             struct cs__slow s = {w, now - w->start_ns};
             cs__slow_trace(w, false);
-            cs__report_offstack(CS__R_SLOW, cs__slow_report, &s);
+            cs__report_offstack(CS_WARN_SLOW_STEP, cs__slow_report, &s);
         }
     }
     memset(cs__wd.w, 0, sizeof(cs__wd.w));

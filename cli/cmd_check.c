@@ -60,12 +60,6 @@ const char cmd_check_usage[] =
     "                       all of it watched, is no failure (still said)\n"
     "    -h, --help         show this help\n";
 
-#define NCLASS 7
-static const char *const class_names[NCLASS] = {"never-awaited", "unretrieved",
-                                                "pending",       "blocking",
-                                                "deadlock",      "crash",
-                                                "slow"};
-
 #define MAX_FRAMES 64
 #define MAX_LINE 65536
 #define MAX_REPORTS 10000
@@ -81,7 +75,7 @@ struct frame {
 };
 
 struct report {
-    int cls;
+    int cls; /* CS_WARN_* (CS_REPORT_CLASS_MAP) */
     char headline[512];
     char task[128];
     long pid;
@@ -91,19 +85,9 @@ struct report {
 };
 
 struct suppression {
-    int cls; /* -1: any */
+    int cls; /* CS_WARN_*, or -1: any */
     char func[128];
 };
-
-static int class_index(const char *name)
-{
-    if (strcmp(name, "exception") == 0)
-        return 1;
-    for (int i = 0; i < NCLASS; i++)
-        if (strcmp(name, class_names[i]) == 0)
-            return i;
-    return -1;
-}
 
 /* ---- a small JSON reader for the agent's lines ------------------------- */
 
@@ -372,7 +356,7 @@ static int report_field(struct jp *p, const char *key, void *ctx)
         char name[32];
         if (jstr(p, name, sizeof name) != 0)
             return -1;
-        r->cls = class_index(name);
+        r->cls = cs_trace_report_class(name);
         return r->cls < 0 || strcmp(name, "exception") == 0 ? -1 : 0;
     }
     if (strcmp(key, "headline") == 0)
@@ -699,7 +683,7 @@ static int load_suppressions(const char *path, struct suppression **out,
             break;
         }
         *colon = '\0';
-        int cls = strcmp(s, "*") == 0 ? -1 : class_index(s);
+        int cls = strcmp(s, "*") == 0 ? -1 : cs_trace_report_class(s);
         if (cls < 0 && strcmp(s, "*") != 0) {
             rc = cli_error("check: '%s' line %ld: unknown class '%s'", path,
                            lineno, cli_sanitize(s));
@@ -782,7 +766,8 @@ static void out_text(FILE *f, const struct reports *rs)
     for (size_t i = 0; i < rs->n; i++) {
         const struct report *r = &rs->v[i];
         fprintf(f, "coscope: %s\n", r->headline);
-        fprintf(f, "  %s in process %ld", class_names[r->cls], r->pid);
+        fprintf(f, "  %s in process %ld",
+                cs_trace_report_name((unsigned)r->cls), r->pid);
         if (r->task[0])
             fprintf(f, ", task '%s'", r->task);
         fputs(r->failing ? "\n" : " (not failing)\n", f);
@@ -831,7 +816,7 @@ static void out_json(FILE *f, const struct reports *rs, char **cmd,
     for (size_t i = 0; i < rs->n; i++) {
         const struct report *r = &rs->v[i];
         fprintf(f, "%s\n{\"class\":\"%s\",\"failing\":%s,\"headline\":",
-                i ? "," : "", class_names[r->cls],
+                i ? "," : "", cs_trace_report_name((unsigned)r->cls),
                 r->failing ? "true" : "false");
         cli_json_str(f, r->headline);
         fputs(",\"task\":", f);
@@ -940,10 +925,10 @@ static void out_junit(FILE *f, const struct reports *rs, size_t failing,
         if (c != NULL)
             snprintf(where, sizeof where, " at %s:%ld", c->file, c->line);
         fprintf(f, "<testcase classname=\"coscope.%s\" name=\"",
-                class_names[r->cls]);
+                cs_trace_report_name((unsigned)r->cls));
         xml_str(f, r->headline);
         fputs("\" time=\"0\">\n<failure type=\"", f);
-        fputs(class_names[r->cls], f);
+        fputs(cs_trace_report_name((unsigned)r->cls), f);
         fputs("\" message=\"", f);
         xml_str(f, r->headline);
         xml_str(f, where);
@@ -966,6 +951,19 @@ static void out_junit(FILE *f, const struct reports *rs, size_t failing,
         fputs("</failure>\n</testcase>\n", f);
     }
     fputs("<system-out/>\n<system-err/>\n</testsuite>\n</testsuites>\n", f);
+}
+
+/* Where class kind stands among the rules out_sarif lists. */
+static int sarif_rule_index(int kind)
+{
+    int i = 0;
+#define RULE_INDEX(k, value, name, trace_name, reported)                      \
+    if ((value) == kind)                                                      \
+        return i;                                                             \
+    i += (reported);
+    CS_REPORT_CLASS_MAP(RULE_INDEX)
+#undef RULE_INDEX
+    return -1;
 }
 
 /* A file path as a URI reference: absolute paths as file:// URIs. */
@@ -997,11 +995,17 @@ static void out_sarif(FILE *f, const struct reports *rs)
             "\"informationUri\":\"https://github.com/coscope/coscope\","
             "\"rules\":[",
             COSCOPE_VERSION);
-    for (int i = 0; i < NCLASS; i++)
-        fprintf(f,
-                "%s{\"id\":\"%s\",\"shortDescription\":{\"text\":"
-                "\"coscope agent report: %s\"}}",
-                i ? "," : "", class_names[i], class_names[i]);
+    const char *sep = "";
+#define RULE(kind, value, name, trace_name, reported)                         \
+    if (reported) {                                                           \
+        fprintf(f,                                                            \
+                "%s{\"id\":\"%s\",\"shortDescription\":{\"text\":"            \
+                "\"coscope agent report: %s\"}}",                             \
+                sep, name, name);                                             \
+        sep = ",";                                                            \
+    }
+    CS_REPORT_CLASS_MAP(RULE)
+#undef RULE
     fputs("]}},\"results\":[", f);
     for (size_t i = 0; i < rs->n; i++) {
         const struct report *r = &rs->v[i];
@@ -1009,8 +1013,8 @@ static void out_sarif(FILE *f, const struct reports *rs)
         fprintf(f,
                 "%s\n{\"ruleId\":\"%s\",\"ruleIndex\":%d,\"level\":\"%s\","
                 "\"message\":{\"text\":",
-                i ? "," : "", class_names[r->cls], r->cls,
-                r->failing ? "error" : "warning");
+                i ? "," : "", cs_trace_report_name((unsigned)r->cls),
+                sarif_rule_index(r->cls), r->failing ? "error" : "warning");
         cli_json_str(f, r->headline);
         fputs("}", f);
         if (c != NULL) {
@@ -1052,15 +1056,15 @@ static int parse_fail_on(const char *v, unsigned *mask)
     for (char *w = strtok_r(buf, ",", &save); w;
          w = strtok_r(NULL, ",", &save)) {
         if (strcmp(w, "all") == 0) {
-            *mask = (1u << NCLASS) - 1;
+            *mask = CS_REPORT_ALL;
             continue;
         }
-        int k = class_index(w);
+        int k = cs_trace_report_class(w);
         if (k < 0)
             return cli_error("check: unknown report class '%s' in --fail-on "
                              "(see 'coscope help check')",
                              cli_sanitize(w));
-        *mask |= 1u << k;
+        *mask |= CS_REPORT_BIT(k);
     }
     return CLI_OK;
 }
@@ -1078,7 +1082,7 @@ int cmd_check(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    unsigned fail_mask = (1u << NCLASS) - 1;
+    unsigned fail_mask = CS_REPORT_ALL;
     int c, fmt = FMT_TEXT, preload = 1, allow_untraced = 0;
     const char *out_path = NULL, *supp_path = NULL;
     opterr = 0;

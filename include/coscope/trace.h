@@ -36,7 +36,8 @@ extern "C" {
 #define CS_TRACE_EXTERN
 #endif
 
-/* Same values as CS_ECORRUPT and CS_EVERSION in coscope.h. */
+/* Same values as CS_ECORRUPT and CS_EVERSION in coscope.h (a
+ * _Static_assert in agent/agent.h, which sees both, ties them). */
 #define CS_TRACE_ECORRUPT (-4004) /* input is corrupt or not a trace */
 #define CS_TRACE_EVERSION (-4005) /* unsupported major version or byte order */
 
@@ -234,6 +235,12 @@ CS_TRACE_EXTERN const char *cs_trace_event_name(unsigned type);
 CS_TRACE_EXTERN const char *cs_trace_wait_name(unsigned reason);
 CS_TRACE_EXTERN const char *cs_trace_state_name(unsigned state);
 CS_TRACE_EXTERN const char *cs_trace_warning_name(unsigned kind);
+/* A report class's name (CS_REPORT_CLASS_MAP: "unretrieved" where the
+ * trace name is "exception"); "?" for kinds this version does not know. */
+CS_TRACE_EXTERN const char *cs_trace_report_name(unsigned kind);
+/* The CS_WARN_* kind of a class the agent reports, by its name or its
+ * older spelling ("exception"); -1 if s names none. */
+CS_TRACE_EXTERN int cs_trace_report_class(const char *s);
 
 #ifdef __cplusplus
 }
