@@ -152,6 +152,28 @@ const char *cli_sgr(const char *code);
  */
 void cli_test_point(const char *name);
 
+/* ---- idmap.c: id -> value ------------------------------------------------ */
+
+/* Maps 64-bit ids (any, 0 included) to values >= 0.  Zero it to start;
+ * cli_idmap_release() frees it. */
+struct cli_idmap {
+    struct cli_idmap_slot {
+        uint64_t id;
+        long value; /* < 0: an empty slot */
+    } * slot;       /* cap slots, open addressing */
+    size_t cap;     /* a power of two, or 0 */
+    size_t n;       /* ids held */
+};
+/* Makes room for n ids; 0 or -ENOMEM. */
+int cli_idmap_reserve(struct cli_idmap *m, size_t n);
+/* The value of id, or -1. */
+long cli_idmap_get(const struct cli_idmap *m, uint64_t id);
+/* Sets id's value (>= 0), replacing what it had; 0, -ENOMEM or -EINVAL. */
+int cli_idmap_put(struct cli_idmap *m, uint64_t id, long value);
+/* Forgets every id, keeps the memory. */
+void cli_idmap_clear(struct cli_idmap *m);
+void cli_idmap_release(struct cli_idmap *m);
+
 /* ---- spawn.c: a command under the agent (run, check) ------------------ */
 
 /* libcoscope-preload.so: $COSCOPE_PRELOAD, else the installed one next to
@@ -197,12 +219,6 @@ struct cli_task {
     const char *stack_note;   /* why there is no stack */
 };
 
-/* A string id and its text (the process interns names and sites). */
-struct cli_str_entry {
-    uint32_t id; /* 0: empty */
-    char *s;     /* sanitised copy */
-};
-
 /* The tasks of one process, sorted by id.  Zero it, set t and pid, then
  * cli_ts_read(); cli_ts_release() frees everything, t included. */
 struct cli_taskset {
@@ -212,11 +228,11 @@ struct cli_taskset {
     uint64_t now;       /* CLOCK_MONOTONIC ns when read */
     struct cli_task *v; /* tasks, by id */
     size_t n;
-    long *by_id; /* open addressing: id -> index, -1 empty */
-    size_t by_id_cap;
-    struct cli_str_entry *strs; /* open addressing on id */
-    size_t strs_cap, strs_n;
-    long **cycles; /* each: indices, -1 terminated */
+    struct cli_idmap by_id; /* id -> index in v */
+    char **strs;            /* texts of string ids read (sanitised copies) */
+    size_t strs_n, strs_cap;
+    struct cli_idmap str_ix; /* string id -> index in strs */
+    long **cycles;           /* each: indices, -1 terminated */
     size_t ncycles;
     struct cli_symbols *site_sym; /* for "@0x.." sites, opened lazily */
     int site_sym_tried;

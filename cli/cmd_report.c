@@ -35,7 +35,6 @@ const char cmd_report_usage[] =
 
 #define TOP_STEPS 10
 #define TOP_WARNINGS 20
-#define NAMES 8192
 
 struct step {
     uint64_t ns; /* how long it ran */
@@ -75,27 +74,22 @@ struct report {
     struct warning warnings[TOP_WARNINGS];
     int nwarnings;
     struct loop *loops;
-    struct {
-        uint64_t id;
-        uint32_t name;
-    } names[NAMES];
+    struct cli_idmap names; /* task id -> its name's string id */
     cs_trace_event ev[1024];
 };
 
 static void name_put(struct report *r, uint64_t id, uint32_t name)
 {
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull >> 50) % NAMES;
-    r->names[h].id = id;
-    r->names[h].name = name;
+    cli_idmap_put(&r->names, id, name); /* out of memory: unnamed */
 }
 
 static const char *name_of(struct report *r, uint64_t id, char *buf,
                            size_t cap)
 {
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull >> 50) % NAMES;
+    long name = cli_idmap_get(&r->names, id);
     buf[0] = '\0';
-    if (r->names[h].id == id && r->names[h].name != 0)
-        cs_trace_string(r->t, r->names[h].name, buf, cap);
+    if (name > 0)
+        cs_trace_string(r->t, (uint32_t)name, buf, cap);
     return cli_sanitize(buf);
 }
 
@@ -440,6 +434,7 @@ int cmd_report(int argc, char **argv)
     cs_trace_close(r->t);
     free(r->loops);
     free(r->window);
+    cli_idmap_release(&r->names);
     free(r);
     return rc;
 }

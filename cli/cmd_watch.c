@@ -36,7 +36,7 @@ const char cmd_watch_usage[] =
     "    -h, --help        show this help\n";
 
 #define BATCH 1024
-#define NAMES_CAP 4096 /* task id -> name string id, direct-mapped */
+#define NAMES_CAP 65536 /* names kept; past it, forgotten and read again */
 
 struct pending_wait {
     int valid;
@@ -52,13 +52,10 @@ struct watch {
     uint64_t *cursor;          /* per ring: last seq consumed or lost */
     uint64_t *lost;            /* per ring: lost so far */
     struct pending_wait *wait; /* per ring: CS_EV_WAIT before its step */
-    struct {
-        uint64_t id;
-        uint32_t name;
-    } names[NAMES_CAP];
-    uint64_t wall_minus_mono; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
-    int names_fresh;          /* the task table was re-read this pass */
-    struct cli_symbols *sym;  /* for warning stacks, opened lazily */
+    struct cli_idmap names;    /* task id -> its name's string id */
+    uint64_t wall_minus_mono;  /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+    int names_fresh;           /* the task table was re-read this pass */
+    struct cli_symbols *sym;   /* for warning stacks, opened lazily */
     int sym_tried;
     cs_trace_event ev[BATCH];
 };
@@ -68,9 +65,9 @@ struct watch {
 
 static void name_put(struct watch *w, uint64_t id, uint32_t name)
 {
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull >> 52) % NAMES_CAP;
-    w->names[h].id = id;
-    w->names[h].name = name;
+    if (w->names.n >= NAMES_CAP) /* ids of tasks long gone, mostly */
+        cli_idmap_clear(&w->names);
+    cli_idmap_put(&w->names, id, name); /* out of memory: unnamed */
 }
 
 /* Re-reads the task table's names (when an event names a task we do not
@@ -86,18 +83,18 @@ static void names_refresh(struct watch *w)
 static const char *task_name(struct watch *w, uint64_t id, char *buf,
                              size_t cap)
 {
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull >> 52) % NAMES_CAP;
-    if (w->names[h].id != id) {
+    long name = cli_idmap_get(&w->names, id);
+    if (name < 0) {
         if (!w->names_fresh) { /* at most once a pass: it reads every slot */
             names_refresh(w);
             w->names_fresh = 1;
         }
-        if (w->names[h].id != id)
+        if ((name = cli_idmap_get(&w->names, id)) < 0)
             name_put(w, id, 0);
     }
     buf[0] = '\0';
-    if (w->names[h].name != 0)
-        cs_trace_string(w->t, w->names[h].name, buf, cap);
+    if (name > 0)
+        cs_trace_string(w->t, (uint32_t)name, buf, cap);
     return cli_sanitize(buf);
 }
 
@@ -509,6 +506,7 @@ int cmd_watch(int argc, char **argv)
     free(w->cursor);
     free(w->lost);
     free(w->wait);
+    cli_idmap_release(&w->names);
     free(w);
     return rc;
 }

@@ -21,46 +21,29 @@
 #include "cli.h"
 #include "timeline.h"
 
-/* Rebuilds the id -> index map of tl->tasks with cap (a power of two)
- * buckets. */
-static int map_rebuild(struct cli_timeline *tl, size_t cap)
+/* Rebuilds the id -> index map of tl->tasks (after they were sorted). */
+static int map_rebuild(struct cli_timeline *tl)
 {
-    long *m = malloc(cap * sizeof *m);
-    if (m == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < cap; i++)
-        m[i] = -1;
-    for (size_t i = 0; i < tl->ntasks; i++) {
-        size_t h = (size_t)(tl->tasks[i].id * 0x9e3779b97f4a7c15ull) &
-                   (cap - 1);
-        while (m[h] >= 0)
-            h = (h + 1) & (cap - 1);
-        m[h] = (long)i;
-    }
-    free(tl->map);
-    tl->map = m;
-    tl->map_cap = cap;
+    cli_idmap_clear(&tl->map);
+    for (size_t i = 0; i < tl->ntasks; i++)
+        if (cli_idmap_get(&tl->map, tl->tasks[i].id) < 0 &&
+            cli_idmap_put(&tl->map, tl->tasks[i].id, (long)i) != 0)
+            return -ENOMEM;
     return 0;
+}
+
+long cli_tl_task_index(const struct cli_timeline *tl, uint64_t id)
+{
+    return cli_idmap_get(&tl->map, id);
 }
 
 /* Index of task id in tl->tasks, adding it when add is set; -1 if absent
  * or out of memory. */
 static long task_index(struct cli_timeline *tl, uint64_t id, int add)
 {
-    if (tl->map_cap == 0 || 2 * (tl->ntasks + 1) > tl->map_cap) {
-        if (!add && tl->map_cap == 0)
-            return -1;
-        if (add && map_rebuild(tl, tl->map_cap ? tl->map_cap * 2 : 1024))
-            return -1;
-    }
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull) & (tl->map_cap - 1);
-    while (tl->map[h] >= 0) {
-        if (tl->tasks[tl->map[h]].id == id)
-            return tl->map[h];
-        h = (h + 1) & (tl->map_cap - 1);
-    }
-    if (!add)
-        return -1;
+    long k = cli_idmap_get(&tl->map, id);
+    if (k >= 0 || !add)
+        return k;
     if (tl->ntasks == tl->tasks_cap) {
         size_t cap = tl->tasks_cap ? tl->tasks_cap * 2 : 256;
         struct cli_tl_task *v = realloc(tl->tasks, cap * sizeof *v);
@@ -69,11 +52,12 @@ static long task_index(struct cli_timeline *tl, uint64_t id, int add)
         tl->tasks = v;
         tl->tasks_cap = cap;
     }
-    struct cli_tl_task *k = &tl->tasks[tl->ntasks];
-    memset(k, 0, sizeof *k);
-    k->id = id;
-    k->ring = UINT32_MAX;
-    tl->map[h] = (long)tl->ntasks;
+    if (cli_idmap_put(&tl->map, id, (long)tl->ntasks) != 0)
+        return -1;
+    struct cli_tl_task *t = &tl->tasks[tl->ntasks];
+    memset(t, 0, sizeof *t);
+    t->id = id;
+    t->ring = UINT32_MAX;
     return (long)tl->ntasks++;
 }
 
@@ -337,7 +321,7 @@ static int arrange(struct cli_timeline *tl)
         tl->steps[i].task = old_to_new[tl->steps[i].task];
     free(old_to_new);
     /* the id map points at old indices */
-    if (map_rebuild(tl, tl->map_cap ? tl->map_cap : 1024) != 0)
+    if (map_rebuild(tl) != 0)
         return -ENOMEM;
     /* (qsort must not be handed NULL, even for no elements) */
     if (tl->nsteps > 1)
@@ -539,7 +523,7 @@ void cli_tl_free(struct cli_timeline *tl)
     cs_trace_close(tl->t);
     cli_symbols_close(tl->sym);
     free(tl->tasks);
-    free(tl->map);
+    cli_idmap_release(&tl->map);
     free(tl->steps);
     free(tl->idle);
     free(tl->warnings);

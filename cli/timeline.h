@@ -71,8 +71,7 @@ struct cli_timeline {
     uint64_t first_ns, last_ns; /* span of all events */
     struct cli_tl_task *tasks;  /* sorted by ring, then id */
     size_t ntasks, tasks_cap;
-    long *map; /* open addressing: task id -> index */
-    size_t map_cap;
+    struct cli_idmap map;      /* task id -> index in tasks */
     struct cli_tl_step *steps; /* sorted by task, then start */
     size_t nsteps, steps_cap;
     struct cli_tl_idle *idle; /* sorted by ring, then start */
@@ -94,6 +93,8 @@ struct cli_timeline {
  */
 int cli_tl_load(const char *path, int partial, struct cli_timeline **out);
 void cli_tl_free(struct cli_timeline *tl);
+/* Index in tl->tasks of task id, or -1. */
+long cli_tl_task_index(const struct cli_timeline *tl, uint64_t id);
 /* Keeps only the steps that start in a window from from_rel ns after the
  * first event and at most max of them (the loop idle time and warnings of
  * that window too), so that a browser is never handed more than it can
