@@ -29,6 +29,19 @@
 #define CLI_FINDINGS 1
 #define CLI_ERROR 2
 #define CLI_UNTRACED 3 /* check: what ran could not be (fully) watched */
+/* Not an exit code: cli_getopt answered --help (the command returns
+ * CLI_OK). */
+#define CLI_HELP (-1)
+
+/* The shared set-up a command's table entry asks for (options.c):
+ * what operands follow its options, and what is done once they are
+ * read. */
+#define CLI_ARG_NONE 0x0u        /* no operand */
+#define CLI_ARG_PID 0x1u         /* one process id; its segment is opened */
+#define CLI_ARG_FILE 0x2u        /* one trace file */
+#define CLI_ARG_COMMAND 0x4u     /* '-- <command> [<args>]' */
+#define CLI_ARG_OWN 0x8u         /* the command reads its operands itself */
+#define CLI_RUN_UNTIL_STOP 0x10u /* runs until Ctrl-C: cli_catch_stop() */
 
 /* One subcommand: the table in main.c is sorted by name. */
 struct cli_command {
@@ -36,6 +49,7 @@ struct cli_command {
     int (*fn)(int argc, char **argv); /* argv[0] is the command name */
     const char *usage;                /* full help, from the command's file */
     const char *summary;              /* one line for `coscope --help` */
+    unsigned flags;                   /* CLI_ARG_* | CLI_RUN_*: set-up */
 };
 extern const struct cli_command cli_commands[];
 extern const size_t cli_command_count;
@@ -68,6 +82,34 @@ extern const char cmd_tasks_usage[];
 extern const char cmd_top_usage[];
 extern const char cmd_view_usage[];
 extern const char cmd_watch_usage[];
+
+/* ---- options.c: the options and set-up every command shares ------------ */
+
+struct option;
+/* getopt_long for command argv[0]: the next option (> 0), 0 after the
+ * last; CLI_HELP once -h/--help printed the command's usage; -CLI_ERROR
+ * once an unknown or incomplete option was refused.  shortopts and
+ * longopts include 'h'/"help" ("+" first: stop at the first operand). */
+int cli_getopt(int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
+/* What a command returns when cli_getopt returned c < 0. */
+int cli_getopt_status(int c);
+
+/* What the shared set-up found and did (cli_setup). */
+struct cli_setup {
+    char **args;      /* the operands: argv + optind */
+    int pid;          /* CLI_ARG_PID: the process */
+    cs_trace *t;      /* CLI_ARG_PID: its segment, open; the command's to
+                         close */
+    const char *file; /* CLI_ARG_FILE: the trace file */
+};
+/* After the options: reads the operands command argv[0]'s table entry
+ * says it takes (one line on stderr for a missing, extra or bad one),
+ * opens a process's segment, catches Ctrl-C; CLI_OK or CLI_ERROR. */
+int cli_setup(int argc, char **argv, struct cli_setup *s);
+/* libcoscope-preload.so into *lib if preload (NULL if not); CLI_ERROR
+ * (said, for cmd) when it cannot be found. */
+int cli_preload_lib(const char *cmd, int preload, const char **lib);
 
 /* ---- common.c ----------------------------------------------------------- */
 

@@ -139,12 +139,10 @@ int cmd_check(int argc, char **argv)
     };
     unsigned fail_mask = CS_REPORT_ALL;
     int c, fmt = FMT_TEXT, preload = 1, allow_untraced = 0;
-    const char *out_path = NULL, *supp_path = NULL;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+    const char *out_path = NULL, *supp_path = NULL, *lib;
+    struct cli_setup set;
+    while ((c = cli_getopt(argc, argv, "+o:h", opts)) > 0) {
         switch (c) {
-        case 'h':
-            return fputs(cmd_check_usage, stdout), CLI_OK;
         case 'F':
             if (parse_fail_on(optarg, &fail_mask) != CLI_OK)
                 return CLI_ERROR;
@@ -178,23 +176,22 @@ int cmd_check(int argc, char **argv)
         case 'u':
             allow_untraced = 1;
             break;
-        default:
-            return cli_bad_option("check", argv, optind, optopt);
         }
     }
-    if (cli_need_command("check", argc, argv, optind) != CLI_OK)
+    if (c < 0)
+        return cli_getopt_status(c);
+    if (cli_setup(argc, argv, &set) != CLI_OK)
         return CLI_ERROR;
+    char **cmd = set.args;
 
     struct check_suppression *supp = NULL;
     size_t nsupp = 0;
     if (supp_path != NULL &&
         check_load_suppressions(supp_path, &supp, &nsupp) != CLI_OK)
         return CLI_ERROR;
-    const char *lib = NULL;
-    if (preload && (lib = cli_preload_path()) == NULL) {
+    if (cli_preload_lib("check", preload, &lib) != CLI_OK) {
         free(supp);
-        return cli_error("check: cannot find libcoscope-preload.so (set "
-                         "COSCOPE_PRELOAD, or use --no-preload)");
+        return CLI_ERROR;
     }
     /* the output file is opened first: a bad path costs no run */
     FILE *out = stdout;
@@ -223,8 +220,8 @@ int cmd_check(int argc, char **argv)
     fflush(stdout);
     /* a document on stdout must not be mixed with the command's output */
     int out_to_err = out == stdout && fmt != FMT_TEXT;
-    if (cli_spawn_wait("check", argv + optind, lib, dir, out_to_err,
-                       &status) != CLI_OK) {
+    if (cli_spawn_wait("check", cmd, lib, dir, out_to_err, &status) !=
+        CLI_OK) {
         check_remove_dir(dir);
         free(supp);
         if (out != stdout) {
@@ -234,7 +231,7 @@ int cmd_check(int argc, char **argv)
         return CLI_ERROR;
     }
     int cmd_status = cli_shell_status(status);
-    struct check_run run = {argv + optind, cmd_status, started,
+    struct check_run run = {cmd, cmd_status, started,
                             (double)(cli_now_ns() - t0) / 1e9};
 
     struct check_reports rs = {0};
@@ -253,7 +250,7 @@ int cmd_check(int argc, char **argv)
         check_out_text(out, &rs);
         break;
     case FMT_JSON:
-        check_out_json(out, &rs, argv + optind, cmd_status, failing);
+        check_out_json(out, &rs, cmd, cmd_status, failing);
         break;
     case FMT_JUNIT:
         check_out_junit(out, &rs, failing, &run);
@@ -272,7 +269,7 @@ int cmd_check(int argc, char **argv)
     fprintf(stderr,
             "coscope: check: %zu report%s (%zu failing, %zu suppressed); "
             "'%s' exited with status %d\n",
-            rs.n, rs.n == 1 ? "" : "s", failing, rs.suppressed, argv[optind],
+            rs.n, rs.n == 1 ? "" : "s", failing, rs.suppressed, cmd[0],
             cmd_status);
     int unseen = say_unseen(&sn, preload, allow_untraced);
     if (failing > 0)

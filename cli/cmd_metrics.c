@@ -107,8 +107,7 @@ static int write_textfile(struct cli_metrics *m, int om, const char *path)
 static int textfile_loop(struct cli_metrics *m, int om, const char *path,
                          double interval)
 {
-    cli_catch_stop();
-    while (!cli_stop_requested) {
+    while (!cli_stop_requested) { /* Ctrl-C: caught by cli_setup */
         if (write_textfile(m, om, path) != CLI_OK)
             return CLI_ERROR;
         struct timespec ts = {(time_t)interval,
@@ -292,7 +291,6 @@ static int serve(struct cli_metrics *m, const char *spec)
     int lfd = listen_on(spec, shown, sizeof shown);
     if (lfd < 0)
         return CLI_ERROR;
-    cli_catch_stop();
     fprintf(stderr, "coscope metrics: serving http://%s/metrics\n", shown);
     while (!cli_stop_requested) {
         struct pollfd p = {lfd, POLLIN, 0};
@@ -323,11 +321,9 @@ int cmd_metrics(int argc, char **argv)
     double interval = 15;
     int once = 0, om = 0, c;
     char *end;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h')
-            return fputs(cmd_metrics_usage, stdout), CLI_OK;
-        else if (c == 'l')
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "h", opts)) > 0) {
+        if (c == 'l')
             listen_spec = optarg;
         else if (c == 't')
             textfile = optarg;
@@ -342,13 +338,12 @@ int cmd_metrics(int argc, char **argv)
                 return cli_error("metrics: --interval wants seconds between "
                                  "0.1 and 86400, not '%s'",
                                  optarg);
-        } else
-            return cli_bad_option("metrics", argv, optind, optopt);
+        }
     }
-    if (optind < argc)
-        return cli_error("metrics: unexpected argument '%s' (see 'coscope "
-                         "help metrics')",
-                         argv[optind]);
+    if (c < 0)
+        return cli_getopt_status(c);
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
     if (listen_spec && (textfile || once))
         return cli_error("metrics: --listen serves over HTTP; --textfile and "
                          "--once write files: use one or the other");

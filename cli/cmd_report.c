@@ -396,22 +396,14 @@ int cmd_report(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int c, partial = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h')
-            return fputs(cmd_report_usage, stdout), CLI_OK;
-        if (c == 'p') {
-            partial = 1;
-            continue;
-        }
-        return cli_bad_option("report", argv, optind, optopt);
-    }
-    if (optind >= argc)
-        return cli_error("report: missing trace file (see 'coscope help "
-                         "report')");
-    if (optind + 1 < argc)
-        return cli_error("report: unexpected argument '%s'", argv[optind + 1]);
-    const char *path = argv[optind];
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "h", opts)) > 0)
+        partial = 1; /* --partial */
+    if (c < 0)
+        return cli_getopt_status(c);
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
+    const char *path = s.file;
     struct report *r = calloc(1, sizeof *r);
     if (r == NULL)
         return cli_error("out of memory");

@@ -559,8 +559,8 @@ static int parse_args(struct top *p, int argc, char **argv)
     static const char *sorts[] = {"run", "steps", "wait", "name", "id"};
     int c;
     char *end;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "d:o:F:n:h", opts, NULL)) != -1) {
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "d:o:F:n:h", opts)) > 0) {
         switch (c) {
         case 'd':
             p->interval = strtod(optarg, &end);
@@ -590,20 +590,15 @@ static int parse_args(struct top *p, int argc, char **argv)
                 return cli_error("top: '%s' is not a number of refreshes",
                                  optarg);
             break;
-        case 'h':
-            fputs(cmd_top_usage, stdout);
-            return -1;
-        default:
-            return cli_bad_option("top", argv, optind, optopt);
         }
     }
-    if (optind >= argc)
-        return cli_error("top: missing process id (see 'coscope help top')");
-    if (optind + 1 < argc)
-        return cli_error("top: unexpected argument '%s' (see 'coscope help "
-                         "top')",
-                         argv[optind + 1]);
-    return cli_parse_pid(argv[optind], &p->ts.pid);
+    if (c < 0)
+        return c; /* CLI_HELP, or -CLI_ERROR */
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
+    p->ts.pid = s.pid;
+    p->ts.t = s.t;
+    return CLI_OK;
 }
 
 int cmd_top(int argc, char **argv)
@@ -614,9 +609,10 @@ int cmd_top(int argc, char **argv)
     p->interval = 1.0;
     p->iterations = -1;
     int rc = parse_args(p, argc, argv);
-    if (rc == CLI_OK)
-        rc = cli_open_pid(p->ts.pid, &p->ts.t);
-    if (rc == CLI_OK) {
+    int parsed = rc == CLI_OK; /* not --help, not a bad option */
+    if (rc < 0)
+        rc = cli_getopt_status(rc);
+    if (parsed) {
         cs_trace_info info;
         cs_trace_info_get(p->ts.t, &info);
         p->rings = info.ring_count;
@@ -632,13 +628,10 @@ int cmd_top(int argc, char **argv)
         }
         p->rings_t0 = cli_now_ns();
     }
-    if (rc == CLI_OK) {
-        cli_catch_stop();
+    if (parsed && rc == CLI_OK) {
         rc = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO) ? run_screen(p)
                                                            : run_text(p);
     }
-    if (rc < 0)
-        rc = CLI_OK; /* --help */
     cli_ts_release(&p->ts);
     free(p->prev);
     cli_idmap_release(&p->prev_ix);

@@ -431,8 +431,8 @@ static int parse_args(struct watch *w, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "f:aih", opts, NULL)) != -1) {
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "f:aih", opts)) > 0) {
         switch (c) {
         case 'f':
             if (strcmp(optarg, "json") == 0)
@@ -447,21 +447,15 @@ static int parse_args(struct watch *w, int argc, char **argv)
         case 'i':
             w->iterations = 1;
             break;
-        case 'h':
-            fputs(cmd_watch_usage, stdout);
-            return -1;
-        default:
-            return cli_bad_option("watch", argv, optind, optopt);
         }
     }
-    if (optind >= argc)
-        return cli_error("watch: missing process id (see 'coscope help "
-                         "watch')");
-    if (optind + 1 < argc)
-        return cli_error("watch: unexpected argument '%s' (see 'coscope help "
-                         "watch')",
-                         argv[optind + 1]);
-    return cli_parse_pid(argv[optind], &w->pid);
+    if (c < 0)
+        return c; /* CLI_HELP, or -CLI_ERROR */
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
+    w->pid = s.pid;
+    w->t = s.t;
+    return CLI_OK;
 }
 
 static int watch_init(struct watch *w)
@@ -486,7 +480,6 @@ static int watch_init(struct watch *w)
         ((uint64_t)rt.tv_sec - (uint64_t)mono.tv_sec) * 1000000000u +
         (uint64_t)rt.tv_nsec - (uint64_t)mono.tv_nsec;
     names_refresh(w);
-    cli_catch_stop();
     return CLI_OK;
 }
 
@@ -496,11 +489,10 @@ int cmd_watch(int argc, char **argv)
     if (w == NULL)
         return cli_error("out of memory");
     int rc = parse_args(w, argc, argv);
-    if (rc == CLI_OK && (rc = cli_open_pid(w->pid, &w->t)) == CLI_OK &&
-        (rc = watch_init(w)) == CLI_OK)
-        rc = follow(w);
     if (rc < 0)
-        rc = CLI_OK; /* --help */
+        rc = cli_getopt_status(rc);
+    else if (rc == CLI_OK && (rc = watch_init(w)) == CLI_OK)
+        rc = follow(w);
     cli_symbols_close(w->sym);
     cs_trace_close(w->t);
     free(w->cursor);
