@@ -56,11 +56,25 @@ const char cmd_check_usage[] =
     "                       all of it watched, is no failure (still said)\n"
     "    -h, --help         show this help\n";
 
+/* Names the first CHECK_SEEN_SHOWN of n processes (fmt: their pid and
+ * executable), then counts the rest. */
+static void say_procs(const char *how, struct check_note *v, size_t n,
+                      const char *fmt, const char *rest)
+{
+    for (size_t i = 0; i < n && i < CHECK_SEEN_SHOWN; i++) {
+        fprintf(stderr, "coscope: %scheck: ", how);
+        fprintf(stderr, fmt, v[i].pid, cli_sanitize(v[i].exe));
+        fputc('\n', stderr);
+    }
+    if (n > CHECK_SEEN_SHOWN)
+        fprintf(stderr, "coscope: %scheck: and %zu more processes %s\n", how,
+                n - CHECK_SEEN_SHOWN, rest);
+}
+
 /* Says on stderr what check could not see; true if that was anything. */
 static int say_unseen(struct check_seen *sn, int preload, int allowed)
 {
     const char *how = allowed ? "warning: " : "";
-    int bad = 0;
     if (sn->procs == 0) {
         fprintf(stderr,
                 "coscope: %scheck: the command started no coscope "
@@ -69,32 +83,17 @@ static int say_unseen(struct check_seen *sn, int preload, int allowed)
                 how);
         return 1;
     }
-    for (size_t i = 0; i < sn->no_agent && i < CHECK_SEEN_SHOWN; i++)
-        fprintf(stderr,
-                "coscope: %scheck: process %ld ('%s') ran without "
-                "its agent (COSCOPE_REPORT=off): its bugs were not "
-                "looked for\n",
-                how, sn->off[i].pid, cli_sanitize(sn->off[i].exe));
-    if (sn->no_agent > CHECK_SEEN_SHOWN)
-        fprintf(stderr,
-                "coscope: %scheck: and %zu more processes without "
-                "their agent\n",
-                how, sn->no_agent - CHECK_SEEN_SHOWN);
-    bad |= sn->no_agent > 0;
+    say_procs(how, sn->off, sn->no_agent,
+              "process %ld ('%s') ran without its agent (COSCOPE_REPORT=off): "
+              "its bugs were not looked for",
+              "without their agent");
     if (!preload)
-        return bad; /* --no-preload: the user chose to go without */
-    for (size_t i = 0; i < sn->no_preload && i < CHECK_SEEN_SHOWN; i++)
-        fprintf(stderr,
-                "coscope: %scheck: the interposer did not reach "
-                "process %ld ('%s'; a static executable?): its "
-                "blocking calls were not looked for\n",
-                how, sn->bare[i].pid, cli_sanitize(sn->bare[i].exe));
-    if (sn->no_preload > CHECK_SEEN_SHOWN)
-        fprintf(stderr,
-                "coscope: %scheck: and %zu more processes the "
-                "interposer did not reach\n",
-                how, sn->no_preload - CHECK_SEEN_SHOWN);
-    return bad | (sn->no_preload > 0);
+        return sn->no_agent > 0; /* --no-preload: the user chose so */
+    say_procs(how, sn->bare, sn->no_preload,
+              "the interposer did not reach process %ld ('%s'; a static "
+              "executable?): its blocking calls were not looked for",
+              "the interposer did not reach");
+    return sn->no_agent > 0 || sn->no_preload > 0;
 }
 
 /* ---- the command -------------------------------------------------------- */

@@ -164,6 +164,9 @@ static void event_text(struct watch *w, const cs_trace_event *e,
                        const struct pending_wait *pw, char *buf, size_t cap)
 {
     char d[32], s[256] = "";
+    /* the duration a step, batch or loop iteration record holds */
+    cli_fmt_duration(cs_trace_ticks_ns(w->t, cs_trace_event_ticks(e)), d,
+                     sizeof d);
     switch (e->type) {
     case CS_EV_TASK_CREATED:
         cs_trace_string(w->t, e->arg, s, sizeof s);
@@ -181,8 +184,6 @@ static void event_text(struct watch *w, const cs_trace_event *e,
         snprintf(buf, cap, "named '%s'", s);
         break;
     case CS_EV_STEP:
-        cli_fmt_duration(cs_trace_ticks_ns(w->t, cs_trace_event_ticks(e)), d,
-                         sizeof d);
         if (e->flags & CS_RECF_BATCHED) /* its share of the batch */
             snprintf(d + strlen(d), sizeof d - strlen(d), " (estimated)");
         if (e->reason == CS_WAIT_YIELD)
@@ -198,8 +199,6 @@ static void event_text(struct watch *w, const cs_trace_event *e,
         }
         break;
     case CS_EV_BATCH:
-        cli_fmt_duration(cs_trace_ticks_ns(w->t, cs_trace_event_ticks(e)), d,
-                         sizeof d);
         snprintf(buf, cap, "batch of %llu short steps in %s",
                  (unsigned long long)e->task_id, d);
         break;
@@ -230,8 +229,6 @@ static void event_text(struct watch *w, const cs_trace_event *e,
         snprintf(buf, cap, "warning: %s", cs_trace_warning_name(e->reason));
         break;
     case CS_EV_LOOP_ITER:
-        cli_fmt_duration(cs_trace_ticks_ns(w->t, cs_trace_event_ticks(e)), d,
-                         sizeof d);
         snprintf(buf, cap, "loop iteration %llu, polled %s",
                  (unsigned long long)e->task_id, d);
         break;

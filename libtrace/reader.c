@@ -559,17 +559,25 @@ static const uint8_t *live_table(cs_trace *t, uint64_t off, uint64_t size,
     return at(t, off, size);
 }
 
+/* The string table (or, if stacks, the stack table) and its used length:
+ * a file's copy, or the live segment's. */
+static const uint8_t *table(cs_trace *t, int stacks, uint64_t *len)
+{
+    if (t->is_file) {
+        *len = stacks ? t->stacks_len : t->strings_len;
+        return stacks ? t->stacks : t->strings;
+    }
+    if (stacks)
+        return live_table(t, t->stacks_off, t->stacks_size,
+                          offsetof(cs_seg_header, stacks_used), len);
+    return live_table(t, t->strings_off, t->strings_size,
+                      offsetof(cs_seg_header, strings_used), len);
+}
+
 static int read_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
 {
     uint64_t len;
-    const uint8_t *tab;
-    if (t->is_file) {
-        tab = t->strings;
-        len = t->strings_len;
-    } else {
-        tab = live_table(t, t->strings_off, t->strings_size,
-                         offsetof(cs_seg_header, strings_used), &len);
-    }
+    const uint8_t *tab = table(t, 0, &len);
     if (tab == NULL)
         return cap > 0 ? (buf[0] = '\0', -ENOENT) : -ENOENT;
     int r = cs__string_copy(tab, len, id, buf, cap);
@@ -584,14 +592,7 @@ int cs_trace_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
 static int read_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
 {
     uint64_t len;
-    const uint8_t *tab;
-    if (t->is_file) {
-        tab = t->stacks;
-        len = t->stacks_len;
-    } else {
-        tab = live_table(t, t->stacks_off, t->stacks_size,
-                         offsetof(cs_seg_header, stacks_used), &len);
-    }
+    const uint8_t *tab = table(t, 1, &len);
     if (tab == NULL)
         return -ENOENT;
     int r = cs__stack_copy(tab, len, id, ips, cap);
