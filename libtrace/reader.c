@@ -507,22 +507,36 @@ static uint32_t entry_word(const uint8_t *table, uint32_t id)
     return __atomic_load_n((const uint32_t *)(table + id), __ATOMIC_ACQUIRE);
 }
 
+/* Checks entry id of a table whose entries are aligned to align bytes:
+ * a u32 count in [1, max] first, then align - 4 bytes, then count items
+ * of each bytes.  0 with *n the count, -ENOENT (id 0, or not committed
+ * yet) or CS_TRACE_ECORRUPT. */
+static int entry_at(const uint8_t *table, uint64_t len, uint32_t id,
+                    unsigned align, uint32_t max, unsigned each, uint32_t *n)
+{
+    if (id == 0)
+        return -ENOENT;
+    if (id < CS_TABLE_FIRST || id % align != 0 || id >= len)
+        return CS_TRACE_ECORRUPT;
+    if (len - id < align)
+        return CS_TRACE_ECORRUPT; /* the entry's head runs off the table */
+    *n = entry_word(table, id);
+    if (*n == 0)
+        return -ENOENT;
+    if (*n > max || CS__ALIGN(align + (uint64_t)each * *n, align) > len - id)
+        return CS_TRACE_ECORRUPT;
+    return 0;
+}
+
 int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id, char *buf,
                     size_t cap)
 {
+    uint32_t w;
     if (cap > 0)
         buf[0] = '\0';
-    if (id == 0)
-        return -ENOENT;
-    if (id < CS_TABLE_FIRST || id % 4 != 0 || id >= len)
-        return CS_TRACE_ECORRUPT;
-    if (len - id < 4)
-        return CS_TRACE_ECORRUPT; /* the word itself runs off the table */
-    uint32_t w = entry_word(table, id);
-    if (w == 0)
-        return -ENOENT; /* not committed yet */
-    if (w > CS_STRING_MAX + 1 || CS__ALIGN(4 + (uint64_t)w, 4) > len - id)
-        return CS_TRACE_ECORRUPT;
+    int err = entry_at(table, len, id, 4, CS_STRING_MAX + 1, 1, &w);
+    if (err != 0)
+        return err;
     uint32_t slen = w - 1;
     if (cap > 0) {
         size_t k = slen < cap - 1 ? slen : cap - 1;
@@ -535,17 +549,10 @@ int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id, char *buf,
 int cs__stack_copy(const uint8_t *table, uint64_t len, uint32_t id,
                    uint64_t *ips, size_t cap)
 {
-    if (id == 0)
-        return -ENOENT;
-    if (id < CS_TABLE_FIRST || id % 8 != 0 || id >= len)
-        return CS_TRACE_ECORRUPT;
-    if (len - id < 8)
-        return CS_TRACE_ECORRUPT; /* the entry header runs off the table */
-    uint32_t n = entry_word(table, id);
-    if (n == 0)
-        return -ENOENT;
-    if (n > CS_STACK_MAX || 8 + 8 * (uint64_t)n > len - id)
-        return CS_TRACE_ECORRUPT;
+    uint32_t n;
+    int err = entry_at(table, len, id, 8, CS_STACK_MAX, 8, &n);
+    if (err != 0)
+        return err;
     memcpy(ips, table + id + 8, 8 * (n < cap ? n : cap));
     return (int)n;
 }
