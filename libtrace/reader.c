@@ -318,23 +318,24 @@ int cs_trace_info_get(cs_trace *t, cs_trace_info *info)
     info->exe_path[CS_EXE_PATH_MAX - 1] = '\0';
     memcpy(info->build_id, h->build_id, h->build_id_len);
     info->build_id_len = h->build_id_len;
+/* The header's counters a live writer keeps updating. */
+#define LIVE_COUNTERS(X)                                                      \
+    X(tasks_hwm)                                                              \
+    X(tasks_dropped) X(strings_dropped) X(stacks_dropped) X(warnings)         \
+        X(rings_dropped)
     if (t->is_file) {
-        info->tasks_hwm = h->tasks_hwm;
-        info->tasks_dropped = h->tasks_dropped;
-        info->strings_dropped = h->strings_dropped;
-        info->stacks_dropped = h->stacks_dropped;
-        info->warnings = h->warnings;
-        info->rings_dropped = h->rings_dropped;
+#define FROM_FILE(field) info->field = h->field;
+        LIVE_COUNTERS(FROM_FILE)
+#undef FROM_FILE
         info->complete = t->complete;
         info->valid_bytes = t->valid_bytes;
         return 0;
     }
-    info->tasks_hwm = live(t, offsetof(cs_seg_header, tasks_hwm));
-    info->tasks_dropped = live(t, offsetof(cs_seg_header, tasks_dropped));
-    info->strings_dropped = live(t, offsetof(cs_seg_header, strings_dropped));
-    info->stacks_dropped = live(t, offsetof(cs_seg_header, stacks_dropped));
-    info->warnings = live(t, offsetof(cs_seg_header, warnings));
-    info->rings_dropped = live(t, offsetof(cs_seg_header, rings_dropped));
+#define FROM_SEGMENT(field)                                                   \
+    info->field = live(t, offsetof(cs_seg_header, field));
+    LIVE_COUNTERS(FROM_SEGMENT)
+#undef FROM_SEGMENT
+#undef LIVE_COUNTERS
     return guarded(t, 0);
 }
 
