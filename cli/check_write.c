@@ -58,6 +58,15 @@ void check_out_text(FILE *f, const struct check_reports *rs)
     }
 }
 
+/* s as a JSON string, or null if it is empty. */
+static void json_str_or_null(FILE *f, const char *s)
+{
+    if (s[0])
+        cli_json_str(f, s);
+    else
+        fputs("null", f);
+}
+
 void check_json_frames(FILE *f, const struct check_report *r)
 {
     fputc('[', f);
@@ -66,15 +75,9 @@ void check_json_frames(FILE *f, const struct check_report *r)
         fprintf(f, "%s{\"ip\":", k ? "," : "");
         cli_json_str(f, fr->ip);
         fputs(",\"function\":", f);
-        if (fr->func[0])
-            cli_json_str(f, fr->func);
-        else
-            fputs("null", f);
+        json_str_or_null(f, fr->func);
         fputs(",\"file\":", f);
-        if (fr->file[0])
-            cli_json_str(f, fr->file);
-        else
-            fputs("null", f);
+        json_str_or_null(f, fr->file);
         fprintf(f, ",\"line\":%ld%s}", fr->line,
                 fr->inlined ? ",\"inlined\":true" : "");
     }
@@ -100,10 +103,7 @@ void check_out_json(FILE *f, const struct check_reports *rs, char **cmd,
                 r->failing ? "true" : "false");
         cli_json_str(f, r->headline);
         fputs(",\"task\":", f);
-        if (r->task[0])
-            cli_json_str(f, r->task);
-        else
-            fputs("null", f);
+        json_str_or_null(f, r->task);
         fprintf(f, ",\"pid\":%ld,\"frames\":", r->pid);
         check_json_frames(f, r);
         fputc('}', f);
