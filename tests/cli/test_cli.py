@@ -257,6 +257,35 @@ class Basics(Case):
             self.assertTrue(r.stdout.startswith("usage: coscope %s" % cmd))
             self.assertEqual(coscope(cmd, "--help").stdout, r.stdout)
 
+    # every command of the table (options.c: cli_getopt, cli_setup)
+    ALL = ("check", "export", "help", "metrics", "ps", "record", "report",
+           "run", "tasks", "top", "view", "watch")
+
+    def test_every_command_answers_help_and_h_alike(self):
+        for cmd in self.ALL:
+            r = coscope(cmd, "--help")
+            self.assertEqual(r.returncode, 0, cmd)
+            self.assertTrue(r.stdout.startswith("usage: coscope %s" % cmd),
+                            (cmd, r.stdout[:80]))
+            self.assertEqual(coscope(cmd, "-h").stdout, r.stdout, cmd)
+            self.assertEqual(coscope("help", cmd).stdout, r.stdout, cmd)
+
+    def test_every_command_refuses_an_unknown_flag_alike(self):
+        for cmd in self.ALL:
+            self.assert_error(coscope(cmd, "--frob"),
+                              "%s: unknown or incomplete option '--frob' "
+                              "(see 'coscope help %s')" % (cmd, cmd))
+
+    def test_one_operand_commands_refuse_a_second_alike(self):
+        for cmd in ("export", "report", "view", "tasks", "top", "watch"):
+            self.assert_error(coscope(cmd, "1", "2"),
+                              "%s: unexpected argument '2' (see 'coscope "
+                              "help %s')" % (cmd, cmd))
+        for cmd in ("ps", "metrics"):
+            self.assert_error(coscope(cmd, "x"),
+                              "%s: unexpected argument 'x' (see 'coscope "
+                              "help %s')" % (cmd, cmd))
+
     def test_version(self):
         r = coscope("--version")
         self.assertEqual(r.returncode, 0)
