@@ -321,8 +321,8 @@ int cs_trace_info_get(cs_trace *t, cs_trace_info *info)
 /* The header's counters a live writer keeps updating. */
 #define LIVE_COUNTERS(X)                                                      \
     X(tasks_hwm)                                                              \
-    X(tasks_dropped) X(strings_dropped) X(stacks_dropped) X(warnings)         \
-        X(rings_dropped)
+    X(tasks_dropped)                                                          \
+    X(strings_dropped) X(stacks_dropped) X(warnings) X(rings_dropped)
     if (t->is_file) {
 #define FROM_FILE(field) info->field = h->field;
         LIVE_COUNTERS(FROM_FILE)
