@@ -188,7 +188,7 @@ bool cs__agent_busy(void);
 /* True if return address ret is in coscope's own code, in a static link
  * (by name; off the stack): there the interposer cannot tell by range. */
 bool cs__report_ours(uintptr_t ret);
-/* cs__thread_start (pthread_create, asynchronous signals blocked) is
+/* cs__tr_thread_start (pthread_create, asynchronous signals blocked) is
  * libtrace's, merged into libcoscope with the agent: writer.h. */
 /* Records the report of class cls about task_id, with bt (or NULL), as a
  * warning event in the trace; on the loop's thread, before reporting. */

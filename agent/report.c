@@ -113,7 +113,7 @@ bool cs__offstack(void (*fn)(void *), void *arg)
     struct cs__offstack o = {fn, arg};
     pthread_t th;
 
-    if (cs__thread_start(&th, NULL, cs__offstack_main, &o) != 0)
+    if (cs__tr_thread_start(&th, NULL, cs__offstack_main, &o) != 0)
         return false;
     cs__in_agent++;
     pthread_join(th, NULL);

@@ -35,7 +35,7 @@ static bool cs__self_open(void)
         return false;
     }
     cs__self_pid = getpid();
-    /* the segment exists, so cs__trace_stop is registered: registered
+    /* the segment exists, so cs__tr_stop is registered: registered
      * again now, the watchdog's exit runs before it, and a slow step it
      * reports at exit still reaches the trace (atexit runs the last
      * registered first; the first registration then finds it done) */

@@ -246,7 +246,7 @@ int cs__watchdog_start(cs__step_source *src, void *arg)
         pthread_mutex_init(&cs__wd.mu, NULL);
         cs__wd.cv_ready = true;
     }
-    if (cs__thread_start(&cs__wd.th, NULL, cs__watchdog_main, NULL) != 0)
+    if (cs__tr_thread_start(&cs__wd.th, NULL, cs__watchdog_main, NULL) != 0)
         return CS_ENOMEM;
     /* what top -H, gdb and bench/agent_cost.sh show for it */
     pthread_setname_np(cs__wd.th, "coscope-watch");

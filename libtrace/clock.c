@@ -49,9 +49,9 @@ static void sample(uint64_t *tsc, uint64_t *ns)
 {
     uint64_t best = UINT64_MAX;
     for (int i = 0; i < 5; i++) {
-        uint64_t a = cs__trace_now();
+        uint64_t a = cs__tr_now();
         uint64_t n = mono_ns(CLOCK_MONOTONIC);
-        uint64_t b = cs__trace_now();
+        uint64_t b = cs__tr_now();
         if (b - a < best) {
             best = b - a;
             *tsc = a + (b - a) / 2;
@@ -60,17 +60,17 @@ static void sample(uint64_t *tsc, uint64_t *ns)
     }
 }
 
-uint64_t cs__ticks_scale(uint64_t ticks, uint64_t mult)
+uint64_t cs__tr_ticks_scale(uint64_t ticks, uint64_t mult)
 {
     uint64_t hi = ticks >> 32, lo = ticks & 0xffffffffu;
     return hi * mult + ((lo * (mult & 0xffffffffu)) >> 32) + lo * (mult >> 32);
 }
 
-void cs__clock_calibrate(cs__clock_cal *cal, int force_monotonic)
+void cs__tr_clock_calibrate(cs__tr_clock_cal *cal, int force_monotonic)
 {
     memset(cal, 0, sizeof *cal);
     cal->tsc = !force_monotonic && tsc_invariant();
-    cs__trace_g.clock_tsc = cal->tsc;
+    cs__tr_g.clock_tsc = cal->tsc;
     if (!cal->tsc) {
         cal->ns_anchor = mono_ns(CLOCK_MONOTONIC);
         cal->realtime_anchor = mono_ns(CLOCK_REALTIME);
@@ -86,7 +86,7 @@ void cs__clock_calibrate(cs__clock_cal *cal, int force_monotonic)
     nanosleep(&wait, NULL);
     sample(&t1, &n1);
     if (t1 <= t0 || n1 <= n0) { /* a broken counter: fall back */
-        cs__clock_calibrate(cal, 1);
+        cs__tr_clock_calibrate(cal, 1);
         return;
     }
     /* ns per tick in 32.32: (dn << 32) / dt; dn is ~5e6 so no overflow. */

@@ -53,7 +53,7 @@ static const uint32_t crc_table[256] = {
 };
 /* clang-format on */
 
-uint32_t cs__crc32(uint32_t crc, const void *data, size_t n)
+uint32_t cs__tr_crc32(uint32_t crc, const void *data, size_t n)
 {
     const uint8_t *p = data;
     crc = ~crc;

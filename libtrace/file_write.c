@@ -23,7 +23,7 @@
 static uint8_t stage[STAGE_SIZE] __attribute__((aligned(64)));
 static int dumping; /* 1 while a flight dump uses stage */
 
-int cs__write_all(int fd, const void *p, size_t n)
+int cs__tr_write_all(int fd, const void *p, size_t n)
 {
     const uint8_t *b = p;
     while (n > 0) {
@@ -106,7 +106,7 @@ static int open_special(const char *path, const struct stat *seen)
     return fd;
 }
 
-int cs__file_create(const char *path)
+int cs__tr_file_create(const char *path)
 {
     if (path[0] == '\0' || strlen(path) >= 4096)
         return -ENAMETOOLONG;
@@ -135,7 +135,7 @@ int cs__file_create(const char *path)
     return -EAGAIN;
 }
 
-int cs__fw_header(int fd, const cs_seg_header *live, uint32_t flags)
+int cs__tr_fw_header(int fd, const cs_seg_header *live, uint32_t flags)
 {
     cs_seg_header h;
     memcpy(&h, live, sizeof h);
@@ -144,11 +144,11 @@ int cs__fw_header(int fd, const cs_seg_header *live, uint32_t flags)
     memset(h.regions, 0, sizeof h.regions);
     memset(&h.modules, 0, sizeof h.modules); /* chunks carry it instead */
     h.flags = (h.flags & CS_SEG_F_READY) | flags;
-    return cs__write_all(fd, &h, sizeof h);
+    return cs__tr_write_all(fd, &h, sizeof h);
 }
 
-int cs__fw_chunk(int fd, unsigned kind, unsigned ring, uint64_t base,
-                 uint32_t count, const void *payload, uint32_t len)
+int cs__tr_fw_chunk(int fd, unsigned kind, unsigned ring, uint64_t base,
+                    uint32_t count, const void *payload, uint32_t len)
 {
     cs_chunk_header c;
     memset(&c, 0, sizeof c);
@@ -158,19 +158,19 @@ int cs__fw_chunk(int fd, unsigned kind, unsigned ring, uint64_t base,
     c.length = len;
     c.count = count;
     c.base = base;
-    c.crc = cs__crc32(0, payload, len);
-    c.header_crc = cs__crc32(0, &c, offsetof(cs_chunk_header, header_crc));
-    int err = cs__write_all(fd, &c, sizeof c);
-    return err ? err : cs__write_all(fd, payload, len);
+    c.crc = cs__tr_crc32(0, payload, len);
+    c.header_crc = cs__tr_crc32(0, &c, offsetof(cs_chunk_header, header_crc));
+    int err = cs__tr_write_all(fd, &c, sizeof c);
+    return err ? err : cs__tr_write_all(fd, payload, len);
 }
 
-int cs__fw_table(int fd, unsigned kind, const uint8_t *table, uint64_t from,
-                 uint64_t to, uint8_t *buf, size_t cap)
+int cs__tr_fw_table(int fd, unsigned kind, const uint8_t *table, uint64_t from,
+                    uint64_t to, uint8_t *buf, size_t cap)
 {
     while (from < to) {
         size_t n = to - from < cap ? (size_t)(to - from) : cap;
         memcpy(buf, table + from, n);
-        int err = cs__fw_chunk(fd, kind, 0, from, 0, buf, (uint32_t)n);
+        int err = cs__tr_fw_chunk(fd, kind, 0, from, 0, buf, (uint32_t)n);
         if (err)
             return err;
         from += n;
@@ -178,15 +178,15 @@ int cs__fw_table(int fd, unsigned kind, const uint8_t *table, uint64_t from,
     return 0;
 }
 
-int cs__fw_modules(int fd, const cs_module *ent, uint32_t from, uint32_t to,
-                   uint8_t *buf, size_t cap)
+int cs__tr_fw_modules(int fd, const cs_module *ent, uint32_t from, uint32_t to,
+                      uint8_t *buf, size_t cap)
 {
     uint32_t max = (uint32_t)(cap / sizeof *ent);
     while (from < to) {
         uint32_t k = to - from < max ? to - from : max;
         memcpy(buf, ent + from, (size_t)k * sizeof *ent);
-        int err = cs__fw_chunk(fd, CS_CHUNK_MODULES, 0, from, k, buf,
-                               (uint32_t)(k * sizeof *ent));
+        int err = cs__tr_fw_chunk(fd, CS_CHUNK_MODULES, 0, from, k, buf,
+                                  (uint32_t)(k * sizeof *ent));
         if (err)
             return err;
         from += k;
@@ -195,37 +195,38 @@ int cs__fw_modules(int fd, const cs_module *ent, uint32_t from, uint32_t to,
 }
 
 /* Committed entries of the writer's module table (0 if it has none). */
-uint32_t cs__modules_count(void)
+uint32_t cs__tr_modules_count(void)
 {
-    const cs_module_table *m = cs__seg_g.modules;
+    const cs_module_table *m = cs__tr_seg_g.modules;
     if (m == NULL)
         return 0;
     uint32_t n = __atomic_load_n(&m->count, __ATOMIC_ACQUIRE);
     return n < m->capacity ? n : m->capacity;
 }
 
-int cs__fw_tasks(int fd, const cs_task_slot *tasks, uint64_t n, uint8_t *buf,
-                 size_t cap)
+int cs__tr_fw_tasks(int fd, const cs_task_slot *tasks, uint64_t n,
+                    uint8_t *buf, size_t cap)
 {
     cs_task_slot *out = (cs_task_slot *)buf;
     size_t max = cap / sizeof *out, k = 0;
     for (uint64_t i = 0; i <= n; i++) {
         if (k == max || (i == n && k > 0)) {
-            int err = cs__fw_chunk(fd, CS_CHUNK_TASKS, 0, 0, (uint32_t)k, buf,
-                                   (uint32_t)(k * sizeof *out));
+            int err = cs__tr_fw_chunk(fd, CS_CHUNK_TASKS, 0, 0, (uint32_t)k,
+                                      buf, (uint32_t)(k * sizeof *out));
             if (err)
                 return err;
             k = 0;
         }
-        if (i < n && cs__task_read(&tasks[i], &out[k]) == 0 && out[k].id != 0)
+        if (i < n && cs__tr_task_read(&tasks[i], &out[k]) == 0 &&
+            out[k].id != 0)
             k++;
     }
     return 0;
 }
 
-int cs__fw_ring(int fd, uint32_t index, const cs_ring_header *hdr,
-                const cs_record *slot, uint64_t nslots, uint64_t *cursor,
-                uint8_t *buf, size_t cap)
+int cs__tr_fw_ring(int fd, uint32_t index, const cs_ring_header *hdr,
+                   const cs_record *slot, uint64_t nslots, uint64_t *cursor,
+                   uint8_t *buf, size_t cap)
 {
     cs_record *out = (cs_record *)buf;
     size_t max = cap / sizeof *out;
@@ -233,11 +234,12 @@ int cs__fw_ring(int fd, uint32_t index, const cs_ring_header *hdr,
     /* Stop at the head seen now, or a busy writer would keep us here. */
     uint64_t limit = __atomic_load_n(&hdr->head, __ATOMIC_ACQUIRE);
     for (;;) {
-        size_t n = cs__ring_read(hdr, slot, nslots, cursor, out, max, &lost);
+        size_t n =
+            cs__tr_ring_read(hdr, slot, nslots, cursor, out, max, &lost);
         if (n == 0)
             return 0;
-        int err = cs__fw_chunk(fd, CS_CHUNK_RECORDS, index, 0, (uint32_t)n,
-                               buf, (uint32_t)(n * sizeof *out));
+        int err = cs__tr_fw_chunk(fd, CS_CHUNK_RECORDS, index, 0, (uint32_t)n,
+                                  buf, (uint32_t)(n * sizeof *out));
         if (err || n < max || *cursor >= limit)
             return err;
     }
@@ -250,8 +252,8 @@ static uint64_t committed(const uint8_t *table, uint64_t size, uint64_t used,
 {
     uint64_t end = used < size ? used : size, off = CS_TABLE_FIRST;
     while (off < end) {
-        uint64_t sz = strings ? cs__string_entry_size(table, end, off)
-                              : cs__stack_entry_size(table, end, off);
+        uint64_t sz = strings ? cs__tr_string_entry_size(table, end, off)
+                              : cs__tr_stack_entry_size(table, end, off);
         if (sz == 0)
             break;
         off += sz;
@@ -259,9 +261,9 @@ static uint64_t committed(const uint8_t *table, uint64_t size, uint64_t used,
     return off < end ? off : end;
 }
 
-int cs__trace_flight_dump_fd(int fd, uint32_t flags)
+int cs__tr_flight_dump_fd(int fd, uint32_t flags)
 {
-    cs__seg *g = &cs__seg_g;
+    cs__tr_seg *g = &cs__tr_seg_g;
     if (g->base == NULL)
         return -ENODEV;
     if (__atomic_exchange_n(&dumping, 1, __ATOMIC_ACQUIRE))
@@ -272,41 +274,41 @@ int cs__trace_flight_dump_fd(int fd, uint32_t flags)
     uint64_t hwm = __atomic_load_n(&h->tasks_hwm, __ATOMIC_ACQUIRE);
     if (hwm > h->task_slots)
         hwm = h->task_slots;
-    int err = cs__fw_header(fd, h, flags);
+    int err = cs__tr_fw_header(fd, h, flags);
     if (!err)
-        err = cs__fw_table(fd, CS_CHUNK_STRINGS, g->strings, 0,
-                           committed(g->strings, g->strings_size, su, 1),
-                           stage, STAGE_SIZE);
+        err = cs__tr_fw_table(fd, CS_CHUNK_STRINGS, g->strings, 0,
+                              committed(g->strings, g->strings_size, su, 1),
+                              stage, STAGE_SIZE);
     if (!err)
-        err = cs__fw_table(fd, CS_CHUNK_STACKS, g->stacks, 0,
-                           committed(g->stacks, g->stacks_size, ku, 0), stage,
-                           STAGE_SIZE);
+        err = cs__tr_fw_table(fd, CS_CHUNK_STACKS, g->stacks, 0,
+                              committed(g->stacks, g->stacks_size, ku, 0),
+                              stage, STAGE_SIZE);
     if (!err) /* the table is already built: just its bytes */
-        err = cs__fw_modules(fd, (const cs_module *)(g->modules + 1), 0,
-                             cs__modules_count(), stage, STAGE_SIZE);
+        err = cs__tr_fw_modules(fd, (const cs_module *)(g->modules + 1), 0,
+                                cs__tr_modules_count(), stage, STAGE_SIZE);
     if (!err)
-        err = cs__fw_tasks(fd, cs__trace_g.tasks, hwm, stage, STAGE_SIZE);
+        err = cs__tr_fw_tasks(fd, cs__tr_g.tasks, hwm, stage, STAGE_SIZE);
     for (uint32_t i = 0; !err && i < h->ring_count; i++) {
         const cs_ring_header *rh =
             (const cs_ring_header *)(g->rings + i * g->ring_stride);
         uint64_t cursor = 0;
-        err = cs__fw_ring(fd, i, rh, (const cs_record *)(rh + 1),
-                          h->ring_slots, &cursor, stage, STAGE_SIZE);
+        err = cs__tr_fw_ring(fd, i, rh, (const cs_record *)(rh + 1),
+                             h->ring_slots, &cursor, stage, STAGE_SIZE);
     }
     if (!err)
-        err = cs__fw_chunk(fd, CS_CHUNK_END, 0, 0, 0, stage, 0);
+        err = cs__tr_fw_chunk(fd, CS_CHUNK_END, 0, 0, 0, stage, 0);
     __atomic_store_n(&dumping, 0, __ATOMIC_RELEASE);
     return err;
 }
 
-int cs__trace_flight_dump(const char *path, uint32_t flags)
+int cs__tr_flight_dump(const char *path, uint32_t flags)
 {
-    if (cs__seg_g.base == NULL)
+    if (cs__tr_seg_g.base == NULL)
         return -ENODEV;
-    int fd = cs__file_create(path);
+    int fd = cs__tr_file_create(path);
     if (fd < 0)
         return fd;
-    int err = cs__trace_flight_dump_fd(fd, flags | CS_SEG_F_FLIGHT);
+    int err = cs__tr_flight_dump_fd(fd, flags | CS_SEG_F_FLIGHT);
     if (close(fd) != 0 && err == 0)
         err = -errno;
     return err;

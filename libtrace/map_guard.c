@@ -30,7 +30,7 @@
 
 #define GUARD_MAX 256
 
-/* One registered mapping; start == 0: free.  Written by cs__map_guard_add
+/* One registered mapping; start == 0: free.  Written by cs__tr_map_guard_add
  * and _remove, read by the handler. */
 static struct guard {
     uintptr_t start; /* first byte of the mapping */
@@ -66,7 +66,7 @@ static void bus_handler(int sig, siginfo_t *si, void *uc)
         signal(SIGBUS, SIG_DFL);
         return;
     }
-    cs__signal_chain(&old_bus, sig, si, uc);
+    cs__tr_signal_chain(&old_bus, sig, si, uc);
     __atomic_store_n(&chaining, 0, __ATOMIC_RELEASE);
 }
 
@@ -96,7 +96,7 @@ static int install(void)
     return err;
 }
 
-int cs__map_guard_add(const void *base, size_t size)
+int cs__tr_map_guard_add(const void *base, size_t size)
 {
     int err = install();
     if (err)
@@ -121,13 +121,13 @@ int cs__map_guard_add(const void *base, size_t size)
     return -ENOSPC;
 }
 
-int cs__map_guard_hit(int slot)
+int cs__tr_map_guard_hit(int slot)
 {
     return slot >= 0 && slot < GUARD_MAX &&
            __atomic_load_n(&guards[slot].hit, __ATOMIC_ACQUIRE);
 }
 
-void cs__map_guard_remove(int slot)
+void cs__tr_map_guard_remove(int slot)
 {
     if (slot < 0 || slot >= GUARD_MAX)
         return;

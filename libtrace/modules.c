@@ -6,7 +6,7 @@
  *
  * The table lives in the segment, so the flight recorder, which may run in
  * a signal handler, only copies bytes.  Filling it walks the loader's list,
- * which takes the loader's lock: cs__trace_modules_refresh must never run
+ * which takes the loader's lock: cs__tr_modules_refresh must never run
  * in a signal handler.  A refresh costs one callback when nothing was
  * loaded or unloaded since the last one (the loader's adds/subs counters).
  */
@@ -28,8 +28,8 @@ struct walk {
     int force;            /* walk even if the counters did not move */
 };
 
-int cs__note_build_id(const struct dl_phdr_info *info, uint8_t *out,
-                      uint32_t *len)
+int cs__tr_note_build_id(const struct dl_phdr_info *info, uint8_t *out,
+                         uint32_t *len)
 {
     *len = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -86,9 +86,9 @@ static void describe(const struct dl_phdr_info *info, int is_exe, cs_module *m)
         if (lo + ph->p_memsz > m->end)
             m->end = lo + ph->p_memsz;
     }
-    cs__note_build_id(info, m->build_id, &m->build_id_len);
+    cs__tr_note_build_id(info, m->build_id, &m->build_id_len);
     /* The executable's dlpi_name is "": its path is the header's. */
-    const char *path = is_exe ? cs__seg_g.hdr->exe_path : info->dlpi_name;
+    const char *path = is_exe ? cs__tr_seg_g.hdr->exe_path : info->dlpi_name;
     size_t len = path ? strnlen(path, CS_MODULE_PATH_MAX) : 0;
     if (len == CS_MODULE_PATH_MAX) {
         len = CS_MODULE_PATH_MAX - 1;
@@ -133,13 +133,13 @@ static int module_cb(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-void cs__trace_modules_refresh(int force)
+void cs__tr_modules_refresh(int force)
 {
     pthread_mutex_lock(&mod_lock);
-    if (cs__seg_g.base != NULL && cs__seg_g.modules != NULL) {
+    if (cs__tr_seg_g.base != NULL && cs__tr_seg_g.modules != NULL) {
         struct walk w = {
-            .tab = cs__seg_g.modules,
-            .ent = (cs_module *)(cs__seg_g.modules + 1),
+            .tab = cs__tr_seg_g.modules,
+            .ent = (cs_module *)(cs__tr_seg_g.modules + 1),
             .force = force,
         };
         dl_iterate_phdr(module_cb, &w);
@@ -147,7 +147,7 @@ void cs__trace_modules_refresh(int force)
     pthread_mutex_unlock(&mod_lock);
 }
 
-void cs__modules_reset(void)
+void cs__tr_modules_reset(void)
 {
     /* After fork the lock may be held by a thread that no longer exists. */
     pthread_mutex_init(&mod_lock, NULL);

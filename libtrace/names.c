@@ -13,7 +13,7 @@
 
 static _Thread_local char detail[160];
 
-void cs__set_detail(int line, const char *what)
+void cs__tr_set_detail(int line, const char *what)
 {
     if (line == 0)
         snprintf(detail, sizeof detail, "%s", what);
@@ -21,13 +21,13 @@ void cs__set_detail(int line, const char *what)
         snprintf(detail, sizeof detail, "%s (libtrace line %d)", what, line);
 }
 
-int cs__corrupt(cs_trace *t, int line, const char *what)
+int cs__tr_corrupt(cs_trace *t, int line, const char *what)
 {
     if (t != NULL && t->corrupt_line == 0) {
         t->corrupt_line = line;
         snprintf(t->corrupt_what, sizeof t->corrupt_what, "%s", what);
     }
-    cs__set_detail(line, what);
+    cs__tr_set_detail(line, what);
     return CS_TRACE_ECORRUPT;
 }
 
@@ -149,7 +149,7 @@ static int proc_read(int pid, const char *file, char *buf, size_t cap)
     return 0;
 }
 
-int cs__pid_uids(int pid, unsigned *euid, unsigned *fsuid)
+int cs__tr_pid_uids(int pid, unsigned *euid, unsigned *fsuid)
 {
     char buf[4096];
     int err = proc_read(pid, "status", buf, sizeof buf);

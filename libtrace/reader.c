@@ -5,7 +5,7 @@
  * The segment is opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK, checked with fstat
  * (regular file, our uid unless we are root, mode 0600, size), mapped
  * PROT_READ (and guarded against SIGBUS: map_guard.c), and
- * its header copied and validated once (cs__header_check): from then on
+ * its header copied and validated once (cs__tr_header_check): from then on
  * the geometry comes from the copy, never from the mapping.  Live counters
  * and records are re-read on every call and clamped.  Every access to the
  * mapping goes through at() (after LTTng-UST's shm accessors), which
@@ -48,18 +48,18 @@ static int region_ok(const cs_seg_header *h, int r, uint64_t size,
            g->size <= size - g->offset && g->size >= need;
 }
 
-int cs__header_check(cs_trace *t, const cs_seg_header *h, uint64_t size,
-                     int is_file)
+int cs__tr_header_check(cs_trace *t, const cs_seg_header *h, uint64_t size,
+                        int is_file)
 {
     if (memcmp(h->magic, is_file ? CS_FILE_MAGIC : CS_SEG_MAGIC,
                CS_MAGIC_LEN) != 0)
         return CS__CORRUPT(t, "bad magic: not a coscope trace");
     if (h->endian != CS_ENDIAN_MARK) {
-        cs__set_detail(__LINE__, "written with the other byte order");
+        cs__tr_set_detail(__LINE__, "written with the other byte order");
         return CS_TRACE_EVERSION;
     }
     if (h->version_major != CS_FORMAT_MAJOR) {
-        cs__set_detail(__LINE__, "unsupported major version");
+        cs__tr_set_detail(__LINE__, "unsupported major version");
         return CS_TRACE_EVERSION;
     }
     if (h->header_size < sizeof(cs_seg_header) || h->header_size > 65536 ||
@@ -131,17 +131,18 @@ static int check_file(int fd, uint64_t *size, unsigned *owner)
     if (fstat(fd, &st) != 0)
         return -errno;
     if (!S_ISREG(st.st_mode)) {
-        cs__set_detail(__LINE__, "not a regular file");
+        cs__tr_set_detail(__LINE__, "not a regular file");
         return -EINVAL;
     }
     uid_t me = geteuid();
     if ((me != 0 && st.st_uid != me) || (st.st_mode & 077) != 0) {
-        cs__set_detail(__LINE__, "segment not owned by us or not mode 0600");
+        cs__tr_set_detail(__LINE__,
+                          "segment not owned by us or not mode 0600");
         return -EACCES;
     }
     if ((uint64_t)st.st_size < sizeof(cs_seg_header) ||
         (uint64_t)st.st_size > SEG_SIZE_MAX) {
-        cs__set_detail(__LINE__, "segment size out of range");
+        cs__tr_set_detail(__LINE__, "segment size out of range");
         return CS_TRACE_ECORRUPT;
     }
     *size = (uint64_t)st.st_size;
@@ -152,14 +153,14 @@ static int check_file(int fd, uint64_t *size, unsigned *owner)
 int cs_trace_open_segment(const char *path, cs_trace **out)
 {
     *out = NULL;
-    cs__set_detail(0, "");
+    cs__tr_set_detail(0, "");
     /* O_NONBLOCK: a FIFO planted under the segment's name would block the
      * open until someone writes it (fstat then refuses it). */
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         int err = -errno;
-        cs__set_detail(__LINE__, err == -ELOOP ? "segment is a symlink"
-                                               : "cannot open segment");
+        cs__tr_set_detail(__LINE__, err == -ELOOP ? "segment is a symlink"
+                                                  : "cannot open segment");
         return err;
     }
     uint64_t size = 0;
@@ -176,7 +177,7 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
     }
     close(fd);
     int guard = -1;
-    if (!err && (guard = cs__map_guard_add(map, size)) < 0)
+    if (!err && (guard = cs__tr_map_guard_add(map, size)) < 0)
         err = guard;
     if (!err) {
         t->map = map;
@@ -188,16 +189,16 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
         const uint32_t *flags = at(t, offsetof(cs_seg_header, flags), 4);
         uint32_t f = flags ? __atomic_load_n(flags, __ATOMIC_ACQUIRE) : 0;
         memcpy(&t->hdr, map, sizeof t->hdr);
-        err = cs__header_check(t, &t->hdr, size, 0);
+        err = cs__tr_header_check(t, &t->hdr, size, 0);
         if (!err && !(f & CS_SEG_F_READY)) {
-            cs__set_detail(__LINE__, "segment is still being initialised");
+            cs__tr_set_detail(__LINE__, "segment is still being initialised");
             err = -EAGAIN;
         }
         if (!err)
             modules_check(t);
     }
     if (err) {
-        cs__map_guard_remove(guard);
+        cs__tr_map_guard_remove(guard);
         if (map != MAP_FAILED)
             munmap(map, size);
         free(t);
@@ -225,7 +226,7 @@ int cs_trace_open_segment(const char *path, cs_trace **out)
 static int owner_check(cs_trace *t, int pid)
 {
     unsigned euid, fsuid;
-    int err = cs__pid_uids(pid, &euid, &fsuid);
+    int err = cs__tr_pid_uids(pid, &euid, &fsuid);
     if (err == -ESRCH)
         return 0; /* gone: cs_trace_stale says so */
     if (err)
@@ -236,7 +237,7 @@ static int owner_check(cs_trace *t, int pid)
     snprintf(what, sizeof what,
              "segment owned by uid %u but process %d runs as uid %u", t->owner,
              pid, euid);
-    cs__set_detail(__LINE__, what);
+    cs__tr_set_detail(__LINE__, what);
     return -EPERM;
 }
 
@@ -251,7 +252,7 @@ int cs_trace_open_pid(int pid, cs_trace **out)
     if (err == 0 && (int)(*out)->hdr.pid != pid) {
         cs_trace_close(*out);
         *out = NULL;
-        cs__set_detail(__LINE__, "segment names another pid");
+        cs__tr_set_detail(__LINE__, "segment names another pid");
         return CS_TRACE_ECORRUPT;
     }
     if (err == 0 && (err = owner_check(*out, pid)) != 0) {
@@ -264,8 +265,8 @@ int cs_trace_open_pid(int pid, cs_trace **out)
 int cs_trace_open_file(const char *path, cs_trace **out)
 {
     *out = NULL;
-    cs__set_detail(0, "");
-    return cs__file_open(path, out);
+    cs__tr_set_detail(0, "");
+    return cs__tr_file_open(path, out);
 }
 
 void cs_trace_close(cs_trace *t)
@@ -273,9 +274,9 @@ void cs_trace_close(cs_trace *t)
     if (t == NULL)
         return;
     if (t->is_file)
-        cs__file_close(t);
+        cs__tr_file_close(t);
     else if (t->map != NULL) {
-        cs__map_guard_remove(t->guard);
+        cs__tr_map_guard_remove(t->guard);
         munmap((void *)t->map, t->map_size);
     }
     free(t);
@@ -286,7 +287,7 @@ void cs_trace_close(cs_trace *t)
  * have failed a check on the way with a less helpful reason). */
 static int guarded(cs_trace *t, int rc)
 {
-    if (!t->is_file && cs__map_guard_hit(t->guard))
+    if (!t->is_file && cs__tr_map_guard_hit(t->guard))
         return CS__CORRUPT(t, "segment file shrank while being read");
     return rc;
 }
@@ -382,15 +383,16 @@ int cs_trace_ring_get(cs_trace *t, uint32_t r, cs_trace_ring *out)
 
 uint64_t cs_trace_ticks_ns(const cs_trace *t, uint64_t ticks)
 {
-    return cs__ticks_scale(ticks, t->hdr.ns_mult);
+    return cs__tr_ticks_scale(ticks, t->hdr.ns_mult);
 }
 
 uint64_t cs_trace_ns(const cs_trace *t, uint64_t ts)
 {
     const cs_seg_header *h = &t->hdr;
     if (ts >= h->tsc_anchor)
-        return h->ns_anchor + cs__ticks_scale(ts - h->tsc_anchor, h->ns_mult);
-    uint64_t back = cs__ticks_scale(h->tsc_anchor - ts, h->ns_mult);
+        return h->ns_anchor +
+               cs__tr_ticks_scale(ts - h->tsc_anchor, h->ns_mult);
+    uint64_t back = cs__tr_ticks_scale(h->tsc_anchor - ts, h->ns_mult);
     return back < h->ns_anchor ? h->ns_anchor - back : 0;
 }
 
@@ -400,8 +402,8 @@ uint64_t cs_trace_event_ticks(const cs_trace_event *ev)
                                            : (uint64_t)ev->arg;
 }
 
-void cs__event_from_record(const cs_record *r, uint32_t ring,
-                           cs_trace_event *ev)
+void cs__tr_event_from_record(const cs_record *r, uint32_t ring,
+                              cs_trace_event *ev)
 {
     ev->seq = r->seq;
     ev->ts = r->ts;
@@ -421,7 +423,7 @@ int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
     if (r >= t->hdr.ring_count)
         return -EINVAL;
     if (t->is_file)
-        return cs__file_read(t, r, cursor, ev, cap, n, lost);
+        return cs__tr_file_read(t, r, cursor, ev, cap, n, lost);
     const cs_ring_header *rh = ring_at(t, r, &err);
     if (rh == NULL)
         return guarded(t, err);
@@ -429,10 +431,10 @@ int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
     cs_record buf[256];
     while (*n < cap) {
         size_t want = cap - *n < 256 ? cap - *n : 256;
-        size_t got = cs__ring_read(rh, slots, t->hdr.ring_slots, cursor, buf,
-                                   want, lost);
+        size_t got = cs__tr_ring_read(rh, slots, t->hdr.ring_slots, cursor,
+                                      buf, want, lost);
         for (size_t i = 0; i < got; i++)
-            cs__event_from_record(&buf[i], r, &ev[*n + i]);
+            cs__tr_event_from_record(&buf[i], r, &ev[*n + i]);
         *n += got;
         if (got < want)
             break;
@@ -457,7 +459,7 @@ static int read_task(cs_trace *t, uint32_t *iter, cs_trace_task *out)
                 at(t, t->tasks_off + (uint64_t)i * sizeof s, sizeof s);
             if (p == NULL)
                 return CS__CORRUPT(t, "task slot outside the segment");
-            if (cs__task_read(p, &s) != 0) {
+            if (cs__tr_task_read(p, &s) != 0) {
                 t->tasks_skipped++;
                 (*iter)++;
                 continue;
@@ -529,8 +531,8 @@ static int entry_at(const uint8_t *table, uint64_t len, uint32_t id,
     return 0;
 }
 
-int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id, char *buf,
-                    size_t cap)
+int cs__tr_string_copy(const uint8_t *table, uint64_t len, uint32_t id,
+                       char *buf, size_t cap)
 {
     uint32_t w;
     if (cap > 0)
@@ -547,8 +549,8 @@ int cs__string_copy(const uint8_t *table, uint64_t len, uint32_t id, char *buf,
     return (int)slen;
 }
 
-int cs__stack_copy(const uint8_t *table, uint64_t len, uint32_t id,
-                   uint64_t *ips, size_t cap)
+int cs__tr_stack_copy(const uint8_t *table, uint64_t len, uint32_t id,
+                      uint64_t *ips, size_t cap)
 {
     uint32_t n;
     int err = entry_at(table, len, id, 8, CS_STACK_MAX, 8, &n);
@@ -588,7 +590,7 @@ static int read_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
     const uint8_t *tab = table(t, 0, &len);
     if (tab == NULL)
         return cap > 0 ? (buf[0] = '\0', -ENOENT) : -ENOENT;
-    int r = cs__string_copy(tab, len, id, buf, cap);
+    int r = cs__tr_string_copy(tab, len, id, buf, cap);
     return r == CS_TRACE_ECORRUPT ? CS__CORRUPT(t, "bad string id") : r;
 }
 
@@ -603,7 +605,7 @@ static int read_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
     const uint8_t *tab = table(t, 1, &len);
     if (tab == NULL)
         return -ENOENT;
-    int r = cs__stack_copy(tab, len, id, ips, cap);
+    int r = cs__tr_stack_copy(tab, len, id, ips, cap);
     return r == CS_TRACE_ECORRUPT ? CS__CORRUPT(t, "bad stack id") : r;
 }
 
@@ -612,14 +614,14 @@ int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
     return guarded(t, read_stack(t, id, ips, cap));
 }
 
-int cs__module_ok(const cs_module *m)
+int cs__tr_module_ok(const cs_module *m)
 {
     size_t len = strnlen(m->path, CS_MODULE_PATH_MAX);
     return m->build_id_len <= CS_BUILD_ID_MAX && len < CS_MODULE_PATH_MAX &&
            len == m->path_len && m->start <= m->end;
 }
 
-uint32_t cs__live_modules_count(cs_trace *t)
+uint32_t cs__tr_live_modules_count(cs_trace *t)
 {
     if (t->modules_off == 0)
         return 0;
@@ -639,7 +641,7 @@ static int read_module(cs_trace *t, uint32_t *iter, cs_trace_module *out)
     } else {
         if (t->modules_bad)
             return CS__CORRUPT(t, "module table geometry out of range");
-        if (i >= cs__live_modules_count(t))
+        if (i >= cs__tr_live_modules_count(t))
             return 0;
         const cs_module *p = at(t,
                                 t->modules_off + sizeof(cs_module_table) +
@@ -648,7 +650,7 @@ static int read_module(cs_trace *t, uint32_t *iter, cs_trace_module *out)
         if (p == NULL)
             return CS__CORRUPT(t, "module entry outside the segment");
         memcpy(&m, p, sizeof m); /* committed entries never change */
-        if (!cs__module_ok(&m))
+        if (!cs__tr_module_ok(&m))
             return CS__CORRUPT(t, "bad module entry");
     }
     (*iter)++;

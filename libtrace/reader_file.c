@@ -49,7 +49,7 @@ static int load_payload(cs_trace *t, const cs_chunk_header *c, uint64_t off)
     int err = pread_all(t->fd, t->scratch, c->length, off + sizeof *c);
     if (err)
         return err;
-    if (cs__crc32(0, t->scratch, c->length) != c->crc)
+    if (cs__tr_crc32(0, t->scratch, c->length) != c->crc)
         return CS__CORRUPT(t, "chunk payload checksum mismatch");
     return 0;
 }
@@ -101,7 +101,7 @@ static int add_modules(cs_trace *t, const cs_chunk_header *c)
         return CS__CORRUPT(t, "too many modules");
     const cs_module *m = (const cs_module *)t->scratch;
     for (uint32_t i = 0; i < c->count; i++)
-        if (!cs__module_ok(&m[i]))
+        if (!cs__tr_module_ok(&m[i]))
             return CS__CORRUPT(t, "bad module entry");
     cs_module *p =
         realloc(t->modules, ((size_t)t->nmodules + c->count + 1) * sizeof *p);
@@ -138,13 +138,13 @@ static int add_records(cs_trace *t, const cs_chunk_header *c, uint64_t off)
     }
     if (t->nchunks == t->chunks_cap) {
         size_t cap = t->chunks_cap ? t->chunks_cap * 2 : 64;
-        cs__chunk_ref *p = realloc(t->chunks, cap * sizeof *p);
+        cs__tr_chunk_ref *p = realloc(t->chunks, cap * sizeof *p);
         if (p == NULL)
             return -ENOMEM;
         t->chunks = p;
         t->chunks_cap = cap;
     }
-    cs__chunk_ref *ref = &t->chunks[t->nchunks++];
+    cs__tr_chunk_ref *ref = &t->chunks[t->nchunks++];
     ref->offset = off;
     ref->first_seq = rec[0].seq;
     ref->last_seq = prev;
@@ -164,7 +164,7 @@ static int chunk_header(cs_trace *t, uint64_t off, uint64_t size,
         return err;
     if (c->magic != CS_CHUNK_MAGIC)
         return CS__CORRUPT(t, "bad chunk magic");
-    if (cs__crc32(0, c, offsetof(cs_chunk_header, header_crc)) !=
+    if (cs__tr_crc32(0, c, offsetof(cs_chunk_header, header_crc)) !=
         c->header_crc)
         return CS__CORRUPT(t, "chunk header checksum mismatch");
     if (c->length > CS_CHUNK_MAX)
@@ -223,12 +223,12 @@ static int scan(cs_trace *t, uint64_t off, uint64_t size)
     return 0;
 }
 
-int cs__file_open(const char *path, cs_trace **out)
+int cs__tr_file_open(const char *path, cs_trace **out)
 {
     int fd =
         open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO: no wait */
     if (fd < 0) {
-        cs__set_detail(__LINE__, "cannot open trace file");
+        cs__tr_set_detail(__LINE__, "cannot open trace file");
         return -errno;
     }
     cs_trace *t = calloc(1, sizeof *t);
@@ -247,7 +247,7 @@ int cs__file_open(const char *path, cs_trace **out)
     if (!err)
         err = pread_all(fd, &t->hdr, sizeof t->hdr, 0);
     if (!err)
-        err = cs__header_check(t, &t->hdr, (uint64_t)st.st_size, 1);
+        err = cs__tr_header_check(t, &t->hdr, (uint64_t)st.st_size, 1);
     if (!err && t->hdr.header_size > (uint64_t)st.st_size)
         err = CS__CORRUPT(t, "file shorter than its header");
     if (!err) {
@@ -263,7 +263,7 @@ int cs__file_open(const char *path, cs_trace **out)
     return 0;
 }
 
-void cs__file_close(cs_trace *t)
+void cs__tr_file_close(cs_trace *t)
 {
     if (t->fd >= 0)
         close(t->fd);
@@ -275,11 +275,11 @@ void cs__file_close(cs_trace *t)
     free(t->scratch);
 }
 
-int cs__file_read(cs_trace *t, uint32_t ring, uint64_t *cursor,
-                  cs_trace_event *ev, size_t cap, size_t *n, uint64_t *lost)
+int cs__tr_file_read(cs_trace *t, uint32_t ring, uint64_t *cursor,
+                     cs_trace_event *ev, size_t cap, size_t *n, uint64_t *lost)
 {
     for (size_t i = 0; i < t->nchunks && *n < cap; i++) {
-        const cs__chunk_ref *ref = &t->chunks[i];
+        const cs__tr_chunk_ref *ref = &t->chunks[i];
         if (ref->ring != ring || ref->last_seq <= *cursor)
             continue;
         cs_chunk_header c;
@@ -296,7 +296,7 @@ int cs__file_read(cs_trace *t, uint32_t ring, uint64_t *cursor,
                 continue;
             *lost += rec[k].seq - *cursor - 1;
             *cursor = rec[k].seq;
-            cs__event_from_record(&rec[k], ring, &ev[(*n)++]);
+            cs__tr_event_from_record(&rec[k], ring, &ev[(*n)++]);
         }
     }
     return 0;

@@ -38,15 +38,15 @@ static int rec_table(cs_trace_rec *r, unsigned kind, uint64_t off,
     uint64_t pos = *done < CS_TABLE_FIRST ? CS_TABLE_FIRST : *done;
     while (pos < end) {
         uint64_t sz = kind == CS_CHUNK_STRINGS
-                          ? cs__string_entry_size(table, end, pos)
-                          : cs__stack_entry_size(table, end, pos);
+                          ? cs__tr_string_entry_size(table, end, pos)
+                          : cs__tr_stack_entry_size(table, end, pos);
         if (sz == 0)
             break;
         pos += sz;
     }
     if (pos > end)
         pos = end;
-    int err = cs__fw_table(r->fd, kind, table, *done, pos, r->buf, REC_BUF);
+    int err = cs__tr_fw_table(r->fd, kind, table, *done, pos, r->buf, REC_BUF);
     if (!err)
         *done = pos;
     return err;
@@ -63,16 +63,17 @@ int cs_trace_rec_start(cs_trace *t, const char *path, cs_trace_rec **out)
     r->t = t;
     r->cursor = calloc(t->hdr.ring_count + 1, sizeof *r->cursor);
     r->buf = malloc(REC_BUF);
-    r->fd = cs__file_create(path);
+    r->fd = cs__tr_file_create(path);
     int err = r->fd < 0 ? r->fd : !r->cursor || !r->buf ? -ENOMEM : 0;
     if (!err)
-        err = cs__fw_header(r->fd, &t->hdr, 0);
+        err = cs__tr_fw_header(r->fd, &t->hdr, 0);
     /* where the recording begins in each ring: what is older was still in
      * the rings, from before (a reader tells the two apart) */
     for (uint32_t i = 0; !err && i < t->hdr.ring_count; i++) {
         cs_trace_ring ring;
         if (cs_trace_ring_get(t, i, &ring) == 0 && ring.head > 0)
-            err = cs__fw_chunk(r->fd, CS_CHUNK_WINDOW, i, ring.head, 0, "", 0);
+            err = cs__tr_fw_chunk(r->fd, CS_CHUNK_WINDOW, i, ring.head, 0, "",
+                                  0);
     }
     if (err) {
         if (r->fd >= 0)
@@ -94,14 +95,14 @@ int cs_trace_rec_poll(cs_trace_rec *r)
     if (!err)
         err = rec_table(r, CS_CHUNK_STACKS, t->stacks_off, t->stacks_size,
                         offsetof(cs_seg_header, stacks_used), &r->stk_done);
-    uint32_t mods = cs__live_modules_count(t);
+    uint32_t mods = cs__tr_live_modules_count(t);
     if (!err && mods > r->mod_done) {
         /* Entries are copied unchecked, as tables are: the file's reader
          * checks every one (reader_file.c). */
-        err = cs__fw_modules(r->fd,
-                             (const cs_module *)(t->map + t->modules_off +
-                                                 sizeof(cs_module_table)),
-                             r->mod_done, mods, r->buf, REC_BUF);
+        err = cs__tr_fw_modules(r->fd,
+                                (const cs_module *)(t->map + t->modules_off +
+                                                    sizeof(cs_module_table)),
+                                r->mod_done, mods, r->buf, REC_BUF);
         if (!err)
             r->mod_done = mods;
     }
@@ -111,10 +112,11 @@ int cs_trace_rec_poll(cs_trace_rec *r)
                                      (uint64_t)i * t->ring_stride);
         if (__atomic_load_n(&rh->slots, __ATOMIC_RELAXED) != t->hdr.ring_slots)
             return CS__CORRUPT(t, "ring slot count differs from the header's");
-        err = cs__fw_ring(r->fd, i, rh, (const cs_record *)(rh + 1),
-                          t->hdr.ring_slots, &r->cursor[i], r->buf, REC_BUF);
+        err = cs__tr_fw_ring(r->fd, i, rh, (const cs_record *)(rh + 1),
+                             t->hdr.ring_slots, &r->cursor[i], r->buf,
+                             REC_BUF);
     }
-    if (!err && cs__map_guard_hit(t->guard)) /* what we copied is zeros */
+    if (!err && cs__tr_map_guard_hit(t->guard)) /* what we copied is zeros */
         err = CS__CORRUPT(t, "segment file shrank while being recorded");
     return err;
 }
@@ -131,11 +133,11 @@ int cs_trace_rec_finish(cs_trace_rec *r)
     if (hwm > t->hdr.task_slots)
         hwm = t->hdr.task_slots;
     if (!err)
-        err = cs__fw_tasks(r->fd,
-                           (const cs_task_slot *)(t->map + t->tasks_off), hwm,
-                           r->buf, REC_BUF);
+        err = cs__tr_fw_tasks(r->fd,
+                              (const cs_task_slot *)(t->map + t->tasks_off),
+                              hwm, r->buf, REC_BUF);
     if (!err)
-        err = cs__fw_chunk(r->fd, CS_CHUNK_END, 0, 0, 0, r->buf, 0);
+        err = cs__tr_fw_chunk(r->fd, CS_CHUNK_END, 0, 0, 0, r->buf, 0);
     if (close(r->fd) != 0 && !err)
         err = -errno;
     free(r->cursor);

@@ -26,7 +26,7 @@ static struct {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    int stop; /* set by cs__recorder_stop, under lock */
+    int stop; /* set by cs__tr_recorder_stop, under lock */
     int fd;
     int err;           /* first write error; the recorder then idles */
     uint64_t *cursor;  /* per ring */
@@ -44,15 +44,16 @@ static int flush_table(unsigned kind, const uint8_t *table, uint64_t size,
     uint64_t off = *done < CS_TABLE_FIRST ? CS_TABLE_FIRST : *done;
     while (off < end) {
         uint64_t sz = kind == CS_CHUNK_STRINGS
-                          ? cs__string_entry_size(table, end, off)
-                          : cs__stack_entry_size(table, end, off);
+                          ? cs__tr_string_entry_size(table, end, off)
+                          : cs__tr_stack_entry_size(table, end, off);
         if (sz == 0)
             break;
         off += sz;
     }
     if (off > end)
         off = end;
-    int err = cs__fw_table(rec.fd, kind, table, *done, off, rec.buf, REC_BUF);
+    int err =
+        cs__tr_fw_table(rec.fd, kind, table, *done, off, rec.buf, REC_BUF);
     if (!err)
         *done = off;
     return err;
@@ -60,7 +61,7 @@ static int flush_table(unsigned kind, const uint8_t *table, uint64_t size,
 
 static int drain(void)
 {
-    cs__seg *g = &cs__seg_g;
+    cs__tr_seg *g = &cs__tr_seg_g;
     cs_seg_header *h = g->hdr;
     int err = flush_table(CS_CHUNK_STRINGS, g->strings, g->strings_size,
                           __atomic_load_n(&h->strings_used, __ATOMIC_ACQUIRE),
@@ -71,19 +72,19 @@ static int drain(void)
                           &rec.stk_done);
     /* Objects dlopen'ed since the last round (one callback if none), so
      * that stacks through them can be named later. */
-    cs__trace_modules_refresh(0);
-    uint32_t mods = cs__modules_count();
+    cs__tr_modules_refresh(0);
+    uint32_t mods = cs__tr_modules_count();
     if (!err && mods > rec.mod_done) {
-        err = cs__fw_modules(rec.fd, (const cs_module *)(g->modules + 1),
-                             rec.mod_done, mods, rec.buf, REC_BUF);
+        err = cs__tr_fw_modules(rec.fd, (const cs_module *)(g->modules + 1),
+                                rec.mod_done, mods, rec.buf, REC_BUF);
         if (!err)
             rec.mod_done = mods;
     }
     for (uint32_t i = 0; !err && i < h->ring_count; i++) {
         const cs_ring_header *rh =
             (const cs_ring_header *)(g->rings + i * g->ring_stride);
-        err = cs__fw_ring(rec.fd, i, rh, (const cs_record *)(rh + 1),
-                          h->ring_slots, &rec.cursor[i], rec.buf, REC_BUF);
+        err = cs__tr_fw_ring(rec.fd, i, rh, (const cs_record *)(rh + 1),
+                             h->ring_slots, &rec.cursor[i], rec.buf, REC_BUF);
     }
     return err;
 }
@@ -108,17 +109,17 @@ static void *recorder_main(void *arg)
     return NULL;
 }
 
-int cs__recorder_start(const char *path)
+int cs__tr_recorder_start(const char *path)
 {
     memset(&rec, 0, sizeof rec);
-    rec.fd = cs__file_create(path);
+    rec.fd = cs__tr_file_create(path);
     if (rec.fd < 0)
         return rec.fd;
-    rec.cursor = calloc(cs__seg_g.hdr->ring_count, sizeof *rec.cursor);
+    rec.cursor = calloc(cs__tr_seg_g.hdr->ring_count, sizeof *rec.cursor);
     rec.buf = malloc(REC_BUF);
     int err = rec.cursor && rec.buf ? 0 : -ENOMEM;
     if (!err)
-        err = cs__fw_header(rec.fd, cs__seg_g.hdr, 0);
+        err = cs__tr_fw_header(rec.fd, cs__tr_seg_g.hdr, 0);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -126,7 +127,7 @@ int cs__recorder_start(const char *path)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&rec.lock, NULL);
     if (!err)
-        err = -cs__thread_start(&rec.thread, NULL, recorder_main, NULL);
+        err = -cs__tr_thread_start(&rec.thread, NULL, recorder_main, NULL);
     if (err) {
         close(rec.fd);
         free(rec.cursor);
@@ -136,7 +137,7 @@ int cs__recorder_start(const char *path)
     return 0;
 }
 
-void cs__recorder_stop(void)
+void cs__tr_recorder_stop(void)
 {
     pthread_mutex_lock(&rec.lock);
     rec.stop = 1;
@@ -146,14 +147,14 @@ void cs__recorder_stop(void)
     if (rec.err == 0)
         rec.err = drain();
     uint64_t hwm =
-        __atomic_load_n(&cs__seg_g.hdr->tasks_hwm, __ATOMIC_ACQUIRE);
-    if (hwm > cs__seg_g.hdr->task_slots)
-        hwm = cs__seg_g.hdr->task_slots;
+        __atomic_load_n(&cs__tr_seg_g.hdr->tasks_hwm, __ATOMIC_ACQUIRE);
+    if (hwm > cs__tr_seg_g.hdr->task_slots)
+        hwm = cs__tr_seg_g.hdr->task_slots;
     if (rec.err == 0)
         rec.err =
-            cs__fw_tasks(rec.fd, cs__trace_g.tasks, hwm, rec.buf, REC_BUF);
+            cs__tr_fw_tasks(rec.fd, cs__tr_g.tasks, hwm, rec.buf, REC_BUF);
     if (rec.err == 0)
-        cs__fw_chunk(rec.fd, CS_CHUNK_END, 0, 0, 0, rec.buf, 0);
+        cs__tr_fw_chunk(rec.fd, CS_CHUNK_END, 0, 0, 0, rec.buf, 0);
     close(rec.fd);
     free(rec.cursor);
     free(rec.buf);

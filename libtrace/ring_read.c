@@ -21,9 +21,9 @@ static void copy_record(const cs_record *src, cs_record *dst)
     dst->arg = __atomic_load_n(&src->arg, __ATOMIC_RELAXED);
 }
 
-size_t cs__ring_read(const cs_ring_header *hdr, const cs_record *slot,
-                     uint64_t nslots, uint64_t *cursor, cs_record *out,
-                     size_t cap, uint64_t *lost)
+size_t cs__tr_ring_read(const cs_ring_header *hdr, const cs_record *slot,
+                        uint64_t nslots, uint64_t *cursor, cs_record *out,
+                        size_t cap, uint64_t *lost)
 {
     uint64_t mask = nslots - 1, idx = *cursor, n = 0;
     uint64_t head = __atomic_load_n(&hdr->head, __ATOMIC_ACQUIRE);
@@ -55,7 +55,7 @@ size_t cs__ring_read(const cs_ring_header *hdr, const cs_record *slot,
     return (size_t)n;
 }
 
-int cs__task_read(const cs_task_slot *s, cs_task_slot *out)
+int cs__tr_task_read(const cs_task_slot *s, cs_task_slot *out)
 {
     for (int tries = 0; tries < 64; tries++) {
         uint64_t l1 = __atomic_load_n(&s->lock, __ATOMIC_ACQUIRE);

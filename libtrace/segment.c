@@ -25,11 +25,11 @@
 
 #include "internal.h"
 
-cs__trace_state cs__trace_g;
-cs__seg cs__seg_g;
+cs__tr_state cs__tr_g;
+cs__tr_seg cs__tr_seg_g;
 
-static cs__trace_ring *rings;       /* writer handles, one per ring */
-static cs__trace_ring *stale_rings; /* a forked child's parent's handles */
+static cs__tr_ring *rings;       /* writer handles, one per ring */
+static cs__tr_ring *stale_rings; /* a forked child's parent's handles */
 static uint32_t ring_count;
 static char flight_path[4096]; /* COSCOPE_FLIGHT, copied at start */
 static int have_flight;
@@ -49,7 +49,7 @@ static uint32_t env_u32(const char *name, uint32_t def, uint32_t lo,
     return (uint32_t)v;
 }
 
-void cs__trace_config_env(cs__trace_config *cfg)
+void cs__tr_config_env(cs__tr_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     const char *on = getenv("COSCOPE");
@@ -83,12 +83,12 @@ static int build_id_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     cs_seg_header *h = arg;
-    cs__note_build_id(info, h->build_id, &h->build_id_len);
+    cs__tr_note_build_id(info, h->build_id, &h->build_id_len);
     return 1; /* only the first object: the executable */
 }
 
 /* Lays out the segment: header, strings, stacks, tasks, modules, rings. */
-static void layout(cs_seg_header *h, const cs__trace_config *cfg)
+static void layout(cs_seg_header *h, const cs__tr_config *cfg)
 {
     uint64_t slots = 1;
     while (slots * 2 * sizeof(cs_record) <= (uint64_t)cfg->ring_kb * 1024)
@@ -120,9 +120,9 @@ static void layout(cs_seg_header *h, const cs__trace_config *cfg)
     h->task_slots = cfg->task_slots;
 }
 
-static void fill_header(cs_seg_header *h, const cs__trace_config *cfg)
+static void fill_header(cs_seg_header *h, const cs__tr_config *cfg)
 {
-    cs__clock_cal cal;
+    cs__tr_clock_cal cal;
     memcpy(h->magic, CS_SEG_MAGIC, CS_MAGIC_LEN);
     h->endian = CS_ENDIAN_MARK;
     h->version_major = CS_FORMAT_MAJOR;
@@ -132,7 +132,7 @@ static void fill_header(cs_seg_header *h, const cs__trace_config *cfg)
     h->record_size = sizeof(cs_record);
     h->pid = (uint32_t)getpid();
     h->start_time = self_start_time();
-    cs__clock_calibrate(&cal, cfg->force_monotonic);
+    cs__tr_clock_calibrate(&cal, cfg->force_monotonic);
     h->clock = cal.tsc ? CS_CLOCK_TSC : CS_CLOCK_MONOTONIC;
     h->tsc_anchor = cal.tsc_anchor;
     h->ns_anchor = cal.ns_anchor;
@@ -182,10 +182,10 @@ static int create_file(const char *path, uint64_t size)
 
 static void map_rings(void)
 {
-    cs_seg_header *h = cs__seg_g.hdr;
+    cs_seg_header *h = cs__tr_seg_g.hdr;
     for (uint32_t i = 0; i < ring_count; i++) {
-        cs_ring_header *rh =
-            (cs_ring_header *)(cs__seg_g.rings + i * cs__seg_g.ring_stride);
+        cs_ring_header *rh = (cs_ring_header *)(cs__tr_seg_g.rings +
+                                                i * cs__tr_seg_g.ring_stride);
         rh->slots = h->ring_slots;
         rings[i].hdr = rh;
         rings[i].slot = (cs_record *)(rh + 1);
@@ -200,17 +200,17 @@ static void map_rings(void)
  * is replaced in place by private anonymous memory. */
 static void atfork_child(void)
 {
-    if (cs__seg_g.base == NULL)
+    if (cs__tr_seg_g.base == NULL)
         return;
-    mmap(cs__seg_g.base, cs__seg_g.size, PROT_READ | PROT_WRITE,
+    mmap(cs__tr_seg_g.base, cs__tr_seg_g.size, PROT_READ | PROT_WRITE,
          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-    cs__seg_g.base = NULL;
-    cs__seg_g.hdr = NULL;
-    cs__trace_g.tasks = NULL;
-    cs__trace_g.task_slots = 0;
-    cs__seg_g.path[0] = '\0';
-    cs__seg_g.modules = NULL;
-    cs__modules_reset();
+    cs__tr_seg_g.base = NULL;
+    cs__tr_seg_g.hdr = NULL;
+    cs__tr_g.tasks = NULL;
+    cs__tr_g.task_slots = 0;
+    cs__tr_seg_g.path[0] = '\0';
+    cs__tr_seg_g.modules = NULL;
+    cs__tr_modules_reset();
     recording = 0;
     have_flight = 0;
     /* Still referenced by stale handles: kept (reachable, so that leak
@@ -218,25 +218,25 @@ static void atfork_child(void)
     stale_rings = rings;
     rings = NULL;
     ring_count = 0;
-    cs__tables_fini(); /* private; every user checks base/tasks first */
+    cs__tr_tables_fini(); /* private; every user checks base/tasks first */
 }
 
 static void atexit_stop(void)
 {
-    cs__trace_stop();
+    cs__tr_stop();
 }
 
-int cs__trace_start(void)
+int cs__tr_start(void)
 {
-    cs__trace_config cfg;
-    cs__trace_config_env(&cfg);
-    return cs__trace_start_with(&cfg);
+    cs__tr_config cfg;
+    cs__tr_config_env(&cfg);
+    return cs__tr_start_with(&cfg);
 }
 
-int cs__trace_start_with(const cs__trace_config *cfg)
+int cs__tr_start_with(const cs__tr_config *cfg)
 {
     static int registered;
-    if (cs__seg_g.base != NULL)
+    if (cs__tr_seg_g.base != NULL)
         return 0;
     if (!cfg->enabled)
         return 1;
@@ -244,16 +244,16 @@ int cs__trace_start_with(const cs__trace_config *cfg)
     memset(&h, 0, sizeof h);
     layout(&h, cfg);
     /* A truncated path could name cfg->dir itself, or another file. */
-    int len = snprintf(cs__seg_g.path, sizeof cs__seg_g.path, "%s/%s%d",
+    int len = snprintf(cs__tr_seg_g.path, sizeof cs__tr_seg_g.path, "%s/%s%d",
                        cfg->dir ? cfg->dir : CS_SEG_DIR, CS_SEG_PREFIX,
                        (int)getpid());
-    if (len < 0 || (size_t)len >= sizeof cs__seg_g.path) {
-        cs__seg_g.path[0] = '\0';
+    if (len < 0 || (size_t)len >= sizeof cs__tr_seg_g.path) {
+        cs__tr_seg_g.path[0] = '\0';
         return -ENAMETOOLONG;
     }
-    int fd = create_file(cs__seg_g.path, h.segment_size);
+    int fd = create_file(cs__tr_seg_g.path, h.segment_size);
     if (fd < 0) {
-        cs__seg_g.path[0] = '\0';
+        cs__tr_seg_g.path[0] = '\0';
         return fd;
     }
     void *base =
@@ -264,46 +264,51 @@ int cs__trace_start_with(const cs__trace_config *cfg)
     if (err == 0 && rings == NULL)
         err = -ENOMEM;
     if (err == 0)
-        err = cs__tables_init(h.task_slots, h.regions[CS_REGION_STRINGS].size);
+        err = cs__tr_tables_init(h.task_slots,
+                                 h.regions[CS_REGION_STRINGS].size);
     if (err != 0) {
         if (base != MAP_FAILED)
             munmap(base, h.segment_size);
         free(rings);
         rings = NULL;
-        unlink(cs__seg_g.path);
-        cs__seg_g.path[0] = '\0';
+        unlink(cs__tr_seg_g.path);
+        cs__tr_seg_g.path[0] = '\0';
         return err;
     }
     fill_header(&h, cfg);
     memcpy(base, &h, sizeof h);
-    cs__seg_g.base = base;
-    cs__seg_g.size = h.segment_size;
-    cs__seg_g.hdr = base;
-    cs__seg_g.strings = cs__seg_g.base + h.regions[CS_REGION_STRINGS].offset;
-    cs__seg_g.strings_size = h.regions[CS_REGION_STRINGS].size;
-    cs__seg_g.stacks = cs__seg_g.base + h.regions[CS_REGION_STACKS].offset;
-    cs__seg_g.stacks_size = h.regions[CS_REGION_STACKS].size;
-    cs__seg_g.rings = cs__seg_g.base + h.regions[CS_REGION_RINGS].offset;
-    cs__seg_g.ring_stride = CS_RING_STRIDE(h.ring_slots);
-    cs__seg_g.modules = (cs_module_table *)(cs__seg_g.base + h.modules.offset);
-    cs__seg_g.modules->capacity = CS_MODULES_DEFAULT;
-    cs__seg_g.modules->entry_size = sizeof(cs_module);
-    cs__trace_modules_refresh(1);
+    cs__tr_seg_g.base = base;
+    cs__tr_seg_g.size = h.segment_size;
+    cs__tr_seg_g.hdr = base;
+    cs__tr_seg_g.strings =
+        cs__tr_seg_g.base + h.regions[CS_REGION_STRINGS].offset;
+    cs__tr_seg_g.strings_size = h.regions[CS_REGION_STRINGS].size;
+    cs__tr_seg_g.stacks =
+        cs__tr_seg_g.base + h.regions[CS_REGION_STACKS].offset;
+    cs__tr_seg_g.stacks_size = h.regions[CS_REGION_STACKS].size;
+    cs__tr_seg_g.rings = cs__tr_seg_g.base + h.regions[CS_REGION_RINGS].offset;
+    cs__tr_seg_g.ring_stride = CS_RING_STRIDE(h.ring_slots);
+    cs__tr_seg_g.modules =
+        (cs_module_table *)(cs__tr_seg_g.base + h.modules.offset);
+    cs__tr_seg_g.modules->capacity = CS_MODULES_DEFAULT;
+    cs__tr_seg_g.modules->entry_size = sizeof(cs_module);
+    cs__tr_modules_refresh(1);
     ring_count = h.ring_count;
     map_rings();
-    cs__trace_g.task_slots = h.task_slots;
-    cs__trace_g.epoch++; /* slots cached for an earlier segment are not ours */
-    __atomic_store_n(&cs__trace_g.tasks,
-                     (cs_task_slot *)(cs__seg_g.base +
+    cs__tr_g.task_slots = h.task_slots;
+    cs__tr_g.epoch++; /* slots cached for an earlier segment are not ours */
+    __atomic_store_n(&cs__tr_g.tasks,
+                     (cs_task_slot *)(cs__tr_seg_g.base +
                                       h.regions[CS_REGION_TASKS].offset),
                      __ATOMIC_RELEASE);
-    __atomic_store_n(&cs__seg_g.hdr->flags, CS_SEG_F_READY, __ATOMIC_RELEASE);
+    __atomic_store_n(&cs__tr_seg_g.hdr->flags, CS_SEG_F_READY,
+                     __ATOMIC_RELEASE);
 
     have_flight = cfg->flight != NULL &&
                   strlen(cfg->flight) < sizeof flight_path;
     if (have_flight)
         strcpy(flight_path, cfg->flight);
-    int rec_err = cfg->record != NULL ? cs__recorder_start(cfg->record) : 1;
+    int rec_err = cfg->record != NULL ? cs__tr_recorder_start(cfg->record) : 1;
     recording = rec_err == 0;
     if (rec_err < 0) /* tracing goes on; the user asked for a file */
         fprintf(stderr, "coscope: not recording: cannot create '%s': %s\n",
@@ -316,23 +321,23 @@ int cs__trace_start_with(const cs__trace_config *cfg)
     return 0;
 }
 
-void (*cs__trace_stop_hook)(void);
+void (*cs__tr_stop_hook)(void);
 
-void cs__trace_stop(void)
+void cs__tr_stop(void)
 {
-    if (cs__seg_g.base == NULL)
+    if (cs__tr_seg_g.base == NULL)
         return;
-    if (cs__trace_stop_hook != NULL)
-        cs__trace_stop_hook();
+    if (cs__tr_stop_hook != NULL)
+        cs__tr_stop_hook();
     /* Objects dlopen'ed since the last refresh, for the files below. */
-    cs__trace_modules_refresh(0);
+    cs__tr_modules_refresh(0);
     if (recording)
-        cs__recorder_stop();
+        cs__tr_recorder_stop();
     recording = 0;
     if (have_flight)
-        cs__trace_flight_dump(flight_path, CS_SEG_F_FLIGHT);
+        cs__tr_flight_dump(flight_path, CS_SEG_F_FLIGHT);
     have_flight = 0;
-    unlink(cs__seg_g.path);
+    unlink(cs__tr_seg_g.path);
     uint32_t self = (uint32_t)syscall(SYS_gettid);
     int busy = 0;
     for (uint32_t i = 0; i < ring_count; i++)
@@ -345,46 +350,46 @@ void cs__trace_stop(void)
          * mapping becomes private memory at the same address (as after
          * fork) and every pointer, table and ring handle stays as it is;
          * the process is ending. */
-        mmap(cs__seg_g.base, cs__seg_g.size, PROT_READ | PROT_WRITE,
+        mmap(cs__tr_seg_g.base, cs__tr_seg_g.size, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-        cs__seg_g.path[0] = '\0';
+        cs__tr_seg_g.path[0] = '\0';
         return;
     }
-    cs__trace_g.tasks = NULL;
-    cs__trace_g.task_slots = 0;
-    cs__tables_fini();
-    munmap(cs__seg_g.base, cs__seg_g.size);
+    cs__tr_g.tasks = NULL;
+    cs__tr_g.task_slots = 0;
+    cs__tr_tables_fini();
+    munmap(cs__tr_seg_g.base, cs__tr_seg_g.size);
     free(rings);
-    memset(&cs__seg_g, 0, sizeof cs__seg_g);
+    memset(&cs__tr_seg_g, 0, sizeof cs__tr_seg_g);
     rings = NULL;
     ring_count = 0;
 }
 
-int cs__trace_active(void)
+int cs__tr_active(void)
 {
-    return cs__seg_g.base != NULL;
+    return cs__tr_seg_g.base != NULL;
 }
 
-cs_seg_header *cs__trace_header(void)
+cs_seg_header *cs__tr_header(void)
 {
-    return cs__seg_g.hdr;
+    return cs__tr_seg_g.hdr;
 }
 
-const char *cs__trace_segment_path(void)
+const char *cs__tr_segment_path(void)
 {
-    return cs__seg_g.path;
+    return cs__tr_seg_g.path;
 }
 
-const char *cs__trace_flight_path(void)
+const char *cs__tr_flight_path(void)
 {
     return have_flight ? flight_path : NULL;
 }
 
-cs__trace_ring *cs__trace_ring_acquire(void)
+cs__tr_ring *cs__tr_ring_acquire(void)
 {
-    if (cs__seg_g.base == NULL)
+    if (cs__tr_seg_g.base == NULL)
         return NULL;
-    cs__trace_modules_refresh(0); /* a new loop: maybe after a dlopen */
+    cs__tr_modules_refresh(0); /* a new loop: maybe after a dlopen */
     uint32_t tid = (uint32_t)syscall(SYS_gettid);
     for (uint32_t i = 0; i < ring_count; i++) {
         cs_ring_header *rh = rings[i].hdr;
@@ -399,25 +404,25 @@ cs__trace_ring *cs__trace_ring_acquire(void)
         __atomic_store_n(&rh->tid, tid, __ATOMIC_RELAXED);
         return &rings[i];
     }
-    __atomic_fetch_add(&cs__seg_g.hdr->rings_dropped, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&cs__tr_seg_g.hdr->rings_dropped, 1, __ATOMIC_RELAXED);
     return NULL;
 }
 
-void cs__trace_ring_release(cs__trace_ring *r)
+void cs__tr_ring_release(cs__tr_ring *r)
 {
-    if (r == NULL || cs__seg_g.base == NULL)
+    if (r == NULL || cs__tr_seg_g.base == NULL)
         return;
     __atomic_store_n(&r->hdr->step_start, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->hdr->step_task, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->hdr->state, CS_RING_RELEASED, __ATOMIC_RELEASE);
 }
 
-void cs__trace_warning(cs__trace_ring *r, uint64_t task, unsigned kind,
-                       uint32_t stack_id)
+void cs__tr_warning(cs__tr_ring *r, uint64_t task, unsigned kind,
+                    uint32_t stack_id)
 {
-    if (cs__seg_g.base == NULL)
+    if (cs__tr_seg_g.base == NULL)
         return;
-    __atomic_fetch_add(&cs__seg_g.hdr->warnings, 1, __ATOMIC_RELAXED);
-    cs__trace_emit(r, cs__trace_now(), task,
-                   CS_REC_INFO(CS_EV_WARNING, kind, 0), stack_id);
+    __atomic_fetch_add(&cs__tr_seg_g.hdr->warnings, 1, __ATOMIC_RELAXED);
+    cs__tr_emit(r, cs__tr_now(), task, CS_REC_INFO(CS_EV_WARNING, kind, 0),
+                stack_id);
 }

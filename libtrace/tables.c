@@ -5,7 +5,7 @@
  * Task slots: a lock-free stack of free slot indices (Treiber, with a
  * 32-bit tag against ABA) kept in process memory, plus a high-water mark;
  * in front of it, each loop's private cache of the slots it freed
- * (cs__trace_slots), so a short-lived task costs no atomic operation.
+ * (cs__tr_slots), so a short-lived task costs no atomic operation.
  * A slot's fields are written only by the task's owner thread under the
  * slot's seqlock (writer.h).
  *
@@ -13,7 +13,7 @@
  * the header's *_used counter; the entry's first word is stored last, with
  * release, and a reader treats 0 there as "not yet committed".  Strings are
  * interned through a hash of ids (process memory, under a mutex); stacks
- * are not deduplicated, which keeps cs__trace_stack_put lock-free and
+ * are not deduplicated, which keeps cs__tr_stack_put lock-free and
  * async-signal-safe.
  */
 #include <errno.h>
@@ -32,7 +32,7 @@ static uint32_t *str_hash; /* open addressing, string ids, 0 empty */
 static uint32_t str_mask;  /* buckets - 1 */
 static uint32_t str_count; /* ids in str_hash */
 
-int cs__tables_init(uint32_t task_slots, uint64_t strings_size)
+int cs__tr_tables_init(uint32_t task_slots, uint64_t strings_size)
 {
     uint64_t buckets = 64;
     while (buckets < strings_size / 4 && buckets < (1u << 20))
@@ -40,7 +40,7 @@ int cs__tables_init(uint32_t task_slots, uint64_t strings_size)
     free_next = calloc(task_slots, sizeof *free_next);
     str_hash = calloc(buckets, sizeof *str_hash);
     if (free_next == NULL || str_hash == NULL) {
-        cs__tables_fini();
+        cs__tr_tables_fini();
         return -ENOMEM;
     }
     free_head = 0;
@@ -51,7 +51,7 @@ int cs__tables_init(uint32_t task_slots, uint64_t strings_size)
     return 0;
 }
 
-void cs__tables_fini(void)
+void cs__tr_tables_fini(void)
 {
     free(free_next);
     free(str_hash);
@@ -90,11 +90,11 @@ static uint32_t fresh_slot(void)
 {
     uint32_t i = __atomic_load_n(&task_hwm, __ATOMIC_RELAXED);
     do {
-        if (i >= cs__trace_g.task_slots)
+        if (i >= cs__tr_g.task_slots)
             return 0;
     } while (!__atomic_compare_exchange_n(&task_hwm, &i, i + 1, 1,
                                           __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-    uint64_t *hwm = &cs__seg_g.hdr->tasks_hwm;
+    uint64_t *hwm = &cs__tr_seg_g.hdr->tasks_hwm;
     uint64_t seen = __atomic_load_n(hwm, __ATOMIC_RELAXED);
     while (seen < (uint64_t)i + 1 &&
            !__atomic_compare_exchange_n(hwm, &seen, (uint64_t)i + 1, 1,
@@ -103,41 +103,41 @@ static uint32_t fresh_slot(void)
     return i + 1;
 }
 
-uint32_t cs__trace_task_alloc(uint64_t id, uint32_t name, uint32_t site,
-                              uint64_t parent, uint32_t ring, uint64_t now)
+uint32_t cs__tr_task_alloc(uint64_t id, uint32_t name, uint32_t site,
+                           uint64_t parent, uint32_t ring, uint64_t now)
 {
     uint32_t ref;
-    if (cs__trace_g.tasks == NULL)
+    if (cs__tr_g.tasks == NULL)
         return 0;
     ref = free_pop();
     if (ref == 0)
         ref = fresh_slot();
     if (ref == 0) {
-        __atomic_fetch_add(&cs__seg_g.hdr->tasks_dropped, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&cs__tr_seg_g.hdr->tasks_dropped, 1,
+                           __ATOMIC_RELAXED);
         return 0;
     }
-    cs_task_slot *s = cs__trace_task_begin(ref);
+    cs_task_slot *s = cs__tr_task_begin(ref);
     if (s == NULL)
         return 0;
-    cs__trace_slot_fill(s, id, name, site, parent, ring, now);
-    cs__trace_task_end(s);
+    cs__tr_slot_fill(s, id, name, site, parent, ring, now);
+    cs__tr_task_end(s);
     return ref;
 }
 
-void cs__trace_task_free(uint32_t ref)
+void cs__tr_task_free(uint32_t ref)
 {
-    cs_task_slot *s = cs__trace_task_begin(ref);
+    cs_task_slot *s = cs__tr_task_begin(ref);
     if (s == NULL)
         return;
-    cs__trace_slot_clear(s);
-    cs__trace_task_end(s);
+    cs__tr_slot_clear(s);
+    cs__tr_task_end(s);
     free_push(ref);
 }
 
-void cs__trace_slots_flush(cs__trace_slots *c)
+void cs__tr_slots_flush(cs__tr_slots *c)
 {
-    if (c != NULL && c->epoch == cs__trace_g.epoch &&
-        cs__trace_g.tasks != NULL)
+    if (c != NULL && c->epoch == cs__tr_g.epoch && cs__tr_g.tasks != NULL)
         while (c->n > 0)
             free_push(c->ref[--c->n]);
     if (c != NULL)
@@ -174,14 +174,14 @@ static uint64_t entry_size(const uint8_t *table, uint64_t size, uint64_t off,
     return sz <= size - off ? sz : 0;
 }
 
-uint64_t cs__string_entry_size(const uint8_t *table, uint64_t size,
-                               uint64_t off)
+uint64_t cs__tr_string_entry_size(const uint8_t *table, uint64_t size,
+                                  uint64_t off)
 {
     return entry_size(table, size, off, 4, CS_STRING_MAX + 1, 1);
 }
 
-uint64_t cs__stack_entry_size(const uint8_t *table, uint64_t size,
-                              uint64_t off)
+uint64_t cs__tr_stack_entry_size(const uint8_t *table, uint64_t size,
+                                 uint64_t off)
 {
     return entry_size(table, size, off, 8, CS_STACK_MAX, 8);
 }
@@ -196,15 +196,15 @@ static uint32_t fnv1a(const char *s, size_t n)
 
 static int string_equals(uint32_t id, const char *s, size_t n)
 {
-    const uint8_t *e = cs__seg_g.strings + id;
+    const uint8_t *e = cs__tr_seg_g.strings + id;
     uint32_t w;
     memcpy(&w, e, 4);
     return w == n + 1 && memcmp(e + 4, s, n) == 0;
 }
 
-uint32_t cs__trace_intern_n(const char *s, size_t n)
+uint32_t cs__tr_intern_n(const char *s, size_t n)
 {
-    if (cs__seg_g.base == NULL || s == NULL)
+    if (cs__tr_seg_g.base == NULL || s == NULL)
         return 0;
     if (n > CS_STRING_MAX)
         n = CS_STRING_MAX;
@@ -215,12 +215,12 @@ uint32_t cs__trace_intern_n(const char *s, size_t n)
             id = str_hash[b];
             goto out;
         }
-    uint64_t off = reserve(&cs__seg_g.hdr->strings_used,
-                           cs__seg_g.strings_size, CS__ALIGN(4 + n + 1, 4),
-                           &cs__seg_g.hdr->strings_dropped);
+    uint64_t off = reserve(&cs__tr_seg_g.hdr->strings_used,
+                           cs__tr_seg_g.strings_size, CS__ALIGN(4 + n + 1, 4),
+                           &cs__tr_seg_g.hdr->strings_dropped);
     if (off == 0)
         goto out;
-    uint8_t *e = cs__seg_g.strings + off;
+    uint8_t *e = cs__tr_seg_g.strings + off;
     memcpy(e + 4, s, n);
     e[4 + n] = '\0';
     __atomic_store_n((uint32_t *)e, (uint32_t)n + 1, __ATOMIC_RELEASE);
@@ -234,23 +234,23 @@ out:
     return id;
 }
 
-uint32_t cs__trace_intern(const char *s)
+uint32_t cs__tr_intern(const char *s)
 {
-    return s == NULL ? 0 : cs__trace_intern_n(s, strnlen(s, CS_STRING_MAX));
+    return s == NULL ? 0 : cs__tr_intern_n(s, strnlen(s, CS_STRING_MAX));
 }
 
-uint32_t cs__trace_stack_put(const uint64_t *ips, size_t n)
+uint32_t cs__tr_stack_put(const uint64_t *ips, size_t n)
 {
-    if (cs__seg_g.base == NULL || n == 0)
+    if (cs__tr_seg_g.base == NULL || n == 0)
         return 0;
     if (n > CS_STACK_MAX)
         n = CS_STACK_MAX;
-    uint64_t off = reserve(&cs__seg_g.hdr->stacks_used, cs__seg_g.stacks_size,
-                           8 + 8 * (uint64_t)n,
-                           &cs__seg_g.hdr->stacks_dropped);
+    uint64_t off = reserve(&cs__tr_seg_g.hdr->stacks_used,
+                           cs__tr_seg_g.stacks_size, 8 + 8 * (uint64_t)n,
+                           &cs__tr_seg_g.hdr->stacks_dropped);
     if (off == 0)
         return 0;
-    uint8_t *e = cs__seg_g.stacks + off;
+    uint8_t *e = cs__tr_seg_g.stacks + off;
     memcpy(e + 8, ips, 8 * n);
     __atomic_store_n((uint32_t *)e, (uint32_t)n, __ATOMIC_RELEASE);
     return (uint32_t)off;

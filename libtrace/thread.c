@@ -14,8 +14,8 @@
  * (maybe blocked in its own threads and read from a signalfd) is never
  * delivered to it; faults stay deliverable so a crash in it is still
  * reported (libuv's threadpool does the same). */
-int cs__thread_start(pthread_t *th, const pthread_attr_t *at,
-                     void *(*fn)(void *), void *arg)
+int cs__tr_thread_start(pthread_t *th, const pthread_attr_t *at,
+                        void *(*fn)(void *), void *arg)
 {
     sigset_t all, old;
     int r;
@@ -33,8 +33,8 @@ int cs__thread_start(pthread_t *th, const pthread_attr_t *at,
 }
 
 /* Async-signal-safe (sigaction handlers, signal, raise). */
-void cs__signal_chain(const struct sigaction *old, int sig, siginfo_t *si,
-                      void *uc)
+void cs__tr_signal_chain(const struct sigaction *old, int sig, siginfo_t *si,
+                         void *uc)
 {
     if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
         old->sa_sigaction(sig, si, uc);

@@ -148,6 +148,6 @@ CS_EXTERN void cs_agent_trace_warning(int kind, uint64_t task_id,
 
     if (!loop || !loop->tr_ring || kind <= 0 || kind >= CS_WARN_COUNT)
         return;
-    cs__trace_warning(loop->tr_ring, task_id, (unsigned)kind,
-                      cs__warn_stack_put(ips, n));
+    cs__tr_warning(loop->tr_ring, task_id, (unsigned)kind,
+                   cs__warn_stack_put(ips, n));
 }

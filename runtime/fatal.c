@@ -79,7 +79,7 @@ static void cs__fatal_handler(int sig, siginfo_t *si, void *uc)
     while (i < CS__FATAL_SIGNALS - 1 && cs__fatal_sig[i] != sig)
         i++;
     if (cs__fatal_chain[i].si == si && sp < cs__fatal_chain[i].sp) {
-        cs__signal_chain(&dfl, sig, si, uc); /* handed back to us */
+        cs__tr_signal_chain(&dfl, sig, si, uc); /* handed back to us */
         return;
     }
     cs__stack_overflow_report(sig, si);
@@ -89,7 +89,7 @@ static void cs__fatal_handler(int sig, siginfo_t *si, void *uc)
         cs__trace_crash();
     cs__fatal_chain[i].sp = sp;
     cs__fatal_chain[i].si = si;
-    cs__signal_chain(&cs__fatal_old[i], sig, si, uc);
+    cs__tr_signal_chain(&cs__fatal_old[i], sig, si, uc);
     cs__fatal_chain[i].si = NULL;
 }
 

@@ -203,7 +203,7 @@ struct cs__loop {
     cs_task *ready_tail;
     int budget; /* hand-offs left before the loop must poll */
     /* tracing (trace.h): ring of this loop's thread, NULL when untraced */
-    cs__trace_ring *tr_ring;
+    cs__tr_ring *tr_ring;
     cs_task *tr_prev;          /* parked by the last switch, registers not
                                recorded yet (trace.h), or NULL */
     uint64_t tr_t0;            /* trace clock when the current step began */

@@ -56,7 +56,7 @@ static inline void cs__loop_iter_trace(cs__loop *loop, uint64_t t0,
                                        uint64_t t1)
 {
     if (loop->tr_ring) {
-        cs__trace_loop_iter(loop->tr_ring, t1, t1 - t0);
+        cs__tr_loop_iter(loop->tr_ring, t1, t1 - t0);
         cs__loop_box(loop);
     }
 }
@@ -95,11 +95,11 @@ int cs__loop_run_until(cs__loop *loop, bool (*done)(cs__loop *))
         }
         if (loop->tr_ring) {
             cs__loop_box(loop);
-            t0 = cs__trace_now();
+            t0 = cs__tr_now();
         }
         cs__loop_poll(loop, timeout);
         if (loop->tr_ring)
-            loop->tr_t0 = t1 = cs__trace_now(); /* later records follow */
+            loop->tr_t0 = t1 = cs__tr_now(); /* later records follow */
         cs__loop_iter_trace(loop, t0, t1);
         cs__loop_timers(loop);
     }

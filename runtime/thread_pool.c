@@ -97,7 +97,7 @@ static int cs__pool_submit(cs__job *j)
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (cs__thread_start(&th, &at, cs__worker, NULL) == 0)
+        if (cs__tr_thread_start(&th, &at, cs__worker, NULL) == 0)
             cs__pool.threads++;
         else if (cs__pool.threads == 0)
             r = CS_ENOMEM; /* nobody would ever run the job */

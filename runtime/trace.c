@@ -38,16 +38,16 @@ static void cs__trace_flush(void);
 void cs__trace_crash(void)
 {
     cs__loop *loop = cs__tls_loop;
-    const char *path = cs__trace_flight_path();
+    const char *path = cs__tr_flight_path();
 
     if (loop && loop->tr_ring)
         cs__trace_flush(); /* ring writes only: async-signal-safe */
     if (!path)
         return;
     if (loop && loop->tr_ring)
-        cs__trace_warning(loop->tr_ring, loop->current ? loop->current->id : 0,
-                          CS_WARN_CRASH, 0);
-    cs__trace_flight_dump(path, CS_SEG_F_FLIGHT | CS_SEG_F_CRASH);
+        cs__tr_warning(loop->tr_ring, loop->current ? loop->current->id : 0,
+                       CS_WARN_CRASH, 0);
+    cs__tr_flight_dump(path, CS_SEG_F_FLIGHT | CS_SEG_F_CRASH);
 }
 
 void cs__trace_process_start(void)
@@ -59,8 +59,8 @@ void cs__trace_process_start(void)
         return;
     pthread_mutex_lock(&cs__trace_mu);
     if (cs__trace_pid != pid) {
-        r = cs__trace_start();
-        cs__trace_stop_hook = cs__trace_flush;
+        r = cs__tr_start();
+        cs__tr_stop_hook = cs__trace_flush;
         if (r < 0)
             fprintf(stderr,
                     "coscope: tracing off: cannot create %s/%s%d: %s\n",
@@ -76,16 +76,16 @@ void cs__trace_loop_start(cs__loop *loop)
 {
     cs__trace_cache *c;
 
-    if (cs__trace_rt_disabled || !cs__trace_active())
+    if (cs__trace_rt_disabled || !cs__tr_active())
         return;
     if (!(c = calloc(1, sizeof(*c))))
         return;
-    if (!(loop->tr_ring = cs__trace_ring_acquire())) {
+    if (!(loop->tr_ring = cs__tr_ring_acquire())) {
         free(c);
         return;
     }
     loop->tr_cache = c;
-    loop->tr_t0 = cs__trace_now();
+    loop->tr_t0 = cs__tr_now();
     loop->tr_hot = 0;
     loop->tr_nbt = 0;
     loop->tr_life_hot = 0;
@@ -97,7 +97,7 @@ void cs__trace_loop_start(cs__loop *loop)
     /* COSCOPE_BATCH_NS: what a short yield step is (trace_batch.h) */
     const char *v = getenv("COSCOPE_BATCH_NS");
     long ns = v && *v ? strtol(v, NULL, 10) : 1000;
-    cs_seg_header *h = cs__trace_header();
+    cs_seg_header *h = cs__tr_header();
     loop->tr_hot_ticks =
         ns <= 0 || !h ? 0 : (uint64_t)ns * (h->tick_hz / 1000) / 1000000 + 1;
 }
@@ -106,9 +106,9 @@ void cs__trace_loop_stop(cs__loop *loop)
 {
     if (!loop->tr_ring)
         return;
-    cs__trace_slots_flush(&loop->tr_cache->slots);
+    cs__tr_slots_flush(&loop->tr_cache->slots);
     cs__warn_box_close(loop);
-    cs__trace_ring_release(loop->tr_ring);
+    cs__tr_ring_release(loop->tr_ring);
     loop->tr_ring = NULL;
     free(loop->tr_cache);
     loop->tr_cache = NULL;
@@ -132,7 +132,7 @@ uint32_t cs__trace_site(cs__loop *loop, const char *file, int line)
     n = strnlen(file, CS_STRING_MAX - 12);
     memcpy(buf, file, n);
     n += (size_t)snprintf(buf + n, sizeof(buf) - n, ":%d", line);
-    uint32_t id = cs__trace_intern_n(buf, n);
+    uint32_t id = cs__tr_intern_n(buf, n);
     if (id) {
         c->site[h].file = file;
         c->site[h].line = line;
@@ -159,7 +159,7 @@ static uint32_t cs__trace_site_ip(cs__loop *loop, void *ip)
         return c->site[h].id;
     int n = snprintf(buf, sizeof(buf), "@0x%llx",
                      (unsigned long long)(uintptr_t)ip);
-    uint32_t id = cs__trace_intern_n(buf, (size_t)n);
+    uint32_t id = cs__tr_intern_n(buf, (size_t)n);
     if (id) {
         c->site[h].file = key;
         c->site[h].line = -1;
@@ -175,13 +175,13 @@ static uint32_t cs__trace_name(cs__loop *loop, const char *name)
     uint32_t h = 2166136261u, id;
 
     if (n == sizeof(c->name[0].name)) /* long: not cached */
-        return cs__trace_intern(name);
+        return cs__tr_intern(name);
     for (size_t i = 0; i < n; i++)
         h = (h ^ (uint8_t)name[i]) * 16777619u;
     h %= CS__TRACE_CACHE;
     if (c->name[h].id && memcmp(c->name[h].name, name, n + 1) == 0)
         return c->name[h].id;
-    id = cs__trace_intern_n(name, n);
+    id = cs__tr_intern_n(name, n);
     if (id) {
         memcpy(c->name[h].name, name, n + 1);
         c->name[h].id = id;
@@ -227,35 +227,32 @@ static uint32_t cs__trace_task_name(cs__loop *loop, const cs_task *t)
 
 void cs__trace_task_new(cs__loop *loop, cs_task *t)
 {
-    cs__trace_ring *r = loop->tr_ring;
+    cs__tr_ring *r = loop->tr_ring;
     uint64_t now = loop->tr_t0;
     uint32_t site = t->file ? cs__trace_site(loop, t->file, t->line)
                             : cs__trace_site_ip(loop, loop->spawn_ip);
     uint32_t name = cs__trace_task_name(loop, t);
     cs_task *parent = loop->current;
 
-    t->tr_ref = cs__trace_task_alloc_in(&loop->tr_cache->slots, t->id, name,
-                                        site, parent ? parent->id : 0,
-                                        r->index, now);
-    uint64_t i = cs__trace_claim(r, 2);
-    cs__trace_put(r, i, now, t->id, CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0),
-                  site);
-    cs__trace_put(r, i + 1, now, t->id, CS_REC_INFO(CS_EV_TASK_NAME, 0, 0),
-                  name);
+    t->tr_ref = cs__tr_task_alloc_in(&loop->tr_cache->slots, t->id, name, site,
+                                     parent ? parent->id : 0, r->index, now);
+    uint64_t i = cs__tr_claim(r, 2);
+    cs__tr_put(r, i, now, t->id, CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), site);
+    cs__tr_put(r, i + 1, now, t->id, CS_REC_INFO(CS_EV_TASK_NAME, 0, 0), name);
 }
 
 void cs__trace_task_flag(cs_task *t, unsigned flag)
 {
-    cs_task_slot *s = cs__trace_task_begin(t->tr_ref);
+    cs_task_slot *s = cs__tr_task_begin(t->tr_ref);
 
     if (!s)
         return;
     CS__TRACE_SET(s->flags, (uint16_t)(s->flags | flag));
-    cs__trace_task_end(s);
+    cs__tr_task_end(s);
     if (flag == CS_TASKF_CANCEL_REQUESTED && t->loop->tr_ring &&
         t->loop == cs__tls_loop)
-        cs__trace_emit(t->loop->tr_ring, t->loop->tr_t0, t->id,
-                       CS_REC_INFO(CS_EV_CANCEL, 0, 0), 0);
+        cs__tr_emit(t->loop->tr_ring, t->loop->tr_t0, t->id,
+                    CS_REC_INFO(CS_EV_CANCEL, 0, 0), 0);
 }
 
 void cs__trace_task_failed(cs__loop *loop, cs_task *t)
@@ -263,24 +260,23 @@ void cs__trace_task_failed(cs__loop *loop, cs_task *t)
     cs_task_slot *s;
 
     if (loop->tr_ring)
-        cs__trace_emit(loop->tr_ring, loop->tr_t0, t->id,
-                       CS_REC_INFO(CS_EV_TASK_RAISED, 0, 0),
-                       (uint32_t)t->status);
-    if (!(s = cs__trace_task_begin(t->tr_ref)))
+        cs__tr_emit(loop->tr_ring, loop->tr_t0, t->id,
+                    CS_REC_INFO(CS_EV_TASK_RAISED, 0, 0), (uint32_t)t->status);
+    if (!(s = cs__tr_task_begin(t->tr_ref)))
         return;
     CS__TRACE_SET(s->state, (uint8_t)CS_TASK_RAISED);
     CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
-    cs__trace_task_end(s);
+    cs__tr_task_end(s);
 }
 
 void cs__trace_task_awaited(cs_task *const *tasks, size_t n,
                             const cs_task *self)
 {
     for (size_t i = 0; i < n; i++) {
-        cs_task_slot *s = cs__trace_task_begin(tasks[i]->tr_ref);
+        cs_task_slot *s = cs__tr_task_begin(tasks[i]->tr_ref);
         if (s) {
             CS__TRACE_SET(s->awaiter, self->id);
-            cs__trace_task_end(s);
+            cs__tr_task_end(s);
         }
     }
 }
@@ -298,9 +294,9 @@ static void cs__trace_target(cs_task *p, uint64_t *target, uint64_t *aux)
         cs_task *a = p->wait.obj;
         cs_task_slot *s;
         *target = a->id;
-        if ((s = cs__trace_task_begin(a->tr_ref)) != NULL) {
+        if ((s = cs__tr_task_begin(a->tr_ref)) != NULL) {
             CS__TRACE_SET(s->awaiter, p->id);
-            cs__trace_task_end(s);
+            cs__tr_task_end(s);
         }
         break;
     }
@@ -334,7 +330,7 @@ int cs__trace_batch_join(cs__loop *loop, cs_task *t, cs_task *to)
         return 0;
     loop->tr_bt[loop->tr_nbt++] = t;
     /* its registers are not recorded while it is batched: say so */
-    if ((s = cs__trace_slot(t->tr_ref)) != NULL)
+    if ((s = cs__tr_slot(t->tr_ref)) != NULL)
         cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_YIELD,
                             s->flags & ~CS_TASKF_REGS_VALID);
     t->tr_bk = 1;
@@ -349,15 +345,15 @@ static void cs__trace_batch_task(cs__loop *loop, cs_task *t, uint64_t k,
     uint64_t share = dur / n * k + dur % n * k / n;
     cs_task_slot *s;
 
-    cs__trace_emit(loop->tr_ring, t1, t->id,
-                   CS_REC_INFO(CS_EV_YIELDS, CS_WAIT_YIELD, 0),
-                   k > 0xffffffffu ? 0xffffffffu : (uint32_t)k);
-    if (!(s = cs__trace_task_begin(t->tr_ref)))
+    cs__tr_emit(loop->tr_ring, t1, t->id,
+                CS_REC_INFO(CS_EV_YIELDS, CS_WAIT_YIELD, 0),
+                k > 0xffffffffu ? 0xffffffffu : (uint32_t)k);
+    if (!(s = cs__tr_task_begin(t->tr_ref)))
         return;
     CS__TRACE_SET(s->last_run, t1 - share);
     CS__TRACE_SET(s->steps, s->steps + k);
     CS__TRACE_SET(s->run_ticks, s->run_ticks + share);
-    cs__trace_task_end(s);
+    cs__tr_task_end(s);
 }
 
 uint64_t cs__trace_batch_end(cs__loop *loop, cs_task *self, int self_yields,
@@ -379,9 +375,8 @@ uint64_t cs__trace_batch_end(cs__loop *loop, cs_task *self, int self_yields,
         n++;
     if (n == 0)
         n = 1;
-    arg = cs__trace_dur_arg(dur, &flags);
-    cs__trace_emit(loop->tr_ring, t1, n, CS_REC_INFO(CS_EV_BATCH, 0, flags),
-                   arg);
+    arg = cs__tr_dur_arg(dur, &flags);
+    cs__tr_emit(loop->tr_ring, t1, n, CS_REC_INFO(CS_EV_BATCH, 0, flags), arg);
     for (uint32_t i = 0; i < loop->tr_nbt; i++) {
         cs_task *t = loop->tr_bt[i];
         if (t->tr_bk)
@@ -439,7 +434,7 @@ static CS__HOT_INLINE void cs__trace_life_in(cs__loop *loop, cs_task *self,
         e->status = self->status;
         wait = CS_WAIT_NONE;
     }
-    if ((s = cs__trace_task_begin(self->tr_ref)) != NULL) {
+    if ((s = cs__tr_task_begin(self->tr_ref)) != NULL) {
         cs__trace_slot_word(s, state, wait,
                             a && have_regs ? s->flags | CS_TASKF_REGS_VALID
                                            : s->flags);
@@ -453,26 +448,26 @@ static CS__HOT_INLINE void cs__trace_life_in(cs__loop *loop, cs_task *self,
             CS__TRACE_SET(s->fp, (uint64_t)fp);
             CS__TRACE_SET(s->ip, (uint64_t)ip);
         }
-        cs__trace_task_end(s);
+        cs__tr_task_end(s);
     }
     if (a && (!have_regs || cs__trace_predict == 0))
         loop->tr_prev = self;
     cs__trace_untimed_switch(loop->tr_hdr, to);
-    if ((s = cs__trace_slot(to->tr_ref)) == NULL)
+    if ((s = cs__tr_slot(to->tr_ref)) == NULL)
         return;
     if (a == to) { /* the awaited task runs now: one section for both */
-        s = cs__trace_task_begin(to->tr_ref);
+        s = cs__tr_task_begin(to->tr_ref);
         CS__TRACE_SET(s->awaiter, self->id);
         cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
                             s->flags & ~CS_TASKF_REGS_VALID);
-        cs__trace_task_end(s);
+        cs__tr_task_end(s);
         return;
     }
     cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
                         s->flags & ~CS_TASKF_REGS_VALID);
-    if (a && (s = cs__trace_task_begin(a->tr_ref)) != NULL) {
+    if (a && (s = cs__tr_task_begin(a->tr_ref)) != NULL) {
         CS__TRACE_SET(s->awaiter, self->id);
-        cs__trace_task_end(s);
+        cs__tr_task_end(s);
     }
 }
 
@@ -511,7 +506,7 @@ __attribute__((noinline)) void cs__trace_jump_life(cs__loop *loop,
 
 uint64_t cs__trace_life_end(cs__loop *loop, uint64_t t1, int closing)
 {
-    cs__trace_ring *r = loop->tr_ring;
+    cs__tr_ring *r = loop->tr_ring;
     const cs__trace_life *e = loop->tr_cache->life;
     uint32_t n = loop->tr_nlife + (closing ? 1 : 0);
     uint64_t dur = t1 - loop->tr_t0, q = dur / n;
@@ -519,31 +514,31 @@ uint64_t cs__trace_life_end(cs__loop *loop, uint64_t t1, int closing)
      * as long as the last batch's, and it takes the rest */
     if (loop->tr_slow && closing && loop->tr_life_est * (n - 1) < dur)
         q = loop->tr_life_est;
-    uint32_t flags = 0, arg = cs__trace_dur_arg(dur, &flags);
-    uint32_t qflags = CS_RECF_BATCHED, qarg = cs__trace_dur_arg(q, &qflags);
+    uint32_t flags = 0, arg = cs__tr_dur_arg(dur, &flags);
+    uint32_t qflags = CS_RECF_BATCHED, qarg = cs__tr_dur_arg(q, &qflags);
     /* the batch record, then two per kept step */
-    uint64_t i = cs__trace_claim(r, 1 + 2 * (uint64_t)loop->tr_nlife);
+    uint64_t i = cs__tr_claim(r, 1 + 2 * (uint64_t)loop->tr_nlife);
 
-    cs__trace_put(r, i++, t1, n, CS_REC_INFO(CS_EV_BATCH, 0, flags), arg);
+    cs__tr_put(r, i++, t1, n, CS_REC_INFO(CS_EV_BATCH, 0, flags), arg);
     for (uint32_t k = 0; k < loop->tr_nlife; k++, e++) {
         uint32_t step = CS_REC_INFO(CS_EV_STEP, e->reason, qflags);
         if (e->reason == CS_WAIT_TASK) {
-            cs__trace_put(r, i++, t1, e->target,
-                          CS_REC_INFO(CS_EV_WAIT, CS_WAIT_TASK, 0), 0);
-            cs__trace_put(r, i++, t1, e->task, step, qarg);
+            cs__tr_put(r, i++, t1, e->target,
+                       CS_REC_INFO(CS_EV_WAIT, CS_WAIT_TASK, 0), 0);
+            cs__tr_put(r, i++, t1, e->task, step, qarg);
             continue;
         }
-        cs__trace_put(r, i++, t1, e->task, step, qarg);
+        cs__tr_put(r, i++, t1, e->task, step, qarg);
         if (e->reason == CS_STOP_DONE)
-            cs__trace_put(r, i++, t1, e->task,
-                          CS_REC_INFO(CS_EV_TASK_DONE, 0, 0), 0);
+            cs__tr_put(r, i++, t1, e->task, CS_REC_INFO(CS_EV_TASK_DONE, 0, 0),
+                       0);
         else if (e->reason == CS_STOP_CANCELLED)
-            cs__trace_put(r, i++, t1, e->task,
-                          CS_REC_INFO(CS_EV_TASK_CANCELLED, 0, 0), 0);
+            cs__tr_put(r, i++, t1, e->task,
+                       CS_REC_INFO(CS_EV_TASK_CANCELLED, 0, 0), 0);
         else
-            cs__trace_put(r, i++, t1, e->task,
-                          CS_REC_INFO(CS_EV_TASK_RAISED, 0, 0),
-                          (uint32_t)e->status);
+            cs__tr_put(r, i++, t1, e->task,
+                       CS_REC_INFO(CS_EV_TASK_RAISED, 0, 0),
+                       (uint32_t)e->status);
     }
     loop->tr_nlife = 0;
     loop->tr_life_est = q ? q : 1;
@@ -561,7 +556,7 @@ static void cs__trace_flush(void)
 
     if (!loop || !loop->tr_ring || (!loop->tr_nlife && !loop->tr_nbt))
         return;
-    now = cs__trace_now();
+    now = cs__tr_now();
     if (loop->tr_nlife)
         cs__trace_life_end(loop, now, 0);
     if (loop->tr_nbt)
@@ -572,7 +567,7 @@ static void cs__trace_flush(void)
 void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1,
                       uint32_t batched)
 {
-    cs__trace_ring *r = loop->tr_ring;
+    cs__tr_ring *r = loop->tr_ring;
     unsigned state, reason, ended = 0;
     uint64_t target = 0, aux = 0;
     uint32_t flags = 0, arg;
@@ -583,8 +578,8 @@ void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1,
         state = CS_TASK_WAITING;
         reason = p->wait.reason;
         cs__trace_target(p, &target, &aux);
-        cs__trace_emit(r, t1, target, CS_REC_INFO(CS_EV_WAIT, reason, 0),
-                       (uint32_t)aux);
+        cs__tr_emit(r, t1, target, CS_REC_INFO(CS_EV_WAIT, reason, 0),
+                    (uint32_t)aux);
         break;
     case CS__DONE:
         reason = cs__trace_end_kind(p, &state, &ended);
@@ -594,14 +589,14 @@ void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1,
         reason = CS_WAIT_YIELD;
         break;
     }
-    arg = cs__trace_dur_arg(t1 - t0, &flags);
+    arg = cs__tr_dur_arg(t1 - t0, &flags);
     if (batched)
         flags |= CS_RECF_BATCHED;
-    cs__trace_emit(r, t1, p->id, CS_REC_INFO(CS_EV_STEP, reason, flags), arg);
+    cs__tr_emit(r, t1, p->id, CS_REC_INFO(CS_EV_STEP, reason, flags), arg);
     if (ended)
-        cs__trace_emit(r, t1, p->id, CS_REC_INFO(ended, 0, 0),
-                       ended == CS_EV_TASK_RAISED ? (uint32_t)p->status : 0);
-    if (!(s = cs__trace_task_begin(p->tr_ref)))
+        cs__tr_emit(r, t1, p->id, CS_REC_INFO(ended, 0, 0),
+                    ended == CS_EV_TASK_RAISED ? (uint32_t)p->status : 0);
+    if (!(s = cs__tr_task_begin(p->tr_ref)))
         return;
     CS__TRACE_SET(s->state, (uint8_t)state);
     CS__TRACE_SET(s->wait, (uint8_t)(ended ? CS_WAIT_NONE : reason));
@@ -610,7 +605,7 @@ void cs__trace_parked(cs__loop *loop, cs_task *p, uint64_t t0, uint64_t t1,
     CS__TRACE_SET(s->last_run, t0); /* batched: its share, t0 = t1 - share */
     CS__TRACE_SET(s->steps, s->steps + 1);
     CS__TRACE_SET(s->run_ticks, s->run_ticks + (t1 - t0));
-    cs__trace_task_end(s);
+    cs__tr_task_end(s);
 }
 
 /* ---- coroutines --------------------------------------------------------- */
@@ -621,9 +616,9 @@ uint64_t cs__trace_coro_new(const char *file, int line)
     uint64_t id = __atomic_fetch_add(&cs__next_coro_id, 1, __ATOMIC_RELAXED);
 
     if (loop && loop->tr_ring)
-        cs__trace_emit(loop->tr_ring, loop->tr_t0, id,
-                       CS_REC_INFO(CS_EV_CORO_CREATED, 0, 0),
-                       cs__trace_site(loop, file, line));
+        cs__tr_emit(loop->tr_ring, loop->tr_t0, id,
+                    CS_REC_INFO(CS_EV_CORO_CREATED, 0, 0),
+                    cs__trace_site(loop, file, line));
     return id;
 }
 
@@ -632,7 +627,6 @@ void cs__trace_coro_dropped(uint64_t id, int never_ran)
     cs__loop *loop = cs__tls_loop;
 
     if (loop && loop->tr_ring)
-        cs__trace_emit(loop->tr_ring, loop->tr_t0, id,
-                       CS_REC_INFO(CS_EV_CORO_DROPPED, never_ran ? 1 : 0, 0),
-                       0);
+        cs__tr_emit(loop->tr_ring, loop->tr_t0, id,
+                    CS_REC_INFO(CS_EV_CORO_DROPPED, never_ran ? 1 : 0, 0), 0);
 }

@@ -73,7 +73,7 @@ typedef struct cs__trace_cache {
     } name[CS__TRACE_CACHE];
     char last_name[32];    /* the last short name, NUL-padded as in a task */
     uint32_t last_name_id; /* its id, 0 if none */
-    cs__trace_slots slots; /* task slots this loop freed, for reuse */
+    cs__tr_slots slots;    /* task slots this loop freed, for reuse */
     cs__trace_life life[CS__TRACE_LIFE_MAX]; /* the open lifetime batch */
 } cs__trace_cache;
 

@@ -137,7 +137,7 @@ static inline void cs__trace_slot_word(cs_task_slot *s, unsigned state,
  * either consistent. */
 static inline void cs__trace_task_woken(cs_task *t)
 {
-    cs_task_slot *s = cs__trace_slot(t->tr_ref);
+    cs_task_slot *s = cs__tr_slot(t->tr_ref);
 
     if (s)
         cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_NONE, s->flags);
@@ -153,9 +153,9 @@ static inline void cs__trace_task_gone(cs_task *t)
     if (loop->tr_prev == t)
         loop->tr_prev = NULL;
     if (loop->tr_cache)
-        cs__trace_task_free_in(&loop->tr_cache->slots, t->tr_ref);
+        cs__tr_task_free_in(&loop->tr_cache->slots, t->tr_ref);
     else
-        cs__trace_task_free(t->tr_ref);
+        cs__tr_task_free(t->tr_ref);
     t->tr_ref = 0;
 }
 
@@ -169,7 +169,7 @@ extern int cs__trace_predict;
  * is unchecked, checks it against them. */
 static inline void cs__trace_regs(cs_task *p)
 {
-    cs_task_slot *s = cs__trace_task_begin(p->tr_ref);
+    cs_task_slot *s = cs__tr_task_begin(p->tr_ref);
     uintptr_t sp, fp, ip;
 
     if (!s)
@@ -183,7 +183,7 @@ static inline void cs__trace_regs(cs_task *p)
     CS__TRACE_SET(s->fp, (uint64_t)fp);
     CS__TRACE_SET(s->ip, (uint64_t)ip);
     CS__TRACE_SET(s->flags, (uint16_t)(s->flags | CS_TASKF_REGS_VALID));
-    cs__trace_task_end(s);
+    cs__tr_task_end(s);
 }
 
 /* Where a switched-to context runs runtime code again (a new task, the
@@ -241,7 +241,7 @@ static inline bool cs__trace_life_kind(const cs_task *self, const cs_task *to)
     if (self->state == CS__WAITING)
         return self->wait.reason == CS_WAIT_TASK && to &&
                self->wait.obj == to && !to->ran;
-    return self->state == CS__DONE && (s = cs__trace_slot(self->tr_ref)) &&
+    return self->state == CS__DONE && (s = cs__tr_slot(self->tr_ref)) &&
            s->steps == 0;
 }
 
@@ -266,7 +266,7 @@ static CS__HOT_INLINE void cs__trace_switch(cs__loop *loop, cs_task *self,
                                             uintptr_t sp, uintptr_t fp,
                                             uintptr_t ip)
 {
-    cs__trace_ring *r = loop->tr_ring;
+    cs__tr_ring *r = loop->tr_ring;
     cs_task *p = loop->tr_prev;
     cs_task_slot *s;
     int yielded = self && cs_likely(self->state == CS__READY);
@@ -277,7 +277,7 @@ static CS__HOT_INLINE void cs__trace_switch(cs__loop *loop, cs_task *self,
     if (cs__trace_batch_more(loop, self, to) ||
         (yielded && to && loop->tr_hot && !p && !self->tr_bk &&
          !loop->tr_nlife && cs__trace_batch_join(loop, self, to))) {
-        if ((s = cs__trace_slot(to->tr_ref)) != NULL)
+        if ((s = cs__tr_slot(to->tr_ref)) != NULL)
             cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
                                 s->flags & ~CS_TASKF_REGS_VALID);
         return;
@@ -288,7 +288,7 @@ static CS__HOT_INLINE void cs__trace_switch(cs__loop *loop, cs_task *self,
         return;
     }
     t0 = loop->tr_t0;
-    t1 = cs__trace_now();
+    t1 = cs__tr_now();
     if (loop->tr_nbt) { /* self's step began inside the batch */
         t0 = t1 - cs__trace_batch_end(loop, self, yielded, t1);
         batched = 1;
@@ -304,13 +304,13 @@ static CS__HOT_INLINE void cs__trace_switch(cs__loop *loop, cs_task *self,
     if (yielded) {
         if (batched != 1) { /* else counted by cs__trace_batch_end */
             uint32_t flags = batched ? CS_RECF_BATCHED : 0;
-            uint32_t arg = cs__trace_dur_arg(t1 - t0, &flags);
-            cs__trace_emit(r, t1, self->id,
-                           CS_REC_INFO(CS_EV_STEP, CS_WAIT_YIELD, flags), arg);
+            uint32_t arg = cs__tr_dur_arg(t1 - t0, &flags);
+            cs__tr_emit(r, t1, self->id,
+                        CS_REC_INFO(CS_EV_STEP, CS_WAIT_YIELD, flags), arg);
             if (!batched)
                 loop->tr_hot = t1 - t0 < loop->tr_hot_ticks;
         }
-        if ((s = cs__trace_task_begin(self->tr_ref)) != NULL) {
+        if ((s = cs__tr_task_begin(self->tr_ref)) != NULL) {
             cs__trace_slot_word(s, CS_TASK_READY, CS_WAIT_YIELD,
                                 have_regs ? s->flags | CS_TASKF_REGS_VALID
                                           : s->flags);
@@ -324,7 +324,7 @@ static CS__HOT_INLINE void cs__trace_switch(cs__loop *loop, cs_task *self,
                 CS__TRACE_SET(s->fp, (uint64_t)fp);
                 CS__TRACE_SET(s->ip, (uint64_t)ip);
             }
-            cs__trace_task_end(s);
+            cs__tr_task_end(s);
         }
         if (!have_regs || cs__trace_predict == 0)
             loop->tr_prev = self;
@@ -335,7 +335,7 @@ static CS__HOT_INLINE void cs__trace_switch(cs__loop *loop, cs_task *self,
         cs__trace_parked(loop, self, t0, t1, batched);
         if (self->state != CS__DONE) {
             if (have_regs)
-                cs__trace_task_park(self->tr_ref, sp, fp, ip);
+                cs__tr_task_park(self->tr_ref, sp, fp, ip);
             if (!have_regs || cs__trace_predict == 0)
                 loop->tr_prev = self;
         }
@@ -343,7 +343,7 @@ static CS__HOT_INLINE void cs__trace_switch(cs__loop *loop, cs_task *self,
     __atomic_store_n(&r->hdr->step_task, to ? to->id : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->hdr->switches, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->hdr->step_start, to ? t1 : 0, __ATOMIC_RELEASE);
-    if (to && (s = cs__trace_slot(to->tr_ref)) != NULL)
+    if (to && (s = cs__tr_slot(to->tr_ref)) != NULL)
         cs__trace_slot_word(s, CS_TASK_RUNNING, CS_WAIT_NONE,
                             s->flags & ~CS_TASKF_REGS_VALID);
 }

@@ -65,8 +65,8 @@ void cs__warn_box_drain(cs__loop *loop)
 
     for (uint32_t d = b->drained; d != p; d++) {
         const uint32_t k = d % CS__WARN_BOX;
-        cs__trace_warning(loop->tr_ring, b->e[k].task, b->e[k].kind,
-                          b->e[k].stack);
+        cs__tr_warning(loop->tr_ring, b->e[k].task, b->e[k].kind,
+                       b->e[k].stack);
     }
     __atomic_store_n(&b->drained, p, __ATOMIC_RELEASE);
 }
@@ -82,13 +82,13 @@ uint32_t cs__warn_stack_put(const uintptr_t *ips, size_t n)
         n = CS_STACK_MAX;
     for (size_t i = 0; i < n; i++)
         buf[i] = ips[i];
-    stack = cs__trace_stack_put(buf, n);
+    stack = cs__tr_stack_put(buf, n);
     /* the stack may point into an object dlopen'ed since the last
      * refresh: list it, so that a reader can name the frames after we
      * exit (one loader callback when nothing changed; never runs in a
      * signal handler: agent reports are made in task context or on the
      * watchdog's thread) */
-    cs__trace_modules_refresh(0);
+    cs__tr_modules_refresh(0);
     return stack;
 }
 
@@ -128,12 +128,12 @@ static int cs__box_post(cs__loop *loop, unsigned kind, uint64_t task,
 /* A loop gone: the calling thread writes into a ring of its own. */
 static int cs__warn_own_ring(unsigned kind, uint64_t task, uint32_t stack)
 {
-    cs__trace_ring *r = cs__trace_ring_acquire();
+    cs__tr_ring *r = cs__tr_ring_acquire();
 
     if (!r)
         return CS_ENOENT;
-    cs__trace_warning(r, task, kind, stack);
-    cs__trace_ring_release(r);
+    cs__tr_warning(r, task, kind, stack);
+    cs__tr_ring_release(r);
     return 0;
 }
 
@@ -161,7 +161,7 @@ CS_EXTERN int cs_agent_trace_warning_to(int tid, int kind, uint64_t task_id,
         cs_agent_trace_warning(kind, task_id, ips, n);
         return 0;
     }
-    if (!cs__trace_active())
+    if (!cs__tr_active())
         return CS_ENOENT;
     stack = cs__warn_stack_put(ips, n);
     pthread_mutex_lock(&cs__boxes_mu);

@@ -43,7 +43,7 @@
 
 /* One thread that runs an event loop (or any Handle). */
 typedef struct cs_py_thread {
-    cs__trace_ring *ring;  /* its event ring, NULL when tracing is off */
+    cs__tr_ring *ring;     /* its event ring, NULL when tracing is off */
     PyThreadState *tstate; /* for the watchdog's stack samples */
     pid_t tid;
     struct cs_py_row *row; /* task whose step runs now, or NULL */

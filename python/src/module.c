@@ -32,7 +32,7 @@ static void thread_gone(void *p)
 {
     cs_py_thread *t = p;
     if (t->ring)
-        cs__trace_ring_release(t->ring);
+        cs__tr_ring_release(t->ring);
     t->ring = NULL;
     t->tstate = NULL;
 }
@@ -47,7 +47,7 @@ cs_py_thread *cs_py_thread_get(void)
     t->tid = (pid_t)syscall(SYS_gettid);
     t->tstate = PyThreadState_Get();
     if (cs_py_tracing)
-        t->ring = cs__trace_ring_acquire();
+        t->ring = cs__tr_ring_acquire();
     cs_py_self = t;
     pthread_setspecific(thread_key, t);
     cs_py_register_thread(t);
@@ -62,8 +62,8 @@ static PyObject *py_start(PyObject *m, PyObject *args)
     if (!PyArg_ParseTuple(args, "|d", &slow_ms))
         return NULL;
     if (!cs_py_tracing) {
-        cs__trace_config cfg;
-        cs__trace_config_env(&cfg);
+        cs__tr_config cfg;
+        cs__tr_config_env(&cfg);
         /* Python's names and locations are many: more room for strings
          * than the C runtime's default, unless COSCOPE_STRINGS_KB says */
         if (!getenv("COSCOPE_STRINGS_KB"))
@@ -71,11 +71,11 @@ static PyObject *py_start(PyObject *m, PyObject *args)
         /* asyncio programs keep many tasks alive at once (gather) */
         if (!getenv("COSCOPE_TASKS"))
             cfg.task_slots = 65536;
-        int rc = cs__trace_start_with(&cfg);
-        if (rc == 0 && cs__trace_header()) {
+        int rc = cs__tr_start_with(&cfg);
+        if (rc == 0 && cs__tr_header()) {
             cs_py_tracing = 1;
             cs_py_recording = cfg.record && cfg.record[0];
-            ns_mult = cs__trace_header()->ns_mult;
+            ns_mult = cs__tr_header()->ns_mult;
         } else if (rc < 0) {
             fprintf(stderr,
                     "coscope: cannot create the trace segment: %s; "
@@ -91,7 +91,7 @@ static PyObject *py_start(PyObject *m, PyObject *args)
             (uint64_t)(slow_ms * 1e6 * 4294967296.0 / (double)ns_mult);
     if (!cs_py_tracing)
         Py_RETURN_NONE;
-    return PyUnicode_FromString(cs__trace_segment_path());
+    return PyUnicode_FromString(cs__tr_segment_path());
 }
 
 static PyObject *py_handle_run(PyObject *m, PyObject *args)
@@ -136,7 +136,7 @@ static PyObject *py_task_id(PyObject *m, PyObject *task)
 
 const char *cs_py_string(uint32_t id)
 {
-    cs_seg_header *h = cs__trace_header();
+    cs_seg_header *h = cs__tr_header();
     if (h == NULL || id == 0 || id % 4)
         return NULL;
     const cs_region_ref *g = &h->regions[CS_REGION_STRINGS];
@@ -203,13 +203,13 @@ static PyObject *py_warn(PyObject *m, PyObject *args)
     if (r)
         cs_py_row_name(r);
     cs_py_thread *t = cs_py_thread_get();
-    uint32_t sid = cs__trace_intern_n(text, (size_t)len);
-    cs_seg_header *h = cs__trace_header();
+    uint32_t sid = cs__tr_intern_n(text, (size_t)len);
+    cs_seg_header *h = cs__tr_header();
     if (h)
         __atomic_fetch_add(&h->warnings, 1, __ATOMIC_RELAXED);
     if (t && t->ring)
-        cs__trace_emit(t->ring, cs__trace_now(), id,
-                       CS_REC_INFO(CS_EV_WARNING, kind, CS_RECF_PYSTACK), sid);
+        cs__tr_emit(t->ring, cs__tr_now(), id,
+                    CS_REC_INFO(CS_EV_WARNING, kind, CS_RECF_PYSTACK), sid);
     Py_RETURN_NONE;
 }
 
@@ -228,7 +228,7 @@ static PyObject *py_segment(PyObject *m, PyObject *unused)
     (void)unused;
     if (!cs_py_tracing)
         Py_RETURN_NONE;
-    return PyUnicode_FromString(cs__trace_segment_path());
+    return PyUnicode_FromString(cs__tr_segment_path());
 }
 
 /* tee(first, second) -> f: f(x) calls first(x) (errors ignored), then
@@ -266,11 +266,11 @@ static PyObject *timed_select_call(PyObject *inner, PyObject *const *args,
                                    Py_ssize_t nargs)
 {
     cs_py_thread *t = cs_py_self ? cs_py_self : cs_py_thread_get();
-    uint64_t t0 = cs__trace_now();
+    uint64_t t0 = cs__tr_now();
     PyObject *r = PyObject_Vectorcall(inner, args, (size_t)nargs, NULL);
     if (t && t->ring) {
-        uint64_t t1 = cs__trace_now();
-        cs__trace_loop_iter(t->ring, t1, t1 - t0);
+        uint64_t t1 = cs__tr_now();
+        cs__tr_loop_iter(t->ring, t1, t1 - t0);
     }
     return r;
 }

@@ -135,7 +135,7 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
         cs_py_row_name(r);
         memcpy(r->chain, ids, sizeof(r->chain));
     }
-    cs_task_slot *s = cs__trace_task_begin(r->ref);
+    cs_task_slot *s = cs__tr_task_begin(r->ref);
     if (s) {
         CS__TRACE_SET(s->state, (uint8_t)state);
         CS__TRACE_SET(s->wait, (uint8_t)(reason < CS_WAIT_COUNT ? reason : 0));
@@ -146,17 +146,17 @@ void cs_py_publish(cs_py_row *r, uint64_t t0, uint64_t t1)
         CS__TRACE_SET(s->fp, (uint64_t)ids[2] | (uint64_t)ids[3] << 32);
         CS__TRACE_SET(s->ip, (uint64_t)ids[4] | (uint64_t)ids[5] << 32);
         CS__TRACE_SET(s->reserved0, (uint32_t)depth);
-        cs__trace_task_end(s);
+        cs__tr_task_end(s);
     }
     cs_py_thread *t = cs_py_self;
     if (t && t->ring) {
         if (target)
-            cs__trace_emit(t->ring, t1, target,
-                           CS_REC_INFO(CS_EV_WAIT, CS_WAIT_TASK, 0), 0);
-        cs__trace_step(t->ring, r->id, reason, t0, t1);
+            cs__tr_emit(t->ring, t1, target,
+                        CS_REC_INFO(CS_EV_WAIT, CS_WAIT_TASK, 0), 0);
+        cs__tr_step(t->ring, r->id, reason, t0, t1);
         if (finished)
-            cs__trace_emit(t->ring, t1, r->id,
-                           CS_REC_INFO(cs_py_end_event(reason), 0, 0), 0);
+            cs__tr_emit(t->ring, t1, r->id,
+                        CS_REC_INFO(cs_py_end_event(reason), 0, 0), 0);
     }
     if (finished)
         cs_py_row_release(r, state);
@@ -295,16 +295,16 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
         saved_step.step_start = t->step_start;
         saved_id = t->ring ? t->ring->hdr->step_task : 0;
     }
-    uint64_t t0 = cs__trace_now();
+    uint64_t t0 = cs__tr_now();
     if (t) {
         t->row = r;
         t->task = task;
         t->in_step = 1;
         t->step_start = t0;
-        cs__trace_step_begin(t->ring, id, t0);
+        cs__tr_step_begin(t->ring, id, t0);
     }
     if (r)
-        cs__trace_task_running(r->ref, t0);
+        cs__tr_task_running(r->ref, t0);
 
     PyObject *res = NULL;
     Py_INCREF(ctx);
@@ -317,7 +317,7 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
         PyContext_Exit(ctx);
         PyErr_Restore(et, ev, tb);
     }
-    uint64_t t1 = cs__trace_now();
+    uint64_t t1 = cs__tr_now();
     if (nrenames) /* eager tasks made in this step: named by now */
         rename_eager();
     if (t) {
@@ -327,7 +327,7 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
         t->step_start = saved_step.step_start;
         if (t->ring) {
             if (saved_step.in_step)
-                cs__trace_step_begin(t->ring, saved_id, saved_step.step_start);
+                cs__tr_step_begin(t->ring, saved_id, saved_step.step_start);
             else
                 __atomic_store_n(&t->ring->hdr->step_start, 0,
                                  __ATOMIC_RELAXED);
@@ -351,7 +351,7 @@ static PyObject *handle_run(PyObject *self, PyObject *unused)
     } else if (r) {
         cs_py_publish(r, t0, t1);
     } else if (t && t->ring) {
-        cs__trace_step(t->ring, 0, CS_STOP_DONE, t0, t1);
+        cs__tr_step(t->ring, 0, CS_STOP_DONE, t0, t1);
     }
     if (res == NULL) {
         /* as Handle._run: SystemExit and KeyboardInterrupt go up, the rest

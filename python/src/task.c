@@ -215,9 +215,9 @@ int cs_py_task_finished_first(PyObject *task, unsigned reason, uint64_t t0,
     if (e)
         pend_del(e);
     if (t && t->ring) {
-        cs__trace_step(t->ring, id, reason, t0, t1);
-        cs__trace_emit(t->ring, t1, id,
-                       CS_REC_INFO(cs_py_end_event(reason), 0, 0), 0);
+        cs__tr_step(t->ring, id, reason, t0, t1);
+        cs__tr_emit(t->ring, t1, id,
+                    CS_REC_INFO(cs_py_end_event(reason), 0, 0), 0);
     }
     return 0;
 }
@@ -229,13 +229,13 @@ void cs_py_row_release(cs_py_row *r, unsigned state)
     if (r->in_table)
         tab_del(r);
     if (r->ref) {
-        cs_task_slot *s = cs__trace_task_begin(r->ref);
+        cs_task_slot *s = cs__tr_task_begin(r->ref);
         if (s) {
             CS__TRACE_SET(s->state, (uint8_t)state);
             CS__TRACE_SET(s->wait, (uint8_t)CS_WAIT_NONE);
-            cs__trace_task_end(s);
+            cs__tr_task_end(s);
         }
-        cs__trace_task_free(r->ref);
+        cs__tr_task_free(r->ref);
         r->ref = 0;
     }
 }
@@ -262,16 +262,16 @@ void cs_py_row_name(cs_py_row *r)
     const char *u = PyUnicode_Check(n) ? PyUnicode_AsUTF8AndSize(n, &len)
                                        : NULL;
     if (u) {
-        uint32_t id = cs__trace_intern_n(u, (size_t)len);
-        cs_task_slot *s = cs__trace_task_begin(r->ref);
+        uint32_t id = cs__tr_intern_n(u, (size_t)len);
+        cs_task_slot *s = cs__tr_task_begin(r->ref);
         if (s) {
             CS__TRACE_SET(s->name, id);
-            cs__trace_task_end(s);
+            cs__tr_task_end(s);
         }
         cs_py_thread *t = cs_py_self;
         if (t && t->ring) /* for trace files: their readers name tasks so */
-            cs__trace_emit(t->ring, cs__trace_now(), r->id,
-                           CS_REC_INFO(CS_EV_TASK_NAME, 0, 0), id);
+            cs__tr_emit(t->ring, cs__tr_now(), r->id,
+                        CS_REC_INFO(CS_EV_TASK_NAME, 0, 0), id);
     } else {
         PyErr_Clear();
     }
@@ -343,19 +343,19 @@ static cs_py_row *row_new(PyObject *task, PyObject *coro, uint32_t site,
     r->wr = NULL;
     memset(r->chain, 0, sizeof(r->chain));
     cs_py_thread *t = cs_py_thread_get();
-    uint64_t now = created ? created : cs__trace_now();
-    r->ref = cs__trace_task_alloc(r->id, 0, site, parent,
-                                  t && t->ring ? t->ring->index : 0, now);
+    uint64_t now = created ? created : cs__tr_now();
+    r->ref = cs__tr_task_alloc(r->id, 0, site, parent,
+                               t && t->ring ? t->ring->index : 0, now);
     if (r->ref) {
-        cs_task_slot *s = cs__trace_task_begin(r->ref);
+        cs_task_slot *s = cs__tr_task_begin(r->ref);
         if (s) {
             CS__TRACE_SET(s->flags, (uint16_t)(s->flags | CS_TASKF_PYTHON));
-            cs__trace_task_end(s);
+            cs__tr_task_end(s);
         }
     }
     if (!id && t && t->ring) /* made by the factory: announced there */
-        cs__trace_emit(t->ring, now, r->id,
-                       CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), site);
+        cs__tr_emit(t->ring, now, r->id, CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0),
+                    site);
     if (tab_put(r) != 0)
         goto fail;
     r->wr = PyWeakref_NewRef(task, (PyObject *)r);
@@ -431,7 +431,7 @@ static PyObject *factory_call(PyObject *self, PyObject *args, PyObject *kw)
     uint64_t t_call = 0;
     int chained = f->inner && f->inner != Py_None;
     if (chained) {
-        t_call = cs__trace_now();
+        t_call = cs__tr_now();
         task = PyObject_Call(f->inner, args, kw);
     } else if (kw == NULL || PyDict_GET_SIZE(kw) == 0) {
         PyObject *av[2] = {coro, loop}; /* asyncio.Task(coro, loop=loop) */
@@ -459,7 +459,7 @@ static PyObject *factory_call(PyObject *self, PyObject *args, PyObject *kw)
     e->coro = PyCoro_CheckExact(coro) ? coro : NULL;
     e->id = next_id++;
     e->parent = t && t->task ? cs_py_task_id(t->task) : 0;
-    e->created = cs__trace_now();
+    e->created = cs__tr_now();
     e->site = cs_py_site_here();
     /* 3.12+'s eager tasks (asyncio.eager_task_factory, chained) ran their
      * first step inside the factory, not through Handle._run: done, or
@@ -468,10 +468,10 @@ static PyObject *factory_call(PyObject *self, PyObject *args, PyObject *kw)
     if (eager)
         e->created = t_call;
     if (t && t->ring)
-        cs__trace_emit(t->ring, e->created, e->id,
-                       CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), e->site);
+        cs__tr_emit(t->ring, e->created, e->id,
+                    CS_REC_INFO(CS_EV_TASK_CREATED, 0, 0), e->site);
     if (eager)
-        cs_py_first_step_done(task, t_call, cs__trace_now());
+        cs_py_first_step_done(task, t_call, cs__tr_now());
     return task;
 }
 

@@ -195,7 +195,7 @@ static void *watchdog_main(void *arg)
         nanosleep(&tick, NULL);
         if (__atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
             break;
-        uint64_t now = cs__trace_now();
+        uint64_t now = cs__tr_now();
         int n = __atomic_load_n(&nthreads, __ATOMIC_ACQUIRE);
         for (int i = 0; i < n; i++) {
             cs_py_thread *t = __atomic_load_n(&threads[i], __ATOMIC_ACQUIRE);
@@ -226,7 +226,7 @@ int cs_py_watchdog_start(void)
     if (started)
         return 0;
     memfd = memfd_create("coscope-sample", MFD_CLOEXEC);
-    if (cs__thread_start(&watchdog_th, NULL, watchdog_main, NULL) != 0)
+    if (cs__tr_thread_start(&watchdog_th, NULL, watchdog_main, NULL) != 0)
         return -1;
     atexit(watchdog_stop);
     started = 1;

@@ -136,7 +136,7 @@ static const loc_entry *loc_get(PyObject *code, int key,
     loc_entry *e = &locs[k];
     e->code = Py_NewRef(code);
     e->key = key;
-    e->loc.text = cs__trace_intern(text);
+    e->loc.text = cs__tr_intern(text);
     e->aio = (aio_len && strncmp(file, aio_dir, aio_len) == 0) ||
              (own_len && strncmp(file, own_dir, own_len) == 0);
     e->loc.library = e->aio ||

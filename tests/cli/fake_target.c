@@ -33,7 +33,7 @@
 
 #include "writer.h"
 
-static cs__trace_ring *ring;
+static cs__tr_ring *ring;
 static ucontext_t main_ctx;
 static volatile int sink;
 
@@ -94,8 +94,8 @@ static void run_until_parked(struct fake_task *t, void (*entry)(void))
     swapcontext(&main_ctx, &t->ctx);
     running = NULL;
     const greg_t *g = t->ctx.uc_mcontext.gregs;
-    cs__trace_task_park(t->ref, (uint64_t)g[REG_RSP], (uint64_t)g[REG_RBP],
-                        (uint64_t)g[REG_RIP]);
+    cs__tr_task_park(t->ref, (uint64_t)g[REG_RSP], (uint64_t)g[REG_RBP],
+                     (uint64_t)g[REG_RIP]);
 }
 
 /* ---- scenarios ---------------------------------------------------------- */
@@ -112,27 +112,26 @@ static uint32_t task(uint64_t id, const char *name, const char *site,
                      unsigned state, unsigned reason, uint64_t target,
                      uint64_t aux, int steps)
 {
-    uint64_t now = cs__trace_now();
-    uint32_t ref = cs__trace_task_alloc(id, cs__trace_intern(name),
-                                        cs__trace_intern(site), 0, 0, now);
+    uint64_t now = cs__tr_now();
+    uint32_t ref = cs__tr_task_alloc(id, cs__tr_intern(name),
+                                     cs__tr_intern(site), 0, 0, now);
     if (ref == 0) {
         fprintf(stderr, "fake_target: no task slot for %s\n", name);
         exit(3);
     }
     for (int i = 0; i < steps; i++) {
-        uint64_t t0 = cs__trace_now();
-        cs__trace_task_running(ref, t0);
-        cs__trace_task_stopped(ref, state, reason, target, aux, t0,
-                               cs__trace_now());
+        uint64_t t0 = cs__tr_now();
+        cs__tr_task_running(ref, t0);
+        cs__tr_task_stopped(ref, state, reason, target, aux, t0, cs__tr_now());
     }
     return ref;
 }
 
 static void set_awaiter(uint32_t ref, uint64_t awaiter)
 {
-    cs_task_slot *s = cs__trace_task_begin(ref);
+    cs_task_slot *s = cs__tr_task_begin(ref);
     CS__TRACE_SET(s->awaiter, awaiter);
-    cs__trace_task_end(s);
+    cs__tr_task_end(s);
 }
 
 static void scenario_park(void)
@@ -157,9 +156,9 @@ static void scenario_park(void)
     task(10, "yielder", "app.c:100", CS_TASK_READY, CS_WAIT_YIELD, 0, 0, 4);
     uint32_t spin = task(11, "spinner", "cpu.c:110", CS_TASK_READY,
                          CS_WAIT_YIELD, 0, 0, 1);
-    uint64_t t = cs__trace_now();
-    cs__trace_task_running(spin, t);
-    cs__trace_step_begin(ring, 11, t);
+    uint64_t t = cs__tr_now();
+    cs__tr_task_running(spin, t);
+    cs__tr_step_begin(ring, 11, t);
     task(12, "finished", "app.c:120", CS_TASK_DONE, CS_WAIT_NONE, 0, 0, 2);
     run_until_parked(&holder, holder_entry);
     run_until_parked(&writer, writer_entry);
@@ -208,8 +207,8 @@ static __attribute__((noinline)) void slow_handler(void)
 static void emit(long n)
 {
     for (long i = 0; i < n; i++) {
-        uint64_t t1 = cs__trace_now();
-        cs__trace_step(ring, 2, CS_WAIT_FD_READ, t1 - 1000, t1);
+        uint64_t t1 = cs__tr_now();
+        cs__tr_step(ring, 2, CS_WAIT_FD_READ, t1 - 1000, t1);
     }
     printf("emitted %llu\n", (unsigned long long)ring->head);
 }
@@ -218,7 +217,7 @@ static void warn(void)
 {
     uint64_t ips[2] = {(uint64_t)(uintptr_t)slow_handler + 1,
                        (uint64_t)(uintptr_t)emit + 1};
-    cs__trace_warning(ring, 4, CS_WARN_SLOW_STEP, cs__trace_stack_put(ips, 2));
+    cs__tr_warning(ring, 4, CS_WARN_SLOW_STEP, cs__tr_stack_put(ips, 2));
     printf("warned\n");
 }
 
@@ -228,8 +227,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: fake_target park|deadlock|many N|nodump\n");
         return 2;
     }
-    cs__trace_config cfg;
-    cs__trace_config_env(&cfg);
+    cs__tr_config cfg;
+    cs__tr_config_env(&cfg);
     cfg.enabled = 1;
     cfg.ring_kb = 8;
     cfg.rings = 2;
@@ -238,12 +237,12 @@ int main(int argc, char **argv)
     cfg.flight = NULL; /* cfg.record: COSCOPE_RECORD, for coscope record */
     if (strcmp(argv[1], "nodump") == 0)
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    int rc = cs__trace_start_with(&cfg);
+    int rc = cs__tr_start_with(&cfg);
     if (rc != 0) {
-        fprintf(stderr, "fake_target: cs__trace_start_with: %d\n", rc);
+        fprintf(stderr, "fake_target: cs__tr_start_with: %d\n", rc);
         return 3;
     }
-    ring = cs__trace_ring_acquire();
+    ring = cs__tr_ring_acquire();
     if (strcmp(argv[1], "park") == 0 || strcmp(argv[1], "nodump") == 0)
         scenario_park();
     else if (strcmp(argv[1], "deadlock") == 0)

@@ -12,7 +12,7 @@
 
 #include "coscope/trace_format.h"
 
-uint32_t cs__crc32(uint32_t crc, const void *data, size_t n); /* libtrace */
+uint32_t cs__tr_crc32(uint32_t crc, const void *data, size_t n); /* libtrace */
 
 const char *fz_spit(const char *tag, const uint8_t *data, size_t size)
 {
@@ -119,8 +119,9 @@ void fz_fix_crcs(uint8_t *data, size_t size)
         memcpy(&c, data + off, sizeof c);
         uint64_t room = size - off - sizeof c;
         uint64_t len = c.length < room ? c.length : room;
-        c.crc = cs__crc32(0, data + off + sizeof c, (size_t)len);
-        c.header_crc = cs__crc32(0, &c, offsetof(cs_chunk_header, header_crc));
+        c.crc = cs__tr_crc32(0, data + off + sizeof c, (size_t)len);
+        c.header_crc =
+            cs__tr_crc32(0, &c, offsetof(cs_chunk_header, header_crc));
         memcpy(data + off, &c, sizeof c);
         if (c.length > room)
             break;

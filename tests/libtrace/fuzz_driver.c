@@ -74,23 +74,23 @@ int main(int argc, char **argv)
 
     /* Seeds: a live segment and its flight dump. */
     tl_start(4, 2);
-    cs__trace_ring *r0 = cs__trace_ring_acquire();
-    cs__trace_ring *r1 = cs__trace_ring_acquire();
-    uint32_t name = cs__trace_intern("seed");
+    cs__tr_ring *r0 = cs__tr_ring_acquire();
+    cs__tr_ring *r1 = cs__tr_ring_acquire();
+    uint32_t name = cs__tr_intern("seed");
     uint64_t ips[4] = {1, 2, 3, 4};
-    uint32_t stack = cs__trace_stack_put(ips, 4);
-    cs__trace_task_alloc(1, name, name, 0, 0, 0);
+    uint32_t stack = cs__tr_stack_put(ips, 4);
+    cs__tr_task_alloc(1, name, name, 0, 0, 0);
     for (uint64_t i = 1; i <= 200; i++)
-        cs__trace_emit(i % 3 ? r0 : r1, i, i, CS_REC_INFO(i % 14, i % 19, 0),
-                       i % 2 ? name : stack);
+        cs__tr_emit(i % 3 ? r0 : r1, i, i, CS_REC_INFO(i % 14, i % 19, 0),
+                    i % 2 ? name : stack);
     const char *dump = tl_path("seed.cst");
-    if (cs__trace_flight_dump(dump, 0) != 0)
+    if (cs__tr_flight_dump(dump, 0) != 0)
         return 1;
     size_t seg_len, file_len;
     uint8_t *seeds[2];
-    seeds[0] = tl_slurp(cs__trace_segment_path(), &seg_len);
+    seeds[0] = tl_slurp(cs__tr_segment_path(), &seg_len);
     seeds[1] = tl_slurp(dump, &file_len);
-    cs__trace_stop();
+    cs__tr_stop();
     size_t lens[2] = {seg_len, file_len};
 
     size_t cap = seg_len > file_len ? seg_len : file_len;

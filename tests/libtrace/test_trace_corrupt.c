@@ -27,15 +27,15 @@ static int setup(void **state)
 {
     seg_copy *s = calloc(1, sizeof *s);
     tl_start(4, 2);
-    cs__trace_ring *r = cs__trace_ring_acquire();
-    s->name = cs__trace_intern("victim");
+    cs__tr_ring *r = cs__tr_ring_acquire();
+    s->name = cs__tr_intern("victim");
     uint64_t ips[3] = {1, 2, 3};
-    s->stack = cs__trace_stack_put(ips, 3);
-    cs__trace_task_alloc(1, s->name, 0, 0, 0, 0);
+    s->stack = cs__tr_stack_put(ips, 3);
+    cs__tr_task_alloc(1, s->name, 0, 0, 0, 0);
     for (uint64_t i = 1; i <= 40; i++)
-        cs__trace_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), s->name);
-    s->bytes = tl_slurp(cs__trace_segment_path(), &s->len);
-    cs__trace_stop();
+        cs__tr_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), s->name);
+    s->bytes = tl_slurp(cs__tr_segment_path(), &s->len);
+    cs__tr_stop();
     *state = s;
     return 0;
 }
@@ -470,9 +470,9 @@ static void test_trace_corrupt_module_entries(void **state)
 }
 
 /* libtrace's own chunk writers (hidden, linked statically). */
-int cs__fw_header(int fd, const cs_seg_header *live, uint32_t flags);
-int cs__fw_chunk(int fd, unsigned kind, unsigned ring, uint64_t base,
-                 uint32_t count, const void *payload, uint32_t len);
+int cs__tr_fw_header(int fd, const cs_seg_header *live, uint32_t flags);
+int cs__tr_fw_chunk(int fd, unsigned kind, unsigned ring, uint64_t base,
+                    uint32_t count, const void *payload, uint32_t len);
 
 /* Writes a file: header, one module chunk (base, count, n entries of
  * ent), END; opens it and returns the modules read, *complete set. */
@@ -482,12 +482,12 @@ static int file_modules(seg_copy *s, uint64_t base, uint32_t count,
     const char *p = tl_path("mod.cst");
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
-    assert_code(cs__fw_header(fd, hdr(s), 0), 0);
+    assert_code(cs__tr_fw_header(fd, hdr(s), 0), 0);
     if (ent != NULL)
-        assert_code(cs__fw_chunk(fd, CS_CHUNK_MODULES, 0, base, count, ent,
-                                 (uint32_t)(n * sizeof *ent)),
+        assert_code(cs__tr_fw_chunk(fd, CS_CHUNK_MODULES, 0, base, count, ent,
+                                    (uint32_t)(n * sizeof *ent)),
                     0);
-    assert_code(cs__fw_chunk(fd, CS_CHUNK_END, 0, 0, 0, "", 0), 0);
+    assert_code(cs__tr_fw_chunk(fd, CS_CHUNK_END, 0, 0, 0, "", 0), 0);
     close(fd);
     cs_trace *t;
     assert_code(cs_trace_open_file(p, &t), 0);
@@ -544,11 +544,11 @@ static cs_trace *file_tables(seg_copy *s, const uint8_t *str, uint32_t slen,
     const char *p = tl_path("tables.cst");
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
-    assert_code(cs__fw_header(fd, hdr(s), 0), 0);
-    assert_code(cs__fw_chunk(fd, CS_CHUNK_STRINGS, 0, 0, 0, NULL, 0), 0);
-    assert_code(cs__fw_chunk(fd, CS_CHUNK_STRINGS, 0, 0, 0, str, slen), 0);
-    assert_code(cs__fw_chunk(fd, CS_CHUNK_STACKS, 0, 0, 0, stk, klen), 0);
-    assert_code(cs__fw_chunk(fd, CS_CHUNK_END, 0, 0, 0, "", 0), 0);
+    assert_code(cs__tr_fw_header(fd, hdr(s), 0), 0);
+    assert_code(cs__tr_fw_chunk(fd, CS_CHUNK_STRINGS, 0, 0, 0, NULL, 0), 0);
+    assert_code(cs__tr_fw_chunk(fd, CS_CHUNK_STRINGS, 0, 0, 0, str, slen), 0);
+    assert_code(cs__tr_fw_chunk(fd, CS_CHUNK_STACKS, 0, 0, 0, stk, klen), 0);
+    assert_code(cs__tr_fw_chunk(fd, CS_CHUNK_END, 0, 0, 0, "", 0), 0);
     close(fd);
     cs_trace *t;
     assert_code(cs_trace_open_file(p, &t), 0);

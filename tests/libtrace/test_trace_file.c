@@ -25,25 +25,25 @@
 static int teardown(void **state)
 {
     (void)state;
-    cs__trace_stop();
+    cs__tr_stop();
     return 0;
 }
 
 /* Two rings (one overwritten), strings, a stack and tasks. */
 static void fill_segment(uint32_t *name, uint32_t *stack)
 {
-    cs__trace_ring *r0 = cs__trace_ring_acquire();
-    cs__trace_ring *r1 = cs__trace_ring_acquire();
-    *name = cs__trace_intern("handler");
+    cs__tr_ring *r0 = cs__tr_ring_acquire();
+    cs__tr_ring *r1 = cs__tr_ring_acquire();
+    *name = cs__tr_intern("handler");
     uint64_t ips[2] = {0x1234, 0x5678};
-    *stack = cs__trace_stack_put(ips, 2);
-    cs__trace_task_alloc(7, *name, 0, 0, 0, 1);
-    cs__trace_task_alloc(8, *name, 0, 7, 1, 2);
+    *stack = cs__tr_stack_put(ips, 2);
+    cs__tr_task_alloc(7, *name, 0, 0, 0, 1);
+    cs__tr_task_alloc(8, *name, 0, 7, 1, 2);
     for (uint64_t i = 1; i <= 300; i++)
-        cs__trace_emit(r0, i, i, CS_REC_INFO(CS_EV_STEP, CS_WAIT_YIELD, 0), 5);
+        cs__tr_emit(r0, i, i, CS_REC_INFO(CS_EV_STEP, CS_WAIT_YIELD, 0), 5);
     for (uint64_t i = 1; i <= 20; i++)
-        cs__trace_emit(r1, i, 100 + i, CS_REC_INFO(CS_EV_USER, 0, 0), *name);
-    cs__trace_warning(r1, 7, CS_WARN_SLOW_STEP, *stack);
+        cs__tr_emit(r1, i, 100 + i, CS_REC_INFO(CS_EV_USER, 0, 0), *name);
+    cs__tr_warning(r1, 7, CS_WARN_SLOW_STEP, *stack);
 }
 
 static uint64_t count_events(cs_trace *t, uint64_t *lost_out)
@@ -69,7 +69,7 @@ static void test_trace_file_flight_dump_matches_segment(void **state)
     uint32_t name, stack;
     fill_segment(&name, &stack);
     const char *path = tl_path("flight.cst");
-    assert_code(cs__trace_flight_dump(path, 0), 0);
+    assert_code(cs__tr_flight_dump(path, 0), 0);
 
     cs_trace *live = tl_open_self(), *file = NULL;
     assert_code(cs_trace_open_file(path, &file), 0);
@@ -149,7 +149,7 @@ static void test_trace_file_truncated_anywhere_reads_whole_chunks(void **state)
     uint32_t name, stack;
     fill_segment(&name, &stack);
     const char *path = tl_path("full.cst");
-    assert_code(cs__trace_flight_dump(path, 0), 0);
+    assert_code(cs__tr_flight_dump(path, 0), 0);
     size_t len;
     uint8_t *b = tl_slurp(path, &len);
     chunk_map m;
@@ -189,7 +189,7 @@ static void test_trace_file_flipped_bits_never_crash(void **state)
     uint32_t name, stack;
     fill_segment(&name, &stack);
     const char *path = tl_path("flip.cst");
-    assert_code(cs__trace_flight_dump(path, 0), 0);
+    assert_code(cs__tr_flight_dump(path, 0), 0);
     size_t len;
     uint8_t *b = tl_slurp(path, &len);
     const char *bad = tl_path("bad.cst");
@@ -229,7 +229,7 @@ static void test_trace_file_open_errors(void **state)
     assert_code(cs_trace_open_file(tl_tmpdir(), &t), -EINVAL);
     tl_start(4, 1);
     /* A segment is not a trace file. */
-    assert_code(cs_trace_open_file(cs__trace_segment_path(), &t),
+    assert_code(cs_trace_open_file(cs__tr_segment_path(), &t),
                 CS_TRACE_ECORRUPT);
     assert_null(t);
     assert_true(strlen(cs_trace_error_detail()) > 0);
@@ -239,23 +239,23 @@ static void test_trace_file_recorder_keeps_exact_losses(void **state)
 {
     (void)state;
     const char *path = tl_path("record.cst");
-    cs__trace_config cfg;
+    cs__tr_config cfg;
     tl_config(&cfg, 4, 1);
     cfg.task_slots = 64;
     cfg.record = path;
-    assert_code(cs__trace_start_with(&cfg), 0);
-    cs__trace_ring *r = cs__trace_ring_acquire();
+    assert_code(cs__tr_start_with(&cfg), 0);
+    cs__tr_ring *r = cs__tr_ring_acquire();
     const uint64_t total = 500000;
     uint32_t ids[8];
     for (int i = 0; i < 8; i++) {
         char s[16];
         snprintf(s, sizeof s, "name%d", i);
-        ids[i] = cs__trace_intern(s);
+        ids[i] = cs__tr_intern(s);
     }
     for (uint64_t i = 1; i <= total; i++)
-        cs__trace_emit(r, i, i * 7, CS_REC_INFO(CS_EV_USER, 0, 0), ids[i % 8]);
-    cs__trace_task_alloc(3, ids[3], 0, 0, 0, 0);
-    cs__trace_stop(); /* final drain, tasks, END */
+        cs__tr_emit(r, i, i * 7, CS_REC_INFO(CS_EV_USER, 0, 0), ids[i % 8]);
+    cs__tr_task_alloc(3, ids[3], 0, 0, 0, 0);
+    cs__tr_stop(); /* final drain, tasks, END */
 
     cs_trace *t = NULL;
     assert_code(cs_trace_open_file(path, &t), 0);
@@ -286,7 +286,7 @@ static const char *crash_path;
 
 static void on_segv(int sig)
 {
-    cs__trace_flight_dump(crash_path, CS_SEG_F_CRASH);
+    cs__tr_flight_dump(crash_path, CS_SEG_F_CRASH);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -299,9 +299,9 @@ static void test_trace_file_crash_leaves_flight_record(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         tl_start(4, 1);
-        cs__trace_ring *r = cs__trace_ring_acquire();
+        cs__tr_ring *r = cs__tr_ring_acquire();
         for (uint64_t i = 1; i <= 50; i++)
-            cs__trace_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
+            cs__tr_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_segv;
@@ -338,11 +338,11 @@ static void test_trace_file_flight_env_dumps_at_exit(void **state)
     if (pid == 0) {
         setenv("COSCOPE_FLIGHT", path, 1);
         setenv("COSCOPE_RING_KB", "8", 1);
-        if (cs__trace_start() != 0)
+        if (cs__tr_start() != 0)
             _exit(2);
-        cs__trace_ring *r = cs__trace_ring_acquire();
+        cs__tr_ring *r = cs__tr_ring_acquire();
         for (uint64_t i = 1; i <= 1000; i++)
-            cs__trace_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
+            cs__tr_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
         exit(0); /* atexit: dump, then remove the segment */
     }
     int status;
@@ -431,7 +431,7 @@ static void test_trace_file_modules_in_segment_and_dump(void **state)
 
     /* The flight dump carries the same table. */
     const char *path = tl_path("modules.cst");
-    assert_code(cs__trace_flight_dump(path, 0), 0);
+    assert_code(cs__tr_flight_dump(path, 0), 0);
     assert_code(cs_trace_open_file(path, &file), 0);
     uint32_t fn;
     cs_trace_module *fv = modules_of(file, &fn);
@@ -471,23 +471,23 @@ static void test_trace_file_modules_dlopen_refreshed(void **state)
     if (name == NULL)
         skip();
     const char *path = tl_path("dlopen.cst");
-    cs__trace_config cfg;
+    cs__tr_config cfg;
     tl_config(&cfg, 4, 1);
     cfg.task_slots = 64;
     cfg.record = path;
-    assert_code(cs__trace_start_with(&cfg), 0);
+    assert_code(cs__tr_start_with(&cfg), 0);
     cs_trace *live = tl_open_self();
     uint32_t n0, n1;
     free(modules_of(live, &n0));
     void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     assert_non_null(h);
-    cs__trace_modules_refresh(0);
+    cs__tr_modules_refresh(0);
     cs_trace_module *v = modules_of(live, &n1);
     assert_int_equal(n1, n0 + 1);
     assert_non_null(strstr(v[n0].path, name));
     free(v);
     cs_trace_close(live);
-    cs__trace_stop(); /* the recorder's last round and END */
+    cs__tr_stop(); /* the recorder's last round and END */
     dlclose(h);
 
     cs_trace *t = NULL;
@@ -546,7 +546,7 @@ static void check_link_refused(planted *p)
 {
     struct stat st;
     size_t n;
-    assert_code(cs__trace_flight_dump(p->link, 0), -ELOOP);
+    assert_code(cs__tr_flight_dump(p->link, 0), -ELOOP);
     free(tl_slurp(p->target, &n));
     assert_int_equal(n, 4);
     assert_int_equal(lstat(p->link, &st), 0);
@@ -567,7 +567,7 @@ static void test_trace_file_never_written_into_existing_file(void **state)
 
     path = tl_path("flight.cst");
     plant(path, &p);
-    assert_code(cs__trace_flight_dump(path, 0), 0);
+    assert_code(cs__tr_flight_dump(path, 0), 0);
     check_not_planted(path, &p);
     check_link_refused(&p);
 
@@ -579,16 +579,16 @@ static void test_trace_file_never_written_into_existing_file(void **state)
     assert_code(cs_trace_rec_finish(rec), 0);
     cs_trace_close(t);
     check_not_planted(path, &p);
-    cs__trace_stop();
+    cs__tr_stop();
 
     path = tl_path("record.cst");
     plant(path, &p);
-    cs__trace_config cfg;
+    cs__tr_config cfg;
     tl_config(&cfg, 4, 1);
     cfg.record = path;
-    assert_code(cs__trace_start_with(&cfg), 0);
+    assert_code(cs__tr_start_with(&cfg), 0);
     fill_segment(&name, &stack);
-    cs__trace_stop();
+    cs__tr_stop();
     check_not_planted(path, &p);
 
     /* A device (a null device of our own) is written, not replaced: a
@@ -597,7 +597,7 @@ static void test_trace_file_never_written_into_existing_file(void **state)
     path = tl_path("null");
     struct stat st;
     if (mknod(path, S_IFCHR | 0666, makedev(1, 3)) == 0) {
-        assert_code(cs__trace_flight_dump(path, 0), 0);
+        assert_code(cs__tr_flight_dump(path, 0), 0);
         assert_int_equal(lstat(path, &st), 0);
         assert_true(S_ISCHR(st.st_mode));
     }
@@ -606,9 +606,9 @@ static void test_trace_file_never_written_into_existing_file(void **state)
     assert_int_equal(mkfifo(path, 0666), 0);
     if (geteuid() == 0) {
         assert_int_equal(chown(path, 65534, 65534), 0);
-        assert_code(cs__trace_flight_dump(path, 0), -EPERM);
+        assert_code(cs__tr_flight_dump(path, 0), -EPERM);
     }
-    cs__trace_stop();
+    cs__tr_stop();
 
     /* No temporary file is left behind. */
     char cmd[300];

@@ -17,16 +17,16 @@
 static int teardown(void **state)
 {
     (void)state;
-    cs__trace_stop();
+    cs__tr_stop();
     return 0;
 }
 
 /* Payload derived from the seq, so a torn record is detectable. */
-static void emit_n(cs__trace_ring *r, uint64_t from, uint64_t n)
+static void emit_n(cs__tr_ring *r, uint64_t from, uint64_t n)
 {
     for (uint64_t s = from + 1; s <= from + n; s++)
-        cs__trace_emit(r, s * 3, s * 7, CS_REC_INFO(CS_EV_USER, s & 0xff, 0),
-                       (uint32_t)(s * 11));
+        cs__tr_emit(r, s * 3, s * 7, CS_REC_INFO(CS_EV_USER, s & 0xff, 0),
+                    (uint32_t)(s * 11));
 }
 
 static void check_payload(const cs_trace_event *ev, size_t n, uint64_t *prev)
@@ -45,7 +45,7 @@ static void test_trace_ring_overwrite_counts_exact_losses(void **state)
 {
     (void)state;
     tl_start(4, 1); /* 128 slots */
-    cs__trace_ring *r = cs__trace_ring_acquire();
+    cs__tr_ring *r = cs__tr_ring_acquire();
     emit_n(r, 0, 1000);
     cs_trace *t = tl_open_self();
     uint64_t cursor = 0, lost = 0, prev = 0;
@@ -70,7 +70,7 @@ static void test_trace_ring_interleaved_batches_account_exactly(void **state)
 {
     (void)state;
     tl_start(4, 1);
-    cs__trace_ring *r = cs__trace_ring_acquire();
+    cs__tr_ring *r = cs__tr_ring_acquire();
     cs_trace *t = tl_open_self();
     uint64_t written = 0, received = 0, lost = 0, cursor = 0, prev = 0;
     cs_trace_event ev[200];
@@ -107,7 +107,7 @@ static void two_process_run(uint32_t ring_kb, uint64_t total)
     if (pid == 0) {
         close(p[0]);
         tl_start(ring_kb, 1);
-        cs__trace_ring *r = cs__trace_ring_acquire();
+        cs__tr_ring *r = cs__tr_ring_acquire();
         if (write(p[1], "s", 1) != 1) /* segment ready */
             _exit(2);
         emit_n(r, 0, total);
@@ -175,19 +175,19 @@ static void *slot_writer(void *arg)
     (void)arg;
     for (uint64_t k = 1; !__atomic_load_n(&stop_writer, __ATOMIC_RELAXED);
          k++) {
-        uint32_t ref = cs__trace_task_alloc(k, (uint32_t)(k * 3),
-                                            (uint32_t)(k * 5), k * 7, 0, k);
+        uint32_t ref = cs__tr_task_alloc(k, (uint32_t)(k * 3),
+                                         (uint32_t)(k * 5), k * 7, 0, k);
         for (int step = 0; step < 4; step++) {
             /* The task "runs" between updates, as a real one does; a writer
              * updating back to back would starve the seqlock reader. */
             for (volatile int spin = 0; spin < 100; spin++)
                 ;
-            cs__trace_task_running(ref, k * 13);
-            cs__trace_task_stopped(ref, CS_TASK_WAITING, CS_WAIT_TASK, k * 17,
-                                   k * 19, 0, k);
-            cs__trace_task_park(ref, k * 23, k * 29, k * 31);
+            cs__tr_task_running(ref, k * 13);
+            cs__tr_task_stopped(ref, CS_TASK_WAITING, CS_WAIT_TASK, k * 17,
+                                k * 19, 0, k);
+            cs__tr_task_park(ref, k * 23, k * 29, k * 31);
         }
-        cs__trace_task_free(ref);
+        cs__tr_task_free(ref);
         __atomic_store_n(&writer_cycles, k, __ATOMIC_RELAXED);
     }
     return NULL;

@@ -21,7 +21,7 @@
 static int teardown(void **state)
 {
     (void)state;
-    cs__trace_stop();
+    cs__tr_stop();
     unsetenv("COSCOPE");
     return 0;
 }
@@ -30,14 +30,14 @@ static void test_trace_segment_roundtrip_every_event_type(void **state)
 {
     (void)state;
     tl_start(4, 2);
-    cs__trace_ring *r = cs__trace_ring_acquire();
+    cs__tr_ring *r = cs__tr_ring_acquire();
     assert_non_null(r);
     for (unsigned type = 1; type < CS_EV_TYPE_COUNT; type++)
-        cs__trace_emit(r, 1000 + type, 77 + type,
-                       CS_REC_INFO(type, type + 1, type * 3), 0xabc0 + type);
-    cs__trace_step(r, 5, CS_STOP_RAISED, 100, 350);
-    cs__trace_loop_iter(r, 400, (uint64_t)1 << 40); /* needs the shift */
-    cs__trace_warning(r, 6, CS_WARN_BLOCKING, 0);
+        cs__tr_emit(r, 1000 + type, 77 + type,
+                    CS_REC_INFO(type, type + 1, type * 3), 0xabc0 + type);
+    cs__tr_step(r, 5, CS_STOP_RAISED, 100, 350);
+    cs__tr_loop_iter(r, 400, (uint64_t)1 << 40); /* needs the shift */
+    cs__tr_warning(r, 6, CS_WARN_BLOCKING, 0);
 
     cs_trace *t = tl_open_self();
     uint64_t cursor = 0, lost = 0;
@@ -109,7 +109,7 @@ static void test_trace_segment_header_describes_process(void **state)
 
     /* The clock converts to CLOCK_MONOTONIC within a millisecond. */
     struct timespec ts;
-    uint64_t tick = cs__trace_now();
+    uint64_t tick = cs__tr_now();
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t mono = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     uint64_t conv = cs_trace_ns(t, tick);
@@ -123,7 +123,7 @@ static void test_trace_segment_is_private_and_refuses_symlinks(void **state)
 {
     (void)state;
     tl_start(4, 1);
-    const char *seg = cs__trace_segment_path();
+    const char *seg = cs__tr_segment_path();
     struct stat st;
     assert_int_equal(lstat(seg, &st), 0);
     assert_true(S_ISREG(st.st_mode));
@@ -154,20 +154,20 @@ static void test_trace_segment_strings_and_stacks(void **state)
 {
     (void)state;
     tl_start(4, 1);
-    uint32_t a = cs__trace_intern("main.c:12");
-    uint32_t b = cs__trace_intern("worker");
+    uint32_t a = cs__tr_intern("main.c:12");
+    uint32_t b = cs__tr_intern("worker");
     assert_true(a != 0 && b != 0 && a != b);
-    assert_int_equal(cs__trace_intern("main.c:12"), a);
-    assert_int_equal(cs__trace_intern_n("workers", 6), b);
-    uint32_t empty = cs__trace_intern("");
+    assert_int_equal(cs__tr_intern("main.c:12"), a);
+    assert_int_equal(cs__tr_intern_n("workers", 6), b);
+    uint32_t empty = cs__tr_intern("");
     assert_true(empty != 0);
     char *big = malloc(CS_STRING_MAX + 100);
     memset(big, 'x', CS_STRING_MAX + 99);
     big[CS_STRING_MAX + 99] = '\0';
-    uint32_t bigid = cs__trace_intern(big);
+    uint32_t bigid = cs__tr_intern(big);
     uint64_t ips[3] = {0x401000, 0x402000, 0x7f0000001234};
-    uint32_t s1 = cs__trace_stack_put(ips, 3);
-    uint32_t s2 = cs__trace_stack_put(ips + 1, 1);
+    uint32_t s1 = cs__tr_stack_put(ips, 3);
+    uint32_t s2 = cs__tr_stack_put(ips + 1, 1);
     assert_true(s1 != 0 && s2 != 0 && s1 != s2);
 
     cs_trace *t = tl_open_self();
@@ -207,7 +207,7 @@ static void test_trace_segment_strings_fill_up_cleanly(void **state)
     int stored = 0;
     for (int i = 0; i < 4000; i++) {
         snprintf(s, sizeof s, "string number %d", i);
-        uint32_t id = cs__trace_intern(s);
+        uint32_t id = cs__tr_intern(s);
         if (id != 0) {
             stored++;
             last = id;
@@ -229,16 +229,15 @@ static void test_trace_segment_tasks_roundtrip(void **state)
 {
     (void)state;
     tl_start(4, 1);
-    uint32_t name = cs__trace_intern("fetch");
-    uint32_t ra = cs__trace_task_alloc(10, name, 0, 0, 0, 111);
-    uint32_t rb = cs__trace_task_alloc(11, 0, 0, 10, 0, 222);
-    uint32_t rc = cs__trace_task_alloc(12, 0, 0, 10, 0, 333);
+    uint32_t name = cs__tr_intern("fetch");
+    uint32_t ra = cs__tr_task_alloc(10, name, 0, 0, 0, 111);
+    uint32_t rb = cs__tr_task_alloc(11, 0, 0, 10, 0, 222);
+    uint32_t rc = cs__tr_task_alloc(12, 0, 0, 10, 0, 333);
     assert_true(ra && rb && rc);
-    cs__trace_task_running(ra, 500);
-    cs__trace_task_stopped(ra, CS_TASK_WAITING, CS_WAIT_LOCK, 42, 11, 500,
-                           650);
-    cs__trace_task_park(ra, 0x1000, 0x2000, 0x3000);
-    cs__trace_task_free(rb);
+    cs__tr_task_running(ra, 500);
+    cs__tr_task_stopped(ra, CS_TASK_WAITING, CS_WAIT_LOCK, 42, 11, 500, 650);
+    cs__tr_task_park(ra, 0x1000, 0x2000, 0x3000);
+    cs__tr_task_free(rb);
 
     cs_trace *t = tl_open_self();
     cs_trace_task task;
@@ -265,7 +264,7 @@ static void test_trace_segment_tasks_roundtrip(void **state)
     assert_int_equal(cs_trace_task_next(t, &it, &task), 0);
 
     /* The freed slot is reused with a new generation. */
-    uint32_t rd = cs__trace_task_alloc(13, 0, 0, 0, 0, 444);
+    uint32_t rd = cs__tr_task_alloc(13, 0, 0, 0, 0, 444);
     assert_int_equal(rd, rb);
     it = 0;
     while (cs_trace_task_next(t, &it, &task) == 1 && task.id != 13)
@@ -280,7 +279,7 @@ static void test_trace_segment_task_table_full(void **state)
     (void)state;
     tl_start(4, 1); /* 256 slots */
     for (uint64_t i = 1; i <= 300; i++) {
-        uint32_t ref = cs__trace_task_alloc(i, 0, 0, 0, 0, i);
+        uint32_t ref = cs__tr_task_alloc(i, 0, 0, 0, 0, i);
         assert_true(i <= 256 ? ref != 0 : ref == 0);
     }
     cs_trace *t = tl_open_self();
@@ -300,20 +299,20 @@ static void test_trace_segment_ring_reuse_keeps_cursor(void **state)
 {
     (void)state;
     tl_start(4, 1);
-    cs__trace_ring *r = cs__trace_ring_acquire();
+    cs__tr_ring *r = cs__tr_ring_acquire();
     assert_non_null(r);
-    assert_null(cs__trace_ring_acquire()); /* only one ring */
+    assert_null(cs__tr_ring_acquire()); /* only one ring */
     for (int i = 0; i < 10; i++)
-        cs__trace_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
+        cs__tr_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
     cs_trace *t = tl_open_self();
     uint64_t cursor = 0, lost = 0;
     size_t n;
     free(tl_read_all(t, 0, &cursor, &n, &lost));
     assert_int_equal(n, 10);
-    cs__trace_ring_release(r);
-    r = cs__trace_ring_acquire();
+    cs__tr_ring_release(r);
+    r = cs__tr_ring_acquire();
     assert_non_null(r);
-    cs__trace_emit(r, 99, 99, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
+    cs__tr_emit(r, 99, 99, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
     cs_trace_event *ev = tl_read_all(t, 0, &cursor, &n, &lost);
     assert_int_equal(n, 1);
     assert_int_equal(ev[0].seq, 11);
@@ -330,22 +329,22 @@ static void test_trace_segment_off_disables_everything(void **state)
 {
     (void)state;
     setenv("COSCOPE", "off", 1);
-    assert_int_equal(cs__trace_start(), 1);
-    assert_int_equal(cs__trace_active(), 0);
+    assert_int_equal(cs__tr_start(), 1);
+    assert_int_equal(cs__tr_active(), 0);
     char seg[64];
     snprintf(seg, sizeof seg, "/dev/shm/coscope.%d", (int)getpid());
     assert_int_equal(access(seg, F_OK), -1);
     cs_trace *t = NULL;
     assert_code(cs_trace_open_pid(getpid(), &t), -ENOENT);
-    assert_null(cs__trace_ring_acquire());
-    cs__trace_emit(NULL, 1, 2, 3, 4); /* no-ops */
-    cs__trace_step(NULL, 1, CS_WAIT_YIELD, 1, 2);
-    assert_int_equal(cs__trace_intern("x"), 0);
+    assert_null(cs__tr_ring_acquire());
+    cs__tr_emit(NULL, 1, 2, 3, 4); /* no-ops */
+    cs__tr_step(NULL, 1, CS_WAIT_YIELD, 1, 2);
+    assert_int_equal(cs__tr_intern("x"), 0);
     uint64_t ip = 1;
-    assert_int_equal(cs__trace_stack_put(&ip, 1), 0);
-    assert_int_equal(cs__trace_task_alloc(1, 0, 0, 0, 0, 0), 0);
-    cs__trace_task_running(0, 1);
-    assert_int_equal(cs__trace_flight_dump(tl_path("off.cst"), 0), -ENODEV);
+    assert_int_equal(cs__tr_stack_put(&ip, 1), 0);
+    assert_int_equal(cs__tr_task_alloc(1, 0, 0, 0, 0, 0), 0);
+    cs__tr_task_running(0, 1);
+    assert_int_equal(cs__tr_flight_dump(tl_path("off.cst"), 0), -ENODEV);
 }
 
 static void test_trace_segment_replaces_dead_namesake(void **state)
@@ -369,18 +368,18 @@ static void test_trace_segment_in_long_directory(void **state)
     snprintf(dir, sizeof dir, "%s/%s", tl_tmpdir(),
              "a-directory-name-long-enough-to-push-the-path-past-64-bytes");
     assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
-    cs__trace_config cfg;
+    cs__tr_config cfg;
     tl_config(&cfg, 4, 1);
     cfg.task_slots = 16;
     cfg.dir = dir;
-    assert_code(cs__trace_start_with(&cfg), 0);
+    assert_code(cs__tr_start_with(&cfg), 0);
     char want[2048];
     snprintf(want, sizeof want, "%s/coscope.%d", dir, (int)getpid());
-    assert_string_equal(cs__trace_segment_path(), want);
+    assert_string_equal(cs__tr_segment_path(), want);
     cs_trace *t = NULL;
     assert_code(cs_trace_open_segment(want, &t), 0);
     cs_trace_close(t);
-    cs__trace_stop();
+    cs__tr_stop();
     assert_int_equal(access(want, F_OK), -1);
 
     char *huge = malloc(PATH_MAX + 16);
@@ -389,8 +388,8 @@ static void test_trace_segment_in_long_directory(void **state)
     huge[0] = '/';
     huge[PATH_MAX + 15] = '\0';
     cfg.dir = huge;
-    assert_code(cs__trace_start_with(&cfg), -ENAMETOOLONG);
-    assert_int_equal(cs__trace_active(), 0);
+    assert_code(cs__tr_start_with(&cfg), -ENAMETOOLONG);
+    assert_int_equal(cs__tr_active(), 0);
     free(huge);
     rmdir(dir);
 }
@@ -399,14 +398,14 @@ static void test_trace_segment_in_long_directory(void **state)
 static void child_writer(int fd, int forever)
 {
     tl_start(4, 1);
-    cs__trace_ring *r = cs__trace_ring_acquire();
-    cs__trace_task_alloc(1, cs__trace_intern("child"), 0, 0, 0, 0);
+    cs__tr_ring *r = cs__tr_ring_acquire();
+    cs__tr_task_alloc(1, cs__tr_intern("child"), 0, 0, 0, 0);
     for (uint64_t i = 0; i < 1000; i++)
-        cs__trace_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
+        cs__tr_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
     if (write(fd, "r", 1) != 1)
         _exit(2);
     for (uint64_t i = 1000; forever; i++)
-        cs__trace_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
+        cs__tr_emit(r, i, i, CS_REC_INFO(CS_EV_USER, 0, 0), 0);
     pause();
     _exit(0);
 }
@@ -451,7 +450,7 @@ static void test_trace_segment_stale_when_pid_reused(void **state)
     tl_start(4, 1);
     /* A copy of our segment whose start time names another process. */
     size_t len;
-    uint8_t *bytes = tl_slurp(cs__trace_segment_path(), &len);
+    uint8_t *bytes = tl_slurp(cs__tr_segment_path(), &len);
     ((cs_seg_header *)bytes)->start_time ^= 1;
     const char *copy = tl_path("reused");
     tl_spit(copy, bytes, len);

@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void tl_config(cs__trace_config *cfg, uint32_t ring_kb, uint32_t rings)
+void tl_config(cs__tr_config *cfg, uint32_t ring_kb, uint32_t rings)
 {
-    cs__trace_config_env(cfg);
+    cs__tr_config_env(cfg);
     cfg->enabled = 1;
     cfg->ring_kb = ring_kb;
     cfg->rings = rings;
@@ -25,11 +25,11 @@ void tl_config(cs__trace_config *cfg, uint32_t ring_kb, uint32_t rings)
 
 void tl_start(uint32_t ring_kb, uint32_t rings)
 {
-    cs__trace_config cfg;
+    cs__tr_config cfg;
     tl_config(&cfg, ring_kb, rings);
-    int rc = cs__trace_start_with(&cfg);
+    int rc = cs__tr_start_with(&cfg);
     if (rc != 0)
-        fail_msg("cs__trace_start_with: %d", rc);
+        fail_msg("cs__tr_start_with: %d", rc);
 }
 
 cs_trace *tl_open_self(void)

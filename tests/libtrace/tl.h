@@ -18,8 +18,8 @@
 #include "writer.h"
 
 /* Small, test-friendly sizes (ring_kb per ring), no recording: a config
- * to adjust before cs__trace_start_with, or tl_start's own. */
-void tl_config(cs__trace_config *cfg, uint32_t ring_kb, uint32_t rings);
+ * to adjust before cs__tr_start_with, or tl_start's own. */
+void tl_config(cs__tr_config *cfg, uint32_t ring_kb, uint32_t rings);
 /* Starts tracing with small, test-friendly sizes (ring_kb per ring). */
 void tl_start(uint32_t ring_kb, uint32_t rings);
 /* Opens this process's live segment, failing the test on error. */

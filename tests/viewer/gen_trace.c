@@ -33,8 +33,8 @@ static uint64_t nrecords;  /* records emitted */
 
 static void start(uint32_t ring_kb, uint32_t rings)
 {
-    cs__trace_config cfg;
-    cs__trace_config_env(&cfg);
+    cs__tr_config cfg;
+    cs__tr_config_env(&cfg);
     cfg.enabled = 1;
     cfg.ring_kb = ring_kb;
     cfg.rings = rings;
@@ -45,41 +45,40 @@ static void start(uint32_t ring_kb, uint32_t rings)
     cfg.record = NULL;
     cfg.flight = NULL;
     cfg.dir = seg_dir;
-    int rc = cs__trace_start_with(&cfg);
+    int rc = cs__tr_start_with(&cfg);
     if (rc != 0) {
         fprintf(stderr, "gen_trace: cannot start tracing: %d\n", rc);
         exit(1);
     }
-    t0 = cs__trace_now();
+    t0 = cs__tr_now();
 }
 
-static void emit(cs__trace_ring *r, uint64_t at, uint64_t task, unsigned type,
+static void emit(cs__tr_ring *r, uint64_t at, uint64_t task, unsigned type,
                  unsigned reason, uint32_t arg)
 {
-    cs__trace_emit(r, t0 + at, task, CS_REC_INFO(type, reason, 0), arg);
+    cs__tr_emit(r, t0 + at, task, CS_REC_INFO(type, reason, 0), arg);
     nrecords++;
 }
 
-static void task_new(cs__trace_ring *r, uint64_t at, uint64_t id,
+static void task_new(cs__tr_ring *r, uint64_t at, uint64_t id,
                      const char *name, const char *site, uint64_t parent)
 {
-    uint32_t n = cs__trace_intern(name), s = cs__trace_intern(site);
-    cs__trace_task_alloc(id, n, s, parent, r->index, t0 + at);
+    uint32_t n = cs__tr_intern(name), s = cs__tr_intern(site);
+    cs__tr_task_alloc(id, n, s, parent, r->index, t0 + at);
     emit(r, at, id, CS_EV_TASK_CREATED, 0, s);
     emit(r, at, id, CS_EV_TASK_NAME, 0, n);
 }
 
 /* A step of task from `from` to `to` (ns since start), then reason; a wait
  * record first when the reason has a target. */
-static void step(cs__trace_ring *r, uint64_t task, uint64_t from, uint64_t to,
+static void step(cs__tr_ring *r, uint64_t task, uint64_t from, uint64_t to,
                  unsigned reason, uint64_t target, uint32_t aux)
 {
     if (reason >= CS_WAIT_SLEEP && reason <= CS_WAIT_FD_WRITE)
         emit(r, to, target, CS_EV_WAIT, reason, aux);
     uint32_t flags = 0;
-    uint32_t arg = cs__trace_dur_arg(to - from, &flags);
-    cs__trace_emit(r, t0 + to, task, CS_REC_INFO(CS_EV_STEP, reason, flags),
-                   arg);
+    uint32_t arg = cs__tr_dur_arg(to - from, &flags);
+    cs__tr_emit(r, t0 + to, task, CS_REC_INFO(CS_EV_STEP, reason, flags), arg);
     nrecords++;
     if (reason == CS_STOP_DONE)
         emit(r, to, task, CS_EV_TASK_DONE, 0, 0);
@@ -90,26 +89,26 @@ static void step(cs__trace_ring *r, uint64_t task, uint64_t from, uint64_t to,
 }
 
 /* The loop waited in epoll_wait from `from` to `to`. */
-static void idle(cs__trace_ring *r, uint64_t from, uint64_t to)
+static void idle(cs__tr_ring *r, uint64_t from, uint64_t to)
 {
-    cs__trace_emit(r, t0 + to, ++r->hdr->iterations,
-                   CS_REC_INFO(CS_EV_LOOP_ITER, 0, 0), (uint32_t)(to - from));
+    cs__tr_emit(r, t0 + to, ++r->hdr->iterations,
+                CS_REC_INFO(CS_EV_LOOP_ITER, 0, 0), (uint32_t)(to - from));
     nrecords++;
 }
 
-static void warning(cs__trace_ring *r, uint64_t at, uint64_t task,
-                    unsigned kind, uint64_t ip)
+static void warning(cs__tr_ring *r, uint64_t at, uint64_t task, unsigned kind,
+                    uint64_t ip)
 {
     uint64_t ips[4] = {ip, ip + 0x40, ip + 0x80, ip + 0xc0};
-    uint32_t stack = ip ? cs__trace_stack_put(ips, 4) : 0;
-    __atomic_fetch_add(&cs__trace_header()->warnings, 1, __ATOMIC_RELAXED);
+    uint32_t stack = ip ? cs__tr_stack_put(ips, 4) : 0;
+    __atomic_fetch_add(&cs__tr_header()->warnings, 1, __ATOMIC_RELAXED);
     emit(r, at, task, CS_EV_WARNING, kind, stack);
 }
 
 static void gen_three(void)
 {
     start(64, 1);
-    cs__trace_ring *r = cs__trace_ring_acquire();
+    cs__tr_ring *r = cs__tr_ring_acquire();
     task_new(r, 0, 1, "main", "fetch_data.c:40", 0);
     step(r, 1, 0, 100000, CS_WAIT_YIELD, 0, 0);
     for (uint64_t k = 1; k <= 3; k++) {
@@ -135,8 +134,8 @@ static void gen_three(void)
 static void gen_mixed(void)
 {
     start(64, 2);
-    cs__trace_ring *a = cs__trace_ring_acquire();
-    cs__trace_ring *b = cs__trace_ring_acquire();
+    cs__tr_ring *a = cs__tr_ring_acquire();
+    cs__tr_ring *b = cs__tr_ring_acquire();
     static const unsigned reasons[] = {
         CS_WAIT_SLEEP,     CS_WAIT_TASK,      CS_WAIT_LOCK,
         CS_WAIT_EVENT,     CS_WAIT_SEMAPHORE, CS_WAIT_QUEUE_PUT,
@@ -172,10 +171,10 @@ static void gen_big(uint64_t n)
     while (slots < n / LOOPS + 4096)
         slots *= 2;
     start((uint32_t)(slots * sizeof(cs_record) / 1024), LOOPS);
-    cs__trace_ring *r[LOOPS];
+    cs__tr_ring *r[LOOPS];
     uint64_t now[LOOPS] = {0, 0};
     for (int l = 0; l < LOOPS; l++)
-        r[l] = cs__trace_ring_acquire();
+        r[l] = cs__tr_ring_acquire();
     for (uint64_t k = 1; k <= TASKS; k++) {
         char name[32];
         snprintf(name, sizeof name, "%s-%03llu", k % 2 ? "conn" : "job",
@@ -211,7 +210,7 @@ static void gen_many(void)
 {
     enum { TASKS = 600 };
     start(1024, 1);
-    cs__trace_ring *r = cs__trace_ring_acquire();
+    cs__tr_ring *r = cs__tr_ring_acquire();
     for (uint64_t k = 1; k <= TASKS; k++) {
         char name[32];
         snprintf(name, sizeof name, "%s",
@@ -237,16 +236,15 @@ static void gen_many(void)
 static void gen_batch(void)
 {
     start(64, 1);
-    cs__trace_ring *r = cs__trace_ring_acquire();
+    cs__tr_ring *r = cs__tr_ring_acquire();
     task_new(r, 0, 1, "a", "batch.c:1", 0);
     task_new(r, 0, 2, "b", "batch.c:2", 0);
     step(r, 1, 0, 1000, CS_WAIT_YIELD, 0, 0);
     emit(r, 10000, 6, CS_EV_BATCH, 0, 9000);
     emit(r, 10000, 1, CS_EV_YIELDS, CS_WAIT_YIELD, 2);
     emit(r, 10000, 2, CS_EV_YIELDS, CS_WAIT_YIELD, 3);
-    cs__trace_emit(r, t0 + 10000, 1,
-                   CS_REC_INFO(CS_EV_STEP, CS_STOP_DONE, CS_RECF_BATCHED),
-                   1500);
+    cs__tr_emit(r, t0 + 10000, 1,
+                CS_REC_INFO(CS_EV_STEP, CS_STOP_DONE, CS_RECF_BATCHED), 1500);
     nrecords++;
     emit(r, 10000, 1, CS_EV_TASK_DONE, 0, 0);
     step(r, 2, 10000, 11000, CS_STOP_DONE, 0, 0);
@@ -283,12 +281,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "gen_trace: unknown scenario '%s'\n", argv[1]);
         return 2;
     }
-    int rc = cs__trace_flight_dump(argv[2], 0);
+    int rc = cs__tr_flight_dump(argv[2], 0);
     if (rc != 0) {
         fprintf(stderr, "gen_trace: cannot write '%s': %d\n", argv[2], rc);
         return 1;
     }
     printf("%s: %llu records\n", argv[2], (unsigned long long)nrecords);
-    cs__trace_stop();
+    cs__tr_stop();
     return 0;
 }
