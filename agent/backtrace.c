@@ -21,7 +21,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-void cs__bt_here(cs__bt *bt, int skip)
+void cs__ag_bt_here(cs__ag_bt *bt, int skip)
 {
     void *ips[CS__BT_MAX + 8];
     int n = unw_backtrace(ips, CS__BT_MAX + 8);
@@ -33,7 +33,7 @@ void cs__bt_here(cs__bt *bt, int skip)
         bt->ip[bt->n++] = (uintptr_t)ips[i];
 }
 
-void cs__bt_from(cs__bt *bt, uintptr_t ip)
+void cs__ag_bt_from(cs__ag_bt *bt, uintptr_t ip)
 {
     for (int i = 0; i < bt->n; i++) {
         if (bt->ip[i] != ip)
@@ -46,7 +46,7 @@ void cs__bt_from(cs__bt *bt, uintptr_t ip)
 }
 
 /* Reads two words at addr without faulting; false if unreadable. */
-static bool cs__read2(uintptr_t addr, uintptr_t out[2])
+static bool cs__ag_read2(uintptr_t addr, uintptr_t out[2])
 {
     struct iovec local = {out, 2 * sizeof(uintptr_t)};
     struct iovec remote = {(void *)addr, 2 * sizeof(uintptr_t)};
@@ -55,7 +55,7 @@ static bool cs__read2(uintptr_t addr, uintptr_t out[2])
            (ssize_t)(2 * sizeof(uintptr_t));
 }
 
-void cs__bt_parked(cs__bt *bt, uintptr_t sp, uintptr_t fp, uintptr_t ip)
+void cs__ag_bt_parked(cs__ag_bt *bt, uintptr_t sp, uintptr_t fp, uintptr_t ip)
 {
     /* A frame record is {saved fp, return address} on x86-64 and
      * aarch64 alike; records only move up the stack. */
@@ -69,7 +69,7 @@ void cs__bt_parked(cs__bt *bt, uintptr_t sp, uintptr_t fp, uintptr_t ip)
     while (bt->n < CS__BT_MAX && fp >= sp && fp < limit &&
            (fp & (sizeof(uintptr_t) - 1)) == 0) {
         uintptr_t rec[2];
-        if (!cs__read2(fp, rec) || rec[1] == 0)
+        if (!cs__ag_read2(fp, rec) || rec[1] == 0)
             break;
         bt->ip[bt->n++] = rec[1];
         if (rec[0] <= fp)
@@ -79,7 +79,7 @@ void cs__bt_parked(cs__bt *bt, uintptr_t sp, uintptr_t fp, uintptr_t ip)
     }
 }
 
-void cs__bt_signal(cs__bt *bt, void *uc)
+void cs__ag_bt_signal(cs__ag_bt *bt, void *uc)
 {
     unw_cursor_t cur;
 
@@ -98,14 +98,15 @@ void cs__bt_signal(cs__bt *bt, void *uc)
 /* The load address of the object holding the agent, or 0 when that is the
  * main program (a static link), where "ours" cannot be told from the
  * user's code by object. */
-static int cs__main_base_cb(struct dl_phdr_info *info, size_t size, void *data)
+static int cs__ag_main_base_cb(struct dl_phdr_info *info, size_t size,
+                               void *data)
 {
     (void)size;
     *(uintptr_t *)data = info->dlpi_addr;
     return 1; /* the first object is the main program */
 }
 
-static uintptr_t cs__self_base(void)
+static uintptr_t cs__ag_self_base(void)
 {
     static uintptr_t base = 1;
     Dl_info di;
@@ -114,32 +115,32 @@ static uintptr_t cs__self_base(void)
     if (base != 1)
         return base;
     base = 0;
-    dl_iterate_phdr(cs__main_base_cb, &main_base);
-    if (dladdr((void *)cs__self_base, &di) && di.dli_fbase &&
+    dl_iterate_phdr(cs__ag_main_base_cb, &main_base);
+    if (dladdr((void *)cs__ag_self_base, &di) && di.dli_fbase &&
         (uintptr_t)di.dli_fbase != main_base)
         base = (uintptr_t)di.dli_fbase;
     return base;
 }
 
-bool cs__bt_self_is_main(void)
+bool cs__ag_bt_self_is_main(void)
 {
-    return cs__self_base() == 0;
+    return cs__ag_self_base() == 0;
 }
 
-static bool cs__is_self(uintptr_t self, uintptr_t ip)
+static bool cs__ag_is_self(uintptr_t self, uintptr_t ip)
 {
     Dl_info di;
     return dladdr((void *)ip, &di) && (uintptr_t)di.dli_fbase == self;
 }
 
-void cs__bt_trim_self(cs__bt *bt)
+void cs__ag_bt_trim_self(cs__ag_bt *bt)
 {
-    uintptr_t self = cs__self_base();
+    uintptr_t self = cs__ag_self_base();
     int i = 0;
 
     if (!self)
         return;
-    while (i < bt->n && cs__is_self(self, bt->ip[i]))
+    while (i < bt->n && cs__ag_is_self(self, bt->ip[i]))
         i++;
     if (i == bt->n)
         return; /* all ours: keep them rather than show nothing */
@@ -147,6 +148,6 @@ void cs__bt_trim_self(cs__bt *bt)
     bt->n -= i;
     bt->exact0 &= i == 0;
     /* and the task's root (task entry, trampoline) at the other end */
-    while (bt->n > 1 && cs__is_self(self, bt->ip[bt->n - 1]))
+    while (bt->n > 1 && cs__ag_is_self(self, bt->ip[bt->n - 1]))
         bt->n--;
 }

@@ -20,7 +20,7 @@
 #include <string.h>
 
 
-static unsigned cs__parse_reports(const char *v)
+static unsigned cs__ag_parse_reports(const char *v)
 {
     unsigned bits = 0;
     char buf[256], *save = NULL;
@@ -44,7 +44,7 @@ static unsigned cs__parse_reports(const char *v)
     return bits;
 }
 
-static void cs__load_allow(const char *path)
+static void cs__ag_load_allow(const char *path)
 {
     char line[512];
     FILE *f = fopen(path, "re");
@@ -58,43 +58,44 @@ static void cs__load_allow(const char *path)
         s[strcspn(s, " \t\r\n#")] = '\0';
         if (!*s)
             continue;
-        char **a = realloc(cs__cfg.allow, (cs__cfg.nallow + 1) * sizeof(*a));
-        if (!a || !(a[cs__cfg.nallow] = strdup(s))) {
+        char **a =
+            realloc(cs__ag_cfg.allow, (cs__ag_cfg.nallow + 1) * sizeof(*a));
+        if (!a || !(a[cs__ag_cfg.nallow] = strdup(s))) {
             if (a)
-                cs__cfg.allow = a;
+                cs__ag_cfg.allow = a;
             break;
         }
-        cs__cfg.allow = a;
-        cs__cfg.nallow++;
+        cs__ag_cfg.allow = a;
+        cs__ag_cfg.nallow++;
     }
     fclose(f);
 }
 
-void cs__cfg_load(void)
+void cs__ag_cfg_load(void)
 {
     const char *v;
 
-    cs__cfg.reports = cs__parse_reports(getenv("COSCOPE_REPORT"));
+    cs__ag_cfg.reports = cs__ag_parse_reports(getenv("COSCOPE_REPORT"));
     v = getenv("COSCOPE_STRICT");
-    cs__cfg.strict = v && *v && strcmp(v, "0") != 0;
+    cs__ag_cfg.strict = v && *v && strcmp(v, "0") != 0;
     v = getenv("COSCOPE_REPORT_STDERR");
-    cs__cfg.quiet = v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0);
+    cs__ag_cfg.quiet = v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0);
     v = getenv("COSCOPE_SLOW_MS");
     if (v && *v) {
         char *end;
         double ms = strtod(v, &end);
         if (*end == '\0' && ms > 0)
-            cs__cfg.slow_ns = (int64_t)(ms * 1e6);
+            cs__ag_cfg.slow_ns = (int64_t)(ms * 1e6);
     }
     v = getenv("COSCOPE_ALLOW");
-    if (v && *v && cs__cfg.reports)
-        cs__load_allow(v);
+    if (v && *v && cs__ag_cfg.reports)
+        cs__ag_load_allow(v);
 }
 
-bool cs__cfg_allowed(const char *func, const char *site)
+bool cs__ag_cfg_allowed(const char *func, const char *site)
 {
-    for (size_t i = 0; i < cs__cfg.nallow; i++) {
-        const char *a = cs__cfg.allow[i];
+    for (size_t i = 0; i < cs__ag_cfg.nallow; i++) {
+        const char *a = cs__ag_cfg.allow[i];
         if ((func && strcmp(a, func) == 0) || (site && strcmp(a, site) == 0))
             return true;
     }

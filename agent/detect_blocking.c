@@ -14,20 +14,20 @@
 
 #define CS__SITES 256
 
-static pthread_mutex_t cs__sites_mu = PTHREAD_MUTEX_INITIALIZER;
-static uintptr_t cs__sites[CS__SITES]; /* open addressing; 0 = empty */
+static pthread_mutex_t cs__ag_sites_mu = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t cs__ag_sites[CS__SITES]; /* open addressing; 0 = empty */
 
 /* True the first time (call, caller) is seen. */
-static bool cs__site_new(const char *call, const void *caller)
+static bool cs__ag_site_new(const char *call, const void *caller)
 {
     uintptr_t key = (uintptr_t)caller ^ ((uintptr_t)call << 1), h = key;
     bool fresh = true;
 
     if (!key)
         return true;
-    pthread_mutex_lock(&cs__sites_mu);
+    pthread_mutex_lock(&cs__ag_sites_mu);
     for (int k = 0; k < CS__SITES; k++) {
-        uintptr_t *s = &cs__sites[(h + (uintptr_t)k) % CS__SITES];
+        uintptr_t *s = &cs__ag_sites[(h + (uintptr_t)k) % CS__SITES];
         if (*s == key) {
             fresh = false;
             break;
@@ -37,20 +37,20 @@ static bool cs__site_new(const char *call, const void *caller)
             break;
         }
     }
-    pthread_mutex_unlock(&cs__sites_mu);
+    pthread_mutex_unlock(&cs__ag_sites_mu);
     return fresh;
 }
 
 /* Drops the leading frames of a sanitizer's interceptor: with
  * LD_PRELOAD=libasan.so:libcoscope-preload.so ours is called by ASan's.
  * Inside a report (the report lock serialises the symboliser). */
-static void cs__drop_interceptors(cs__bt *bt)
+static void cs__ag_drop_interceptors(cs__ag_bt *bt)
 {
     int i = 0;
-    cs__sym s;
+    cs__ag_sym s;
 
     while (i < bt->n - 1) {
-        cs__sym_lookup(bt->ip[i], true, &s);
+        cs__ag_sym_lookup(bt->ip[i], true, &s);
         if (!s.func || strncmp(s.func, "__interceptor_", 14) != 0)
             break;
         i++;
@@ -59,53 +59,55 @@ static void cs__drop_interceptors(cs__bt *bt)
     bt->n -= i;
 }
 
-struct cs__blocking {
+struct cs__ag_blocking {
     const char *call;
     int64_t took_ns;
     cs_agent_task_info i;
-    cs__bt bt;
+    cs__ag_bt bt;
 };
 
-static void cs__blocking_report(void *arg)
+static void cs__ag_blocking_report(void *arg)
 {
-    struct cs__blocking *b = arg;
+    struct cs__ag_blocking *b = arg;
     char label[160];
 
-    if (cs__report_allowed(&b->bt))
+    if (cs__ag_report_allowed(&b->bt))
         return;
-    if (!cs__report_begin(CS_WARN_BLOCKING,
-                          "blocking call %s() on the event loop in task '%s' "
-                          "(took %.1f ms)",
-                          b->call, b->i.name, (double)b->took_ns / 1e6))
+    if (!cs__ag_report_begin(
+            CS_WARN_BLOCKING,
+            "blocking call %s() on the event loop in task '%s' "
+            "(took %.1f ms)",
+            b->call, b->i.name, (double)b->took_ns / 1e6))
         return;
-    cs__drop_interceptors(&b->bt);
-    cs__task_label(&b->i, label, sizeof(label));
+    cs__ag_drop_interceptors(&b->bt);
+    cs__ag_task_label(&b->i, label, sizeof(label));
     if (b->i.file)
-        cs__report_line("%s (created at %s:%d) held the loop: no other task "
-                        "ran meanwhile",
-                        label, b->i.file, b->i.line);
+        cs__ag_report_line(
+            "%s (created at %s:%d) held the loop: no other task "
+            "ran meanwhile",
+            label, b->i.file, b->i.line);
     else
-        cs__report_line("%s held the loop: no other task ran meanwhile",
-                        label);
-    cs__report_line("called here:");
-    cs__report_stack(&b->bt);
-    cs__report_end();
+        cs__ag_report_line("%s held the loop: no other task ran meanwhile",
+                           label);
+    cs__ag_report_line("called here:");
+    cs__ag_report_stack(&b->bt);
+    cs__ag_report_end();
 }
 
 CS_EXTERN void cs_agent_blocking_report(const char *call, int64_t took_ns,
                                         const void *caller)
 {
     cs_task *t = cs_current_task();
-    struct cs__blocking b = {.call = call, .took_ns = took_ns};
+    struct cs__ag_blocking b = {.call = call, .took_ns = took_ns};
 
-    if (!t || !cs__reporting(CS_WARN_BLOCKING) || cs__agent_busy() ||
-        cs_agent_task_get(t, &b.i) != 0 || !cs__site_new(call, caller) ||
-        cs__report_ours((uintptr_t)caller))
+    if (!t || !cs__ag_reporting(CS_WARN_BLOCKING) || cs__ag_agent_busy() ||
+        cs_agent_task_get(t, &b.i) != 0 || !cs__ag_site_new(call, caller) ||
+        cs__ag_report_ours((uintptr_t)caller))
         return;
-    cs__bt_here(&b.bt, 0);
-    cs__bt trace = b.bt;
-    cs__bt_from(&b.bt, (uintptr_t)caller);
-    cs__bt_trim_self(&b.bt); /* the task's root */
+    cs__ag_bt_here(&b.bt, 0);
+    cs__ag_bt trace = b.bt;
+    cs__ag_bt_from(&b.bt, (uintptr_t)caller);
+    cs__ag_bt_trim_self(&b.bt); /* the task's root */
     /* the trace's copy keeps one frame above the caller, the interposer's
      * wrapper: it names the call for readers (coscope report), which
      * leave it out of the stack as this report does */
@@ -118,8 +120,8 @@ CS_EXTERN void cs_agent_blocking_report(const char *call, int64_t took_ns,
         break;
     }
     if (trace.n > 1 && trace.ip[1] == (uintptr_t)caller)
-        cs__report_trace(CS_WARN_BLOCKING, b.i.id, &trace);
+        cs__ag_report_trace(CS_WARN_BLOCKING, b.i.id, &trace);
     else
-        cs__report_trace(CS_WARN_BLOCKING, b.i.id, &b.bt);
-    cs__report_offstack(CS_WARN_BLOCKING, cs__blocking_report, &b);
+        cs__ag_report_trace(CS_WARN_BLOCKING, b.i.id, &b.bt);
+    cs__ag_report_offstack(CS_WARN_BLOCKING, cs__ag_blocking_report, &b);
 }

@@ -9,16 +9,17 @@
 
 #include <stdlib.h>
 
-void cs__coro_created(cs_coro *c, const char *name, const char *file, int line)
+void cs__ag_coro_created(cs_coro *c, const char *name, const char *file,
+                         int line)
 {
-    cs__bt *bt;
+    cs__ag_bt *bt;
 
     (void)name, (void)file, (void)line;
-    if (!cs__reporting(CS_WARN_NEVER_AWAITED))
+    if (!cs__ag_reporting(CS_WARN_NEVER_AWAITED))
         return;
     if ((bt = malloc(sizeof(*bt))) == NULL)
         return; /* reported without its stack */
-    cs__bt_here(bt, 1);
+    cs__ag_bt_here(bt, 1);
     *cs_agent_coro_slot(c) = bt;
 }
 
@@ -29,47 +30,48 @@ void cs__ag_coro_started(cs_coro *c)
     *slot = NULL;
 }
 
-struct cs__unstarted {
+struct cs__ag_unstarted {
     cs_coro *c;
     int leaked;
-    cs__bt *bt; /* creation stack, or NULL */
+    cs__ag_bt *bt; /* creation stack, or NULL */
 };
 
-static void cs__unstarted_report(void *arg)
+static void cs__ag_unstarted_report(void *arg)
 {
-    struct cs__unstarted *u = arg;
+    struct cs__ag_unstarted *u = arg;
     const char *file = NULL, *how;
     int line = 0;
     const char *name = cs_agent_coro_name(u->c, &file, &line);
 
-    if (!cs__report_begin(CS_WARN_NEVER_AWAITED,
-                          "coroutine '%s' was never awaited", name))
+    if (!cs__ag_report_begin(CS_WARN_NEVER_AWAITED,
+                             "coroutine '%s' was never awaited", name))
         return;
     how = u->leaked ? "still unstarted when its loop ended"
                     : "dropped with cs_coro_drop()";
     if (file)
-        cs__report_line("created at %s:%d, %s", file, line, how);
+        cs__ag_report_line("created at %s:%d, %s", file, line, how);
     else
-        cs__report_line("%s", how);
+        cs__ag_report_line("%s", how);
     if (u->bt) {
-        cs__bt_trim_self(u->bt);
-        cs__report_line("created here:");
-        cs__report_stack(u->bt);
+        cs__ag_bt_trim_self(u->bt);
+        cs__ag_report_line("created here:");
+        cs__ag_report_stack(u->bt);
     }
-    cs__report_end();
+    cs__ag_report_end();
 }
 
-void cs__coro_unstarted(cs_coro *c, int leaked)
+void cs__ag_coro_unstarted(cs_coro *c, int leaked)
 {
     void **slot = cs_agent_coro_slot(c);
-    struct cs__unstarted u = {c, leaked, *slot};
+    struct cs__ag_unstarted u = {c, leaked, *slot};
 
     *slot = NULL;
-    if (cs__reporting(CS_WARN_NEVER_AWAITED)) {
+    if (cs__ag_reporting(CS_WARN_NEVER_AWAITED)) {
         cs_task *cur = cs_current_task();
-        cs__report_trace(CS_WARN_NEVER_AWAITED, cur ? cs_task_id(cur) : 0,
-                         u.bt);
-        cs__report_offstack(CS_WARN_NEVER_AWAITED, cs__unstarted_report, &u);
+        cs__ag_report_trace(CS_WARN_NEVER_AWAITED, cur ? cs_task_id(cur) : 0,
+                            u.bt);
+        cs__ag_report_offstack(CS_WARN_NEVER_AWAITED, cs__ag_unstarted_report,
+                               &u);
     }
     free(u.bt);
 }

@@ -27,7 +27,7 @@
 static sigjmp_buf cs__ag_hung;
 static pid_t cs__ag_crash_tid;
 
-static const char *cs__signame(int sig)
+static const char *cs__ag_signame(int sig)
 {
     switch (sig) {
     case SIGSEGV:
@@ -46,14 +46,14 @@ static const char *cs__signame(int sig)
 }
 
 /* Async-signal-safe appenders. */
-static size_t cs__put_s(char *buf, size_t n, size_t cap, const char *s)
+static size_t cs__ag_put_s(char *buf, size_t n, size_t cap, const char *s)
 {
     while (s && *s && n + 1 < cap)
         buf[n++] = *s++;
     return n;
 }
 
-static size_t cs__put_x(char *buf, size_t n, size_t cap, uintptr_t v)
+static size_t cs__ag_put_x(char *buf, size_t n, size_t cap, uintptr_t v)
 {
     char tmp[2 + 2 * sizeof(v)];
     size_t k = 0;
@@ -62,13 +62,13 @@ static size_t cs__put_x(char *buf, size_t n, size_t cap, uintptr_t v)
         tmp[k++] = "0123456789abcdef"[v & 15];
         v >>= 4;
     } while (v);
-    n = cs__put_s(buf, n, cap, "0x");
+    n = cs__ag_put_s(buf, n, cap, "0x");
     while (k && n + 1 < cap)
         buf[n++] = tmp[--k];
     return n;
 }
 
-static size_t cs__put_u(char *buf, size_t n, size_t cap, uint64_t v)
+static size_t cs__ag_put_u(char *buf, size_t n, size_t cap, uint64_t v)
 {
     char tmp[24];
     size_t k = 0;
@@ -98,7 +98,7 @@ static void cs__ag_alarm(int sig)
 }
 
 /* Names bt's frames and ends the report, giving up after 3 s. */
-static void cs__ag_name_frames(const cs__bt *bt)
+static void cs__ag_name_frames(const cs__ag_bt *bt)
 {
     struct sigaction sa, old_alarm;
     sigset_t alrm, mask;
@@ -113,8 +113,8 @@ static void cs__ag_name_frames(const cs__bt *bt)
     pthread_sigmask(SIG_UNBLOCK, &alrm, &mask);
     if (sigsetjmp(cs__ag_hung, 1) == 0) {
         alarm(3);
-        cs__report_stack(bt);
-        cs__report_json_end();
+        cs__ag_report_stack(bt);
+        cs__ag_report_json_end();
     }
     alarm(0);
     sigaction(SIGALRM, &old_alarm, NULL);
@@ -127,23 +127,23 @@ void cs__ag_crash_report(int sig, siginfo_t *si, void *uc)
     cs_task *t = cs_current_task();
     char buf[512];
     size_t n = 0;
-    cs__bt bt;
+    cs__ag_bt bt;
 
-    if (!t || !cs__reporting(CS_WARN_CRASH))
+    if (!t || !cs__ag_reporting(CS_WARN_CRASH))
         return;
-    n = cs__put_s(buf, n, sizeof(buf), "coscope: task '");
-    n = cs__put_s(buf, n, sizeof(buf), cs_task_name(t));
-    n = cs__put_s(buf, n, sizeof(buf), "' crashed: ");
-    n = cs__put_s(buf, n, sizeof(buf), cs__signame(sig));
-    n = cs__put_s(buf, n, sizeof(buf), " at ");
-    n = cs__put_x(buf, n, sizeof(buf), (uintptr_t)si->si_addr);
-    cs__report_json_begin(CS_WARN_CRASH, buf + 9, n - 9);
-    n = cs__put_s(buf, n, sizeof(buf), "\n  task id ");
-    n = cs__put_u(buf, n, sizeof(buf), cs_task_id(t));
-    n = cs__put_s(buf, n, sizeof(buf), "; stack at the fault:\n");
-    if (!cs__cfg.quiet)
+    n = cs__ag_put_s(buf, n, sizeof(buf), "coscope: task '");
+    n = cs__ag_put_s(buf, n, sizeof(buf), cs_task_name(t));
+    n = cs__ag_put_s(buf, n, sizeof(buf), "' crashed: ");
+    n = cs__ag_put_s(buf, n, sizeof(buf), cs__ag_signame(sig));
+    n = cs__ag_put_s(buf, n, sizeof(buf), " at ");
+    n = cs__ag_put_x(buf, n, sizeof(buf), (uintptr_t)si->si_addr);
+    cs__ag_report_json_begin(CS_WARN_CRASH, buf + 9, n - 9);
+    n = cs__ag_put_s(buf, n, sizeof(buf), "\n  task id ");
+    n = cs__ag_put_u(buf, n, sizeof(buf), cs_task_id(t));
+    n = cs__ag_put_s(buf, n, sizeof(buf), "; stack at the fault:\n");
+    if (!cs__ag_cfg.quiet)
         (void)!write(2, buf, n);
-    cs__bt_signal(&bt, uc);
-    cs__bt_trim_self(&bt);
+    cs__ag_bt_signal(&bt, uc);
+    cs__ag_bt_trim_self(&bt);
     cs__ag_name_frames(&bt);
 }

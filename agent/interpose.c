@@ -53,17 +53,17 @@
 
 /* ---- what the program has ------------------------------------------------ */
 
-static void *(*cs__current_task)(void); /* NULL: not (yet) known */
-static cs_agent_blocking_fn *cs__report;
-static uintptr_t cs__rt_lo, cs__rt_hi; /* libcoscope's address range */
-static int cs__resolved;               /* 1 once looked up */
+static void *(*cs__ag_current_task)(void); /* NULL: not (yet) known */
+static cs_agent_blocking_fn *cs__ag_report;
+static uintptr_t cs__ag_rt_lo, cs__ag_rt_hi; /* libcoscope's address range */
+static int cs__ag_resolved;                  /* 1 once looked up */
 /* initial-exec: this library is loaded at start-up (LD_PRELOAD), and the
  * default model for a shared object costs a __tls_get_addr call on every
  * wrapped libc call. */
-static __thread int cs__busy /* in a report, or resolving */
+static __thread int cs__ag_busy /* in a report, or resolving */
     __attribute__((tls_model("initial-exec")));
 
-static int cs__range_cb(struct dl_phdr_info *info, size_t size, void *data)
+static int cs__ag_range_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
     uintptr_t a = (uintptr_t)data, lo = UINTPTR_MAX, hi = 0;
 
@@ -81,28 +81,28 @@ static int cs__range_cb(struct dl_phdr_info *info, size_t size, void *data)
         return 0;
     /* the main program (first, unnamed) holds user code too: no range */
     if (info->dlpi_name && info->dlpi_name[0]) {
-        cs__rt_lo = lo;
-        cs__rt_hi = hi;
+        cs__ag_rt_lo = lo;
+        cs__ag_rt_hi = hi;
     }
     return 1;
 }
 
-static void cs__resolve_program(void)
+static void cs__ag_resolve_program(void)
 {
     void *(*cur)(void);
     cs_agent_blocking_fn *rep;
 
-    cs__busy++;
+    cs__ag_busy++;
     cur = (void *(*)(void))dlsym(RTLD_DEFAULT, "cs_current_task");
     rep = (cs_agent_blocking_fn *)dlsym(RTLD_DEFAULT, CS_AGENT_BLOCKING_SYM);
     /* an agent that attached itself (cs_preload_attach) keeps its own */
-    if (cur && !__atomic_load_n(&cs__current_task, __ATOMIC_ACQUIRE)) {
-        dl_iterate_phdr(cs__range_cb, (void *)cur);
-        __atomic_store_n(&cs__report, rep, __ATOMIC_RELEASE);
-        __atomic_store_n(&cs__current_task, cur, __ATOMIC_RELEASE);
+    if (cur && !__atomic_load_n(&cs__ag_current_task, __ATOMIC_ACQUIRE)) {
+        dl_iterate_phdr(cs__ag_range_cb, (void *)cur);
+        __atomic_store_n(&cs__ag_report, rep, __ATOMIC_RELEASE);
+        __atomic_store_n(&cs__ag_current_task, cur, __ATOMIC_RELEASE);
     }
-    __atomic_store_n(&cs__resolved, 1, __ATOMIC_RELEASE);
-    cs__busy--;
+    __atomic_store_n(&cs__ag_resolved, 1, __ATOMIC_RELEASE);
+    cs__ag_busy--;
 }
 
 /* The agent of a program that has it in its executable (a static link)
@@ -114,11 +114,11 @@ CS_EXTERN int cs_preload_attach(void *(*current_task)(void),
 {
     if (!current_task || !report)
         return 0;
-    cs__busy++;
-    dl_iterate_phdr(cs__range_cb, (void *)current_task);
-    cs__busy--;
-    __atomic_store_n(&cs__report, report, __ATOMIC_RELEASE);
-    __atomic_store_n(&cs__current_task, current_task, __ATOMIC_RELEASE);
+    cs__ag_busy++;
+    dl_iterate_phdr(cs__ag_range_cb, (void *)current_task);
+    cs__ag_busy--;
+    __atomic_store_n(&cs__ag_report, report, __ATOMIC_RELEASE);
+    __atomic_store_n(&cs__ag_current_task, current_task, __ATOMIC_RELEASE);
     return 1;
 }
 
@@ -128,29 +128,29 @@ CS_EXTERN int cs_preload_attach(void *(*current_task)(void),
 CS_EXTERN void cs_preload_register(void *(*current)(void),
                                    cs_agent_blocking_fn *report)
 {
-    cs__busy++;
-    if (!__atomic_load_n(&cs__resolved, __ATOMIC_ACQUIRE))
-        cs__resolve_program();
-    cs__busy--;
+    cs__ag_busy++;
+    if (!__atomic_load_n(&cs__ag_resolved, __ATOMIC_ACQUIRE))
+        cs__ag_resolve_program();
+    cs__ag_busy--;
     (void)cs_preload_attach(current, report);
 }
 
 /* True if a call from caller should be watched: it runs in a task. */
-static bool cs__in_task(const void *caller)
+static bool cs__ag_in_task(const void *caller)
 {
     uintptr_t c = (uintptr_t)caller;
 
-    if (cs__busy)
+    if (cs__ag_busy)
         return false;
-    if (!__atomic_load_n(&cs__resolved, __ATOMIC_ACQUIRE))
-        cs__resolve_program();
+    if (!__atomic_load_n(&cs__ag_resolved, __ATOMIC_ACQUIRE))
+        cs__ag_resolve_program();
     /* the runtime's own calls first: a compare, where cs_current_task()
      * is a call into another object (its hot paths make their system
      * calls directly, runtime/sys.h; the rest, e.g. its mutexes, land
      * here) */
-    if (c >= cs__rt_lo && c < cs__rt_hi)
+    if (c >= cs__ag_rt_lo && c < cs__ag_rt_hi)
         return false;
-    return cs__current_task && cs__current_task();
+    return cs__ag_current_task && cs__ag_current_task();
 }
 
 static int64_t cs__ag_now(void)
@@ -160,16 +160,16 @@ static int64_t cs__ag_now(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void cs__blocked(const char *call, int64_t t0, const void *caller)
+static void cs__ag_blocked(const char *call, int64_t t0, const void *caller)
 {
     int64_t took = cs__ag_now() - t0;
     int e = errno;
 
-    if (!cs__report)
+    if (!cs__ag_report)
         return;
-    cs__busy++;
-    cs__report(call, took, caller);
-    cs__busy--;
+    cs__ag_busy++;
+    cs__ag_report(call, took, caller);
+    cs__ag_busy--;
     errno = e;
 }
 
@@ -220,29 +220,29 @@ static void *cs__real(void **slot, const char *name)
 {
     void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 
-    if (p || cs__busy)
+    if (p || cs__ag_busy)
         return p;
-    cs__busy++;
+    cs__ag_busy++;
     p = dlsym(RTLD_NEXT, name);
-    cs__busy--;
+    cs__ag_busy--;
     __atomic_store_n(slot, p, __ATOMIC_RELEASE);
     return p;
 }
 #define REAL(name)                                                            \
     ((__typeof__(real_##name))cs__real((void **)&real_##name, #name))
 
-__attribute__((constructor)) static void cs__preload_init(void)
+__attribute__((constructor)) static void cs__ag_preload_init(void)
 {
 #define CS_RESOLVE(ret, name, args) (void)REAL(name);
     CS_REALS(CS_RESOLVE)
-    cs__resolve_program();
+    cs__ag_resolve_program();
 }
 
 /* ---- fds ------------------------------------------------------------------ */
 
 /* True if I/O on fd may block the thread: O_NONBLOCK clear, and not a
  * regular file or block device (those never wait for a peer). */
-static bool cs__fd_blocks(int fd)
+static bool cs__ag_fd_blocks(int fd)
 {
     struct stat st;
     int fl;
@@ -260,11 +260,11 @@ static bool cs__fd_blocks(int fd)
         const void *caller_ = CS_CALLER;                                      \
         if (!REAL(name))                                                      \
             return fallback;                                                  \
-        if (!cs__in_task(caller_) || !(cond))                                 \
+        if (!cs__ag_in_task(caller_) || !(cond))                              \
             return expr;                                                      \
         int64_t t0_ = cs__ag_now();                                           \
         type r_ = expr;                                                       \
-        cs__blocked(#name, t0_, caller_);                                     \
+        cs__ag_blocked(#name, t0_, caller_);                                  \
         return r_;                                                            \
     } while (0)
 
@@ -302,26 +302,26 @@ CS_EXTERN int clock_nanosleep(clockid_t clk, int flags,
 
 CS_EXTERN ssize_t read(int fd, void *buf, size_t n)
 {
-    CS_WATCH(ssize_t, read, cs__fd_blocks(fd), real_read(fd, buf, n),
+    CS_WATCH(ssize_t, read, cs__ag_fd_blocks(fd), real_read(fd, buf, n),
              syscall(SYS_read, fd, buf, n));
 }
 
 CS_EXTERN ssize_t write(int fd, const void *buf, size_t n)
 {
-    CS_WATCH(ssize_t, write, fd > 2 && cs__fd_blocks(fd),
+    CS_WATCH(ssize_t, write, fd > 2 && cs__ag_fd_blocks(fd),
              real_write(fd, buf, n), syscall(SYS_write, fd, buf, n));
 }
 
 CS_EXTERN ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    CS_WATCH(ssize_t, recv, !(flags & MSG_DONTWAIT) && cs__fd_blocks(fd),
+    CS_WATCH(ssize_t, recv, !(flags & MSG_DONTWAIT) && cs__ag_fd_blocks(fd),
              real_recv(fd, buf, n, flags),
              syscall(SYS_recvfrom, fd, buf, n, flags, NULL, NULL));
 }
 
 CS_EXTERN ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    CS_WATCH(ssize_t, send, !(flags & MSG_DONTWAIT) && cs__fd_blocks(fd),
+    CS_WATCH(ssize_t, send, !(flags & MSG_DONTWAIT) && cs__ag_fd_blocks(fd),
              real_send(fd, buf, n, flags),
              syscall(SYS_sendto, fd, buf, n, flags, NULL, 0));
 }
@@ -329,7 +329,8 @@ CS_EXTERN ssize_t send(int fd, const void *buf, size_t n, int flags)
 CS_EXTERN ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                            struct sockaddr *a, socklen_t *alen)
 {
-    CS_WATCH(ssize_t, recvfrom, !(flags & MSG_DONTWAIT) && cs__fd_blocks(fd),
+    CS_WATCH(ssize_t, recvfrom,
+             !(flags & MSG_DONTWAIT) && cs__ag_fd_blocks(fd),
              real_recvfrom(fd, buf, n, flags, a, alen),
              syscall(SYS_recvfrom, fd, buf, n, flags, a, alen));
 }
@@ -337,20 +338,20 @@ CS_EXTERN ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 CS_EXTERN ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                          const struct sockaddr *a, socklen_t alen)
 {
-    CS_WATCH(ssize_t, sendto, !(flags & MSG_DONTWAIT) && cs__fd_blocks(fd),
+    CS_WATCH(ssize_t, sendto, !(flags & MSG_DONTWAIT) && cs__ag_fd_blocks(fd),
              real_sendto(fd, buf, n, flags, a, alen),
              syscall(SYS_sendto, fd, buf, n, flags, a, alen));
 }
 
 CS_EXTERN int accept(int fd, struct sockaddr *a, socklen_t *alen)
 {
-    CS_WATCH(int, accept, cs__fd_blocks(fd), real_accept(fd, a, alen),
+    CS_WATCH(int, accept, cs__ag_fd_blocks(fd), real_accept(fd, a, alen),
              (int)syscall(SYS_accept, fd, a, alen));
 }
 
 CS_EXTERN int connect(int fd, const struct sockaddr *a, socklen_t alen)
 {
-    CS_WATCH(int, connect, cs__fd_blocks(fd), real_connect(fd, a, alen),
+    CS_WATCH(int, connect, cs__ag_fd_blocks(fd), real_connect(fd, a, alen),
              (int)syscall(SYS_connect, fd, a, alen));
 }
 
@@ -388,13 +389,13 @@ CS_EXTERN int pthread_mutex_lock(pthread_mutex_t *m)
 
     if (!REAL(pthread_mutex_lock))
         return EINVAL;
-    if (!REAL(pthread_mutex_trylock) || !cs__in_task(caller))
+    if (!REAL(pthread_mutex_trylock) || !cs__ag_in_task(caller))
         return real_pthread_mutex_lock(m);
     if ((r = real_pthread_mutex_trylock(m)) != EBUSY)
         return r; /* taken at once (or an error): it did not block */
     t0 = cs__ag_now();
     r = real_pthread_mutex_lock(m);
-    cs__blocked("pthread_mutex_lock", t0, caller);
+    cs__ag_blocked("pthread_mutex_lock", t0, caller);
     return r;
 }
 

@@ -23,76 +23,76 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static pthread_mutex_t cs__report_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t cs__ag_report_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Writes to stderr, unless COSCOPE_REPORT_STDERR=off (coscope check, which
  * renders every report itself from COSCOPE_REPORT_DIR: once, not twice). */
-static void cs__say(const char *fmt, ...)
+static void cs__ag_say(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-static void cs__say(const char *fmt, ...)
+static void cs__ag_say(const char *fmt, ...)
 {
     va_list ap;
 
-    if (cs__cfg.quiet)
+    if (cs__ag_cfg.quiet)
         return;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
 }
-static __thread bool cs__raw; /* reporting on a task's stack: no libdw */
+static __thread bool cs__ag_raw; /* reporting on a task's stack: no libdw */
 
-struct cs__offstack {
+struct cs__ag_offstack {
     void (*fn)(void *);
     void *arg;
 };
 
-static void *cs__offstack_main(void *p)
+static void *cs__ag_offstack_main(void *p)
 {
-    struct cs__offstack *o = p;
+    struct cs__ag_offstack *o = p;
     o->fn(o->arg);
     return NULL;
 }
 
-static bool cs__frame_is_ours(const cs__bt *bt, int i);
+static bool cs__ag_frame_is_ours(const cs__ag_bt *bt, int i);
 
-static unsigned cs__made[CS_WARN_COUNT], cs__left_out[CS_WARN_COUNT];
+static unsigned cs__ag_made[CS_WARN_COUNT], cs__ag_left_out[CS_WARN_COUNT];
 
-static void cs__say_left_out(void)
+static void cs__ag_say_left_out(void)
 {
 #define CS__SAY(kind, value, name, trace_name, reported)                      \
-    if (__atomic_load_n(&cs__left_out[value], __ATOMIC_RELAXED))              \
+    if (__atomic_load_n(&cs__ag_left_out[value], __ATOMIC_RELAXED))           \
         fprintf(stderr,                                                       \
                 "coscope: %u more '%s' reports were left out "                \
                 "(after the first %d)\n",                                     \
-                cs__left_out[value], name, CS__REPORTS_MAX);
+                cs__ag_left_out[value], name, CS__REPORTS_MAX);
     CS_REPORT_CLASS_MAP(CS__SAY)
 #undef CS__SAY
 }
 
 /* True while class cls is under its report budget. */
-static bool cs__budget(unsigned cls)
+static bool cs__ag_budget(unsigned cls)
 {
     static int said;
     unsigned k = cls < CS_WARN_COUNT ? cls : 0;
 
-    if (__atomic_add_fetch(&cs__made[k], 1, __ATOMIC_RELAXED) <=
+    if (__atomic_add_fetch(&cs__ag_made[k], 1, __ATOMIC_RELAXED) <=
         CS__REPORTS_MAX)
         return true;
-    __atomic_add_fetch(&cs__left_out[k], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&cs__ag_left_out[k], 1, __ATOMIC_RELAXED);
     if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
-        atexit(cs__say_left_out);
+        atexit(cs__ag_say_left_out);
     return false;
 }
 
-void cs__report_trace(unsigned cls, uint64_t task_id, const cs__bt *bt)
+void cs__ag_report_trace(unsigned cls, uint64_t task_id, const cs__ag_bt *bt)
 {
-    cs__bt own;
+    cs__ag_bt own;
 
-    if (!cs__reporting(cls))
+    if (!cs__ag_reporting(cls))
         return;
     if (bt) { /* the stack as the report prints it: without our frames */
         own = *bt;
-        cs__bt_trim_self(&own);
+        cs__ag_bt_trim_self(&own);
     }
     cs_agent_trace_warning((int)cls, task_id, bt ? own.ip : NULL,
                            bt ? (size_t)own.n : 0);
@@ -101,67 +101,68 @@ void cs__report_trace(unsigned cls, uint64_t task_id, const cs__bt *bt)
 /* The agent's own waits (the join below) are no blocking calls of the
  * program's: cs_agent_blocking_report ignores calls made while this is
  * set on the thread. */
-static __thread int cs__in_agent;
+static __thread int cs__ag_in_agent;
 
-bool cs__agent_busy(void)
+bool cs__ag_agent_busy(void)
 {
-    return cs__in_agent != 0;
+    return cs__ag_in_agent != 0;
 }
 
-bool cs__offstack(void (*fn)(void *), void *arg)
+bool cs__ag_offstack(void (*fn)(void *), void *arg)
 {
-    struct cs__offstack o = {fn, arg};
+    struct cs__ag_offstack o = {fn, arg};
     pthread_t th;
 
-    if (cs__tr_thread_start(&th, NULL, cs__offstack_main, &o) != 0)
+    if (cs__tr_thread_start(&th, NULL, cs__ag_offstack_main, &o) != 0)
         return false;
-    cs__in_agent++;
+    cs__ag_in_agent++;
     pthread_join(th, NULL);
-    cs__in_agent--;
+    cs__ag_in_agent--;
     return true;
 }
 
-void cs__report_offstack(unsigned cls, void (*fn)(void *), void *arg)
+void cs__ag_report_offstack(unsigned cls, void (*fn)(void *), void *arg)
 {
-    if (!cs__reporting(cls) || !cs__budget(cls))
+    if (!cs__ag_reporting(cls) || !cs__ag_budget(cls))
         return;
-    if (cs__offstack(fn, arg))
+    if (cs__ag_offstack(fn, arg))
         return;
-    cs__raw = true; /* no thread: report here, without the symboliser */
+    cs__ag_raw = true; /* no thread: report here, without the symboliser */
     fn(arg);
-    cs__raw = false;
+    cs__ag_raw = false;
 }
 
-/* cs__report_ours, off the task's stack. */
-struct cs__ours {
+/* cs__ag_report_ours, off the task's stack. */
+struct cs__ag_ours {
     uintptr_t ip;
     bool ours;
 };
 
-static void cs__ours_main(void *p)
+static void cs__ag_ours_main(void *p)
 {
-    struct cs__ours *o = p;
-    cs__bt bt = {.n = 1, .ip = {o->ip}};
+    struct cs__ag_ours *o = p;
+    cs__ag_bt bt = {.n = 1, .ip = {o->ip}};
 
-    pthread_mutex_lock(&cs__report_mu); /* the symboliser is not reentrant */
-    o->ours = cs__frame_is_ours(&bt, 1);
-    cs__sym_release();
-    pthread_mutex_unlock(&cs__report_mu);
+    pthread_mutex_lock(
+        &cs__ag_report_mu); /* the symboliser is not reentrant */
+    o->ours = cs__ag_frame_is_ours(&bt, 1);
+    cs__ag_sym_release();
+    pthread_mutex_unlock(&cs__ag_report_mu);
 }
 
-bool cs__report_ours(uintptr_t ret)
+bool cs__ag_report_ours(uintptr_t ret)
 {
-    struct cs__ours o = {ret, false};
+    struct cs__ag_ours o = {ret, false};
 
-    if (!cs__bt_self_is_main())
+    if (!cs__ag_bt_self_is_main())
         return false; /* libcoscope.so: the interposer knows it by range */
-    cs__offstack(cs__ours_main, &o);
+    cs__ag_offstack(cs__ag_ours_main, &o);
     return o.ours;
 }
 
 /* Names ip with what dladdr knows (exported symbols, the object), which
  * needs little stack. */
-static void cs__sym_raw(uintptr_t ip, cs__sym *s)
+static void cs__ag_sym_raw(uintptr_t ip, cs__ag_sym *s)
 {
     Dl_info di;
 
@@ -197,12 +198,12 @@ static struct {
         int line;
         bool inlined; /* an inlined call at ip */
     } f[CS__JS_FRAMES];
-} cs__js;
-static char cs__js_line[65536];
+} cs__ag_js;
+static char cs__ag_js_line[65536];
 
-static void cs__js_task_from(const char *text)
+static void cs__ag_js_task_from(const char *text)
 {
-    const char *p = cs__js.has_task ? NULL : strstr(text, "task '");
+    const char *p = cs__ag_js.has_task ? NULL : strstr(text, "task '");
     const char *q;
     size_t n;
 
@@ -212,106 +213,107 @@ static void cs__js_task_from(const char *text)
     q = strchr(p, '\'');
     if (!q)
         return;
-    n = (size_t)(q - p) < sizeof(cs__js.task) - 1 ? (size_t)(q - p)
-                                                  : sizeof(cs__js.task) - 1;
-    memcpy(cs__js.task, p, n);
-    cs__js.task[n] = 0;
-    cs__js.has_task = true;
+    n = (size_t)(q - p) < sizeof(cs__ag_js.task) - 1
+            ? (size_t)(q - p)
+            : sizeof(cs__ag_js.task) - 1;
+    memcpy(cs__ag_js.task, p, n);
+    cs__ag_js.task[n] = 0;
+    cs__ag_js.has_task = true;
 }
 
-static void cs__js_start(unsigned cls, const char *head, size_t n)
+static void cs__ag_js_start(unsigned cls, const char *head, size_t n)
 {
     const char *dir = getenv("COSCOPE_REPORT_DIR");
 
-    cs__js.on = dir && *dir;
-    if (!cs__js.on)
+    cs__ag_js.on = dir && *dir;
+    if (!cs__ag_js.on)
         return;
-    cs__js.cls = cls;
-    if (n > sizeof(cs__js.head) - 1)
-        n = sizeof(cs__js.head) - 1;
-    memcpy(cs__js.head, head, n);
-    cs__js.head[n] = 0;
-    cs__js.has_task = false;
-    cs__js.stacked = false;
-    cs__js.nf = 0;
-    cs__js_task_from(cs__js.head);
+    cs__ag_js.cls = cls;
+    if (n > sizeof(cs__ag_js.head) - 1)
+        n = sizeof(cs__ag_js.head) - 1;
+    memcpy(cs__ag_js.head, head, n);
+    cs__ag_js.head[n] = 0;
+    cs__ag_js.has_task = false;
+    cs__ag_js.stacked = false;
+    cs__ag_js.nf = 0;
+    cs__ag_js_task_from(cs__ag_js.head);
 }
 
-/* Appends s as a JSON string to cs__js_line at *n (truncating safely). */
-static void cs__js_str(size_t *n, const char *s)
+/* Appends s as a JSON string to cs__ag_js_line at *n (truncating safely). */
+static void cs__ag_js_str(size_t *n, const char *s)
 {
-    size_t cap = sizeof(cs__js_line) - 64;
+    size_t cap = sizeof(cs__ag_js_line) - 64;
 
     if (*n < cap)
-        cs__js_line[(*n)++] = '"';
+        cs__ag_js_line[(*n)++] = '"';
     for (; s && *s && *n < cap; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\') {
-            cs__js_line[(*n)++] = '\\';
-            cs__js_line[(*n)++] = (char)c;
+            cs__ag_js_line[(*n)++] = '\\';
+            cs__ag_js_line[(*n)++] = (char)c;
         } else if (c < 0x20 || c == 0x7f) {
-            *n += (size_t)snprintf(cs__js_line + *n, 8, "\\u%04x", c);
+            *n += (size_t)snprintf(cs__ag_js_line + *n, 8, "\\u%04x", c);
         } else {
-            cs__js_line[(*n)++] = (char)c;
+            cs__ag_js_line[(*n)++] = (char)c;
         }
     }
-    cs__js_line[(*n)++] = '"';
+    cs__ag_js_line[(*n)++] = '"';
 }
 
-static void cs__js_put(size_t *n, const char *fmt, ...)
+static void cs__ag_js_put(size_t *n, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void cs__js_put(size_t *n, const char *fmt, ...)
+static void cs__ag_js_put(size_t *n, const char *fmt, ...)
 {
     va_list ap;
-    size_t cap = sizeof(cs__js_line) - 16;
+    size_t cap = sizeof(cs__ag_js_line) - 16;
     int k;
 
     if (*n >= cap)
         return;
     va_start(ap, fmt);
-    k = vsnprintf(cs__js_line + *n, cap - *n, fmt, ap);
+    k = vsnprintf(cs__ag_js_line + *n, cap - *n, fmt, ap);
     va_end(ap);
     if (k > 0)
         *n += (size_t)k < cap - *n ? (size_t)k : cap - *n - 1;
 }
 
-static void cs__js_finish(void)
+static void cs__ag_js_finish(void)
 {
     const char *dir = getenv("COSCOPE_REPORT_DIR");
     char path[4096];
     size_t n = 0;
     int fd;
 
-    if (!cs__js.on || !dir || !*dir)
+    if (!cs__ag_js.on || !dir || !*dir)
         return;
-    cs__js.on = false;
-    cs__js_put(&n, "{\"class\":\"%s\",\"headline\":",
-               cs_trace_report_name(cs__js.cls));
-    cs__js_str(&n, cs__js.head);
-    cs__js_put(&n, ",\"task\":");
-    if (cs__js.has_task)
-        cs__js_str(&n, cs__js.task);
+    cs__ag_js.on = false;
+    cs__ag_js_put(&n, "{\"class\":\"%s\",\"headline\":",
+                  cs_trace_report_name(cs__ag_js.cls));
+    cs__ag_js_str(&n, cs__ag_js.head);
+    cs__ag_js_put(&n, ",\"task\":");
+    if (cs__ag_js.has_task)
+        cs__ag_js_str(&n, cs__ag_js.task);
     else
-        cs__js_put(&n, "null");
-    cs__js_put(&n, ",\"pid\":%ld,\"frames\":[", (long)getpid());
-    for (int i = 0; i < cs__js.nf; i++) {
-        if (n > sizeof(cs__js_line) - 1200)
+        cs__ag_js_put(&n, "null");
+    cs__ag_js_put(&n, ",\"pid\":%ld,\"frames\":[", (long)getpid());
+    for (int i = 0; i < cs__ag_js.nf; i++) {
+        if (n > sizeof(cs__ag_js_line) - 1200)
             break; /* keep the line whole: frames are bounded */
-        cs__js_put(&n, "%s{\"ip\":\"0x%lx\",\"function\":", i ? "," : "",
-                   (unsigned long)cs__js.f[i].ip);
-        if (cs__js.f[i].func[0])
-            cs__js_str(&n, cs__js.f[i].func);
+        cs__ag_js_put(&n, "%s{\"ip\":\"0x%lx\",\"function\":", i ? "," : "",
+                      (unsigned long)cs__ag_js.f[i].ip);
+        if (cs__ag_js.f[i].func[0])
+            cs__ag_js_str(&n, cs__ag_js.f[i].func);
         else
-            cs__js_put(&n, "null");
-        cs__js_put(&n, ",\"file\":");
-        if (cs__js.f[i].file[0])
-            cs__js_str(&n, cs__js.f[i].file);
+            cs__ag_js_put(&n, "null");
+        cs__ag_js_put(&n, ",\"file\":");
+        if (cs__ag_js.f[i].file[0])
+            cs__ag_js_str(&n, cs__ag_js.f[i].file);
         else
-            cs__js_put(&n, "null");
-        cs__js_put(&n, ",\"line\":%d%s}", cs__js.f[i].line,
-                   cs__js.f[i].inlined ? ",\"inlined\":true" : "");
+            cs__ag_js_put(&n, "null");
+        cs__ag_js_put(&n, ",\"line\":%d%s}", cs__ag_js.f[i].line,
+                      cs__ag_js.f[i].inlined ? ",\"inlined\":true" : "");
     }
-    cs__js_put(&n, "]}\n");
+    cs__ag_js_put(&n, "]}\n");
     snprintf(path, sizeof(path), "%s/%ld.jsonl", dir, (long)getpid());
     /* Only our own regular file: in a shared directory another user may
      * have put a symlink, a FIFO or a 0666 file there to receive it
@@ -328,11 +330,11 @@ static void cs__js_finish(void)
         close(fd);
         return;
     }
-    (void)!write(fd, cs__js_line, n);
+    (void)!write(fd, cs__ag_js_line, n);
     close(fd);
 }
 
-void cs__report_dir_hello(bool agent_on, bool interposer)
+void cs__ag_report_dir_hello(bool agent_on, bool interposer)
 {
     const char *dir = getenv("COSCOPE_REPORT_DIR");
     char path[4096], exe[1024];
@@ -345,66 +347,66 @@ void cs__report_dir_hello(bool agent_on, bool interposer)
     k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     exe[k > 0 ? k : 0] = 0;
     /* the constructor's time: no report is being written yet */
-    cs__js_put(&n, "{\"pid\":%ld,\"exe\":", (long)getpid());
-    cs__js_str(&n, exe);
-    cs__js_put(&n, ",\"agent\":%s,\"interposer\":%s}\n",
-               agent_on ? "true" : "false", interposer ? "true" : "false");
+    cs__ag_js_put(&n, "{\"pid\":%ld,\"exe\":", (long)getpid());
+    cs__ag_js_str(&n, exe);
+    cs__ag_js_put(&n, ",\"agent\":%s,\"interposer\":%s}\n",
+                  agent_on ? "true" : "false", interposer ? "true" : "false");
     snprintf(path, sizeof(path), "%s/%ld.agent", dir, (long)getpid());
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
               0600);
     if (fd < 0)
         return;
-    (void)!write(fd, cs__js_line, n);
+    (void)!write(fd, cs__ag_js_line, n);
     close(fd);
 }
 
-void cs__report_json_begin(unsigned cls, const char *headline, size_t n)
+void cs__ag_report_json_begin(unsigned cls, const char *headline, size_t n)
 {
-    cs__js_start(cls, headline, n);
+    cs__ag_js_start(cls, headline, n);
 }
 
-void cs__report_json_end(void)
+void cs__ag_report_json_end(void)
 {
-    cs__js_finish();
+    cs__ag_js_finish();
 }
 
-static void cs__vline(const char *prefix, const char *fmt, va_list ap,
-                      unsigned head_cls)
+static void cs__ag_vline(const char *prefix, const char *fmt, va_list ap,
+                         unsigned head_cls)
 {
     char buf[1024];
     int n = snprintf(buf, sizeof(buf), "%s", prefix);
 
     vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
-    cs__say("%s\n", buf);
+    cs__ag_say("%s\n", buf);
     if (head_cls)
-        cs__js_start(head_cls, buf + n, strlen(buf + n));
-    else if (cs__js.on)
-        cs__js_task_from(buf + n);
+        cs__ag_js_start(head_cls, buf + n, strlen(buf + n));
+    else if (cs__ag_js.on)
+        cs__ag_js_task_from(buf + n);
 }
 
-bool cs__report_begin(unsigned cls, const char *fmt, ...)
+bool cs__ag_report_begin(unsigned cls, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!cs__reporting(cls))
+    if (!cs__ag_reporting(cls))
         return false;
-    pthread_mutex_lock(&cs__report_mu);
+    pthread_mutex_lock(&cs__ag_report_mu);
     va_start(ap, fmt);
-    cs__vline("coscope: ", fmt, ap, cls);
+    cs__ag_vline("coscope: ", fmt, ap, cls);
     va_end(ap);
     return true;
 }
 
-void cs__report_line(const char *fmt, ...)
+void cs__ag_report_line(const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    cs__vline("  ", fmt, ap, 0);
+    cs__ag_vline("  ", fmt, ap, 0);
     va_end(ap);
 }
 
-static const char *cs__basename(const char *path)
+static const char *cs__ag_basename(const char *path)
 {
     const char *s = path ? strrchr(path, '/') : NULL;
     return s ? s + 1 : path;
@@ -413,28 +415,28 @@ static const char *cs__basename(const char *path)
 /* True if ip is in a function of coscope itself (cs_*, cs__*): how our
  * frames are told from the program's in a static link, where they share
  * one object. */
-static bool cs__frame_is_ours(const cs__bt *bt, int i)
+static bool cs__ag_frame_is_ours(const cs__ag_bt *bt, int i)
 {
-    cs__sym s;
+    cs__ag_sym s;
 
-    cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
+    cs__ag_sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
     return s.func && strncmp(s.func, "cs_", 3) == 0;
 }
 
-/* In a static link, cs__bt_trim_self cannot tell our frames by object:
+/* In a static link, cs__ag_bt_trim_self cannot tell our frames by object:
  * drop them here by name (the hook and runtime calls innermost, the task's
  * entry and trampoline outermost), keeping all if all are ours. */
-static void cs__trim_by_name(cs__bt *bt)
+static void cs__ag_trim_by_name(cs__ag_bt *bt)
 {
     int lo = 0, hi = bt->n;
 
-    if (cs__raw || !cs__bt_self_is_main())
+    if (cs__ag_raw || !cs__ag_bt_self_is_main())
         return;
-    while (lo < hi && cs__frame_is_ours(bt, lo))
+    while (lo < hi && cs__ag_frame_is_ours(bt, lo))
         lo++;
     if (lo == hi)
         return;
-    while (hi - 1 > lo && cs__frame_is_ours(bt, hi - 1))
+    while (hi - 1 > lo && cs__ag_frame_is_ours(bt, hi - 1))
         hi--;
     memmove(bt->ip, bt->ip + lo, (size_t)(hi - lo) * sizeof(bt->ip[0]));
     bt->n = hi - lo;
@@ -444,9 +446,9 @@ static void cs__trim_by_name(cs__bt *bt)
 /* One printed frame (and, for the first stack of a report, one JSON
  * frame): "#k  0x... in func+0xoff (file:line)"; an inlined call has no
  * offset and says "[inlined]". */
-static void cs__frame_out(int k, uintptr_t ip, const char *func, uintptr_t off,
-                          const char *mod, uintptr_t modoff, const char *file,
-                          int line, bool inlined)
+static void cs__ag_frame_out(int k, uintptr_t ip, const char *func,
+                             uintptr_t off, const char *mod, uintptr_t modoff,
+                             const char *file, int line, bool inlined)
 {
     char where[320] = "";
 
@@ -456,112 +458,115 @@ static void cs__frame_out(int k, uintptr_t ip, const char *func, uintptr_t off,
         snprintf(where, sizeof(where), " in %s+0x%lx", func,
                  (unsigned long)off);
     else if (mod)
-        snprintf(where, sizeof(where), " in %s+0x%lx", cs__basename(mod),
+        snprintf(where, sizeof(where), " in %s+0x%lx", cs__ag_basename(mod),
                  (unsigned long)modoff);
     if (file)
         snprintf(where + strlen(where), sizeof(where) - strlen(where),
-                 " (%s:%d)", cs__basename(file), line);
-    cs__say("    #%-2d 0x%016lx%s\n", k, (unsigned long)ip, where);
-    if (cs__js.on && !cs__js.stacked && cs__js.nf < CS__JS_FRAMES) {
-        int j = cs__js.nf++;
-        cs__js.f[j].ip = ip;
-        cs__js.f[j].inlined = inlined;
-        snprintf(cs__js.f[j].func, sizeof(cs__js.f[j].func), "%s",
+                 " (%s:%d)", cs__ag_basename(file), line);
+    cs__ag_say("    #%-2d 0x%016lx%s\n", k, (unsigned long)ip, where);
+    if (cs__ag_js.on && !cs__ag_js.stacked && cs__ag_js.nf < CS__JS_FRAMES) {
+        int j = cs__ag_js.nf++;
+        cs__ag_js.f[j].ip = ip;
+        cs__ag_js.f[j].inlined = inlined;
+        snprintf(cs__ag_js.f[j].func, sizeof(cs__ag_js.f[j].func), "%s",
                  func ? func : "");
-        snprintf(cs__js.f[j].file, sizeof(cs__js.f[j].file), "%s",
+        snprintf(cs__ag_js.f[j].file, sizeof(cs__ag_js.f[j].file), "%s",
                  file ? file : "");
-        cs__js.f[j].line = file ? line : 0;
+        cs__ag_js.f[j].line = file ? line : 0;
     }
 }
 
-void cs__report_stack(const cs__bt *stack)
+void cs__ag_report_stack(const cs__ag_bt *stack)
 {
-    cs__bt own = *stack, *bt = &own;
+    cs__ag_bt own = *stack, *bt = &own;
     int k = 0;
 
-    cs__trim_by_name(bt);
+    cs__ag_trim_by_name(bt);
     for (int i = 0; i < bt->n; i++) {
-        cs__sym s;
+        cs__ag_sym s;
         int same = 0;
 
         while (i > 0 && i + same < bt->n && bt->ip[i + same] == bt->ip[i - 1])
             same++;
         if (same > 1) { /* deep recursion: one line for the run */
-            cs__say("    ... the frame above %d more times\n", same);
+            cs__ag_say("    ... the frame above %d more times\n", same);
             i += same - 1;
             continue;
         }
 
-        if (cs__raw)
-            cs__sym_raw(bt->ip[i], &s);
+        if (cs__ag_raw)
+            cs__ag_sym_raw(bt->ip[i], &s);
         else
-            cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
+            cs__ag_sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
         /* inlined calls first, innermost first, at the same address */
         for (int j = 0; j < s.ninline; j++)
-            cs__frame_out(k++, bt->ip[i], s.inl[j].func, 0, NULL, 0,
-                          s.inl[j].file, s.inl[j].line, true);
-        cs__frame_out(k++, bt->ip[i], s.func, s.offset, s.module, s.modoff,
-                      s.file, s.line, false);
+            cs__ag_frame_out(k++, bt->ip[i], s.inl[j].func, 0, NULL, 0,
+                             s.inl[j].file, s.inl[j].line, true);
+        cs__ag_frame_out(k++, bt->ip[i], s.func, s.offset, s.module, s.modoff,
+                         s.file, s.line, false);
     }
-    cs__js.stacked = true;
+    cs__ag_js.stacked = true;
     if (bt->n == 0)
-        cs__say("    (no stack)\n");
+        cs__ag_say("    (no stack)\n");
 }
 
-void cs__report_end(void)
+void cs__ag_report_end(void)
 {
-    cs__js_finish();
-    cs__sym_release();
+    cs__ag_js_finish();
+    cs__ag_sym_release();
     fflush(stderr);
-    pthread_mutex_unlock(&cs__report_mu);
-    if (cs__cfg.strict) {
+    pthread_mutex_unlock(&cs__ag_report_mu);
+    if (cs__ag_cfg.strict) {
         fprintf(stderr, "  COSCOPE_STRICT=1: aborting at the first report\n");
         abort();
     }
 }
 
-bool cs__report_allowed(const cs__bt *bt)
+bool cs__ag_report_allowed(const cs__ag_bt *bt)
 {
     bool allowed = false;
 
-    if (cs__cfg.nallow == 0 || cs__raw)
+    if (cs__ag_cfg.nallow == 0 || cs__ag_raw)
         return false;
-    pthread_mutex_lock(&cs__report_mu); /* the symboliser is not reentrant */
+    pthread_mutex_lock(
+        &cs__ag_report_mu); /* the symboliser is not reentrant */
     for (int i = 0; i < bt->n && !allowed; i++) {
-        cs__sym s;
+        cs__ag_sym s;
         char site[320] = "";
-        cs__sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
+        cs__ag_sym_lookup(bt->ip[i], i > 0 || !bt->exact0, &s);
         for (int j = 0; j < s.ninline && !allowed; j++) { /* inlined too */
             if (s.inl[j].file)
                 snprintf(site, sizeof(site), "%s:%d",
-                         cs__basename(s.inl[j].file), s.inl[j].line);
+                         cs__ag_basename(s.inl[j].file), s.inl[j].line);
             allowed =
-                cs__cfg_allowed(s.inl[j].func, s.inl[j].file ? site : NULL);
+                cs__ag_cfg_allowed(s.inl[j].func, s.inl[j].file ? site : NULL);
         }
         if (s.file)
-            snprintf(site, sizeof(site), "%s:%d", cs__basename(s.file),
+            snprintf(site, sizeof(site), "%s:%d", cs__ag_basename(s.file),
                      s.line);
-        allowed = allowed || cs__cfg_allowed(s.func, s.file ? site : NULL);
+        allowed = allowed || cs__ag_cfg_allowed(s.func, s.file ? site : NULL);
     }
-    cs__sym_release();
-    pthread_mutex_unlock(&cs__report_mu);
+    cs__ag_sym_release();
+    pthread_mutex_unlock(&cs__ag_report_mu);
     return allowed;
 }
 
-const char *cs__task_label(const cs_agent_task_info *i, char *buf, size_t cap)
+const char *cs__ag_task_label(const cs_agent_task_info *i, char *buf,
+                              size_t cap)
 {
     snprintf(buf, cap, "task '%s' (id %llu)", i->name ? i->name : "?",
              (unsigned long long)i->id);
     return buf;
 }
 
-const char *cs__wait_text(const cs_agent_task_info *i, char *buf, size_t cap)
+const char *cs__ag_wait_text(const cs_agent_task_info *i, char *buf,
+                             size_t cap)
 {
     cs_agent_task_info h;
     char who[160] = "no task";
 
     if (i->holder && cs_agent_task_get(i->holder, &h) == 0)
-        cs__task_label(&h, who, sizeof(who));
+        cs__ag_task_label(&h, who, sizeof(who));
     switch (i->wait_reason) {
     case 1:
         if (i->deadline_ns >= 0)

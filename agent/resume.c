@@ -10,7 +10,7 @@
  * libc's for the whole process, as fd_close.c's close() does; in
  * libcoscope.a they are the program's own, pulled in by its first call to
  * one): each makes the system call and, when it failed with EINTR and the
- * sample handler ran on this thread meanwhile (cs__sample_signals), makes
+ * sample handler ran on this thread meanwhile (cs__ag_sample_signals), makes
  * it again for the time that is left.  An EINTR from the program's own
  * signals is returned as without coscope.  Should one of ours and one of
  * the program's land in the same call, the call resumes (as if the
@@ -44,66 +44,67 @@
 
 #define CS__SIGSET_BYTES (_NSIG / 8) /* the kernel's sigset_t */
 
-static int64_t cs__mono(void)
+static int64_t cs__ag_mono(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static struct timespec cs__ts(int64_t ns)
+static struct timespec cs__ag_ts(int64_t ns)
 {
     if (ns < 0)
         ns = 0;
     return (struct timespec){ns / 1000000000, ns % 1000000000};
 }
 
-static int64_t cs__ts_ns(const struct timespec *ts)
+static int64_t cs__ag_ts_ns(const struct timespec *ts)
 {
     return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
 /* Time left until deadline, in whole milliseconds rounded up (a wait
  * that ends early would shorten the program's). */
-static int cs__ms_left(int64_t deadline)
+static int cs__ag_ms_left(int64_t deadline)
 {
-    int64_t left = deadline - cs__mono();
+    int64_t left = deadline - cs__ag_mono();
     return left <= 0 ? 0 : (int)((left + 999999) / 1000000);
 }
 
 /* True if the call that started when the count was `before` failed with
  * EINTR because of our signal: then it is made again. */
-static bool cs__ours(long r, unsigned before)
+static bool cs__ag_ours(long r, unsigned before)
 {
-    return r < 0 && errno == EINTR && cs__sample_signals() != before;
+    return r < 0 && errno == EINTR && cs__ag_sample_signals() != before;
 }
 
 /* ---- the blocking report of a static link with an interposer ------------- */
 
-static bool cs__watch(bool may_block)
+static bool cs__ag_watch(bool may_block)
 {
-    return may_block && cs__preload_on && cs__bt_self_is_main() &&
+    return may_block && cs__ag_preload_on && cs__ag_bt_self_is_main() &&
            cs_current_task() != NULL;
 }
 
-__thread uintptr_t cs__resume_ret __attribute__((tls_model("initial-exec")));
+__thread uintptr_t cs__ag_resume_ret
+    __attribute__((tls_model("initial-exec")));
 
-/* The body of each wrapper: expr, with cs__resume_ret set so that a
+/* The body of each wrapper: expr, with cs__ag_resume_ret set so that a
  * sample taken inside shows the call (this frame) and not our helpers. */
 #define CS__WATCHED(name, may_block, expr)                                    \
     do {                                                                      \
         const void *caller_ = __builtin_return_address(0);                    \
-        uintptr_t outer_ = cs__resume_ret;                                    \
+        uintptr_t outer_ = cs__ag_resume_ret;                                 \
         int64_t t0_ = 0;                                                      \
-        bool watch_ = cs__watch(may_block);                                   \
+        bool watch_ = cs__ag_watch(may_block);                                \
         if (watch_)                                                           \
-            t0_ = cs__mono();                                                 \
-        cs__resume_ret = (uintptr_t)caller_;                                  \
+            t0_ = cs__ag_mono();                                              \
+        cs__ag_resume_ret = (uintptr_t)caller_;                               \
         __typeof__(expr) r_ = expr;                                           \
         int e_ = errno;                                                       \
-        cs__resume_ret = outer_;                                              \
+        cs__ag_resume_ret = outer_;                                           \
         if (watch_)                                                           \
-            cs_agent_blocking_report(name, cs__mono() - t0_, caller_);        \
+            cs_agent_blocking_report(name, cs__ag_mono() - t0_, caller_);     \
         errno = e_;                                                           \
         return r_;                                                            \
     } while (0)
@@ -115,8 +116,8 @@ __thread uintptr_t cs__resume_ret __attribute__((tls_model("initial-exec")));
  * the time our handler took does not lengthen it either.  0 or an errno
  * value; *rem as the kernel gives it, for a relative sleep the program's
  * signal ended. */
-static int cs__sleep_until(clockid_t clk, int flags,
-                           const struct timespec *req, struct timespec *rem)
+static int cs__ag_sleep_until(clockid_t clk, int flags,
+                              const struct timespec *req, struct timespec *rem)
 {
     struct timespec t, r2 = {0, 0}, now;
     int64_t deadline = 0;
@@ -126,17 +127,17 @@ static int cs__sleep_until(clockid_t clk, int flags,
         return EFAULT;
     t = *req;
     if (!abs && clock_gettime(clk, &now) == 0)
-        deadline = cs__ts_ns(&now) + cs__ts_ns(req);
+        deadline = cs__ag_ts_ns(&now) + cs__ag_ts_ns(req);
     for (;;) {
-        unsigned before = cs__sample_signals();
+        unsigned before = cs__ag_sample_signals();
         long r = syscall(SYS_clock_nanosleep, clk, abs, &t, &r2);
         if (r == 0)
             return 0;
-        if (!cs__ours(r, before))
+        if (!cs__ag_ours(r, before))
             break;
         if (!abs && deadline) { /* from here: until the first deadline */
             abs = TIMER_ABSTIME;
-            t = cs__ts(deadline);
+            t = cs__ag_ts(deadline);
         } else if (!abs) {
             t = r2;
         }
@@ -145,104 +146,104 @@ static int cs__sleep_until(clockid_t clk, int flags,
     if (e == EINTR && rem && !(flags & TIMER_ABSTIME)) {
         *rem = r2;
         if (abs && clock_gettime(clk, &now) == 0) /* resumed: what is left */
-            *rem = cs__ts(deadline - cs__ts_ns(&now));
+            *rem = cs__ag_ts(deadline - cs__ag_ts_ns(&now));
     }
     return e;
 }
 
-static int cs__nanosleep(const struct timespec *req, struct timespec *rem)
+static int cs__ag_nanosleep(const struct timespec *req, struct timespec *rem)
 {
     /* Linux's nanosleep measures CLOCK_MONOTONIC */
-    int e = cs__sleep_until(CLOCK_MONOTONIC, 0, req, rem);
+    int e = cs__ag_sleep_until(CLOCK_MONOTONIC, 0, req, rem);
     return e ? (errno = e, -1) : 0;
 }
 
-static int cs__clock_nanosleep(clockid_t clk, int flags,
-                               const struct timespec *req,
-                               struct timespec *rem)
+static int cs__ag_clock_nanosleep(clockid_t clk, int flags,
+                                  const struct timespec *req,
+                                  struct timespec *rem)
 {
-    return cs__sleep_until(clk, flags, req, rem);
+    return cs__ag_sleep_until(clk, flags, req, rem);
 }
 
-static unsigned cs__sleep(unsigned s)
+static unsigned cs__ag_sleep(unsigned s)
 {
     struct timespec req = {s, 0}, rem = {0, 0};
 
-    if (cs__nanosleep(&req, &rem) == 0)
+    if (cs__ag_nanosleep(&req, &rem) == 0)
         return 0;
     return (unsigned)rem.tv_sec + (rem.tv_nsec >= 500000000); /* as glibc */
 }
 
-static int cs__usleep(useconds_t us)
+static int cs__ag_usleep(useconds_t us)
 {
     struct timespec req = {us / 1000000, (long)(us % 1000000) * 1000};
-    return cs__nanosleep(&req, NULL);
+    return cs__ag_nanosleep(&req, NULL);
 }
 
 CS_EXTERN int nanosleep(const struct timespec *req, struct timespec *rem)
 {
-    CS__WATCHED("nanosleep", true, cs__nanosleep(req, rem));
+    CS__WATCHED("nanosleep", true, cs__ag_nanosleep(req, rem));
 }
 
 CS_EXTERN int clock_nanosleep(clockid_t clk, int flags,
                               const struct timespec *req, struct timespec *rem)
 {
     CS__WATCHED("clock_nanosleep", true,
-                cs__clock_nanosleep(clk, flags, req, rem));
+                cs__ag_clock_nanosleep(clk, flags, req, rem));
 }
 
 CS_EXTERN unsigned sleep(unsigned s)
 {
-    CS__WATCHED("sleep", true, cs__sleep(s));
+    CS__WATCHED("sleep", true, cs__ag_sleep(s));
 }
 
 CS_EXTERN int usleep(useconds_t us)
 {
-    CS__WATCHED("usleep", us > 0, cs__usleep(us));
+    CS__WATCHED("usleep", us > 0, cs__ag_usleep(us));
 }
 
 /* ---- waiting for fds ----------------------------------------------------- */
 
 /* ppoll with a relative timeout (NULL: none), resumed for what is left. */
-static int cs__ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
-                     const sigset_t *mask)
+static int cs__ag_ppoll(struct pollfd *fds, nfds_t n,
+                        const struct timespec *tmo, const sigset_t *mask)
 {
-    int64_t deadline = tmo ? cs__mono() + cs__ts_ns(tmo) : 0;
+    int64_t deadline = tmo ? cs__ag_mono() + cs__ag_ts_ns(tmo) : 0;
     long r;
 
     for (;;) {
-        struct timespec left = tmo ? cs__ts(deadline - cs__mono())
+        struct timespec left = tmo ? cs__ag_ts(deadline - cs__ag_mono())
                                    : (struct timespec){0, 0};
-        unsigned before = cs__sample_signals();
+        unsigned before = cs__ag_sample_signals();
         r = syscall(SYS_ppoll, fds, n, tmo ? &left : NULL, mask,
                     mask ? CS__SIGSET_BYTES : 0);
-        if (!cs__ours(r, before))
+        if (!cs__ag_ours(r, before))
             return (int)r;
     }
 }
 
 CS_EXTERN int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
-    struct timespec tmo = cs__ts((int64_t)timeout * 1000000);
+    struct timespec tmo = cs__ag_ts((int64_t)timeout * 1000000);
     CS__WATCHED("poll", timeout != 0,
-                cs__ppoll(fds, n, timeout < 0 ? NULL : &tmo, NULL));
+                cs__ag_ppoll(fds, n, timeout < 0 ? NULL : &tmo, NULL));
 }
 
 CS_EXTERN int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
                     const sigset_t *mask)
 {
     CS__WATCHED("ppoll", !tmo || tmo->tv_sec || tmo->tv_nsec,
-                cs__ppoll(fds, n, tmo, mask));
+                cs__ag_ppoll(fds, n, tmo, mask));
 }
 
 /* pselect6 with a relative timeout (NULL: none).  On EINTR the kernel
  * leaves the sets as they were, so the same sets are waited on again;
  * tv, when given, gets the time left as Linux's select() does. */
-static int cs__pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
-                       const struct timespec *tmo, const sigset_t *mask,
-                       struct timeval *tv)
+static int cs__ag_pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+                          const struct timespec *tmo, const sigset_t *mask,
+                          struct timeval *tv)
 {
-    int64_t deadline = tmo ? cs__mono() + cs__ts_ns(tmo) : 0;
+    int64_t deadline = tmo ? cs__ag_mono() + cs__ag_ts_ns(tmo) : 0;
     struct {
         const sigset_t *ss;
         size_t len;
@@ -250,15 +251,15 @@ static int cs__pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
     long r;
 
     for (;;) {
-        struct timespec left = tmo ? cs__ts(deadline - cs__mono())
+        struct timespec left = tmo ? cs__ag_ts(deadline - cs__ag_mono())
                                    : (struct timespec){0, 0};
-        unsigned before = cs__sample_signals();
+        unsigned before = cs__ag_sample_signals();
         r = syscall(SYS_pselect6, nfds, rd, wr, ex, tmo ? &left : NULL, &data);
-        if (!cs__ours(r, before))
+        if (!cs__ag_ours(r, before))
             break;
     }
     if (tv && tmo) {
-        struct timespec left = cs__ts(deadline - cs__mono());
+        struct timespec left = cs__ag_ts(deadline - cs__ag_mono());
         int e = errno;
         tv->tv_sec = left.tv_sec;
         tv->tv_usec = left.tv_nsec / 1000;
@@ -267,46 +268,46 @@ static int cs__pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
     return (int)r;
 }
 
-static int cs__select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
-                      struct timeval *tv)
+static int cs__ag_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+                         struct timeval *tv)
 {
     struct timespec tmo;
 
     if (tv)
-        tmo = cs__ts((int64_t)tv->tv_sec * 1000000000 +
-                     (int64_t)tv->tv_usec * 1000);
-    return cs__pselect(nfds, rd, wr, ex, tv ? &tmo : NULL, NULL, tv);
+        tmo = cs__ag_ts((int64_t)tv->tv_sec * 1000000000 +
+                        (int64_t)tv->tv_usec * 1000);
+    return cs__ag_pselect(nfds, rd, wr, ex, tv ? &tmo : NULL, NULL, tv);
 }
 
 CS_EXTERN int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
                      struct timeval *tv)
 {
     CS__WATCHED("select", !tv || tv->tv_sec || tv->tv_usec,
-                cs__select(nfds, rd, wr, ex, tv));
+                cs__ag_select(nfds, rd, wr, ex, tv));
 }
 
 CS_EXTERN int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
                       const struct timespec *tmo, const sigset_t *mask)
 {
     CS__WATCHED("pselect", !tmo || tmo->tv_sec || tmo->tv_nsec,
-                cs__pselect(nfds, rd, wr, ex, tmo, mask, NULL));
+                cs__ag_pselect(nfds, rd, wr, ex, tmo, mask, NULL));
 }
 
-static int cs__epoll_pwait(int epfd, struct epoll_event *ev, int max,
-                           int timeout, const sigset_t *mask)
+static int cs__ag_epoll_pwait(int epfd, struct epoll_event *ev, int max,
+                              int timeout, const sigset_t *mask)
 {
-    int64_t deadline = cs__mono() + (int64_t)timeout * 1000000;
+    int64_t deadline = cs__ag_mono() + (int64_t)timeout * 1000000;
     int ms = timeout;
     long r;
 
     for (;;) {
-        unsigned before = cs__sample_signals();
+        unsigned before = cs__ag_sample_signals();
         r = syscall(SYS_epoll_pwait, epfd, ev, max, ms, mask,
                     CS__SIGSET_BYTES);
-        if (!cs__ours(r, before))
+        if (!cs__ag_ours(r, before))
             return (int)r;
         if (timeout > 0)
-            ms = cs__ms_left(deadline);
+            ms = cs__ag_ms_left(deadline);
     }
 }
 
@@ -314,12 +315,12 @@ CS_EXTERN int epoll_wait(int epfd, struct epoll_event *ev, int max,
                          int timeout)
 {
     CS__WATCHED("epoll_wait", timeout != 0,
-                cs__epoll_pwait(epfd, ev, max, timeout, NULL));
+                cs__ag_epoll_pwait(epfd, ev, max, timeout, NULL));
 }
 
 CS_EXTERN int epoll_pwait(int epfd, struct epoll_event *ev, int max,
                           int timeout, const sigset_t *mask)
 {
     CS__WATCHED("epoll_pwait", timeout != 0,
-                cs__epoll_pwait(epfd, ev, max, timeout, mask));
+                cs__ag_epoll_pwait(epfd, ev, max, timeout, mask));
 }

@@ -21,68 +21,68 @@
  * the program, on the report's thread; OpenSSL's atexit cleanup then runs
  * before the watchdog's (registered earlier), and a report still being
  * written when the program exits crashed it in libcrypto. */
-static const Dwfl_Callbacks cs__dwfl_callbacks = {
+static const Dwfl_Callbacks cs__ag_dwfl_callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
     .find_debuginfo = dwfl_build_id_find_debuginfo,
 };
-static Dwfl *cs__dwfl;
+static Dwfl *cs__ag_dwfl;
 
-static int cs__dwfl_report(void)
+static int cs__ag_dwfl_report(void)
 {
-    if (!cs__dwfl && !(cs__dwfl = dwfl_begin(&cs__dwfl_callbacks)))
+    if (!cs__ag_dwfl && !(cs__ag_dwfl = dwfl_begin(&cs__ag_dwfl_callbacks)))
         return -1;
-    dwfl_report_begin(cs__dwfl);
-    if (dwfl_linux_proc_report(cs__dwfl, getpid()) != 0) {
-        dwfl_report_end(cs__dwfl, NULL, NULL);
+    dwfl_report_begin(cs__ag_dwfl);
+    if (dwfl_linux_proc_report(cs__ag_dwfl, getpid()) != 0) {
+        dwfl_report_end(cs__ag_dwfl, NULL, NULL);
         return -1;
     }
-    return dwfl_report_end(cs__dwfl, NULL, NULL);
+    return dwfl_report_end(cs__ag_dwfl, NULL, NULL);
 }
 
-void cs__sym_release(void)
+void cs__ag_sym_release(void)
 {
-    if (cs__dwfl)
-        dwfl_end(cs__dwfl);
-    cs__dwfl = NULL;
+    if (cs__ag_dwfl)
+        dwfl_end(cs__ag_dwfl);
+    cs__ag_dwfl = NULL;
 }
 
-static Dwfl_Module *cs__module(Dwarf_Addr a)
+static Dwfl_Module *cs__ag_module(Dwarf_Addr a)
 {
     static bool fresh;
     Dwfl_Module *m = NULL;
 
-    if (!cs__dwfl) {
-        if (cs__dwfl_report() != 0)
+    if (!cs__ag_dwfl) {
+        if (cs__ag_dwfl_report() != 0)
             return NULL;
         fresh = true;
     }
-    m = dwfl_addrmodule(cs__dwfl, a);
-    if (!m && !fresh && cs__dwfl_report() == 0) { /* maps changed? */
+    m = dwfl_addrmodule(cs__ag_dwfl, a);
+    if (!m && !fresh && cs__ag_dwfl_report() == 0) { /* maps changed? */
         fresh = true;
-        m = dwfl_addrmodule(cs__dwfl, a);
+        m = dwfl_addrmodule(cs__ag_dwfl, a);
     }
     if (m)
         fresh = false;
     return m;
 }
 
-void cs__sym_lookup(uintptr_t ip, bool is_return, cs__sym *s)
+void cs__ag_sym_lookup(uintptr_t ip, bool is_return, cs__ag_sym *s)
 {
     Dwarf_Addr a = is_return && ip ? ip - 1 : ip, base = 0;
     Dwfl_Module *m;
     cs_symname n;
 
     memset(s, 0, sizeof(*s));
-    if (!ip || !(m = cs__module(a)))
+    if (!ip || !(m = cs__ag_module(a)))
         return;
     s->module = dwfl_module_info(m, NULL, &base, NULL, NULL, NULL, NULL, NULL);
     s->modoff = ip - base;
-    cs__symname(m, ip, is_return, &n); /* the one symboliser: symname.h */
+    cs__ag_symname(m, ip, is_return, &n); /* the one symboliser: symname.h */
     s->func = n.func;
     s->offset = n.offset;
     s->file = n.file;
     s->line = n.line;
     s->ninline = n.ninline;
-    _Static_assert(sizeof(s->inl) == sizeof(n.inl), "cs__sym.inl");
+    _Static_assert(sizeof(s->inl) == sizeof(n.inl), "cs__ag_sym.inl");
     memcpy(s->inl, n.inl, sizeof(s->inl));
 }

@@ -72,7 +72,8 @@ static void inlined_calls(Dwfl_Module *m, Dwarf_Addr a, cs_symname *out)
     free(scopes);
 }
 
-void cs__symname(Dwfl_Module *m, uint64_t ip, int is_return, cs_symname *out)
+void cs__ag_symname(Dwfl_Module *m, uint64_t ip, int is_return,
+                    cs_symname *out)
 {
     Dwarf_Addr a = is_return && ip ? ip - 1 : ip;
     GElf_Off off = 0;

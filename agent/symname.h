@@ -37,6 +37,7 @@ typedef struct cs_symname {
 /* Names ip of module m into out.  is_return says ip is a return address:
  * it is looked up at ip - 1, inside the call instruction, so that a
  * frame names the calling line and not the one after it. */
-void cs__symname(Dwfl_Module *m, uint64_t ip, int is_return, cs_symname *out);
+void cs__ag_symname(Dwfl_Module *m, uint64_t ip, int is_return,
+                    cs_symname *out);
 
 #endif

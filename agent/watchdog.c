@@ -24,7 +24,7 @@
 #define CS__WATCH_MAX 64 /* loop threads watched */
 
 /* What the watchdog knows of one loop thread. */
-struct cs__watched {
+struct cs__ag_watched {
     pid_t tid;         /* 0: unused entry */
     int64_t start_ns;  /* start of the step being watched, 0 none */
     int64_t src_start; /* the source's start_ns and seq for that step: */
@@ -34,11 +34,11 @@ struct cs__watched {
     bool wake;         /* a warning posted to the loop may wait for it:
                            look again and wake it (a signal can arrive
                            just before it goes to sleep) */
-    cs__sample sample;
+    cs__ag_sample sample;
 };
 
 static struct {
-    cs__step_source *src;
+    cs__ag_step_source *src;
     void *arg;
     pthread_t th;
     pid_t pid; /* the process the thread runs in (fork) */
@@ -49,39 +49,40 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool cv_ready;
-    struct cs__watched w[CS__WATCH_MAX];
-} cs__wd;
+    struct cs__ag_watched w[CS__WATCH_MAX];
+} cs__ag_wd;
 
-struct cs__slow {
-    const struct cs__watched *w;
+struct cs__ag_slow {
+    const struct cs__ag_watched *w;
     int64_t took_ns;
 };
 
-static void cs__slow_report(void *arg)
+static void cs__ag_slow_report(void *arg)
 {
-    struct cs__slow *s = arg;
-    cs__bt bt = s->w->sample.bt;
+    struct cs__ag_slow *s = arg;
+    cs__ag_bt bt = s->w->sample.bt;
 
-    if (!cs__report_begin(CS_WARN_SLOW_STEP,
-                          "Executing task '%s' took %.3f seconds",
-                          s->w->sample.task, (double)s->took_ns / 1e9))
+    if (!cs__ag_report_begin(CS_WARN_SLOW_STEP,
+                             "Executing task '%s' took %.3f seconds",
+                             s->w->sample.task, (double)s->took_ns / 1e9))
         return;
-    cs__report_line("task id %llu; one step held its loop (thread %d) past "
-                    "the %.0f ms threshold (COSCOPE_SLOW_MS); sampled while "
-                    "it ran:",
-                    (unsigned long long)s->w->task_id, (int)s->w->tid,
-                    (double)cs__cfg.slow_ns / 1e6);
-    cs__bt_trim_self(&bt);
-    cs__report_stack(&bt);
-    cs__report_end();
+    cs__ag_report_line(
+        "task id %llu; one step held its loop (thread %d) past "
+        "the %.0f ms threshold (COSCOPE_SLOW_MS); sampled while "
+        "it ran:",
+        (unsigned long long)s->w->task_id, (int)s->w->tid,
+        (double)cs__ag_cfg.slow_ns / 1e6);
+    cs__ag_bt_trim_self(&bt);
+    cs__ag_report_stack(&bt);
+    cs__ag_report_end();
 }
 
 /* A sample taken inside one of resume.c's calls: the stack starts at the
  * call (usleep, poll, ...) as it would with libc's, not in our helpers
  * and the system call below it. */
-static void cs__sample_trim_call(cs__sample *s)
+static void cs__ag_sample_trim_call(cs__ag_sample *s)
 {
-    cs__bt *bt = &s->bt;
+    cs__ag_bt *bt = &s->bt;
 
     for (int i = 1; s->call_ret && i < bt->n; i++) {
         if (bt->ip[i] != s->call_ret)
@@ -100,29 +101,29 @@ static void cs__sample_trim_call(cs__sample *s)
  * so that coscope metrics/report see it without waiting for the loop's
  * next event.  Not at exit (wake false): the loop has ended or is the
  * caller, and the warning is written at once. */
-static void cs__slow_trace(struct cs__watched *w, bool wake)
+static void cs__ag_slow_trace(struct cs__ag_watched *w, bool wake)
 {
-    cs__bt bt = w->sample.bt;
+    cs__ag_bt bt = w->sample.bt;
     uint64_t id = w->task_id ? w->task_id : w->sample.task_id;
 
-    cs__bt_trim_self(&bt);
+    cs__ag_bt_trim_self(&bt);
     int r = cs_agent_trace_warning_to(w->tid, CS_WARN_SLOW_STEP, id, bt.ip,
                                       (size_t)bt.n);
     if (r >= 0 && wake) /* posted: look until it is written */
         w->wake = true;
     if (r == 1 && wake)
-        cs__sample_wake(w->tid);
+        cs__ag_sample_wake(w->tid);
 }
 
-static struct cs__watched *cs__watched_for(pid_t tid)
+static struct cs__ag_watched *cs__ag_watched_for(pid_t tid)
 {
-    struct cs__watched *free_w = NULL;
+    struct cs__ag_watched *free_w = NULL;
 
     for (int k = 0; k < CS__WATCH_MAX; k++) {
-        if (cs__wd.w[k].tid == tid)
-            return &cs__wd.w[k];
-        if (!cs__wd.w[k].tid && !free_w)
-            free_w = &cs__wd.w[k];
+        if (cs__ag_wd.w[k].tid == tid)
+            return &cs__ag_wd.w[k];
+        if (!cs__ag_wd.w[k].tid && !free_w)
+            free_w = &cs__ag_wd.w[k];
     }
     if (free_w) {
         memset(free_w, 0, sizeof(*free_w));
@@ -132,9 +133,9 @@ static struct cs__watched *cs__watched_for(pid_t tid)
 }
 
 /* One step of one loop thread, as seen at `now`. */
-static void cs__watch_step(const cs__step *st, int64_t now)
+static void cs__ag_watch_step(const cs__ag_step *st, int64_t now)
 {
-    struct cs__watched *w = cs__watched_for(st->tid);
+    struct cs__ag_watched *w = cs__ag_watched_for(st->tid);
 
     if (!w)
         return;
@@ -142,14 +143,14 @@ static void cs__watch_step(const cs__step *st, int64_t now)
         int r = cs_agent_trace_warning_to(st->tid, 0, 0, NULL, 0);
         w->wake = r != 0;
         if (r == 1)
-            cs__sample_wake(st->tid);
+            cs__ag_sample_wake(st->tid);
     }
     if (w->start_ns &&
         (w->src_start != st->start_ns || w->src_seq != st->seq)) { /* ended */
         if (w->sampled) {
-            struct cs__slow s = {w, now - w->start_ns};
-            cs__slow_trace(w, true);
-            cs__report_offstack(CS_WARN_SLOW_STEP, cs__slow_report, &s);
+            struct cs__ag_slow s = {w, now - w->start_ns};
+            cs__ag_slow_trace(w, true);
+            cs__ag_report_offstack(CS_WARN_SLOW_STEP, cs__ag_slow_report, &s);
         }
         w->start_ns = 0;
         w->sampled = false;
@@ -164,11 +165,11 @@ static void cs__watch_step(const cs__step *st, int64_t now)
         w->src_seq = st->seq;
         w->task_id = st->task_id;
     }
-    if (!w->sampled && now - w->start_ns >= cs__cfg.slow_ns &&
-        cs__sample_thread(st->tid, &w->sample, 100) == 0 &&
+    if (!w->sampled && now - w->start_ns >= cs__ag_cfg.slow_ns &&
+        cs__ag_sample_thread(st->tid, &w->sample, 100) == 0 &&
         (w->sample.task_id == st->task_id || !st->task_id)) {
         w->sampled = true;
-        cs__sample_trim_call(&w->sample);
+        cs__ag_sample_trim_call(&w->sample);
     }
 }
 
@@ -182,118 +183,119 @@ static void cs__watch_step(const cs__step *st, int64_t now)
  * second by default), not one per period: on a VM each wake-up is tens of
  * microseconds of CPU.
  */
-static int64_t cs__next_look(const cs__step *steps, size_t n, int64_t now,
-                             int64_t period)
+static int64_t cs__ag_next_look(const cs__ag_step *steps, size_t n,
+                                int64_t now, int64_t period)
 {
-    int64_t next = now + cs__cfg.slow_ns;
+    int64_t next = now + cs__ag_cfg.slow_ns;
 
     if (n == 0)
         return now + period;
     for (size_t k = 0; k < n; k++) {
-        const struct cs__watched *w = cs__watched_for(steps[k].tid);
+        const struct cs__ag_watched *w = cs__ag_watched_for(steps[k].tid);
         /* sampled: time its end; begun in a yield batch (seq): look
          * again soon, its start is only known to within a look */
         if (!w || w->sampled || w->wake || steps[k].seq)
             return now + period;
-        if (w->start_ns && w->start_ns + cs__cfg.slow_ns < next)
-            next = w->start_ns + cs__cfg.slow_ns;
+        if (w->start_ns && w->start_ns + cs__ag_cfg.slow_ns < next)
+            next = w->start_ns + cs__ag_cfg.slow_ns;
     }
     return next - now < period / 10 ? now + period / 10 : next;
 }
 
-static void *cs__watchdog_main(void *arg)
+static void *cs__ag_watchdog_main(void *arg)
 {
-    cs__step steps[CS__WATCH_MAX];
-    int64_t period = cs__cfg.slow_ns / 4 < 10000000 ? cs__cfg.slow_ns / 4
-                                                    : 10000000;
+    cs__ag_step steps[CS__WATCH_MAX];
+    int64_t period = cs__ag_cfg.slow_ns / 4 < 10000000 ? cs__ag_cfg.slow_ns / 4
+                                                       : 10000000;
 
     (void)arg;
     if (period < 1000000)
         period = 1000000;
-    while (!__atomic_load_n(&cs__wd.stop, __ATOMIC_ACQUIRE)) {
-        size_t n = cs__wd.src(steps, CS__WATCH_MAX, cs__wd.arg);
+    while (!__atomic_load_n(&cs__ag_wd.stop, __ATOMIC_ACQUIRE)) {
+        size_t n = cs__ag_wd.src(steps, CS__WATCH_MAX, cs__ag_wd.arg);
         int64_t now = cs_now_ns();
         for (size_t k = 0; k < n; k++)
-            cs__watch_step(&steps[k], now);
-        int64_t until = cs__next_look(steps, n, now, period);
+            cs__ag_watch_step(&steps[k], now);
+        int64_t until = cs__ag_next_look(steps, n, now, period);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts); /* the cv's clock */
         until += (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - now;
         ts.tv_sec = until / 1000000000;
         ts.tv_nsec = until % 1000000000;
-        pthread_mutex_lock(&cs__wd.mu);
-        while (!__atomic_load_n(&cs__wd.stop, __ATOMIC_ACQUIRE) &&
-               pthread_cond_timedwait(&cs__wd.cv, &cs__wd.mu, &ts) == 0)
+        pthread_mutex_lock(&cs__ag_wd.mu);
+        while (!__atomic_load_n(&cs__ag_wd.stop, __ATOMIC_ACQUIRE) &&
+               pthread_cond_timedwait(&cs__ag_wd.cv, &cs__ag_wd.mu, &ts) == 0)
             ;
-        pthread_mutex_unlock(&cs__wd.mu);
+        pthread_mutex_unlock(&cs__ag_wd.mu);
     }
     return NULL;
 }
 
-int cs__watchdog_start(cs__step_source *src, void *arg)
+int cs__ag_watchdog_start(cs__ag_step_source *src, void *arg)
 {
-    if (cs__wd.running || !src || !cs__reporting(CS_WARN_SLOW_STEP))
+    if (cs__ag_wd.running || !src || !cs__ag_reporting(CS_WARN_SLOW_STEP))
         return 0;
-    cs__wd.src = src;
-    cs__wd.arg = arg;
-    __atomic_store_n(&cs__wd.stop, 0, __ATOMIC_RELEASE);
-    if (!cs__wd.cv_ready) {
+    cs__ag_wd.src = src;
+    cs__ag_wd.arg = arg;
+    __atomic_store_n(&cs__ag_wd.stop, 0, __ATOMIC_RELEASE);
+    if (!cs__ag_wd.cv_ready) {
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&cs__wd.cv, &ca);
+        pthread_cond_init(&cs__ag_wd.cv, &ca);
         pthread_condattr_destroy(&ca);
-        pthread_mutex_init(&cs__wd.mu, NULL);
-        cs__wd.cv_ready = true;
+        pthread_mutex_init(&cs__ag_wd.mu, NULL);
+        cs__ag_wd.cv_ready = true;
     }
-    if (cs__tr_thread_start(&cs__wd.th, NULL, cs__watchdog_main, NULL) != 0)
+    if (cs__tr_thread_start(&cs__ag_wd.th, NULL, cs__ag_watchdog_main, NULL) !=
+        0)
         return CS_ENOMEM;
     /* what top -H, gdb and bench/agent_cost.sh show for it */
-    pthread_setname_np(cs__wd.th, "coscope-watch");
-    cs__wd.running = true;
-    cs__wd.pid = getpid();
+    pthread_setname_np(cs__ag_wd.th, "coscope-watch");
+    cs__ag_wd.running = true;
+    cs__ag_wd.pid = getpid();
     static int registered;
     if (!registered++)
-        atexit(cs__watchdog_exit);
+        atexit(cs__ag_watchdog_exit);
     return 0;
 }
 
 /* Ends the thread; false if there is none here (a forked child has the
  * parent's state but not its thread). */
-static bool cs__watchdog_join(void)
+static bool cs__ag_watchdog_join(void)
 {
-    if (!cs__wd.running || cs__wd.pid != getpid())
+    if (!cs__ag_wd.running || cs__ag_wd.pid != getpid())
         return false;
-    pthread_mutex_lock(&cs__wd.mu);
-    __atomic_store_n(&cs__wd.stop, 1, __ATOMIC_RELEASE);
-    pthread_cond_signal(&cs__wd.cv);
-    pthread_mutex_unlock(&cs__wd.mu);
-    pthread_join(cs__wd.th, NULL);
-    cs__wd.running = false;
+    pthread_mutex_lock(&cs__ag_wd.mu);
+    __atomic_store_n(&cs__ag_wd.stop, 1, __ATOMIC_RELEASE);
+    pthread_cond_signal(&cs__ag_wd.cv);
+    pthread_mutex_unlock(&cs__ag_wd.mu);
+    pthread_join(cs__ag_wd.th, NULL);
+    cs__ag_wd.running = false;
     return true;
 }
 
-void cs__watchdog_stop(void)
+void cs__ag_watchdog_stop(void)
 {
-    if (cs__watchdog_join())
-        memset(cs__wd.w, 0, sizeof(cs__wd.w));
+    if (cs__ag_watchdog_join())
+        memset(cs__ag_wd.w, 0, sizeof(cs__ag_wd.w));
 }
 
 /* At exit the watchdog will not look again: a slow step it has sampled,
  * which ended since its last look (or still runs, if a task called exit),
  * is reported now instead of lost with the process. */
-void cs__watchdog_exit(void)
+void cs__ag_watchdog_exit(void)
 {
-    if (!cs__watchdog_join())
+    if (!cs__ag_watchdog_join())
         return;
     int64_t now = cs_now_ns();
     for (int k = 0; k < CS__WATCH_MAX; k++) {
-        struct cs__watched *w = &cs__wd.w[k];
+        struct cs__ag_watched *w = &cs__ag_wd.w[k];
         if (w->tid && w->start_ns && w->sampled) {
-            struct cs__slow s = {w, now - w->start_ns};
-            cs__slow_trace(w, false);
-            cs__report_offstack(CS_WARN_SLOW_STEP, cs__slow_report, &s);
+            struct cs__ag_slow s = {w, now - w->start_ns};
+            cs__ag_slow_trace(w, false);
+            cs__ag_report_offstack(CS_WARN_SLOW_STEP, cs__ag_slow_report, &s);
         }
     }
-    memset(cs__wd.w, 0, sizeof(cs__wd.w));
+    memset(cs__ag_wd.w, 0, sizeof(cs__ag_wd.w));
 }

@@ -30,7 +30,7 @@ const char cmd_tasks_usage[] =
     "                      saved registers with process_vm_readv (needs the\n"
     "                      rights of ptrace: same user, or CAP_SYS_PTRACE),\n"
     "                      without coscope's own frames at either end\n"
-    "    --runtime-frames  with --stacks: show those too (cs__wait,\n"
+    "    --runtime-frames  with --stacks: show those too (cs__ag_wait,\n"
     "                      cs__task_entry, cs__trampoline...)\n"
     "    -h, --help        show this help\n"
     "\n"
@@ -70,7 +70,7 @@ static int is_runtime(const struct cli_frame *f)
 }
 
 /* The frames shown of r's stack, [*lo, *hi): without the runtime's own at
- * either end (the suspension, cs__wait and the API call that led to it;
+ * either end (the suspension, cs__ag_wait and the API call that led to it;
  * the task's entry and trampoline), unless --runtime-frames, or when all
  * are the runtime's. */
 static void shown(const struct cli_task *r, int *lo, int *hi)

@@ -258,7 +258,7 @@ int cli_symbolize_all(struct cli_symbols *s, uint64_t ip, int is_return,
         return 1;
     }
     cs_symname n;
-    cs__symname(m, ip, is_return, &n); /* the agent's symboliser too */
+    cs__ag_symname(m, ip, is_return, &n); /* the agent's symboliser too */
     int k = 0;
     for (int j = 0; j < n.ninline && k < cap - 1; j++, k++) {
         out[k] = outer;

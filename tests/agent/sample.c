@@ -35,33 +35,33 @@ static void *spinner(void *arg)
 int main(void)
 {
     pthread_t th;
-    cs__sample s;
+    cs__ag_sample s;
     int found = 0, r;
 
     pthread_create(&th, NULL, spinner, NULL);
     while (!__atomic_load_n(&spinner_tid, __ATOMIC_ACQUIRE))
         usleep(100);
-    r = cs__sample_thread(spinner_tid, &s, 1000);
+    r = cs__ag_sample_thread(spinner_tid, &s, 1000);
     __atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
     pthread_join(th, NULL);
     if (r != 0) {
-        fprintf(stderr, "sample: cs__sample_thread: %s\n", strerror(-r));
+        fprintf(stderr, "sample: cs__ag_sample_thread: %s\n", strerror(-r));
         return 1;
     }
     for (int i = 0; i < s.bt.n; i++) {
-        cs__sym sym;
-        cs__sym_lookup(s.bt.ip[i], i > 0 || !s.bt.exact0, &sym);
+        cs__ag_sym sym;
+        cs__ag_sym_lookup(s.bt.ip[i], i > 0 || !s.bt.exact0, &sym);
         printf("#%d %s\n", i, sym.func ? sym.func : "?");
         found |= sym.func && strcmp(sym.func, "spin_in_here") == 0;
     }
-    cs__sym_release();
+    cs__ag_sym_release();
     if (!found || s.task_id != 0) {
         fprintf(stderr, "sample: spin_in_here not in the stack (task %llu)\n",
                 (unsigned long long)s.task_id);
         return 1;
     }
     /* the thread has ended: no such thread, or no answer */
-    r = cs__sample_thread(spinner_tid, &s, 50);
+    r = cs__ag_sample_thread(spinner_tid, &s, 50);
     if (r != -ESRCH && r != -ETIMEDOUT) {
         fprintf(stderr, "sample: a gone thread answered (%d)\n", r);
         return 1;

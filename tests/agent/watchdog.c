@@ -18,7 +18,7 @@ static int at_exit; /* argv[1] "exit": end right after the long step */
 static volatile int64_t step_start;
 static volatile uint64_t step_task;
 
-static size_t by_hand(cs__step *out, size_t cap, void *arg)
+static size_t by_hand(cs__ag_step *out, size_t cap, void *arg)
 {
     (void)arg;
     if (!loop_tid || cap < 1)
@@ -63,11 +63,11 @@ int main(int argc, char **argv)
 {
     at_exit = argc > 1 && strcmp(argv[1], "exit") == 0;
     loop_tid = (pid_t)syscall(SYS_gettid);
-    if (cs__watchdog_start(by_hand, NULL) != 0)
+    if (cs__ag_watchdog_start(by_hand, NULL) != 0)
         return 1;
     int r = cs_run(amain, NULL, NULL);
     if (!at_exit)
-        cs__watchdog_stop();
+        cs__ag_watchdog_stop();
     printf("watchdog: done\n");
     return r == 0 ? 0 : 1;
 }
