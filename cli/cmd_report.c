@@ -264,6 +264,15 @@ static void print_loops(struct report *r)
     }
 }
 
+static void print_py_line(void *arg, int k, const char *line)
+{
+    (void)arg;
+    if (k < 0)
+        printf("      %s\n", line);
+    else
+        printf("      #%-2d %s\n", k, line);
+}
+
 static void print_warnings(struct report *r)
 {
     char n[256];
@@ -302,16 +311,8 @@ static void print_warnings(struct report *r)
         }
         putchar('\n');
         if (py) { /* headline, then a frame a line */
-            char text[CS_STRING_MAX + 1];
-            char *save = NULL, *ln;
-            if (cs_trace_string(r->t, w->stack & ~CLI_TL_PYSTACK, text,
-                                sizeof text) < 0)
-                continue;
-            ln = strtok_r(text, "\n", &save);
-            if (ln)
-                printf("      %s\n", cli_sanitize(ln));
-            for (int k = 0; (ln = strtok_r(NULL, "\n", &save)) != NULL; k++)
-                printf("      #%-2d %s\n", k, cli_sanitize(ln));
+            cli_py_stack_lines(r->t, w->stack & ~CLI_TL_PYSTACK, print_py_line,
+                               NULL);
             continue;
         }
         for (int k = 0; k < d; k++) {

@@ -451,28 +451,57 @@ void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
     }
 }
 
+int cli_py_stack_lines(cs_trace *t, uint32_t id,
+                       void (*fn)(void *arg, int k, const char *line),
+                       void *arg)
+{
+    char text[CS_STRING_MAX + 1];
+    if (cs_trace_string(t, id, text, sizeof text) < 0)
+        return -1;
+    char *save = NULL, *ln = strtok_r(text, "\n", &save);
+    int k = 0;
+    if (ln)
+        fn(arg, -1, cli_sanitize(ln));
+    for (; (ln = strtok_r(NULL, "\n", &save)) != NULL; k++)
+        fn(arg, k, cli_sanitize(ln));
+    return k;
+}
+
+struct py_frames {
+    char **v; /* CS_STACK_MAX slots */
+    int n;    /* frames kept */
+    int err;  /* -ENOMEM once a strdup failed */
+};
+
+static void py_frame(void *arg, int k, const char *ln)
+{
+    struct py_frames *p = arg;
+    if (k < 0 || p->err || p->n >= CS_STACK_MAX)
+        return; /* the headline is the warning's, not a frame */
+    char line[CS_STRING_MAX + 16];
+    snprintf(line, sizeof line, "#%-2d %s", k, ln);
+    if ((p->v[p->n] = strdup(line)) == NULL)
+        p->err = -ENOMEM;
+    else
+        p->n++;
+}
+
 /* A Python stack: the string's lines after its first (the headline). */
 static int py_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
 {
-    char text[CS_STRING_MAX + 1];
-    if (cs_trace_string(tl->t, id, text, sizeof text) < 0)
-        return 0;
-    char **v = calloc(CS_STACK_MAX, sizeof *v);
-    int d = 0;
-    if (v == NULL)
+    struct py_frames p = {calloc(CS_STACK_MAX, sizeof(char *)), 0, 0};
+    if (p.v == NULL)
         return -ENOMEM;
-    char *save = NULL, *ln = strtok_r(text, "\n", &save);
-    while ((ln = strtok_r(NULL, "\n", &save)) != NULL && d < CS_STACK_MAX) {
-        char line[CS_STRING_MAX + 16];
-        snprintf(line, sizeof line, "#%-2d %s", d, cli_sanitize(ln));
-        if ((v[d] = strdup(line)) == NULL) {
-            cli_tl_stack_free(v, d);
-            return -ENOMEM;
-        }
-        d++;
+    if (cli_py_stack_lines(tl->t, id, py_frame, &p) < 0) {
+        free(p.v);
+        return 0;
     }
-    *frames = v;
-    return d;
+    if (p.err) {
+        cli_tl_stack_free(p.v, p.n);
+        return p.err;
+    }
+    *frames = p.v;
+    return p.n;
 }
 
 int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames)

@@ -118,6 +118,12 @@ void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
  * through the file's module table); returns the depth (0 none) or
  * -ENOMEM. */
 int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames);
+/* Splits Python stack string id of t (a headline, then a frame a line):
+ * fn(arg, -1, headline), then fn(arg, k, frame) for k = 0, 1, ...; lines
+ * sanitized for a terminal.  The frame count, or -1 if id is no string. */
+int cli_py_stack_lines(cs_trace *t, uint32_t id,
+                       void (*fn)(void *arg, int k, const char *line),
+                       void *arg);
 void cli_tl_stack_free(char **frames, int n);
 
 /* Chrome Trace Event Format JSON (cmd_export.c). */
