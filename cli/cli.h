@@ -92,6 +92,13 @@ struct option;
  * longopts include 'h'/"help" ("+" first: stop at the first operand). */
 int cli_getopt(int argc, char **argv, const char *shortopts,
                const struct option *longopts);
+/* The end of every command's longopts: --help (-h), then the terminator
+ * (the command file includes <getopt.h>). */
+#define CLI_OPTS_END                                                          \
+    {"help", no_argument, NULL, 'h'},                                         \
+    {                                                                         \
+        NULL, 0, NULL, 0                                                      \
+    }
 /* What a command returns when cli_getopt returned c < 0. */
 int cli_getopt_status(int c);
 

@@ -133,8 +133,7 @@ int cmd_check(int argc, char **argv)
         {"preload", no_argument, NULL, 'p'},
         {"no-preload", no_argument, NULL, 'n'},
         {"allow-untraced", no_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     unsigned fail_mask = CS_REPORT_ALL;
     int c, fmt = FMT_TEXT, preload = 1, allow_untraced = 0;

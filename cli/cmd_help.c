@@ -15,8 +15,7 @@ const char cmd_help_usage[] =
 int cmd_help(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int c = cli_getopt(argc, argv, "h", opts);
     if (c != 0)

@@ -314,8 +314,7 @@ int cmd_metrics(int argc, char **argv)
         {"interval", required_argument, NULL, 'i'},
         {"once", no_argument, NULL, '1'},
         {"openmetrics", no_argument, NULL, 'O'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     const char *listen_spec = NULL, *textfile = NULL;
     double interval = 15;

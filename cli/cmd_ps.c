@@ -224,8 +224,7 @@ int cmd_ps(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"clean", no_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int clean = 0, c;
     struct cli_setup s;

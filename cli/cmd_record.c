@@ -185,8 +185,7 @@ int cmd_record(int argc, char **argv)
         {"duration", required_argument, NULL, 'd'},
         {"preload", no_argument, NULL, 'p'},
         {"no-preload", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     const char *path = NULL, *pid_arg = NULL;
     double duration = 0;

@@ -393,8 +393,7 @@ int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"partial", no_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int c, partial = 0;
     struct cli_setup s;

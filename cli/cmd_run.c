@@ -32,8 +32,7 @@ int cmd_run(int argc, char **argv)
     static const struct option opts[] = {
         {"preload", no_argument, NULL, 'p'},
         {"no-preload", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int c, preload = 1;
     struct cli_setup s;

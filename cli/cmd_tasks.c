@@ -394,8 +394,7 @@ static int parse_args(struct cli_taskset *x, enum tasks_format *format,
         {"format", required_argument, NULL, 'f'},
         {"stacks", no_argument, NULL, 's'},
         {"runtime-frames", no_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int c;
     struct cli_setup s;

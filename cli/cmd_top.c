@@ -553,8 +553,7 @@ static int parse_args(struct top *p, int argc, char **argv)
         {"sort", required_argument, NULL, 'o'},
         {"filter", required_argument, NULL, 'F'},
         {"iterations", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     static const char *sorts[] = {"run", "steps", "wait", "name", "id"};
     int c;

@@ -403,8 +403,7 @@ int cmd_view(int argc, char **argv)
         {"partial", no_argument, NULL, 'P'},
         {"from", required_argument, NULL, 'f'},
         {"max-steps", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     const char *html = NULL;
     int c, port = 0, partial = 0;

@@ -424,8 +424,7 @@ static int parse_args(struct watch *w, int argc, char **argv)
         {"format", required_argument, NULL, 'f'},
         {"all", no_argument, NULL, 'a'},
         {"iterations", no_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int c;
     struct cli_setup s;
