@@ -119,6 +119,10 @@ int cli_setup(int argc, char **argv, struct cli_setup *s);
 int cli_preload_lib(const char *cmd, int preload, const char **lib);
 
 /* ---- common.c ----------------------------------------------------------- */
+/* Reads an HTTP request head from socket fd into buf (NUL-terminated), up
+ * to its blank line: its length, or -1 (closed, too long, or nothing for
+ * timeout_ms, if timeout_ms >= 0). */
+int cli_http_read_head(int fd, char *buf, size_t cap, int timeout_ms);
 
 /* Prints "coscope: <message>" on stderr and returns CLI_ERROR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

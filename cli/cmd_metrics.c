@@ -211,27 +211,6 @@ static void respond(int fd, const char *status, const char *type,
         send_all(fd, body, len);
 }
 
-/* Reads the request head (up to the blank line); its length, or -1. */
-static ssize_t read_head(int fd, char *buf, size_t cap)
-{
-    size_t got = 0;
-    while (got + 1 < cap) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, METRICS_IO_MS) <= 0)
-            return -1;
-        ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-        buf[got] = '\0';
-        if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
-            return (ssize_t)got;
-    }
-    return -1;
-}
-
 /* Does the Accept header of the request head ask for OpenMetrics? */
 static int wants_openmetrics(const char *head)
 {
@@ -252,7 +231,7 @@ static void serve_one(struct cli_metrics *m, int fd)
     char req[METRICS_REQ_MAX];
     struct timeval tv = {METRICS_IO_MS / 1000, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (read_head(fd, req, sizeof req) < 0)
+    if (cli_http_read_head(fd, req, sizeof req, METRICS_IO_MS) < 0)
         return;
     char method[8] = "", path[256] = "";
     if (sscanf(req, "%7s %255s", method, path) != 2)
