@@ -567,45 +567,42 @@ const char *cs__ag_wait_text(const cs_agent_task_info *i, char *buf,
 
     if (i->holder && cs_agent_task_get(i->holder, &h) == 0)
         cs__ag_task_label(&h, who, sizeof(who));
-    switch (i->wait_reason) {
-    case 1:
-        if (i->deadline_ns >= 0)
-            snprintf(buf, cap, "sleeps (%.3f s left)",
-                     (double)(i->deadline_ns - cs_now_ns()) / 1e9);
-        else
-            snprintf(buf, cap, "sleeps");
-        break;
-    case 2:
-        snprintf(buf, cap, "awaits %s", who);
-        break;
-    case 3:
-        snprintf(buf, cap, "waits for lock %p held by %s", i->wait_obj, who);
-        break;
-    case 4:
-        snprintf(buf, cap, "waits for event %p", i->wait_obj);
-        break;
-    case 5:
-        snprintf(buf, cap, "waits for semaphore %p", i->wait_obj);
-        break;
-    case 6:
-        snprintf(buf, cap, "waits to put into full queue %p", i->wait_obj);
-        break;
-    case 7:
-        snprintf(buf, cap, "waits to get from empty queue %p", i->wait_obj);
-        break;
-    case 8:
-        snprintf(buf, cap, "waits for fd %d to be readable", i->wait_fd);
-        break;
-    case 9:
-        snprintf(buf, cap, "waits for fd %d to be writable", i->wait_fd);
-        break;
-    case 10:
-        snprintf(buf, cap, "waits for a cs_to_thread call");
-        break;
-    default:
+    /* A sentence per wait reason (CS_WAIT_*), by what it names: the
+     * awaited or holding task, the object waited on, or the fd. */
+    static const struct {
+        const char *fmt;
+        char arg; /* 't' task, 'o' object, 'l' object and task, 'f' fd */
+    } said[] = {
+        [2] = {"awaits %s", 't'},
+        [3] = {"waits for lock %p held by %s", 'l'},
+        [4] = {"waits for event %p", 'o'},
+        [5] = {"waits for semaphore %p", 'o'},
+        [6] = {"waits to put into full queue %p", 'o'},
+        [7] = {"waits to get from empty queue %p", 'o'},
+        [8] = {"waits for fd %d to be readable", 'f'},
+        [9] = {"waits for fd %d to be writable", 'f'},
+        [10] = {"waits for a cs_to_thread call", 0},
+    };
+    unsigned r = (unsigned)i->wait_reason;
+    const char *fmt = r < sizeof said / sizeof said[0] ? said[r].fmt : NULL;
+    if (r == 1 && i->deadline_ns >= 0)
+        snprintf(buf, cap, "sleeps (%.3f s left)",
+                 (double)(i->deadline_ns - cs_now_ns()) / 1e9);
+    else if (r == 1)
+        snprintf(buf, cap, "sleeps");
+    else if (fmt == NULL)
         snprintf(buf, cap, "%s",
                  i->state == CS_AGENT_READY ? "is ready to run"
                                             : "is not waiting");
-    }
+    else if (said[r].arg == 't')
+        snprintf(buf, cap, fmt, who);
+    else if (said[r].arg == 'l')
+        snprintf(buf, cap, fmt, i->wait_obj, who);
+    else if (said[r].arg == 'o')
+        snprintf(buf, cap, fmt, i->wait_obj);
+    else if (said[r].arg == 'f')
+        snprintf(buf, cap, fmt, i->wait_fd);
+    else
+        snprintf(buf, cap, "%s", fmt);
     return buf;
 }
