@@ -72,18 +72,26 @@ static int add_table(cs_trace *t, uint8_t **tab, uint64_t *len,
     return 0;
 }
 
+/* v (n entries of elem bytes) grown by chunk c's entries, copied from
+ * t->scratch, and one spare; NULL (v untouched) when out of memory. */
+static void *append_scratch(const cs_trace *t, void *v, size_t n, size_t elem,
+                            const cs_chunk_header *c)
+{
+    char *p = realloc(v, (n + c->count + 1) * elem);
+    if (p != NULL && c->length > 0)
+        memcpy(p + n * elem, t->scratch, c->length);
+    return p;
+}
+
 static int add_tasks(cs_trace *t, const cs_chunk_header *c)
 {
     if ((uint64_t)c->count * sizeof(cs_task_slot) != c->length)
         return CS__CORRUPT(t, "task chunk length and count disagree");
     if ((uint64_t)t->ntasks + c->count > CS_TASK_SLOTS_MAX)
         return CS__CORRUPT(t, "too many tasks");
-    cs_task_slot *p =
-        realloc(t->tasks, ((size_t)t->ntasks + c->count + 1) * sizeof *p);
+    cs_task_slot *p = append_scratch(t, t->tasks, t->ntasks, sizeof *p, c);
     if (p == NULL)
         return -ENOMEM;
-    if (c->length > 0)
-        memcpy(p + t->ntasks, t->scratch, c->length);
     t->tasks = p;
     t->ntasks += c->count;
     return 0;
@@ -103,12 +111,9 @@ static int add_modules(cs_trace *t, const cs_chunk_header *c)
     for (uint32_t i = 0; i < c->count; i++)
         if (!cs__tr_module_ok(&m[i]))
             return CS__CORRUPT(t, "bad module entry");
-    cs_module *p =
-        realloc(t->modules, ((size_t)t->nmodules + c->count + 1) * sizeof *p);
+    cs_module *p = append_scratch(t, t->modules, t->nmodules, sizeof *p, c);
     if (p == NULL)
         return -ENOMEM;
-    if (c->length > 0)
-        memcpy(p + t->nmodules, t->scratch, c->length);
     t->modules = p;
     t->nmodules += c->count;
     return 0;
