@@ -186,6 +186,22 @@ uint64_t cs__tr_stack_entry_size(const uint8_t *table, uint64_t size,
     return entry_size(table, size, off, 8, CS_STACK_MAX, 8);
 }
 
+uint64_t cs__tr_table_committed(unsigned kind, const uint8_t *table,
+                                uint64_t size, uint64_t used, uint64_t done)
+{
+    uint64_t end = used < size ? used : size;
+    uint64_t pos = done < CS_TABLE_FIRST ? CS_TABLE_FIRST : done;
+    while (pos < end) {
+        uint64_t sz = kind == CS_CHUNK_STRINGS
+                          ? cs__tr_string_entry_size(table, end, pos)
+                          : cs__tr_stack_entry_size(table, end, pos);
+        if (sz == 0)
+            break;
+        pos += sz;
+    }
+    return pos > end ? end : pos;
+}
+
 static uint32_t fnv1a(const char *s, size_t n)
 {
     uint32_t h = 2166136261u;
