@@ -9,26 +9,16 @@
 
 static void xml_str(FILE *f, const char *s)
 {
+    static const char *const esc[256] = {
+        ['&'] = "&amp;",  ['<'] = "&lt;",    ['>'] = "&gt;",
+        ['"'] = "&quot;", ['\''] = "&apos;",
+    };
     for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&apos;", f);
-            break;
-        default:
+        const char *e = esc[(unsigned char)*s];
+        if (e != NULL)
+            fputs(e, f);
+        else
             fputc(*s, f);
-        }
     }
 }
 

@@ -18,15 +18,22 @@
 
 #include "cli.h"
 
+/* One line on stderr, "coscope: <prefix><message>", after what stdout
+ * holds so far. */
+static void say(const char *prefix, const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fprintf(stderr, "coscope: %s", prefix);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("coscope: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say("", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return CLI_ERROR;
 }
 
@@ -109,12 +116,9 @@ int cli_open_trace_file(const char *path, int partial, cs_trace **out,
 void cli_warn(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("coscope: warning: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say("warning: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 volatile sig_atomic_t cli_stop_requested;
