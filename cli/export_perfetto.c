@@ -346,23 +346,6 @@ static void write_tracks(struct pf *p)
 
 /* ---- flows -------------------------------------------------------------- */
 
-/* The last step of task k that ended at or before ns, or -1. */
-static long last_step_before(struct cli_timeline *tl, long k, uint64_t ns)
-{
-    const struct cli_tl_task *t = &tl->tasks[k];
-    long best = -1;
-    for (long lo = t->first, hi = (long)t->first + t->nsteps; lo < hi;) {
-        long mid = (lo + hi) / 2;
-        if (tl->steps[mid].end <= ns) {
-            best = mid;
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return best;
-}
-
 /* Links each resumed step to the step that let it run: the end of a task
  * it awaited, or the lock holder's step that released the lock. */
 static int find_flows(struct pf *p)
@@ -384,7 +367,7 @@ static int find_flows(struct pf *p)
             long from = cli_tl_task_index(tl, from_id);
             if (from < 0)
                 continue;
-            long src = last_step_before(tl, from, tl->steps[i + 1].start);
+            long src = cli_tl_last_step(tl, from, tl->steps[i + 1].start, 1);
             /* a slice starts one flow (and may end one) */
             if (src < 0 || p->flow_out[src] || p->flow_in[i + 1] ||
                 tl->steps[src].end < s->end)

@@ -266,17 +266,7 @@ static void sample(struct pprof *p, const uint64_t *locs, int nlocs,
 /* The step of task k that was running at ns, or -1. */
 static long step_at(struct cli_timeline *tl, long k, uint64_t ns)
 {
-    const struct cli_tl_task *t = &tl->tasks[k];
-    long lo = t->first, hi = (long)t->first + t->nsteps, best = -1;
-    while (lo < hi) { /* last step starting at or before ns */
-        long mid = (lo + hi) / 2;
-        if (tl->steps[mid].start <= ns) {
-            best = mid;
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
+    long best = cli_tl_last_step(tl, k, ns, 0);
     return best >= 0 && tl->steps[best].end >= ns ? best : -1;
 }
 

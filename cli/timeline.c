@@ -623,3 +623,21 @@ int cli_tl_window(struct cli_timeline *tl, uint64_t from_rel, size_t max)
     tl->windowed = 1;
     return 0;
 }
+
+long cli_tl_last_step(const struct cli_timeline *tl, long k, uint64_t ns,
+                      int by_end)
+{
+    const struct cli_tl_task *t = &tl->tasks[k];
+    long best = -1;
+    for (long lo = t->first, hi = (long)t->first + t->nsteps; lo < hi;) {
+        long mid = (lo + hi) / 2;
+        const struct cli_tl_step *st = &tl->steps[mid];
+        if ((by_end ? st->end : st->start) <= ns) {
+            best = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return best;
+}

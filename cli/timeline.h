@@ -117,6 +117,11 @@ void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
  * lib.so+0x1f0" for a module whose file is gone or changed, symbolised
  * through the file's module table); returns the depth (0 none) or
  * -ENOMEM. */
+/* The last step of task k (an index in tl->tasks) that started (or, if
+ * by_end, ended) at or before ns, or -1: a binary search of its steps,
+ * which are sorted by start and do not overlap. */
+long cli_tl_last_step(const struct cli_timeline *tl, long k, uint64_t ns,
+                      int by_end);
 int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames);
 /* Splits Python stack string id of t (a headline, then a frame a line):
  * fn(arg, -1, headline), then fn(arg, k, frame) for k = 0, 1, ...; lines
