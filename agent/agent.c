@@ -11,7 +11,8 @@
 
 /* Defined here, next to the constructor, so that a static link that pulls
  * any detector (they all read it) pulls the constructor too. */
-struct cs__ag_cfg cs__ag_cfg = {.reports = CS__R_ALL, .slow_ns = 100000000};
+struct cs__ag_cfg cs__ag_cfg = {.reports = CS_REPORT_ALL,
+                                .slow_ns = 100000000};
 
 /* What the runtime references (runtime/agent_hooks.c) so that a static
  * link pulls this file, and with it the constructor below. */

@@ -12,6 +12,7 @@
 
 #include <coscope.h>
 #include <coscope/agent.h>
+#include <coscope/trace.h>
 
 #include "writer.h"
 
@@ -21,6 +22,12 @@
 #include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* libtrace's codes are the runtime's: one value, whichever header a
+ * caller reads (libtrace may not include coscope.h, so they are tied here,
+ * where both are seen). */
+_Static_assert(CS_ECORRUPT == CS_TRACE_ECORRUPT, "CS_ECORRUPT");
+_Static_assert(CS_EVERSION == CS_TRACE_EVERSION, "CS_EVERSION");
 
 #define CS__BT_MAX 32 /* frames kept per stack */
 
@@ -33,20 +40,10 @@ typedef struct cs__ag_bt {
 
 /* ---- config.c: environment ------------------------------------------- */
 
-/* Report classes, each one bit of cs__ag_cfg.reports. */
-enum {
-    CS__R_NEVER_AWAITED = 1 << 0,
-    CS__R_UNRETRIEVED = 1 << 1,
-    CS__R_PENDING = 1 << 2,
-    CS__R_BLOCKING = 1 << 3,
-    CS__R_DEADLOCK = 1 << 4,
-    CS__R_CRASH = 1 << 5,
-    CS__R_SLOW = 1 << 6,
-    CS__R_ALL = (1 << 7) - 1,
-};
-
 struct cs__ag_cfg {
-    unsigned reports; /* CS__R_* bits on; 0 when COSCOPE_REPORT=off */
+    unsigned reports; /* report classes on, as CS_REPORT_BIT(CS_WARN_*)
+                          (coscope/trace_format.h); 0 when
+                          COSCOPE_REPORT=off */
     bool strict;      /* COSCOPE_STRICT=1: abort after the first report */
     bool quiet;       /* COSCOPE_REPORT_STDERR=off: reports only in
                           COSCOPE_REPORT_DIR (coscope check prints them) */
@@ -55,6 +52,9 @@ struct cs__ag_cfg {
     size_t nallow;
 };
 extern struct cs__ag_cfg cs__ag_cfg;
+/* True if reports of class kind (CS_WARN_*) are on. */
+#define cs__ag_reporting(kind)                                                \
+    ((cs__ag_cfg.reports & CS_REPORT_BIT(kind)) != 0)
 
 /* Reads the environment once; called by the agent's constructor. */
 void cs__ag_cfg_load(void);
@@ -172,7 +172,9 @@ void cs__ag_sym_release(void);
 
 #define CS__REPORTS_MAX 20 /* reports per class; later ones are counted */
 
-/* Runs fn(arg), which writes one report of class cls, on a thread of its
+/* Report classes are CS_WARN_* kinds (CS_REPORT_CLASS_MAP), cls below.
+ *
+ * Runs fn(arg), which writes one report of class cls, on a thread of its
  * own and waits for it: reports are written off the task's stack, which is
  * small (64 KiB by default) while naming frames (libdw) needs far more.
  * Hooks gather what fn needs first; the task they run in stays blocked, so

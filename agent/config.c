@@ -4,7 +4,8 @@
  *
  *   COSCOPE_REPORT   off, all (default), or a comma list of classes:
  *                    never-awaited unretrieved pending blocking deadlock crash
- *                    slow
+ *                    slow (CS_REPORT_CLASS_MAP; "exception" is an older
+ *                    spelling of unretrieved)
  *   COSCOPE_STRICT   1: abort after the first report (for tests)
  *   COSCOPE_SLOW_MS  slow-step threshold, default 100 (asyncio's)
  *   COSCOPE_ALLOW    a file of function names that may block, one a line
@@ -19,38 +20,21 @@
 #include <string.h>
 
 
-static const struct {
-    const char *name;
-    unsigned bit;
-} cs__ag_classes[] = {
-    {"never-awaited", CS__R_NEVER_AWAITED},
-    {"unretrieved", CS__R_UNRETRIEVED},
-    {"pending", CS__R_PENDING},
-    {"blocking", CS__R_BLOCKING},
-    {"deadlock", CS__R_DEADLOCK},
-    {"crash", CS__R_CRASH},
-    {"slow", CS__R_SLOW},
-};
-
 static unsigned cs__ag_parse_reports(const char *v)
 {
     unsigned bits = 0;
     char buf[256], *save = NULL;
 
     if (!v || !*v || strcmp(v, "all") == 0 || strcmp(v, "on") == 0)
-        return CS__R_ALL;
+        return CS_REPORT_ALL;
     if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
         return 0;
     snprintf(buf, sizeof(buf), "%s", v);
     for (char *w = strtok_r(buf, ", ", &save); w;
          w = strtok_r(NULL, ", ", &save)) {
-        size_t i;
-        for (i = 0; i < sizeof(cs__ag_classes) / sizeof(cs__ag_classes[0]);
-             i++)
-            if (strcmp(w, cs__ag_classes[i].name) == 0)
-                break;
-        if (i < sizeof(cs__ag_classes) / sizeof(cs__ag_classes[0]))
-            bits |= cs__ag_classes[i].bit;
+        int kind = cs_trace_report_class(w); /* "exception" too */
+        if (kind >= 0)
+            bits |= CS_REPORT_BIT(kind);
         else
             fprintf(stderr,
                     "coscope: unknown report class '%s' in "

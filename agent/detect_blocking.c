@@ -74,7 +74,7 @@ static void cs__ag_blocking_report(void *arg)
     if (cs__ag_report_allowed(&b->bt))
         return;
     if (!cs__ag_report_begin(
-            CS__R_BLOCKING,
+            CS_WARN_BLOCKING,
             "blocking call %s() on the event loop in task '%s' "
             "(took %.1f ms)",
             b->call, b->i.name, (double)b->took_ns / 1e6))
@@ -100,7 +100,7 @@ CS_EXTERN void cs_agent_blocking_report(const char *call, int64_t took_ns,
     cs_task *t = cs_current_task();
     struct cs__ag_blocking b = {.call = call, .took_ns = took_ns};
 
-    if (!t || !(cs__ag_cfg.reports & CS__R_BLOCKING) || cs__ag_agent_busy() ||
+    if (!t || !cs__ag_reporting(CS_WARN_BLOCKING) || cs__ag_agent_busy() ||
         cs_agent_task_get(t, &b.i) != 0 || !cs__ag_site_new(call, caller) ||
         cs__ag_report_ours((uintptr_t)caller))
         return;
@@ -120,8 +120,8 @@ CS_EXTERN void cs_agent_blocking_report(const char *call, int64_t took_ns,
         break;
     }
     if (trace.n > 1 && trace.ip[1] == (uintptr_t)caller)
-        cs__ag_report_trace(CS__R_BLOCKING, b.i.id, &trace);
+        cs__ag_report_trace(CS_WARN_BLOCKING, b.i.id, &trace);
     else
-        cs__ag_report_trace(CS__R_BLOCKING, b.i.id, &b.bt);
-    cs__ag_report_offstack(CS__R_BLOCKING, cs__ag_blocking_report, &b);
+        cs__ag_report_trace(CS_WARN_BLOCKING, b.i.id, &b.bt);
+    cs__ag_report_offstack(CS_WARN_BLOCKING, cs__ag_blocking_report, &b);
 }

@@ -15,7 +15,7 @@ void cs__ag_coro_created(cs_coro *c, const char *name, const char *file,
     cs__ag_bt *bt;
 
     (void)name, (void)file, (void)line;
-    if (!(cs__ag_cfg.reports & CS__R_NEVER_AWAITED))
+    if (!cs__ag_reporting(CS_WARN_NEVER_AWAITED))
         return;
     if ((bt = malloc(sizeof(*bt))) == NULL)
         return; /* reported without its stack */
@@ -43,7 +43,7 @@ static void cs__ag_unstarted_report(void *arg)
     int line = 0;
     const char *name = cs_agent_coro_name(u->c, &file, &line);
 
-    if (!cs__ag_report_begin(CS__R_NEVER_AWAITED,
+    if (!cs__ag_report_begin(CS_WARN_NEVER_AWAITED,
                              "coroutine '%s' was never awaited", name))
         return;
     how = u->leaked ? "still unstarted when its loop ended"
@@ -66,11 +66,11 @@ void cs__ag_coro_unstarted(cs_coro *c, int leaked)
     struct cs__ag_unstarted u = {c, leaked, *slot};
 
     *slot = NULL;
-    if (cs__ag_cfg.reports & CS__R_NEVER_AWAITED) {
+    if (cs__ag_reporting(CS_WARN_NEVER_AWAITED)) {
         cs_task *cur = cs_current_task();
-        cs__ag_report_trace(CS__R_NEVER_AWAITED, cur ? cs_task_id(cur) : 0,
+        cs__ag_report_trace(CS_WARN_NEVER_AWAITED, cur ? cs_task_id(cur) : 0,
                             u.bt);
-        cs__ag_report_offstack(CS__R_NEVER_AWAITED, cs__ag_unstarted_report,
+        cs__ag_report_offstack(CS_WARN_NEVER_AWAITED, cs__ag_unstarted_report,
                                &u);
     }
     free(u.bt);

@@ -129,7 +129,7 @@ void cs__ag_crash_report(int sig, siginfo_t *si, void *uc)
     size_t n = 0;
     cs__ag_bt bt;
 
-    if (!t || !(cs__ag_cfg.reports & CS__R_CRASH))
+    if (!t || !cs__ag_reporting(CS_WARN_CRASH))
         return;
     n = cs__ag_put_s(buf, n, sizeof(buf), "coscope: task '");
     n = cs__ag_put_s(buf, n, sizeof(buf), cs_task_name(t));
@@ -137,7 +137,7 @@ void cs__ag_crash_report(int sig, siginfo_t *si, void *uc)
     n = cs__ag_put_s(buf, n, sizeof(buf), cs__ag_signame(sig));
     n = cs__ag_put_s(buf, n, sizeof(buf), " at ");
     n = cs__ag_put_x(buf, n, sizeof(buf), (uintptr_t)si->si_addr);
-    cs__ag_report_json_begin(CS__R_CRASH, buf + 9, n - 9);
+    cs__ag_report_json_begin(CS_WARN_CRASH, buf + 9, n - 9);
     n = cs__ag_put_s(buf, n, sizeof(buf), "\n  task id ");
     n = cs__ag_put_u(buf, n, sizeof(buf), cs_task_id(t));
     n = cs__ag_put_s(buf, n, sizeof(buf), "; stack at the fault:\n");

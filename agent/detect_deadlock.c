@@ -56,7 +56,7 @@ static void cs__ag_cycle_report(void *arg)
                                 k ? ", which" : "", k ? "" : label,
                                 cs__ag_wait_text(&i, what, sizeof(what)));
     }
-    if (!cs__ag_report_begin(CS__R_DEADLOCK, "deadlock: %s", head))
+    if (!cs__ag_report_begin(CS_WARN_DEADLOCK, "deadlock: %s", head))
         return;
     for (int k = 0; k < c->n; k++) {
         cs__ag_bt bt = c->here;
@@ -77,7 +77,7 @@ void cs__ag_task_blocking(cs_task *t)
     const cs_task *path[CS__CHAIN_MAX];
     int n = 0;
 
-    if (!(cs__ag_cfg.reports & CS__R_DEADLOCK))
+    if (!cs__ag_reporting(CS_WARN_DEADLOCK))
         return;
     for (const cs_task *cur = t; cur && n < CS__CHAIN_MAX;) {
         if (cs__ag_reported(cur))
@@ -91,8 +91,8 @@ void cs__ag_task_blocking(cs_task *t)
                 *cs_agent_task_slot((cs_task *)path[k]) = CS__REPORTED;
             }
             cs__ag_bt_here(&c.here, 0);
-            cs__ag_report_trace(CS__R_DEADLOCK, cs_task_id(t), &c.here);
-            cs__ag_report_offstack(CS__R_DEADLOCK, cs__ag_cycle_report, &c);
+            cs__ag_report_trace(CS_WARN_DEADLOCK, cs_task_id(t), &c.here);
+            cs__ag_report_offstack(CS_WARN_DEADLOCK, cs__ag_cycle_report, &c);
             return;
         }
         for (int k = 1; k < n; k++)
@@ -124,7 +124,7 @@ static void cs__ag_stuck_report(void *arg)
     char what[256], label[160];
     size_t shown = 0;
 
-    if (!cs__ag_report_begin(CS__R_DEADLOCK,
+    if (!cs__ag_report_begin(CS_WARN_DEADLOCK,
                              "deadlock: every task is waiting and nothing can "
                              "wake any of them (%zu tasks)",
                              st->n))
@@ -152,7 +152,7 @@ void cs__ag_loop_stuck(void)
 {
     struct cs__ag_stuck st = {NULL, cs_all_tasks(NULL, 0), 0};
 
-    if (!(cs__ag_cfg.reports & CS__R_DEADLOCK) || st.n == 0)
+    if (!cs__ag_reporting(CS_WARN_DEADLOCK) || st.n == 0)
         return;
     if ((st.all = calloc(st.n, sizeof(*st.all))) == NULL)
         return;
@@ -162,8 +162,8 @@ void cs__ag_loop_stuck(void)
     for (size_t k = 0; k < st.n; k++)
         st.unexplained += !cs__ag_explained(st.all[k]);
     if (st.unexplained) {
-        cs__ag_report_trace(CS__R_DEADLOCK, 0, NULL);
-        cs__ag_report_offstack(CS__R_DEADLOCK, cs__ag_stuck_report, &st);
+        cs__ag_report_trace(CS_WARN_DEADLOCK, 0, NULL);
+        cs__ag_report_offstack(CS_WARN_DEADLOCK, cs__ag_stuck_report, &st);
     }
     free(st.all);
 }

@@ -30,7 +30,7 @@ void cs__ag_task_raised(cs_task *t, int code, const char *msg)
     struct cs__ag_raised *r;
 
     (void)code, (void)msg;
-    if (!(cs__ag_cfg.reports & CS__R_UNRETRIEVED))
+    if (!cs__ag_reporting(CS_WARN_EXCEPTION))
         return;
     r = &cs__ag_raised[cs__ag_raised_next++ % CS__RAISED_RING];
     r->id = cs_task_id(t);
@@ -66,7 +66,7 @@ static void cs__ag_unretrieved_report(void *arg)
 {
     struct cs__ag_task_report *r = arg;
 
-    if (!cs__ag_report_begin(CS__R_UNRETRIEVED,
+    if (!cs__ag_report_begin(CS_WARN_EXCEPTION,
                              "Task exception was never retrieved"))
         return;
     cs__ag_report_created(&r->i);
@@ -88,15 +88,15 @@ void cs__ag_task_unretrieved(cs_task *t)
     struct cs__ag_task_report r;
     const cs__ag_bt *raised;
 
-    if (!(cs__ag_cfg.reports & CS__R_UNRETRIEVED) ||
+    if (!cs__ag_reporting(CS_WARN_EXCEPTION) ||
         cs_agent_task_get(t, &r.i) != 0)
         return;
     raised = cs__ag_raised_find(r.i.id);
     r.have_bt = raised != NULL;
     if (raised)
         r.bt = *raised;
-    cs__ag_report_trace(CS__R_UNRETRIEVED, r.i.id, raised ? &r.bt : NULL);
-    cs__ag_report_offstack(CS__R_UNRETRIEVED, cs__ag_unretrieved_report, &r);
+    cs__ag_report_trace(CS_WARN_EXCEPTION, r.i.id, raised ? &r.bt : NULL);
+    cs__ag_report_offstack(CS_WARN_EXCEPTION, cs__ag_unretrieved_report, &r);
 }
 
 static void cs__ag_pending_report(void *arg)
@@ -104,8 +104,8 @@ static void cs__ag_pending_report(void *arg)
     struct cs__ag_task_report *r = arg;
     char what[256];
 
-    if (!cs__ag_report_begin(CS__R_PENDING, "Task was destroyed but it is "
-                                            "pending!"))
+    if (!cs__ag_report_begin(CS_WARN_PENDING, "Task was destroyed but it is "
+                                              "pending!"))
         return;
     cs__ag_report_created(&r->i);
     cs__ag_report_line("neither awaited nor detached when the loop's main "
@@ -122,9 +122,8 @@ void cs__ag_task_pending_at_exit(cs_task *t)
 {
     struct cs__ag_task_report r;
 
-    if (!(cs__ag_cfg.reports & CS__R_PENDING) ||
-        cs_agent_task_get(t, &r.i) != 0)
+    if (!cs__ag_reporting(CS_WARN_PENDING) || cs_agent_task_get(t, &r.i) != 0)
         return;
-    cs__ag_report_trace(CS__R_PENDING, r.i.id, NULL);
-    cs__ag_report_offstack(CS__R_PENDING, cs__ag_pending_report, &r);
+    cs__ag_report_trace(CS_WARN_PENDING, r.i.id, NULL);
+    cs__ag_report_offstack(CS_WARN_PENDING, cs__ag_pending_report, &r);
 }

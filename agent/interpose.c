@@ -24,6 +24,8 @@
  */
 #include "blocking.h"
 
+#include <coscope/export.h>
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +49,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CS_EXPORT __attribute__((visibility("default")))
 #define CS_CALLER __builtin_return_address(0)
 
 /* ---- what the program has ------------------------------------------------ */
@@ -108,7 +109,7 @@ static void cs__ag_resolve_program(void)
  * attaches here from its constructor: blocking.h.  There the runtime's
  * code cannot be told from the program's by address range; the agent
  * drops its own calls by name instead (detect_blocking.c). */
-CS_EXPORT int cs_preload_attach(void *(*current_task)(void),
+CS_EXTERN int cs_preload_attach(void *(*current_task)(void),
                                 cs_agent_blocking_fn *report)
 {
     if (!current_task || !report)
@@ -124,7 +125,7 @@ CS_EXPORT int cs_preload_attach(void *(*current_task)(void),
 /* The Python extension's coscope, loaded after start-up without global
  * symbols, registers here: blocking.h.  Same as an attach once the
  * program's own functions have been resolved. */
-CS_EXPORT void cs_preload_register(void *(*current)(void),
+CS_EXTERN void cs_preload_register(void *(*current)(void),
                                    cs_agent_blocking_fn *report)
 {
     cs__ag_busy++;
@@ -269,27 +270,27 @@ static bool cs__ag_fd_blocks(int fd)
 
 /* ---- sleeping --------------------------------------------------------------- */
 
-CS_EXPORT unsigned sleep(unsigned s)
+CS_EXTERN unsigned sleep(unsigned s)
 {
     struct timespec ts = {s, 0};
     CS_WATCH(unsigned, sleep, true, real_sleep(s),
              (unsigned)syscall(SYS_nanosleep, &ts, NULL));
 }
 
-CS_EXPORT int usleep(useconds_t us)
+CS_EXTERN int usleep(useconds_t us)
 {
     struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
     CS_WATCH(int, usleep, us > 0, real_usleep(us),
              (int)syscall(SYS_nanosleep, &ts, NULL));
 }
 
-CS_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
+CS_EXTERN int nanosleep(const struct timespec *req, struct timespec *rem)
 {
     CS_WATCH(int, nanosleep, true, real_nanosleep(req, rem),
              (int)syscall(SYS_nanosleep, req, rem));
 }
 
-CS_EXPORT int clock_nanosleep(clockid_t clk, int flags,
+CS_EXTERN int clock_nanosleep(clockid_t clk, int flags,
                               const struct timespec *req, struct timespec *rem)
 {
     CS_WATCH(int, clock_nanosleep, true,
@@ -299,33 +300,33 @@ CS_EXPORT int clock_nanosleep(clockid_t clk, int flags,
 
 /* ---- fd I/O ---------------------------------------------------------------- */
 
-CS_EXPORT ssize_t read(int fd, void *buf, size_t n)
+CS_EXTERN ssize_t read(int fd, void *buf, size_t n)
 {
     CS_WATCH(ssize_t, read, cs__ag_fd_blocks(fd), real_read(fd, buf, n),
              syscall(SYS_read, fd, buf, n));
 }
 
-CS_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+CS_EXTERN ssize_t write(int fd, const void *buf, size_t n)
 {
     CS_WATCH(ssize_t, write, fd > 2 && cs__ag_fd_blocks(fd),
              real_write(fd, buf, n), syscall(SYS_write, fd, buf, n));
 }
 
-CS_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+CS_EXTERN ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
     CS_WATCH(ssize_t, recv, !(flags & MSG_DONTWAIT) && cs__ag_fd_blocks(fd),
              real_recv(fd, buf, n, flags),
              syscall(SYS_recvfrom, fd, buf, n, flags, NULL, NULL));
 }
 
-CS_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+CS_EXTERN ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
     CS_WATCH(ssize_t, send, !(flags & MSG_DONTWAIT) && cs__ag_fd_blocks(fd),
              real_send(fd, buf, n, flags),
              syscall(SYS_sendto, fd, buf, n, flags, NULL, 0));
 }
 
-CS_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+CS_EXTERN ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                            struct sockaddr *a, socklen_t *alen)
 {
     CS_WATCH(ssize_t, recvfrom,
@@ -334,7 +335,7 @@ CS_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
              syscall(SYS_recvfrom, fd, buf, n, flags, a, alen));
 }
 
-CS_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+CS_EXTERN ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                          const struct sockaddr *a, socklen_t alen)
 {
     CS_WATCH(ssize_t, sendto, !(flags & MSG_DONTWAIT) && cs__ag_fd_blocks(fd),
@@ -342,13 +343,13 @@ CS_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
              syscall(SYS_sendto, fd, buf, n, flags, a, alen));
 }
 
-CS_EXPORT int accept(int fd, struct sockaddr *a, socklen_t *alen)
+CS_EXTERN int accept(int fd, struct sockaddr *a, socklen_t *alen)
 {
     CS_WATCH(int, accept, cs__ag_fd_blocks(fd), real_accept(fd, a, alen),
              (int)syscall(SYS_accept, fd, a, alen));
 }
 
-CS_EXPORT int connect(int fd, const struct sockaddr *a, socklen_t alen)
+CS_EXTERN int connect(int fd, const struct sockaddr *a, socklen_t alen)
 {
     CS_WATCH(int, connect, cs__ag_fd_blocks(fd), real_connect(fd, a, alen),
              (int)syscall(SYS_connect, fd, a, alen));
@@ -356,20 +357,20 @@ CS_EXPORT int connect(int fd, const struct sockaddr *a, socklen_t alen)
 
 /* ---- waiting for fds --------------------------------------------------------- */
 
-CS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+CS_EXTERN int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     CS_WATCH(int, poll, timeout != 0, real_poll(fds, n, timeout),
              (int)syscall(SYS_ppoll, fds, n, NULL, NULL, 0));
 }
 
-CS_EXPORT int select(int n, fd_set *r, fd_set *w, fd_set *e,
+CS_EXTERN int select(int n, fd_set *r, fd_set *w, fd_set *e,
                      struct timeval *tv)
 {
     CS_WATCH(int, select, !tv || tv->tv_sec || tv->tv_usec,
              real_select(n, r, w, e, tv), (errno = ENOSYS, -1));
 }
 
-CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max,
+CS_EXTERN int epoll_wait(int epfd, struct epoll_event *ev, int max,
                          int timeout)
 {
     CS_WATCH(int, epoll_wait, timeout != 0,
@@ -380,7 +381,7 @@ CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max,
 /* ---- threads and processes ------------------------------------------------------ */
 
 /* Only a contended mutex blocks: try first, and time only the wait. */
-CS_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+CS_EXTERN int pthread_mutex_lock(pthread_mutex_t *m)
 {
     const void *caller = CS_CALLER;
     int64_t t0;
@@ -398,47 +399,47 @@ CS_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
     return r;
 }
 
-CS_EXPORT int pthread_join(pthread_t th, void **ret)
+CS_EXTERN int pthread_join(pthread_t th, void **ret)
 {
     CS_WATCH(int, pthread_join, true, real_pthread_join(th, ret), EINVAL);
 }
 
-CS_EXPORT int sem_wait(sem_t *s)
+CS_EXTERN int sem_wait(sem_t *s)
 {
     CS_WATCH(int, sem_wait, true, real_sem_wait(s), (errno = ENOSYS, -1));
 }
 
-CS_EXPORT int getaddrinfo(const char *node, const char *service,
+CS_EXTERN int getaddrinfo(const char *node, const char *service,
                           const struct addrinfo *hints, struct addrinfo **res)
 {
     CS_WATCH(int, getaddrinfo, true,
              real_getaddrinfo(node, service, hints, res), EAI_SYSTEM);
 }
 
-CS_EXPORT struct hostent *gethostbyname(const char *name)
+CS_EXTERN struct hostent *gethostbyname(const char *name)
 {
     CS_WATCH(struct hostent *, gethostbyname, true, real_gethostbyname(name),
              NULL);
 }
 
-CS_EXPORT int system(const char *cmd)
+CS_EXTERN int system(const char *cmd)
 {
     CS_WATCH(int, system, true, real_system(cmd), -1);
 }
 
-CS_EXPORT FILE *popen(const char *cmd, const char *mode)
+CS_EXTERN FILE *popen(const char *cmd, const char *mode)
 {
     CS_WATCH(FILE *, popen, true, real_popen(cmd, mode), NULL);
 }
 
-CS_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+CS_EXTERN pid_t waitpid(pid_t pid, int *status, int options)
 {
     CS_WATCH(pid_t, waitpid, !(options & WNOHANG),
              real_waitpid(pid, status, options),
              (pid_t)syscall(SYS_wait4, pid, status, options, NULL));
 }
 
-CS_EXPORT pid_t wait(int *status)
+CS_EXTERN pid_t wait(int *status)
 {
     CS_WATCH(pid_t, wait, true, real_wait(status),
              (pid_t)syscall(SYS_wait4, -1, status, 0, NULL));
@@ -446,24 +447,24 @@ CS_EXPORT pid_t wait(int *status)
 
 /* ---- files ---------------------------------------------------------------------- */
 
-CS_EXPORT int fsync(int fd)
+CS_EXTERN int fsync(int fd)
 {
     CS_WATCH(int, fsync, true, real_fsync(fd), (int)syscall(SYS_fsync, fd));
 }
 
-CS_EXPORT int fdatasync(int fd)
+CS_EXTERN int fdatasync(int fd)
 {
     CS_WATCH(int, fdatasync, true, real_fdatasync(fd),
              (int)syscall(SYS_fdatasync, fd));
 }
 
-CS_EXPORT int flock(int fd, int op)
+CS_EXTERN int flock(int fd, int op)
 {
     CS_WATCH(int, flock, !(op & LOCK_NB), real_flock(fd, op),
              (int)syscall(SYS_flock, fd, op));
 }
 
-CS_EXPORT int fcntl(int fd, int cmd, ...)
+CS_EXTERN int fcntl(int fd, int cmd, ...)
 {
     va_list ap;
     void *arg;
@@ -475,7 +476,7 @@ CS_EXPORT int fcntl(int fd, int cmd, ...)
              real_fcntl(fd, cmd, arg), (int)syscall(SYS_fcntl, fd, cmd, arg));
 }
 
-CS_EXPORT int fcntl64(int fd, int cmd, ...)
+CS_EXTERN int fcntl64(int fd, int cmd, ...)
 {
     va_list ap;
     void *arg;

@@ -55,32 +55,25 @@ static void *cs__ag_offstack_main(void *p)
 
 static bool cs__ag_frame_is_ours(const cs__ag_bt *bt, int i);
 
-static unsigned cs__ag_made[8], cs__ag_left_out[8]; /* per class bit */
-
-static int cs__ag_class_index(unsigned cls)
-{
-    return __builtin_ctz(cls) & 7;
-}
+static unsigned cs__ag_made[CS_WARN_COUNT], cs__ag_left_out[CS_WARN_COUNT];
 
 static void cs__ag_say_left_out(void)
 {
-    static const char *names[] = {"never-awaited", "unretrieved", "pending",
-                                  "blocking",      "deadlock",    "crash",
-                                  "slow"};
-
-    for (int k = 0; k < 7; k++)
-        if (__atomic_load_n(&cs__ag_left_out[k], __ATOMIC_RELAXED))
-            fprintf(stderr,
-                    "coscope: %u more '%s' reports were left out "
-                    "(after the first %d)\n",
-                    cs__ag_left_out[k], names[k], CS__REPORTS_MAX);
+#define CS__SAY(kind, value, name, trace_name, reported)                      \
+    if (__atomic_load_n(&cs__ag_left_out[value], __ATOMIC_RELAXED))           \
+        fprintf(stderr,                                                       \
+                "coscope: %u more '%s' reports were left out "                \
+                "(after the first %d)\n",                                     \
+                cs__ag_left_out[value], name, CS__REPORTS_MAX);
+    CS_REPORT_CLASS_MAP(CS__SAY)
+#undef CS__SAY
 }
 
 /* True while class cls is under its report budget. */
 static bool cs__ag_budget(unsigned cls)
 {
     static int said;
-    int k = cs__ag_class_index(cls);
+    unsigned k = cls < CS_WARN_COUNT ? cls : 0;
 
     if (__atomic_add_fetch(&cs__ag_made[k], 1, __ATOMIC_RELAXED) <=
         CS__REPORTS_MAX)
@@ -93,25 +86,16 @@ static bool cs__ag_budget(unsigned cls)
 
 void cs__ag_report_trace(unsigned cls, uint64_t task_id, const cs__ag_bt *bt)
 {
-    /* CS_WARN_* of coscope/trace_format.h, by class bit */
-    static const int kinds[] = {3 /* never awaited */,
-                                4 /* exception */,
-                                5 /* pending */,
-                                2 /* blocking */,
-                                6 /* deadlock */,
-                                7 /* crash */,
-                                1 /* slow step */};
-
     cs__ag_bt own;
 
-    if (!(cs__ag_cfg.reports & cls))
+    if (!cs__ag_reporting(cls))
         return;
     if (bt) { /* the stack as the report prints it: without our frames */
         own = *bt;
         cs__ag_bt_trim_self(&own);
     }
-    cs_agent_trace_warning(kinds[cs__ag_class_index(cls)], task_id,
-                           bt ? own.ip : NULL, bt ? (size_t)own.n : 0);
+    cs_agent_trace_warning((int)cls, task_id, bt ? own.ip : NULL,
+                           bt ? (size_t)own.n : 0);
 }
 
 /* The agent's own waits (the join below) are no blocking calls of the
@@ -139,7 +123,7 @@ bool cs__ag_offstack(void (*fn)(void *), void *arg)
 
 void cs__ag_report_offstack(unsigned cls, void (*fn)(void *), void *arg)
 {
-    if (!(cs__ag_cfg.reports & cls) || !cs__ag_budget(cls))
+    if (!cs__ag_reporting(cls) || !cs__ag_budget(cls))
         return;
     if (cs__ag_offstack(fn, arg))
         return;
@@ -197,9 +181,6 @@ static void cs__ag_sym_raw(uintptr_t ip, cs__ag_sym *s)
 /* ---- COSCOPE_REPORT_DIR: the report as one JSON line ------------------- */
 
 #define CS__JS_FRAMES 64
-static const char *const cs__ag_class_names[] = {
-    "never-awaited", "unretrieved", "pending", "blocking",
-    "deadlock",      "crash",       "slow"};
 /* The report being written (under the report lock, or in the crash
  * handler, which runs once). */
 static struct {
@@ -307,7 +288,7 @@ static void cs__ag_js_finish(void)
         return;
     cs__ag_js.on = false;
     cs__ag_js_put(&n, "{\"class\":\"%s\",\"headline\":",
-                  cs__ag_class_names[cs__ag_class_index(cs__ag_js.cls)]);
+                  cs_trace_report_name(cs__ag_js.cls));
     cs__ag_js_str(&n, cs__ag_js.head);
     cs__ag_js_put(&n, ",\"task\":");
     if (cs__ag_js.has_task)
@@ -407,7 +388,7 @@ bool cs__ag_report_begin(unsigned cls, const char *fmt, ...)
 {
     va_list ap;
 
-    if (!(cs__ag_cfg.reports & cls))
+    if (!cs__ag_reporting(cls))
         return false;
     pthread_mutex_lock(&cs__ag_report_mu);
     va_start(ap, fmt);
@@ -586,45 +567,42 @@ const char *cs__ag_wait_text(const cs_agent_task_info *i, char *buf,
 
     if (i->holder && cs_agent_task_get(i->holder, &h) == 0)
         cs__ag_task_label(&h, who, sizeof(who));
-    switch (i->wait_reason) {
-    case 1:
-        if (i->deadline_ns >= 0)
-            snprintf(buf, cap, "sleeps (%.3f s left)",
-                     (double)(i->deadline_ns - cs_now_ns()) / 1e9);
-        else
-            snprintf(buf, cap, "sleeps");
-        break;
-    case 2:
-        snprintf(buf, cap, "awaits %s", who);
-        break;
-    case 3:
-        snprintf(buf, cap, "waits for lock %p held by %s", i->wait_obj, who);
-        break;
-    case 4:
-        snprintf(buf, cap, "waits for event %p", i->wait_obj);
-        break;
-    case 5:
-        snprintf(buf, cap, "waits for semaphore %p", i->wait_obj);
-        break;
-    case 6:
-        snprintf(buf, cap, "waits to put into full queue %p", i->wait_obj);
-        break;
-    case 7:
-        snprintf(buf, cap, "waits to get from empty queue %p", i->wait_obj);
-        break;
-    case 8:
-        snprintf(buf, cap, "waits for fd %d to be readable", i->wait_fd);
-        break;
-    case 9:
-        snprintf(buf, cap, "waits for fd %d to be writable", i->wait_fd);
-        break;
-    case 10:
-        snprintf(buf, cap, "waits for a cs_to_thread call");
-        break;
-    default:
+    /* A sentence per wait reason (CS_WAIT_*), by what it names: the
+     * awaited or holding task, the object waited on, or the fd. */
+    static const struct {
+        const char *fmt;
+        char arg; /* 't' task, 'o' object, 'l' object and task, 'f' fd */
+    } said[] = {
+        [2] = {"awaits %s", 't'},
+        [3] = {"waits for lock %p held by %s", 'l'},
+        [4] = {"waits for event %p", 'o'},
+        [5] = {"waits for semaphore %p", 'o'},
+        [6] = {"waits to put into full queue %p", 'o'},
+        [7] = {"waits to get from empty queue %p", 'o'},
+        [8] = {"waits for fd %d to be readable", 'f'},
+        [9] = {"waits for fd %d to be writable", 'f'},
+        [10] = {"waits for a cs_to_thread call", 0},
+    };
+    unsigned r = (unsigned)i->wait_reason;
+    const char *fmt = r < sizeof said / sizeof said[0] ? said[r].fmt : NULL;
+    if (r == 1 && i->deadline_ns >= 0)
+        snprintf(buf, cap, "sleeps (%.3f s left)",
+                 (double)(i->deadline_ns - cs_now_ns()) / 1e9);
+    else if (r == 1)
+        snprintf(buf, cap, "sleeps");
+    else if (fmt == NULL)
         snprintf(buf, cap, "%s",
                  i->state == CS_AGENT_READY ? "is ready to run"
                                             : "is not waiting");
-    }
+    else if (said[r].arg == 't')
+        snprintf(buf, cap, fmt, who);
+    else if (said[r].arg == 'l')
+        snprintf(buf, cap, fmt, i->wait_obj, who);
+    else if (said[r].arg == 'o')
+        snprintf(buf, cap, fmt, i->wait_obj);
+    else if (said[r].arg == 'f')
+        snprintf(buf, cap, fmt, i->wait_fd);
+    else
+        snprintf(buf, cap, "%s", fmt);
     return buf;
 }

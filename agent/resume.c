@@ -42,7 +42,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CS_EXPORT __attribute__((visibility("default")))
 #define CS__SIGSET_BYTES (_NSIG / 8) /* the kernel's sigset_t */
 
 static int64_t cs__ag_mono(void)
@@ -181,24 +180,24 @@ static int cs__ag_usleep(useconds_t us)
     return cs__ag_nanosleep(&req, NULL);
 }
 
-CS_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
+CS_EXTERN int nanosleep(const struct timespec *req, struct timespec *rem)
 {
     CS__WATCHED("nanosleep", true, cs__ag_nanosleep(req, rem));
 }
 
-CS_EXPORT int clock_nanosleep(clockid_t clk, int flags,
+CS_EXTERN int clock_nanosleep(clockid_t clk, int flags,
                               const struct timespec *req, struct timespec *rem)
 {
     CS__WATCHED("clock_nanosleep", true,
                 cs__ag_clock_nanosleep(clk, flags, req, rem));
 }
 
-CS_EXPORT unsigned sleep(unsigned s)
+CS_EXTERN unsigned sleep(unsigned s)
 {
     CS__WATCHED("sleep", true, cs__ag_sleep(s));
 }
 
-CS_EXPORT int usleep(useconds_t us)
+CS_EXTERN int usleep(useconds_t us)
 {
     CS__WATCHED("usleep", us > 0, cs__ag_usleep(us));
 }
@@ -223,14 +222,14 @@ static int cs__ag_ppoll(struct pollfd *fds, nfds_t n,
     }
 }
 
-CS_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+CS_EXTERN int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     struct timespec tmo = cs__ag_ts((int64_t)timeout * 1000000);
     CS__WATCHED("poll", timeout != 0,
                 cs__ag_ppoll(fds, n, timeout < 0 ? NULL : &tmo, NULL));
 }
 
-CS_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+CS_EXTERN int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
                     const sigset_t *mask)
 {
     CS__WATCHED("ppoll", !tmo || tmo->tv_sec || tmo->tv_nsec,
@@ -280,14 +279,14 @@ static int cs__ag_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
     return cs__ag_pselect(nfds, rd, wr, ex, tv ? &tmo : NULL, NULL, tv);
 }
 
-CS_EXPORT int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+CS_EXTERN int select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
                      struct timeval *tv)
 {
     CS__WATCHED("select", !tv || tv->tv_sec || tv->tv_usec,
                 cs__ag_select(nfds, rd, wr, ex, tv));
 }
 
-CS_EXPORT int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+CS_EXTERN int pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
                       const struct timespec *tmo, const sigset_t *mask)
 {
     CS__WATCHED("pselect", !tmo || tmo->tv_sec || tmo->tv_nsec,
@@ -312,14 +311,14 @@ static int cs__ag_epoll_pwait(int epfd, struct epoll_event *ev, int max,
     }
 }
 
-CS_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max,
+CS_EXTERN int epoll_wait(int epfd, struct epoll_event *ev, int max,
                          int timeout)
 {
     CS__WATCHED("epoll_wait", timeout != 0,
                 cs__ag_epoll_pwait(epfd, ev, max, timeout, NULL));
 }
 
-CS_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max,
+CS_EXTERN int epoll_pwait(int epfd, struct epoll_event *ev, int max,
                           int timeout, const sigset_t *mask)
 {
     CS__WATCHED("epoll_pwait", timeout != 0,

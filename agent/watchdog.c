@@ -62,7 +62,7 @@ static void cs__ag_slow_report(void *arg)
     struct cs__ag_slow *s = arg;
     cs__ag_bt bt = s->w->sample.bt;
 
-    if (!cs__ag_report_begin(CS__R_SLOW,
+    if (!cs__ag_report_begin(CS_WARN_SLOW_STEP,
                              "Executing task '%s' took %.3f seconds",
                              s->w->sample.task, (double)s->took_ns / 1e9))
         return;
@@ -150,7 +150,7 @@ static void cs__ag_watch_step(const cs__ag_step *st, int64_t now)
         if (w->sampled) {
             struct cs__ag_slow s = {w, now - w->start_ns};
             cs__ag_slow_trace(w, true);
-            cs__ag_report_offstack(CS__R_SLOW, cs__ag_slow_report, &s);
+            cs__ag_report_offstack(CS_WARN_SLOW_STEP, cs__ag_slow_report, &s);
         }
         w->start_ns = 0;
         w->sampled = false;
@@ -233,7 +233,7 @@ static void *cs__ag_watchdog_main(void *arg)
 
 int cs__ag_watchdog_start(cs__ag_step_source *src, void *arg)
 {
-    if (cs__ag_wd.running || !src || !(cs__ag_cfg.reports & CS__R_SLOW))
+    if (cs__ag_wd.running || !src || !cs__ag_reporting(CS_WARN_SLOW_STEP))
         return 0;
     cs__ag_wd.src = src;
     cs__ag_wd.arg = arg;
@@ -294,7 +294,7 @@ void cs__ag_watchdog_exit(void)
         if (w->tid && w->start_ns && w->sampled) {
             struct cs__ag_slow s = {w, now - w->start_ns};
             cs__ag_slow_trace(w, false);
-            cs__ag_report_offstack(CS__R_SLOW, cs__ag_slow_report, &s);
+            cs__ag_report_offstack(CS_WARN_SLOW_STEP, cs__ag_slow_report, &s);
         }
     }
     memset(cs__ag_wd.w, 0, sizeof(cs__ag_wd.w));

@@ -29,6 +29,19 @@
 #define CLI_FINDINGS 1
 #define CLI_ERROR 2
 #define CLI_UNTRACED 3 /* check: what ran could not be (fully) watched */
+/* Not an exit code: cli_getopt answered --help (the command returns
+ * CLI_OK). */
+#define CLI_HELP (-1)
+
+/* The shared set-up a command's table entry asks for (options.c):
+ * what operands follow its options, and what is done once they are
+ * read. */
+#define CLI_ARG_NONE 0x0u        /* no operand */
+#define CLI_ARG_PID 0x1u         /* one process id; its segment is opened */
+#define CLI_ARG_FILE 0x2u        /* one trace file */
+#define CLI_ARG_COMMAND 0x4u     /* '-- <command> [<args>]' */
+#define CLI_ARG_OWN 0x8u         /* the command reads its operands itself */
+#define CLI_RUN_UNTIL_STOP 0x10u /* runs until Ctrl-C: cli_catch_stop() */
 
 /* One subcommand: the table in main.c is sorted by name. */
 struct cli_command {
@@ -36,6 +49,7 @@ struct cli_command {
     int (*fn)(int argc, char **argv); /* argv[0] is the command name */
     const char *usage;                /* full help, from the command's file */
     const char *summary;              /* one line for `coscope --help` */
+    unsigned flags;                   /* CLI_ARG_* | CLI_RUN_*: set-up */
 };
 extern const struct cli_command cli_commands[];
 extern const size_t cli_command_count;
@@ -69,7 +83,46 @@ extern const char cmd_top_usage[];
 extern const char cmd_view_usage[];
 extern const char cmd_watch_usage[];
 
+/* ---- options.c: the options and set-up every command shares ------------ */
+
+struct option;
+/* getopt_long for command argv[0]: the next option (> 0), 0 after the
+ * last; CLI_HELP once -h/--help printed the command's usage; -CLI_ERROR
+ * once an unknown or incomplete option was refused.  shortopts and
+ * longopts include 'h'/"help" ("+" first: stop at the first operand). */
+int cli_getopt(int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
+/* The end of every command's longopts: --help (-h), then the terminator
+ * (the command file includes <getopt.h>). */
+#define CLI_OPTS_END                                                          \
+    {"help", no_argument, NULL, 'h'},                                         \
+    {                                                                         \
+        NULL, 0, NULL, 0                                                      \
+    }
+/* What a command returns when cli_getopt returned c < 0. */
+int cli_getopt_status(int c);
+
+/* What the shared set-up found and did (cli_setup). */
+struct cli_setup {
+    char **args;      /* the operands: argv + optind */
+    int pid;          /* CLI_ARG_PID: the process */
+    cs_trace *t;      /* CLI_ARG_PID: its segment, open; the command's to
+                         close */
+    const char *file; /* CLI_ARG_FILE: the trace file */
+};
+/* After the options: reads the operands command argv[0]'s table entry
+ * says it takes (one line on stderr for a missing, extra or bad one),
+ * opens a process's segment, catches Ctrl-C; CLI_OK or CLI_ERROR. */
+int cli_setup(int argc, char **argv, struct cli_setup *s);
+/* libcoscope-preload.so into *lib if preload (NULL if not); CLI_ERROR
+ * (said, for cmd) when it cannot be found. */
+int cli_preload_lib(const char *cmd, int preload, const char **lib);
+
 /* ---- common.c ----------------------------------------------------------- */
+/* Reads an HTTP request head from socket fd into buf (NUL-terminated), up
+ * to its blank line: its length, or -1 (closed, too long, or nothing for
+ * timeout_ms, if timeout_ms >= 0). */
+int cli_http_read_head(int fd, char *buf, size_t cap, int timeout_ms);
 
 /* Prints "coscope: <message>" on stderr and returns CLI_ERROR. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -152,6 +205,28 @@ const char *cli_sgr(const char *code);
  */
 void cli_test_point(const char *name);
 
+/* ---- idmap.c: id -> value ------------------------------------------------ */
+
+/* Maps 64-bit ids (any, 0 included) to values >= 0.  Zero it to start;
+ * cli_idmap_release() frees it. */
+struct cli_idmap {
+    struct cli_idmap_slot {
+        uint64_t id;
+        long value; /* < 0: an empty slot */
+    } * slot;       /* cap slots, open addressing */
+    size_t cap;     /* a power of two, or 0 */
+    size_t n;       /* ids held */
+};
+/* Makes room for n ids; 0 or -ENOMEM. */
+int cli_idmap_reserve(struct cli_idmap *m, size_t n);
+/* The value of id, or -1. */
+long cli_idmap_get(const struct cli_idmap *m, uint64_t id);
+/* Sets id's value (>= 0), replacing what it had; 0, -ENOMEM or -EINVAL. */
+int cli_idmap_put(struct cli_idmap *m, uint64_t id, long value);
+/* Forgets every id, keeps the memory. */
+void cli_idmap_clear(struct cli_idmap *m);
+void cli_idmap_release(struct cli_idmap *m);
+
 /* ---- spawn.c: a command under the agent (run, check) ------------------ */
 
 /* libcoscope-preload.so: $COSCOPE_PRELOAD, else the installed one next to
@@ -197,12 +272,6 @@ struct cli_task {
     const char *stack_note;   /* why there is no stack */
 };
 
-/* A string id and its text (the process interns names and sites). */
-struct cli_str_entry {
-    uint32_t id; /* 0: empty */
-    char *s;     /* sanitised copy */
-};
-
 /* The tasks of one process, sorted by id.  Zero it, set t and pid, then
  * cli_ts_read(); cli_ts_release() frees everything, t included. */
 struct cli_taskset {
@@ -212,11 +281,11 @@ struct cli_taskset {
     uint64_t now;       /* CLOCK_MONOTONIC ns when read */
     struct cli_task *v; /* tasks, by id */
     size_t n;
-    long *by_id; /* open addressing: id -> index, -1 empty */
-    size_t by_id_cap;
-    struct cli_str_entry *strs; /* open addressing on id */
-    size_t strs_cap, strs_n;
-    long **cycles; /* each: indices, -1 terminated */
+    struct cli_idmap by_id; /* id -> index in v */
+    char **strs;            /* texts of string ids read (sanitised copies) */
+    size_t strs_n, strs_cap;
+    struct cli_idmap str_ix; /* string id -> index in strs */
+    long **cycles;           /* each: indices, -1 terminated */
     size_t ncycles;
     struct cli_symbols *site_sym; /* for "@0x.." sites, opened lazily */
     int site_sym_tried;

@@ -199,24 +199,21 @@ int cmd_export(int argc, char **argv)
         {"format", required_argument, NULL, 'f'},
         {"output", required_argument, NULL, 'o'},
         {"partial", no_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     const char *out = NULL, *format = "chrome";
     int c, partial = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-        if (c == 'h')
-            return fputs(cmd_export_usage, stdout), CLI_OK;
-        else if (c == 'f')
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "o:h", opts)) > 0) {
+        if (c == 'f')
             format = optarg;
         else if (c == 'o')
             out = optarg;
-        else if (c == 'p')
-            partial = 1;
         else
-            return cli_bad_option("export", argv, optind, optopt);
+            partial = 1; /* --partial */
     }
+    if (c < 0)
+        return cli_getopt_status(c);
     int (*write)(struct cli_timeline *, FILE *) =
         strcmp(format, "chrome") == 0     ? cli_tl_write_chrome
         : strcmp(format, "pprof") == 0    ? cli_tl_write_pprof
@@ -231,13 +228,10 @@ int cmd_export(int argc, char **argv)
         return cli_error("export: refusing to write binary %s data to a "
                          "terminal (use -o FILE)",
                          format);
-    if (optind >= argc)
-        return cli_error("export: missing trace file (see 'coscope help "
-                         "export')");
-    if (optind + 1 < argc)
-        return cli_error("export: unexpected argument '%s'", argv[optind + 1]);
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
     struct cli_timeline *tl;
-    if (cli_tl_load(argv[optind], partial, &tl) != CLI_OK)
+    if (cli_tl_load(s.file, partial, &tl) != CLI_OK)
         return CLI_ERROR;
     FILE *f = stdout;
     if (out != NULL && strcmp(out, "-") != 0 &&

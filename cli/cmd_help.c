@@ -2,6 +2,7 @@
  * cmd_help.c - `coscope help [COMMAND]`: the overview, or one command's
  * usage (the same text as `coscope COMMAND --help`).
  */
+#include <getopt.h>
 #include <string.h>
 
 #include "cli.h"
@@ -13,26 +14,24 @@ const char cmd_help_usage[] =
 
 int cmd_help(int argc, char **argv)
 {
-    if (argc < 2) {
+    static const struct option opts[] = {
+        CLI_OPTS_END,
+    };
+    int c = cli_getopt(argc, argv, "h", opts);
+    if (c != 0)
+        return cli_getopt_status(c);
+    if (optind >= argc) {
         cli_main_usage(stdout);
         return CLI_OK;
     }
-    if (argc > 2)
+    if (optind + 1 < argc)
         return cli_error("help: too many arguments (see 'coscope help "
                          "help')");
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(cmd_help_usage, stdout);
-        return CLI_OK;
-    }
-    if (argv[1][0] == '-')
-        return cli_error("help: unknown option '%s' (see 'coscope help "
-                         "help')",
-                         argv[1]);
-    const struct cli_command *c = cli_command_find(argv[1]);
-    if (c == NULL)
+    const struct cli_command *cmd = cli_command_find(argv[optind]);
+    if (cmd == NULL)
         return cli_error("'%s' is not a coscope command (see 'coscope "
                          "--help')",
-                         argv[1]);
-    fputs(c->usage, stdout);
+                         argv[optind]);
+    fputs(cmd->usage, stdout);
     return CLI_OK;
 }

@@ -107,8 +107,7 @@ static int write_textfile(struct cli_metrics *m, int om, const char *path)
 static int textfile_loop(struct cli_metrics *m, int om, const char *path,
                          double interval)
 {
-    cli_catch_stop();
-    while (!cli_stop_requested) {
+    while (!cli_stop_requested) { /* Ctrl-C: caught by cli_setup */
         if (write_textfile(m, om, path) != CLI_OK)
             return CLI_ERROR;
         struct timespec ts = {(time_t)interval,
@@ -212,27 +211,6 @@ static void respond(int fd, const char *status, const char *type,
         send_all(fd, body, len);
 }
 
-/* Reads the request head (up to the blank line); its length, or -1. */
-static ssize_t read_head(int fd, char *buf, size_t cap)
-{
-    size_t got = 0;
-    while (got + 1 < cap) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, METRICS_IO_MS) <= 0)
-            return -1;
-        ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-        buf[got] = '\0';
-        if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
-            return (ssize_t)got;
-    }
-    return -1;
-}
-
 /* Does the Accept header of the request head ask for OpenMetrics? */
 static int wants_openmetrics(const char *head)
 {
@@ -253,7 +231,7 @@ static void serve_one(struct cli_metrics *m, int fd)
     char req[METRICS_REQ_MAX];
     struct timeval tv = {METRICS_IO_MS / 1000, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (read_head(fd, req, sizeof req) < 0)
+    if (cli_http_read_head(fd, req, sizeof req, METRICS_IO_MS) < 0)
         return;
     char method[8] = "", path[256] = "";
     if (sscanf(req, "%7s %255s", method, path) != 2)
@@ -292,7 +270,6 @@ static int serve(struct cli_metrics *m, const char *spec)
     int lfd = listen_on(spec, shown, sizeof shown);
     if (lfd < 0)
         return CLI_ERROR;
-    cli_catch_stop();
     fprintf(stderr, "coscope metrics: serving http://%s/metrics\n", shown);
     while (!cli_stop_requested) {
         struct pollfd p = {lfd, POLLIN, 0};
@@ -316,18 +293,15 @@ int cmd_metrics(int argc, char **argv)
         {"interval", required_argument, NULL, 'i'},
         {"once", no_argument, NULL, '1'},
         {"openmetrics", no_argument, NULL, 'O'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     const char *listen_spec = NULL, *textfile = NULL;
     double interval = 15;
     int once = 0, om = 0, c;
     char *end;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h')
-            return fputs(cmd_metrics_usage, stdout), CLI_OK;
-        else if (c == 'l')
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "h", opts)) > 0) {
+        if (c == 'l')
             listen_spec = optarg;
         else if (c == 't')
             textfile = optarg;
@@ -342,13 +316,12 @@ int cmd_metrics(int argc, char **argv)
                 return cli_error("metrics: --interval wants seconds between "
                                  "0.1 and 86400, not '%s'",
                                  optarg);
-        } else
-            return cli_bad_option("metrics", argv, optind, optopt);
+        }
     }
-    if (optind < argc)
-        return cli_error("metrics: unexpected argument '%s' (see 'coscope "
-                         "help metrics')",
-                         argv[optind]);
+    if (c < 0)
+        return cli_getopt_status(c);
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
     if (listen_spec && (textfile || once))
         return cli_error("metrics: --listen serves over HTTP; --textfile and "
                          "--once write files: use one or the other");

@@ -224,23 +224,16 @@ int cmd_ps(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"clean", no_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int clean = 0, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'c')
-            clean = 1;
-        else if (c == 'h')
-            return fputs(cmd_ps_usage, stdout), CLI_OK;
-        else
-            return cli_bad_option("ps", argv, optind, optopt);
-    }
-    if (optind < argc)
-        return cli_error("ps: unexpected argument '%s' (see 'coscope help "
-                         "ps')",
-                         argv[optind]);
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "h", opts)) > 0)
+        clean = 1; /* --clean */
+    if (c < 0)
+        return cli_getopt_status(c);
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
     struct ps_row *rows;
     size_t n;
     if (collect(&rows, &n) != CLI_OK)

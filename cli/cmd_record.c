@@ -61,7 +61,6 @@ static int record_pid(int pid, const char *path, double duration)
         return cli_error("cannot write '%s': %s", path,
                          cli_trace_strerror(err));
     }
-    cli_catch_stop();
     cli_test_point("recording");
     uint64_t start = cli_now_ns(), until = UINT64_MAX;
     if (duration > 0)
@@ -134,7 +133,6 @@ static int record_command(char **argv, const char *path, double duration,
                 cli_strerror(errno));
         _exit(127);
     }
-    cli_catch_stop();
     int status = 0, err = wait_timed(child, duration, &status);
     if (err != 0)
         return cli_error("cannot wait for '%s': %s", argv[0],
@@ -156,8 +154,8 @@ static int record_command(char **argv, const char *path, double duration,
 }
 
 /* One option; CLI_ERROR on a bad one. */
-static int record_option(int c, char **argv, const char **path,
-                         double *duration, int *preload)
+static int record_option(int c, const char **path, double *duration,
+                         int *preload)
 {
     char *end;
     switch (c) {
@@ -170,15 +168,13 @@ static int record_option(int c, char **argv, const char **path,
     case 'o':
         *path = optarg;
         return CLI_OK;
-    case 'd':
+    default: /* 'd' */
         *duration = strtod(optarg, &end);
         if (*end != '\0' || end == optarg || !(*duration > 0) ||
             *duration > 1e7)
             return cli_error("record: '%s' is not a duration in seconds",
                              optarg);
         return CLI_OK;
-    default:
-        return cli_bad_option("record", argv, optind, optopt);
     }
 }
 
@@ -189,23 +185,21 @@ int cmd_record(int argc, char **argv)
         {"duration", required_argument, NULL, 'd'},
         {"preload", no_argument, NULL, 'p'},
         {"no-preload", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     const char *path = NULL, *pid_arg = NULL;
     double duration = 0;
     int c, pid, is_command = 0, preload = 1;
-    opterr = 0;
+    struct cli_setup s;
     /* "+": stop at the first non-option (the pid, or "--" before a
      * command whose own options must be left alone), then go on after a
      * pid. */
     for (;;) {
-        while ((c = getopt_long(argc, argv, "+o:d:h", opts, NULL)) != -1) {
-            if (c == 'h')
-                return fputs(cmd_record_usage, stdout), CLI_OK;
-            if (record_option(c, argv, &path, &duration, &preload) != CLI_OK)
+        while ((c = cli_getopt(argc, argv, "+o:d:h", opts)) > 0)
+            if (record_option(c, &path, &duration, &preload) != CLI_OK)
                 return CLI_ERROR;
-        }
+        if (c < 0)
+            return cli_getopt_status(c);
         is_command = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
         if (is_command || optind >= argc || pid_arg != NULL)
             break;
@@ -223,12 +217,13 @@ int cmd_record(int argc, char **argv)
                          "'coscope help record')");
     if (path == NULL)
         return cli_error("record: missing '-o <file>'");
+    if (cli_setup(argc, argv, &s) != CLI_OK) /* catches Ctrl-C */
+        return CLI_ERROR;
     if (is_command) {
-        const char *lib = NULL;
-        if (preload && (lib = cli_preload_path()) == NULL)
-            return cli_error("record: cannot find libcoscope-preload.so (set "
-                             "COSCOPE_PRELOAD, or use --no-preload)");
-        return record_command(argv + optind, path, duration, lib);
+        const char *lib;
+        if (cli_preload_lib("record", preload, &lib) != CLI_OK)
+            return CLI_ERROR;
+        return record_command(s.args, path, duration, lib);
     }
     if (cli_parse_pid(pid_arg, &pid) != CLI_OK)
         return CLI_ERROR;

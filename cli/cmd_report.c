@@ -35,7 +35,6 @@ const char cmd_report_usage[] =
 
 #define TOP_STEPS 10
 #define TOP_WARNINGS 20
-#define NAMES 8192
 
 struct step {
     uint64_t ns; /* how long it ran */
@@ -75,27 +74,22 @@ struct report {
     struct warning warnings[TOP_WARNINGS];
     int nwarnings;
     struct loop *loops;
-    struct {
-        uint64_t id;
-        uint32_t name;
-    } names[NAMES];
+    struct cli_idmap names; /* task id -> its name's string id */
     cs_trace_event ev[1024];
 };
 
 static void name_put(struct report *r, uint64_t id, uint32_t name)
 {
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull >> 50) % NAMES;
-    r->names[h].id = id;
-    r->names[h].name = name;
+    cli_idmap_put(&r->names, id, name); /* out of memory: unnamed */
 }
 
 static const char *name_of(struct report *r, uint64_t id, char *buf,
                            size_t cap)
 {
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull >> 50) % NAMES;
+    long name = cli_idmap_get(&r->names, id);
     buf[0] = '\0';
-    if (r->names[h].id == id && r->names[h].name != 0)
-        cs_trace_string(r->t, r->names[h].name, buf, cap);
+    if (name > 0)
+        cs_trace_string(r->t, (uint32_t)name, buf, cap);
     return cli_sanitize(buf);
 }
 
@@ -270,6 +264,15 @@ static void print_loops(struct report *r)
     }
 }
 
+static void print_py_line(void *arg, int k, const char *line)
+{
+    (void)arg;
+    if (k < 0)
+        printf("      %s\n", line);
+    else
+        printf("      #%-2d %s\n", k, line);
+}
+
 static void print_warnings(struct report *r)
 {
     char n[256];
@@ -308,16 +311,8 @@ static void print_warnings(struct report *r)
         }
         putchar('\n');
         if (py) { /* headline, then a frame a line */
-            char text[CS_STRING_MAX + 1];
-            char *save = NULL, *ln;
-            if (cs_trace_string(r->t, w->stack & ~CLI_TL_PYSTACK, text,
-                                sizeof text) < 0)
-                continue;
-            ln = strtok_r(text, "\n", &save);
-            if (ln)
-                printf("      %s\n", cli_sanitize(ln));
-            for (int k = 0; (ln = strtok_r(NULL, "\n", &save)) != NULL; k++)
-                printf("      #%-2d %s\n", k, cli_sanitize(ln));
+            cli_py_stack_lines(r->t, w->stack & ~CLI_TL_PYSTACK, print_py_line,
+                               NULL);
             continue;
         }
         for (int k = 0; k < d; k++) {
@@ -398,26 +393,17 @@ int cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"partial", no_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int c, partial = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h')
-            return fputs(cmd_report_usage, stdout), CLI_OK;
-        if (c == 'p') {
-            partial = 1;
-            continue;
-        }
-        return cli_bad_option("report", argv, optind, optopt);
-    }
-    if (optind >= argc)
-        return cli_error("report: missing trace file (see 'coscope help "
-                         "report')");
-    if (optind + 1 < argc)
-        return cli_error("report: unexpected argument '%s'", argv[optind + 1]);
-    const char *path = argv[optind];
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "h", opts)) > 0)
+        partial = 1; /* --partial */
+    if (c < 0)
+        return cli_getopt_status(c);
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
+    const char *path = s.file;
     struct report *r = calloc(1, sizeof *r);
     if (r == NULL)
         return cli_error("out of memory");
@@ -440,6 +426,7 @@ int cmd_report(int argc, char **argv)
     cs_trace_close(r->t);
     free(r->loops);
     free(r->window);
+    cli_idmap_release(&r->names);
     free(r);
     return rc;
 }

@@ -32,34 +32,21 @@ int cmd_run(int argc, char **argv)
     static const struct option opts[] = {
         {"preload", no_argument, NULL, 'p'},
         {"no-preload", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int c, preload = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            return fputs(cmd_run_usage, stdout), CLI_OK;
-        case 'p':
-            preload = 1;
-            break;
-        case 'n':
-            preload = 0;
-            break;
-        default:
-            return cli_bad_option("run", argv, optind, optopt);
-        }
-    }
-    if (cli_need_command("run", argc, argv, optind) != CLI_OK)
+    struct cli_setup s;
+    const char *lib;
+    while ((c = cli_getopt(argc, argv, "+h", opts)) > 0)
+        preload = c == 'p'; /* --preload, --no-preload */
+    if (c < 0)
+        return cli_getopt_status(c);
+    if (cli_setup(argc, argv, &s) != CLI_OK ||
+        cli_preload_lib("run", preload, &lib) != CLI_OK)
         return CLI_ERROR;
-    const char *lib = NULL;
-    if (preload && (lib = cli_preload_path()) == NULL)
-        return cli_error("run: cannot find libcoscope-preload.so (set "
-                         "COSCOPE_PRELOAD, or use --no-preload)");
     int status = 0;
     fflush(stdout);
-    if (cli_spawn_wait("run", argv + optind, lib, NULL, 0, &status) != CLI_OK)
+    if (cli_spawn_wait("run", s.args, lib, NULL, 0, &status) != CLI_OK)
         return CLI_ERROR;
     return cli_shell_status(status);
 }

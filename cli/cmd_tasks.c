@@ -394,12 +394,11 @@ static int parse_args(struct cli_taskset *x, enum tasks_format *format,
         {"format", required_argument, NULL, 'f'},
         {"stacks", no_argument, NULL, 's'},
         {"runtime-frames", no_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "f:sh", opts, NULL)) != -1) {
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "f:sh", opts)) > 0) {
         switch (c) {
         case 'f':
             if (strcmp(optarg, "table") == 0)
@@ -419,21 +418,15 @@ static int parse_args(struct cli_taskset *x, enum tasks_format *format,
         case 'R':
             runtime_frames = 1;
             break;
-        case 'h':
-            fputs(cmd_tasks_usage, stdout);
-            return -1;
-        default:
-            return cli_bad_option("tasks", argv, optind, optopt);
         }
     }
-    if (optind >= argc)
-        return cli_error("tasks: missing process id (see 'coscope help "
-                         "tasks')");
-    if (optind + 1 < argc)
-        return cli_error("tasks: unexpected argument '%s' (see 'coscope help "
-                         "tasks')",
-                         argv[optind + 1]);
-    return cli_parse_pid(argv[optind], &x->pid);
+    if (c < 0)
+        return c; /* CLI_HELP, or -CLI_ERROR */
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
+    x->pid = s.pid;
+    x->t = s.t;
+    return CLI_OK;
 }
 
 int cmd_tasks(int argc, char **argv)
@@ -444,9 +437,7 @@ int cmd_tasks(int argc, char **argv)
     memset(&x, 0, sizeof x);
     int rc = parse_args(&x, &format, &stacks, argc, argv);
     if (rc != CLI_OK)
-        return rc < 0 ? CLI_OK : rc;
-    if (cli_open_pid(x.pid, &x.t) != CLI_OK)
-        return CLI_ERROR;
+        return rc < 0 ? cli_getopt_status(rc) : rc;
     cli_test_point("opened");
     rc = cli_ts_read(&x);
     if (rc == CLI_OK && stacks)

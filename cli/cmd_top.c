@@ -65,11 +65,11 @@ struct top {
     struct cli_taskset ts;
     double interval; /* seconds */
     enum top_sort sort;
-    char filter[64];       /* name substring, "" for all */
-    long iterations;       /* refreshes left, < 0 unlimited */
-    struct top_prev *prev; /* open addressing on id */
-    size_t prev_cap;
-    uint64_t prev_now; /* ns; 0 before the first refresh */
+    char filter[64];          /* name substring, "" for all */
+    long iterations;          /* refreshes left, < 0 unlimited */
+    struct top_prev *prev;    /* each task's counters at the last refresh */
+    struct cli_idmap prev_ix; /* task id -> index in prev */
+    uint64_t prev_now;        /* ns; 0 before the first refresh */
     uint32_t rings;
     uint64_t *cursor;      /* per ring */
     uint64_t *poll;        /* per ring: poll ticks since last refresh */
@@ -87,14 +87,6 @@ struct top {
 
 
 /* ---- sampling ----------------------------------------------------------- */
-
-static size_t prev_slot(const struct top *p, uint64_t id)
-{
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull) & (p->prev_cap - 1);
-    while (p->prev[h].id != 0 && p->prev[h].id != id)
-        h = (h + 1) & (p->prev_cap - 1);
-    return h;
-}
 
 /* Run time of task t in ns, counting the step it is running now. */
 static uint64_t run_ns(struct top *p, const cs_trace_task *t)
@@ -114,18 +106,16 @@ static uint64_t run_ns(struct top *p, const cs_trace_task *t)
 /* Remembers every task's counters for the next refresh. */
 static int remember(struct top *p)
 {
-    size_t cap = 64;
-    while (cap < 2 * p->ts.n + 2)
-        cap *= 2;
-    free(p->prev);
-    p->prev = calloc(cap, sizeof *p->prev);
-    if (p->prev == NULL)
+    struct top_prev *v = realloc(p->prev, (p->ts.n + 1) * sizeof *v);
+    if (v == NULL)
         return -ENOMEM;
-    p->prev_cap = cap;
+    p->prev = v;
+    cli_idmap_clear(&p->prev_ix);
     for (size_t i = 0; i < p->ts.n; i++) {
         const cs_trace_task *t = &p->ts.v[i].t;
-        struct top_prev *e = &p->prev[prev_slot(p, t->id)];
-        *e = (struct top_prev){t->id, run_ns(p, t), t->steps};
+        p->prev[i] = (struct top_prev){t->id, run_ns(p, t), t->steps};
+        if (cli_idmap_put(&p->prev_ix, t->id, (long)i) != 0)
+            return -ENOMEM;
     }
     return 0;
 }
@@ -225,8 +215,8 @@ static int sample(struct top *p)
         struct top_row *row = &p->rows[p->nrows++];
         memset(row, 0, sizeof *row);
         row->idx = (long)i;
-        const struct top_prev *e = p->prev_cap ? &p->prev[prev_slot(p, t->id)]
-                                               : NULL;
+        long k = cli_idmap_get(&p->prev_ix, t->id);
+        const struct top_prev *e = k >= 0 ? &p->prev[k] : NULL;
         if (dt > 0 && e != NULL && e->id == t->id) {
             uint64_t run = run_ns(p, t);
             run = run > e->run_ns ? run - e->run_ns : 0;
@@ -563,14 +553,13 @@ static int parse_args(struct top *p, int argc, char **argv)
         {"sort", required_argument, NULL, 'o'},
         {"filter", required_argument, NULL, 'F'},
         {"iterations", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     static const char *sorts[] = {"run", "steps", "wait", "name", "id"};
     int c;
     char *end;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "d:o:F:n:h", opts, NULL)) != -1) {
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "d:o:F:n:h", opts)) > 0) {
         switch (c) {
         case 'd':
             p->interval = strtod(optarg, &end);
@@ -600,20 +589,15 @@ static int parse_args(struct top *p, int argc, char **argv)
                 return cli_error("top: '%s' is not a number of refreshes",
                                  optarg);
             break;
-        case 'h':
-            fputs(cmd_top_usage, stdout);
-            return -1;
-        default:
-            return cli_bad_option("top", argv, optind, optopt);
         }
     }
-    if (optind >= argc)
-        return cli_error("top: missing process id (see 'coscope help top')");
-    if (optind + 1 < argc)
-        return cli_error("top: unexpected argument '%s' (see 'coscope help "
-                         "top')",
-                         argv[optind + 1]);
-    return cli_parse_pid(argv[optind], &p->ts.pid);
+    if (c < 0)
+        return c; /* CLI_HELP, or -CLI_ERROR */
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
+    p->ts.pid = s.pid;
+    p->ts.t = s.t;
+    return CLI_OK;
 }
 
 int cmd_top(int argc, char **argv)
@@ -624,9 +608,10 @@ int cmd_top(int argc, char **argv)
     p->interval = 1.0;
     p->iterations = -1;
     int rc = parse_args(p, argc, argv);
-    if (rc == CLI_OK)
-        rc = cli_open_pid(p->ts.pid, &p->ts.t);
-    if (rc == CLI_OK) {
+    int parsed = rc == CLI_OK; /* not --help, not a bad option */
+    if (rc < 0)
+        rc = cli_getopt_status(rc);
+    if (parsed) {
         cs_trace_info info;
         cs_trace_info_get(p->ts.t, &info);
         p->rings = info.ring_count;
@@ -642,15 +627,13 @@ int cmd_top(int argc, char **argv)
         }
         p->rings_t0 = cli_now_ns();
     }
-    if (rc == CLI_OK) {
-        cli_catch_stop();
+    if (parsed && rc == CLI_OK) {
         rc = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO) ? run_screen(p)
                                                            : run_text(p);
     }
-    if (rc < 0)
-        rc = CLI_OK; /* --help */
     cli_ts_release(&p->ts);
     free(p->prev);
+    cli_idmap_release(&p->prev_ix);
     free(p->rows);
     free(p->cursor);
     free(p->poll);

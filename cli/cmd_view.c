@@ -403,18 +403,15 @@ int cmd_view(int argc, char **argv)
         {"partial", no_argument, NULL, 'P'},
         {"from", required_argument, NULL, 'f'},
         {"max-steps", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     const char *html = NULL;
     int c, port = 0, partial = 0;
     double from = 0, steps = 0;
     size_t max_steps = 8000000;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
-        if (c == 'h')
-            return fputs(cmd_view_usage, stdout), CLI_OK;
-        else if (c == 'p' && parse_port(optarg, &port) != CLI_OK)
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "p:h", opts)) > 0) {
+        if (c == 'p' && parse_port(optarg, &port) != CLI_OK)
             return CLI_ERROR;
         else if (c == 'H')
             html = optarg;
@@ -427,17 +424,14 @@ int cmd_view(int argc, char **argv)
             return cli_error("view: '%s' is not a number of steps", optarg);
         else if (c == 'm')
             max_steps = (size_t)steps;
-        else if (c != 'p' && c != 'f')
-            return cli_bad_option("view", argv, optind, optopt);
     }
-    if (optind >= argc)
-        return cli_error("view: missing trace file (see 'coscope help "
-                         "view')");
-    if (optind + 1 < argc)
-        return cli_error("view: unexpected argument '%s'", argv[optind + 1]);
+    if (c < 0)
+        return cli_getopt_status(c);
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
     struct cli_timeline *tl;
     char dir[PATH_MAX];
-    if (cli_tl_load(argv[optind], partial, &tl) != CLI_OK)
+    if (cli_tl_load(s.file, partial, &tl) != CLI_OK)
         return CLI_ERROR;
     if (viewer_dir(dir, sizeof dir) != CLI_OK) {
         cli_tl_free(tl);
@@ -449,7 +443,7 @@ int cmd_view(int argc, char **argv)
     if (err == 0 && tl->windowed)
         cli_warn("view: showing %zu of the %zu steps of '%s', from %.6fs "
                  "to %.6fs (see --from and --max-steps)",
-                 tl->nsteps, tl->steps_total, argv[optind],
+                 tl->nsteps, tl->steps_total, s.file,
                  (double)(tl->window_from - tl->first_ns) / 1e9,
                  (double)(tl->window_to - tl->first_ns) / 1e9);
     FILE *m = err == 0 ? open_memstream(&data, &len) : NULL;
@@ -464,7 +458,7 @@ int cmd_view(int argc, char **argv)
     else if (html)
         rc = cli_view_html(dir, data, len, html);
     else
-        rc = cli_view_serve(dir, data, len, port, argv[optind]);
+        rc = cli_view_serve(dir, data, len, port, s.file);
     free(data);
     return rc;
 }

@@ -36,7 +36,7 @@ const char cmd_watch_usage[] =
     "    -h, --help        show this help\n";
 
 #define BATCH 1024
-#define NAMES_CAP 4096 /* task id -> name string id, direct-mapped */
+#define NAMES_CAP 65536 /* names kept; past it, forgotten and read again */
 
 struct pending_wait {
     int valid;
@@ -52,13 +52,10 @@ struct watch {
     uint64_t *cursor;          /* per ring: last seq consumed or lost */
     uint64_t *lost;            /* per ring: lost so far */
     struct pending_wait *wait; /* per ring: CS_EV_WAIT before its step */
-    struct {
-        uint64_t id;
-        uint32_t name;
-    } names[NAMES_CAP];
-    uint64_t wall_minus_mono; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
-    int names_fresh;          /* the task table was re-read this pass */
-    struct cli_symbols *sym;  /* for warning stacks, opened lazily */
+    struct cli_idmap names;    /* task id -> its name's string id */
+    uint64_t wall_minus_mono;  /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+    int names_fresh;           /* the task table was re-read this pass */
+    struct cli_symbols *sym;   /* for warning stacks, opened lazily */
     int sym_tried;
     cs_trace_event ev[BATCH];
 };
@@ -68,9 +65,9 @@ struct watch {
 
 static void name_put(struct watch *w, uint64_t id, uint32_t name)
 {
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull >> 52) % NAMES_CAP;
-    w->names[h].id = id;
-    w->names[h].name = name;
+    if (w->names.n >= NAMES_CAP) /* ids of tasks long gone, mostly */
+        cli_idmap_clear(&w->names);
+    cli_idmap_put(&w->names, id, name); /* out of memory: unnamed */
 }
 
 /* Re-reads the task table's names (when an event names a task we do not
@@ -86,18 +83,18 @@ static void names_refresh(struct watch *w)
 static const char *task_name(struct watch *w, uint64_t id, char *buf,
                              size_t cap)
 {
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull >> 52) % NAMES_CAP;
-    if (w->names[h].id != id) {
+    long name = cli_idmap_get(&w->names, id);
+    if (name < 0) {
         if (!w->names_fresh) { /* at most once a pass: it reads every slot */
             names_refresh(w);
             w->names_fresh = 1;
         }
-        if (w->names[h].id != id)
+        if ((name = cli_idmap_get(&w->names, id)) < 0)
             name_put(w, id, 0);
     }
     buf[0] = '\0';
-    if (w->names[h].name != 0)
-        cs_trace_string(w->t, w->names[h].name, buf, cap);
+    if (name > 0)
+        cs_trace_string(w->t, (uint32_t)name, buf, cap);
     return cli_sanitize(buf);
 }
 
@@ -167,6 +164,9 @@ static void event_text(struct watch *w, const cs_trace_event *e,
                        const struct pending_wait *pw, char *buf, size_t cap)
 {
     char d[32], s[256] = "";
+    /* the duration a step, batch or loop iteration record holds */
+    cli_fmt_duration(cs_trace_ticks_ns(w->t, cs_trace_event_ticks(e)), d,
+                     sizeof d);
     switch (e->type) {
     case CS_EV_TASK_CREATED:
         cs_trace_string(w->t, e->arg, s, sizeof s);
@@ -184,8 +184,6 @@ static void event_text(struct watch *w, const cs_trace_event *e,
         snprintf(buf, cap, "named '%s'", s);
         break;
     case CS_EV_STEP:
-        cli_fmt_duration(cs_trace_ticks_ns(w->t, cs_trace_event_ticks(e)), d,
-                         sizeof d);
         if (e->flags & CS_RECF_BATCHED) /* its share of the batch */
             snprintf(d + strlen(d), sizeof d - strlen(d), " (estimated)");
         if (e->reason == CS_WAIT_YIELD)
@@ -201,8 +199,6 @@ static void event_text(struct watch *w, const cs_trace_event *e,
         }
         break;
     case CS_EV_BATCH:
-        cli_fmt_duration(cs_trace_ticks_ns(w->t, cs_trace_event_ticks(e)), d,
-                         sizeof d);
         snprintf(buf, cap, "batch of %llu short steps in %s",
                  (unsigned long long)e->task_id, d);
         break;
@@ -233,8 +229,6 @@ static void event_text(struct watch *w, const cs_trace_event *e,
         snprintf(buf, cap, "warning: %s", cs_trace_warning_name(e->reason));
         break;
     case CS_EV_LOOP_ITER:
-        cli_fmt_duration(cs_trace_ticks_ns(w->t, cs_trace_event_ticks(e)), d,
-                         sizeof d);
         snprintf(buf, cap, "loop iteration %llu, polled %s",
                  (unsigned long long)e->task_id, d);
         break;
@@ -430,12 +424,11 @@ static int parse_args(struct watch *w, int argc, char **argv)
         {"format", required_argument, NULL, 'f'},
         {"all", no_argument, NULL, 'a'},
         {"iterations", no_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTS_END,
     };
     int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "f:aih", opts, NULL)) != -1) {
+    struct cli_setup s;
+    while ((c = cli_getopt(argc, argv, "f:aih", opts)) > 0) {
         switch (c) {
         case 'f':
             if (strcmp(optarg, "json") == 0)
@@ -450,21 +443,15 @@ static int parse_args(struct watch *w, int argc, char **argv)
         case 'i':
             w->iterations = 1;
             break;
-        case 'h':
-            fputs(cmd_watch_usage, stdout);
-            return -1;
-        default:
-            return cli_bad_option("watch", argv, optind, optopt);
         }
     }
-    if (optind >= argc)
-        return cli_error("watch: missing process id (see 'coscope help "
-                         "watch')");
-    if (optind + 1 < argc)
-        return cli_error("watch: unexpected argument '%s' (see 'coscope help "
-                         "watch')",
-                         argv[optind + 1]);
-    return cli_parse_pid(argv[optind], &w->pid);
+    if (c < 0)
+        return c; /* CLI_HELP, or -CLI_ERROR */
+    if (cli_setup(argc, argv, &s) != CLI_OK)
+        return CLI_ERROR;
+    w->pid = s.pid;
+    w->t = s.t;
+    return CLI_OK;
 }
 
 static int watch_init(struct watch *w)
@@ -489,7 +476,6 @@ static int watch_init(struct watch *w)
         ((uint64_t)rt.tv_sec - (uint64_t)mono.tv_sec) * 1000000000u +
         (uint64_t)rt.tv_nsec - (uint64_t)mono.tv_nsec;
     names_refresh(w);
-    cli_catch_stop();
     return CLI_OK;
 }
 
@@ -499,16 +485,16 @@ int cmd_watch(int argc, char **argv)
     if (w == NULL)
         return cli_error("out of memory");
     int rc = parse_args(w, argc, argv);
-    if (rc == CLI_OK && (rc = cli_open_pid(w->pid, &w->t)) == CLI_OK &&
-        (rc = watch_init(w)) == CLI_OK)
-        rc = follow(w);
     if (rc < 0)
-        rc = CLI_OK; /* --help */
+        rc = cli_getopt_status(rc);
+    else if (rc == CLI_OK && (rc = watch_init(w)) == CLI_OK)
+        rc = follow(w);
     cli_symbols_close(w->sym);
     cs_trace_close(w->t);
     free(w->cursor);
     free(w->lost);
     free(w->wait);
+    cli_idmap_release(&w->names);
     free(w);
     return rc;
 }

@@ -7,24 +7,33 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 
+/* One line on stderr, "coscope: <prefix><message>", after what stdout
+ * holds so far. */
+static void say(const char *prefix, const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fprintf(stderr, "coscope: %s", prefix);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("coscope: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say("", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return CLI_ERROR;
 }
 
@@ -107,12 +116,9 @@ int cli_open_trace_file(const char *path, int partial, cs_trace **out,
 void cli_warn(const char *fmt, ...)
 {
     va_list ap;
-    fflush(stdout);
-    fputs("coscope: warning: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say("warning: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 volatile sig_atomic_t cli_stop_requested;
@@ -492,4 +498,24 @@ void cli_test_point(const char *name)
         return;
     while (read(rfd, &c, 1) < 0 && errno == EINTR)
         ;
+}
+
+int cli_http_read_head(int fd, char *buf, size_t cap, int timeout_ms)
+{
+    size_t got = 0;
+    while (got + 1 < cap) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (timeout_ms >= 0 && poll(&p, 1, timeout_ms) <= 0)
+            return -1;
+        ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+        buf[got] = '\0';
+        if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
+            return (int)got;
+    }
+    return -1;
 }

@@ -346,46 +346,15 @@ static void write_tracks(struct pf *p)
 
 /* ---- flows -------------------------------------------------------------- */
 
-static int id_cmp(const void *a, const void *b)
-{
-    const uint64_t *x = a, *y = b;
-    return (x[0] > y[0]) - (x[0] < y[0]);
-}
-
-/* The last step of task k that ended at or before ns, or -1. */
-static long last_step_before(struct cli_timeline *tl, long k, uint64_t ns)
-{
-    const struct cli_tl_task *t = &tl->tasks[k];
-    long best = -1;
-    for (long lo = t->first, hi = (long)t->first + t->nsteps; lo < hi;) {
-        long mid = (lo + hi) / 2;
-        if (tl->steps[mid].end <= ns) {
-            best = mid;
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return best;
-}
-
 /* Links each resumed step to the step that let it run: the end of a task
  * it awaited, or the lock holder's step that released the lock. */
 static int find_flows(struct pf *p)
 {
     struct cli_timeline *tl = p->tl;
-    uint64_t(*byid)[2] = malloc((tl->ntasks + 1) * sizeof *byid);
     p->flow_out = calloc(tl->nsteps + 1, sizeof *p->flow_out);
     p->flow_in = calloc(tl->nsteps + 1, sizeof *p->flow_in);
-    if (byid == NULL || p->flow_out == NULL || p->flow_in == NULL) {
-        free(byid);
+    if (p->flow_out == NULL || p->flow_in == NULL)
         return -ENOMEM;
-    }
-    for (size_t k = 0; k < tl->ntasks; k++) {
-        byid[k][0] = tl->tasks[k].id;
-        byid[k][1] = k;
-    }
-    qsort(byid, tl->ntasks, sizeof *byid, id_cmp);
     for (size_t k = 0; k < tl->ntasks; k++) {
         const struct cli_tl_task *t = &tl->tasks[k];
         for (uint32_t i = t->first; i + 1 < t->first + t->nsteps; i++) {
@@ -395,13 +364,10 @@ static int find_flows(struct pf *p)
                                                            : 0;
             if (!s->has_target || from_id == 0)
                 continue;
-            uint64_t key[2] = {from_id, 0};
-            uint64_t(*f)[2] =
-                bsearch(key, byid, tl->ntasks, sizeof *byid, id_cmp);
-            if (f == NULL)
+            long from = cli_tl_task_index(tl, from_id);
+            if (from < 0)
                 continue;
-            long src =
-                last_step_before(tl, (long)(*f)[1], tl->steps[i + 1].start);
+            long src = cli_tl_last_step(tl, from, tl->steps[i + 1].start, 1);
             /* a slice starts one flow (and may end one) */
             if (src < 0 || p->flow_out[src] || p->flow_in[i + 1] ||
                 tl->steps[src].end < s->end)
@@ -409,7 +375,6 @@ static int find_flows(struct pf *p)
             p->flow_out[src] = p->flow_in[i + 1] = ++p->flow;
         }
     }
-    free(byid);
     return 0;
 }
 

@@ -77,10 +77,6 @@ struct pprof {
     struct cli_pb out, loc, fn, str;
     struct dict strings, funcs, locs;
     uint64_t next_string; /* index of the next string */
-    struct idx {
-        uint64_t id;
-        size_t k;
-    } * byid; /* tasks by id */
 };
 
 static uint64_t hash(const char *s, uint64_t a, uint64_t b)
@@ -200,17 +196,9 @@ static uint64_t location_id(struct pprof *p, uint64_t kind, uint64_t key,
     return e->id;
 }
 
-static int idx_cmp(const void *a, const void *b)
-{
-    const struct idx *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
 static long task_of(struct pprof *p, uint64_t id)
 {
-    struct idx key = {id, 0};
-    struct idx *f = bsearch(&key, p->byid, p->tl->ntasks, sizeof key, idx_cmp);
-    return f ? (long)f->k : -1;
+    return cli_tl_task_index(p->tl, id);
 }
 
 /* The frame of task k: "[task NAME]" at its creation site. */
@@ -278,17 +266,7 @@ static void sample(struct pprof *p, const uint64_t *locs, int nlocs,
 /* The step of task k that was running at ns, or -1. */
 static long step_at(struct cli_timeline *tl, long k, uint64_t ns)
 {
-    const struct cli_tl_task *t = &tl->tasks[k];
-    long lo = t->first, hi = (long)t->first + t->nsteps, best = -1;
-    while (lo < hi) { /* last step starting at or before ns */
-        long mid = (lo + hi) / 2;
-        if (tl->steps[mid].start <= ns) {
-            best = mid;
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
+    long best = cli_tl_last_step(tl, k, ns, 0);
     return best >= 0 && tl->steps[best].end >= ns ? best : -1;
 }
 
@@ -368,15 +346,11 @@ static int build(struct pprof *p)
     struct cli_timeline *tl = p->tl;
     cli_pb_str(&p->str, P_STRING_TABLE, ""); /* index 0 is "" */
     p->next_string = 1;
-    p->byid = malloc((tl->ntasks + 1) * sizeof *p->byid);
     uint8_t *used = calloc(tl->nsteps + 1, 1);
-    if (p->byid == NULL || used == NULL) {
+    if (used == NULL) {
         free(used);
         return -ENOMEM;
     }
-    for (size_t k = 0; k < tl->ntasks; k++)
-        p->byid[k] = (struct idx){tl->tasks[k].id, k};
-    qsort(p->byid, tl->ntasks, sizeof *p->byid, idx_cmp);
     value_type(p, P_SAMPLE_TYPE, "steps", "count");
     value_type(p, P_SAMPLE_TYPE, "cpu", "nanoseconds");
     value_type(p, P_SAMPLE_TYPE, "warnings", "count");
@@ -440,7 +414,6 @@ int cli_tl_write_pprof(struct cli_timeline *tl, FILE *f)
     dict_free(&p.strings);
     dict_free(&p.funcs);
     dict_free(&p.locs);
-    free(p.byid);
     return err;
 }
 

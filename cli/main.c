@@ -15,26 +15,36 @@
 #endif
 
 /* Sorted by name. */
+/* Sorted by name.  The flags are the shared set-up each command gets
+ * (options.c).  view catches Ctrl-C itself, once its file is loaded: an
+ * early Ctrl-C stops a long load. */
 const struct cli_command cli_commands[] = {
     {"check", cmd_check, cmd_check_usage,
-     "run a command, fail on the agent's reports (CI)"},
+     "run a command, fail on the agent's reports (CI)", CLI_ARG_COMMAND},
     {"export", cmd_export, cmd_export_usage,
-     "write a trace file as Chrome JSON, pprof or Perfetto"},
-    {"help", cmd_help, cmd_help_usage, "show help for coscope or a command"},
+     "write a trace file as Chrome JSON, pprof or Perfetto", CLI_ARG_FILE},
+    {"help", cmd_help, cmd_help_usage, "show help for coscope or a command",
+     CLI_ARG_OWN},
     {"metrics", cmd_metrics, cmd_metrics_usage,
-     "serve every coscope process's metrics to Prometheus"},
-    {"ps", cmd_ps, cmd_ps_usage, "list processes with a coscope segment"},
+     "serve every coscope process's metrics to Prometheus",
+     CLI_ARG_NONE | CLI_RUN_UNTIL_STOP},
+    {"ps", cmd_ps, cmd_ps_usage, "list processes with a coscope segment",
+     CLI_ARG_NONE},
     {"record", cmd_record, cmd_record_usage,
-     "write a trace file of a process or a command"},
-    {"report", cmd_report, cmd_report_usage, "summarise a trace file"},
+     "write a trace file of a process or a command",
+     CLI_ARG_OWN | CLI_RUN_UNTIL_STOP},
+    {"report", cmd_report, cmd_report_usage, "summarise a trace file",
+     CLI_ARG_FILE},
     {"run", cmd_run, cmd_run_usage,
-     "run a command with the agent's reports on"},
+     "run a command with the agent's reports on", CLI_ARG_COMMAND},
     {"tasks", cmd_tasks, cmd_tasks_usage,
-     "dump every task of a process: state, wait, stack"},
-    {"top", cmd_top, cmd_top_usage, "a live view of a process's tasks"},
+     "dump every task of a process: state, wait, stack", CLI_ARG_PID},
+    {"top", cmd_top, cmd_top_usage, "a live view of a process's tasks",
+     CLI_ARG_PID | CLI_RUN_UNTIL_STOP},
     {"view", cmd_view, cmd_view_usage,
-     "open a trace file in the web timeline viewer"},
-    {"watch", cmd_watch, cmd_watch_usage, "stream a process's events live"},
+     "open a trace file in the web timeline viewer", CLI_ARG_FILE},
+    {"watch", cmd_watch, cmd_watch_usage, "stream a process's events live",
+     CLI_ARG_PID | CLI_RUN_UNTIL_STOP},
 };
 const size_t cli_command_count = sizeof cli_commands / sizeof cli_commands[0];
 

@@ -393,6 +393,15 @@ static void sample_u(struct out *o, const char *name, const struct mproc *p,
             extra ? extra : "", (unsigned long long)v);
 }
 
+/* sample_u with one more label, key="value". */
+static void sample_kv(struct out *o, const char *name, const struct mproc *p,
+                      const char *key, const char *value, uint64_t v)
+{
+    char l[96];
+    snprintf(l, sizeof l, "%s=\"%s\"", key, value);
+    sample_u(o, name, p, l, v);
+}
+
 static void sample_d(struct out *o, const char *name, const struct mproc *p,
                      const char *extra, double v)
 {
@@ -421,7 +430,6 @@ static void render_tasks(struct cli_metrics *m, struct out *o)
 
 static void render_steps(struct cli_metrics *m, struct out *o)
 {
-    char l[64];
     family(o, "coscope_steps_total", "counter",
            "Task steps run (a step: from a task's resumption to its next "
            "suspension).");
@@ -435,9 +443,11 @@ static void render_steps(struct cli_metrics *m, struct out *o)
         const struct mproc *p = m->v[i];
         uint64_t cum = 0;
         for (size_t b = 0; b < NBUCKETS; b++) {
+            char le[32];
+            snprintf(le, sizeof le, "%g", bucket_le[b]);
             cum += p->hist[b];
-            snprintf(l, sizeof l, "le=\"%g\"", bucket_le[b]);
-            sample_u(o, "coscope_step_duration_seconds_bucket", p, l, cum);
+            sample_kv(o, "coscope_step_duration_seconds_bucket", p, "le", le,
+                      cum);
         }
         sample_u(o, "coscope_step_duration_seconds_bucket", p, "le=\"+Inf\"",
                  cum + p->hist_inf);
@@ -483,7 +493,6 @@ static void render_loops(struct cli_metrics *m, struct out *o)
 
 static void render_warnings(struct cli_metrics *m, struct out *o)
 {
-    char l[64];
     family(o, "coscope_warnings_total", "counter",
            "Warnings the agent reported, by kind (kind \"unknown\": "
            "overwritten before they were read, or newer kinds).");
@@ -491,8 +500,8 @@ static void render_warnings(struct cli_metrics *m, struct out *o)
         const struct mproc *p = m->v[i];
         uint64_t known = 0;
         for (unsigned k = CS_WARN_SLOW_STEP; k < CS_WARN_COUNT; k++) {
-            snprintf(l, sizeof l, "kind=\"%s\"", cs_trace_warning_name(k));
-            sample_u(o, "coscope_warnings_total", p, l, p->warn[k]);
+            sample_kv(o, "coscope_warnings_total", p, "kind",
+                      cs_trace_warning_name(k), p->warn[k]);
             known += p->warn[k];
         }
         /* the header's total is exact; what the rings no longer hold, or

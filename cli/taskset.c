@@ -18,39 +18,20 @@
 
 /* ---- lookups ------------------------------------------------------------ */
 
-static size_t hash64(uint64_t v, size_t cap)
-{
-    v ^= v >> 33;
-    v *= 0xff51afd7ed558ccdull;
-    v ^= v >> 33;
-    return (size_t)v & (cap - 1);
-}
-
 long cli_ts_find(const struct cli_taskset *x, uint64_t id)
 {
-    if (id == 0 || x->by_id_cap == 0)
-        return -1;
-    for (size_t h = hash64(id, x->by_id_cap);;
-         h = (h + 1) & (x->by_id_cap - 1))
-        if (x->by_id[h] < 0 || x->v[x->by_id[h]].t.id == id)
-            return x->by_id[h];
+    return id == 0 ? -1 : cli_idmap_get(&x->by_id, id);
 }
 
 static int index_tasks(struct cli_taskset *x)
 {
-    x->by_id_cap = 16;
-    while (x->by_id_cap < 2 * x->n + 2)
-        x->by_id_cap *= 2;
-    x->by_id = malloc(x->by_id_cap * sizeof *x->by_id);
-    if (x->by_id == NULL)
+    cli_idmap_clear(&x->by_id);
+    if (cli_idmap_reserve(&x->by_id, x->n) != 0)
         return -ENOMEM;
-    memset(x->by_id, 0xff, x->by_id_cap * sizeof *x->by_id);
-    for (size_t i = 0; i < x->n; i++) {
-        size_t h = hash64(x->v[i].t.id, x->by_id_cap);
-        while (x->by_id[h] >= 0)
-            h = (h + 1) & (x->by_id_cap - 1);
-        x->by_id[h] = (long)i;
-    }
+    for (size_t i = 0; i < x->n; i++)
+        if (cli_idmap_get(&x->by_id, x->v[i].t.id) < 0 &&
+            cli_idmap_put(&x->by_id, x->v[i].t.id, (long)i) != 0)
+            return -ENOMEM;
     return 0;
 }
 
@@ -59,36 +40,27 @@ const char *cli_ts_str(struct cli_taskset *x, uint32_t id)
 {
     if (id == 0)
         return "";
-    if (x->strs_n * 2 >= x->strs_cap) {
+    long k = cli_idmap_get(&x->str_ix, id);
+    if (k >= 0)
+        return x->strs[k];
+    if (x->strs_n == x->strs_cap) {
         size_t cap = x->strs_cap ? 2 * x->strs_cap : 64;
-        struct cli_str_entry *g = calloc(cap, sizeof *g);
-        if (g == NULL)
+        char **v = realloc(x->strs, cap * sizeof *v);
+        if (v == NULL)
             return "";
-        for (size_t i = 0; i < x->strs_cap; i++) {
-            if (x->strs[i].id == 0)
-                continue;
-            size_t h = hash64(x->strs[i].id, cap);
-            while (g[h].id != 0)
-                h = (h + 1) & (cap - 1);
-            g[h] = x->strs[i];
-        }
-        free(x->strs);
-        x->strs = g;
+        x->strs = v;
         x->strs_cap = cap;
     }
-    size_t h = hash64(id, x->strs_cap);
-    while (x->strs[h].id != 0 && x->strs[h].id != id)
-        h = (h + 1) & (x->strs_cap - 1);
-    if (x->strs[h].id == id)
-        return x->strs[h].s;
     char buf[CS_STRING_MAX + 1];
     int r = cs_trace_string(x->t, id, buf, sizeof buf);
     char *s = strdup(r >= 0 ? cli_sanitize(buf) : r == -ENOENT ? "" : "?");
     if (s == NULL)
         return "";
-    x->strs[h].id = id;
-    x->strs[h].s = s;
-    x->strs_n++;
+    if (cli_idmap_put(&x->str_ix, id, (long)x->strs_n) != 0) {
+        free(s);
+        return "";
+    }
+    x->strs[x->strs_n++] = s;
     return s;
 }
 
@@ -105,14 +77,12 @@ const char *cli_ts_site(struct cli_taskset *x, uint32_t id)
     char buf[CS_STRING_MAX + 1];
     snprintf(buf, sizeof buf, "%s", s);
     cli_site_name(x->site_sym, buf, sizeof buf);
-    size_t h = hash64(id, x->strs_cap);
-    while (x->strs[h].id != id)
-        h = (h + 1) & (x->strs_cap - 1);
+    long k = cli_idmap_get(&x->str_ix, id);
     char *named = strdup(buf);
     if (named == NULL)
         return s;
-    free(x->strs[h].s);
-    x->strs[h].s = named;
+    free(x->strs[k]);
+    x->strs[k] = named;
     return named;
 }
 
@@ -488,12 +458,10 @@ void cli_ts_clear(struct cli_taskset *x)
     for (size_t c = 0; c < x->ncycles; c++)
         free(x->cycles[c]);
     free(x->cycles);
-    free(x->by_id);
+    cli_idmap_release(&x->by_id);
     free(x->v);
     x->v = NULL;
     x->n = 0;
-    x->by_id = NULL;
-    x->by_id_cap = 0;
     x->cycles = NULL;
     x->ncycles = 0;
     x->stacks = 0;
@@ -503,14 +471,15 @@ void cli_ts_release(struct cli_taskset *x)
 {
     for (size_t i = 0; i < x->n; i++)
         free(x->v[i].frames);
-    for (size_t i = 0; i < x->strs_cap; i++)
-        free(x->strs[i].s);
+    for (size_t i = 0; i < x->strs_n; i++)
+        free(x->strs[i]);
     for (size_t c = 0; c < x->ncycles; c++)
         free(x->cycles[c]);
     free(x->cycles);
     cli_symbols_close(x->site_sym);
     free(x->strs);
-    free(x->by_id);
+    cli_idmap_release(&x->str_ix);
+    cli_idmap_release(&x->by_id);
     free(x->v);
     cs_trace_close(x->t);
     memset(x, 0, sizeof *x);

@@ -21,46 +21,29 @@
 #include "cli.h"
 #include "timeline.h"
 
-/* Rebuilds the id -> index map of tl->tasks with cap (a power of two)
- * buckets. */
-static int map_rebuild(struct cli_timeline *tl, size_t cap)
+/* Rebuilds the id -> index map of tl->tasks (after they were sorted). */
+static int map_rebuild(struct cli_timeline *tl)
 {
-    long *m = malloc(cap * sizeof *m);
-    if (m == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < cap; i++)
-        m[i] = -1;
-    for (size_t i = 0; i < tl->ntasks; i++) {
-        size_t h = (size_t)(tl->tasks[i].id * 0x9e3779b97f4a7c15ull) &
-                   (cap - 1);
-        while (m[h] >= 0)
-            h = (h + 1) & (cap - 1);
-        m[h] = (long)i;
-    }
-    free(tl->map);
-    tl->map = m;
-    tl->map_cap = cap;
+    cli_idmap_clear(&tl->map);
+    for (size_t i = 0; i < tl->ntasks; i++)
+        if (cli_idmap_get(&tl->map, tl->tasks[i].id) < 0 &&
+            cli_idmap_put(&tl->map, tl->tasks[i].id, (long)i) != 0)
+            return -ENOMEM;
     return 0;
+}
+
+long cli_tl_task_index(const struct cli_timeline *tl, uint64_t id)
+{
+    return cli_idmap_get(&tl->map, id);
 }
 
 /* Index of task id in tl->tasks, adding it when add is set; -1 if absent
  * or out of memory. */
 static long task_index(struct cli_timeline *tl, uint64_t id, int add)
 {
-    if (tl->map_cap == 0 || 2 * (tl->ntasks + 1) > tl->map_cap) {
-        if (!add && tl->map_cap == 0)
-            return -1;
-        if (add && map_rebuild(tl, tl->map_cap ? tl->map_cap * 2 : 1024))
-            return -1;
-    }
-    size_t h = (size_t)(id * 0x9e3779b97f4a7c15ull) & (tl->map_cap - 1);
-    while (tl->map[h] >= 0) {
-        if (tl->tasks[tl->map[h]].id == id)
-            return tl->map[h];
-        h = (h + 1) & (tl->map_cap - 1);
-    }
-    if (!add)
-        return -1;
+    long k = cli_idmap_get(&tl->map, id);
+    if (k >= 0 || !add)
+        return k;
     if (tl->ntasks == tl->tasks_cap) {
         size_t cap = tl->tasks_cap ? tl->tasks_cap * 2 : 256;
         struct cli_tl_task *v = realloc(tl->tasks, cap * sizeof *v);
@@ -69,11 +52,12 @@ static long task_index(struct cli_timeline *tl, uint64_t id, int add)
         tl->tasks = v;
         tl->tasks_cap = cap;
     }
-    struct cli_tl_task *k = &tl->tasks[tl->ntasks];
-    memset(k, 0, sizeof *k);
-    k->id = id;
-    k->ring = UINT32_MAX;
-    tl->map[h] = (long)tl->ntasks;
+    if (cli_idmap_put(&tl->map, id, (long)tl->ntasks) != 0)
+        return -1;
+    struct cli_tl_task *t = &tl->tasks[tl->ntasks];
+    memset(t, 0, sizeof *t);
+    t->id = id;
+    t->ring = UINT32_MAX;
     return (long)tl->ntasks++;
 }
 
@@ -337,7 +321,7 @@ static int arrange(struct cli_timeline *tl)
         tl->steps[i].task = old_to_new[tl->steps[i].task];
     free(old_to_new);
     /* the id map points at old indices */
-    if (map_rebuild(tl, tl->map_cap ? tl->map_cap : 1024) != 0)
+    if (map_rebuild(tl) != 0)
         return -ENOMEM;
     /* (qsort must not be handed NULL, even for no elements) */
     if (tl->nsteps > 1)
@@ -467,28 +451,57 @@ void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
     }
 }
 
+int cli_py_stack_lines(cs_trace *t, uint32_t id,
+                       void (*fn)(void *arg, int k, const char *line),
+                       void *arg)
+{
+    char text[CS_STRING_MAX + 1];
+    if (cs_trace_string(t, id, text, sizeof text) < 0)
+        return -1;
+    char *save = NULL, *ln = strtok_r(text, "\n", &save);
+    int k = 0;
+    if (ln)
+        fn(arg, -1, cli_sanitize(ln));
+    for (; (ln = strtok_r(NULL, "\n", &save)) != NULL; k++)
+        fn(arg, k, cli_sanitize(ln));
+    return k;
+}
+
+struct py_frames {
+    char **v; /* CS_STACK_MAX slots */
+    int n;    /* frames kept */
+    int err;  /* -ENOMEM once a strdup failed */
+};
+
+static void py_frame(void *arg, int k, const char *ln)
+{
+    struct py_frames *p = arg;
+    if (k < 0 || p->err || p->n >= CS_STACK_MAX)
+        return; /* the headline is the warning's, not a frame */
+    char line[CS_STRING_MAX + 16];
+    snprintf(line, sizeof line, "#%-2d %s", k, ln);
+    if ((p->v[p->n] = strdup(line)) == NULL)
+        p->err = -ENOMEM;
+    else
+        p->n++;
+}
+
 /* A Python stack: the string's lines after its first (the headline). */
 static int py_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
 {
-    char text[CS_STRING_MAX + 1];
-    if (cs_trace_string(tl->t, id, text, sizeof text) < 0)
-        return 0;
-    char **v = calloc(CS_STACK_MAX, sizeof *v);
-    int d = 0;
-    if (v == NULL)
+    struct py_frames p = {calloc(CS_STACK_MAX, sizeof(char *)), 0, 0};
+    if (p.v == NULL)
         return -ENOMEM;
-    char *save = NULL, *ln = strtok_r(text, "\n", &save);
-    while ((ln = strtok_r(NULL, "\n", &save)) != NULL && d < CS_STACK_MAX) {
-        char line[CS_STRING_MAX + 16];
-        snprintf(line, sizeof line, "#%-2d %s", d, cli_sanitize(ln));
-        if ((v[d] = strdup(line)) == NULL) {
-            cli_tl_stack_free(v, d);
-            return -ENOMEM;
-        }
-        d++;
+    if (cli_py_stack_lines(tl->t, id, py_frame, &p) < 0) {
+        free(p.v);
+        return 0;
     }
-    *frames = v;
-    return d;
+    if (p.err) {
+        cli_tl_stack_free(p.v, p.n);
+        return p.err;
+    }
+    *frames = p.v;
+    return p.n;
 }
 
 int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames)
@@ -539,7 +552,7 @@ void cli_tl_free(struct cli_timeline *tl)
     cs_trace_close(tl->t);
     cli_symbols_close(tl->sym);
     free(tl->tasks);
-    free(tl->map);
+    cli_idmap_release(&tl->map);
     free(tl->steps);
     free(tl->idle);
     free(tl->warnings);
@@ -609,4 +622,22 @@ int cli_tl_window(struct cli_timeline *tl, uint64_t from_rel, size_t max)
     tl->window_to = to == UINT64_MAX ? tl->last_ns : to;
     tl->windowed = 1;
     return 0;
+}
+
+long cli_tl_last_step(const struct cli_timeline *tl, long k, uint64_t ns,
+                      int by_end)
+{
+    const struct cli_tl_task *t = &tl->tasks[k];
+    long best = -1;
+    for (long lo = t->first, hi = (long)t->first + t->nsteps; lo < hi;) {
+        long mid = (lo + hi) / 2;
+        const struct cli_tl_step *st = &tl->steps[mid];
+        if ((by_end ? st->end : st->start) <= ns) {
+            best = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return best;
 }

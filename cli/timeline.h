@@ -71,8 +71,7 @@ struct cli_timeline {
     uint64_t first_ns, last_ns; /* span of all events */
     struct cli_tl_task *tasks;  /* sorted by ring, then id */
     size_t ntasks, tasks_cap;
-    long *map; /* open addressing: task id -> index */
-    size_t map_cap;
+    struct cli_idmap map;      /* task id -> index in tasks */
     struct cli_tl_step *steps; /* sorted by task, then start */
     size_t nsteps, steps_cap;
     struct cli_tl_idle *idle; /* sorted by ring, then start */
@@ -94,6 +93,8 @@ struct cli_timeline {
  */
 int cli_tl_load(const char *path, int partial, struct cli_timeline **out);
 void cli_tl_free(struct cli_timeline *tl);
+/* Index in tl->tasks of task id, or -1. */
+long cli_tl_task_index(const struct cli_timeline *tl, uint64_t id);
 /* Keeps only the steps that start in a window from from_rel ns after the
  * first event and at most max of them (the loop idle time and warnings of
  * that window too), so that a browser is never handed more than it can
@@ -116,7 +117,18 @@ void cli_tl_wait_text(struct cli_timeline *tl, const struct cli_tl_step *s,
  * lib.so+0x1f0" for a module whose file is gone or changed, symbolised
  * through the file's module table); returns the depth (0 none) or
  * -ENOMEM. */
+/* The last step of task k (an index in tl->tasks) that started (or, if
+ * by_end, ended) at or before ns, or -1: a binary search of its steps,
+ * which are sorted by start and do not overlap. */
+long cli_tl_last_step(const struct cli_timeline *tl, long k, uint64_t ns,
+                      int by_end);
 int cli_tl_stack(struct cli_timeline *tl, uint32_t id, char ***frames);
+/* Splits Python stack string id of t (a headline, then a frame a line):
+ * fn(arg, -1, headline), then fn(arg, k, frame) for k = 0, 1, ...; lines
+ * sanitized for a terminal.  The frame count, or -1 if id is no string. */
+int cli_py_stack_lines(cs_trace *t, uint32_t id,
+                       void (*fn)(void *arg, int k, const char *line),
+                       void *arg);
 void cli_tl_stack_free(char **frames, int n);
 
 /* Chrome Trace Event Format JSON (cmd_export.c). */

@@ -244,22 +244,6 @@ static int respond(int fd, int code, const char *type, const void *body,
     return 0;
 }
 
-/* Reads the request head (up to a blank line) into buf; its length or -1. */
-static int read_head(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
-        if (r <= 0)
-            return -1;
-        n += (size_t)r;
-        buf[n] = '\0';
-        if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
-            return (int)n;
-    }
-    return -1;
-}
-
 /* Is the request's Host header this server (127.0.0.1 or localhost)? */
 static int host_ok(const char *head, int port)
 {
@@ -290,7 +274,7 @@ struct server {
 static int serve_one(struct server *s, int fd)
 {
     char head[8192], method[8], path[256];
-    if (read_head(fd, head, sizeof head) < 0 ||
+    if (cli_http_read_head(fd, head, sizeof head, -1) < 0 ||
         sscanf(head, "%7s %255s", method, path) != 2)
         return respond(fd, 400, "text/plain", "bad request\n", 12, 0);
     int is_head = strcmp(method, "HEAD") == 0;

@@ -20,15 +20,12 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "coscope/export.h" /* CS_EXTERN */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
-#define CS_EXTERN __attribute__((visibility("default")))
-#else
-#define CS_EXTERN
-#endif
 
 #define CS_VERSION_MAJOR 0
 #define CS_VERSION_MINOR 1

@@ -65,6 +65,11 @@ uint64_t cs__tr_string_entry_size(const uint8_t *table, uint64_t size,
                                   uint64_t off);
 uint64_t cs__tr_stack_entry_size(const uint8_t *table, uint64_t size,
                                  uint64_t off);
+/* The end of the whole entries of table kind (CS_CHUNK_STRINGS or
+ * CS_CHUNK_STACKS) from done (or the first entry) up to used, at most
+ * size: what a recording may copy of a table being appended to. */
+uint64_t cs__tr_table_committed(unsigned kind, const uint8_t *table,
+                                uint64_t size, uint64_t used, uint64_t done);
 /* Resets the allocators when a segment is created (size in slots). */
 int cs__tr_tables_init(uint32_t task_slots, uint64_t strings_size);
 void cs__tr_tables_fini(void);

@@ -104,18 +104,32 @@ const char *cs_trace_state_name(unsigned state)
 
 const char *cs_trace_warning_name(unsigned kind)
 {
-    static const char *const names[] = {
-        [CS_WARN_NONE] = "none",
-        [CS_WARN_SLOW_STEP] = "slow",
-        [CS_WARN_BLOCKING] = "blocking",
-        [CS_WARN_NEVER_AWAITED] = "never-awaited",
-        [CS_WARN_EXCEPTION] = "exception",
-        [CS_WARN_PENDING] = "pending",
-        [CS_WARN_DEADLOCK] = "deadlock",
-        [CS_WARN_CRASH] = "crash",
-        [CS_WARN_STACK_OVERFLOW] = "stack-overflow",
+    static const char *const names[] = {[CS_WARN_NONE] = "none",
+#define TRACE_NAME(k, value, name, trace_name, reported) [value] = trace_name,
+                                        CS_REPORT_CLASS_MAP(TRACE_NAME)
+#undef TRACE_NAME
     };
     return NAME(names, kind);
+}
+
+const char *cs_trace_report_name(unsigned kind)
+{
+    static const char *const names[] = {
+#define CLASS_NAME(k, value, name, trace_name, reported) [value] = name,
+        CS_REPORT_CLASS_MAP(CLASS_NAME)
+#undef CLASS_NAME
+    };
+    return NAME(names, kind);
+}
+
+int cs_trace_report_class(const char *s)
+{
+#define CLASS_MATCH(k, value, name, trace_name, reported)                     \
+    if ((reported) && (strcmp(s, name) == 0 || strcmp(s, trace_name) == 0))   \
+        return (value);
+    CS_REPORT_CLASS_MAP(CLASS_MATCH)
+#undef CLASS_MATCH
+    return -1;
 }
 
 /* /proc/PID/<file> into buf, NUL-terminated; 0, or -ESRCH if pid is

@@ -319,23 +319,24 @@ int cs_trace_info_get(cs_trace *t, cs_trace_info *info)
     info->exe_path[CS_EXE_PATH_MAX - 1] = '\0';
     memcpy(info->build_id, h->build_id, h->build_id_len);
     info->build_id_len = h->build_id_len;
+/* The header's counters a live writer keeps updating. */
+#define LIVE_COUNTERS(X)                                                      \
+    X(tasks_hwm)                                                              \
+    X(tasks_dropped)                                                          \
+    X(strings_dropped) X(stacks_dropped) X(warnings) X(rings_dropped)
     if (t->is_file) {
-        info->tasks_hwm = h->tasks_hwm;
-        info->tasks_dropped = h->tasks_dropped;
-        info->strings_dropped = h->strings_dropped;
-        info->stacks_dropped = h->stacks_dropped;
-        info->warnings = h->warnings;
-        info->rings_dropped = h->rings_dropped;
+#define FROM_FILE(field) info->field = h->field;
+        LIVE_COUNTERS(FROM_FILE)
+#undef FROM_FILE
         info->complete = t->complete;
         info->valid_bytes = t->valid_bytes;
         return 0;
     }
-    info->tasks_hwm = live(t, offsetof(cs_seg_header, tasks_hwm));
-    info->tasks_dropped = live(t, offsetof(cs_seg_header, tasks_dropped));
-    info->strings_dropped = live(t, offsetof(cs_seg_header, strings_dropped));
-    info->stacks_dropped = live(t, offsetof(cs_seg_header, stacks_dropped));
-    info->warnings = live(t, offsetof(cs_seg_header, warnings));
-    info->rings_dropped = live(t, offsetof(cs_seg_header, rings_dropped));
+#define FROM_SEGMENT(field)                                                   \
+    info->field = live(t, offsetof(cs_seg_header, field));
+    LIVE_COUNTERS(FROM_SEGMENT)
+#undef FROM_SEGMENT
+#undef LIVE_COUNTERS
     return guarded(t, 0);
 }
 
@@ -568,22 +569,36 @@ static uint32_t entry_word(const uint8_t *table, uint32_t id)
     return __atomic_load_n((const uint32_t *)(table + id), __ATOMIC_ACQUIRE);
 }
 
+/* Checks entry id of a table whose entries are aligned to align bytes:
+ * a u32 count in [1, max] first, then align - 4 bytes, then count items
+ * of each bytes.  0 with *n the count, -ENOENT (id 0, or not committed
+ * yet) or CS_TRACE_ECORRUPT. */
+static int entry_at(const uint8_t *table, uint64_t len, uint32_t id,
+                    unsigned align, uint32_t max, unsigned each, uint32_t *n)
+{
+    if (id == 0)
+        return -ENOENT;
+    if (id < CS_TABLE_FIRST || id % align != 0 || id >= len)
+        return CS_TRACE_ECORRUPT;
+    if (len - id < align)
+        return CS_TRACE_ECORRUPT; /* the entry's head runs off the table */
+    *n = entry_word(table, id);
+    if (*n == 0)
+        return -ENOENT;
+    if (*n > max || CS__ALIGN(align + (uint64_t)each * *n, align) > len - id)
+        return CS_TRACE_ECORRUPT;
+    return 0;
+}
+
 int cs__tr_string_copy(const uint8_t *table, uint64_t len, uint32_t id,
                        char *buf, size_t cap)
 {
+    uint32_t w;
     if (cap > 0)
         buf[0] = '\0';
-    if (id == 0)
-        return -ENOENT;
-    if (id < CS_TABLE_FIRST || id % 4 != 0 || id >= len)
-        return CS_TRACE_ECORRUPT;
-    if (len - id < 4)
-        return CS_TRACE_ECORRUPT; /* the word itself runs off the table */
-    uint32_t w = entry_word(table, id);
-    if (w == 0)
-        return -ENOENT; /* not committed yet */
-    if (w > CS_STRING_MAX + 1 || CS__ALIGN(4 + (uint64_t)w, 4) > len - id)
-        return CS_TRACE_ECORRUPT;
+    int err = entry_at(table, len, id, 4, CS_STRING_MAX + 1, 1, &w);
+    if (err != 0)
+        return err;
     uint32_t slen = w - 1;
     if (cap > 0) {
         size_t k = slen < cap - 1 ? slen : cap - 1;
@@ -596,17 +611,10 @@ int cs__tr_string_copy(const uint8_t *table, uint64_t len, uint32_t id,
 int cs__tr_stack_copy(const uint8_t *table, uint64_t len, uint32_t id,
                       uint64_t *ips, size_t cap)
 {
-    if (id == 0)
-        return -ENOENT;
-    if (id < CS_TABLE_FIRST || id % 8 != 0 || id >= len)
-        return CS_TRACE_ECORRUPT;
-    if (len - id < 8)
-        return CS_TRACE_ECORRUPT; /* the entry header runs off the table */
-    uint32_t n = entry_word(table, id);
-    if (n == 0)
-        return -ENOENT;
-    if (n > CS_STACK_MAX || 8 + 8 * (uint64_t)n > len - id)
-        return CS_TRACE_ECORRUPT;
+    uint32_t n;
+    int err = entry_at(table, len, id, 8, CS_STACK_MAX, 8, &n);
+    if (err != 0)
+        return err;
     memcpy(ips, table + id + 8, 8 * (n < cap ? n : cap));
     return (int)n;
 }
@@ -620,17 +628,25 @@ static const uint8_t *live_table(cs_trace *t, uint64_t off, uint64_t size,
     return at(t, off, size);
 }
 
+/* The string table (or, if stacks, the stack table) and its used length:
+ * a file's copy, or the live segment's. */
+static const uint8_t *table(cs_trace *t, int stacks, uint64_t *len)
+{
+    if (t->is_file) {
+        *len = stacks ? t->stacks_len : t->strings_len;
+        return stacks ? t->stacks : t->strings;
+    }
+    if (stacks)
+        return live_table(t, t->stacks_off, t->stacks_size,
+                          offsetof(cs_seg_header, stacks_used), len);
+    return live_table(t, t->strings_off, t->strings_size,
+                      offsetof(cs_seg_header, strings_used), len);
+}
+
 static int read_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
 {
     uint64_t len;
-    const uint8_t *tab;
-    if (t->is_file) {
-        tab = t->strings;
-        len = t->strings_len;
-    } else {
-        tab = live_table(t, t->strings_off, t->strings_size,
-                         offsetof(cs_seg_header, strings_used), &len);
-    }
+    const uint8_t *tab = table(t, 0, &len);
     if (tab == NULL)
         return cap > 0 ? (buf[0] = '\0', -ENOENT) : -ENOENT;
     int r = cs__tr_string_copy(tab, len, id, buf, cap);
@@ -645,14 +661,7 @@ int cs_trace_string(cs_trace *t, uint32_t id, char *buf, size_t cap)
 static int read_stack(cs_trace *t, uint32_t id, uint64_t *ips, size_t cap)
 {
     uint64_t len;
-    const uint8_t *tab;
-    if (t->is_file) {
-        tab = t->stacks;
-        len = t->stacks_len;
-    } else {
-        tab = live_table(t, t->stacks_off, t->stacks_size,
-                         offsetof(cs_seg_header, stacks_used), &len);
-    }
+    const uint8_t *tab = table(t, 1, &len);
     if (tab == NULL)
         return -ENOENT;
     int r = cs__tr_stack_copy(tab, len, id, ips, cap);

@@ -33,19 +33,8 @@ static int rec_table(cs_trace_rec *r, unsigned kind, uint64_t off,
 {
     const uint64_t *u = (const uint64_t *)(r->t->map + used_field);
     uint64_t used = __atomic_load_n(u, __ATOMIC_ACQUIRE);
-    uint64_t end = used < size ? used : size;
     const uint8_t *table = r->t->map + off; /* region checked at open */
-    uint64_t pos = *done < CS_TABLE_FIRST ? CS_TABLE_FIRST : *done;
-    while (pos < end) {
-        uint64_t sz = kind == CS_CHUNK_STRINGS
-                          ? cs__tr_string_entry_size(table, end, pos)
-                          : cs__tr_stack_entry_size(table, end, pos);
-        if (sz == 0)
-            break;
-        pos += sz;
-    }
-    if (pos > end)
-        pos = end;
+    uint64_t pos = cs__tr_table_committed(kind, table, size, used, *done);
     int err = cs__tr_fw_table(r->fd, kind, table, *done, pos, r->buf, REC_BUF);
     if (!err)
         *done = pos;

@@ -40,18 +40,7 @@ static struct {
 static int flush_table(unsigned kind, const uint8_t *table, uint64_t size,
                        uint64_t used, uint64_t *done)
 {
-    uint64_t end = used < size ? used : size;
-    uint64_t off = *done < CS_TABLE_FIRST ? CS_TABLE_FIRST : *done;
-    while (off < end) {
-        uint64_t sz = kind == CS_CHUNK_STRINGS
-                          ? cs__tr_string_entry_size(table, end, off)
-                          : cs__tr_stack_entry_size(table, end, off);
-        if (sz == 0)
-            break;
-        off += sz;
-    }
-    if (off > end)
-        off = end;
+    uint64_t off = cs__tr_table_committed(kind, table, size, used, *done);
     int err =
         cs__tr_fw_table(rec.fd, kind, table, *done, off, rec.buf, REC_BUF);
     if (!err)

@@ -158,30 +158,48 @@ static uint64_t reserve(uint64_t *used, uint64_t cap, uint64_t size,
     return off;
 }
 
+/* The size of the entry at off of a table whose entries are aligned to
+ * align bytes: a u32 count in [1, max] first, then align - 4 bytes, then
+ * count items of each bytes; 0 if it does not fit in size. */
+static uint64_t entry_size(const uint8_t *table, uint64_t size, uint64_t off,
+                           unsigned align, uint32_t max, unsigned each)
+{
+    if (off % align != 0 || off >= size || size - off < align)
+        return 0;
+    uint32_t n =
+        __atomic_load_n((const uint32_t *)(table + off), __ATOMIC_ACQUIRE);
+    if (n == 0 || n > max)
+        return 0;
+    uint64_t sz = CS__ALIGN(align + (uint64_t)each * n, align);
+    return sz <= size - off ? sz : 0;
+}
+
 uint64_t cs__tr_string_entry_size(const uint8_t *table, uint64_t size,
                                   uint64_t off)
 {
-    if (off % 4 != 0 || off >= size || size - off < 4)
-        return 0;
-    uint32_t w =
-        __atomic_load_n((const uint32_t *)(table + off), __ATOMIC_ACQUIRE);
-    if (w == 0 || w > CS_STRING_MAX + 1)
-        return 0;
-    uint64_t sz = CS__ALIGN(4 + (uint64_t)w, 4);
-    return sz <= size - off ? sz : 0;
+    return entry_size(table, size, off, 4, CS_STRING_MAX + 1, 1);
 }
 
 uint64_t cs__tr_stack_entry_size(const uint8_t *table, uint64_t size,
                                  uint64_t off)
 {
-    if (off % 8 != 0 || off >= size || size - off < 8)
-        return 0;
-    uint32_t n =
-        __atomic_load_n((const uint32_t *)(table + off), __ATOMIC_ACQUIRE);
-    if (n == 0 || n > CS_STACK_MAX)
-        return 0;
-    uint64_t sz = 8 + 8 * (uint64_t)n;
-    return sz <= size - off ? sz : 0;
+    return entry_size(table, size, off, 8, CS_STACK_MAX, 8);
+}
+
+uint64_t cs__tr_table_committed(unsigned kind, const uint8_t *table,
+                                uint64_t size, uint64_t used, uint64_t done)
+{
+    uint64_t end = used < size ? used : size;
+    uint64_t pos = done < CS_TABLE_FIRST ? CS_TABLE_FIRST : done;
+    while (pos < end) {
+        uint64_t sz = kind == CS_CHUNK_STRINGS
+                          ? cs__tr_string_entry_size(table, end, pos)
+                          : cs__tr_stack_entry_size(table, end, pos);
+        if (sz == 0)
+            break;
+        pos += sz;
+    }
+    return pos > end ? end : pos;
 }
 
 static uint32_t fnv1a(const char *s, size_t n)

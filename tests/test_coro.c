@@ -7,13 +7,13 @@
 
 #include <string.h>
 
-static cs_trace trace;
+static cs_test_log trace;
 
 static int setup(void **state)
 {
     (void)state;
     cs_test_reset();
-    cs_trace_init(&trace);
+    cs_test_log_init(&trace);
     return 0;
 }
 
@@ -27,9 +27,9 @@ static void *body_fn(void *arg)
     struct body *b = arg;
     b->ran++;
     b->task = cs_current_task();
-    cs_trace_add(&trace, "body");
+    cs_test_log_add(&trace, "body");
     cs_yield();
-    cs_trace_add(&trace, "body-end");
+    cs_test_log_add(&trace, "body-end");
     return CS_P(0xC0);
 }
 
@@ -60,7 +60,7 @@ static void test_coro_create_task_outside_loop_fails(void **state)
 static void *other(void *arg)
 {
     (void)arg;
-    cs_trace_add(&trace, "other");
+    cs_test_log_add(&trace, "other");
     return NULL;
 }
 
@@ -73,7 +73,7 @@ static void *await_coro_main(void *arg)
     for (int i = 0; i < 3; i++)
         cs_yield();
     CS_CHECK_INT_EQ(b.ran, 0); /* still lazy after the loop ran */
-    cs_trace_add(&trace, "await");
+    cs_test_log_add(&trace, "await");
     void *r = NULL;
     CS_CHECK_RC(cs_await_coro(c, &r), 0);
     CS_CHECK_PTR_EQ(r, CS_P(0xC0));
@@ -109,7 +109,7 @@ static void *create_task_main(void *arg)
     CS_CHECK(t != NULL);
     CS_CHECK_INT_EQ(strcmp(cs_task_name(t), "body_fn"), 0);
     CS_CHECK_INT_EQ(b.ran, 0); /* scheduled, not yet started */
-    cs_trace_add(&trace, "main");
+    cs_test_log_add(&trace, "main");
     void *r = NULL;
     CS_CHECK_RC(cs_await(t, &r), 0);
     CS_CHECK_PTR_EQ(r, CS_P(0xC0));

@@ -9,13 +9,13 @@
 
 #include <string.h>
 
-static cs_trace trace;
+static cs_test_log trace;
 
 static int setup(void **state)
 {
     (void)state;
     cs_test_reset();
-    cs_trace_init(&trace);
+    cs_test_log_init(&trace);
     return 0;
 }
 
@@ -85,10 +85,10 @@ struct locker {
 static void *lock_waiter(void *arg)
 {
     struct locker *w = arg;
-    cs_trace_add(&trace, "w%d", w->id);
+    cs_test_log_add(&trace, "w%d", w->id);
     CS_CHECK_RC(cs_lock_acquire(w->l), 0);
     CS_CHECK_INT_EQ(++*w->inside, 1);
-    cs_trace_add(&trace, "L%d", w->id);
+    cs_test_log_add(&trace, "L%d", w->id);
     cs_yield(); /* others run while we hold it, and must stay out */
     CS_CHECK_INT_EQ(--*w->inside, 0);
     cs_lock_release(w->l);
@@ -112,7 +112,7 @@ static void *lock_fifo_main(void *arg)
         t[i] = cs_spawn("locker", lock_waiter, &w[k]);
         cs_yield(); /* let this one reach the lock before the next */
     }
-    cs_trace_add(&trace, "release");
+    cs_test_log_add(&trace, "release");
     cs_lock_release(l);
     CS_CHECK_RC(cs_gather(t, N, NULL), 0);
     CS_CHECK_RC(cs_lock_try_acquire(l), 0);
@@ -139,7 +139,7 @@ static void *event_waiter(void *arg)
 {
     struct waiter *w = arg;
     CS_CHECK_RC(cs_event_wait(w->e), 0);
-    cs_trace_add(&trace, "woke%d", w->id);
+    cs_test_log_add(&trace, "woke%d", w->id);
     return NULL;
 }
 
@@ -159,7 +159,7 @@ static void *event_all_main(void *arg)
     cs_yield();
     cs_yield();
     CS_CHECK_INT_EQ(trace.len, 0); /* all still waiting */
-    cs_trace_add(&trace, "set");
+    cs_test_log_add(&trace, "set");
     cs_event_set(e);
     CS_CHECK(cs_event_is_set(e));
     CS_CHECK_RC(cs_gather(t, N, NULL), 0);
@@ -172,7 +172,7 @@ static void *event_all_main(void *arg)
     cs_task *again = cs_spawn("again", event_waiter, &w[0]);
     cs_yield();
     CS_CHECK(!cs_task_done(again));
-    cs_trace_add(&trace, "set");
+    cs_test_log_add(&trace, "set");
     cs_event_set(e);
     CS_CHECK_RC(cs_await(again, NULL), 0);
     cs_event_free(e);
@@ -264,7 +264,7 @@ static void *sem_worker_noted(void *arg)
 {
     struct sem_state *st = arg;
     CS_CHECK_RC(cs_semaphore_acquire(st->s), 0);
-    cs_trace_add(&trace, "semgot");
+    cs_test_log_add(&trace, "semgot");
     cs_semaphore_release(st->s);
     return NULL;
 }
@@ -296,7 +296,7 @@ static void *take_and_note(void *arg)
 {
     struct locker *w = arg;
     CS_CHECK_RC(cs_lock_acquire(w->l), 0);
-    cs_trace_add(&trace, "got%d", w->id);
+    cs_test_log_add(&trace, "got%d", w->id);
     cs_lock_release(w->l);
     return NULL;
 }
@@ -315,7 +315,7 @@ static void *no_barging_main(void *arg)
     cs_lock_release(l);
     CS_CHECK_RC(cs_lock_try_acquire(l), CS_EBUSY);
     CS_CHECK_RC(cs_lock_acquire(l), 0); /* queues behind the waiter */
-    cs_trace_add(&trace, "main");
+    cs_test_log_add(&trace, "main");
     cs_lock_release(l);
     CS_CHECK_RC(cs_await(t, NULL), 0);
 
@@ -326,7 +326,7 @@ static void *no_barging_main(void *arg)
     cs_yield();
     cs_semaphore_release(s);
     CS_CHECK_RC(cs_semaphore_acquire(s), 0); /* waits: the unit went on */
-    cs_trace_add(&trace, "main");
+    cs_test_log_add(&trace, "main");
     cs_semaphore_release(s);
     CS_CHECK_RC(cs_await(u, NULL), 0);
     cs_semaphore_free(s);
@@ -355,7 +355,7 @@ static void *producer(void *arg)
     struct pc *pc = arg;
     for (int i = 1; i <= pc->n; i++) {
         CS_CHECK_RC(cs_queue_put(pc->q, CS_P(i)), 0);
-        cs_trace_add(&trace, "P%d", i);
+        cs_test_log_add(&trace, "P%d", i);
         if ((int)cs_queue_size(pc->q) > pc->max_size)
             pc->max_size = (int)cs_queue_size(pc->q);
     }
@@ -369,7 +369,7 @@ static void *consumer(void *arg)
         void *item = NULL;
         CS_CHECK_RC(cs_queue_get(pc->q, &item), 0);
         CS_CHECK_INT_EQ(CS_I(item), i); /* FIFO */
-        cs_trace_add(&trace, "C%d", i);
+        cs_test_log_add(&trace, "C%d", i);
     }
     return NULL;
 }
@@ -420,7 +420,7 @@ static void *queue_blocked_put_main(void *arg)
         cs_yield();
     CS_CHECK(!cs_task_done(p));
     CS_CHECK_INT_EQ(cs_queue_size(pc.q), 2);
-    cs_trace_add(&trace, "get");
+    cs_test_log_add(&trace, "get");
     void *item = NULL;
     CS_CHECK_RC(cs_queue_get(pc.q, &item), 0);
     CS_CHECK_PTR_EQ(item, CS_P(1));

@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static cs_trace trace;
+static cs_test_log trace;
 
 static int setup(void **state)
 {
     (void)state;
     cs_test_reset();
-    cs_trace_init(&trace);
+    cs_test_log_init(&trace);
     return 0;
 }
 
@@ -26,7 +26,7 @@ static void *return_arg(void *arg)
 
 static void *log_start(void *arg)
 {
-    cs_trace_add(&trace, "%s", (const char *)arg);
+    cs_test_log_add(&trace, "%s", (const char *)arg);
     return NULL;
 }
 
@@ -39,7 +39,7 @@ static void *fifo_main(void *arg)
         t[i] = cs_spawn(names[i], log_start, (void *)names[i]);
     /* Spawning only schedules: nothing ran yet. */
     CS_CHECK_INT_EQ(trace.len, 0);
-    cs_trace_add(&trace, "main");
+    cs_test_log_add(&trace, "main");
     CS_CHECK_RC(cs_gather(t, 5, NULL), 0);
     return NULL;
 }
@@ -56,7 +56,7 @@ static void test_task_start_order_is_fifo(void **state)
 static void *yielder(void *arg)
 {
     for (int i = 0; i < ROUNDS; i++) {
-        cs_trace_add(&trace, "%s%d", (const char *)arg, i);
+        cs_test_log_add(&trace, "%s%d", (const char *)arg, i);
         cs_yield();
     }
     return NULL;
@@ -76,11 +76,11 @@ static void *interleave_main(void *arg)
 static void expect_round_robin(int ntasks)
 {
     static const char *names[] = {"A", "B", "C"};
-    cs_trace want;
-    cs_trace_init(&want);
+    cs_test_log want;
+    cs_test_log_init(&want);
     for (int i = 0; i < ROUNDS; i++)
         for (int k = 0; k < ntasks; k++)
-            cs_trace_add(&want, "%s%d", names[k], i);
+            cs_test_log_add(&want, "%s%d", names[k], i);
     assert_string_equal(trace.buf, want.buf);
 }
 
@@ -141,7 +141,7 @@ static void *yield_main(void *arg)
     cs_task *t = cs_spawn("A", log_start, "A");
     cs_task *u = cs_spawn("B", log_start, "B");
     cs_yield(); /* every ready task runs before main resumes */
-    cs_trace_add(&trace, "main");
+    cs_test_log_add(&trace, "main");
     CS_CHECK(cs_task_done(t));
     CS_CHECK(cs_task_done(u));
     CS_CHECK_RC(cs_await(t, NULL), 0);
@@ -331,7 +331,7 @@ static void *run_job(void *arg)
     if (j->raise_code != 0)
         cs_raise(j->raise_code, "job %d failed", j->raise_code);
     j->finished = 1;
-    cs_trace_add(&trace, "%u", (unsigned)j->value);
+    cs_test_log_add(&trace, "%u", (unsigned)j->value);
     return CS_P(j->value);
 }
 

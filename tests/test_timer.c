@@ -13,13 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static cs_trace trace;
+static cs_test_log trace;
 
 static int setup(void **state)
 {
     (void)state;
     cs_test_reset();
-    cs_trace_init(&trace);
+    cs_test_log_init(&trace);
     return 0;
 }
 
@@ -60,9 +60,9 @@ static void test_timer_now_is_monotonic(void **state)
 static void *sleep_and_log(void *arg)
 {
     int ms = (int)CS_I(arg);
-    cs_trace_add(&trace, "s%d", ms);
+    cs_test_log_add(&trace, "s%d", ms);
     CS_CHECK_RC(cs_sleep(CS_MSEC(ms)), 0);
-    cs_trace_add(&trace, "e%d", ms);
+    cs_test_log_add(&trace, "e%d", ms);
     return NULL;
 }
 
@@ -89,7 +89,7 @@ static void test_timer_wakes_in_deadline_order(void **state)
 static void *zero_sleeper(void *arg)
 {
     for (int i = 0; i < 3; i++) {
-        cs_trace_add(&trace, "%s%d", (const char *)arg, i);
+        cs_test_log_add(&trace, "%s%d", (const char *)arg, i);
         CS_CHECK_RC(cs_sleep(i % 2 == 0 ? 0 : -5), 0);
     }
     return NULL;
@@ -98,7 +98,7 @@ static void *zero_sleeper(void *arg)
 static void *yielder(void *arg)
 {
     for (int i = 0; i < 3; i++) {
-        cs_trace_add(&trace, "%s%d", (const char *)arg, i);
+        cs_test_log_add(&trace, "%s%d", (const char *)arg, i);
         cs_yield();
     }
     return NULL;

@@ -16,7 +16,8 @@
  * Errors are 0 or negative: a negated errno (-ENOENT, -EACCES, -ESRCH,
  * -ENOMEM, -EINVAL, -EAGAIN, -EPERM) or one of the codes below.
  *
- * Depends on nothing of coscope's but coscope/trace_format.h.
+ * Depends on nothing of coscope's but coscope/trace_format.h and
+ * coscope/export.h.
  */
 #ifndef COSCOPE_TRACE_H
 #define COSCOPE_TRACE_H
@@ -26,17 +27,15 @@
 
 #include "coscope/trace_format.h"
 
+#include "coscope/export.h" /* CS_EXTERN */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
-#define CS_TRACE_EXTERN __attribute__((visibility("default")))
-#else
-#define CS_TRACE_EXTERN
-#endif
 
-/* Same values as CS_ECORRUPT and CS_EVERSION in coscope.h. */
+/* Same values as CS_ECORRUPT and CS_EVERSION in coscope.h (a
+ * _Static_assert in agent/agent.h, which sees both, ties them). */
 #define CS_TRACE_ECORRUPT (-4004) /* input is corrupt or not a trace */
 #define CS_TRACE_EVERSION (-4005) /* unsupported major version or byte order */
 
@@ -132,27 +131,26 @@ typedef struct cs_trace_module {
  * being initialised, CS_TRACE_ECORRUPT / CS_TRACE_EVERSION if invalid.
  * A segment that shrinks while open reads as CS_TRACE_ECORRUPT from then
  * on; it never raises SIGBUS. */
-CS_TRACE_EXTERN int cs_trace_open_pid(int pid, cs_trace **out);
+CS_EXTERN int cs_trace_open_pid(int pid, cs_trace **out);
 /* Opens a segment by path (same checks; the pid comes from its header). */
-CS_TRACE_EXTERN int cs_trace_open_segment(const char *path, cs_trace **out);
+CS_EXTERN int cs_trace_open_segment(const char *path, cs_trace **out);
 /* Opens a trace file.  A truncated file opens and reads up to its last
  * whole chunk (cs_trace_info: complete == 0). */
-CS_TRACE_EXTERN int cs_trace_open_file(const char *path, cs_trace **out);
+CS_EXTERN int cs_trace_open_file(const char *path, cs_trace **out);
 /* Releases t (NULL is fine). */
-CS_TRACE_EXTERN void cs_trace_close(cs_trace *t);
+CS_EXTERN void cs_trace_close(cs_trace *t);
 
 /* Copies the header information into *info. */
-CS_TRACE_EXTERN int cs_trace_info_get(cs_trace *t, cs_trace_info *info);
+CS_EXTERN int cs_trace_info_get(cs_trace *t, cs_trace_info *info);
 /* Ring r's header; -EINVAL if r >= ring_count. */
-CS_TRACE_EXTERN int cs_trace_ring_get(cs_trace *t, uint32_t r,
-                                      cs_trace_ring *out);
+CS_EXTERN int cs_trace_ring_get(cs_trace *t, uint32_t r, cs_trace_ring *out);
 
 /* Clock value -> CLOCK_MONOTONIC ns of the writer's machine. */
-CS_TRACE_EXTERN uint64_t cs_trace_ns(const cs_trace *t, uint64_t ts);
+CS_EXTERN uint64_t cs_trace_ns(const cs_trace *t, uint64_t ts);
 /* Tick duration -> ns. */
-CS_TRACE_EXTERN uint64_t cs_trace_ticks_ns(const cs_trace *t, uint64_t ticks);
+CS_EXTERN uint64_t cs_trace_ticks_ns(const cs_trace *t, uint64_t ticks);
 /* The duration an event's arg holds (CS_EV_STEP, CS_EV_LOOP_ITER), ticks. */
-CS_TRACE_EXTERN uint64_t cs_trace_event_ticks(const cs_trace_event *ev);
+CS_EXTERN uint64_t cs_trace_event_ticks(const cs_trace_event *ev);
 
 /*
  * Reads ring r's events after *cursor (the seq of the last event consumed
@@ -165,28 +163,27 @@ CS_TRACE_EXTERN uint64_t cs_trace_event_ticks(const cs_trace_event *ev);
  * fewer of its events (at most CS_EV_EXPAND_MAX) the read stops before
  * it.  Returns 0 or a negative code.
  */
-CS_TRACE_EXTERN int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
-                                  cs_trace_event *ev, size_t cap, size_t *n,
-                                  uint64_t *lost);
+CS_EXTERN int cs_trace_read(cs_trace *t, uint32_t r, uint64_t *cursor,
+                            cs_trace_event *ev, size_t cap, size_t *n,
+                            uint64_t *lost);
 
 /*
  * Iterates tasks: *iter starts at 0.  Returns 1 with the next live task in
  * *out, 0 at the end, or a negative code.  A slot that changes on every one
  * of a bounded number of retries is skipped (cs_trace_tasks_skipped).
  */
-CS_TRACE_EXTERN int cs_trace_task_next(cs_trace *t, uint32_t *iter,
-                                       cs_trace_task *out);
-CS_TRACE_EXTERN uint64_t cs_trace_tasks_skipped(const cs_trace *t);
+CS_EXTERN int cs_trace_task_next(cs_trace *t, uint32_t *iter,
+                                 cs_trace_task *out);
+CS_EXTERN uint64_t cs_trace_tasks_skipped(const cs_trace *t);
 
 /* Copies string id into buf (always NUL-terminated, truncated to cap - 1).
  * Returns its full length, or CS_TRACE_ECORRUPT / -ENOENT (id 0 or not yet
  * written) / -EINVAL. */
-CS_TRACE_EXTERN int cs_trace_string(cs_trace *t, uint32_t id, char *buf,
-                                    size_t cap);
+CS_EXTERN int cs_trace_string(cs_trace *t, uint32_t id, char *buf, size_t cap);
 /* Copies up to cap IPs of stack id into ips; returns the stack's depth or
  * a negative code. */
-CS_TRACE_EXTERN int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips,
-                                   size_t cap);
+CS_EXTERN int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips,
+                             size_t cap);
 
 /*
  * Iterates the writer's loaded objects: *iter starts at 0.  Returns 1 with
@@ -194,21 +191,21 @@ CS_TRACE_EXTERN int cs_trace_stack(cs_trace *t, uint32_t id, uint64_t *ips,
  * table: written before format 1.1), or a negative code (a damaged entry
  * of a live segment).  Later entries win where ranges overlap.
  */
-CS_TRACE_EXTERN int cs_trace_module_next(cs_trace *t, uint32_t *iter,
-                                         cs_trace_module *out);
+CS_EXTERN int cs_trace_module_next(cs_trace *t, uint32_t *iter,
+                                   cs_trace_module *out);
 
 /*
  * Is the writer gone?  1 when the segment's pid is not running or runs
  * another process (start time differs), 0 when it is alive, negative on
  * error; trace files give -EINVAL.
  */
-CS_TRACE_EXTERN int cs_trace_stale(cs_trace *t);
+CS_EXTERN int cs_trace_stale(cs_trace *t);
 /* Start time (/proc/PID/stat field 22) of pid into *out; -ESRCH if there
  * is no such process or it has exited (a zombie). */
-CS_TRACE_EXTERN int cs_trace_pid_start_time(int pid, uint64_t *out);
+CS_EXTERN int cs_trace_pid_start_time(int pid, uint64_t *out);
 /* Removes /dev/shm/coscope.<pid> if its writer is gone; returns 1 if
  * removed, 0 if the writer is alive, or a negative code. */
-CS_TRACE_EXTERN int cs_trace_clean_pid(int pid);
+CS_EXTERN int cs_trace_clean_pid(int pid);
 
 /*
  * Recording a live segment into a trace file from another process.
@@ -222,22 +219,28 @@ CS_TRACE_EXTERN int cs_trace_clean_pid(int pid);
  * All return 0 or a negative code.
  */
 typedef struct cs_trace_rec cs_trace_rec;
-CS_TRACE_EXTERN int cs_trace_rec_start(cs_trace *t, const char *path,
-                                       cs_trace_rec **out);
-CS_TRACE_EXTERN int cs_trace_rec_poll(cs_trace_rec *rec);
-CS_TRACE_EXTERN int cs_trace_rec_finish(cs_trace_rec *rec);
+CS_EXTERN int cs_trace_rec_start(cs_trace *t, const char *path,
+                                 cs_trace_rec **out);
+CS_EXTERN int cs_trace_rec_poll(cs_trace_rec *rec);
+CS_EXTERN int cs_trace_rec_finish(cs_trace_rec *rec);
 
 /* Text for a code returned by this library (or any negative errno). */
-CS_TRACE_EXTERN const char *cs_trace_strerror(int code);
+CS_EXTERN const char *cs_trace_strerror(int code);
 /* Details of the calling thread's last failure ("ring 2: head beyond ...
  * (reader.c:123)"), or "". */
-CS_TRACE_EXTERN const char *cs_trace_error_detail(void);
+CS_EXTERN const char *cs_trace_error_detail(void);
 
 /* Names of enum values; "?" for values this version does not know. */
-CS_TRACE_EXTERN const char *cs_trace_event_name(unsigned type);
-CS_TRACE_EXTERN const char *cs_trace_wait_name(unsigned reason);
-CS_TRACE_EXTERN const char *cs_trace_state_name(unsigned state);
-CS_TRACE_EXTERN const char *cs_trace_warning_name(unsigned kind);
+CS_EXTERN const char *cs_trace_event_name(unsigned type);
+CS_EXTERN const char *cs_trace_wait_name(unsigned reason);
+CS_EXTERN const char *cs_trace_state_name(unsigned state);
+CS_EXTERN const char *cs_trace_warning_name(unsigned kind);
+/* A report class's name (CS_REPORT_CLASS_MAP: "unretrieved" where the
+ * trace name is "exception"); "?" for kinds this version does not know. */
+CS_EXTERN const char *cs_trace_report_name(unsigned kind);
+/* The CS_WARN_* kind of a class the agent reports, by its name or its
+ * older spelling ("exception"); -1 if s names none. */
+CS_EXTERN int cs_trace_report_class(const char *s);
 
 #ifdef __cplusplus
 }

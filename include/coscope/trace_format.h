@@ -339,19 +339,57 @@ enum cs_task_state {
 #define CS_TASKF_PYTHON 0x8u
 #define CS_PY_CHAIN_MAX 6
 
-/* Warning kinds (reason byte of a CS_EV_WARNING record). */
+/*
+ * Report classes: what the agent reports, and the kinds of CS_EV_WARNING
+ * records (their reason byte).  This one list generates the CS_WARN_*
+ * enum, the names (cs_trace_warning_name, cs_trace_report_name,
+ * cs_trace_report_class), the agent's class bits and the classes
+ * `coscope check` knows, in the order listed here (its SARIF rules).
+ *
+ *   XX(KIND, value, name, trace_name, reported)
+ *   value       CS_WARN_<KIND>; on disk: never renumbered
+ *   name        the class's one name: COSCOPE_REPORT, check --fail-on and
+ *               suppressions, the reports' JSON "class", SARIF rule ids
+ *   trace_name  what trace readers print (watch, report, view, export,
+ *               metrics' kind label) since format 1.0; where it differs
+ *               from name it is an older spelling, accepted on input too
+ *   reported    1: the agent reports the class; 0: only the runtime
+ *               writes it, into the trace
+ *
+ *   NEVER_AWAITED   a coroutine dropped without running
+ *   EXCEPTION       a task's error was never retrieved
+ *   PENDING         a task still pending when the loop ended
+ *   BLOCKING        a blocking call on the loop thread
+ *   DEADLOCK        a wait-for cycle, or every task stuck
+ *   CRASH           a fatal signal
+ *   SLOW_STEP       a step ran longer than the threshold
+ *   STACK_OVERFLOW  a task overran its stack
+ */
+#define CS_REPORT_CLASS_MAP(XX)                                               \
+    XX(NEVER_AWAITED, 3, "never-awaited", "never-awaited", 1)                 \
+    XX(EXCEPTION, 4, "unretrieved", "exception", 1)                           \
+    XX(PENDING, 5, "pending", "pending", 1)                                   \
+    XX(BLOCKING, 2, "blocking", "blocking", 1)                                \
+    XX(DEADLOCK, 6, "deadlock", "deadlock", 1)                                \
+    XX(CRASH, 7, "crash", "crash", 1)                                         \
+    XX(SLOW_STEP, 1, "slow", "slow", 1)                                       \
+    XX(STACK_OVERFLOW, 8, "stack-overflow", "stack-overflow", 0)
+
 enum cs_warning_kind {
     CS_WARN_NONE = 0,
-    CS_WARN_SLOW_STEP = 1,      /* a step ran longer than the threshold */
-    CS_WARN_BLOCKING = 2,       /* a blocking call on the loop thread */
-    CS_WARN_NEVER_AWAITED = 3,  /* a coroutine dropped without running */
-    CS_WARN_EXCEPTION = 4,      /* a task's error was never retrieved */
-    CS_WARN_PENDING = 5,        /* a task still pending when the loop ended */
-    CS_WARN_DEADLOCK = 6,       /* a wait-for cycle, or every task stuck */
-    CS_WARN_CRASH = 7,          /* fatal signal */
-    CS_WARN_STACK_OVERFLOW = 8, /* a task overran its stack */
-    CS_WARN_COUNT = 9,
+#define CS__WARN_ENUM(kind, value, name, trace_name, reported)                \
+    CS_WARN_##kind = (value),
+    CS_REPORT_CLASS_MAP(CS__WARN_ENUM)
+#undef CS__WARN_ENUM
+        CS_WARN_COUNT = 9, /* one past the largest value */
 };
+/* A class as one bit of a set (the agent's COSCOPE_REPORT, check's
+ * --fail-on): 1 << CS_WARN_<KIND>. */
+#define CS_REPORT_BIT(kind) (1u << (kind))
+/* Every class the agent reports. */
+#define CS__REPORT_BIT_IF(kind, value, name, trace_name, reported)            \
+    | ((reported) ? CS_REPORT_BIT(value) : 0u)
+#define CS_REPORT_ALL (0u CS_REPORT_CLASS_MAP(CS__REPORT_BIT_IF))
 
 /*
  * Event types (type byte of a record).  For each: what task_id, reason and

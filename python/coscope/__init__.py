@@ -17,8 +17,6 @@ import sys
 __all__ = ["install", "installed", "segment"]
 
 _state = {"installed": False, "C": None, "made": {}, "sites": set()}
-_CLASSES = ("never-awaited", "unretrieved", "pending", "blocking",
-            "deadlock", "crash", "slow")
 _MAX_PER_CLASS = 20
 
 
@@ -37,16 +35,18 @@ def segment():
     return C.segment() if C else None
 
 
-def _classes_on():
+def _classes_on(C):
+    # the classes and their older spellings are the format's
+    # (CS_REPORT_CLASS_MAP), as _coscope exports them
     v = os.environ.get("COSCOPE_REPORT", "")
     if v.strip().lower() in ("off", "none", "0"):
         return set()
     if not v.strip() or v.strip() == "all":
-        return set(_CLASSES)
+        return set(C.REPORT_CLASSES)
     on = set()
     for name in v.split(","):
         name = name.strip()
-        on.add("unretrieved" if name == "exception" else name)
+        on.add(C.REPORT_ALIASES.get(name, name))
     return on
 
 
@@ -101,10 +101,7 @@ def _emit(cls, headline, task, frames, details=()):
         except OSError:
             pass
     C = _state["C"]
-    kind = {"never-awaited": C.WARN_NEVER_AWAITED,
-            "unretrieved": C.WARN_EXCEPTION, "pending": C.WARN_PENDING,
-            "blocking": C.WARN_BLOCKING, "deadlock": C.WARN_DEADLOCK,
-            "slow": C.WARN_SLOW_STEP}[cls]
+    kind = C.REPORT_CLASSES[cls]
     stack = "\n".join("%s:%d in %s" % (f["file"], f["line"], f["function"])
                       for f in frames)
     try:
@@ -541,7 +538,8 @@ def install():
     if _state["installed"]:
         return True
     global _ON, _STD
-    _ON = _classes_on()
+    from . import _coscope as C
+    _ON = _classes_on(C)
     _STD = _stdlib_dir()
     import asyncio
     import asyncio.base_events
@@ -550,7 +548,6 @@ def install():
     import json  # noqa: F401  (reports made at shutdown cannot import)
     import linecache  # noqa: F401
     import warnings
-    from . import _coscope as C
     _state["C"] = C
     try:
         slow = float(os.environ.get("COSCOPE_SLOW_MS", "100"))

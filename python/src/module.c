@@ -322,6 +322,39 @@ static struct PyModuleDef moddef = {
     NULL,
 };
 
+/* REPORT_CLASSES {name: CS_WARN_* kind} of the classes the agent reports
+ * and REPORT_ALIASES {older spelling: name}, from CS_REPORT_CLASS_MAP. */
+static int add_report_classes(PyObject *m)
+{
+    PyObject *classes = PyDict_New(), *aliases = PyDict_New();
+    int bad = classes == NULL || aliases == NULL;
+#define ADD_CLASS(k, value, name, trace_name, reported)                       \
+    if (!bad && (reported)) {                                                 \
+        PyObject *v = PyLong_FromLong(value);                                 \
+        bad = v == NULL || PyDict_SetItemString(classes, name, v) < 0;        \
+        Py_XDECREF(v);                                                        \
+        if (!bad && strcmp(name, trace_name) != 0) {                          \
+            PyObject *to = PyUnicode_FromString(name);                        \
+            bad = to == NULL ||                                               \
+                  PyDict_SetItemString(aliases, trace_name, to) < 0;          \
+            Py_XDECREF(to);                                                   \
+        }                                                                     \
+    }
+    CS_REPORT_CLASS_MAP(ADD_CLASS)
+#undef ADD_CLASS
+    if (!bad && PyModule_AddObject(m, "REPORT_CLASSES", classes) == 0)
+        classes = NULL;
+    else
+        bad = 1;
+    if (!bad && PyModule_AddObject(m, "REPORT_ALIASES", aliases) == 0)
+        aliases = NULL;
+    else
+        bad = 1;
+    Py_XDECREF(classes);
+    Py_XDECREF(aliases);
+    return bad ? -1 : 0;
+}
+
 PyMODINIT_FUNC PyInit__coscope(void)
 {
     /* A build for another minor version (the CMake build's directory put
@@ -353,5 +386,9 @@ PyMODINIT_FUNC PyInit__coscope(void)
     PyModule_AddIntConstant(m, "WARN_EXCEPTION", CS_WARN_EXCEPTION);
     PyModule_AddIntConstant(m, "WARN_PENDING", CS_WARN_PENDING);
     PyModule_AddIntConstant(m, "WARN_DEADLOCK", CS_WARN_DEADLOCK);
+    if (add_report_classes(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

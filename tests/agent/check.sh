@@ -110,6 +110,10 @@ report_classes)
   COSCOPE_REPORT=pending,deadlock run "$buggy" unretrieved; status 0; silent
   COSCOPE_REPORT=pending,deadlock run "$buggy" pending; status 0; one
   has "Task was destroyed but it is pending!"
+  # "exception", the trace's older name of the class, still turns it on
+  COSCOPE_REPORT=exception run "$buggy" unretrieved; status 0; one
+  has "Task exception was never retrieved"
+  COSCOPE_REPORT=exception run "$buggy" pending; status 0; silent
   ;;
 strict)
   COSCOPE_STRICT=1 run "$buggy" unretrieved; status 134; one

@@ -2,7 +2,7 @@
  * sameline.c - one blocking call, made in a function inlined into its
  * caller, for the test that every tool (the agent, check, watch, report,
  * export) names the same file:line for it, inlined caller included
- * (test_cli.py, SameLine).  The test finds the lines it expects by the
+ * (test_cli_lines.py, SameLine).  The test finds the lines it expects by the
  * MARK comments, not from any tool.
  *
  * It prints "ready" and waits for a line on stdin (so that `coscope watch`

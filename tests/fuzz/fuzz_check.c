@@ -5,31 +5,16 @@
  * Both are parsed as cmd_check does, the suppressions applied, and the
  * result written in every output format (to /dev/null).
  *
- * cmd_check.c is included so that its static parsers are reached without
- * exporting them from the CLI.
+ * It calls check's own parts (cli/check.h), as cmd_check does.
  */
-#include "cmd_check.c" /* cli/, an include directory of the harness */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "check.h"
 #include "fz.h"
-
-/* spawn.c's part: the harness runs no command. */
-const char *cli_preload_path(void)
-{
-    return NULL;
-}
-
-int cli_spawn_wait(const char *cmd, char **argv, const char *preload,
-                   const char *report_dir, int out_to_err, int *status)
-{
-    (void)cmd, (void)argv, (void)preload, (void)report_dir, (void)out_to_err;
-    *status = 0;
-    return CLI_ERROR;
-}
-
-int cli_shell_status(int status)
-{
-    return status;
-}
 
 static char dir[64];
 
@@ -68,32 +53,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     spit(rpath, data, nrep);
     spit(spath, nul ? nul + 1 : data, nul ? size - nrep - 1 : 0);
 
-    struct reports rs = {0};
-    struct seen sn = {0};
-    collect(dir, &rs, &sn);
-    struct suppression *supp = NULL;
+    struct check_reports rs = {0};
+    struct check_seen sn = {0};
+    check_collect(dir, &rs, &sn);
+    struct check_suppression *supp = NULL;
     size_t nsupp = 0;
-    if (load_suppressions(spath, &supp, &nsupp) != CLI_OK)
+    if (check_load_suppressions(spath, &supp, &nsupp) != CLI_OK)
         nsupp = 0;
-    size_t kept = 0, failing = 0;
-    for (size_t i = 0; i < rs.n; i++) {
-        if (suppressed(&rs.v[i], supp, nsupp)) {
-            rs.suppressed++;
-            continue;
-        }
-        rs.v[kept] = rs.v[i];
-        rs.v[kept].failing = rs.v[kept].cls != 6;
-        failing += (size_t)rs.v[kept].failing;
-        kept++;
-    }
-    rs.n = kept;
+    size_t failing =
+        check_apply(&rs, supp, nsupp,
+                    CS_REPORT_ALL & ~CS_REPORT_BIT(CS_WARN_SLOW_STEP));
     free(supp);
     char *cmd[] = {"fuzz", "arg", NULL};
-    struct run_info run = {cmd, 1, 0, 0.5};
-    out_text(sink, &rs);
-    out_json(sink, &rs, cmd, 1, failing);
-    out_junit(sink, &rs, failing, &run);
-    out_sarif(sink, &rs);
+    struct check_run run = {cmd, 1, 0, 0.5};
+    check_out_text(sink, &rs);
+    check_out_json(sink, &rs, cmd, 1, failing);
+    check_out_junit(sink, &rs, failing, &run);
+    check_out_sarif(sink, &rs);
     fflush(sink);
     free(rs.v);
     unlink(rpath);

@@ -81,13 +81,13 @@ const char *cs_test_code_name(int code)
     return code == 0 ? "0" : cs_err_name(code);
 }
 
-void cs_trace_init(cs_trace *t)
+void cs_test_log_init(cs_test_log *t)
 {
     t->buf[0] = '\0';
     t->len = 0;
 }
 
-void cs_trace_add(cs_trace *t, const char *fmt, ...)
+void cs_test_log_add(cs_test_log *t, const char *fmt, ...)
 {
     size_t room = sizeof(t->buf) - t->len;
     if (t->len > 0 && room > 1) {

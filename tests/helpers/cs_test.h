@@ -9,7 +9,7 @@
  * cs_test_assert_clean() on the main stack, which fails the test with the
  * recorded message.
  *
- * cs_trace is an append-only log of short tokens ("A0 B0 A1 ...") for
+ * cs_test_log is an append-only log of short tokens ("A0 B0 A1 ...") for
  * asserting the exact order in which tasks did things.
  */
 #ifndef CS_TEST_H
@@ -94,14 +94,14 @@ int cs_test_crash_child(cs_fn fn, void *arg, char *out, size_t cap,
     } while (0)
 
 /* An ordered log of tokens, shared by the tasks of one loop. */
-typedef struct cs_trace {
+typedef struct cs_test_log {
     char buf[8192]; /* tokens separated by single spaces, NUL-terminated */
     size_t len;     /* strlen(buf) */
-} cs_trace;
+} cs_test_log;
 
-void cs_trace_init(cs_trace *t);
+void cs_test_log_init(cs_test_log *t);
 /* Appends one printf-formatted token. */
-void cs_trace_add(cs_trace *t, const char *fmt, ...)
+void cs_test_log_add(cs_test_log *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Value <-> pointer, for task arguments and results. */
