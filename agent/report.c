@@ -426,6 +426,7 @@ static bool cs__ag_frame_is_ours(const cs__ag_bt *bt, int i)
 /* In a static link, cs__ag_bt_trim_self cannot tell our frames by object:
  * drop them here by name (the hook and runtime calls innermost, the task's
  * entry and trampoline outermost), keeping all if all are ours. */
+#define CS__AG_TRIM_INNER 3
 static void cs__ag_trim_by_name(cs__ag_bt *bt)
 {
     int lo = 0, hi = bt->n;
@@ -436,6 +437,20 @@ static void cs__ag_trim_by_name(cs__ag_bt *bt)
         lo++;
     if (lo == hi)
         return;
+    /* A sample taken inside a call the program made to us (cs_now_ns in
+     * clock_gettime in the vDSO): the few frames inside ours are ours
+     * too, unless our run is the outermost one (the task's entry calling
+     * the program's function, which is then innermost). */
+    if (lo == 0) {
+        int f = 1, g;
+        while (f < hi && f <= CS__AG_TRIM_INNER &&
+               !cs__ag_frame_is_ours(bt, f))
+            f++;
+        for (g = f; g < hi && cs__ag_frame_is_ours(bt, g); g++)
+            ;
+        if (f <= CS__AG_TRIM_INNER && f < g && g < hi)
+            lo = g;
+    }
     while (hi - 1 > lo && cs__ag_frame_is_ours(bt, hi - 1))
         hi--;
     memmove(bt->ip, bt->ip + lo, (size_t)(hi - lo) * sizeof(bt->ip[0]));
